@@ -1,0 +1,441 @@
+//! The builder API: [`GraphBuilder`] hands out [`Tensor`] handles whose methods and operators
+//! (`+ - *`) add nodes. Shapes are inferred as nodes are added; the first error is kept and
+//! returned by [`GraphBuilder::build`], naming the node.
+
+use std::cell::RefCell;
+use std::ops;
+use std::rc::Rc;
+
+use crate::error::GraphError;
+use crate::graph::{Graph, Node};
+use crate::infer::{infer, InputInfo};
+use crate::op::{Op, Window};
+use crate::types::{DType, Padding, Shape, Visibility};
+use crate::{NodeId, PartyId};
+
+struct State {
+    graph: Graph,
+    error: Option<GraphError>,
+    counter: usize,
+    scope: Vec<String>,
+}
+
+/// Builds a [`Graph`].
+#[derive(Clone)]
+pub struct GraphBuilder {
+    state: Rc<RefCell<State>>,
+}
+
+/// A handle to a node under construction.
+#[derive(Clone)]
+pub struct Tensor {
+    id: NodeId,
+    state: Rc<RefCell<State>>,
+}
+
+impl Default for GraphBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GraphBuilder {
+    pub fn new() -> Self {
+        let graph = Graph::empty();
+        GraphBuilder {
+            state: Rc::new(RefCell::new(State {
+                graph,
+                error: None,
+                counter: 0,
+                scope: Vec::new(),
+            })),
+        }
+    }
+
+    /// Declares a party (or returns the id it already has).
+    pub fn party(&self, name: &str) -> PartyId {
+        let mut s = self.state.borrow_mut();
+        if let Some(p) = s.graph.party(name) {
+            return p;
+        }
+        match s.graph.add_party(name.to_string()) {
+            Ok(p) => p,
+            Err(e) => {
+                s.error.get_or_insert(e);
+                PartyId(0)
+            }
+        }
+    }
+
+    /// Sets the fixed-point fractional bits used when the graph runs under a protocol.
+    pub fn set_frac_bits(&self, frac_bits: u32) {
+        self.state.borrow_mut().graph.frac_bits = frac_bits;
+    }
+
+    /// Runs `f` with node names prefixed by `scope/`.
+    pub fn scoped<T>(&self, scope: &str, f: impl FnOnce() -> T) -> T {
+        self.state.borrow_mut().scope.push(scope.to_string());
+        let out = f();
+        self.state.borrow_mut().scope.pop();
+        out
+    }
+
+    /// A private input that `party` provides at run time.
+    pub fn input(&self, party: PartyId, name: &str, shape: impl Into<Shape>) -> Tensor {
+        let name = self.scoped_name(name);
+        add(
+            &self.state,
+            Op::Input {
+                party,
+                name: name.clone(),
+            },
+            Some(name),
+            shape.into(),
+            &[],
+        )
+    }
+
+    /// A public constant (row-major values).
+    pub fn constant(&self, shape: impl Into<Shape>, values: Vec<f32>) -> Tensor {
+        add(&self.state, Op::Constant { values }, None, shape.into(), &[])
+    }
+
+    /// The handle of an existing node.
+    pub fn tensor(&self, id: NodeId) -> Tensor {
+        Tensor {
+            id,
+            state: self.state.clone(),
+        }
+    }
+
+    fn scoped_name(&self, name: &str) -> String {
+        let s = self.state.borrow();
+        let mut full = s.scope.join("/");
+        if !full.is_empty() {
+            full.push('/');
+        }
+        full.push_str(name);
+        full
+    }
+
+    /// Validates and returns the graph, or the first error met while building.
+    pub fn build(&self) -> Result<Graph, GraphError> {
+        let s = self.state.borrow();
+        if let Some(e) = &s.error {
+            return Err(e.clone());
+        }
+        let mut g = s.graph.clone();
+        g.validate()?;
+        Ok(g)
+    }
+}
+
+fn add(
+    state: &Rc<RefCell<State>>,
+    op: Op,
+    name: Option<String>,
+    own_shape: Shape,
+    inputs: &[NodeId],
+) -> Tensor {
+    let mut s = state.borrow_mut();
+    s.counter += 1;
+    let name = name.unwrap_or_else(|| {
+        let mut n = s.scope.join("/");
+        if !n.is_empty() {
+            n.push('/');
+        }
+        n.push_str(&format!("{}_{}", op.name(), s.counter));
+        n
+    });
+    let label = format!("n{} '{}'", s.graph.len(), name);
+    let inferred = {
+        let mut infos = Vec::with_capacity(inputs.len());
+        let mut missing = None;
+        for &i in inputs {
+            match s.graph.node(i) {
+                Ok(n) => infos.push(InputInfo {
+                    label: s.graph.label(i),
+                    shape: &n.shape,
+                    visibility: n.visibility,
+                }),
+                Err(e) => missing = Some(e),
+            }
+        }
+        match missing {
+            Some(e) => Err(e),
+            None => infer(&label, &op, &own_shape, &infos),
+        }
+    };
+    let (shape, visibility) = match inferred {
+        Ok(sv) => sv,
+        Err(e) => {
+            s.error.get_or_insert(e);
+            (Shape::default(), Visibility::Shared)
+        }
+    };
+    let node = Node {
+        name,
+        op,
+        shape,
+        dtype: DType::Float,
+        visibility,
+    };
+    let id = s.graph.push(node, inputs);
+    Tensor {
+        id,
+        state: state.clone(),
+    }
+}
+
+impl Tensor {
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The inferred shape (empty after an error).
+    pub fn shape(&self) -> Shape {
+        let s = self.state.borrow();
+        s.graph.node(self.id).map(|n| n.shape.clone()).unwrap_or_default()
+    }
+
+    /// The inferred visibility.
+    pub fn visibility(&self) -> Visibility {
+        let s = self.state.borrow();
+        s.graph
+            .node(self.id)
+            .map(|n| n.visibility)
+            .unwrap_or(Visibility::Shared)
+    }
+
+    /// Renames the node.
+    pub fn named(self, name: &str) -> Tensor {
+        if let Some(n) = self.state.borrow_mut().graph.node_mut(self.id) {
+            n.name = name.to_string();
+        }
+        self
+    }
+
+    fn unary(&self, op: Op) -> Tensor {
+        add(&self.state, op, None, Shape::default(), &[self.id])
+    }
+
+    fn binary(&self, op: Op, other: &Tensor) -> Tensor {
+        add(&self.state, op, None, Shape::default(), &[self.id, other.id])
+    }
+
+    pub fn add(&self, other: &Tensor) -> Tensor {
+        self.binary(Op::Add, other)
+    }
+    pub fn sub(&self, other: &Tensor) -> Tensor {
+        self.binary(Op::Sub, other)
+    }
+    pub fn mul(&self, other: &Tensor) -> Tensor {
+        self.binary(Op::Mul, other)
+    }
+    pub fn neg(&self) -> Tensor {
+        self.unary(Op::Neg)
+    }
+    pub fn matmul(&self, other: &Tensor) -> Tensor {
+        self.binary(Op::MatMul, other)
+    }
+    /// NHWC input by HWIO filter.
+    pub fn conv2d(&self, filter: &Tensor, stride: [usize; 2], padding: Padding) -> Tensor {
+        self.binary(Op::Conv2d { stride, padding }, filter)
+    }
+    pub fn maxpool2d(&self, size: [usize; 2], stride: [usize; 2], padding: Padding) -> Tensor {
+        self.unary(Op::MaxPool2d {
+            window: Window {
+                size,
+                stride,
+                padding,
+            },
+        })
+    }
+    pub fn avgpool2d(&self, size: [usize; 2], stride: [usize; 2], padding: Padding) -> Tensor {
+        self.unary(Op::AvgPool2d {
+            window: Window {
+                size,
+                stride,
+                padding,
+            },
+        })
+    }
+    pub fn relu(&self) -> Tensor {
+        self.unary(Op::Relu)
+    }
+    pub fn sigmoid(&self) -> Tensor {
+        self.unary(Op::Sigmoid)
+    }
+    pub fn softmax(&self) -> Tensor {
+        self.unary(Op::Softmax)
+    }
+    /// Inference batch normalisation with public statistics over the last axis.
+    pub fn batchnorm(
+        &self,
+        mean: &Tensor,
+        var: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        epsilon: f32,
+    ) -> Tensor {
+        add(
+            &self.state,
+            Op::BatchNorm { epsilon },
+            None,
+            Shape::default(),
+            &[self.id, mean.id, var.id, gamma.id, beta.id],
+        )
+    }
+    pub fn reshape(&self, shape: impl Into<Shape>) -> Tensor {
+        self.unary(Op::Reshape {
+            shape: shape.into().0,
+        })
+    }
+    /// Keeps the first (batch) axis and flattens the rest, in row-major (NHWC) order.
+    pub fn flatten(&self) -> Tensor {
+        let dims = self.shape().0;
+        let batch = dims.first().copied().unwrap_or(1);
+        let rest = dims.iter().skip(1).product::<usize>();
+        self.reshape([batch, rest])
+    }
+    pub fn transpose(&self, perm: &[usize]) -> Tensor {
+        self.unary(Op::Transpose {
+            perm: perm.to_vec(),
+        })
+    }
+    pub fn reduce_sum(&self, axis: usize) -> Tensor {
+        self.unary(Op::ReduceSum { axis })
+    }
+    pub fn argmax(&self) -> Tensor {
+        self.unary(Op::Argmax)
+    }
+    /// Reveals this value to `party` under `name`.
+    pub fn output_to(&self, party: PartyId, name: &str) -> Tensor {
+        add(
+            &self.state,
+            Op::Output {
+                party,
+                name: name.to_string(),
+            },
+            Some(name.to_string()),
+            Shape::default(),
+            &[self.id],
+        )
+    }
+}
+
+macro_rules! overload {
+    ($trait:ident, $method:ident) => {
+        impl ops::$trait<&Tensor> for &Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                Tensor::$method(self, rhs)
+            }
+        }
+        impl ops::$trait<Tensor> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: Tensor) -> Tensor {
+                Tensor::$method(&self, &rhs)
+            }
+        }
+        impl ops::$trait<&Tensor> for Tensor {
+            type Output = Tensor;
+            fn $method(self, rhs: &Tensor) -> Tensor {
+                Tensor::$method(&self, rhs)
+            }
+        }
+    };
+}
+overload!(Add, add);
+overload!(Sub, sub);
+overload!(Mul, mul);
+
+impl ops::Neg for &Tensor {
+    type Output = Tensor;
+    fn neg(self) -> Tensor {
+        Tensor::neg(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_infer_shapes_and_visibility() {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let b = g.party("bob");
+        let x = g.input(a, "x", [4, 3]);
+        let w = g.input(b, "w", [3, 2]);
+        let bias = g.constant([2], vec![0.5, -0.5]);
+        let local = &x * &x;
+        assert_eq!(local.visibility(), Visibility::Private(a));
+        let y = x.matmul(&w) + &bias;
+        assert_eq!(y.shape(), Shape::new([4, 2]));
+        assert_eq!(y.visibility(), Visibility::Shared);
+        let out = (-&y).relu().output_to(a, "y");
+        assert_eq!(out.visibility(), Visibility::Private(a));
+        let graph = g.build().unwrap();
+        assert_eq!(graph.parties(), &["alice".to_string(), "bob".to_string()]);
+        assert_eq!(graph.output_nodes(), vec![out.id()]);
+        assert_eq!(bias.visibility(), Visibility::Public);
+    }
+
+    #[test]
+    fn shape_mismatch_names_the_node() {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "x", [4, 3]);
+        let w = g.input(a, "w", [4, 2]);
+        let _ = x.matmul(&w).relu();
+        let err = g.build().unwrap_err();
+        assert!(matches!(err, GraphError::Shape { op: "matmul", .. }), "{err}");
+        assert!(err.to_string().contains("matmul_"), "{err}");
+    }
+
+    #[test]
+    fn private_statistics_are_refused() {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let b = g.party("bob");
+        let x = g.input(a, "x", [2, 3]);
+        let mean = g.input(b, "secret-mean", [3]);
+        let one = g.constant([3], vec![1.0; 3]);
+        let _ = x.batchnorm(&mean, &one, &one, &one, 1e-5);
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::PrivateAsPublic { ref input, .. } if input.contains("secret-mean")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn output_to_missing_party_is_refused() {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "x", [2]);
+        let _ = x.output_to(PartyId(5), "y");
+        let err = g.build().unwrap_err();
+        assert!(matches!(err, GraphError::OutputToUnknownParty { .. }), "{err}");
+        assert!(err.to_string().contains("'y'"), "{err}");
+    }
+
+    #[test]
+    fn conv_and_pool_shapes() {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "x", [2, 28, 28, 1]);
+        let w = g.input(a, "w", [5, 5, 1, 5]);
+        let y = x.conv2d(&w, [2, 2], Padding::Same);
+        assert_eq!(y.shape(), Shape::new([2, 14, 14, 5]));
+        let p = y.maxpool2d([3, 3], [2, 2], Padding::Valid);
+        assert_eq!(p.shape(), Shape::new([2, 6, 6, 5]));
+        let q = y.avgpool2d([2, 2], [2, 2], Padding::Same);
+        assert_eq!(q.shape(), Shape::new([2, 7, 7, 5]));
+        assert_eq!(q.flatten().shape(), Shape::new([2, 245]));
+        assert_eq!(q.transpose(&[0, 3, 1, 2]).shape(), Shape::new([2, 5, 7, 7]));
+        assert_eq!(q.reduce_sum(3).shape(), Shape::new([2, 7, 7]));
+        g.build().unwrap();
+    }
+}

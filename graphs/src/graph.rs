@@ -1,0 +1,275 @@
+//! The validated logical graph.
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::error::GraphError;
+use crate::infer::{infer, InputInfo};
+use crate::op::Op;
+use crate::types::{DType, Shape, Visibility};
+use crate::{NodeId, PartyId};
+
+/// Default number of fractional bits of fixed-point values.
+pub const DEFAULT_FRAC_BITS: u32 = 16;
+
+/// One node of the logical graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// A human-readable name (layer path, input name); not an identity.
+    pub name: String,
+    pub op: Op,
+    pub shape: Shape,
+    pub dtype: DType,
+    pub visibility: Visibility,
+}
+
+/// A static dataflow graph: nodes with typed ids over petgraph, and the parties that own
+/// inputs and receive outputs. Edges carry the input slot they fill.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    parties: Vec<String>,
+    inner: StableDiGraph<Node, u16>,
+    /// Fractional bits of fixed-point values when this graph runs under a protocol.
+    pub frac_bits: u32,
+}
+
+impl Graph {
+    /// An empty graph with no parties.
+    pub(crate) fn empty() -> Self {
+        Graph {
+            parties: Vec::new(),
+            inner: StableDiGraph::new(),
+            frac_bits: DEFAULT_FRAC_BITS,
+        }
+    }
+
+    /// An empty graph with these parties.
+    pub(crate) fn with_parties(parties: Vec<String>) -> Result<Self, GraphError> {
+        let mut g = Graph::empty();
+        for p in parties {
+            g.add_party(p)?;
+        }
+        Ok(g)
+    }
+
+    /// Declares a party; its id is its position.
+    pub(crate) fn add_party(&mut self, name: String) -> Result<PartyId, GraphError> {
+        if self.parties.contains(&name) {
+            return Err(GraphError::DuplicateParty { party: name });
+        }
+        self.parties.push(name);
+        Ok(PartyId((self.parties.len() - 1) as u16))
+    }
+
+    /// Adds a node without checking it (the caller validates).
+    pub(crate) fn push(&mut self, node: Node, inputs: &[NodeId]) -> NodeId {
+        let idx = self.inner.add_node(node);
+        for (slot, &i) in inputs.iter().enumerate() {
+            self.inner
+                .add_edge(NodeIndex::new(i.index()), idx, slot as u16);
+        }
+        NodeId(idx.index() as u32)
+    }
+
+    /// Adds nodes at the given ids (a loaded graph keeps its ids); ids absent from the list
+    /// stay vacant. Only for an empty graph.
+    pub(crate) fn insert_at(&mut self, mut nodes: Vec<(NodeId, Node)>) -> Result<(), GraphError> {
+        nodes.sort_by_key(|(id, _)| *id);
+        let mut gaps = Vec::new();
+        let mut next = 0usize;
+        for (id, node) in nodes {
+            if id.index() < next {
+                return Err(GraphError::Json {
+                    message: format!("node id {} appears twice", id.0),
+                });
+            }
+            while next < id.index() {
+                gaps.push(self.inner.add_node(node.clone()));
+                next += 1;
+            }
+            self.inner.add_node(node);
+            next += 1;
+        }
+        for g in gaps {
+            self.inner.remove_node(g);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn connect(&mut self, from: NodeId, to: NodeId, slot: usize) -> Result<(), GraphError> {
+        if !self.contains(from) {
+            return Err(GraphError::UnknownNode {
+                node: self.label(to),
+                input: from.to_string(),
+            });
+        }
+        self.inner.add_edge(
+            NodeIndex::new(from.index()),
+            NodeIndex::new(to.index()),
+            slot as u16,
+        );
+        Ok(())
+    }
+
+    /// The parties, in [`PartyId`] order.
+    pub fn parties(&self) -> &[String] {
+        &self.parties
+    }
+
+    /// A party's name (`"?"` for an id the graph does not have).
+    pub fn party_name(&self, p: PartyId) -> &str {
+        self.parties.get(p.index()).map(String::as_str).unwrap_or("?")
+    }
+
+    /// The id of a party by name.
+    pub fn party(&self, name: &str) -> Option<PartyId> {
+        self.parties
+            .iter()
+            .position(|p| p == name)
+            .map(|i| PartyId(i as u16))
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.inner.contains_node(NodeIndex::new(id.index()))
+    }
+
+    /// A node, or an error naming the id.
+    pub fn node(&self, id: NodeId) -> Result<&Node, GraphError> {
+        self.inner
+            .node_weight(NodeIndex::new(id.index()))
+            .ok_or_else(|| GraphError::UnknownNode {
+                node: "graph".into(),
+                input: id.to_string(),
+            })
+    }
+
+    pub(crate) fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+        self.inner.node_weight_mut(NodeIndex::new(id.index()))
+    }
+
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.inner.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.node_count() == 0
+    }
+
+    /// All nodes in id order.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> + '_ {
+        self.inner
+            .node_indices()
+            .map(move |i| (NodeId(i.index() as u32), &self.inner[i]))
+    }
+
+    /// The inputs of a node, in slot order.
+    pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
+        let mut edges: Vec<(u16, NodeId)> = self
+            .inner
+            .edges_directed(NodeIndex::new(id.index()), Direction::Incoming)
+            .map(|e| (*e.weight(), NodeId(e.source().index() as u32)))
+            .collect();
+        edges.sort_unstable();
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// The nodes that use a node, each once.
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let mut users: Vec<NodeId> = self
+            .inner
+            .neighbors_directed(NodeIndex::new(id.index()), Direction::Outgoing)
+            .map(|i| NodeId(i.index() as u32))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// `n3 'dense1/kernel'`: how errors name a node.
+    pub fn label(&self, id: NodeId) -> String {
+        match self.inner.node_weight(NodeIndex::new(id.index())) {
+            Some(n) if !n.name.is_empty() => format!("{id} '{}'", n.name),
+            _ => id.to_string(),
+        }
+    }
+
+    /// A node by its name.
+    pub fn find(&self, name: &str) -> Result<NodeId, GraphError> {
+        self.nodes()
+            .find(|(_, n)| n.name == name)
+            .map(|(id, _)| id)
+            .ok_or_else(|| GraphError::NoSuchName { name: name.into() })
+    }
+
+    /// Nodes in an order where every node comes after its inputs, or the cycle error.
+    pub fn topo_order(&self) -> Result<Vec<NodeId>, GraphError> {
+        petgraph::algo::toposort(&self.inner, None)
+            .map(|order| {
+                order
+                    .into_iter()
+                    .map(|i| NodeId(i.index() as u32))
+                    .collect()
+            })
+            .map_err(|c| GraphError::Cycle {
+                node: self.label(NodeId(c.node_id().index() as u32)),
+            })
+    }
+
+    /// The input nodes (`Op::Input`) of the graph, in id order.
+    pub fn input_nodes(&self) -> Vec<NodeId> {
+        self.nodes()
+            .filter(|(_, n)| matches!(n.op, Op::Input { .. }))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The output nodes (`Op::Output`) of the graph, in id order.
+    pub fn output_nodes(&self) -> Vec<NodeId> {
+        self.nodes()
+            .filter(|(_, n)| matches!(n.op, Op::Output { .. }))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Checks parties, cycles, arities, shapes and visibilities; fills in the shape and
+    /// visibility of every node from its inputs. Returns the topological order.
+    pub fn validate(&mut self) -> Result<Vec<NodeId>, GraphError> {
+        let order = self.topo_order()?;
+        for &id in &order {
+            let node = self.node(id)?;
+            if let Some(p) = node.op.party() {
+                if p.index() >= self.parties.len() {
+                    let party = p.to_string();
+                    return Err(match node.op {
+                        Op::Output { .. } => GraphError::OutputToUnknownParty {
+                            node: self.label(id),
+                            party,
+                        },
+                        _ => GraphError::UnknownParty {
+                            node: self.label(id),
+                            party,
+                        },
+                    });
+                }
+            }
+            let input_ids = self.inputs(id);
+            let mut infos = Vec::with_capacity(input_ids.len());
+            for &i in &input_ids {
+                let n = self.node(i)?;
+                infos.push(InputInfo {
+                    label: self.label(i),
+                    shape: &n.shape,
+                    visibility: n.visibility,
+                });
+            }
+            let (shape, visibility) = infer(&self.label(id), &node.op, &node.shape, &infos)?;
+            if let Some(n) = self.node_mut(id) {
+                n.shape = shape;
+                n.visibility = visibility;
+            }
+        }
+        Ok(order)
+    }
+}

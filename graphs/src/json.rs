@@ -1,0 +1,244 @@
+//! Versioned JSON for graphs.
+//!
+//! ```json
+//! {"format": "shareflow-graph", "version": 1, "parties": ["model-owner", "client"],
+//!  "frac_bits": 16,
+//!  "nodes": [{"id": 0, "name": "image", "op": {"op": "input", "party": 1, "name": "image"},
+//!             "inputs": [], "shape": [1, 784], "dtype": "float"}, ...]}
+//! ```
+//!
+//! Node ids are kept exactly. Visibilities are derived, not stored: loading re-validates the
+//! whole graph (parties, cycles, shapes) and reports the node or field at fault.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::GraphError;
+use crate::graph::{Graph, Node};
+use crate::op::Op;
+use crate::types::{DType, Shape, Visibility};
+use crate::NodeId;
+
+/// The format name in every graph file.
+pub const FORMAT: &str = "shareflow-graph";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GraphFile {
+    format: String,
+    version: u32,
+    parties: Vec<String>,
+    #[serde(default = "default_frac_bits")]
+    frac_bits: u32,
+    nodes: Vec<NodeFile>,
+}
+
+fn default_frac_bits() -> u32 {
+    crate::graph::DEFAULT_FRAC_BITS
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeFile {
+    id: NodeId,
+    #[serde(default)]
+    name: String,
+    op: Op,
+    #[serde(default)]
+    inputs: Vec<NodeId>,
+    #[serde(default)]
+    shape: Shape,
+    #[serde(default = "default_dtype")]
+    dtype: DType,
+}
+
+fn default_dtype() -> DType {
+    DType::Float
+}
+
+/// The graph as pretty JSON.
+pub fn to_json(graph: &Graph) -> Result<String, GraphError> {
+    let file = GraphFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        parties: graph.parties().to_vec(),
+        frac_bits: graph.frac_bits,
+        nodes: graph
+            .nodes()
+            .map(|(id, n)| NodeFile {
+                id,
+                name: n.name.clone(),
+                op: n.op.clone(),
+                inputs: graph.inputs(id),
+                shape: n.shape.clone(),
+                dtype: n.dtype,
+            })
+            .collect(),
+    };
+    serde_json::to_string_pretty(&file).map_err(|e| GraphError::Json {
+        message: e.to_string(),
+    })
+}
+
+/// Loads and validates a graph from JSON.
+pub fn from_json(text: &str) -> Result<Graph, GraphError> {
+    let file: GraphFile = serde_json::from_str(text).map_err(|e| GraphError::Json {
+        message: e.to_string(),
+    })?;
+    if file.format != FORMAT {
+        return Err(GraphError::Json {
+            message: format!("field `format` is {:?}, expected {FORMAT:?}", file.format),
+        });
+    }
+    if file.version != VERSION {
+        return Err(GraphError::Version {
+            found: file.version,
+            supported: VERSION,
+        });
+    }
+    let mut graph = Graph::with_parties(file.parties)?;
+    graph.frac_bits = file.frac_bits;
+    let mut edges = Vec::new();
+    let mut nodes = Vec::with_capacity(file.nodes.len());
+    for n in file.nodes {
+        for (slot, &input) in n.inputs.iter().enumerate() {
+            edges.push((input, n.id, slot));
+        }
+        let node = Node {
+            name: n.name,
+            op: n.op,
+            shape: n.shape,
+            dtype: n.dtype,
+            visibility: Visibility::Shared,
+        };
+        nodes.push((n.id, node));
+    }
+    graph.insert_at(nodes)?;
+    for (from, to, slot) in edges {
+        graph.connect(from, to, slot)?;
+    }
+    graph.validate()?;
+    Ok(graph)
+}
+
+impl Graph {
+    /// See [`to_json`].
+    pub fn to_json(&self) -> Result<String, GraphError> {
+        to_json(self)
+    }
+    /// See [`from_json`].
+    pub fn from_json(text: &str) -> Result<Graph, GraphError> {
+        from_json(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::builder::GraphBuilder;
+    use crate::zoo::{ModelKind, ZooModel};
+
+    #[test]
+    fn every_zoo_network_round_trips() {
+        for kind in ModelKind::ALL {
+            let model = ZooModel::build(kind, 2).unwrap();
+            let text = model.graph.to_json().unwrap();
+            let back = from_json(&text).unwrap();
+            assert_eq!(back.to_json().unwrap(), text, "network {kind:?}");
+            assert_eq!(back.len(), model.graph.len());
+            for (id, n) in model.graph.nodes() {
+                assert_eq!(back.node(id).unwrap(), n);
+                assert_eq!(back.inputs(id), model.graph.inputs(id));
+            }
+        }
+    }
+
+    fn small_graph_json() -> String {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "x", [2, 3]);
+        let w = g.constant([3, 1], vec![1.0, 2.0, 3.0]);
+        x.matmul(&w).output_to(a, "y");
+        g.build().unwrap().to_json().unwrap()
+    }
+
+    #[test]
+    fn malformed_json_names_the_position() {
+        let text = small_graph_json();
+        let broken = &text[..text.len() / 2];
+        let err = from_json(broken).unwrap_err();
+        assert!(matches!(err, GraphError::Json { .. }));
+        assert!(err.to_string().contains("line"), "{err}");
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let text = small_graph_json().replace("\"parties\"", "\"people\"");
+        let err = from_json(&text).unwrap_err().to_string();
+        assert!(err.contains("people") || err.contains("parties"), "{err}");
+    }
+
+    #[test]
+    fn shape_error_names_the_node() {
+        let text = small_graph_json().replacen("[\n        3,\n        1\n      ]", "[\n        4,\n        1\n      ]", 1);
+        assert_ne!(text, small_graph_json(), "the constant's shape was rewritten");
+        let err = from_json(&text).unwrap_err();
+        // The constant now has 3 values for a [4,1] shape.
+        assert!(matches!(err, GraphError::Shape { .. }), "{err}");
+        assert!(err.to_string().contains("n1"), "{err}");
+    }
+
+    #[test]
+    fn unknown_party_names_the_node() {
+        let text = small_graph_json().replace("\"party\": 0", "\"party\": 7");
+        let err = from_json(&text).unwrap_err();
+        assert!(
+            matches!(err, GraphError::UnknownParty { ref node, .. } if node.contains("'x'")),
+            "{err}"
+        );
+        let text = small_graph_json().replacen("\"party\": 0", "\"party\": 0", 1);
+        let out_only = text.rsplit_once("\"party\": 0").map(|(a, b)| format!("{a}\"party\": 3{b}")).unwrap();
+        let err = from_json(&out_only).unwrap_err();
+        assert!(matches!(err, GraphError::OutputToUnknownParty { .. }), "{err}");
+    }
+
+    #[test]
+    fn cycle_is_reported() {
+        // Make the matmul (n2) take its own output as first input.
+        let text = small_graph_json();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["nodes"][2]["inputs"][0] = serde_json::json!(3);
+        let err = from_json(&v.to_string()).unwrap_err();
+        assert!(matches!(err, GraphError::Cycle { .. }), "{err}");
+    }
+
+    #[test]
+    fn dangling_input_is_reported() {
+        let mut v: serde_json::Value = serde_json::from_str(&small_graph_json()).unwrap();
+        v["nodes"][2]["inputs"][1] = serde_json::json!(42);
+        let err = from_json(&v.to_string()).unwrap_err();
+        assert!(matches!(err, GraphError::UnknownNode { .. }), "{err}");
+        assert!(err.to_string().contains("n42"), "{err}");
+    }
+
+    #[test]
+    fn wrong_version_is_refused() {
+        let text = small_graph_json().replace("\"version\": 1", "\"version\": 9");
+        assert!(matches!(
+            from_json(&text).unwrap_err(),
+            GraphError::Version { found: 9, .. }
+        ));
+    }
+
+    #[test]
+    fn ids_with_gaps_survive() {
+        let mut v: serde_json::Value = serde_json::from_str(&small_graph_json()).unwrap();
+        // Renumber node 3 (the output) to 10.
+        v["nodes"][3]["id"] = serde_json::json!(10);
+        let g = from_json(&v.to_string()).unwrap();
+        assert!(g.contains(NodeId(10)));
+        assert!(!g.contains(NodeId(5)));
+        assert_eq!(g.inputs(NodeId(10)), vec![NodeId(2)]);
+    }
+}

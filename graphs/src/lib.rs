@@ -1,0 +1,44 @@
+//! The logical graph of shareflow.
+//!
+//! A user builds a static dataflow graph with [`GraphBuilder`]: every node has an [`Op`], its
+//! inputs, a static [`Shape`], a [`DType`] and a [`Visibility`] (public, private to one party, or
+//! secret-shared). Outputs name the party that receives them. Graphs are validated with typed
+//! errors that name the node ([`GraphError`]), serialise to versioned JSON ([`json`]) and draw as
+//! Graphviz DOT ([`dot`]). [`nn`] has the usual layers and [`zoo`] the four MNIST networks of the
+//! SecureNN paper.
+//!
+//! This crate knows nothing of protocols: it says *what* is computed and *who* owns what.
+//!
+//! Layout conventions (as TensorFlow): images are NHWC, convolution filters HWIO, and
+//! `Padding::Same` puts the extra row/column of padding at the bottom/right.
+
+pub mod builder;
+pub mod dot;
+pub mod error;
+pub mod graph;
+pub mod ids;
+pub mod infer;
+pub mod json;
+pub mod nn;
+pub mod op;
+pub mod types;
+pub mod zoo;
+
+pub use builder::{GraphBuilder, Tensor};
+pub use error::GraphError;
+pub use graph::{Graph, Node};
+pub use ids::{NodeId, PartyId};
+pub use op::Op;
+pub use types::{DType, Padding, Shape, Visibility};
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, GraphError>;
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::builder::{GraphBuilder, Tensor};
+    pub use crate::nn::{AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential};
+    pub use crate::types::{DType, Padding, Shape, Visibility};
+    pub use crate::zoo::{ModelKind, ZooModel};
+    pub use crate::{Graph, GraphError, NodeId, Op, PartyId};
+}

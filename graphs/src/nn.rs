@@ -1,0 +1,234 @@
+//! Neural-network layers on the builder. A layer's parameters are private inputs of the
+//! model owner, named `<layer>/kernel` and `<layer>/bias`.
+
+use crate::builder::{GraphBuilder, Tensor};
+use crate::types::Padding;
+use crate::PartyId;
+
+/// A trainable parameter of a layer: its input name, shape and fan-in (for initialisation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub fan_in: usize,
+}
+
+/// A layer: adds its nodes after `x`, with parameters owned by `owner`.
+pub trait Layer {
+    /// Adds the layer's nodes.
+    fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor;
+    /// The parameters it declares (empty for parameter-free layers).
+    fn params(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    /// A one-line description for `inspect`.
+    fn describe(&self) -> String;
+}
+
+/// Fully connected: `x [n, inputs] x kernel [inputs, units] + bias [units]`.
+#[derive(Debug, Clone)]
+pub struct Dense {
+    pub name: String,
+    pub inputs: usize,
+    pub units: usize,
+}
+
+impl Dense {
+    pub fn new(name: &str, inputs: usize, units: usize) -> Self {
+        Dense {
+            name: name.into(),
+            inputs,
+            units,
+        }
+    }
+}
+
+impl Layer for Dense {
+    fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
+        let w = g.input(owner, &format!("{}/kernel", self.name), [self.inputs, self.units]);
+        let b = g.input(owner, &format!("{}/bias", self.name), [self.units]);
+        g.scoped(&self.name, || x.matmul(&w) + &b)
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec {
+                name: format!("{}/kernel", self.name),
+                shape: vec![self.inputs, self.units],
+                fan_in: self.inputs,
+            },
+            ParamSpec {
+                name: format!("{}/bias", self.name),
+                shape: vec![self.units],
+                fan_in: self.inputs,
+            },
+        ]
+    }
+    fn describe(&self) -> String {
+        format!("{}: dense {} -> {}", self.name, self.inputs, self.units)
+    }
+}
+
+/// 2-D convolution, NHWC by HWIO, plus a bias per output channel.
+#[derive(Debug, Clone)]
+pub struct Conv2D {
+    pub name: String,
+    pub kernel: [usize; 2],
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub stride: [usize; 2],
+    pub padding: Padding,
+}
+
+impl Conv2D {
+    pub fn new(
+        name: &str,
+        kernel: [usize; 2],
+        in_channels: usize,
+        out_channels: usize,
+        stride: [usize; 2],
+        padding: Padding,
+    ) -> Self {
+        Conv2D {
+            name: name.into(),
+            kernel,
+            in_channels,
+            out_channels,
+            stride,
+            padding,
+        }
+    }
+}
+
+impl Layer for Conv2D {
+    fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
+        let [kh, kw] = self.kernel;
+        let w = g.input(
+            owner,
+            &format!("{}/kernel", self.name),
+            [kh, kw, self.in_channels, self.out_channels],
+        );
+        let b = g.input(owner, &format!("{}/bias", self.name), [self.out_channels]);
+        g.scoped(&self.name, || x.conv2d(&w, self.stride, self.padding) + &b)
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        let [kh, kw] = self.kernel;
+        let fan_in = kh * kw * self.in_channels;
+        vec![
+            ParamSpec {
+                name: format!("{}/kernel", self.name),
+                shape: vec![kh, kw, self.in_channels, self.out_channels],
+                fan_in,
+            },
+            ParamSpec {
+                name: format!("{}/bias", self.name),
+                shape: vec![self.out_channels],
+                fan_in,
+            },
+        ]
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}: conv2d {}x{} {} -> {}, stride {:?}, {:?}",
+            self.name,
+            self.kernel[0],
+            self.kernel[1],
+            self.in_channels,
+            self.out_channels,
+            self.stride,
+            self.padding
+        )
+    }
+}
+
+/// Max pooling.
+#[derive(Debug, Clone)]
+pub struct MaxPool2D {
+    pub size: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: Padding,
+}
+
+impl Layer for MaxPool2D {
+    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+        x.maxpool2d(self.size, self.stride, self.padding)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "maxpool {}x{}, stride {:?}, {:?}",
+            self.size[0], self.size[1], self.stride, self.padding
+        )
+    }
+}
+
+/// Average pooling.
+#[derive(Debug, Clone)]
+pub struct AvgPool2D {
+    pub size: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: Padding,
+}
+
+impl Layer for AvgPool2D {
+    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+        x.avgpool2d(self.size, self.stride, self.padding)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "avgpool {}x{}, stride {:?}, {:?}",
+            self.size[0], self.size[1], self.stride, self.padding
+        )
+    }
+}
+
+/// Rectified linear unit.
+#[derive(Debug, Clone, Copy)]
+pub struct ReLU;
+
+impl Layer for ReLU {
+    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+        x.relu()
+    }
+    fn describe(&self) -> String {
+        "relu".into()
+    }
+}
+
+/// Flattens all axes but the first (NHWC row-major order, as TensorFlow).
+#[derive(Debug, Clone, Copy)]
+pub struct Flatten;
+
+impl Layer for Flatten {
+    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+        x.flatten()
+    }
+    fn describe(&self) -> String {
+        "flatten".into()
+    }
+}
+
+/// Layers applied in order.
+#[derive(Default)]
+pub struct Sequential {
+    pub layers: Vec<Box<dyn Layer>>,
+}
+
+impl Sequential {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Appends a layer.
+    pub fn push(mut self, layer: impl Layer + 'static) -> Self {
+        self.layers.push(Box::new(layer));
+        self
+    }
+    /// Every parameter of every layer, in order.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+    /// Applies every layer to `x`.
+    pub fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
+        self.layers
+            .iter()
+            .fold(x.clone(), |h, layer| layer.apply(g, owner, &h))
+    }
+}

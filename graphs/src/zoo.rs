@@ -1,0 +1,202 @@
+//! The four MNIST networks of the SecureNN paper (Wagh, Gupta, Chandran, PoPETs 2019):
+//!
+//! | | network | layers |
+//! |---|---|---|
+//! | A | SecureML | FC 784->128, ReLU, FC 128->128, ReLU, FC 128->10 |
+//! | B | MiniONN | Conv 5x5 1->16 valid, MaxPool 2x2, ReLU, Conv 5x5 16->16 valid, MaxPool 2x2, ReLU, FC 256->100, ReLU, FC 100->10 |
+//! | C | LeNet | Conv 5x5 1->20 valid, MaxPool 2x2, ReLU, Conv 5x5 20->50 valid, MaxPool 2x2, ReLU, FC 800->500, ReLU, FC 500->10 |
+//! | D | Chameleon | Conv 5x5 1->5 stride 2 same, ReLU, FC 980->100, ReLU, FC 100->10 |
+//!
+//! Every network takes `image` [batch, 28, 28, 1] (pixels / 255) from party `client`, has its
+//! parameters as inputs of party `model-owner`, and reveals `logits` [batch, 10] to `client`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::builder::GraphBuilder;
+use crate::error::GraphError;
+use crate::nn::{Conv2D, Dense, Flatten, MaxPool2D, ParamSpec, ReLU, Sequential};
+use crate::types::Padding;
+use crate::{Graph, NodeId, PartyId};
+
+/// The party that owns the weights.
+pub const MODEL_OWNER: &str = "model-owner";
+/// The party that owns the images and receives the logits.
+pub const CLIENT: &str = "client";
+/// The name of the image input.
+pub const IMAGE: &str = "image";
+/// The name of the output.
+pub const LOGITS: &str = "logits";
+
+/// One of networks A-D.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    A,
+    B,
+    C,
+    D,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [ModelKind::A, ModelKind::B, ModelKind::C, ModelKind::D];
+
+    /// The paper's name of the network.
+    pub fn origin(self) -> &'static str {
+        match self {
+            ModelKind::A => "SecureML",
+            ModelKind::B => "MiniONN",
+            ModelKind::C => "LeNet",
+            ModelKind::D => "Chameleon",
+        }
+    }
+
+    /// The layer list.
+    pub fn layers(self) -> Sequential {
+        let valid = Padding::Valid;
+        let pool = || MaxPool2D {
+            size: [2, 2],
+            stride: [2, 2],
+            padding: valid,
+        };
+        match self {
+            ModelKind::A => Sequential::new()
+                .push(Flatten)
+                .push(Dense::new("dense1", 784, 128))
+                .push(ReLU)
+                .push(Dense::new("dense2", 128, 128))
+                .push(ReLU)
+                .push(Dense::new("dense3", 128, 10)),
+            ModelKind::B => Sequential::new()
+                .push(Conv2D::new("conv1", [5, 5], 1, 16, [1, 1], valid))
+                .push(pool())
+                .push(ReLU)
+                .push(Conv2D::new("conv2", [5, 5], 16, 16, [1, 1], valid))
+                .push(pool())
+                .push(ReLU)
+                .push(Flatten)
+                .push(Dense::new("dense1", 256, 100))
+                .push(ReLU)
+                .push(Dense::new("dense2", 100, 10)),
+            ModelKind::C => Sequential::new()
+                .push(Conv2D::new("conv1", [5, 5], 1, 20, [1, 1], valid))
+                .push(pool())
+                .push(ReLU)
+                .push(Conv2D::new("conv2", [5, 5], 20, 50, [1, 1], valid))
+                .push(pool())
+                .push(ReLU)
+                .push(Flatten)
+                .push(Dense::new("dense1", 800, 500))
+                .push(ReLU)
+                .push(Dense::new("dense2", 500, 10)),
+            ModelKind::D => Sequential::new()
+                .push(Conv2D::new("conv1", [5, 5], 1, 5, [2, 2], Padding::Same))
+                .push(ReLU)
+                .push(Flatten)
+                .push(Dense::new("dense1", 980, 100))
+                .push(ReLU)
+                .push(Dense::new("dense2", 100, 10)),
+        }
+    }
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ModelKind::A => "A",
+            ModelKind::B => "B",
+            ModelKind::C => "C",
+            ModelKind::D => "D",
+        };
+        f.write_str(s)
+    }
+}
+
+impl FromStr for ModelKind {
+    type Err = GraphError;
+    fn from_str(s: &str) -> Result<Self, GraphError> {
+        match s.to_ascii_uppercase().as_str() {
+            "A" => Ok(ModelKind::A),
+            "B" => Ok(ModelKind::B),
+            "C" => Ok(ModelKind::C),
+            "D" => Ok(ModelKind::D),
+            _ => Err(GraphError::NoSuchName {
+                name: format!("model {s:?} (networks are A, B, C, D)"),
+            }),
+        }
+    }
+}
+
+/// A zoo network built for one batch size.
+pub struct ZooModel {
+    pub kind: ModelKind,
+    pub batch: usize,
+    pub graph: Graph,
+    pub model_owner: PartyId,
+    pub client: PartyId,
+    /// The image input node.
+    pub image: NodeId,
+    /// The logits before they are revealed.
+    pub logits: NodeId,
+    /// The output node that reveals the logits to the client.
+    pub output: NodeId,
+    /// The parameters, in layer order.
+    pub params: Vec<ParamSpec>,
+}
+
+impl ZooModel {
+    /// Builds network `kind` for images in batches of `batch`.
+    pub fn build(kind: ModelKind, batch: usize) -> Result<ZooModel, GraphError> {
+        let layers = kind.layers();
+        let g = GraphBuilder::new();
+        let model_owner = g.party(MODEL_OWNER);
+        let client = g.party(CLIENT);
+        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
+        let logits = layers.apply(&g, model_owner, &image);
+        let output = logits.output_to(client, LOGITS);
+        let graph = g.build()?;
+        Ok(ZooModel {
+            kind,
+            batch,
+            graph,
+            model_owner,
+            client,
+            image: image.id(),
+            logits: logits.id(),
+            output: output.id(),
+            params: layers.params(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_and_parameter_counts() {
+        let expect = [
+            (ModelKind::A, 118_282),
+            (ModelKind::B, 33_542),
+            (ModelKind::C, 431_080),
+            (ModelKind::D, 99_240),
+        ];
+        for (kind, count) in expect {
+            let m = ZooModel::build(kind, 3).unwrap();
+            let params: usize = m
+                .params
+                .iter()
+                .map(|p| p.shape.iter().product::<usize>())
+                .sum();
+            assert_eq!(params, count, "network {kind}");
+            assert_eq!(m.graph.node(m.logits).unwrap().shape.dims(), &[3, 10]);
+            assert_eq!(
+                m.graph.node(m.output).unwrap().visibility,
+                crate::Visibility::Private(m.client)
+            );
+            assert_eq!(
+                m.graph.node(m.logits).unwrap().visibility,
+                crate::Visibility::Shared
+            );
+        }
+    }
+}
