@@ -1,0 +1,90 @@
+//! Local kernels: u64 ring GEMM and conv2d against their f32 counterparts on the same shapes,
+//! and PRG expansion. Throughput is in multiply-accumulates (or words) per second.
+//!
+//! `cargo bench --bench kernels` (about half a minute).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::{Array2, Array4};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use shareflow_ops::im2col::Padding;
+use shareflow_ops::prg::{Domain, Prg};
+use shareflow_ops::{plain, ring};
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+}
+
+fn matmul(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(1);
+    // (m, k, n): a dense layer 784 -> 128 on a batch of 128, and a square product.
+    for (m, k, n) in [(128, 784, 128), (512, 512, 512)] {
+        let a = Array2::from_shape_fn((m, k), |_| rng.random::<u64>());
+        let b = Array2::from_shape_fn((k, n), |_| rng.random::<u64>());
+        let af = a.mapv(|v| (v % 17) as f32 - 8.0);
+        let bf = b.mapv(|v| (v % 17) as f32 - 8.0);
+        let name = format!("matmul_{m}x{k}x{n}");
+        let mut g = c.benchmark_group(&name);
+        g.throughput(Throughput::Elements((m * k * n) as u64));
+        g.bench_function("u64_gemm", |bch| {
+            bch.iter(|| black_box(ring::matmul_2d(a.view(), b.view())))
+        });
+        if m * k * n <= 1 << 24 {
+            g.bench_function("u64_naive", |bch| {
+                bch.iter(|| black_box(ring::matmul_naive(a.view(), b.view())))
+            });
+        }
+        g.bench_function("f32_dot", |bch| bch.iter(|| black_box(af.dot(&bf))));
+        g.finish();
+    }
+}
+
+fn conv2d(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(2);
+    // LeNet's second convolution: 12x12x20 -> 8x8x50 with 5x5 filters, batch of 8.
+    let (n, h, w, ci, kh, kw, co) = (8, 12, 12, 20, 5, 5, 50);
+    let (oh, ow) = (h - kh + 1, w - kw + 1);
+    let x = Array4::from_shape_fn((n, h, w, ci), |_| rng.random::<u64>());
+    let f = Array4::from_shape_fn((kh, kw, ci, co), |_| rng.random::<u64>());
+    let xf = x.mapv(|v| (v % 17) as f32 - 8.0);
+    let ff = f.mapv(|v| (v % 17) as f32 - 8.0);
+    let (xd, fd) = (x.into_dyn(), f.into_dyn());
+    let mut g = c.benchmark_group("conv2d_lenet2_b8");
+    g.throughput(Throughput::Elements(
+        (n * oh * ow * co * kh * kw * ci) as u64,
+    ));
+    g.bench_function("u64_im2col_gemm", |bch| {
+        bch.iter(|| black_box(ring::conv2d(&xd, &fd, (1, 1), Padding::Valid)))
+    });
+    g.bench_function("f32_plain", |bch| {
+        bch.iter(|| black_box(plain::conv2d(xf.view(), ff.view(), (1, 1), Padding::Valid)))
+    });
+    g.finish();
+}
+
+fn prg(c: &mut Criterion) {
+    let seed = [3u8; 32];
+    let words = 1_000_000usize;
+    let mut g = c.benchmark_group("prg");
+    g.throughput(Throughput::Elements(words as u64));
+    g.bench_with_input(BenchmarkId::new("ring_words", words), &words, |bch, &n| {
+        bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 3)).ring(&[n])))
+    });
+    g.bench_with_input(BenchmarkId::new("bits", words), &words, |bch, &n| {
+        bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 4)).bits(&[n])))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = kernels;
+    config = config();
+    targets = matmul, conv2d, prg
+}
+criterion_main!(kernels);

@@ -1,0 +1,29 @@
+//! The one error type of `shareflow-compiler`.
+
+use thiserror::Error;
+
+/// A graph that cannot be compiled, or a compiled graph that cannot be loaded. Every variant
+/// names the node, party or field at fault.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CompileError {
+    #[error(transparent)]
+    Graph(#[from] shareflow_graphs::GraphError),
+    #[error(transparent)]
+    Ops(#[from] shareflow_ops::OpsError),
+    /// An op the protocol cannot compute (exactly) — says what to use instead.
+    #[error("node {node}: {op} is not supported under {protocol}: {hint}")]
+    Unsupported {
+        node: String,
+        op: &'static str,
+        protocol: &'static str,
+        hint: String,
+    },
+    #[error("node {node}: {message}")]
+    Node { node: String, message: String },
+    #[error("party {party}: {message}")]
+    Party { party: String, message: String },
+    #[error("compiled graph JSON: {message}")]
+    Json { message: String },
+    #[error("compiled graph: format version {found} is not supported (this build reads {supported})")]
+    Version { found: u32, supported: u32 },
+}

@@ -1,0 +1,186 @@
+//! The compiled (low-level) graph: every node is a local kernel placed on exactly one party,
+//! or one half of a share exchange (`Send` on the sender, `Recv` on the receiver).
+//!
+//! Ids are stable: passes mark nodes dead instead of renumbering, so a `Recv` names its
+//! `Send` by id in every party's program.
+
+use serde::{Deserialize, Serialize};
+use shareflow_graphs::op::Window;
+use shareflow_graphs::{Op, Padding};
+use shareflow_ops::ValueKind;
+use std::fmt;
+
+/// A value of the compiled graph (the output of one node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ValueId(pub u32);
+
+impl fmt::Display for ValueId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// A party of the compiled graph: an index into [`crate::CompiledGraph::parties`].
+pub type Host = usize;
+
+/// What randomness an `Expand` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Draw {
+    /// Uniform in Z_2^64.
+    Ring,
+    /// Uniform in Z_{2^64-1}.
+    OddRing,
+    /// Uniform in Z_p (a `Small` value).
+    Field { p: u8 },
+    /// Uniform bits (a `Small` value).
+    Bits,
+}
+
+/// Why a value crosses parties: what the receiver learns. The security test checks that a
+/// server only ever receives seeds, shares and masked openings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exchange {
+    /// A PRG seed.
+    Seed,
+    /// One additive share of a value (the other share is pseudo-random to the receiver).
+    Share,
+    /// A share of a value opened by both servers: the sum is masked by dealer randomness.
+    MaskedOpening,
+    /// A share or value revealed to the party the graph names as the output's receiver.
+    Reveal,
+}
+
+/// A local kernel, or one half of an exchange.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kernel", rename_all = "snake_case")]
+pub enum Kernel {
+    /// A float input this party provides at run time.
+    Input { name: String },
+    /// Keeps a float value as this party's output `name`.
+    Output { name: String },
+    /// A float constant (row-major).
+    FloatConst { values: Vec<f32> },
+    /// A ring constant (row-major words).
+    RingConst { values: Vec<u64> },
+    /// A logical op computed in the clear on float values (a party's own private data).
+    Plain { op: Op },
+    /// Float to fixed point in Z_2^64 (an error, not a wrap, when a value is out of range).
+    Encode { frac_bits: u32 },
+    /// Fixed point in Z_2^64 to float.
+    Decode { frac_bits: u32 },
+    /// Z_2^64 arithmetic, the second operand equal in shape or a trailing part (bias).
+    Add,
+    Sub,
+    Neg,
+    Mul,
+    MatMul,
+    /// NHWC by HWIO.
+    Conv2d { stride: [usize; 2], padding: Padding },
+    /// Sum over each window (average pooling before the division).
+    SumPool2d { window: Window },
+    /// Arithmetic shift right (as i64).
+    ShrArith { bits: u32 },
+    /// Logical shift right.
+    ShrLogical { bits: u32 },
+    /// Shift left.
+    Shl { bits: u32 },
+    /// Bitwise xor with a constant word.
+    XorConst { value: u64 },
+    Reshape { shape: Vec<usize> },
+    Transpose { perm: Vec<usize> },
+    ReduceSum { axis: usize },
+    /// A fresh 32-byte seed from the OS.
+    SampleSeed,
+    /// Expands a seed (the only input) into a tensor; `stream` separates the draws of one seed.
+    Expand {
+        stream: u64,
+        draw: Draw,
+        shape: Vec<usize>,
+    },
+    /// Sends the input to `to`.
+    Send { to: Host, exchange: Exchange },
+    /// Receives the value that `send` sends.
+    Recv { from: Host, send: ValueId },
+}
+
+impl Kernel {
+    /// Short name for metrics and drawings.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kernel::Input { .. } => "input",
+            Kernel::Output { .. } => "output",
+            Kernel::FloatConst { .. } => "float_const",
+            Kernel::RingConst { .. } => "ring_const",
+            Kernel::Plain { op } => op.name(),
+            Kernel::Encode { .. } => "encode",
+            Kernel::Decode { .. } => "decode",
+            Kernel::Add => "add",
+            Kernel::Sub => "sub",
+            Kernel::Neg => "neg",
+            Kernel::Mul => "mul",
+            Kernel::MatMul => "matmul",
+            Kernel::Conv2d { .. } => "conv2d",
+            Kernel::SumPool2d { .. } => "sumpool2d",
+            Kernel::ShrArith { .. } => "shr_arith",
+            Kernel::ShrLogical { .. } => "shr_logical",
+            Kernel::Shl { .. } => "shl",
+            Kernel::XorConst { .. } => "xor_const",
+            Kernel::Reshape { .. } => "reshape",
+            Kernel::Transpose { .. } => "transpose",
+            Kernel::ReduceSum { .. } => "reduce_sum",
+            Kernel::SampleSeed => "sample_seed",
+            Kernel::Expand { .. } => "expand",
+            Kernel::Send { .. } => "send",
+            Kernel::Recv { .. } => "recv",
+        }
+    }
+
+    /// Whether the node has effects or results outside its value (kept by dead-code removal).
+    pub fn is_root(&self) -> bool {
+        matches!(self, Kernel::Output { .. })
+    }
+}
+
+/// One node of the compiled graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LowNode {
+    pub host: Host,
+    pub kernel: Kernel,
+    pub inputs: Vec<ValueId>,
+    /// The kind and shape of the value (for a `Send`: of the value sent).
+    pub kind: ValueKind,
+    pub shape: Vec<usize>,
+    /// The logical node (layer) this node was lowered from, for per-layer costs.
+    pub origin: Option<String>,
+}
+
+/// The compiled graph of every party before partitioning.
+#[derive(Debug, Clone, Default)]
+pub struct LowGraph {
+    pub nodes: Vec<LowNode>,
+    /// Removed by a pass (ids stay stable).
+    pub dead: Vec<bool>,
+}
+
+impl LowGraph {
+    /// Adds a node.
+    pub fn push(&mut self, node: LowNode) -> ValueId {
+        self.nodes.push(node);
+        self.dead.push(false);
+        ValueId((self.nodes.len() - 1) as u32)
+    }
+
+    pub fn node(&self, id: ValueId) -> &LowNode {
+        &self.nodes[id.0 as usize]
+    }
+
+    /// Live node ids in creation order (a topological order: inputs are created first).
+    pub fn live(&self) -> impl Iterator<Item = ValueId> + '_ {
+        (0..self.nodes.len())
+            .filter(|&i| !self.dead[i])
+            .map(|i| ValueId(i as u32))
+    }
+}

@@ -1,0 +1,243 @@
+//! The lowering context: emits placed kernels and share exchanges, and knows the parties.
+
+use std::collections::HashMap;
+
+use ndarray::ArrayD;
+use shareflow_ops::fixed::FixedPoint;
+use shareflow_ops::ValueKind;
+
+use super::{Masked, Shared};
+use crate::ir::{Draw, Exchange, Host, Kernel, LowGraph, LowNode, ValueId};
+use crate::options::CompileOptions;
+use crate::CompileError;
+
+/// The first server.
+pub const S0: Host = 0;
+/// The second server.
+pub const S1: Host = 1;
+/// The third party: crypto producer (Pond) or dealer and comparison helper (SecureNN).
+pub const HELPER: Host = 2;
+/// The compute parties' names, in host order.
+pub const COMPUTE_PARTIES: [&str; 3] = ["server0", "server1", "helper"];
+
+/// Builds the compiled graph of every party.
+pub struct Lowerer {
+    pub low: LowGraph,
+    pub parties: Vec<String>,
+    pub options: CompileOptions,
+    /// The logical node being lowered, for per-layer costs and error messages.
+    pub origin: Option<String>,
+    pair_seeds: HashMap<(Host, Host), (ValueId, ValueId)>,
+    sends: HashMap<(ValueId, Host), ValueId>,
+    next_stream: u64,
+    pub(crate) masked: HashMap<[ValueId; 2], Masked>,
+}
+
+impl Lowerer {
+    pub fn new(parties: Vec<String>, options: CompileOptions) -> Self {
+        Lowerer {
+            low: LowGraph::default(),
+            parties,
+            options,
+            origin: None,
+            pair_seeds: HashMap::new(),
+            sends: HashMap::new(),
+            next_stream: 0,
+            masked: HashMap::new(),
+        }
+    }
+
+    pub fn frac_bits(&self) -> u32 {
+        self.options.frac_bits
+    }
+
+    /// An error about the logical node being lowered.
+    pub fn error(&self, message: impl Into<String>) -> CompileError {
+        CompileError::Node {
+            node: self.origin.clone().unwrap_or_else(|| "?".into()),
+            message: message.into(),
+        }
+    }
+
+    /// Adds a kernel on `host`.
+    pub fn emit(
+        &mut self,
+        host: Host,
+        kernel: Kernel,
+        inputs: &[ValueId],
+        kind: ValueKind,
+        shape: &[usize],
+    ) -> ValueId {
+        self.low.push(LowNode {
+            host,
+            kernel,
+            inputs: inputs.to_vec(),
+            kind,
+            shape: shape.to_vec(),
+            origin: self.origin.clone(),
+        })
+    }
+
+    /// Adds a kernel whose result has the kind and shape of its first input.
+    pub fn emit_like(&mut self, kernel: Kernel, inputs: &[ValueId]) -> ValueId {
+        let first = self.low.node(inputs[0]);
+        let (host, kind, shape) = (first.host, first.kind, first.shape.clone());
+        self.emit(host, kernel, inputs, kind, &shape)
+    }
+
+    pub fn shape(&self, v: ValueId) -> &[usize] {
+        &self.low.node(v).shape
+    }
+
+    pub fn host(&self, v: ValueId) -> Host {
+        self.low.node(v).host
+    }
+
+    /// Moves `value` to `to`: a `Send` on its host and a `Recv` on `to` (once per pair).
+    pub fn send(&mut self, value: ValueId, to: Host, exchange: Exchange) -> ValueId {
+        if let Some(&r) = self.sends.get(&(value, to)) {
+            return r;
+        }
+        let node = self.low.node(value);
+        let (from, kind, shape) = (node.host, node.kind, node.shape.clone());
+        if from == to {
+            return value;
+        }
+        let send = self.emit(from, Kernel::Send { to, exchange }, &[value], kind, &shape);
+        let recv = self.emit(to, Kernel::Recv { from, send }, &[], kind, &shape);
+        self.sends.insert((value, to), recv);
+        recv
+    }
+
+    /// A seed known to `a` and `b` only: sampled by `a` at the start and sent to `b` once.
+    pub fn pair_seed(&mut self, a: Host, b: Host) -> (ValueId, ValueId) {
+        if let Some(&s) = self.pair_seeds.get(&(a, b)) {
+            return s;
+        }
+        let origin = self.origin.take();
+        let seed = self.emit(a, Kernel::SampleSeed, &[], ValueKind::Seed, &[]);
+        let theirs = self.send(seed, b, Exchange::Seed);
+        self.origin = origin;
+        self.pair_seeds.insert((a, b), (seed, theirs));
+        (seed, theirs)
+    }
+
+    /// A fresh stream number: the draws of one seed never repeat.
+    pub fn stream(&mut self) -> u64 {
+        self.next_stream += 1;
+        self.next_stream
+    }
+
+    /// The same pseudo-random tensor on `a` and `b`, from their pair seed.
+    pub fn common_random(&mut self, a: Host, b: Host, draw: Draw, shape: &[usize]) -> (ValueId, ValueId) {
+        let (sa, sb) = self.pair_seed(a, b);
+        let stream = self.stream();
+        let kind = match draw {
+            Draw::Ring => ValueKind::Ring,
+            Draw::OddRing => ValueKind::OddRing,
+            Draw::Field { .. } | Draw::Bits => ValueKind::Small,
+        };
+        let kernel = Kernel::Expand {
+            stream,
+            draw,
+            shape: shape.to_vec(),
+        };
+        let ra = self.emit(a, kernel.clone(), &[sa], kind, shape);
+        let rb = self.emit(b, kernel, &[sb], kind, shape);
+        (ra, rb)
+    }
+
+    /// A public float value as a ring constant (fixed point) on `host`.
+    pub fn public_ring(&mut self, host: Host, value: &ArrayD<f32>) -> Result<ValueId, CompileError> {
+        let fp = FixedPoint::new(self.frac_bits()).map_err(|e| self.error(e.to_string()))?;
+        let encoded = fp.encode(value).map_err(|e| self.error(e.to_string()))?;
+        let shape = encoded.shape().to_vec();
+        let values = encoded.iter().copied().collect();
+        Ok(self.emit(host, Kernel::RingConst { values }, &[], ValueKind::Ring, &shape))
+    }
+
+    /// A ring constant of raw words on `host`.
+    pub fn ring_words(&mut self, host: Host, shape: &[usize], values: Vec<u64>) -> ValueId {
+        self.emit(host, Kernel::RingConst { values }, &[], ValueKind::Ring, shape)
+    }
+
+    /// A public float value as a float constant on `host`.
+    pub fn public_float(&mut self, host: Host, value: &ArrayD<f32>) -> ValueId {
+        let shape = value.shape().to_vec();
+        let values = value.iter().copied().collect();
+        self.emit(host, Kernel::FloatConst { values }, &[], ValueKind::Float, &shape)
+    }
+
+    /// Secret-shares a float value of its host: the host encodes it, server 0 receives a seed
+    /// (its share is the seed's expansion) and server 1 the value minus that expansion.
+    pub fn share(&mut self, value: ValueId) -> Shared {
+        let owner = self.host(value);
+        let shape = self.shape(value).to_vec();
+        let fb = self.frac_bits();
+        let encoded = self.emit(owner, Kernel::Encode { frac_bits: fb }, &[value], ValueKind::Ring, &shape);
+        self.share_ring(encoded)
+    }
+
+    /// Secret-shares a ring value of its host.
+    pub fn share_ring(&mut self, encoded: ValueId) -> Shared {
+        let owner = self.host(encoded);
+        let shape = self.shape(encoded).to_vec();
+        match owner {
+            S0 | S1 => {
+                // A server shares with the other through their common randomness.
+                let other = 1 - owner;
+                let (mine, theirs) = self.common_random(owner, other, Draw::Ring, &shape);
+                let kept = self.emit_like(Kernel::Sub, &[encoded, mine]);
+                let mut s = [kept, kept];
+                s[other] = theirs;
+                Shared { s }
+            }
+            _ => {
+                let (r_owner, r_s0) = self.common_random(owner, S0, Draw::Ring, &shape);
+                let masked = self.emit_like(Kernel::Sub, &[encoded, r_owner]);
+                let s1 = self.send(masked, S1, Exchange::Share);
+                Shared { s: [r_s0, s1] }
+            }
+        }
+    }
+
+    /// Reveals a shared value to `to` as a float: both servers send their shares.
+    pub fn reveal(&mut self, x: &Shared, to: Host) -> ValueId {
+        let a = self.send(x.s[0], to, Exchange::Reveal);
+        let b = self.send(x.s[1], to, Exchange::Reveal);
+        let sum = self.emit_like(Kernel::Add, &[a, b]);
+        let fb = self.frac_bits();
+        let shape = self.shape(sum).to_vec();
+        self.emit(to, Kernel::Decode { frac_bits: fb }, &[sum], ValueKind::Float, &shape)
+    }
+
+    /// Opens a shared value to both servers (it must be masked): each sends its share to the
+    /// other and adds. Returns the opened value on server 0 and on server 1.
+    pub fn open(&mut self, x: &Shared) -> [ValueId; 2] {
+        let at1 = self.send(x.s[0], S1, Exchange::MaskedOpening);
+        let at0 = self.send(x.s[1], S0, Exchange::MaskedOpening);
+        let o0 = self.emit_like(Kernel::Add, &[x.s[0], at0]);
+        let o1 = self.emit_like(Kernel::Add, &[at1, x.s[1]]);
+        [o0, o1]
+    }
+
+    /// Applies the same local kernel to both shares (a linear op).
+    pub fn local(&mut self, kernel: Kernel, x: &Shared, shape: &[usize]) -> Shared {
+        let a = self.emit(S0, kernel.clone(), &[x.s[0]], ValueKind::Ring, shape);
+        let b = self.emit(S1, kernel, &[x.s[1]], ValueKind::Ring, shape);
+        Shared { s: [a, b] }
+    }
+
+    /// Applies a binary kernel share-wise: `kernel(x_i, y_i)` (add, sub).
+    pub fn local2(&mut self, kernel: Kernel, x: &Shared, y: &Shared, shape: &[usize]) -> Shared {
+        let a = self.emit(S0, kernel.clone(), &[x.s[0], y.s[0]], ValueKind::Ring, shape);
+        let b = self.emit(S1, kernel, &[x.s[1], y.s[1]], ValueKind::Ring, shape);
+        Shared { s: [a, b] }
+    }
+
+    /// Adds a public ring value (on each server) to a shared value: server 0 adds it.
+    pub fn add_public(&mut self, x: &Shared, on_s0: ValueId, shape: &[usize]) -> Shared {
+        let a = self.emit(S0, Kernel::Add, &[x.s[0], on_s0], ValueKind::Ring, shape);
+        Shared { s: [a, x.s[1]] }
+    }
+}

@@ -1,0 +1,142 @@
+//! Products with the helper as dealer (crypto producer): Beaver-style triples for elementwise
+//! products, matmul and conv2d triples whose traffic is proportional to the operands rather
+//! than to the products, and truncation pairs.
+//!
+//! Every share the helper hands server 0 is the expansion of their pair seed, so the helper
+//! only sends server 1 the correction that makes the shares add up.
+
+use shareflow_ops::ValueKind;
+
+use super::{Lowerer, Masked, Shared, HELPER, S0, S1};
+use crate::ir::{Draw, Exchange, Kernel, ValueId};
+use crate::options::Truncation;
+
+impl Lowerer {
+    /// A uniformly random ring tensor known to the helper, and its shares: both shares are
+    /// seed expansions, so this costs no traffic.
+    pub fn dealer_random(&mut self, shape: &[usize]) -> (ValueId, Shared) {
+        let (h0, r0) = self.common_random(HELPER, S0, Draw::Ring, shape);
+        let (h1, r1) = self.common_random(HELPER, S1, Draw::Ring, shape);
+        let sum = self.emit_like(Kernel::Add, &[h0, h1]);
+        (sum, Shared { s: [r0, r1] })
+    }
+
+    /// Shares a ring value the helper computed: server 0's share is a seed expansion, server 1
+    /// receives the difference (`|value|` words).
+    pub fn dealer_share(&mut self, value: ValueId) -> Shared {
+        let shape = self.shape(value).to_vec();
+        let (h0, r0) = self.common_random(HELPER, S0, Draw::Ring, &shape);
+        let diff = self.emit_like(Kernel::Sub, &[value, h0]);
+        let r1 = self.send(diff, S1, Exchange::Share);
+        Shared { s: [r0, r1] }
+    }
+
+    /// Masks `x` with dealer randomness and opens `x - a` to both servers, once per value.
+    pub fn mask(&mut self, x: &Shared) -> Masked {
+        if let Some(m) = self.masked.get(&x.s) {
+            return *m;
+        }
+        let shape = self.shape(x.s[0]).to_vec();
+        let (a, a_shared) = self.dealer_random(&shape);
+        let e_shared = self.local2(Kernel::Sub, x, &a_shared, &shape);
+        let e = self.open(&e_shared);
+        let m = Masked { a, a_shared, e };
+        self.masked.insert(x.s, m);
+        m
+    }
+
+    /// `k(x, y)` for a bilinear kernel `k` (elementwise mul, matmul, conv2d) of shape `shape`,
+    /// with a dealer triple `(a, b, k(a, b))`:
+    /// `z_i = c_i + k(e, b_i) + k(a_i, f) + [i = 0] k(e, f)` with `e = x - a`, `f = y - b`.
+    /// The result has `2f` fractional bits: truncate it.
+    pub fn beaver(&mut self, x: &Shared, y: &Shared, k: Kernel, shape: &[usize]) -> Shared {
+        let mx = self.mask(x);
+        let my = self.mask(y);
+        let c = self.emit(HELPER, k.clone(), &[mx.a, my.a], ValueKind::Ring, shape);
+        let c = self.dealer_share(c);
+        let mut z = [c.s[0]; 2];
+        for (i, host) in [(0, S0), (1, S1)] {
+            let eb = self.emit(host, k.clone(), &[mx.e[i], my.a_shared.s[i]], ValueKind::Ring, shape);
+            let af = self.emit(host, k.clone(), &[mx.a_shared.s[i], my.e[i]], ValueKind::Ring, shape);
+            let mut acc = self.emit(host, Kernel::Add, &[c.s[i], eb], ValueKind::Ring, shape);
+            acc = self.emit(host, Kernel::Add, &[acc, af], ValueKind::Ring, shape);
+            if i == 0 {
+                let ef = self.emit(host, k.clone(), &[mx.e[0], my.e[0]], ValueKind::Ring, shape);
+                acc = self.emit(host, Kernel::Add, &[acc, ef], ValueKind::Ring, shape);
+            }
+            z[i] = acc;
+        }
+        Shared { s: z }
+    }
+
+    /// Divides by `2^f` after a product, with the configured method.
+    pub fn truncate(&mut self, z: &Shared) -> Shared {
+        match self.options.truncation {
+            Truncation::Dealer => self.truncate_dealer(z),
+            Truncation::Local => self.truncate_local(z),
+        }
+    }
+
+    /// SecureML's local truncation: server 0 shifts its share, server 1 shifts the negation of
+    /// its share. Off by one ulp at most, except with probability about `|x| / 2^63`, when the
+    /// result is wrong by about `2^(64-f)`.
+    pub fn truncate_local(&mut self, z: &Shared) -> Shared {
+        let f = self.frac_bits();
+        let a = self.emit_like(Kernel::ShrArith { bits: f }, &[z.s[0]]);
+        let neg = self.emit_like(Kernel::Neg, &[z.s[1]]);
+        let shifted = self.emit_like(Kernel::ShrArith { bits: f }, &[neg]);
+        let b = self.emit_like(Kernel::Neg, &[shifted]);
+        Shared { s: [a, b] }
+    }
+
+    /// Truncation with a dealer pair `(r, r >> f, msb(r))`, exact up to one ulp for every
+    /// `|x| < 2^62` (no probabilistic wrap error):
+    ///
+    /// 1. the servers add a bias `2^62` (so `x' = x + 2^62` lies in `[0, 2^63)`) and the mask
+    ///    `r`, and open `c = x' + r`;
+    /// 2. `x' + r` wrapped around `2^64` exactly when `msb(r) = 1` and `msb(c) = 0`, so the
+    ///    wrap is `(1 - msb(c)) * msb(r)`, linear in the shared `msb(r)`;
+    /// 3. `x' >> f = (c >> f) - (r >> f) + wrap * 2^(64-f)` (+1 ulp from the low bits), and the
+    ///    bias `2^(62-f)` is subtracted again.
+    pub fn truncate_dealer(&mut self, z: &Shared) -> Shared {
+        let f = self.frac_bits();
+        let shape = self.shape(z.s[0]).to_vec();
+        // The helper's pair: r, r >> f and msb(r), each shared.
+        let (r, r_shared) = self.dealer_random(&shape);
+        let r_hi = self.emit_like(Kernel::ShrLogical { bits: f }, &[r]);
+        let r_hi = self.dealer_share(r_hi);
+        let r_msb = self.emit_like(Kernel::ShrLogical { bits: 63 }, &[r]);
+        let r_msb = self.dealer_share(r_msb);
+        // Step 1: c = x + 2^62 + r, opened.
+        let bias = self.ring_words(S0, &[], vec![1u64 << 62]);
+        let biased = self.add_public(z, bias, &shape);
+        let masked = self.local2(Kernel::Add, &biased, &r_shared, &shape);
+        let c = self.open(&masked);
+        let mut out = [c[0]; 2];
+        for (i, host) in [(0, S0), (1, S1)] {
+            // Step 2: w = (1 - msb(c)) << (64 - f), public.
+            let msb = self.emit(host, Kernel::ShrLogical { bits: 63 }, &[c[i]], ValueKind::Ring, &shape);
+            let not_msb = self.emit(host, Kernel::XorConst { value: 1 }, &[msb], ValueKind::Ring, &shape);
+            let w = self.emit(host, Kernel::Shl { bits: 64 - f }, &[not_msb], ValueKind::Ring, &shape);
+            let wrap = self.emit(host, Kernel::Mul, &[w, r_msb.s[i]], ValueKind::Ring, &shape);
+            // Step 3.
+            let mut t = self.emit(host, Kernel::Sub, &[wrap, r_hi.s[i]], ValueKind::Ring, &shape);
+            if i == 0 {
+                let c_hi = self.emit(host, Kernel::ShrLogical { bits: f }, &[c[0]], ValueKind::Ring, &shape);
+                t = self.emit(host, Kernel::Add, &[t, c_hi], ValueKind::Ring, &shape);
+                let unbias = self.ring_words(S0, &[], vec![(1u64 << 62) >> f]);
+                t = self.emit(host, Kernel::Sub, &[t, unbias], ValueKind::Ring, &shape);
+            }
+            out[i] = t;
+        }
+        Shared { s: out }
+    }
+
+    /// `x * public` for a public ring tensor of the same or trailing shape (on both servers),
+    /// truncated.
+    pub fn mul_public(&mut self, x: &Shared, public: [ValueId; 2], shape: &[usize]) -> Shared {
+        let a = self.emit(S0, Kernel::Mul, &[x.s[0], public[0]], ValueKind::Ring, shape);
+        let b = self.emit(S1, Kernel::Mul, &[x.s[1], public[1]], ValueKind::Ring, shape);
+        self.truncate(&Shared { s: [a, b] })
+    }
+}

@@ -1,0 +1,179 @@
+//! The ops that Pond and SecureNN lower alike: linear ops (local on shares), products with
+//! dealer triples and truncation, pooling by a public divisor, batch normalisation with public
+//! statistics, and shape ops.
+
+use ndarray::{Array3, ArrayD, Ix1};
+use shareflow_graphs::{Op, Padding, Shape};
+
+use super::{to_shared, Lowerer, Operand, Shared, S0, S1};
+use crate::ir::Kernel;
+use crate::CompileError;
+
+/// Lowers `op` if it is one of the common ops; `None` for the protocol's own (relu, sigmoid,
+/// maxpool, argmax).
+pub fn lower_common(
+    cx: &mut Lowerer,
+    op: &Op,
+    shape: &Shape,
+    inputs: &[Operand],
+) -> Option<Result<Shared, CompileError>> {
+    let dims = shape.dims();
+    Some(match op {
+        Op::Add | Op::Sub => add_sub(cx, matches!(op, Op::Sub), &inputs[0], &inputs[1], dims),
+        Op::Neg => to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Neg, &x, dims)),
+        Op::Mul => product(cx, Kernel::Mul, &inputs[0], &inputs[1], dims),
+        Op::MatMul => product(cx, Kernel::MatMul, &inputs[0], &inputs[1], dims),
+        Op::Conv2d { stride, padding } => product(
+            cx,
+            Kernel::Conv2d {
+                stride: *stride,
+                padding: *padding,
+            },
+            &inputs[0],
+            &inputs[1],
+            dims,
+        ),
+        Op::AvgPool2d { window } => to_shared(cx, &inputs[0]).and_then(|x| {
+            let input = cx.shape(x.s[0]).to_vec();
+            let summed = cx.local(Kernel::SumPool2d { window: *window }, &x, dims);
+            let divisor = pool_divisor(cx, window, &input, dims)?;
+            Ok(cx.mul_public(&summed, divisor, dims))
+        }),
+        Op::BatchNorm { epsilon } => batchnorm(cx, inputs, *epsilon, dims),
+        Op::Reshape { shape } => {
+            to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Reshape { shape: shape.clone() }, &x, dims))
+        }
+        Op::Transpose { perm } => {
+            to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Transpose { perm: perm.clone() }, &x, dims))
+        }
+        Op::ReduceSum { axis } => {
+            to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::ReduceSum { axis: *axis }, &x, dims))
+        }
+        _ => return None,
+    })
+}
+
+fn add_sub(
+    cx: &mut Lowerer,
+    sub: bool,
+    a: &Operand,
+    b: &Operand,
+    dims: &[usize],
+) -> Result<Shared, CompileError> {
+    match (a, b) {
+        (x, Operand::Public(p)) => {
+            let x = to_shared(cx, x)?;
+            let p = if sub { p.mapv(|v| -v) } else { p.clone() };
+            let p0 = cx.public_ring(S0, &p)?;
+            Ok(cx.add_public(&x, p0, dims))
+        }
+        (Operand::Public(p), y) => {
+            let y = to_shared(cx, y)?;
+            let y = if sub { cx.local(Kernel::Neg, &y, dims) } else { y };
+            let p0 = cx.public_ring(S0, p)?;
+            Ok(cx.add_public(&y, p0, dims))
+        }
+        (x, y) => {
+            let x = to_shared(cx, x)?;
+            let y = to_shared(cx, y)?;
+            let k = if sub { Kernel::Sub } else { Kernel::Add };
+            Ok(cx.local2(k, &x, &y, dims))
+        }
+    }
+}
+
+/// A bilinear product: local when one side is public, a dealer triple otherwise; then
+/// truncated.
+fn product(
+    cx: &mut Lowerer,
+    k: Kernel,
+    a: &Operand,
+    b: &Operand,
+    dims: &[usize],
+) -> Result<Shared, CompileError> {
+    match (a, b) {
+        (Operand::Public(p), y) => {
+            let y = to_shared(cx, y)?;
+            let p = [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?];
+            let z0 = cx.emit(S0, k.clone(), &[p[0], y.s[0]], shareflow_ops::ValueKind::Ring, dims);
+            let z1 = cx.emit(S1, k, &[p[1], y.s[1]], shareflow_ops::ValueKind::Ring, dims);
+            Ok(cx.truncate(&Shared { s: [z0, z1] }))
+        }
+        (x, Operand::Public(p)) => {
+            let x = to_shared(cx, x)?;
+            let p = [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?];
+            let z0 = cx.emit(S0, k.clone(), &[x.s[0], p[0]], shareflow_ops::ValueKind::Ring, dims);
+            let z1 = cx.emit(S1, k, &[x.s[1], p[1]], shareflow_ops::ValueKind::Ring, dims);
+            Ok(cx.truncate(&Shared { s: [z0, z1] }))
+        }
+        (x, y) => {
+            let x = to_shared(cx, x)?;
+            let y = to_shared(cx, y)?;
+            let z = cx.beaver(&x, &y, k, dims);
+            Ok(cx.truncate(&z))
+        }
+    }
+}
+
+/// `1 / (cells in the window)` as a public ring tensor on both servers: a scalar for VALID
+/// windows, `[OH, OW, C]` for SAME ones (cells outside the image do not count, as in
+/// TensorFlow).
+fn pool_divisor(
+    cx: &mut Lowerer,
+    window: &shareflow_graphs::op::Window,
+    input: &[usize],
+    out: &[usize],
+) -> Result<[crate::ir::ValueId; 2], CompileError> {
+    let inv = match window.padding {
+        Padding::Valid => ArrayD::from_elem(vec![], 1.0 / (window.size[0] * window.size[1]) as f32),
+        Padding::Same => {
+            let (oh, ow, c) = (out[1], out[2], out[3]);
+            Array3::from_shape_fn((oh, ow, c), |(y, x, _)| {
+                let cy = cells(y, window.size[0], window.stride[0], input[1], oh);
+                let cx = cells(x, window.size[1], window.stride[1], input[2], ow);
+                1.0 / (cy * cx).max(1) as f32
+            })
+            .into_dyn()
+        }
+    };
+    Ok([cx.public_ring(S0, &inv)?, cx.public_ring(S1, &inv)?])
+}
+
+/// In-bounds cells of output position `o` along one axis of length `n` with SAME padding.
+fn cells(o: usize, k: usize, s: usize, n: usize, out: usize) -> usize {
+    let total = ((out - 1) * s + k).saturating_sub(n);
+    let before = total / 2;
+    let start = (o * s) as isize - before as isize;
+    let lo = start.max(0);
+    let hi = (start + k as isize).min(n as isize);
+    (hi - lo).max(0) as usize
+}
+
+/// `x * scale + shift` with `scale = gamma / sqrt(var + eps)` and `shift = beta - mean * scale`
+/// computed at compile time from the public statistics.
+fn batchnorm(
+    cx: &mut Lowerer,
+    inputs: &[Operand],
+    epsilon: f32,
+    dims: &[usize],
+) -> Result<Shared, CompileError> {
+    let stat = |i: usize| match &inputs[i] {
+        Operand::Public(a) => a
+            .clone()
+            .into_dimensionality::<Ix1>()
+            .map_err(|e| e.to_string()),
+        _ => Err("batchnorm statistics must be public".to_string()),
+    };
+    let (mean, var, gamma, beta) = match (stat(1), stat(2), stat(3), stat(4)) {
+        (Ok(m), Ok(v), Ok(g), Ok(b)) => (m, v, g, b),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return Err(cx.error(e)),
+    };
+    let scale = &gamma / &var.mapv(|v| (v + epsilon).sqrt());
+    let shift = &beta - &(&mean * &scale);
+    let x = to_shared(cx, &inputs[0])?;
+    let scale = scale.into_dyn();
+    let s = [cx.public_ring(S0, &scale)?, cx.public_ring(S1, &scale)?];
+    let scaled = cx.mul_public(&x, s, dims);
+    let shift0 = cx.public_ring(S0, &shift.into_dyn())?;
+    Ok(cx.add_public(&scaled, shift0, dims))
+}

@@ -1,0 +1,218 @@
+//! Lowering: from a logical graph to kernels placed on parties and share exchanges.
+//!
+//! The driver ([`lower`]) walks the logical graph in topological order. Public subgraphs are
+//! evaluated at compile time (constant folding); a party's private subgraph runs in the clear
+//! on that party (`Kernel::Plain`); an op on values of several owners is secret-shared between
+//! the two servers and lowered by the [`Protocol`]. A softmax whose only users are outputs to
+//! one party is computed by that party after the logits are revealed to it.
+
+pub mod context;
+pub mod dealer;
+pub mod linear;
+pub mod pond;
+pub mod poly;
+pub mod securenn;
+
+use std::collections::HashMap;
+
+use ndarray::ArrayD;
+use shareflow_graphs::{Graph, NodeId, Op, Shape, Visibility};
+use shareflow_ops::ValueKind;
+
+pub use context::{Lowerer, COMPUTE_PARTIES, HELPER, S0, S1};
+
+use crate::ir::{Exchange, Host, Kernel, ValueId};
+use crate::plain_op;
+use crate::CompileError;
+
+/// A value secret-shared between the two servers: `s[0]` on server 0, `s[1]` on server 1,
+/// additive shares over Z_2^64 of a fixed-point number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Shared {
+    pub s: [ValueId; 2],
+}
+
+/// A shared value masked by dealer randomness and opened once: `e = x - a` on both servers,
+/// `a` known to the helper and shared. Reused by every product that takes `x`.
+#[derive(Debug, Clone, Copy)]
+pub struct Masked {
+    /// `a` on the helper.
+    pub a: ValueId,
+    /// Shares of `a`.
+    pub a_shared: Shared,
+    /// The opened `x - a` on server 0 and server 1.
+    pub e: [ValueId; 2],
+}
+
+/// An input of an op being lowered.
+#[derive(Debug, Clone)]
+pub enum Operand {
+    /// Known at compile time.
+    Public(ArrayD<f32>),
+    /// A float value held in the clear by one party.
+    Private { host: Host, value: ValueId },
+    /// Secret-shared between the servers.
+    Shared(Shared),
+}
+
+/// A secure protocol: how an op on shared values becomes kernels and exchanges.
+pub trait Protocol {
+    /// The protocol's name, for messages.
+    fn name(&self) -> &'static str;
+    /// Lowers `op` (the logical node `label`, of static shape `shape`) whose result is shared.
+    fn lower_op(
+        &self,
+        cx: &mut Lowerer,
+        op: &Op,
+        shape: &Shape,
+        inputs: &[Operand],
+    ) -> Result<Shared, CompileError>;
+}
+
+/// The parties of a compiled graph: the compute parties, then the graph's own.
+pub fn compiled_parties(graph: &Graph) -> Result<Vec<String>, CompileError> {
+    let mut parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
+    for p in graph.parties() {
+        if parties.contains(p) {
+            return Err(CompileError::Party {
+                party: p.clone(),
+                message: format!(
+                    "the name is reserved for a compute party ({})",
+                    COMPUTE_PARTIES.join(", ")
+                ),
+            });
+        }
+        parties.push(p.clone());
+    }
+    Ok(parties)
+}
+
+/// Lowers every node of `graph` with `protocol`.
+pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result<(), CompileError> {
+    let host_of = |p: shareflow_graphs::PartyId| COMPUTE_PARTIES.len() + p.index();
+    let mut values: HashMap<NodeId, Operand> = HashMap::new();
+    for id in graph.topo_order()? {
+        let node = graph.node(id)?;
+        cx.origin = Some(graph.label(id));
+        let inputs: Vec<Operand> = graph
+            .inputs(id)
+            .iter()
+            .map(|i| {
+                values.get(i).cloned().ok_or_else(|| CompileError::Node {
+                    node: graph.label(id),
+                    message: format!("input {} was not lowered", graph.label(*i)),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let out = match (&node.op, node.visibility) {
+            (Op::Input { party, name }, _) => {
+                let host = host_of(*party);
+                let value = cx.emit(
+                    host,
+                    Kernel::Input { name: name.clone() },
+                    &[],
+                    ValueKind::Float,
+                    node.shape.dims(),
+                );
+                Operand::Private { host, value }
+            }
+            (Op::Output { party, name }, _) => {
+                let to = host_of(*party);
+                let value = match &inputs[0] {
+                    Operand::Public(a) => cx.public_float(to, a),
+                    Operand::Private { value, .. } => cx.send(*value, to, Exchange::Reveal),
+                    Operand::Shared(x) => cx.reveal(x, to),
+                };
+                let shape = cx.shape(value).to_vec();
+                cx.emit(to, Kernel::Output { name: name.clone() }, &[value], ValueKind::Float, &shape);
+                Operand::Private { host: to, value }
+            }
+            (op, Visibility::Public) => {
+                let args: Vec<&ArrayD<f32>> = inputs
+                    .iter()
+                    .map(|o| match o {
+                        Operand::Public(a) => Ok(a),
+                        _ => Err(cx.error("a public node has a non-public input")),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let out = plain_op::eval(op, &node.shape, &args).map_err(|e| cx.error(e.to_string()))?;
+                Operand::Public(out.value)
+            }
+            (op, Visibility::Private(p)) => {
+                let host = host_of(p);
+                let args = inputs
+                    .iter()
+                    .map(|o| match o {
+                        Operand::Public(a) => Ok(cx.public_float(host, a)),
+                        Operand::Private { value, .. } => Ok(*value),
+                        Operand::Shared(_) => Err(cx.error("a private node has a shared input")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let value = cx.emit(
+                    host,
+                    Kernel::Plain { op: op.clone() },
+                    &args,
+                    ValueKind::Float,
+                    node.shape.dims(),
+                );
+                Operand::Private { host, value }
+            }
+            (Op::Softmax, Visibility::Shared) => {
+                let to = sole_output_party(graph, id).ok_or_else(|| CompileError::Unsupported {
+                    node: graph.label(id),
+                    op: "softmax",
+                    protocol: protocol.name(),
+                    hint: "a shared softmax must feed only outputs to one party, who computes \
+                           it in the clear from the revealed logits"
+                        .into(),
+                })?;
+                let host = host_of(to);
+                let logits = match &inputs[0] {
+                    Operand::Shared(x) => cx.reveal(x, host),
+                    Operand::Private { value, .. } => cx.send(*value, host, Exchange::Reveal),
+                    Operand::Public(a) => cx.public_float(host, a),
+                };
+                let value = cx.emit(
+                    host,
+                    Kernel::Plain { op: Op::Softmax },
+                    &[logits],
+                    ValueKind::Float,
+                    node.shape.dims(),
+                );
+                Operand::Private { host, value }
+            }
+            (op, Visibility::Shared) => {
+                Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
+            }
+        };
+        values.insert(id, out);
+    }
+    cx.origin = None;
+    Ok(())
+}
+
+/// The party that every user of `id` outputs to, if they are all outputs to one party.
+fn sole_output_party(graph: &Graph, id: NodeId) -> Option<shareflow_graphs::PartyId> {
+    let mut party = None;
+    for user in graph.users(id) {
+        match graph.node(user).ok()?.op {
+            Op::Output { party: p, .. } if party.is_none() || party == Some(p) => party = Some(p),
+            _ => return None,
+        }
+    }
+    party
+}
+
+/// The shares of an operand, sharing a private value or placing a public one on server 0.
+pub fn to_shared(cx: &mut Lowerer, x: &Operand) -> Result<Shared, CompileError> {
+    Ok(match x {
+        Operand::Shared(s) => *s,
+        Operand::Private { value, .. } => cx.share(*value),
+        Operand::Public(a) => {
+            let p0 = cx.public_ring(S0, a)?;
+            let shape = a.shape().to_vec();
+            let zero = cx.ring_words(S1, &shape, vec![0; a.len()]);
+            Shared { s: [p0, zero] }
+        }
+    })
+}

@@ -1,0 +1,66 @@
+//! Pond: two servers hold additive shares over Z_2^64, a crypto producer (the helper) deals
+//! triples and truncation pairs, and non-linear activations are polynomials.
+//!
+//! Max pooling, argmax and exact ReLU need comparisons, which Pond does not have: they are
+//! compile errors that point to SecureNN, never a silent approximation.
+
+use shareflow_graphs::{Op, Shape};
+
+use super::linear::lower_common;
+use super::poly::{Fit, Target};
+use super::{to_shared, Lowerer, Operand, Protocol, Shared};
+use crate::CompileError;
+
+/// The Pond protocol.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pond;
+
+impl Protocol for Pond {
+    fn name(&self) -> &'static str {
+        "pond"
+    }
+
+    fn lower_op(
+        &self,
+        cx: &mut Lowerer,
+        op: &Op,
+        shape: &Shape,
+        inputs: &[Operand],
+    ) -> Result<Shared, CompileError> {
+        if let Some(done) = lower_common(cx, op, shape, inputs) {
+            return done;
+        }
+        let unsupported = |cx: &Lowerer, hint: &str| CompileError::Unsupported {
+            node: cx.origin.clone().unwrap_or_default(),
+            op: op.name(),
+            protocol: "pond",
+            hint: hint.into(),
+        };
+        match op {
+            Op::Relu => {
+                let fit = Fit::new(Target::Relu, &cx.options.relu);
+                let x = to_shared(cx, &inputs[0])?;
+                cx.polynomial(&x, &fit, shape)
+            }
+            Op::Sigmoid => {
+                let fit = Fit::new(Target::Sigmoid, &cx.options.sigmoid);
+                let x = to_shared(cx, &inputs[0])?;
+                cx.polynomial(&x, &fit, shape)
+            }
+            Op::MaxPool2d { .. } => Err(unsupported(
+                cx,
+                "max pooling needs exact comparisons; compile with --protocol securenn \
+                 (or use avgpool2d)",
+            )),
+            Op::Argmax => Err(unsupported(
+                cx,
+                "argmax needs exact comparisons; compile with --protocol securenn, or reveal \
+                 the logits to the output's receiver",
+            )),
+            other => Err(unsupported(
+                cx,
+                &format!("no Pond lowering for {}", other.name()),
+            )),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Passes over the compiled graph, each with one purpose.
+
+pub mod dce;
+pub mod schedule;

@@ -1,0 +1,184 @@
+//! The output of the compiler: one program per party, and what they share.
+
+use serde::{Deserialize, Serialize};
+use shareflow_ops::ValueKind;
+
+use crate::cost::CostReport;
+use crate::ir::{Host, Kernel, ValueId};
+use crate::options::CompileOptions;
+use crate::CompileError;
+
+/// The format name in every compiled-graph file.
+pub const FORMAT: &str = "shareflow-compiled";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// One instruction of a party's program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instr {
+    pub id: ValueId,
+    pub kernel: Kernel,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<ValueId>,
+    pub kind: ValueKind,
+    pub shape: Vec<usize>,
+    /// The round it runs in (for a send or receive: the round the message travels in).
+    pub round: u32,
+    /// The logical node it was lowered from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// A party's program: its instructions in an order where inputs come first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub party: String,
+    pub host: Host,
+    pub instrs: Vec<Instr>,
+}
+
+/// An input a party provides, or an output it receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoSpec {
+    pub party: String,
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+/// A compiled graph: every party's program, the parties, and the static costs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompiledGraph {
+    pub format: String,
+    pub version: u32,
+    pub protocol: String,
+    pub parties: Vec<String>,
+    pub options: CompileOptions,
+    pub inputs: Vec<IoSpec>,
+    pub outputs: Vec<IoSpec>,
+    /// Communication rounds.
+    pub rounds: u32,
+    pub programs: Vec<Program>,
+}
+
+impl CompiledGraph {
+    /// The host index of a party.
+    pub fn host(&self, party: &str) -> Result<Host, CompileError> {
+        self.parties
+            .iter()
+            .position(|p| p == party)
+            .ok_or_else(|| CompileError::Party {
+                party: party.into(),
+                message: format!(
+                    "not a party of this compiled graph (parties: {})",
+                    self.parties.join(", ")
+                ),
+            })
+    }
+
+    /// The program of a party.
+    pub fn program(&self, party: &str) -> Result<&Program, CompileError> {
+        let host = self.host(party)?;
+        self.programs.get(host).ok_or_else(|| CompileError::Party {
+            party: party.into(),
+            message: "has no program".into(),
+        })
+    }
+
+    /// The static cost report.
+    pub fn cost(&self) -> CostReport {
+        CostReport::of(self)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> Result<String, CompileError> {
+        serde_json::to_string(self).map_err(|e| CompileError::Json {
+            message: e.to_string(),
+        })
+    }
+
+    /// Loads and checks a compiled graph.
+    pub fn from_json(text: &str) -> Result<CompiledGraph, CompileError> {
+        #[derive(Deserialize)]
+        struct Header {
+            format: String,
+            version: u32,
+        }
+        let header: Header = serde_json::from_str(text).map_err(|e| CompileError::Json {
+            message: e.to_string(),
+        })?;
+        if header.format != FORMAT {
+            return Err(CompileError::Json {
+                message: format!("field `format` is {:?}, expected {FORMAT:?}", header.format),
+            });
+        }
+        if header.version != VERSION {
+            return Err(CompileError::Version {
+                found: header.version,
+                supported: VERSION,
+            });
+        }
+        let g: CompiledGraph = serde_json::from_str(text).map_err(|e| CompileError::Json {
+            message: e.to_string(),
+        })?;
+        g.check()?;
+        Ok(g)
+    }
+
+    /// Structural checks of a loaded graph: hosts in range, inputs defined before use,
+    /// every receive matched by a send to it.
+    pub fn check(&self) -> Result<(), CompileError> {
+        let bad = |party: &str, message: String| CompileError::Party {
+            party: party.into(),
+            message,
+        };
+        if self.programs.len() != self.parties.len() {
+            return Err(CompileError::Json {
+                message: format!(
+                    "{} programs for {} parties",
+                    self.programs.len(),
+                    self.parties.len()
+                ),
+            });
+        }
+        let mut sends = std::collections::HashMap::new();
+        for p in &self.programs {
+            for i in &p.instrs {
+                if let Kernel::Send { to, .. } = i.kernel {
+                    sends.insert(i.id, (p.host, to, i.round));
+                }
+            }
+        }
+        for (host, p) in self.programs.iter().enumerate() {
+            if p.host != host || self.parties.get(host) != Some(&p.party) {
+                return Err(bad(&p.party, format!("program out of place (host {host})")));
+            }
+            let mut defined = std::collections::HashSet::new();
+            for i in &p.instrs {
+                for input in &i.inputs {
+                    if !defined.contains(input) {
+                        return Err(bad(
+                            &p.party,
+                            format!("instruction {} uses {input} before it is defined", i.id),
+                        ));
+                    }
+                }
+                match i.kernel {
+                    Kernel::Send { to, .. } if to >= self.parties.len() || to == host => {
+                        return Err(bad(&p.party, format!("{} sends to host {to}", i.id)));
+                    }
+                    Kernel::Recv { from, send } => {
+                        if sends.get(&send) != Some(&(from, host, i.round)) {
+                            return Err(bad(
+                                &p.party,
+                                format!("{} receives {send}, which no send from host {from} matches", i.id),
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+                defined.insert(i.id);
+            }
+        }
+        Ok(())
+    }
+}

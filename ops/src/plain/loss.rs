@@ -1,0 +1,97 @@
+//! Softmax cross-entropy with integer labels, fused with its gradient.
+
+use ndarray::{Array2, ArrayView2, Axis};
+
+use crate::{OpsError, Result};
+
+/// Mean softmax cross-entropy of `logits` `[N, K]` against class `labels` (`N` of them, each
+/// below `K`), and its gradient with respect to the logits, `(softmax - onehot) / N`.
+/// Stable for large logits (log-sum-exp with the row maximum subtracted).
+pub fn softmax_cross_entropy(
+    logits: ArrayView2<f32>,
+    labels: &[usize],
+) -> Result<(f32, Array2<f32>)> {
+    let op = "softmax_cross_entropy";
+    let (n, k) = logits.dim();
+    if labels.len() != n {
+        return Err(OpsError::ShapeMismatch {
+            op,
+            left: logits.shape().to_vec(),
+            right: vec![labels.len()],
+        });
+    }
+    if n == 0 || k == 0 {
+        return Err(OpsError::InvalidArgument {
+            op,
+            message: format!("empty logits of shape {:?}", logits.shape()),
+        });
+    }
+    if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l >= k) {
+        return Err(OpsError::InvalidArgument {
+            op,
+            message: format!("label {l} of example {i} is not below the {k} classes"),
+        });
+    }
+    let inv_n = 1.0 / n as f32;
+    let mut grad = logits.to_owned();
+    let mut total = 0.0f64;
+    for (mut row, &label) in grad.axis_iter_mut(Axis(0)).zip(labels) {
+        let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let sum: f32 = row.iter().map(|&v| (v - m).exp()).sum();
+        let log_sum = sum.ln();
+        // loss = log(sum exp(z - m)) - (z_label - m)
+        total += (log_sum - (row[label] - m)) as f64;
+        row.mapv_inplace(|v| (v - m - log_sum).exp() * inv_n);
+        row[label] -= inv_n;
+    }
+    Ok(((total / n as f64) as f32, grad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plain::gradcheck::{assert_close, numeric_grad, random};
+    use ndarray::{array, ArrayD, Ix2};
+
+    #[test]
+    fn values() {
+        // Uniform logits: loss ln 3, gradient (1/3 - onehot) / 2.
+        let z = array![[0.0f32, 0.0, 0.0], [5.0, 5.0, 5.0]];
+        let (loss, g) = softmax_cross_entropy(z.view(), &[0, 2]).unwrap();
+        assert!((loss - 3.0f32.ln()).abs() < 1e-6);
+        let t = 1.0 / 6.0;
+        let expected = array![[t - 0.5, t, t], [t, t, t - 0.5]];
+        assert!(g
+            .iter()
+            .zip(expected.iter())
+            .all(|(a, b)| (a - b).abs() < 1e-6));
+        // Huge logits stay finite: loss of [1000, 0] with label 1 is 1000.
+        let z = array![[1000.0f32, 0.0]];
+        let (loss, g) = softmax_cross_entropy(z.view(), &[1]).unwrap();
+        assert!((loss - 1000.0).abs() < 1e-3);
+        assert_eq!(g, array![[1.0f32, -1.0]]);
+    }
+
+    #[test]
+    fn errors() {
+        let z = array![[0.0f32, 1.0]];
+        assert!(softmax_cross_entropy(z.view(), &[2]).is_err());
+        assert!(softmax_cross_entropy(z.view(), &[0, 1]).is_err());
+        let empty = Array2::<f32>::zeros((0, 2));
+        assert!(softmax_cross_entropy(empty.view(), &[]).is_err());
+    }
+
+    #[test]
+    fn gradcheck() {
+        let z = random(&[4, 5], 61).mapv(|v| 3.0 * v);
+        let labels = [0usize, 4, 2, 2];
+        let (_, g) =
+            softmax_cross_entropy(z.view().into_dimensionality::<Ix2>().unwrap(), &labels).unwrap();
+        let numeric = numeric_grad(&z, |z: &ArrayD<f32>| {
+            let (loss, _) =
+                softmax_cross_entropy(z.view().into_dimensionality().unwrap(), &labels).unwrap();
+            loss as f64
+        });
+        assert_close("softmax cross-entropy", &g.into_dyn(), &numeric);
+    }
+}

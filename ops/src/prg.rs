@@ -1,0 +1,261 @@
+//! A ChaCha20 pseudo-random generator that expands a 32-byte seed into ring tensors.
+//!
+//! **Domain separation.** Every stream is named by a [`Domain`] `(session, node, purpose)`:
+//! the session id of a run (128 bits), the graph node that consumes the randomness, and a
+//! purpose tag within the node (e.g. "mask of input 0", "triple a"). The generator's key is
+//! derived from the seed in two ChaCha20 steps, with no hash function and an injective
+//! packing of the domain into ChaCha's 64-bit nonce and 64-bit block counter:
+//!
+//! 1. `k1` = the first 32 bytes of ChaCha20 keyed by the seed, nonce = low 64 bits of the
+//!    session, block counter = high 64 bits of the session;
+//! 2. `k2` = the first 32 bytes of ChaCha20 keyed by `k1`, nonce = node, block counter =
+//!    purpose;
+//! 3. the output stream is ChaCha20 keyed by `k2`, nonce 0, from block 0.
+//!
+//! Distinct domains select distinct (nonce, counter) blocks of a PRF, so their keys are
+//! independent; the seed and `k1` are only ever used for derivation, never for output.
+//!
+//! **Sampling.** Ring words are raw 64-bit outputs (uniform in Z_2^64). Z_{2^64-1} rejects the
+//! single word `u64::MAX`; Z_p rejects bytes at or above the largest multiple of `p` below
+//! 256 (no modulo bias); bits take 64 per word; permutations are Fisher-Yates with Lemire's
+//! unbiased bounded integers. Large ring tensors are filled in parallel: each chunk seeks its
+//! own position of the same stream, so the output does not depend on the thread count.
+
+use ndarray::{ArrayD, IxDyn};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng, TryRngCore};
+use rayon::prelude::*;
+
+use crate::ring::{checked_len, PrimeField};
+use crate::{OpsError, Result, Seed};
+
+/// Where a pseudo-random stream is used: its key is derived from the seed and all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Domain {
+    /// The session (run) identifier, fresh for every run.
+    pub session: u128,
+    /// The graph node that consumes the stream.
+    pub node: u64,
+    /// The purpose of the stream within the node.
+    pub purpose: u32,
+}
+
+impl Domain {
+    /// A domain from its three parts.
+    pub fn new(session: u128, node: u64, purpose: u32) -> Self {
+        Domain {
+            session,
+            node,
+            purpose,
+        }
+    }
+}
+
+/// Words per parallel chunk of [`Prg::fill_u64`].
+const CHUNK_WORDS: usize = 1 << 14;
+
+/// Takes 32 bytes of ChaCha20 keyed by `key` at (nonce, block).
+fn derive_key(key: &Seed, nonce: u64, block: u64) -> Seed {
+    let mut rng = ChaCha20Rng::from_seed(*key);
+    rng.set_stream(nonce);
+    rng.set_word_pos(u128::from(block) * 16);
+    let mut out = [0u8; 32];
+    rng.fill_bytes(&mut out);
+    out
+}
+
+/// Fills `buf` with the next words of `rng`, through its bulk byte interface: the bytes of
+/// each word are the little-endian bytes of what `next_u64` would return.
+fn fill_words(rng: &mut ChaCha20Rng, buf: &mut [u64]) {
+    let mut bytes = [0u8; 8 * 256];
+    for chunk in buf.chunks_mut(256) {
+        let b = &mut bytes[..8 * chunk.len()];
+        rng.fill_bytes(b);
+        for (w, src) in chunk.iter_mut().zip(b.as_chunks::<8>().0) {
+            *w = u64::from_le_bytes(*src);
+        }
+    }
+}
+
+/// A 32-byte seed from the operating system's generator.
+///
+/// Errors: [`OpsError::Entropy`] if the OS cannot provide randomness.
+pub fn fresh_seed() -> Result<Seed> {
+    let mut seed = [0u8; 32];
+    rand_core::OsRng
+        .try_fill_bytes(&mut seed)
+        .map_err(|e| OpsError::Entropy(e.to_string()))?;
+    Ok(seed)
+}
+
+/// A ChaCha20 generator for one [`Domain`]; successive draws continue the same stream.
+#[derive(Debug, Clone)]
+pub struct Prg {
+    rng: ChaCha20Rng,
+}
+
+impl Prg {
+    /// The generator of `seed` in `domain` (see the module docs for the derivation).
+    pub fn new(seed: &Seed, domain: Domain) -> Self {
+        let k1 = derive_key(seed, domain.session as u64, (domain.session >> 64) as u64);
+        let k2 = derive_key(&k1, domain.node, u64::from(domain.purpose));
+        Prg {
+            rng: ChaCha20Rng::from_seed(k2),
+        }
+    }
+
+    /// The next 64-bit word.
+    pub fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// A fresh seed drawn from this stream (e.g. a share the dealer sends as a seed).
+    pub fn seed(&mut self) -> Seed {
+        let mut s = [0u8; 32];
+        self.rng.fill_bytes(&mut s);
+        s
+    }
+
+    /// Fills `buf` with the next `buf.len()` words of the stream, in parallel for large
+    /// buffers; the result is the same as calling [`next_u64`](Self::next_u64) in a loop.
+    pub fn fill_u64(&mut self, buf: &mut [u64]) {
+        if buf.len() < 2 * CHUNK_WORDS {
+            fill_words(&mut self.rng, buf);
+            return;
+        }
+        let start = self.rng.get_word_pos();
+        let base = &self.rng;
+        buf.par_chunks_mut(CHUNK_WORDS)
+            .enumerate()
+            .for_each(|(i, chunk)| {
+                let mut rng = base.clone();
+                // Two 32-bit ChaCha words per output word.
+                rng.set_word_pos(start + 2 * (i * CHUNK_WORDS) as u128);
+                fill_words(&mut rng, chunk);
+            });
+        self.rng.set_word_pos(start + 2 * buf.len() as u128);
+    }
+
+    /// A tensor of `shape` uniform in Z_2^64.
+    ///
+    /// Errors: [`OpsError::InvalidArgument`] if the element count overflows.
+    pub fn ring(&mut self, shape: &[usize]) -> Result<ArrayD<u64>> {
+        let mut v = vec![0u64; checked_len("prg ring", shape)?];
+        self.fill_u64(&mut v);
+        to_array(shape, v)
+    }
+
+    /// A tensor of `shape` uniform in Z_{2^64-1} (values in `0..u64::MAX`).
+    ///
+    /// Errors: as [`ring`](Self::ring).
+    pub fn odd_ring(&mut self, shape: &[usize]) -> Result<ArrayD<u64>> {
+        let mut v = vec![0u64; checked_len("prg odd ring", shape)?];
+        for w in v.iter_mut() {
+            // Rejects with probability 2^-64.
+            *w = loop {
+                let x = self.rng.next_u64();
+                if x != u64::MAX {
+                    break x;
+                }
+            };
+        }
+        to_array(shape, v)
+    }
+
+    /// A tensor of `shape` uniform in the field Z_p, by rejection sampling of bytes.
+    ///
+    /// Errors: as [`ring`](Self::ring).
+    pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
+        let n = checked_len("prg field", shape)?;
+        let p = u16::from(field.modulus());
+        // Bytes below `bound` are accepted and reduced mod p: each residue has 256 / p of them.
+        let bound = 256 - 256 % p;
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            for b in self.rng.next_u64().to_le_bytes() {
+                if u16::from(b) < bound && v.len() < n {
+                    v.push(field.reduce_u16(u16::from(b)));
+                }
+            }
+        }
+        to_array(shape, v)
+    }
+
+    /// A tensor of `shape` of uniform nonzero elements of Z_p (SecureNN's masks in
+    /// PrivateCompare).
+    ///
+    /// Errors: as [`ring`](Self::ring).
+    pub fn field_nonzero(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
+        let n = checked_len("prg field", shape)?;
+        let q = u16::from(field.modulus()) - 1;
+        let bound = 256 - 256 % q;
+        let mut v = Vec::with_capacity(n);
+        while v.len() < n {
+            for b in self.rng.next_u64().to_le_bytes() {
+                if u16::from(b) < bound && v.len() < n {
+                    v.push((u16::from(b) % q) as u8 + 1);
+                }
+            }
+        }
+        to_array(shape, v)
+    }
+
+    /// A tensor of `shape` of uniform bits (0 or 1).
+    ///
+    /// Errors: as [`ring`](Self::ring).
+    pub fn bits(&mut self, shape: &[usize]) -> Result<ArrayD<u8>> {
+        let n = checked_len("prg bits", shape)?;
+        let mut v = vec![0u8; n];
+        for chunk in v.chunks_mut(64) {
+            let w = self.rng.next_u64();
+            for (i, b) in chunk.iter_mut().enumerate() {
+                *b = ((w >> i) & 1) as u8;
+            }
+        }
+        to_array(shape, v)
+    }
+
+    /// A uniform integer in `0..bound` (`bound > 0`), by Lemire's unbiased method.
+    pub fn below(&mut self, bound: u64) -> u64 {
+        if bound == 0 {
+            return 0;
+        }
+        // Reject the low products that would favour small results.
+        let threshold = bound.wrapping_neg() % bound;
+        loop {
+            let m = u128::from(self.rng.next_u64()) * u128::from(bound);
+            if (m as u64) >= threshold {
+                return (m >> 64) as u64;
+            }
+        }
+    }
+
+    /// A uniformly random permutation of `0..n` as a list (Fisher-Yates shuffle of the
+    /// identity, drawing each swap index with [`below`](Self::below)).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut perm: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            perm.swap(i, j);
+        }
+        perm
+    }
+}
+
+fn to_array<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {
+    ArrayD::from_shape_vec(IxDyn(shape), v).map_err(|e| OpsError::InvalidArgument {
+        op: "prg",
+        message: e.to_string(),
+    })
+}
+
+/// One-shot: a tensor of `shape` uniform in Z_2^64 from `seed` in `domain` (the first draw of
+/// [`Prg::new`]`(seed, domain)`).
+///
+/// Errors: as [`Prg::ring`].
+pub fn expand_ring(seed: &Seed, domain: Domain, shape: &[usize]) -> Result<ArrayD<u64>> {
+    Prg::new(seed, domain).ring(shape)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! Tests of the PRG: known answers, determinism, domain separation, uniformity.
+
+use super::*;
+
+const SEED: Seed = [7u8; 32];
+
+fn dom(session: u128, node: u64, purpose: u32) -> Domain {
+    Domain::new(session, node, purpose)
+}
+
+#[test]
+fn prg_key_derivation_is_standard_chacha20() {
+    // The ChaCha20 keystream of the all-zero key and nonce (djb's test vector).
+    let want = [
+        0x76, 0xb8, 0xe0, 0xad, 0xa0, 0xf1, 0x3d, 0x90, 0x40, 0x5d, 0x6a, 0xe5, 0x53, 0x86, 0xbd,
+        0x28, 0xbd, 0xd2, 0x19, 0xb8, 0xa0, 0x8d, 0xed, 0x1a, 0xa8, 0x36, 0xef, 0xcc, 0x8b, 0x77,
+        0x0d, 0xc7,
+    ];
+    assert_eq!(derive_key(&[0u8; 32], 0, 0), want);
+    // Nonce and block counter both select other blocks.
+    assert_ne!(derive_key(&[0u8; 32], 1, 0), want);
+    assert_ne!(derive_key(&[0u8; 32], 0, 1), want);
+    assert_ne!(derive_key(&[0u8; 32], 1, 0), derive_key(&[0u8; 32], 0, 1));
+}
+
+#[test]
+fn prg_same_seed_and_domain_give_same_tensor() {
+    let d = dom(0xdead_beef_u128 << 70 | 5, 42, 3);
+    let a = expand_ring(&SEED, d, &[3, 5, 7]).unwrap();
+    let b = expand_ring(&SEED, d, &[3, 5, 7]).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.shape(), &[3, 5, 7]);
+    // Successive draws continue one stream: two draws equal one longer draw.
+    let mut p = Prg::new(&SEED, d);
+    let first = p.ring(&[10]).unwrap();
+    let second = p.ring(&[95]).unwrap();
+    let whole = expand_ring(&SEED, d, &[105]).unwrap();
+    let joined: Vec<u64> = first.iter().chain(second.iter()).copied().collect();
+    assert_eq!(joined, whole.iter().copied().collect::<Vec<_>>());
+}
+
+#[test]
+fn prg_domains_and_seeds_separate() {
+    let base = dom(1, 2, 3);
+    let shape = [64];
+    let a = expand_ring(&SEED, base, &shape).unwrap();
+    let others = [
+        (SEED, dom(2, 2, 3)),
+        (SEED, dom(1 | 1 << 64, 2, 3)),
+        (SEED, dom(1, 3, 3)),
+        (SEED, dom(1, 2, 4)),
+        // Swapping parts of the domain must not collide either.
+        (SEED, dom(1, 3, 2)),
+        ([8u8; 32], base),
+    ];
+    for (seed, d) in others {
+        let b = expand_ring(&seed, d, &shape).unwrap();
+        assert_ne!(a, b, "{d:?}");
+        // Not even one word in common position.
+        assert!(a.iter().zip(b.iter()).all(|(x, y)| x != y), "{d:?}");
+    }
+    let mut p = Prg::new(&SEED, base);
+    let (s1, s2) = (p.seed(), p.seed());
+    assert_ne!(s1, s2);
+}
+
+#[test]
+fn prg_parallel_fill_equals_sequential_stream() {
+    let d = dom(9, 9, 9);
+    let n = 5 * CHUNK_WORDS + 123;
+    // Small buffers take the sequential path.
+    let mut small = [0u64; 300];
+    Prg::new(&SEED, d).fill_u64(&mut small);
+    let mut r = Prg::new(&SEED, d);
+    assert!(small.iter().all(|&w| w == r.next_u64()));
+    let mut p = Prg::new(&SEED, d);
+    let _skip = p.next_u64(); // start inside a ChaCha block
+    let mut bulk = vec![0u64; n];
+    p.fill_u64(&mut bulk);
+    let after = p.next_u64();
+    let mut q = Prg::new(&SEED, d);
+    let _ = q.next_u64();
+    let seq: Vec<u64> = (0..n).map(|_| q.next_u64()).collect();
+    assert_eq!(bulk, seq);
+    assert_eq!(after, q.next_u64());
+}
+
+#[test]
+fn prg_top_byte_chi_square() {
+    let x = expand_ring(&SEED, dom(11, 0, 0), &[10_000]).unwrap();
+    let mut counts = [0u32; 256];
+    for w in x.iter() {
+        counts[(w >> 56) as usize] += 1;
+    }
+    let expected = 10_000.0 / 256.0;
+    let chi2: f64 = counts
+        .iter()
+        .map(|&c| (f64::from(c) - expected).powi(2) / expected)
+        .sum();
+    // 255 degrees of freedom: mean 255, sd 22.6; accept within about 3.3 sd.
+    assert!((180.0..330.0).contains(&chi2), "chi2 = {chi2}");
+}
+
+#[test]
+fn prg_field_elements_unbiased() {
+    for p in [3u8, 67, 251] {
+        let f = PrimeField::new(p).unwrap();
+        let n = 200 * usize::from(p);
+        let x = Prg::new(&SEED, dom(12, 1, u32::from(p)))
+            .field(f, &[n])
+            .unwrap();
+        assert!(x.iter().all(|&v| v < p));
+        let mut counts = vec![0u32; usize::from(p)];
+        x.iter().for_each(|&v| counts[usize::from(v)] += 1);
+        let chi2: f64 = counts
+            .iter()
+            .map(|&c| (f64::from(c) - 200.0).powi(2) / 200.0)
+            .sum();
+        let dof = f64::from(p) - 1.0;
+        // Within about 4 sd of the mean `dof` (sd = sqrt(2 dof)).
+        assert!(chi2 < dof + 4.0 * (2.0 * dof).sqrt(), "p={p} chi2={chi2}");
+        let nz = Prg::new(&SEED, dom(12, 2, 0))
+            .field_nonzero(f, &[n])
+            .unwrap();
+        assert!(nz.iter().all(|&v| v >= 1 && v < p));
+        assert!(nz.iter().any(|&v| v == p - 1));
+    }
+}
+
+#[test]
+fn prg_odd_ring_bits_and_below() {
+    let mut p = Prg::new(&SEED, dom(13, 0, 0));
+    let o = p.odd_ring(&[1000]).unwrap();
+    assert!(o.iter().all(|&v| v != u64::MAX));
+    let b = p.bits(&[10, 100]).unwrap();
+    assert!(b.iter().all(|&v| v <= 1));
+    let ones: u32 = b.iter().map(|&v| u32::from(v)).sum();
+    // Mean 500, sd 15.8.
+    assert!((420..580).contains(&ones), "{ones}");
+    assert_eq!(p.below(1), 0);
+    assert_eq!(p.below(0), 0);
+    let mut hist = [0u32; 3];
+    (0..3000).for_each(|_| hist[p.below(3) as usize] += 1);
+    assert!(hist.iter().all(|&c| (900..1100).contains(&c)), "{hist:?}");
+    assert!(p.ring(&[usize::MAX, 2]).is_err());
+    assert_eq!(p.ring(&[0, 4]).unwrap().len(), 0);
+}
+
+#[test]
+fn prg_permutations_are_uniform_and_deterministic() {
+    let mut p = Prg::new(&SEED, dom(14, 0, 0));
+    let perm = p.permutation(1000);
+    let mut sorted = perm.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+    assert_ne!(perm, sorted);
+    assert_eq!(Prg::new(&SEED, dom(14, 0, 0)).permutation(1000), perm);
+    assert_ne!(Prg::new(&SEED, dom(14, 0, 1)).permutation(1000), perm);
+    assert!(p.permutation(0).is_empty());
+    assert_eq!(p.permutation(1), vec![0]);
+    // All 6 permutations of 3 elements, about 1000 times each in 6000 draws.
+    let mut counts = std::collections::HashMap::new();
+    for _ in 0..6000 {
+        *counts.entry(p.permutation(3)).or_insert(0u32) += 1;
+    }
+    assert_eq!(counts.len(), 6);
+    assert!(
+        counts.values().all(|&c| (850..1150).contains(&c)),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn prg_fresh_seeds_differ() {
+    let a = fresh_seed().unwrap();
+    let b = fresh_seed().unwrap();
+    assert_ne!(a, b);
+    assert_ne!(a, [0u8; 32]);
+}

@@ -1,0 +1,59 @@
+//! Bit decomposition of ring words, for SecureNN's PrivateCompare.
+
+use ndarray::{ArrayD, ArrayRefD, Axis, IxDyn};
+use rayon::prelude::*;
+
+use super::arith::PAR_THRESHOLD;
+use crate::{OpsError, Result};
+
+/// Bits in a ring word.
+pub const WORD_BITS: usize = 64;
+
+/// The bits of every word, as a new trailing axis of length 64, least significant bit first:
+/// `out[.., i] = (x[..] >> i) & 1`.
+pub fn bit_decompose(x: &ArrayRefD<u64>) -> ArrayD<u8> {
+    let x = x.as_standard_layout();
+    let words: Vec<u64> = match x.as_slice() {
+        Some(s) => s.to_vec(),
+        None => x.iter().copied().collect(),
+    };
+    let mut bits = vec![0u8; words.len() * WORD_BITS];
+    let fill = |(dst, w): (&mut [u8], &u64)| {
+        for (i, b) in dst.iter_mut().enumerate() {
+            *b = ((w >> i) & 1) as u8;
+        }
+    };
+    if words.len() * WORD_BITS >= PAR_THRESHOLD {
+        bits.par_chunks_mut(WORD_BITS).zip(&words).for_each(fill);
+    } else {
+        bits.chunks_mut(WORD_BITS).zip(&words).for_each(fill);
+    }
+    let mut shape = x.shape().to_vec();
+    shape.push(WORD_BITS);
+    ArrayD::from_shape_vec(IxDyn(&shape), bits).unwrap_or_else(|_| {
+        // Unreachable: the buffer has exactly `len * 64` elements.
+        ArrayD::zeros(IxDyn(&shape))
+    })
+}
+
+/// The inverse of [`bit_decompose`]: folds a trailing axis of 64 bits (LSB first) back into
+/// words; only the lowest bit of each `u8` is read.
+///
+/// Errors: [`OpsError::InvalidArgument`] if the last axis is not of length 64.
+pub fn bit_compose(bits: &ArrayRefD<u8>) -> Result<ArrayD<u64>> {
+    let last = bits.ndim().checked_sub(1);
+    match last {
+        Some(ax) if bits.shape()[ax] == WORD_BITS => Ok(bits.map_axis(Axis(ax), |lane| {
+            lane.iter()
+                .enumerate()
+                .fold(0u64, |acc, (i, &b)| acc | (u64::from(b & 1) << i))
+        })),
+        _ => Err(OpsError::InvalidArgument {
+            op: "bit_compose",
+            message: format!(
+                "expected a trailing axis of {WORD_BITS} bits, got shape {:?}",
+                bits.shape()
+            ),
+        }),
+    }
+}

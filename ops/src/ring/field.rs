@@ -1,0 +1,116 @@
+//! Small prime fields Z_p (p < 256) on `u8` elements, for SecureNN's PrivateCompare (p = 67).
+//!
+//! Every operation accepts any `u8` (not only canonical `0..p`) and returns canonical
+//! elements. Reduction uses Lemire's direct remainder (a multiply and a shift, no division):
+//! with `M = floor((2^32 - 1) / p) + 1`, `n mod p = ((M * n mod 2^32) * p) >> 32` for every
+//! 16-bit `n`, since 32 >= 16 + log2(p).
+
+use ndarray::{ArrayD, ArrayRefD};
+
+use super::arith::{map_with, zip_with};
+use crate::{OpsError, Result};
+
+/// A prime field Z_p with `p < 256`, checked to be prime at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrimeField {
+    p: u8,
+    /// Lemire's magic constant for `p`.
+    magic: u32,
+}
+
+impl PrimeField {
+    /// The field Z_p.
+    ///
+    /// Errors: [`OpsError::InvalidArgument`] if `p` is not prime.
+    pub fn new(p: u8) -> Result<Self> {
+        let n = u16::from(p);
+        let is_prime = n >= 2
+            && (2..n)
+                .take_while(|d| d * d <= n)
+                .all(|d| !n.is_multiple_of(d));
+        if !is_prime {
+            return Err(OpsError::InvalidArgument {
+                op: "prime field",
+                message: format!("modulus {p} is not prime"),
+            });
+        }
+        Ok(PrimeField {
+            p,
+            magic: u32::MAX / u32::from(p) + 1,
+        })
+    }
+
+    /// The modulus `p`.
+    pub fn modulus(self) -> u8 {
+        self.p
+    }
+
+    /// `n mod p` for any 16-bit `n`.
+    #[inline]
+    pub fn reduce_u16(self, n: u16) -> u8 {
+        let low = self.magic.wrapping_mul(u32::from(n));
+        ((u64::from(low) * u64::from(self.p)) >> 32) as u8
+    }
+
+    /// `a + b` mod p.
+    #[inline]
+    pub fn add_elems(self, a: u8, b: u8) -> u8 {
+        self.reduce_u16(u16::from(a) + u16::from(b))
+    }
+
+    /// `a - b` mod p.
+    #[inline]
+    pub fn sub_elems(self, a: u8, b: u8) -> u8 {
+        // a + (p - b mod p) < 256 + 256.
+        let nb = u16::from(self.p) - u16::from(self.reduce_u16(u16::from(b)));
+        self.reduce_u16(u16::from(a) + nb)
+    }
+
+    /// `a * b` mod p.
+    #[inline]
+    pub fn mul_elems(self, a: u8, b: u8) -> u8 {
+        self.reduce_u16(u16::from(a) * u16::from(b))
+    }
+
+    /// `-a` mod p.
+    #[inline]
+    pub fn neg_elem(self, a: u8) -> u8 {
+        self.sub_elems(0, a)
+    }
+
+    /// Canonical representatives of any `u8` tensor.
+    pub fn reduce(self, x: &ArrayRefD<u8>) -> ArrayD<u8> {
+        map_with(x, move |v| self.reduce_u16(u16::from(v)))
+    }
+
+    /// `x mod p` of ring words (e.g. bits or small public integers).
+    pub fn from_u64(self, x: &ArrayRefD<u64>) -> ArrayD<u8> {
+        let p = u64::from(self.p);
+        map_with(x, move |v| (v % p) as u8)
+    }
+
+    /// `a + b` mod p, broadcasting as [`super::add`].
+    pub fn add(self, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
+        zip_with("field add", a, b, move |x, y| self.add_elems(x, y))
+    }
+
+    /// `a - b` mod p, broadcasting as [`super::add`].
+    pub fn sub(self, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
+        zip_with("field sub", a, b, move |x, y| self.sub_elems(x, y))
+    }
+
+    /// `a * b` mod p elementwise, broadcasting as [`super::add`].
+    pub fn mul(self, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
+        zip_with("field mul", a, b, move |x, y| self.mul_elems(x, y))
+    }
+
+    /// `-x` mod p.
+    pub fn neg(self, x: &ArrayRefD<u8>) -> ArrayD<u8> {
+        map_with(x, move |v| self.neg_elem(v))
+    }
+
+    /// `s * x` mod p for a public scalar `s`.
+    pub fn mul_scalar(self, x: &ArrayRefD<u8>, s: u8) -> ArrayD<u8> {
+        map_with(x, move |v| self.mul_elems(v, s))
+    }
+}

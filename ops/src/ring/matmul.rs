@@ -1,0 +1,337 @@
+//! Matrix product over Z_2^64: a blocked, packed, rayon-parallel GEMM with wrapping arithmetic.
+//!
+//! The product `C = A · B` (`m x k` times `k x n`) is cut into tasks of at most [`MC`] rows and a
+//! group of columns; each task runs on one rayon worker and writes its own buffer, which is
+//! then copied into `C`. `B` is packed once into panels of [`NR`] columns, `KC` deep, so that a
+//! panel stays in L1; each task packs its rows of `A` into panels of [`MR`] rows. The
+//! micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k` once.
+//!
+//! With fewer than `2 * MR` rows (a batch of one), packing `B` does not pay and the product
+//! is computed row by row, vectorised along the columns, in parallel over column blocks.
+//!
+//! There is no 64-bit SIMD multiply before AVX-512DQ, so the kernels are compiled three times
+//! (AVX-512DQ/VL, AVX2, baseline) and the best one the CPU supports is picked at run time.
+//! On a 2-vCPU Xeon with AVX-512 the tile runs at the `vpmullq` throughput: about 6.8 GMAC/s
+//! on one thread, 8-9 GMAC/s on two, against 2 GMAC/s for the naive loop and ~33 GMAC/s
+//! for single-threaded f32 `dot` (FMA) on the same shapes.
+
+use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, Ix2};
+use rayon::prelude::*;
+
+use super::kernels::{tile_portable, Tile};
+use super::pack::{pack_a, PackedB};
+use crate::{OpsError, Result};
+
+/// Rows of the register tile.
+pub const MR: usize = 4;
+/// Columns of the register tile (one AVX-512 register of `u64`, two AVX2 registers).
+pub const NR: usize = 8;
+/// Depth of a packed panel: `KC x NR` words of `B` (16 KiB) stay in L1.
+pub const KC: usize = 256;
+/// Rows of `A` per task: `MC x KC` words (128 KiB) stay in L2.
+pub const MC: usize = 64;
+
+/// The matrix product of two 2-D ring tensors, wrapping mod 2^64.
+///
+/// Errors: [`OpsError::InvalidArgument`] if an operand is not 2-D,
+/// [`OpsError::ShapeMismatch`] if the inner dimensions differ.
+pub fn matmul(a: &ArrayRefD<u64>, b: &ArrayRefD<u64>) -> Result<ArrayD<u64>> {
+    let a2 = as_2d("matmul", a)?;
+    let b2 = as_2d("matmul", b)?;
+    Ok(matmul_2d(a2, b2)?.into_dyn())
+}
+
+fn as_2d<'a>(op: &'static str, x: &'a ArrayRefD<u64>) -> Result<ArrayView2<'a, u64>> {
+    x.view()
+        .into_dimensionality::<Ix2>()
+        .map_err(|_| OpsError::InvalidArgument {
+            op,
+            message: format!("expected a 2-D operand, got shape {:?}", x.shape()),
+        })
+}
+
+/// [`matmul`] on 2-D views, any memory layout.
+pub fn matmul_2d(a: ArrayView2<'_, u64>, b: ArrayView2<'_, u64>) -> Result<Array2<u64>> {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    if k != k2 {
+        return Err(OpsError::ShapeMismatch {
+            op: "matmul",
+            left: a.shape().to_vec(),
+            right: b.shape().to_vec(),
+        });
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(Array2::zeros((m, n)));
+    }
+    let a = a.as_standard_layout();
+    let b = b.as_standard_layout();
+    // Both are standard layout now, so `as_slice` cannot fail; fall back to the naive loop
+    // rather than panicking if it ever did.
+    let (Some(a_s), Some(b_s)) = (a.as_slice(), b.as_slice()) else {
+        return matmul_naive(a.view(), b.view());
+    };
+    let c = gemm(Kernel::detect(), a_s, b_s, m, k, n);
+    Array2::from_shape_vec((m, n), c).map_err(|e| OpsError::InvalidArgument {
+        op: "matmul",
+        message: e.to_string(),
+    })
+}
+
+/// The textbook triple loop (`i, k, j` order), single-threaded: the reference for tests and
+/// benchmarks.
+pub fn matmul_naive(a: ArrayView2<'_, u64>, b: ArrayView2<'_, u64>) -> Result<Array2<u64>> {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    if k != k2 {
+        return Err(OpsError::ShapeMismatch {
+            op: "matmul",
+            left: a.shape().to_vec(),
+            right: b.shape().to_vec(),
+        });
+    }
+    let mut c = Array2::<u64>::zeros((m, n));
+    for i in 0..m {
+        for p in 0..k {
+            let aip = a[[i, p]];
+            for j in 0..n {
+                c[[i, j]] = c[[i, j]].wrapping_add(aip.wrapping_mul(b[[p, j]]));
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// One task: rows `i0..i0+mc` and panels `p0..p1` of `C`.
+#[derive(Clone, Copy)]
+struct Task {
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    p1: usize,
+}
+
+/// Columns `j0..j0+w` of a product of `m x k` and `k x n` matrices.
+#[derive(Clone, Copy)]
+struct Cols {
+    m: usize,
+    k: usize,
+    n: usize,
+    j0: usize,
+    w: usize,
+}
+
+/// Below this many rows of `A`, packing `B` does not pay: [`gemm`] multiplies row by row.
+const FEW_ROWS: usize = 2 * MR;
+/// Column block of the row-by-row path.
+const ROW_PATH_COLS: usize = 256;
+
+/// `C = A B` on row-major slices, with the given kernel.
+pub(crate) fn gemm(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
+    if m < FEW_ROWS {
+        return gemm_few_rows(kernel, a, b, m, k, n);
+    }
+    let packed = PackedB::new(b, k, n);
+    let panels = packed.n_pad / NR;
+    let threads = rayon::current_num_threads().max(1);
+    let row_blocks = m.div_ceil(MC);
+    // Enough tasks to keep every worker busy: split the columns when there are few row blocks.
+    let col_groups = (2 * threads).div_ceil(row_blocks).clamp(1, panels);
+    let panels_per_group = panels.div_ceil(col_groups);
+    let mut tasks = Vec::with_capacity(row_blocks * col_groups);
+    for rb in 0..row_blocks {
+        let i0 = rb * MC;
+        let mut p0 = 0;
+        while p0 < panels {
+            let p1 = (p0 + panels_per_group).min(panels);
+            tasks.push(Task {
+                i0,
+                mc: MC.min(m - i0),
+                p0,
+                p1,
+            });
+            p0 = p1;
+        }
+    }
+    let results: Vec<(Task, Vec<u64>)> = tasks
+        .into_par_iter()
+        .map(|t| (t, kernel.run(a, &packed, t)))
+        .collect();
+    let mut c = vec![0u64; m * n];
+    for (t, buf) in results {
+        let j0 = t.p0 * NR;
+        let w = (t.p1 * NR).min(n) - j0;
+        for r in 0..t.mc {
+            let dst = (t.i0 + r) * n + j0;
+            c[dst..dst + w].copy_from_slice(&buf[r * w..r * w + w]);
+        }
+    }
+    c
+}
+
+/// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, in parallel
+/// over blocks of columns.
+fn gemm_few_rows(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
+    let blocks: Vec<(usize, Vec<u64>)> = (0..n.div_ceil(ROW_PATH_COLS))
+        .into_par_iter()
+        .map(|blk| {
+            let j0 = blk * ROW_PATH_COLS;
+            let w = ROW_PATH_COLS.min(n - j0);
+            (j0, kernel.rows(a, b, Cols { m, k, n, j0, w }))
+        })
+        .collect();
+    let mut c = vec![0u64; m * n];
+    for (j0, buf) in blocks {
+        let w = buf.len() / m;
+        for i in 0..m {
+            c[i * n + j0..i * n + j0 + w].copy_from_slice(&buf[i * w..(i + 1) * w]);
+        }
+    }
+    c
+}
+
+/// Columns `j0..j0+w` of `A B`, as an `m x w` row-major buffer.
+#[inline(always)]
+fn rows_generic(a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
+    let Cols { m, k, n, j0, w } = c;
+    let mut out = vec![0u64; m * w];
+    for (i, out_row) in out.chunks_exact_mut(w).enumerate() {
+        for (p, &aip) in a[i * k..(i + 1) * k].iter().enumerate() {
+            let b_row = &b[p * n + j0..p * n + j0 + w];
+            for (o, &bv) in out_row.iter_mut().zip(b_row) {
+                *o = o.wrapping_add(aip.wrapping_mul(bv));
+            }
+        }
+    }
+    out
+}
+
+/// The instruction set the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// AVX-512F, DQ and VL (64-bit lane multiply).
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// AVX2 (32x32->64 multiplies).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// Portable Rust.
+    Portable,
+}
+
+impl Kernel {
+    /// The best kernel this CPU supports.
+    pub(crate) fn detect() -> Self {
+        Self::supported()
+            .first()
+            .copied()
+            .unwrap_or(Kernel::Portable)
+    }
+
+    /// Every kernel this CPU supports, best first.
+    pub(crate) fn supported() -> Vec<Self> {
+        let mut v = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                v.push(Kernel::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Kernel::Avx2);
+            }
+        }
+        v.push(Kernel::Portable);
+        v
+    }
+
+    fn run(self, a: &[u64], b: &PackedB, t: Task) -> Vec<u64> {
+        match self {
+            // SAFETY: `supported` lists this variant only after checking at run time that the
+            // CPU has the target features the function is compiled with.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { task_avx512(a, b, t) },
+            // SAFETY: as above, AVX2 was detected.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { task_avx2(a, b, t) },
+            Kernel::Portable => task_generic(a, b, t, tile_portable),
+        }
+    }
+
+    fn rows(self, a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
+        match self {
+            // SAFETY: as in `run`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { rows_avx512(a, b, c) },
+            // SAFETY: as in `run`.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { rows_avx2(a, b, c) },
+            Kernel::Portable => rows_generic(a, b, c),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn task_avx512(a: &[u64], b: &PackedB, t: Task) -> Vec<u64> {
+    task_generic(a, b, t, |x, y| super::kernels::tile_avx512(x, y))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn task_avx2(a: &[u64], b: &PackedB, t: Task) -> Vec<u64> {
+    task_generic(a, b, t, |x, y| super::kernels::tile_avx2(x, y))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx512vl")]
+fn rows_avx512(a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
+    rows_generic(a, b, c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn rows_avx2(a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
+    rows_generic(a, b, c)
+}
+
+/// Computes the rows and panels of one task into a `mc x w` row-major buffer.
+#[inline(always)]
+fn task_generic(
+    a: &[u64],
+    b: &PackedB,
+    t: Task,
+    tile: impl Fn(&[u64], &[u64]) -> Tile,
+) -> Vec<u64> {
+    let (k, n) = (b.k, b.n);
+    let j0 = t.p0 * NR;
+    let w = (t.p1 * NR).min(n) - j0;
+    let mut out = vec![0u64; t.mc * w];
+    let m_panels = t.mc.div_ceil(MR);
+    let mut a_pack = vec![0u64; m_panels * MR * KC.min(k)];
+    let mut k0 = 0;
+    while k0 < k {
+        let kc = KC.min(k - k0);
+        pack_a(a, k, t.i0, t.mc, k0, kc, &mut a_pack);
+        for p in t.p0..t.p1 {
+            let b_panel = b.panel(k0, kc, p);
+            let jj = (p - t.p0) * NR;
+            let cols = NR.min(w - jj);
+            for mp in 0..m_panels {
+                let a_panel = &a_pack[mp * kc * MR..(mp + 1) * kc * MR];
+                let acc = tile(a_panel, b_panel);
+                let rows = MR.min(t.mc - mp * MR);
+                for (r, acc_row) in acc.iter().enumerate().take(rows) {
+                    let dst = &mut out[(mp * MR + r) * w + jj..][..cols];
+                    for (d, s) in dst.iter_mut().zip(acc_row) {
+                        *d = d.wrapping_add(*s);
+                    }
+                }
+            }
+        }
+        k0 += kc;
+    }
+    out
+}

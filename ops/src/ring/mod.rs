@@ -1,0 +1,40 @@
+//! Tensors over rings and small fields, as plain `ndarray` arrays.
+//!
+//! - Z_2^64: `ArrayD<u64>` with wrapping arithmetic ([`add`], [`sub`], [`mul`], [`neg`],
+//!   [`mul_scalar`], shifts, sums), the blocked parallel GEMM [`matmul`] and [`conv2d`].
+//!   Fixed-point reals live here as two's-complement words (see [`crate::fixed`]).
+//! - Z_{2^64-1}: `ArrayD<u64>` in `0..u64::MAX` ([`odd_add`] and friends).
+//! - Z_p for a small prime p: `ArrayD<u8>` through [`PrimeField`].
+//! - Bits: [`bit_decompose`] / [`bit_compose`].
+//!
+//! Functions take `&ArrayRefD<T>`, so an owned `ArrayD<T>` or any view can be passed by
+//! reference. Binary elementwise operations broadcast like NumPy (see [`broadcast_shape`]).
+
+mod arith;
+mod bits;
+mod conv;
+mod field;
+mod kernels;
+mod matmul;
+mod odd;
+mod pack;
+mod shape;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_matmul;
+
+pub use arith::{
+    add, add_scalar, broadcast_shape, from_i64, map_with, mul, mul_scalar, neg, shl, shr_arith,
+    shr_logical, sub, sum_all, sum_axis, to_i64, zip_with, PAR_THRESHOLD,
+};
+pub use bits::{bit_compose, bit_decompose, WORD_BITS};
+pub use conv::conv2d;
+pub use field::PrimeField;
+pub use matmul::{matmul, matmul_2d, matmul_naive, KC, MC, MR, NR};
+pub use odd::{
+    odd_add, odd_add_words, odd_mul, odd_mul_scalar, odd_mul_words, odd_neg, odd_neg_word,
+    odd_reduce, odd_reduce_word, odd_sub, odd_sub_words, ODD_MODULUS,
+};
+pub use shape::{checked_len, reshape, transpose, transpose_2d};

@@ -1,0 +1,76 @@
+//! Packing of the GEMM operands into the panel layouts the register tiles read.
+
+use rayon::prelude::*;
+
+use super::matmul::{KC, MR, NR};
+
+/// `B` packed into `KC`-deep blocks of `NR`-column panels, zero padded to a multiple of `NR`.
+pub(crate) struct PackedB {
+    data: Vec<u64>,
+    /// Rows of `B`.
+    pub(crate) k: usize,
+    /// Columns of `B`.
+    pub(crate) n: usize,
+    /// `n` rounded up to a multiple of `NR`.
+    pub(crate) n_pad: usize,
+}
+
+impl PackedB {
+    pub(crate) fn new(b: &[u64], k: usize, n: usize) -> Self {
+        let n_pad = n.div_ceil(NR) * NR;
+        let mut data = vec![0u64; k * n_pad];
+        data.par_chunks_mut(KC * n_pad)
+            .enumerate()
+            .for_each(|(kb, block)| {
+                let k0 = kb * KC;
+                let kc = block.len() / n_pad;
+                for (p, panel) in block.chunks_exact_mut(kc * NR).enumerate() {
+                    let j0 = p * NR;
+                    let w = NR.min(n - j0);
+                    for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                        let row = (k0 + kk) * n;
+                        dst[..w].copy_from_slice(&b[row + j0..row + j0 + w]);
+                    }
+                }
+            });
+        PackedB { data, k, n, n_pad }
+    }
+
+    /// The panel of columns `p*NR..` in the `k` block starting at `k0` with depth `kc`.
+    pub(crate) fn panel(&self, k0: usize, kc: usize, p: usize) -> &[u64] {
+        let start = k0 * self.n_pad + p * kc * NR;
+        &self.data[start..start + kc * NR]
+    }
+}
+
+/// Packs rows `i0..i0+mc`, columns `k0..k0+kc` of `A` (row-major, `k` columns) into panels
+/// of `MR` rows: `dst[p*kc*MR + kk*MR + r] = A[i0 + p*MR + r, k0 + kk]`, zero padded.
+#[inline(always)]
+pub(crate) fn pack_a(
+    a: &[u64],
+    k: usize,
+    i0: usize,
+    mc: usize,
+    k0: usize,
+    kc: usize,
+    dst: &mut [u64],
+) {
+    for (p, panel) in dst.chunks_exact_mut(kc * MR).enumerate() {
+        if p * MR >= mc {
+            break;
+        }
+        for r in 0..MR {
+            let i = p * MR + r;
+            if i < mc {
+                let row = &a[(i0 + i) * k + k0..][..kc];
+                for (kk, v) in row.iter().enumerate() {
+                    panel[kk * MR + r] = *v;
+                }
+            } else {
+                for kk in 0..kc {
+                    panel[kk * MR + r] = 0;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! MNIST in the IDX format (big-endian header), optionally gzip-compressed.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use ndarray::{s, Array4, ArrayD, Axis};
+
+use crate::{Result, RuntimeError};
+
+/// Which part of the data set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    fn prefix(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "t10k",
+        }
+    }
+}
+
+/// Images as `[n, 28, 28, 1]` in `[0, 1]` (pixel / 255) and their labels.
+#[derive(Debug, Clone)]
+pub struct Mnist {
+    pub images: Array4<f32>,
+    pub labels: Vec<u8>,
+}
+
+impl Mnist {
+    /// Loads a split from `dir` (`train-images-idx3-ubyte[.gz]` and so on), at most `limit`
+    /// images.
+    pub fn load(dir: &Path, split: Split, limit: Option<usize>) -> Result<Mnist> {
+        let images = read_idx(&find(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?)?;
+        let labels = read_idx(&find(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?)?;
+        Mnist::from_idx(images, labels, limit)
+    }
+
+    fn from_idx(images: Idx, labels: Idx, limit: Option<usize>) -> Result<Mnist> {
+        let bad = |message: String| RuntimeError::File {
+            path: images.path.clone(),
+            message,
+        };
+        if images.dims.len() != 3 || labels.dims.len() != 1 {
+            return Err(bad(format!(
+                "expected images of rank 3 and labels of rank 1, got {:?} and {:?}",
+                images.dims, labels.dims
+            )));
+        }
+        if images.dims[0] != labels.dims[0] {
+            return Err(bad(format!(
+                "{} images but {} labels in {}",
+                images.dims[0], labels.dims[0], labels.path
+            )));
+        }
+        let n = limit.map_or(images.dims[0], |l| l.min(images.dims[0]));
+        let (h, w) = (images.dims[1], images.dims[2]);
+        let pixels: Vec<f32> = images.data[..n * h * w]
+            .iter()
+            .map(|&p| p as f32 / 255.0)
+            .collect();
+        let images = Array4::from_shape_vec((n, h, w, 1), pixels)
+            .map_err(|e| bad(format!("image data: {e}")))?;
+        let labels = labels.data[..n].to_vec();
+        if let Some(l) = labels.iter().find(|&&l| l > 9) {
+            return Err(RuntimeError::File {
+                path: "labels".into(),
+                message: format!("label {l} is not a digit"),
+            });
+        }
+        Ok(Mnist { images, labels })
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Images `start..end` as a dynamic-rank array.
+    pub fn batch(&self, start: usize, end: usize) -> ArrayD<f32> {
+        self.images.slice(s![start..end, .., .., ..]).to_owned().into_dyn()
+    }
+
+    /// The images at `indices`, in that order.
+    pub fn gather(&self, indices: &[usize]) -> ArrayD<f32> {
+        self.images.select(Axis(0), indices).into_dyn()
+    }
+}
+
+fn find(dir: &Path, stem: &str) -> Result<PathBuf> {
+    let plain = dir.join(stem);
+    let gz = dir.join(format!("{stem}.gz"));
+    if gz.is_file() {
+        Ok(gz)
+    } else if plain.is_file() {
+        Ok(plain)
+    } else {
+        Err(RuntimeError::File {
+            path: gz.display().to_string(),
+            message: format!(
+                "not found (nor {}); pass --data DIR or set {}",
+                plain.display(),
+                super::DATA_ENV
+            ),
+        })
+    }
+}
+
+struct Idx {
+    path: String,
+    dims: Vec<usize>,
+    data: Vec<u8>,
+}
+
+/// Reads an IDX file of unsigned bytes (type code 0x08).
+fn read_idx(path: &Path) -> Result<Idx> {
+    let name = path.display().to_string();
+    let err = |message: String| RuntimeError::File {
+        path: name.clone(),
+        message,
+    };
+    let file = File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut bytes = Vec::new();
+    if path.extension().is_some_and(|e| e == "gz") {
+        GzDecoder::new(file)
+            .read_to_end(&mut bytes)
+            .map_err(|e| err(format!("gzip: {e}")))?;
+    } else {
+        let mut file = file;
+        file.read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
+    }
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err(err("not an IDX file (bad magic)".into()));
+    }
+    if bytes[2] != 0x08 {
+        return Err(err(format!(
+            "element type 0x{:02x} is not unsigned byte (0x08)",
+            bytes[2]
+        )));
+    }
+    let rank = bytes[3] as usize;
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        return Err(err("truncated header".into()));
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            let b = &bytes[4 + 4 * i..8 + 4 * i];
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+        })
+        .collect();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| err(format!("dimensions {dims:?} overflow")))?;
+    if bytes.len() != header + count {
+        return Err(err(format!(
+            "{} data bytes for dimensions {dims:?} ({count} expected)",
+            bytes.len() - header
+        )));
+    }
+    bytes.drain(..header);
+    Ok(Idx {
+        path: name,
+        dims,
+        data: bytes,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write(path: &Path, bytes: &[u8]) {
+        File::create(path).unwrap().write_all(bytes).unwrap();
+    }
+
+    #[test]
+    fn reads_a_tiny_idx_pair_and_rejects_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+        img.extend([0, 255, 51, 102, 1, 2, 3, 4]);
+        write(&dir.path().join("t10k-images-idx3-ubyte"), &img);
+        write(&dir.path().join("t10k-labels-idx1-ubyte"), &[0, 0, 8, 1, 0, 0, 0, 2, 7, 3]);
+        let m = Mnist::load(dir.path(), Split::Test, None).unwrap();
+        assert_eq!(m.images.shape(), &[2, 2, 2, 1]);
+        assert_eq!(m.labels, vec![7, 3]);
+        assert_eq!(m.images[[0, 0, 1, 0]], 1.0);
+        assert_eq!(m.images[[0, 1, 0, 0]], 0.2);
+        // Truncated data is an error that names the file.
+        write(&dir.path().join("t10k-images-idx3-ubyte"), &img[..20]);
+        let e = Mnist::load(dir.path(), Split::Test, None).unwrap_err().to_string();
+        assert!(e.contains("t10k-images-idx3-ubyte"), "{e}");
+        // A missing split names the file it looked for.
+        let e = Mnist::load(dir.path(), Split::Train, None).unwrap_err().to_string();
+        assert!(e.contains("train-images-idx3-ubyte"), "{e}");
+    }
+
+    #[test]
+    fn loads_the_shared_test_set() {
+        let dir = crate::data::data_dir(None);
+        let m = Mnist::load(&dir, Split::Test, Some(100)).unwrap();
+        assert_eq!(m.len(), 100);
+        assert_eq!(m.images.shape(), &[100, 28, 28, 1]);
+        // The first test digits of MNIST are 7, 2, 1, 0, 4.
+        assert_eq!(&m.labels[..5], &[7, 2, 1, 0, 4]);
+        let max = m.images.iter().cloned().fold(0.0f32, f32::max);
+        assert_eq!(max, 1.0);
+    }
+}

@@ -1,0 +1,139 @@
+//! Executes one party's program: per round, its local kernels, then one batched message per
+//! peer, then the batches it expects. Values are dropped after their last use.
+
+mod inproc;
+pub mod kernels;
+pub mod metrics;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use ndarray::ArrayD;
+use shareflow_compiler::ir::{Kernel, ValueId};
+use shareflow_compiler::Program;
+use shareflow_ops::Value;
+
+pub use inproc::{run_in_process, InProcessRun};
+pub use metrics::PartyMetrics;
+pub use plan::Plan;
+
+use crate::transport::Transport;
+use crate::{Result, RuntimeError};
+
+/// The outputs a party received and its metrics.
+#[derive(Debug, Clone)]
+pub struct PartyResult {
+    pub outputs: HashMap<String, ArrayD<f32>>,
+    pub metrics: PartyMetrics,
+}
+
+/// Runs `program` (planned as `plan`) over `transport` with this party's `inputs`.
+pub fn run_party(
+    program: &Program,
+    plan: &Plan,
+    transport: &mut dyn Transport,
+    inputs: &HashMap<String, ArrayD<f32>>,
+) -> Result<PartyResult> {
+    let start = Instant::now();
+    let session = u128::from_le_bytes(transport.session());
+    let cx = kernels::KernelContext {
+        session,
+        inputs,
+    };
+    let mut values: HashMap<ValueId, Value> = HashMap::new();
+    let mut outputs = HashMap::new();
+    let mut metrics = PartyMetrics::new(&program.party);
+    let before = transport.stats().clone();
+    for (r, round) in plan.rounds.iter().enumerate() {
+        for &idx in &round.local {
+            let instr = &program.instrs[idx];
+            let t = Instant::now();
+            if let Kernel::Output { name } = &instr.kernel {
+                let v = get(&values, instr, 0)?.as_float("output").map_err(|e| RuntimeError::Node {
+                    node: kernels::label(instr),
+                    message: e.to_string(),
+                })?;
+                outputs.insert(name.clone(), v.clone());
+            } else {
+                let args = instr
+                    .inputs
+                    .iter()
+                    .map(|i| lookup(&values, instr, *i))
+                    .collect::<Result<Vec<_>>>()?;
+                let v = kernels::run(instr, &args, &cx)?;
+                values.insert(instr.id, v);
+            }
+            metrics.record_kernel(instr.kernel.name(), t.elapsed());
+            for v in &plan.frees[idx] {
+                values.remove(v);
+            }
+        }
+        for (&to, sends) in &round.sends {
+            let mut batch = transport.batch(to, r as u32);
+            for &idx in sends {
+                let instr = &program.instrs[idx];
+                let v = get(&values, instr, 0)?.clone();
+                batch.entries.push((instr.id.0 as u64, v));
+                for v in &plan.frees[idx] {
+                    values.remove(v);
+                }
+            }
+            transport.send(to, batch)?;
+        }
+        for (&from, recvs) in &round.recvs {
+            let batch = transport.recv(from, r as u32)?;
+            let mut got: HashMap<u64, Value> = batch.entries.into_iter().collect();
+            for &idx in recvs {
+                let instr = &program.instrs[idx];
+                let Kernel::Recv { send, .. } = instr.kernel else { continue };
+                let v = got.remove(&(send.0 as u64)).ok_or_else(|| RuntimeError::Node {
+                    node: kernels::label(instr),
+                    message: format!(
+                        "party {} sent no value {send} in round {r}",
+                        transport.party_name(from)
+                    ),
+                })?;
+                if v.kind() != instr.kind || v.shape() != instr.shape.as_slice() {
+                    return Err(RuntimeError::Node {
+                        node: kernels::label(instr),
+                        message: format!(
+                            "party {} sent a {} value of shape {:?}, expected {} {:?}",
+                            transport.party_name(from),
+                            v.kind().name(),
+                            v.shape(),
+                            instr.kind.name(),
+                            instr.shape
+                        ),
+                    });
+                }
+                values.insert(instr.id, v);
+            }
+        }
+    }
+    metrics.finish(start.elapsed(), plan.rounds.len() as u32, &before, transport);
+    Ok(PartyResult { outputs, metrics })
+}
+
+fn lookup<'a>(
+    values: &'a HashMap<ValueId, Value>,
+    instr: &shareflow_compiler::Instr,
+    id: ValueId,
+) -> Result<&'a Value> {
+    values.get(&id).ok_or_else(|| RuntimeError::Node {
+        node: kernels::label(instr),
+        message: format!("input {id} has no value"),
+    })
+}
+
+fn get<'a>(
+    values: &'a HashMap<ValueId, Value>,
+    instr: &shareflow_compiler::Instr,
+    slot: usize,
+) -> Result<&'a Value> {
+    let id = instr.inputs.get(slot).ok_or_else(|| RuntimeError::Node {
+        node: kernels::label(instr),
+        message: "missing input".into(),
+    })?;
+    lookup(values, instr, *id)
+}

@@ -1,0 +1,74 @@
+//! The execution plan of one party's program: instructions grouped by round, sends and
+//! receives grouped by peer, and the last use of every value (so values are dropped as soon as
+//! they are dead). A plan is immutable and reused by every run; a run's values are its state.
+
+use std::collections::{BTreeMap, HashMap};
+
+use shareflow_compiler::ir::{Kernel, ValueId};
+use shareflow_compiler::Program;
+
+use crate::{Result, RuntimeError};
+
+/// One round of a party's program.
+#[derive(Debug, Default, Clone)]
+pub struct RoundPlan {
+    /// Local instructions (indices into the program), in program order.
+    pub local: Vec<usize>,
+    /// Sends per peer.
+    pub sends: BTreeMap<usize, Vec<usize>>,
+    /// Receives per peer.
+    pub recvs: BTreeMap<usize, Vec<usize>>,
+}
+
+/// The plan of a program.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub rounds: Vec<RoundPlan>,
+    /// For every instruction, the values whose last use it is.
+    pub frees: Vec<Vec<ValueId>>,
+}
+
+impl Plan {
+    /// Plans `program`; errors on a malformed program (a use before definition).
+    pub fn new(program: &Program) -> Result<Plan> {
+        let mut defined: HashMap<ValueId, usize> = HashMap::new();
+        let max_round = program.instrs.iter().map(|i| i.round).max().unwrap_or(0) as usize;
+        let mut rounds = vec![RoundPlan::default(); max_round + 1];
+        for (idx, instr) in program.instrs.iter().enumerate() {
+            for input in &instr.inputs {
+                if !defined.contains_key(input) {
+                    return Err(RuntimeError::Node {
+                        node: format!("{} of party {}", instr.id, program.party),
+                        message: format!("uses {input} before it is defined"),
+                    });
+                }
+            }
+            defined.insert(instr.id, idx);
+            let round = &mut rounds[instr.round as usize];
+            match instr.kernel {
+                Kernel::Send { to, .. } => round.sends.entry(to).or_default().push(idx),
+                Kernel::Recv { from, .. } => round.recvs.entry(from).or_default().push(idx),
+                _ => round.local.push(idx),
+            }
+        }
+        // The last use of every value in execution order: per round, locals, sends, receives.
+        let mut last_use: HashMap<ValueId, usize> = HashMap::new();
+        for round in &rounds {
+            let order = round
+                .local
+                .iter()
+                .chain(round.sends.values().flatten())
+                .chain(round.recvs.values().flatten());
+            for &idx in order {
+                for input in &program.instrs[idx].inputs {
+                    last_use.insert(*input, idx);
+                }
+            }
+        }
+        let mut frees = vec![Vec::new(); program.instrs.len()];
+        for (value, idx) in last_use {
+            frees[idx].push(value);
+        }
+        Ok(Plan { rounds, frees })
+    }
+}

@@ -1,0 +1,144 @@
+//! TLS and QUIC settings of a party: mutual TLS 1.3 with the `ring` provider, trusting only the
+//! cluster CA, plus quinn transport tuning (flow-control windows, timeouts, loopback MTU).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
+use rustls::pki_types::CertificateDer;
+use rustls::server::WebPkiClientVerifier;
+
+use crate::cluster::ClusterConfig;
+use crate::{keys, Result, RuntimeError};
+
+/// The ALPN protocol id both sides require.
+pub(crate) const ALPN: &[u8] = b"shareflow/1";
+
+/// Per-stream receive window: one 64 MiB batch fits with room to spare.
+const STREAM_WINDOW: u32 = 128 << 20;
+/// Connection receive window and send buffer.
+const CONN_WINDOW: u32 = 256 << 20;
+/// UDP payload size used on loopback, where the path MTU is 64 KiB.
+const LOOPBACK_MTU: u16 = 16 * 1024;
+
+fn tls(message: impl Into<String>) -> RuntimeError {
+    RuntimeError::Tls(message.into())
+}
+
+/// The quinn configurations of one party.
+pub(crate) struct Configs {
+    pub server: quinn::ServerConfig,
+    pub client: quinn::ClientConfig,
+    pub endpoint: quinn::EndpointConfig,
+}
+
+/// Quinn transport settings: large windows for throughput, idle timeout and keep-alives bounded
+/// by `timeout` so a crashed peer is noticed, a small initial RTT on loopback for latency.
+fn transport_config(timeout: Duration, loopback: bool) -> Result<TransportConfig> {
+    let mut t = TransportConfig::default();
+    t.max_concurrent_bidi_streams(VarInt::from_u32(0))
+        .max_concurrent_uni_streams(VarInt::from_u32(1))
+        .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
+        .receive_window(VarInt::from_u32(CONN_WINDOW))
+        .send_window(u64::from(CONN_WINDOW));
+    let idle = IdleTimeout::try_from(timeout).map_err(|e| RuntimeError::Config {
+        field: "timeout".into(),
+        message: format!("{timeout:?} cannot be a QUIC idle timeout: {e}"),
+    })?;
+    t.max_idle_timeout(Some(idle));
+    let keep_alive = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    t.keep_alive_interval(Some(keep_alive));
+    if loopback {
+        t.initial_rtt(Duration::from_millis(5));
+        t.initial_mtu(LOOPBACK_MTU);
+        t.mtu_discovery_config(None);
+    } else {
+        let mut mtu = MtuDiscoveryConfig::default();
+        mtu.upper_bound(1452);
+        t.mtu_discovery_config(Some(mtu));
+    }
+    Ok(t)
+}
+
+/// Builds the TLS + QUIC configurations of party `me` from the cluster file: its certificate
+/// and key, and the cluster CA as the only trust anchor (for both directions).
+pub(crate) fn configs(
+    cluster: &ClusterConfig,
+    me: &str,
+    timeout: Duration,
+    loopback: bool,
+) -> Result<Configs> {
+    let party = cluster.party(me)?;
+    let field_err = |field: &str, e: RuntimeError| RuntimeError::Config {
+        field: format!("parties.{me}.{field}"),
+        message: e.to_string(),
+    };
+    let certs = keys::load_certs(&party.cert).map_err(|e| field_err("cert", e))?;
+    let key = keys::load_key(&party.key).map_err(|e| field_err("key", e))?;
+    let roots = Arc::new(
+        keys::load_roots(&cluster.ca).map_err(|e| RuntimeError::Config {
+            field: "ca".into(),
+            message: e.to_string(),
+        })?,
+    );
+    if !keys::names_party(&certs[0], me) {
+        return Err(RuntimeError::Config {
+            field: format!("parties.{me}.cert"),
+            message: format!(
+                "{} is not a certificate for party '{me}' (no such DNS name in it)",
+                party.cert.display()
+            ),
+        });
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions = &[&rustls::version::TLS13];
+
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| tls(format!("client verifier: {e}")))?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| tls(format!("server config: {e}")))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs.clone(), key.clone_key())
+        .map_err(|e| tls(format!("certificate/key of {me}: {e}")))?;
+    server.alpn_protocols = vec![ALPN.to_vec()];
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| tls(format!("client config: {e}")))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| tls(format!("certificate/key of {me}: {e}")))?;
+    client.alpn_protocols = vec![ALPN.to_vec()];
+
+    let transport = Arc::new(transport_config(timeout, loopback)?);
+    let server_crypto =
+        QuicServerConfig::try_from(server).map_err(|e| tls(format!("QUIC server: {e}")))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+    server.transport_config(transport.clone());
+    server.migration(false);
+    let client_crypto =
+        QuicClientConfig::try_from(client).map_err(|e| tls(format!("QUIC client: {e}")))?;
+    let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
+    client.transport_config(transport);
+
+    let mut endpoint = quinn::EndpointConfig::default();
+    if loopback {
+        endpoint
+            .max_udp_payload_size(LOOPBACK_MTU)
+            .map_err(|e| tls(format!("endpoint: {e}")))?;
+    }
+    Ok(Configs {
+        server,
+        client,
+        endpoint,
+    })
+}
+
+/// The leaf certificate a connected peer presented.
+pub(crate) fn peer_leaf(conn: &quinn::Connection) -> Option<CertificateDer<'static>> {
+    let any = conn.peer_identity()?;
+    let certs = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    certs.first().cloned()
+}

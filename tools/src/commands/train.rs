@@ -1,0 +1,72 @@
+//! `shareflow train`: trains a network of the zoo in plaintext and saves its weights.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use shareflow_graphs::zoo::ModelKind;
+use shareflow_runtime::data::{data_dir, Mnist, Split};
+use shareflow_runtime::plain::train::{accuracy, predict, train, TrainConfig};
+
+use super::weights_path;
+use crate::report::Report;
+use crate::Result;
+
+/// Options of `train`.
+pub struct TrainArgs {
+    pub model: ModelKind,
+    pub data: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub config: TrainConfig,
+    pub json: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let dir = data_dir(args.data);
+    let train_set = Mnist::load(&dir, Split::Train, None)?;
+    let test_set = Mnist::load(&dir, Split::Test, None)?;
+    let cfg = args.config;
+    let steps = (train_set.len() / cfg.batch) * cfg.epochs;
+    let bar = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} epoch {prefix} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let start = Instant::now();
+    let mut smoothed = None::<f32>;
+    let weights = train(args.model, &train_set, &cfg, |p| {
+        let s = smoothed.map_or(p.loss, |s| 0.98 * s + 0.02 * p.loss);
+        smoothed = Some(s);
+        bar.set_prefix(format!("{}/{}", p.epoch + 1, cfg.epochs));
+        bar.set_message(format!("loss {s:.4}"));
+        bar.set_position(p.step as u64);
+    })?;
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let out = weights_path(args.model, args.out);
+    weights.save(&out)?;
+    let logits = predict(args.model, &weights, &test_set.images.clone().into_dyn(), 1000)?;
+    let acc = accuracy(&logits, &test_set.labels);
+    let mut r = Report::new();
+    r.set("model", args.model.to_string())
+        .set("protocol", "plaintext")
+        .set("epochs", cfg.epochs)
+        .set("batch", cfg.batch)
+        .set("lr", cfg.lr as f64)
+        .set("momentum", cfg.momentum as f64)
+        .set("seed", cfg.seed)
+        .set("train_images", train_set.len())
+        .set("images", test_set.len())
+        .set("accuracy", acc)
+        .set("train_seconds", seconds)
+        .set("weights", out.display().to_string());
+    r.print(args.json);
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The one error type of the tools.
+
+use thiserror::Error;
+
+/// What a command can fail with.
+#[derive(Debug, Error)]
+pub enum ToolError {
+    #[error(transparent)]
+    Graph(#[from] shareflow_graphs::GraphError),
+    #[error(transparent)]
+    Runtime(#[from] shareflow_runtime::RuntimeError),
+    #[error(transparent)]
+    Ops(#[from] shareflow_ops::OpsError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+}

@@ -1,0 +1,12 @@
+//! The command-line tools of shareflow: the `shareflow` CLI (train, eval, compile, dot,
+//! inspect, keys, demo, bench) and `run-graph`. Each command lives in its own module; the
+//! binaries only parse arguments.
+
+pub mod commands;
+pub mod error;
+pub mod report;
+
+pub use error::ToolError;
+
+/// Result of the tools.
+pub type Result<T> = std::result::Result<T, ToolError>;
