@@ -28,7 +28,7 @@ fn check(build: impl Fn(&GraphBuilder, &Tensor, &Tensor) -> Tensor, xs: &[usize]
             ..Default::default()
         };
         let (run, _) = secure(&graph, ProtocolKind::Pond, options, &inputs);
-        let got = &run.outputs("client").unwrap()["y"];
+        let got = run.float("client", "y").unwrap();
         let err = max_abs_diff(got, &expected["y"]);
         assert!(err <= tol, "{truncation:?}: error {err} > {tol}");
     }

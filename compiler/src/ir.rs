@@ -104,6 +104,65 @@ pub enum Kernel {
     Send { to: Host, exchange: Exchange },
     /// Receives the value that `send` sends.
     Recv { from: Host, send: ValueId },
+    /// Keeps the input in this party's store under `key` (the id of the stored value), for the
+    /// later runs of a serving session (a setup program's persistent values).
+    Store { key: ValueId },
+    /// The value a setup run stored under `key` (a per-prediction program's persistent input).
+    Load { key: ValueId },
+    // SecureNN (compiler/src/lower/securenn): the odd ring Z_{2^64-1}, bits and Z_p, and the
+    // layout of comparison trees.
+    /// Z_{2^64-1} addition and subtraction (odd-ring values, broadcasting as `Add`).
+    OddAdd,
+    OddSub,
+    /// A Z_2^64 word read as an element of Z_{2^64-1} (reduced mod 2^64 - 1).
+    RingToOdd,
+    /// `wrap(a, b)` of two ring words: the bit (`Small`) `a + b >= 2^64`.
+    Wrap,
+    /// The 64 bits of each ring or odd-ring word as a trailing axis, least significant first
+    /// (`Small`, valid elements of any Z_p).
+    BitDecompose,
+    /// The least significant bit of each ring or odd-ring word (`Small`).
+    Lsb,
+    /// 1 where a ring or odd-ring word is 0 (`Small`).
+    IsZero,
+    /// A bit (`Small`) as a word 0 or 1 of `kind` (ring or odd ring).
+    BitTo { kind: ValueKind },
+    /// A share (ring or odd ring) of a bit XOR a public bit (`Small`, same shape):
+    /// `s + [add] b - 2 b s`; `add` on exactly one server.
+    XorPublicBit { add: bool },
+    /// Z_p addition and subtraction on `Small` values (broadcasting as `Add`).
+    FieldAdd { p: u8 },
+    FieldSub { p: u8 },
+    /// PrivateCompare steps 1-13 for server `party`: inputs (its Z_p shares of the bits of x
+    /// `[.., 64]`, public word r `[..]`, public bit beta `[..]`, the servers' pair seed for
+    /// the u_i, drawn in stream `stream`), output its shares c `[.., 64]`.
+    CompareBits { party: u8, p: u8, stream: u64 },
+    /// 1 where some element of the last axis is 0 (`Small`); the axis is removed.
+    AnyZero,
+    /// A `Small` value times uniform nonzero elements of Z_p drawn from a seed (the second
+    /// input) in stream `stream`, drawn when the value is ready rather than at the start.
+    MulNonzero { stream: u64, p: u8 },
+    /// Every lane of the last axis of a `Small` value permuted by its own uniform permutation
+    /// drawn from a seed (the second input) in stream `stream`.
+    PermuteLast { stream: u64 },
+    /// The windows of an NHWC ring tensor as `[N, OH, OW, C, KH*KW]`; cells outside the
+    /// input hold the word `pad`.
+    Windows { window: Window, pad: u64 },
+    /// `len` elements of `axis` from `start`, every `step`-th (ring).
+    StridedSlice {
+        axis: usize,
+        start: usize,
+        step: usize,
+        len: usize,
+    },
+    /// Two ring tensors joined along `axis`.
+    Concat { axis: usize },
+    /// A ring tensor of the node's shape holding `scale * i` at position `i` of `axis`.
+    Iota { axis: usize, scale: u64 },
+    /// For each ring word g, the one-hot ring vector of length `n` with its 1 at `g mod n`.
+    OneHot { n: usize },
+    /// `out[.., i] = x[.., (i + k) mod n]` for `i < keep` (x `[.., n]`, k `[..]`, ring).
+    RotateLast { keep: usize },
 }
 
 impl Kernel {
@@ -135,12 +194,49 @@ impl Kernel {
             Kernel::Expand { .. } => "expand",
             Kernel::Send { .. } => "send",
             Kernel::Recv { .. } => "recv",
+            Kernel::Store { .. } => "store",
+            Kernel::Load { .. } => "load",
+            Kernel::OddAdd => "odd_add",
+            Kernel::OddSub => "odd_sub",
+            Kernel::RingToOdd => "ring_to_odd",
+            Kernel::Wrap => "wrap",
+            Kernel::BitDecompose => "bit_decompose",
+            Kernel::Lsb => "lsb",
+            Kernel::IsZero => "is_zero",
+            Kernel::BitTo { .. } => "bit_to",
+            Kernel::XorPublicBit { .. } => "xor_public_bit",
+            Kernel::FieldAdd { .. } => "field_add",
+            Kernel::FieldSub { .. } => "field_sub",
+            Kernel::CompareBits { .. } => "compare_bits",
+            Kernel::AnyZero => "any_zero",
+            Kernel::MulNonzero { .. } => "mul_nonzero",
+            Kernel::PermuteLast { .. } => "permute_last",
+            Kernel::Windows { .. } => "windows",
+            Kernel::StridedSlice { .. } => "strided_slice",
+            Kernel::Concat { .. } => "concat",
+            Kernel::Iota { .. } => "iota",
+            Kernel::OneHot { .. } => "one_hot",
+            Kernel::RotateLast { .. } => "rotate_last",
         }
     }
 
     /// Whether the node has effects or results outside its value (kept by dead-code removal).
     pub fn is_root(&self) -> bool {
-        matches!(self, Kernel::Output { .. })
+        matches!(self, Kernel::Output { .. } | Kernel::Store { .. })
+    }
+
+    /// Whether the value is a function of the inputs and the kernel alone, the same on every
+    /// run: two such nodes with equal kernels and inputs on one host are one value. Not fresh
+    /// seeds, not exchanges, not effects.
+    pub fn is_pure(&self) -> bool {
+        !matches!(
+            self,
+            Kernel::SampleSeed
+                | Kernel::Output { .. }
+                | Kernel::Send { .. }
+                | Kernel::Recv { .. }
+                | Kernel::Store { .. }
+        )
     }
 }
 

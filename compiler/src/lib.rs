@@ -3,8 +3,10 @@
 //! 1. **Lower** ([`lower`]): a [`lower::Protocol`] rewrites each op into kernels placed on one
 //!    party each ([`ir`]), with explicit `Send`/`Recv` share exchanges. Public subgraphs are
 //!    folded at compile time; private subgraphs run in the clear on their owner.
-//! 2. **Optimise** ([`passes`]): dead code is removed; every exchange is scheduled in the
-//!    earliest round its data allows.
+//! 2. **Optimise** ([`passes`]): dead code and common subexpressions are removed; every
+//!    exchange is scheduled in the earliest round its data allows. For serving
+//!    ([`compile_serving`]), the graph is split into a setup program that masks the persistent
+//!    weights once and a per-prediction program that reuses them.
 //! 3. **Partition**: one [`Program`] per party, its instructions tagged with their round.
 //!    [`CompiledGraph::cost`] gives rounds and bytes per party pair without running anything.
 
@@ -17,6 +19,7 @@ pub mod options;
 pub mod passes;
 pub mod plain_op;
 pub mod program;
+pub mod serving;
 
 use serde::{Deserialize, Serialize};
 use shareflow_graphs::{Graph, Op};
@@ -25,6 +28,7 @@ pub use cost::CostReport;
 pub use error::CompileError;
 pub use options::{CompileOptions, PolyApprox, Truncation};
 pub use program::{CompiledGraph, Instr, IoSpec, Program};
+pub use serving::{compile_serving, compile_serving_with, ServingGraph};
 
 use ir::{Kernel, LowGraph};
 use lower::{compiled_parties, Lowerer, Protocol};
@@ -64,18 +68,36 @@ impl std::str::FromStr for ProtocolKind {
 
 /// Compiles `graph` for `protocol`.
 pub fn compile(graph: &Graph, protocol: ProtocolKind, options: CompileOptions) -> Result<CompiledGraph> {
+    let (cx, low) = lower_and_optimise(graph, protocol, options, None)?;
+    Ok(partition(graph, protocol, cx.parties, cx.options, &low))
+}
+
+/// Lowers `graph` (for serving if `persistent` names the hosts whose inputs persist), then
+/// removes dead code and common subexpressions. Returns the lowering context (parties,
+/// options, serving pins) and the optimised graph.
+fn lower_and_optimise(
+    graph: &Graph,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    persistent: Option<&[ir::Host]>,
+) -> Result<(Lowerer, LowGraph)> {
     let parties = compiled_parties(graph)?;
     let mut options = options;
     options.frac_bits = graph.frac_bits;
-    let mut cx = Lowerer::new(parties.clone(), options);
+    let mut cx = Lowerer::new(parties, options);
+    if let Some(hosts) = persistent {
+        cx.serve(hosts);
+    }
     let p: &dyn Protocol = match protocol {
         ProtocolKind::Pond => &lower::pond::Pond,
         ProtocolKind::SecureNN => &lower::securenn::SecureNN,
     };
     lower::lower(graph, p, &mut cx)?;
-    let mut low = cx.low;
+    let mut low = std::mem::take(&mut cx.low);
     passes::dce::remove_dead(&mut low);
-    Ok(partition(graph, protocol, parties, options, &low))
+    passes::cse::run(&mut low);
+    passes::dce::remove_dead(&mut low);
+    Ok((cx, low))
 }
 
 /// Splits the compiled graph into one program per party.
@@ -139,4 +161,17 @@ fn partition(
 /// Whether a kernel is a share exchange.
 pub fn is_exchange(k: &Kernel) -> bool {
     matches!(k, Kernel::Send { .. } | Kernel::Recv { .. })
+}
+
+/// Removes dead code from a hand-built lowered graph (one with no logical graph behind it, as
+/// in protocol tests) and splits it into per-party programs.
+pub fn assemble(
+    mut low: LowGraph,
+    parties: Vec<String>,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+) -> Result<CompiledGraph> {
+    passes::dce::remove_dead(&mut low);
+    let empty = shareflow_graphs::GraphBuilder::new().build()?;
+    Ok(partition(&empty, protocol, parties, options, &low))
 }

@@ -23,10 +23,11 @@ use crate::{Result, RuntimeError};
 pub const MAGIC: [u8; 4] = *b"SFLW";
 /// The version of this format.
 pub const VERSION: u16 = 1;
-/// Bytes of the fixed header.
-pub const HEADER_LEN: usize = 36;
-/// Bytes of an entry header without its dims: key u64, kind u8, ndim u8.
-pub const ENTRY_HEADER_LEN: usize = 10;
+/// Bytes of the fixed header (the compiler's cost model counts the same constant).
+pub const HEADER_LEN: usize = shareflow_compiler::cost::FRAME_HEADER_BYTES;
+/// Bytes of an entry header without its dims: key u64, kind u8, ndim u8 (the compiler's cost
+/// model counts the same constant).
+pub const ENTRY_HEADER_LEN: usize = shareflow_compiler::cost::ENTRY_HEADER_BYTES;
 /// The most dimensions a tensor may have on the wire.
 pub const MAX_NDIM: usize = 32;
 /// The largest batch that may be encoded or decoded (1 GiB).

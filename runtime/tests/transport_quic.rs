@@ -133,6 +133,27 @@ fn a_party_that_finishes_early_still_delivers_its_frames() {
 }
 
 #[test]
+fn a_batch_of_another_session_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        vec![(local(dir.path()), DIGEST); 3],
+        Duration::from_secs(5),
+        |mut t| match t.me() {
+            0 => {
+                let mut b = t.batch(1, 0);
+                b.session = [0xee; 16];
+                t.send(1, b).unwrap();
+                None
+            }
+            1 => Some(t.recv(0, 0).unwrap_err().to_string()),
+            _ => None,
+        },
+    );
+    let e = out.into_iter().nth(1).unwrap().unwrap().unwrap();
+    assert!(e.contains("server0") && e.contains("session eeee"), "{e}");
+}
+
+#[test]
 fn a_certificate_from_another_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();

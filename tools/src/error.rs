@@ -11,6 +11,8 @@ pub enum ToolError {
     Runtime(#[from] shareflow_runtime::RuntimeError),
     #[error(transparent)]
     Ops(#[from] shareflow_ops::OpsError),
+    #[error(transparent)]
+    Compile(#[from] shareflow_compiler::CompileError),
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {message}")]

@@ -31,6 +31,10 @@ pub struct Lowerer {
     sends: HashMap<(ValueId, Host), ValueId>,
     next_stream: u64,
     pub(crate) masked: HashMap<[ValueId; 2], Masked>,
+    /// The shares of a value of one party, shared once however many ops use it.
+    shared: HashMap<ValueId, Shared>,
+    /// Set when lowering for serving ([`Lowerer::serve`]).
+    pub(crate) serving: Option<super::phase::Serving>,
 }
 
 impl Lowerer {
@@ -44,6 +48,8 @@ impl Lowerer {
             sends: HashMap::new(),
             next_stream: 0,
             masked: HashMap::new(),
+            shared: HashMap::new(),
+            serving: None,
         }
     }
 
@@ -68,14 +74,16 @@ impl Lowerer {
         kind: ValueKind,
         shape: &[usize],
     ) -> ValueId {
-        self.low.push(LowNode {
+        let id = self.low.push(LowNode {
             host,
             kernel,
             inputs: inputs.to_vec(),
             kind,
             shape: shape.to_vec(),
             origin: self.origin.clone(),
-        })
+        });
+        self.note_emitted(id);
+        id
     }
 
     /// Adds a kernel whose result has the kind and shape of its first input.
@@ -110,12 +118,14 @@ impl Lowerer {
     }
 
     /// A seed known to `a` and `b` only: sampled by `a` at the start and sent to `b` once.
+    /// When serving, it is sampled at setup if both parties persist.
     pub fn pair_seed(&mut self, a: Host, b: Host) -> (ValueId, ValueId) {
         if let Some(&s) = self.pair_seeds.get(&(a, b)) {
             return s;
         }
         let origin = self.origin.take();
-        let seed = self.emit(a, Kernel::SampleSeed, &[], ValueKind::Seed, &[]);
+        let persists = self.pair_persists(a, b);
+        let seed = self.in_phase(persists, |cx| cx.emit(a, Kernel::SampleSeed, &[], ValueKind::Seed, &[]));
         let theirs = self.send(seed, b, Exchange::Seed);
         self.origin = origin;
         self.pair_seeds.insert((a, b), (seed, theirs));
@@ -169,17 +179,34 @@ impl Lowerer {
     }
 
     /// Secret-shares a float value of its host: the host encodes it, server 0 receives a seed
-    /// (its share is the seed's expansion) and server 1 the value minus that expansion.
+    /// (its share is the seed's expansion) and server 1 the value minus that expansion. Once
+    /// per value.
     pub fn share(&mut self, value: ValueId) -> Shared {
+        if let Some(&s) = self.shared.get(&value) {
+            return s;
+        }
         let owner = self.host(value);
         let shape = self.shape(value).to_vec();
         let fb = self.frac_bits();
         let encoded = self.emit(owner, Kernel::Encode { frac_bits: fb }, &[value], ValueKind::Ring, &shape);
-        self.share_ring(encoded)
+        let s = self.share_ring(encoded);
+        self.shared.insert(value, s);
+        s
     }
 
-    /// Secret-shares a ring value of its host.
+    /// Secret-shares a ring value of its host, once per value (at setup if the value is a
+    /// setup value).
     pub fn share_ring(&mut self, encoded: ValueId) -> Shared {
+        if let Some(&s) = self.shared.get(&encoded) {
+            return s;
+        }
+        let setup = self.all_setup(&[encoded]);
+        let s = self.setup_if(setup, |cx| cx.share_ring_now(encoded));
+        self.shared.insert(encoded, s);
+        s
+    }
+
+    fn share_ring_now(&mut self, encoded: ValueId) -> Shared {
         let owner = self.host(encoded);
         let shape = self.shape(encoded).to_vec();
         match owner {

@@ -24,23 +24,30 @@ impl Lowerer {
     /// Shares a ring value the helper computed: server 0's share is a seed expansion, server 1
     /// receives the difference (`|value|` words).
     pub fn dealer_share(&mut self, value: ValueId) -> Shared {
-        let shape = self.shape(value).to_vec();
-        let (h0, r0) = self.common_random(HELPER, S0, Draw::Ring, &shape);
-        let diff = self.emit_like(Kernel::Sub, &[value, h0]);
-        let r1 = self.send(diff, S1, Exchange::Share);
-        Shared { s: [r0, r1] }
+        let setup = self.all_setup(&[value]);
+        self.setup_if(setup, |cx| {
+            let shape = cx.shape(value).to_vec();
+            let (h0, r0) = cx.common_random(HELPER, S0, Draw::Ring, &shape);
+            let diff = cx.emit_like(Kernel::Sub, &[value, h0]);
+            let r1 = cx.send(diff, S1, Exchange::Share);
+            Shared { s: [r0, r1] }
+        })
     }
 
-    /// Masks `x` with dealer randomness and opens `x - a` to both servers, once per value.
+    /// Masks `x` with dealer randomness and opens `x - a` to both servers, once per value
+    /// (and, when serving, once per session if `x` is a setup value such as a weight).
     pub fn mask(&mut self, x: &Shared) -> Masked {
         if let Some(m) = self.masked.get(&x.s) {
             return *m;
         }
-        let shape = self.shape(x.s[0]).to_vec();
-        let (a, a_shared) = self.dealer_random(&shape);
-        let e_shared = self.local2(Kernel::Sub, x, &a_shared, &shape);
-        let e = self.open(&e_shared);
-        let m = Masked { a, a_shared, e };
+        let setup = self.all_setup(&x.s);
+        let m = self.setup_if(setup, |cx| {
+            let shape = cx.shape(x.s[0]).to_vec();
+            let (a, a_shared) = cx.dealer_random(&shape);
+            let e_shared = cx.local2(Kernel::Sub, x, &a_shared, &shape);
+            let e = cx.open(&e_shared);
+            Masked { a, a_shared, e }
+        });
         self.masked.insert(x.s, m);
         m
     }
@@ -71,10 +78,11 @@ impl Lowerer {
 
     /// Divides by `2^f` after a product, with the configured method.
     pub fn truncate(&mut self, z: &Shared) -> Shared {
-        match self.options.truncation {
-            Truncation::Dealer => self.truncate_dealer(z),
-            Truncation::Local => self.truncate_local(z),
-        }
+        let setup = self.all_setup(&z.s);
+        self.setup_if(setup, |cx| match cx.options.truncation {
+            Truncation::Dealer => cx.truncate_dealer(z),
+            Truncation::Local => cx.truncate_local(z),
+        })
     }
 
     /// SecureML's local truncation: server 0 shifts its share, server 1 shifts the negation of

@@ -9,6 +9,7 @@
 pub mod context;
 pub mod dealer;
 pub mod linear;
+pub mod phase;
 pub mod pond;
 pub mod poly;
 pub mod securenn;

@@ -98,11 +98,12 @@ fn solve(mut m: Vec<Vec<f64>>) -> Vec<f64> {
         if p.abs() < 1e-300 {
             continue;
         }
-        for row in 0..n {
+        let pivot_row = m[col].clone();
+        for (row, r) in m.iter_mut().enumerate() {
             if row != col {
-                let factor = m[row][col] / p;
-                for k in col..=n {
-                    m[row][k] -= factor * m[col][k];
+                let factor = r[col] / p;
+                for (x, &y) in r.iter_mut().zip(&pivot_row).skip(col) {
+                    *x -= factor * y;
                 }
             }
         }

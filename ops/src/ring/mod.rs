@@ -15,9 +15,11 @@ mod bits;
 mod conv;
 mod field;
 mod kernels;
+mod lanes;
 mod matmul;
 mod odd;
 mod pack;
+mod securenn;
 mod shape;
 
 #[cfg(test)]
@@ -32,9 +34,14 @@ pub use arith::{
 pub use bits::{bit_compose, bit_decompose, WORD_BITS};
 pub use conv::conv2d;
 pub use field::PrimeField;
+pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows};
 pub use matmul::{matmul, matmul_2d, matmul_naive, KC, MC, MR, NR};
 pub use odd::{
     odd_add, odd_add_words, odd_mul, odd_mul_scalar, odd_mul_words, odd_neg, odd_neg_word,
     odd_reduce, odd_reduce_word, odd_sub, odd_sub_words, ODD_MODULUS,
+};
+pub use securenn::{
+    any_zero, bits_to_words, compare_bits, is_zero, lsb, mul_random_nonzero, permute_random, wrap,
+    xor_public_bit,
 };
 pub use shape::{checked_len, reshape, transpose, transpose_2d};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ndarray::ArrayD;
 use shareflow_compiler::CompiledGraph;
 
-use super::{run_party, PartyResult, Plan};
+use super::{run_party_with, PartyResult, Plan, Store};
 use crate::transport::InProcNetwork;
 use crate::{Result, RuntimeError};
 
@@ -18,12 +18,20 @@ pub struct InProcessRun {
 }
 
 impl InProcessRun {
-    /// The outputs of a party.
-    pub fn outputs(&self, party: &str) -> Option<&HashMap<String, ArrayD<f32>>> {
+    /// The result of a party.
+    pub fn party(&self, party: &str) -> Result<&PartyResult> {
         self.parties
             .iter()
             .find(|p| p.metrics.party == party)
-            .map(|p| &p.outputs)
+            .ok_or_else(|| RuntimeError::Node {
+                node: party.into(),
+                message: "no such party in this run".into(),
+            })
+    }
+
+    /// A float output of a party.
+    pub fn float(&self, party: &str, name: &str) -> Result<&ArrayD<f32>> {
+        self.party(party)?.float(name)
     }
 
     /// Bytes sent by all parties.
@@ -45,6 +53,30 @@ pub fn run_in_process(
     inputs: &HashMap<String, HashMap<String, ArrayD<f32>>>,
     timeout: Duration,
 ) -> Result<InProcessRun> {
+    let mut stores = vec![Store::new(); graph.parties.len()];
+    run_in_process_with(graph, plans, inputs, timeout, &mut stores)
+}
+
+/// [`run_in_process`] with every party's [`Store`] of a serving session (by party index), kept
+/// by the caller across runs.
+pub fn run_in_process_with(
+    graph: &CompiledGraph,
+    plans: &[Plan],
+    inputs: &HashMap<String, HashMap<String, ArrayD<f32>>>,
+    timeout: Duration,
+    stores: &mut [Store],
+) -> Result<InProcessRun> {
+    if stores.len() != graph.parties.len() || plans.len() != graph.programs.len() {
+        return Err(RuntimeError::Node {
+            node: "in-process run".into(),
+            message: format!(
+                "{} plans and {} stores for {} parties",
+                plans.len(),
+                stores.len(),
+                graph.parties.len()
+            ),
+        });
+    }
     let session: [u8; 16] = shareflow_ops::prg::fresh_seed()?[..16]
         .try_into()
         .map_err(|_| RuntimeError::Node {
@@ -59,9 +91,10 @@ pub fn run_in_process(
             .into_iter()
             .zip(&graph.programs)
             .zip(plans)
-            .map(|((mut t, program), plan)| {
+            .zip(stores.iter_mut())
+            .map(|(((mut t, program), plan), store)| {
                 let inputs = inputs.get(&program.party).unwrap_or(&empty);
-                s.spawn(move || run_party(program, plan, &mut t, inputs))
+                s.spawn(move || run_party_with(program, plan, &mut t, inputs, store))
             })
             .collect();
         handles

@@ -31,6 +31,12 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         message: e.to_string(),
     };
     let r = |i: usize| ring(args[i], instr.kernel.name()).map_err(at);
+    // SecureNN's operands: odd-ring values, words of either ring, small values, fields.
+    let arg = |i: usize| operand(instr, args, i);
+    let odd = |i: usize| arg(i)?.as_odd_ring(instr.kernel.name()).map_err(at);
+    let word = |i: usize| words(arg(i)?, instr.kernel.name()).map_err(at);
+    let small = |i: usize| arg(i)?.as_small(instr.kernel.name()).map_err(at);
+    let field = |p: u8| PrimeField::new(p).map_err(at);
     let value = match &instr.kernel {
         Kernel::Input { name } => {
             let v = cx.inputs.get(name).ok_or_else(|| RuntimeError::Node {
@@ -106,7 +112,64 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
                 Draw::Bits => Value::Small(prg.bits(shape).map_err(at)?),
             }
         }
-        Kernel::Output { .. } | Kernel::Send { .. } | Kernel::Recv { .. } => {
+        Kernel::OddAdd => Value::OddRing(ring::odd_add(odd(0)?, odd(1)?).map_err(at)?),
+        Kernel::OddSub => Value::OddRing(ring::odd_sub(odd(0)?, odd(1)?).map_err(at)?),
+        Kernel::RingToOdd => Value::OddRing(ring::odd_reduce(r(0)?)),
+        Kernel::Wrap => Value::Small(ring::wrap(r(0)?, r(1)?).map_err(at)?),
+        Kernel::BitDecompose => Value::Small(ring::bit_decompose(word(0)?)),
+        Kernel::Lsb => Value::Small(ring::lsb(word(0)?)),
+        Kernel::IsZero => Value::Small(ring::is_zero(word(0)?)),
+        Kernel::BitTo { kind } => match kind {
+            shareflow_ops::ValueKind::Ring => Value::Ring(ring::bits_to_words(small(0)?)),
+            shareflow_ops::ValueKind::OddRing => Value::OddRing(ring::bits_to_words(small(0)?)),
+            other => return Err(at(OpsError::InvalidArgument {
+                op: "bit_to",
+                message: format!("bits become ring or odd-ring words, not {}", other.name()),
+            })),
+        },
+        Kernel::XorPublicBit { add } => {
+            let is_odd = arg(0)?.kind() == shareflow_ops::ValueKind::OddRing;
+            let v = ring::xor_public_bit(word(0)?, small(1)?, *add, is_odd).map_err(at)?;
+            if is_odd {
+                Value::OddRing(v)
+            } else {
+                Value::Ring(v)
+            }
+        }
+        Kernel::FieldAdd { p } => Value::Small(field(*p)?.add(small(0)?, small(1)?).map_err(at)?),
+        Kernel::FieldSub { p } => Value::Small(field(*p)?.sub(small(0)?, small(1)?).map_err(at)?),
+        Kernel::CompareBits { party, p, stream } => {
+            let seed = arg(3)?.as_seed("compare_bits").map_err(at)?;
+            let mut common = Prg::new(seed, Domain::new(cx.session, *stream, 0x300 | u32::from(*p)));
+            let (x, r, beta) = (small(0)?, word(1)?, small(2)?);
+            Value::Small(ring::compare_bits(field(*p)?, *party, x, r, beta, &mut common).map_err(at)?)
+        }
+        Kernel::AnyZero => Value::Small(ring::any_zero(small(0)?).map_err(at)?),
+        Kernel::MulNonzero { stream, p } => {
+            let seed = arg(1)?.as_seed("mul_nonzero").map_err(at)?;
+            let mut prg = Prg::new(seed, Domain::new(cx.session, *stream, 0x200 | u32::from(*p)));
+            Value::Small(ring::mul_random_nonzero(field(*p)?, small(0)?, &mut prg).map_err(at)?)
+        }
+        Kernel::PermuteLast { stream } => {
+            let seed = arg(1)?.as_seed("permute_last").map_err(at)?;
+            let mut prg = Prg::new(seed, Domain::new(cx.session, *stream, 4));
+            Value::Small(ring::permute_random(small(0)?, &mut prg).map_err(at)?)
+        }
+        Kernel::Windows { window, pad } => {
+            Value::Ring(ring::windows(r(0)?, &plain_op::window(window), *pad).map_err(at)?)
+        }
+        Kernel::StridedSlice { axis, start, step, len } => {
+            Value::Ring(ring::strided_slice(r(0)?, *axis, *start, *step, *len).map_err(at)?)
+        }
+        Kernel::Concat { axis } => Value::Ring(ring::concat(r(0)?, r(1)?, *axis).map_err(at)?),
+        Kernel::Iota { axis, scale } => Value::Ring(ring::iota(&instr.shape, *axis, *scale).map_err(at)?),
+        Kernel::OneHot { n } => Value::Ring(ring::one_hot(r(0)?, *n).map_err(at)?),
+        Kernel::RotateLast { keep } => Value::Ring(ring::rotate_last(r(0)?, r(1)?, *keep).map_err(at)?),
+        Kernel::Output { .. }
+        | Kernel::Send { .. }
+        | Kernel::Recv { .. }
+        | Kernel::Store { .. }
+        | Kernel::Load { .. } => {
             return Err(RuntimeError::Node {
                 node: label(instr),
                 message: "not a local kernel".into(),
@@ -134,6 +197,26 @@ fn sum_pool(
     let grouped = ring::reshape(&cols, &[rows, cells, c])?;
     let summed = ring::sum_axis(&grouped, 1)?;
     ring::reshape(&summed, out_shape)
+}
+
+/// Argument `i` of `instr`, or an error naming the instruction.
+fn operand<'a>(instr: &Instr, args: &[&'a Value], i: usize) -> Result<&'a Value> {
+    args.get(i).copied().ok_or_else(|| RuntimeError::Node {
+        node: label(instr),
+        message: format!("missing input {i}"),
+    })
+}
+
+/// The words of a ring or odd-ring value (SecureNN reads both as 64-bit words).
+fn words<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u64>, OpsError> {
+    match v {
+        Value::Ring(a) | Value::OddRing(a) => Ok(a),
+        other => Err(OpsError::WrongKind {
+            op,
+            expected: "ring or odd-ring",
+            got: other.kind().name(),
+        }),
+    }
 }
 
 /// How errors name an instruction: its id, kernel and logical origin.

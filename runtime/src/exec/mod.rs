@@ -5,6 +5,8 @@ mod inproc;
 pub mod kernels;
 pub mod metrics;
 pub mod plan;
+pub mod serving;
+mod store;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,9 +16,11 @@ use shareflow_compiler::ir::{Kernel, ValueId};
 use shareflow_compiler::Program;
 use shareflow_ops::Value;
 
-pub use inproc::{run_in_process, InProcessRun};
+pub use inproc::{run_in_process, run_in_process_with, InProcessRun};
 pub use metrics::PartyMetrics;
 pub use plan::Plan;
+pub use serving::ServingSession;
+pub use store::Store;
 
 use crate::transport::Transport;
 use crate::{Result, RuntimeError};
@@ -24,8 +28,23 @@ use crate::{Result, RuntimeError};
 /// The outputs a party received and its metrics.
 #[derive(Debug, Clone)]
 pub struct PartyResult {
-    pub outputs: HashMap<String, ArrayD<f32>>,
+    /// Outputs by name: floats for the outputs of a graph, any kind for hand-built programs.
+    pub outputs: HashMap<String, Value>,
     pub metrics: PartyMetrics,
+}
+
+impl PartyResult {
+    /// A float output, or an error naming it.
+    pub fn float(&self, name: &str) -> Result<&ArrayD<f32>> {
+        let v = self.outputs.get(name).ok_or_else(|| RuntimeError::Node {
+            node: format!("output {name:?}"),
+            message: format!("party {} received no such output", self.metrics.party),
+        })?;
+        v.as_float("output").map_err(|e| RuntimeError::Node {
+            node: format!("output {name:?}"),
+            message: e.to_string(),
+        })
+    }
 }
 
 /// Runs `program` (planned as `plan`) over `transport` with this party's `inputs`.
@@ -34,6 +53,18 @@ pub fn run_party(
     plan: &Plan,
     transport: &mut dyn Transport,
     inputs: &HashMap<String, ArrayD<f32>>,
+) -> Result<PartyResult> {
+    run_party_with(program, plan, transport, inputs, &mut Store::new())
+}
+
+/// [`run_party`] with the party's [`Store`] of a serving session, which `Store` kernels fill
+/// and `Load` kernels read (kept by the caller across runs).
+pub fn run_party_with(
+    program: &Program,
+    plan: &Plan,
+    transport: &mut dyn Transport,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    store: &mut Store,
 ) -> Result<PartyResult> {
     let start = Instant::now();
     let session = u128::from_le_bytes(transport.session());
@@ -50,12 +81,8 @@ pub fn run_party(
             let instr = &program.instrs[idx];
             let t = Instant::now();
             if let Kernel::Output { name } = &instr.kernel {
-                let v = get(&values, instr, 0)?.as_float("output").map_err(|e| RuntimeError::Node {
-                    node: kernels::label(instr),
-                    message: e.to_string(),
-                })?;
-                outputs.insert(name.clone(), v.clone());
-            } else {
+                outputs.insert(name.clone(), get(&values, instr, 0)?.clone());
+            } else if !store.run(instr, &mut values)? {
                 let args = instr
                     .inputs
                     .iter()
@@ -111,7 +138,7 @@ pub fn run_party(
             }
         }
     }
-    metrics.finish(start.elapsed(), plan.rounds.len() as u32, &before, transport);
+    metrics.finish(start.elapsed(), plan.communication_rounds(), &before, transport);
     Ok(PartyResult { outputs, metrics })
 }
 

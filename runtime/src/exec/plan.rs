@@ -71,4 +71,13 @@ impl Plan {
         }
         Ok(Plan { rounds, frees })
     }
+
+    /// The rounds in which this party communicates: the last one with a send or a receive,
+    /// plus one (the local work after the last receive is no round of its own).
+    pub fn communication_rounds(&self) -> u32 {
+        self.rounds
+            .iter()
+            .rposition(|r| !r.sends.is_empty() || !r.recvs.is_empty())
+            .map_or(0, |r| r as u32 + 1)
+    }
 }

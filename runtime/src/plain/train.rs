@@ -156,10 +156,10 @@ pub fn predict(
     let mut start = 0;
     while start < n {
         let size = batch.max(1).min(n - start);
-        if !models.contains_key(&size) {
-            models.insert(size, ZooModel::build(kind, size)?);
-        }
-        let model = &models[&size];
+        let model = match models.entry(size) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(ZooModel::build(kind, size)?),
+        };
         let mut inputs = HashMap::new();
         for p in &model.params {
             inputs.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());

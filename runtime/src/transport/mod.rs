@@ -19,6 +19,8 @@ use crate::{Result, RuntimeError};
 pub mod inproc;
 pub mod quic;
 mod quic_conn;
+mod quic_frame;
+mod quic_hello;
 mod quic_tls;
 
 pub use inproc::{InProcNetwork, InProcTransport};

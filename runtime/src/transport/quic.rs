@@ -13,7 +13,8 @@ use std::time::Duration;
 use quinn::{Endpoint, TokioRuntime, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::quic_conn::{describe, establish, peer_err, write_error, Link, Plan, CODE_DONE};
+use super::quic_conn::{establish, Plan};
+use super::quic_frame::{describe, peer_err, write_error, Link, CODE_DONE};
 use super::{quic_tls, Book, Transport, TransportStats};
 use crate::cluster::ClusterConfig;
 use crate::wire::{self, Batch};
@@ -22,6 +23,8 @@ use crate::{Result, RuntimeError};
 /// How long closing waits at most for the endpoint to become idle after the last frames are
 /// acknowledged.
 const CLOSE_IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How long closing waits at most for peers to acknowledge the last frames.
+const MAX_CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// One party's end of a QUIC cluster. Dropping it closes the connections cleanly: it first waits
 /// (up to the timeout) until every peer has acknowledged every frame sent to it.
@@ -79,6 +82,23 @@ fn check_parties(cluster: &ClusterConfig, me: &str, parties: &[String]) -> Resul
     })
 }
 
+/// Socket buffers asked for (the kernel may grant less): bursts of a fast sender must not
+/// overflow the receive buffer, which QUIC would take for congestion.
+const SOCKET_BUFFER: usize = 8 << 20;
+
+/// Best effort: larger UDP socket buffers.
+fn enlarge_buffers(socket: &std::net::UdpSocket) {
+    let Ok(state) = quinn::udp::UdpSocketState::new(socket.into()) else {
+        return;
+    };
+    if let Err(e) = state.set_recv_buffer_size(socket.into(), SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    if let Err(e) = state.set_send_buffer_size(socket.into(), SOCKET_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP send buffer");
+    }
+}
+
 impl QuicTransport {
     /// Starts party `me` of a program whose parties are `parties` (in the program's index
     /// order): binds its cluster address, connects to every other party (retrying while they
@@ -103,7 +123,7 @@ impl QuicTransport {
             .iter()
             .map(|p| cluster.socket_addr(p))
             .collect::<Result<Vec<_>>>()?;
-        let loopback = false && addrs.iter().all(|a| a.ip().is_loopback());
+        let loopback = addrs.iter().all(|a| a.ip().is_loopback());
         let configs = quic_tls::configs(cluster, me, timeout, loopback)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -119,6 +139,7 @@ impl QuicTransport {
             context: format!("party {me}: cannot bind UDP {addr} (parties.{me}.address)"),
             source,
         })?;
+        enlarge_buffers(&socket);
         let endpoint = {
             let _guard = rt.enter();
             Endpoint::new(
@@ -186,7 +207,7 @@ impl QuicTransport {
             rt.shutdown_background();
             return;
         }
-        let grace = self.book.timeout;
+        let grace = self.book.timeout.min(MAX_CLOSE_WAIT);
         let (links, endpoint) = (&mut self.links, &self.endpoint);
         rt.block_on(async {
             let deadline = Instant::now() + grace;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{IdleTimeout, MtuDiscoveryConfig, TransportConfig, VarInt};
+use quinn::{IdleTimeout, TransportConfig, VarInt};
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 
@@ -19,8 +19,6 @@ pub(crate) const ALPN: &[u8] = b"shareflow/1";
 const STREAM_WINDOW: u32 = 128 << 20;
 /// Connection receive window and send buffer.
 const CONN_WINDOW: u32 = 256 << 20;
-/// UDP payload size used on loopback, where the path MTU is 64 KiB.
-const LOOPBACK_MTU: u16 = 16 * 1024;
 
 fn tls(message: impl Into<String>) -> RuntimeError {
     RuntimeError::Tls(message.into())
@@ -51,12 +49,6 @@ fn transport_config(timeout: Duration, loopback: bool) -> Result<TransportConfig
     t.keep_alive_interval(Some(keep_alive));
     if loopback {
         t.initial_rtt(Duration::from_millis(5));
-        t.initial_mtu(LOOPBACK_MTU);
-        t.mtu_discovery_config(None);
-    } else {
-        let mut mtu = MtuDiscoveryConfig::default();
-        mtu.upper_bound(1452);
-        t.mtu_discovery_config(Some(mtu));
     }
     Ok(t)
 }
@@ -123,12 +115,7 @@ pub(crate) fn configs(
     let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
     client.transport_config(transport);
 
-    let mut endpoint = quinn::EndpointConfig::default();
-    if loopback {
-        endpoint
-            .max_udp_payload_size(LOOPBACK_MTU)
-            .map_err(|e| tls(format!("endpoint: {e}")))?;
-    }
+    let endpoint = quinn::EndpointConfig::default();
     Ok(Configs {
         server,
         client,

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
-use shareflow_tools::commands::{dot, eval, inspect, train};
+use shareflow_compiler::{CompileOptions, Truncation};
+use shareflow_tools::commands::{compile, dot, eval, inspect, train};
+use shareflow_tools::ToolError;
 
 #[derive(Parser)]
 #[command(name = "shareflow", version, about = "Deep learning on encrypted data")]
@@ -58,6 +60,8 @@ enum Command {
         /// Weights .npz (default: models/<model>.npz).
         #[arg(long)]
         weights: Option<PathBuf>,
+        #[command(flatten)]
+        protocol_options: ProtocolArgs,
         #[arg(long)]
         json: bool,
     },
@@ -68,6 +72,40 @@ enum Command {
         /// Draw the graph compiled for this protocol instead of the logical graph.
         #[arg(long)]
         protocol: Option<String>,
+        #[command(flatten)]
+        protocol_options: ProtocolArgs,
+    },
+    /// Compiles a network for a protocol; prints its static cost report (rounds, bytes per
+    /// party pair, per layer, a latency estimate) without running it.
+    Compile {
+        #[arg(long)]
+        model: ModelKind,
+        /// pond or securenn.
+        #[arg(long)]
+        protocol: String,
+        /// Images per prediction.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Write the compiled graph (JSON) here.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// The full report: bytes per ordered party pair and per layer.
+        #[arg(long)]
+        cost: bool,
+        /// A setup program that masks the model owner's weights once, and a per-prediction
+        /// program that reuses them.
+        #[arg(long)]
+        serving: bool,
+        /// Round-trip time of the latency estimate.
+        #[arg(long, default_value_t = 1.0)]
+        rtt_ms: f64,
+        /// Bandwidth of the latency estimate.
+        #[arg(long, default_value_t = 1000.0)]
+        mbps: f64,
+        #[command(flatten)]
+        protocol_options: ProtocolArgs,
+        #[arg(long)]
+        json: bool,
     },
     /// Lists a network's layers, shapes and parameters.
     Inspect {
@@ -76,6 +114,44 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Options of the secure protocols.
+#[derive(clap::Args, Clone)]
+struct ProtocolArgs {
+    /// Fixed-point fractional bits.
+    #[arg(long, default_value_t = 16)]
+    frac_bits: u32,
+    /// Truncation after products: dealer (exact to one ulp) or local (SecureML).
+    #[arg(long, default_value = "dealer")]
+    truncation: String,
+    /// Pond: ReLU polynomial fitted on [-I, I].
+    #[arg(long)]
+    relu_interval: Option<f64>,
+    /// Pond: degree of the ReLU polynomial.
+    #[arg(long)]
+    relu_degree: Option<usize>,
+}
+
+impl ProtocolArgs {
+    fn options(&self) -> Result<CompileOptions, String> {
+        let mut o = CompileOptions {
+            frac_bits: self.frac_bits,
+            ..Default::default()
+        };
+        o.truncation = match self.truncation.as_str() {
+            "dealer" => Truncation::Dealer,
+            "local" => Truncation::Local,
+            other => return Err(format!("unknown truncation {other:?} (dealer, local)")),
+        };
+        if let Some(i) = self.relu_interval {
+            o.relu.interval = i;
+        }
+        if let Some(d) = self.relu_degree {
+            o.relu.degree = d;
+        }
+        Ok(o)
+    }
 }
 
 fn main() -> ExitCode {
@@ -111,17 +187,59 @@ fn main() -> ExitCode {
             batch,
             data,
             weights,
+            protocol_options,
             json,
-        } => eval::run(eval::EvalArgs {
+        } => protocol_options
+            .options()
+            .map_err(ToolError::Usage)
+            .and_then(|options| {
+                eval::run(eval::EvalArgs {
+                    model,
+                    protocol,
+                    limit,
+                    batch,
+                    data,
+                    weights,
+                    options,
+                    json,
+                })
+            }),
+        Command::Dot {
             model,
             protocol,
-            limit,
+            protocol_options,
+        } => protocol_options
+            .options()
+            .map_err(ToolError::Usage)
+            .and_then(|o| dot::run(model, protocol.as_deref(), o)),
+        Command::Compile {
+            model,
+            protocol,
             batch,
-            data,
-            weights,
+            out,
+            cost,
+            serving,
+            rtt_ms,
+            mbps,
+            protocol_options,
             json,
-        }),
-        Command::Dot { model, protocol } => dot::run(model, protocol.as_deref()),
+        } => protocol_options
+            .options()
+            .map_err(ToolError::Usage)
+            .and_then(|options| {
+                compile::run(compile::CompileArgs {
+                    model,
+                    protocol,
+                    batch,
+                    options,
+                    out,
+                    cost,
+                    serving,
+                    rtt_ms,
+                    mbps,
+                    json,
+                })
+            }),
         Command::Inspect { model, json } => inspect::run(model, json),
     };
     match result {

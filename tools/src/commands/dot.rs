@@ -1,19 +1,22 @@
-//! `shareflow dot`: a network's graph as Graphviz DOT on stdout.
+//! `shareflow dot`: a network's graph as Graphviz DOT on stdout: the logical graph, or with
+//! `--protocol` the compiled graph (one cluster per party, share exchanges labelled with their
+//! size).
 
+use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
 use crate::{Result, ToolError};
 
-/// Prints the logical graph of `model` (batch 1) or, with a protocol, its compiled graph.
-pub fn run(model: ModelKind, protocol: Option<&str>) -> Result<()> {
+/// Prints the logical graph of `model` (batch 1) or its graph compiled for `protocol`.
+pub fn run(model: ModelKind, protocol: Option<&str>, options: CompileOptions) -> Result<()> {
     let zoo = ZooModel::build(model, 1)?;
     match protocol {
-        None | Some("plaintext") => {
-            print!("{}", zoo.graph.to_dot());
-            Ok(())
+        None | Some("plaintext") => print!("{}", zoo.graph.to_dot()),
+        Some(p) => {
+            let kind: ProtocolKind = p.parse().map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
+            let compiled = compile(&zoo.graph, kind, options).map_err(|e| ToolError::Usage(e.to_string()))?;
+            print!("{}", shareflow_compiler::dot::to_dot(&compiled));
         }
-        Some(other) => Err(ToolError::Usage(format!(
-            "unknown protocol {other:?} (plaintext, pond, securenn)"
-        ))),
     }
+    Ok(())
 }

@@ -1,8 +1,10 @@
 //! One module per command.
 
+pub mod compile;
 pub mod dot;
 pub mod eval;
 pub mod inspect;
+pub mod secure;
 pub mod train;
 
 use std::path::PathBuf;

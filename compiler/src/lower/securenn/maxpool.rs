@@ -1,0 +1,254 @@
+//! Algorithms 9 and 10 of SecureNN: MaxPool and DMaxPool, and argmax, as trees of
+//! comparisons.
+//!
+//! The paper's MaxPool compares the candidates one after the other (`n - 1` DReLUs in
+//! sequence); here they meet in a knockout tree: adjacent pairs are compared all at once
+//! (one DReLU and one SelectShare for the whole level), so the rounds grow with
+//! `ceil(log2 n)` and the comparisons stay `n - 1`. At each pair the left (earlier) candidate
+//! wins ties, so the winner is the first maximum in scan order, as in TensorFlow and the
+//! plaintext reference.
+
+use shareflow_graphs::op::Window;
+use shareflow_ops::ValueKind;
+
+use super::relu::{drelu, select_share};
+use super::SERVERS;
+use crate::ir::{Draw, Exchange, Kernel};
+use crate::lower::{Lowerer, Shared, HELPER};
+use crate::CompileError;
+
+/// The word that SAME padding cells of a max-pooling window hold: `-2^61`, below every value
+/// a comparison takes exactly (`|x| < 2^61`), so it never wins.
+pub const PAD: u64 = (1u64 << 61).wrapping_neg();
+
+/// The candidates of a knockout tree: values `[lanes.., m, 1]` and, if tracked, their
+/// indices (same shape).
+struct Candidates {
+    value: Shared,
+    index: Option<Shared>,
+    lanes: Vec<usize>,
+    m: usize,
+}
+
+impl Candidates {
+    fn shape(&self, m: usize) -> Vec<usize> {
+        let mut s = self.lanes.clone();
+        s.extend([m, 1]);
+        s
+    }
+}
+
+/// MaxPool Π_MP({P0, P1}, P2) over the last axis of `x` (`[.., n]`): shares of the maximum
+/// (`[..]`) and, if `with_index`, of the index of its first occurrence (the paper's `ind`,
+/// as an integer times `index_scale`). Exact for values in `(-2^61, 2^61)`.
+pub fn maxpool(
+    cx: &mut Lowerer,
+    x: &Shared,
+    with_index: bool,
+    index_scale: u64,
+) -> (Shared, Option<Shared>) {
+    let shape = cx.shape(x.s[0]).to_vec();
+    let (lanes, n) = match shape.split_last() {
+        Some((&n, lanes)) => (lanes.to_vec(), n),
+        None => (Vec::new(), 1),
+    };
+    let full = [lanes.as_slice(), &[n, 1]].concat();
+    let value = cx.local(
+        Kernel::Reshape {
+            shape: full.clone(),
+        },
+        x,
+        &full,
+    );
+    let mut c = Candidates {
+        value,
+        index: None,
+        lanes,
+        m: n,
+    };
+    if with_index {
+        // Step 1: ind = (the position of each candidate), public: on P0, 0 on P1.
+        let axis = c.lanes.len();
+        let index = cx.on_servers(
+            |j| Kernel::Iota {
+                axis,
+                scale: if j == 0 { index_scale } else { 0 },
+            },
+            |_| vec![],
+            ValueKind::Ring,
+            &full,
+        );
+        c.index = Some(Shared { s: index });
+    }
+    while c.m > 1 {
+        c = knockout_round(cx, c);
+    }
+    let out = c.lanes.clone();
+    let value = cx.local(Kernel::Reshape { shape: out.clone() }, &c.value, &out);
+    let index = c
+        .index
+        .map(|i| cx.local(Kernel::Reshape { shape: out.clone() }, &i, &out));
+    (value, index)
+}
+
+/// One level of the tree: candidates `2i` and `2i + 1` meet; an odd one out goes on.
+fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
+    let axis = c.lanes.len();
+    let half = c.m / 2;
+    let pairs = c.shape(half);
+    let pick =
+        |cx: &mut Lowerer, x: &Shared, start: usize, step: usize, len: usize, shape: &[usize]| {
+            cx.local(
+                Kernel::StridedSlice {
+                    axis,
+                    start,
+                    step,
+                    len,
+                },
+                x,
+                shape,
+            )
+        };
+    let left = pick(cx, &c.value, 0, 2, half, &pairs);
+    let right = pick(cx, &c.value, 1, 2, half, &pairs);
+    // Steps 3-4: <w>_j = <left>_j - <right>_j and beta = DReLU(w): 1 where the left
+    // candidate is at least the right one (it wins ties).
+    let w = cx.local2(Kernel::Sub, &left, &right, &pairs);
+    let beta = drelu(cx, &w);
+    // Step 5: max = SelectShare(beta, right, left).
+    let mut value = select_share(cx, &beta, &right, &left, &pairs);
+    // Step 6: ind = SelectShare(beta, ind_right, ind_left).
+    let mut index = c.index.map(|ind| {
+        let l = pick(cx, &ind, 0, 2, half, &pairs);
+        let r = pick(cx, &ind, 1, 2, half, &pairs);
+        select_share(cx, &beta, &r, &l, &pairs)
+    });
+    if c.m % 2 == 1 {
+        let next = c.shape(half + 1);
+        let one = c.shape(1);
+        let odd = pick(cx, &c.value, c.m - 1, 1, 1, &one);
+        value = cx.local2(Kernel::Concat { axis }, &value, &odd, &next);
+        if let (Some(i), Some(all)) = (index, c.index) {
+            let odd = pick(cx, &all, c.m - 1, 1, 1, &one);
+            index = Some(cx.local2(Kernel::Concat { axis }, &i, &odd, &next));
+        }
+    }
+    Candidates {
+        value,
+        index,
+        lanes: c.lanes,
+        m: half + c.m % 2,
+    }
+}
+
+/// Max pooling of NHWC shares over `window`, to `out` (`[N, OH, OW, C]`): the windows as a
+/// trailing axis (SAME padding cells hold [`PAD`] on server 0 and 0 on server 1), then
+/// [`maxpool`].
+pub fn maxpool2d(
+    cx: &mut Lowerer,
+    x: &Shared,
+    window: &Window,
+    out: &[usize],
+) -> Result<Shared, CompileError> {
+    let windows = pool_windows(cx, x, window, out)?;
+    Ok(maxpool(cx, &windows, false, 1).0)
+}
+
+/// The windows of NHWC shares as `[N, OH, OW, C, KH*KW]`.
+fn pool_windows(
+    cx: &mut Lowerer,
+    x: &Shared,
+    window: &Window,
+    out: &[usize],
+) -> Result<Shared, CompileError> {
+    let &[n, oh, ow, c] = out else {
+        return Err(cx.error(format!("max pooling to shape {out:?}, expected NHWC")));
+    };
+    let shape = [n, oh, ow, c, window.size[0] * window.size[1]];
+    let s = cx.on_servers(
+        |j| Kernel::Windows {
+            window: *window,
+            pad: if j == 0 { PAD } else { 0 },
+        },
+        |j| vec![x.s[j]],
+        ValueKind::Ring,
+        &shape,
+    );
+    Ok(Shared { s })
+}
+
+/// DMaxPool over `window`: for every output of [`maxpool2d`], shares of the one-hot vector
+/// of the cell that won (`[N, OH, OW, C, KH*KW]`, integers 0 or 1), for the backward pass.
+pub fn dmaxpool2d(
+    cx: &mut Lowerer,
+    x: &Shared,
+    window: &Window,
+    out: &[usize],
+) -> Result<Shared, CompileError> {
+    let windows = pool_windows(cx, x, window, out)?;
+    let n = window.size[0] * window.size[1];
+    let (_, index) = maxpool(cx, &windows, true, 1);
+    match index {
+        Some(ind) => Ok(dmaxpool(cx, &ind, n)),
+        None => Err(cx.error("max pooling lost its index")),
+    }
+}
+
+/// DMaxPool Π_DMP({P0, P1}, P2): from shares of an index `ind` in `[0, n)` (integers,
+/// `[..]`), shares of the one-hot vector `e_ind` (`[.., n]`).
+///
+/// The paper's algorithm is for `n` a power of two (a 2x2 window), where `n` divides
+/// `L = 2^64` and so `(ind + k mod L) mod n = (ind + k) mod n`; any other window uses the next
+/// power of two `N >= n` and keeps the first `n` entries (the others are always 0).
+///
+/// - Common randomness: P0, P1 hold a random `k` in Z_L and shares of 0.
+pub fn dmaxpool(cx: &mut Lowerer, ind: &Shared, n: usize) -> Shared {
+    let shape = cx.shape(ind.s[0]).to_vec();
+    let size = n.next_power_of_two();
+    let big = [shape.as_slice(), &[size]].concat();
+    let out = [shape.as_slice(), &[n]].concat();
+    let k = cx.servers_random(Draw::Ring, &shape);
+    // Step 1: <g>_j = <ind>_j + (1 - j) k.
+    let g0 = cx.emit(
+        SERVERS[0],
+        Kernel::Add,
+        &[ind.s[0], k[0]],
+        ValueKind::Ring,
+        &shape,
+    );
+    // Step 2: P_j sends <g>_j to P2.
+    let g = [g0, ind.s[1]].map(|v| cx.send(v, HELPER, Exchange::MaskedOpening));
+    // Step 3: P2 computes g and h = g mod N, uniform in [0, N) as k is.
+    let g = cx.emit(HELPER, Kernel::Add, &g, ValueKind::Ring, &shape);
+    // Step 4: P2 sends shares of the one-hot vector E_h of length N.
+    let e = cx.emit(
+        HELPER,
+        Kernel::OneHot { n: size },
+        &[g],
+        ValueKind::Ring,
+        &big,
+    );
+    let e = cx.dealer_share(e);
+    // Step 5: P_j rotates its share by k: D[i] = E[(i + k) mod N], which is 1 at i = ind; and
+    // adds its share of 0.
+    let d = cx.on_servers(
+        |_| Kernel::RotateLast { keep: n },
+        |j| vec![e.s[j], k[j]],
+        ValueKind::Ring,
+        &out,
+    );
+    cx.rerandomise(&Shared { s: d })
+}
+
+/// Argmax over the last axis: shares of the index of the first maximum, as a fixed-point
+/// number (so that revealing decodes it as the float index), through the MaxPool tree.
+pub fn argmax(cx: &mut Lowerer, x: &Shared) -> Result<Shared, CompileError> {
+    if cx.shape(x.s[0]).is_empty() {
+        return Err(cx.error("argmax of a scalar"));
+    }
+    let scale = 1u64 << cx.frac_bits();
+    match maxpool(cx, x, true, scale) {
+        (_, Some(index)) => Ok(index),
+        _ => Err(cx.error("argmax lost its index")),
+    }
+}

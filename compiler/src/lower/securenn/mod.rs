@@ -1,0 +1,130 @@
+//! SecureNN (Wagh, Gupta, Chandran, "SecureNN: 3-Party Secure Computation for Neural Network
+//! Training", PoPETs 2019): exact ReLU, max pooling and comparisons with three parties.
+//!
+//! The servers S0, S1 are the paper's P0, P1 (the `j` of its formulas is the server's index);
+//! the helper is P2, dealer of every product and comparison helper. One function per
+//! algorithm, named as in the paper, with its step numbers:
+//!
+//! | algorithm | function | file |
+//! |---|---|---|
+//! | 1 MatMul | [`Lowerer::beaver`] | `dealer.rs` |
+//! | 2 SelectShare | [`relu::select_share`] | `relu.rs` |
+//! | 3 PrivateCompare | [`private_compare::private_compare`] | `private_compare.rs` |
+//! | 4 ShareConvert | [`share_convert::share_convert`] | `share_convert.rs` |
+//! | 5 ComputeMSB | [`compute_msb::compute_msb`] | `compute_msb.rs` |
+//! | 6 DReLU | [`relu::drelu`] | `relu.rs` |
+//! | 7 ReLU | [`relu::relu`] | `relu.rs` |
+//! | 9 MaxPool | [`maxpool::maxpool`] (a tree, not the paper's chain) | `maxpool.rs` |
+//! | 10 DMaxPool | [`maxpool::dmaxpool`] | `maxpool.rs` |
+//!
+//! Every function works on whole tensors: one kernel call per tensor and party, never per
+//! element. Communication of the helper's shares is halved with seeds as everywhere in the
+//! compiler: server 0's share of anything the helper deals is the expansion of their pair
+//! seed, and only server 1 receives a tensor.
+//!
+//! **Ranges.** DReLU is exact for `a` in `[-2^62, 2^62)` ring units (with `f = 16`
+//! fractional bits, reals in `[-2^46, 2^46)`): it takes the MSB of `2a`, which is the sign of
+//! `a` in that range, because ShareConvert needs an input other than `2^64 - 1` and `2a` is
+//! even. Comparisons of two values (max pooling, argmax) take DReLU of a difference, so they
+//! are exact for inputs in `(-2^61, 2^61)`; SAME padding cells hold `-2^61`, which never wins.
+//! Every input the fixed-point encoder accepts (`|x| < 2^15` reals) is far inside.
+//!
+//! **Sigmoid** is Pond's polynomial (least squares over `[-B, B]`, `CompileOptions::sigmoid`),
+//! so both protocols give the same values; a piecewise-linear sigmoid from DReLU would be
+//! exact only for its own approximation and costs two comparisons per element.
+//!
+//! **ReLU and max pooling commute** (`relu(maxpool(x)) = maxpool(relu(x))`, ReLU being
+//! monotone), and ReLU after the pooling needs `k^2` times fewer comparisons for `k x k`
+//! windows. Networks B and C already pool first; a graph that applies ReLU first is lowered
+//! in the cheap order ([`swap`]).
+
+pub mod compute_msb;
+pub mod maxpool;
+pub mod private_compare;
+pub mod relu;
+pub mod share_convert;
+mod shares;
+pub mod swap;
+
+use shareflow_graphs::{Op, Shape};
+
+use super::linear::lower_common;
+use super::poly::{Fit, Target};
+use super::{to_shared, Lowerer, Operand, Protocol, Shared, S0, S1};
+use crate::ir::Host;
+use crate::CompileError;
+
+pub use shares::{BitShares, OddShared, Public};
+
+/// The prime of the bit shares of PrivateCompare: `p > l + 1 = 65` so that a sum of up to 64
+/// bits plus one is never 0 mod p; 67 is the smallest such prime.
+pub const PRIME: u8 = 67;
+
+/// Bits of a ring word (the paper's `l`).
+pub const WORD_BITS: usize = 64;
+
+/// The servers in the paper's order: P_j is host `SERVERS[j]`.
+pub const SERVERS: [Host; 2] = [S0, S1];
+
+/// The SecureNN protocol.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecureNN;
+
+impl Protocol for SecureNN {
+    fn name(&self) -> &'static str {
+        "securenn"
+    }
+
+    fn lower_op(
+        &self,
+        cx: &mut Lowerer,
+        op: &Op,
+        shape: &Shape,
+        inputs: &[Operand],
+    ) -> Result<Shared, CompileError> {
+        if let Some(done) = lower_common(cx, op, shape, inputs) {
+            return done;
+        }
+        let dims = shape.dims();
+        match op {
+            Op::Relu => {
+                let x = to_shared(cx, &inputs[0])?;
+                Ok(swap::relu_remembered(cx, &x))
+            }
+            Op::MaxPool2d { window } => {
+                let x = to_shared(cx, &inputs[0])?;
+                match swap::relu_input(cx, &x) {
+                    // maxpool(relu(a)) = relu(maxpool(a)): compare first, on k^2 times fewer
+                    // values.
+                    Some(a) => {
+                        let pooled = maxpool::maxpool2d(cx, &a, window, dims)?;
+                        Ok(relu::relu(cx, &pooled))
+                    }
+                    None => maxpool::maxpool2d(cx, &x, window, dims),
+                }
+            }
+            Op::Argmax => {
+                let x = to_shared(cx, &inputs[0])?;
+                maxpool::argmax(cx, &x)
+            }
+            Op::Sigmoid => {
+                let fit = Fit::new(Target::Sigmoid, &cx.options.sigmoid);
+                let x = to_shared(cx, &inputs[0])?;
+                cx.polynomial(&x, &fit, shape)
+            }
+            other => Err(CompileError::Unsupported {
+                node: cx.origin.clone().unwrap_or_default(),
+                op: other.name(),
+                protocol: "securenn",
+                hint: format!("no SecureNN lowering for {}", other.name()),
+            }),
+        }
+    }
+}
+
+/// `shape` with a trailing axis of [`WORD_BITS`] (the bits of each word).
+fn with_bits(shape: &[usize]) -> Vec<usize> {
+    let mut s = shape.to_vec();
+    s.push(WORD_BITS);
+    s
+}

@@ -1,0 +1,128 @@
+//! The share types of SecureNN besides ring shares, and the moves every algorithm makes with
+//! them: the servers' common randomness, the helper dealing a value it computed, opening,
+//! re-randomising with shares of zero.
+
+use shareflow_ops::ValueKind;
+
+use super::{with_bits, PRIME, SERVERS};
+use crate::ir::{Draw, Exchange, Kernel, ValueId};
+use crate::lower::{Lowerer, Shared, HELPER, S0, S1};
+
+/// A value additively shared over Z_{2^64-1}: `s[j]` on server `j`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OddShared {
+    pub s: [ValueId; 2],
+}
+
+/// The bits of words, each shared additively over Z_p ([`PRIME`]): `s[j]` on server `j`, a
+/// `Small` tensor with a trailing axis of 64 bits, least significant first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BitShares {
+    pub s: [ValueId; 2],
+}
+
+/// A value both servers hold in the clear (their common randomness, or an opening): `[on
+/// server 0, on server 1]`.
+pub type Public = [ValueId; 2];
+
+impl Lowerer {
+    /// The same pseudo-random tensor on both servers, from their pair seed.
+    pub(crate) fn servers_random(&mut self, draw: Draw, shape: &[usize]) -> Public {
+        let (a, b) = self.common_random(S0, S1, draw, shape);
+        [a, b]
+    }
+
+    /// A kernel on each server: `kernel(j)` with `inputs(j)`, of `kind` and `shape`.
+    pub(crate) fn on_servers(
+        &mut self,
+        kernel: impl Fn(usize) -> Kernel,
+        inputs: impl Fn(usize) -> Vec<ValueId>,
+        kind: ValueKind,
+        shape: &[usize],
+    ) -> [ValueId; 2] {
+        SERVERS.map(|host| {
+            let j = usize::from(host != S0);
+            self.emit(host, kernel(j), &inputs(j), kind, shape)
+        })
+    }
+
+    /// A public ring word on both servers (a scalar, broadcast by the kernels).
+    pub(crate) fn servers_word(&mut self, word: u64) -> Public {
+        SERVERS.map(|host| self.ring_words(host, &[], vec![word]))
+    }
+
+    /// Shares of a value the helper computed, over the ring of `draw` (odd ring or Z_p):
+    /// server 0's share is the expansion of its seed with the helper, server 1 receives the
+    /// difference.
+    pub(crate) fn helper_share(&mut self, value: ValueId, draw: Draw) -> [ValueId; 2] {
+        let shape = self.shape(value).to_vec();
+        let (h0, r0) = self.common_random(HELPER, S0, draw, &shape);
+        let sub = match draw {
+            Draw::OddRing => Kernel::OddSub,
+            Draw::Field { p } => Kernel::FieldSub { p },
+            Draw::Ring | Draw::Bits => Kernel::Sub,
+        };
+        let diff = self.emit_like(sub, &[value, h0]);
+        let r1 = self.send(diff, S1, Exchange::Share);
+        [r0, r1]
+    }
+
+    /// The helper's shares over Z_p of the bits of its ring or odd-ring words `x`.
+    pub(crate) fn helper_share_bits(&mut self, x: ValueId) -> BitShares {
+        let lanes = with_bits(self.shape(x));
+        let bits = self.emit(HELPER, Kernel::BitDecompose, &[x], ValueKind::Small, &lanes);
+        BitShares {
+            s: self.helper_share(bits, Draw::Field { p: PRIME }),
+        }
+    }
+
+    /// The helper's shares over `kind` (ring or odd ring) of its bits `b`.
+    pub(crate) fn helper_share_bit(&mut self, b: ValueId, kind: ValueKind) -> [ValueId; 2] {
+        let shape = self.shape(b).to_vec();
+        let word = self.emit(HELPER, Kernel::BitTo { kind }, &[b], kind, &shape);
+        match kind {
+            ValueKind::OddRing => self.helper_share(word, Draw::OddRing),
+            _ => self.dealer_share(word).s,
+        }
+    }
+
+    /// Opens odd-ring shares to both servers (the value must be masked).
+    pub(crate) fn open_odd(&mut self, x: &OddShared) -> Public {
+        let at1 = self.send(x.s[0], S1, Exchange::MaskedOpening);
+        let at0 = self.send(x.s[1], S0, Exchange::MaskedOpening);
+        [
+            self.emit_like(Kernel::OddAdd, &[x.s[0], at0]),
+            self.emit_like(Kernel::OddAdd, &[at1, x.s[1]]),
+        ]
+    }
+
+    /// The paper's `+ u_j` with `u_0 + u_1 = 0`: fresh ring shares of the same value.
+    pub(crate) fn rerandomise(&mut self, x: &Shared) -> Shared {
+        let shape = self.shape(x.s[0]).to_vec();
+        let u = self.servers_random(Draw::Ring, &shape);
+        let a = self.emit(S0, Kernel::Add, &[x.s[0], u[0]], ValueKind::Ring, &shape);
+        let b = self.emit(S1, Kernel::Sub, &[x.s[1], u[1]], ValueKind::Ring, &shape);
+        Shared { s: [a, b] }
+    }
+
+    /// The paper's `+ u_j` over Z_{2^64-1}.
+    pub(crate) fn rerandomise_odd(&mut self, x: &OddShared) -> OddShared {
+        let shape = self.shape(x.s[0]).to_vec();
+        let u = self.servers_random(Draw::OddRing, &shape);
+        let a = self.emit(
+            S0,
+            Kernel::OddAdd,
+            &[x.s[0], u[0]],
+            ValueKind::OddRing,
+            &shape,
+        );
+        let b = self.emit(
+            S1,
+            Kernel::OddSub,
+            &[x.s[1], u[1]],
+            ValueKind::OddRing,
+            &shape,
+        );
+        OddShared { s: [a, b] }
+    }
+}

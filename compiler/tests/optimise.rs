@@ -1,0 +1,230 @@
+//! The optimisations of the compiler on small graphs whose optimum is known by hand: round
+//! counts, batching, values masked and opened once, constants emitted once.
+//!
+//! Under Pond a product of a client's `x` and a model owner's `w` takes, round by round:
+//! 0. both share their input with the servers;
+//! 1. the servers open `x - a` and `w - b` (dealer masks);
+//! 2. they open the truncation mask `z + r`;
+//! 3. they reveal the result to the client.
+//!
+//! So one product is 4 rounds, and every product that depends on another adds 2.
+
+use std::collections::{HashMap, HashSet};
+
+use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
+use shareflow_compiler::lower::{HELPER, S0, S1};
+use shareflow_compiler::{compile, compile_serving, CompileOptions, CompiledGraph, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, ZooModel};
+use shareflow_graphs::{GraphBuilder, Tensor};
+
+/// Compiles under Pond a graph of a client's `x` [2, 3] and the model owner's `w1`, `w2`
+/// [3, 3], built by `f`.
+fn pond(f: impl Fn(&GraphBuilder, &Tensor, &Tensor, &Tensor) -> Vec<Tensor>) -> CompiledGraph {
+    let g = GraphBuilder::new();
+    let owner = g.party("model-owner");
+    let client = g.party("client");
+    let x = g.input(client, "x", [2, 3]);
+    let w1 = g.input(owner, "w1", [3, 3]);
+    let w2 = g.input(owner, "w2", [3, 3]);
+    for (i, y) in f(&g, &x, &w1, &w2).iter().enumerate() {
+        y.output_to(client, &format!("y{i}"));
+    }
+    compile(
+        &g.build().unwrap(),
+        ProtocolKind::Pond,
+        CompileOptions::default(),
+    )
+    .unwrap()
+}
+
+/// The sends of `host` for `exchange`: (round, shape).
+fn sends(g: &CompiledGraph, host: usize, exchange: Exchange) -> Vec<(u32, Vec<usize>)> {
+    g.programs[host]
+        .instrs
+        .iter()
+        .filter(|i| matches!(i.kernel, Kernel::Send { exchange: e, .. } if e == exchange))
+        .map(|i| (i.round, i.shape.clone()))
+        .collect()
+}
+
+/// Checks that every instruction runs in the earliest round its inputs allow: a local kernel
+/// in the last round of its inputs, a send in the round its value is ready, and a receive is
+/// ready the round after its send. Returns the communication depth.
+fn assert_earliest(g: &CompiledGraph) -> u32 {
+    let mut ready: HashMap<ValueId, u32> = HashMap::new();
+    let mut sent: HashMap<ValueId, u32> = HashMap::new();
+    // Receives depend on sends of other parties: repeat until every instruction is placed.
+    let mut placed = HashSet::new();
+    let total: usize = g.programs.iter().map(|p| p.instrs.len()).sum();
+    let mut depth = 0;
+    while placed.len() < total {
+        let before = placed.len();
+        for p in &g.programs {
+            for i in &p.instrs {
+                if placed.contains(&i.id) {
+                    continue;
+                }
+                let earliest = match i.kernel {
+                    Kernel::Recv { send, .. } => match sent.get(&send) {
+                        Some(&r) => r,
+                        None => continue,
+                    },
+                    _ => match i
+                        .inputs
+                        .iter()
+                        .map(|v| ready.get(v).copied())
+                        .collect::<Option<Vec<_>>>()
+                    {
+                        Some(rs) => rs.into_iter().max().unwrap_or(0),
+                        None => continue,
+                    },
+                };
+                assert_eq!(
+                    i.round,
+                    earliest,
+                    "{} ({}) of {} could run in round {earliest}",
+                    i.id,
+                    i.kernel.name(),
+                    p.party
+                );
+                let is_recv = matches!(i.kernel, Kernel::Recv { .. });
+                ready.insert(i.id, if is_recv { earliest + 1 } else { earliest });
+                if let Kernel::Send { .. } = i.kernel {
+                    sent.insert(i.id, earliest);
+                    depth = depth.max(earliest + 1);
+                }
+                placed.insert(i.id);
+            }
+        }
+        assert!(placed.len() > before, "a receive whose send never runs");
+    }
+    assert_eq!(g.rounds, depth, "rounds are the communication depth");
+    depth
+}
+
+#[test]
+fn one_product_takes_four_rounds() {
+    let g = pond(|_, x, w1, _| vec![x.matmul(w1)]);
+    assert_eq!(g.rounds, 4);
+    assert_earliest(&g);
+}
+
+#[test]
+fn independent_products_take_the_rounds_of_one() {
+    let g = pond(|_, x, w1, w2| vec![x.matmul(w1), x.matmul(w2)]);
+    assert_eq!(g.rounds, 4);
+    let g = pond(|_, x, w1, w2| vec![&x.matmul(w1) + &x.matmul(w2)]);
+    assert_eq!(g.rounds, 4);
+    assert_earliest(&g);
+}
+
+#[test]
+fn a_chain_of_two_products_takes_twice_the_rounds() {
+    let one = pond(|_, x, w1, _| vec![x.matmul(w1)]);
+    let chain = pond(|_, x, w1, w2| vec![x.matmul(w1).matmul(w2)]);
+    // Sharing and the reveal are one round each; the products 2 and 4.
+    assert_eq!((one.rounds, chain.rounds), (4, 6));
+    // w2 is opened in round 1, with x and w1, not when the first product is done.
+    let openings = sends(&chain, S0, Exchange::MaskedOpening);
+    assert_eq!(openings.iter().filter(|(r, _)| *r == 1).count(), 3);
+    assert_earliest(&chain);
+}
+
+#[test]
+fn reveals_travel_in_one_batch_per_party_pair_and_round() {
+    let g = pond(|_, x, w1, w2| {
+        let y = x.matmul(w1);
+        vec![y.clone(), x.matmul(w2), y.matmul(w2)]
+    });
+    assert_eq!(g.rounds, 6);
+    // The first two outputs are revealed in round 3, with the opening of the third's mask.
+    let reveals = sends(&g, S0, Exchange::Reveal);
+    assert_eq!(
+        reveals.iter().map(|(r, _)| *r).collect::<Vec<_>>(),
+        vec![3, 3, 5]
+    );
+    assert!(sends(&g, S0, Exchange::MaskedOpening)
+        .iter()
+        .any(|(r, _)| *r == 3));
+    let cost = g.cost();
+    let link = |from: &str, to: &str| {
+        cost.links
+            .iter()
+            .find(|l| l.from == from && l.to == to)
+            .unwrap()
+            .messages
+    };
+    // Server 0 sends the client one batch per round it reveals in (3 and 5), not one per output.
+    assert_eq!(link("server0", "client"), 2);
+    assert_eq!(link("server1", "client"), 2);
+    // Server 0 sends server 1 one batch in each of rounds 1 to 4.
+    assert_eq!(link("server0", "server1"), 4);
+    assert_earliest(&g);
+}
+
+#[test]
+fn networks_a_and_d_send_everything_at_the_earliest_round() {
+    for kind in [ModelKind::A, ModelKind::D] {
+        let zoo = ZooModel::build(kind, 1).unwrap();
+        let g = compile(&zoo.graph, ProtocolKind::Pond, CompileOptions::default()).unwrap();
+        assert_earliest(&g);
+        let s = compile_serving(&zoo.graph, ProtocolKind::Pond, CompileOptions::default()).unwrap();
+        assert_earliest(&s.setup);
+        assert_eq!(
+            assert_earliest(&s.predict),
+            g.rounds,
+            "network {kind}: serving keeps the rounds"
+        );
+    }
+}
+
+#[test]
+fn a_value_in_two_products_is_shared_and_opened_once() {
+    let g = pond(|_, x, w1, w2| vec![x.matmul(w1), x.matmul(w2)]);
+    // x, w1, w2, and the two truncations (x twice would make 6).
+    assert_eq!(sends(&g, S0, Exchange::MaskedOpening).len(), 5);
+    // The client shares x once (one share to server 1), however many ops use it.
+    let client = g.host("client").unwrap();
+    assert_eq!(sends(&g, client, Exchange::Share).len(), 1);
+    // Both products use the same opened x and the same share of its mask: on each server the
+    // terms e*b_i, a_i*f (and e*f on server 0) of both products read two distinct x-side values.
+    for host in [S0, S1] {
+        let firsts: HashSet<ValueId> = g.programs[host]
+            .instrs
+            .iter()
+            .filter(|i| i.kernel == Kernel::MatMul)
+            .map(|i| i.inputs[0])
+            .collect();
+        assert_eq!(firsts.len(), 2, "host {host}");
+    }
+}
+
+#[test]
+fn a_square_opens_its_operand_once() {
+    let g = pond(|_, x, w1, _| {
+        let y = x.matmul(w1);
+        vec![&y * &y]
+    });
+    // x, w1 and a truncation for y; then y - a once (the dealer's triple is (a, a, a*a)) and a
+    // truncation for the square (y twice would make 6).
+    assert_eq!(sends(&g, S0, Exchange::MaskedOpening).len(), 5);
+    assert_eq!(sends(&g, S1, Exchange::MaskedOpening).len(), 5);
+    assert_eq!(g.rounds, 6);
+}
+
+#[test]
+fn constants_are_emitted_once_per_party() {
+    // A Pond ReLU: a polynomial with one truncation (and its constants) per power.
+    let g = pond(|_, x, w1, _| vec![x.matmul(w1).relu()]);
+    for host in [S0, S1, HELPER] {
+        let mut seen = HashSet::new();
+        for i in &g.programs[host].instrs {
+            if let Kernel::RingConst { values } = &i.kernel {
+                assert!(
+                    seen.insert((values.clone(), i.shape.clone())),
+                    "constant {values:?} twice on host {host}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Layout kernels for comparison trees on shares: pooling windows as a trailing axis, strided
+//! slices and concatenation along an axis, index ramps, one-hot vectors and per-lane
+//! rotations. They only move or create elements, so they apply to each share alone.
+
+use ndarray::{concatenate, ArrayD, ArrayRefD, Axis, IxDyn, Slice};
+
+use crate::im2col::{for_each_chunk, Window2d};
+use crate::{OpsError, Result};
+
+fn invalid(op: &'static str, message: String) -> OpsError {
+    OpsError::InvalidArgument { op, message }
+}
+
+/// The pooling windows of an NHWC tensor as `[N, OH, OW, C, KH*KW]`, window cells in
+/// row-major order; cells outside the input (SAME padding) hold `pad`.
+///
+/// Errors: [`OpsError::InvalidArgument`] if `x` is not 4-D or the window does not fit.
+pub fn windows(x: &ArrayRefD<u64>, win: &Window2d, pad: u64) -> Result<ArrayD<u64>> {
+    let &[n, h, w, c] = x.shape() else {
+        return Err(invalid(
+            "windows",
+            format!("expected NHWC, got shape {:?}", x.shape()),
+        ));
+    };
+    let g = win.geometry([n, h, w, c])?;
+    let cells = g.kh * g.kw;
+    let xs = x.as_standard_layout();
+    let src = xs
+        .as_slice()
+        .ok_or_else(|| invalid("windows", "input is not contiguous".into()))?;
+    let mut out = vec![pad; n * g.oh * g.ow * c * cells];
+    // One chunk per (image, output row).
+    for_each_chunk(&mut out, g.ow * c * cells, |i, chunk| {
+        let (img, oy) = (i / g.oh.max(1), i % g.oh.max(1));
+        for ky in 0..g.kh {
+            let Some(iy) = g.in_y(oy, ky) else { continue };
+            for kx in 0..g.kw {
+                for ox in 0..g.ow {
+                    let Some(ix) = g.in_x(ox, kx) else { continue };
+                    let s = ((img * h + iy) * w + ix) * c;
+                    for ch in 0..c {
+                        chunk[(ox * c + ch) * cells + ky * g.kw + kx] = src[s + ch];
+                    }
+                }
+            }
+        }
+    });
+    ArrayD::from_shape_vec(IxDyn(&[n, g.oh, g.ow, c, cells]), out)
+        .map_err(|e| invalid("windows", e.to_string()))
+}
+
+/// `len` elements of `axis` from `start`, every `step`-th, as a new tensor.
+///
+/// Errors: [`OpsError::InvalidArgument`] if the axis or the range is out of bounds.
+pub fn strided_slice<T: Clone>(
+    x: &ArrayRefD<T>,
+    axis: usize,
+    start: usize,
+    step: usize,
+    len: usize,
+) -> Result<ArrayD<T>> {
+    let dim = x.shape().get(axis).copied();
+    let last = start.checked_add(
+        step.checked_mul(len.saturating_sub(1))
+            .unwrap_or(usize::MAX),
+    );
+    match (dim, last) {
+        (Some(d), Some(l)) if step > 0 && len > 0 && l < d => {}
+        _ => {
+            return Err(invalid(
+                "strided_slice",
+                format!(
+                    "{len} elements from {start} by {step} on axis {axis} of shape {:?}",
+                    x.shape()
+                ),
+            ))
+        }
+    }
+    let end = start + step * (len - 1) + 1;
+    let s = Slice::new(start as isize, Some(end as isize), step as isize);
+    Ok(x.slice_axis(Axis(axis), s)
+        .as_standard_layout()
+        .into_owned())
+}
+
+/// `a` and `b` joined along `axis`.
+///
+/// Errors: [`OpsError::ShapeMismatch`] if the other axes differ.
+pub fn concat<T: Clone>(a: &ArrayRefD<T>, b: &ArrayRefD<T>, axis: usize) -> Result<ArrayD<T>> {
+    concatenate(Axis(axis), &[a.view(), b.view()]).map_err(|_| OpsError::ShapeMismatch {
+        op: "concat",
+        left: a.shape().to_vec(),
+        right: b.shape().to_vec(),
+    })
+}
+
+/// A tensor of `shape` holding `scale * i` at position `i` of `axis` (wrapping).
+///
+/// Errors: [`OpsError::InvalidArgument`] if `axis` is out of range.
+pub fn iota(shape: &[usize], axis: usize, scale: u64) -> Result<ArrayD<u64>> {
+    if axis >= shape.len() {
+        return Err(invalid("iota", format!("axis {axis} of shape {shape:?}")));
+    }
+    super::checked_len("iota", shape)?;
+    Ok(ArrayD::from_shape_fn(IxDyn(shape), |idx| {
+        (idx[axis] as u64).wrapping_mul(scale)
+    }))
+}
+
+/// For every word `g`, the one-hot vector of length `n` with a 1 at `g mod n`.
+///
+/// Errors: [`OpsError::InvalidArgument`] if `n` is 0.
+pub fn one_hot(g: &ArrayRefD<u64>, n: usize) -> Result<ArrayD<u64>> {
+    if n == 0 {
+        return Err(invalid("one_hot", "length 0".into()));
+    }
+    let mut shape = g.shape().to_vec();
+    shape.push(n);
+    let mut out = vec![0u64; g.len() * n];
+    for (lane, &w) in out.chunks_mut(n).zip(g.iter()) {
+        lane[(w % n as u64) as usize] = 1;
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| invalid("one_hot", e.to_string()))
+}
+
+/// `out[.., i] = x[.., (i + k) mod n]` for `i < keep`, with `n` the last axis of `x` and one
+/// word `k` per lane.
+///
+/// Errors: [`OpsError::ShapeMismatch`] if `k` is not `x` without its last axis,
+/// [`OpsError::InvalidArgument`] if `keep > n`.
+pub fn rotate_last(x: &ArrayRefD<u64>, k: &ArrayRefD<u64>, keep: usize) -> Result<ArrayD<u64>> {
+    let n = x.shape().last().copied().unwrap_or(0);
+    if x.shape().split_last().map(|(_, rest)| rest) != Some(k.shape()) {
+        return Err(OpsError::ShapeMismatch {
+            op: "rotate_last",
+            left: x.shape().to_vec(),
+            right: k.shape().to_vec(),
+        });
+    }
+    if keep > n || n == 0 {
+        return Err(invalid("rotate_last", format!("keep {keep} of {n}")));
+    }
+    let xs = x.as_standard_layout();
+    let xs = xs
+        .as_slice()
+        .ok_or_else(|| invalid("rotate_last", "input is not contiguous".into()))?;
+    let mut out = Vec::with_capacity(k.len() * keep);
+    for (lane, &kk) in xs.chunks(n).zip(k.iter()) {
+        let shift = (kk % n as u64) as usize;
+        out.extend((0..keep).map(|i| lane[(i + shift) % n]));
+    }
+    let mut shape = k.shape().to_vec();
+    shape.push(keep);
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| invalid("rotate_last", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::im2col::Padding;
+    use ndarray::{arr1, arr2};
+
+    #[test]
+    fn windows_fill_padding_cells() {
+        // 1x3x3x1 image 0..9, 2x2 windows stride 2 SAME: 2x2 outputs, pads after.
+        let x = ArrayD::from_shape_vec(IxDyn(&[1, 3, 3, 1]), (0..9).collect()).unwrap();
+        let win = Window2d::new((2, 2), (2, 2), Padding::Same);
+        let w = windows(&x, &win, 99).unwrap();
+        assert_eq!(w.shape(), &[1, 2, 2, 1, 4]);
+        let rows: Vec<Vec<u64>> = w
+            .into_shape_with_order((4, 4))
+            .unwrap()
+            .outer_iter()
+            .map(|r| r.to_vec())
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec![0, 1, 3, 4],
+                vec![2, 99, 5, 99],
+                vec![6, 7, 99, 99],
+                vec![8, 99, 99, 99]
+            ]
+        );
+    }
+
+    #[test]
+    fn slices_concat_iota_one_hot_rotate() {
+        let x = arr2(&[[0u64, 1, 2, 3, 4], [5, 6, 7, 8, 9]]).into_dyn();
+        assert_eq!(
+            strided_slice(&x, 1, 1, 2, 2).unwrap(),
+            arr2(&[[1u64, 3], [6, 8]]).into_dyn()
+        );
+        assert!(strided_slice(&x, 1, 1, 2, 3).is_err());
+        let y = strided_slice(&x, 1, 4, 1, 1).unwrap();
+        assert_eq!(
+            concat(&y, &y, 1).unwrap(),
+            arr2(&[[4u64, 4], [9, 9]]).into_dyn()
+        );
+        assert_eq!(
+            iota(&[2, 3], 1, 10).unwrap(),
+            arr2(&[[0u64, 10, 20], [0, 10, 20]]).into_dyn()
+        );
+        let g = arr1(&[5u64, u64::MAX]).into_dyn();
+        assert_eq!(
+            one_hot(&g, 4).unwrap(),
+            arr2(&[[0u64, 1, 0, 0], [0, 0, 0, 1]]).into_dyn()
+        );
+        let k = arr1(&[1u64, 6]).into_dyn();
+        let rows = arr2(&[[0u64, 1, 2, 3], [0, 1, 2, 3]]).into_dyn();
+        assert_eq!(
+            rotate_last(&rows, &k, 3).unwrap(),
+            arr2(&[[1u64, 2, 3], [2, 3, 0]]).into_dyn()
+        );
+    }
+}

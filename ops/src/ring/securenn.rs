@@ -1,0 +1,383 @@
+//! Local kernels of SecureNN's comparison protocols (Wagh, Gupta, Chandran, PoPETs 2019):
+//! wraps and bits of words, one server's shares `c_i` of PrivateCompare, the helper's search
+//! for a zero, and the common random permutations that hide where that zero is.
+//!
+//! Words are `u64` of Z_2^64 or canonical elements of Z_{2^64-1} (the same functions serve
+//! both); bits and Z_p elements are `u8`. Bit axes are trailing, of length 64, least
+//! significant bit first, as [`super::bit_decompose`].
+
+use ndarray::{ArrayD, ArrayRefD, IxDyn, Zip};
+use rayon::prelude::*;
+
+use super::arith::{map_with, zip_with, PAR_THRESHOLD};
+use super::bits::WORD_BITS;
+use super::field::PrimeField;
+use super::odd::odd_sub_words;
+use crate::prg::Prg;
+use crate::{OpsError, Result};
+
+fn invalid(op: &'static str, message: String) -> OpsError {
+    OpsError::InvalidArgument { op, message }
+}
+
+fn same_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<()> {
+    if a != b {
+        return Err(OpsError::ShapeMismatch {
+            op,
+            left: a.to_vec(),
+            right: b.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// `wrap(a, b)`: 1 where `a + b >= 2^64` as natural numbers (the carry of the 64-bit sum),
+/// else 0; broadcasting as [`super::add`].
+pub fn wrap(a: &ArrayRefD<u64>, b: &ArrayRefD<u64>) -> Result<ArrayD<u8>> {
+    let carries = zip_with("wrap", a, b, |x, y| u64::from(x.overflowing_add(y).1))?;
+    Ok(carries.mapv(|c| c as u8))
+}
+
+/// The least significant bit of every word.
+pub fn lsb(x: &ArrayRefD<u64>) -> ArrayD<u8> {
+    map_with(x, |w| (w & 1) as u8)
+}
+
+/// 1 where the word is 0, else 0.
+pub fn is_zero(x: &ArrayRefD<u64>) -> ArrayD<u8> {
+    map_with(x, |w| u8::from(w == 0))
+}
+
+/// Bits (the lowest bit of every `u8`) as words 0 or 1.
+pub fn bits_to_words(bits: &ArrayRefD<u8>) -> ArrayD<u64> {
+    map_with(bits, |b| u64::from(b & 1))
+}
+
+/// Shares of `x XOR b` from a share `s` of a bit `x` and a public bit `b` known to both
+/// servers: `s + add * b - 2 b s`, i.e. `s` where `b = 0` and `add - s` where `b = 1`. Exactly
+/// one server passes `add = true`. In Z_{2^64-1} when `odd` (shares canonical), else Z_2^64.
+///
+/// Errors: [`OpsError::ShapeMismatch`] if the shapes differ.
+pub fn xor_public_bit(
+    share: &ArrayRefD<u64>,
+    bit: &ArrayRefD<u8>,
+    add: bool,
+    odd: bool,
+) -> Result<ArrayD<u64>> {
+    same_shape("xor_public_bit", share.shape(), bit.shape())?;
+    let one = u64::from(add);
+    let flip = move |s: u64| match odd {
+        true => odd_sub_words(one, s),
+        false => one.wrapping_sub(s),
+    };
+    Ok(Zip::from(share)
+        .and(bit)
+        .map_collect(|&s, &b| if b & 1 == 1 { flip(s) } else { s }))
+}
+
+/// Steps 1-13 of PrivateCompare (Algorithm 3) for server `party` (the paper's `j`): its
+/// shares `c_i` over Z_p of, for every word, the 64 values whose reconstruction has a zero
+/// exactly when `beta XOR (x > r)` is 1.
+///
+/// - `x_bits` `[.., 64]`: this server's shares over Z_p of the bits of `x`;
+/// - `r` `[..]`: the public word (known to both servers);
+/// - `beta` `[..]`: the public random bit;
+/// - `common`: the servers' common generator, for the `u_i` in Z_p of the words where
+///   `beta = 1` and `r = 2^64 - 1` (drawn in word order, so both servers draw the same).
+///
+/// Errors: [`OpsError::ShapeMismatch`] if the shapes do not fit; [`OpsError::InvalidArgument`]
+/// if `party` is not 0 or 1.
+pub fn compare_bits(
+    field: PrimeField,
+    party: u8,
+    x_bits: &ArrayRefD<u8>,
+    r: &ArrayRefD<u64>,
+    beta: &ArrayRefD<u8>,
+    common: &mut Prg,
+) -> Result<ArrayD<u8>> {
+    if party > 1 {
+        return Err(invalid(
+            "compare_bits",
+            format!("party {party} is not 0 or 1"),
+        ));
+    }
+    let mut lanes = r.shape().to_vec();
+    lanes.push(WORD_BITS);
+    same_shape("compare_bits", x_bits.shape(), &lanes)?;
+    same_shape("compare_bits", beta.shape(), r.shape())?;
+    let x = x_bits.as_standard_layout();
+    let x = x
+        .as_slice()
+        .ok_or_else(|| invalid("compare_bits", "operands are not contiguous".into()))?;
+    let r: Vec<u64> = r.iter().copied().collect();
+    let beta: Vec<bool> = beta.iter().map(|b| b & 1 == 1).collect();
+    let mut c = vec![0u8; x.len()];
+    let lane = |(i, c): (usize, &mut [u8])| {
+        compare_word(
+            field,
+            party,
+            &x[i * WORD_BITS..(i + 1) * WORD_BITS],
+            r[i],
+            beta[i],
+            c,
+        );
+    };
+    if c.len() >= PAR_THRESHOLD {
+        c.par_chunks_mut(WORD_BITS).enumerate().for_each(lane);
+    } else {
+        c.chunks_mut(WORD_BITS).enumerate().for_each(lane);
+    }
+    // Steps 10-11, where beta = 1 and r = 2^l - 1: shares of 1 for every bit but the lowest
+    // and of 0 for the lowest (exactly one zero, as `x > 2^l - 1` is false for every x):
+    // P0 holds u_i + 1 (u_1 for the lowest), P1 holds -u_i.
+    for (i, c) in c.chunks_mut(WORD_BITS).enumerate() {
+        if beta[i] && r[i] == u64::MAX {
+            let u = common.field(field, &[WORD_BITS])?;
+            for (k, (ci, &ui)) in c.iter_mut().zip(u.iter()).enumerate() {
+                *ci = match (k, party) {
+                    (0, 0) => ui,
+                    (_, 0) => field.add_elems(ui, 1),
+                    _ => field.neg_elem(ui),
+                };
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&lanes), c).map_err(|e| invalid("compare_bits", e.to_string()))
+}
+
+/// PrivateCompare steps 1-9 for one word (steps 10-11 are left to the caller). The paper's
+/// bit `i` in `1..=l` is index `i - 1` here; its loop runs from the most significant bit
+/// down.
+fn compare_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, c: &mut [u8]) {
+    // Step 1: t = r + 1 mod 2^l. Step 4 (beta = 0) compares with r, step 7 (beta = 1) with t.
+    let s = if beta { r.wrapping_add(1) } else { r };
+    let mut w_sum = 0u8; // sum over k > i of w_k
+    for i in (0..WORD_BITS).rev() {
+        let xi = x[i];
+        let si = ((s >> i) & 1) as u8;
+        // Steps 5 and 8: w_i = x[i] + j s[i] - 2 s[i] x[i] (shares of x[i] XOR s[i]).
+        let w = if si == 1 {
+            f.sub_elems(j, xi)
+        } else {
+            f.reduce_u16(u16::from(xi))
+        };
+        // Step 6: c_i = j r[i] - x[i] + j + sum; step 9: c_i = -j t[i] + x[i] + j + sum.
+        let js = j * si;
+        let diff = if beta {
+            f.sub_elems(xi, js)
+        } else {
+            f.sub_elems(js, xi)
+        };
+        c[i] = f.add_elems(f.add_elems(diff, j), w_sum);
+        w_sum = f.add_elems(w_sum, w);
+    }
+}
+
+/// 1 for every lane of the last axis that holds a 0, else 0; the last axis is removed.
+///
+/// Errors: [`OpsError::InvalidArgument`] for a scalar.
+pub fn any_zero(x: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
+    let Some(last) = x.ndim().checked_sub(1) else {
+        return Err(invalid("any_zero", "a scalar has no last axis".into()));
+    };
+    Ok(x.map_axis(ndarray::Axis(last), |lane| {
+        u8::from(lane.iter().any(|&v| v == 0))
+    }))
+}
+
+/// Uniform draws below the `bounds` (each at most 2^24), three from each 64-bit word `w`:
+/// `v = floor(w B / 2^64)` for the product `B` of three bounds (below 2^18 for bounds up to
+/// 64, so `v` is at most `2^-46` from uniform), then the mixed-radix digits of `v`.
+fn draws_from_words(bounds: impl Iterator<Item = u64>, words: &[u64], out: &mut impl FnMut(u64)) {
+    let bounds: Vec<u64> = bounds.collect();
+    for (group, &w) in bounds.chunks(3).zip(words) {
+        let product: u64 = group.iter().product();
+        let mut v = ((u128::from(w) * u128::from(product)) >> 64) as u64;
+        for &b in group {
+            out(v % b);
+            v /= b;
+        }
+    }
+}
+
+/// Words of randomness that [`draws_from_words`] needs for `n` draws.
+fn words_for(n: usize) -> usize {
+    n.div_ceil(3)
+}
+
+/// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`).
+///
+/// Errors: [`OpsError::InvalidArgument`] if `x` is too large.
+pub fn mul_random_nonzero(
+    field: PrimeField,
+    x: &ArrayRefD<u8>,
+    prg: &mut Prg,
+) -> Result<ArrayD<u8>> {
+    let q = u64::from(field.modulus() - 1);
+    let mut words = vec![0u64; words_for(x.len())];
+    prg.fill_u64(&mut words);
+    let mut s = Vec::with_capacity(x.len());
+    draws_from_words(std::iter::repeat_n(q, x.len()), &words, &mut |v| {
+        s.push(v as u8 + 1)
+    });
+    let s = ArrayD::from_shape_vec(IxDyn(x.shape()), s)
+        .map_err(|e| invalid("mul_random_nonzero", e.to_string()))?;
+    field.mul(x, &s)
+}
+
+/// Every lane of the last axis of `x` permuted by its own uniform permutation drawn from
+/// `prg` (PrivateCompare's `pi`): Fisher-Yates, swapping position `i` (from the top) with one
+/// below `i + 1` drawn by [`draws_from_words`].
+///
+/// Errors: [`OpsError::InvalidArgument`] for a scalar or a tensor too large.
+pub fn permute_random<T: Copy + Send + Sync>(x: &ArrayRefD<T>, prg: &mut Prg) -> Result<ArrayD<T>> {
+    let Some(&n) = x.shape().last() else {
+        return Err(invalid(
+            "permute_random",
+            "a scalar has no last axis".into(),
+        ));
+    };
+    let per_lane = words_for(n.saturating_sub(1));
+    let lanes = x.len().checked_div(n).unwrap_or(0);
+    let mut words = vec![0u64; lanes * per_lane];
+    prg.fill_u64(&mut words);
+    let mut out = x
+        .as_standard_layout()
+        .into_owned()
+        .into_raw_vec_and_offset()
+        .0;
+    let shuffle = |(lane, w): (&mut [T], &[u64])| {
+        let mut i = lane.len();
+        draws_from_words((2..=lane.len() as u64).rev(), w, &mut |j| {
+            i -= 1;
+            lane.swap(i, j as usize);
+        });
+    };
+    if n > 1 && per_lane > 0 {
+        if out.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(n)
+                .zip(words.par_chunks(per_lane))
+                .for_each(shuffle);
+        } else {
+            out.chunks_mut(n)
+                .zip(words.chunks(per_lane))
+                .for_each(shuffle);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(x.shape()), out)
+        .map_err(|e| invalid("permute_random", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prg::Domain;
+    use crate::ring::bit_decompose;
+    use ndarray::arr1;
+
+    /// Runs steps 1-15 of PrivateCompare in the clear (both servers, reconstruction, zero test,
+    /// no masks) for words `x` against `r`.
+    fn compare(x: u64, r: u64, beta: u8) -> u8 {
+        let f = PrimeField::new(67).unwrap();
+        let bits = bit_decompose(&arr1(&[x]).into_dyn());
+        // Split the bits into two shares with a fixed pseudo-random first share.
+        let s0 = bits.mapv(|b| b.wrapping_mul(37).wrapping_add(11) % 67);
+        let s1 = f.sub(&bits, &s0).unwrap();
+        let rr = arr1(&[r]).into_dyn();
+        let bb = arr1(&[beta]).into_dyn();
+        let common = || Prg::new(&[3; 32], Domain::new(1, 2, 3));
+        let c0 = compare_bits(f, 0, &s0, &rr, &bb, &mut common()).unwrap();
+        let c1 = compare_bits(f, 1, &s1, &rr, &bb, &mut common()).unwrap();
+        any_zero(&f.add(&c0, &c1).unwrap()).unwrap()[[0]]
+    }
+
+    #[test]
+    fn private_compare_is_beta_xor_greater_at_every_edge() {
+        let words = [
+            0,
+            1,
+            2,
+            3,
+            1 << 63,
+            (1 << 63) - 1,
+            u64::MAX - 1,
+            u64::MAX,
+            0x1234_5678_9abc_def0,
+        ];
+        for &x in &words {
+            for &r in &words {
+                for beta in [0u8, 1] {
+                    let expected = beta ^ u8::from(x > r);
+                    assert_eq!(
+                        compare(x, r, beta),
+                        expected,
+                        "x={x:#x} r={r:#x} beta={beta}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wraps_bits_and_xor() {
+        let a = arr1(&[u64::MAX, 1 << 63, 5]).into_dyn();
+        let b = arr1(&[1, 1 << 63, 7]).into_dyn();
+        assert_eq!(wrap(&a, &b).unwrap(), arr1(&[1u8, 1, 0]).into_dyn());
+        assert_eq!(lsb(&a), arr1(&[1u8, 0, 1]).into_dyn());
+        assert_eq!(
+            is_zero(&arr1(&[0u64, 3]).into_dyn()),
+            arr1(&[1u8, 0]).into_dyn()
+        );
+        let s = arr1(&[10u64, 10]).into_dyn();
+        let bit = arr1(&[0u8, 1]).into_dyn();
+        assert_eq!(
+            xor_public_bit(&s, &bit, true, false).unwrap(),
+            arr1(&[10, 1u64.wrapping_sub(10)]).into_dyn()
+        );
+        assert_eq!(
+            xor_public_bit(&s, &bit, false, true).unwrap(),
+            arr1(&[10, u64::MAX - 10]).into_dyn()
+        );
+    }
+
+    #[test]
+    fn random_permutations_and_nonzero_masks() {
+        let prg = || Prg::new(&[7; 32], Domain::new(1, 2, 3));
+        let x = ndarray::Array2::from_shape_fn((300, 64), |(_, k)| k as u8).into_dyn();
+        let p = permute_random(&x, &mut prg()).unwrap();
+        let mut moved = 0;
+        for lane in p.outer_iter() {
+            let mut v: Vec<u8> = lane.iter().copied().collect();
+            moved += v
+                .iter()
+                .enumerate()
+                .filter(|(k, &e)| *k != e as usize)
+                .count();
+            v.sort_unstable();
+            assert_eq!(v, (0..64).collect::<Vec<u8>>());
+        }
+        // A uniform permutation leaves one element in place on average.
+        assert!(moved > 300 * 60, "{moved}");
+        // The same generator permutes the same way.
+        let y = x.mapv(|v| v + 100);
+        assert_eq!(permute_random(&y, &mut prg()).unwrap(), p.mapv(|v| v + 100));
+        // Position 0 of a lane goes everywhere.
+        let mut seen = [false; 64];
+        for lane in p.outer_iter() {
+            seen[lane.iter().position(|&v| v == 0).unwrap()] = true;
+        }
+        assert!(seen.iter().filter(|&&s| s).count() > 60);
+        let f = PrimeField::new(67).unwrap();
+        let ones = ArrayD::from_elem(IxDyn(&[10_000]), 1u8);
+        let s = mul_random_nonzero(f, &ones, &mut prg()).unwrap();
+        let mut counts = [0usize; 67];
+        for &v in s.iter() {
+            counts[v as usize] += 1;
+        }
+        assert_eq!(counts[0], 0);
+        assert!(
+            counts[1..].iter().all(|&c| (80..230).contains(&c)),
+            "{counts:?}"
+        );
+    }
+}

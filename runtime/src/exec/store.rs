@@ -1,0 +1,83 @@
+//! A party's store of a serving session: the values its setup run keeps (`Store` kernels) for
+//! the later prediction runs (`Load` kernels). It lives as long as the session, across runs;
+//! a run's other values are dropped when the run ends.
+
+use std::collections::HashMap;
+
+use shareflow_compiler::ir::{Kernel, ValueId};
+use shareflow_compiler::Instr;
+use shareflow_ops::Value;
+
+use super::kernels::label;
+use crate::{Result, RuntimeError};
+
+/// Persistent values by key (the id of the stored value in the compiled graph).
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    values: HashMap<ValueId, Value>,
+}
+
+impl Store {
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: ValueId) -> Option<&Value> {
+        self.values.get(&key)
+    }
+
+    /// Bytes of the stored tensors (payload only).
+    pub fn payload_bytes(&self) -> usize {
+        self.values.values().map(Value::payload_bytes).sum()
+    }
+
+    /// Runs `instr` if it is a `Store` (keeps its input) or a `Load` (puts the stored value in
+    /// `values`); `false` for any other kernel.
+    pub fn run(&mut self, instr: &Instr, values: &mut HashMap<ValueId, Value>) -> Result<bool> {
+        match instr.kernel {
+            Kernel::Store { key } => {
+                let input = instr.inputs.first().and_then(|i| values.get(i));
+                let v = input.ok_or_else(|| RuntimeError::Node {
+                    node: label(instr),
+                    message: "the value to store has not been computed".into(),
+                })?;
+                self.values.insert(key, v.clone());
+                Ok(true)
+            }
+            Kernel::Load { key } => {
+                let v = self.values.get(&key).ok_or_else(|| RuntimeError::Node {
+                    node: label(instr),
+                    message: format!(
+                        "nothing stored under {key}: run the setup program of this serving \
+                         session first"
+                    ),
+                })?;
+                if v.kind() != instr.kind || v.shape() != instr.shape.as_slice() {
+                    return Err(RuntimeError::Node {
+                        node: label(instr),
+                        message: format!(
+                            "stored {key} is a {} value of shape {:?}, expected {} {:?} (a store \
+                             from another compiled graph?)",
+                            v.kind().name(),
+                            v.shape(),
+                            instr.kind.name(),
+                            instr.shape
+                        ),
+                    });
+                }
+                values.insert(instr.id, v.clone());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Frames of the QUIC transport: length-prefixed (u64 LE length, then the bytes) on one
+//! unidirectional stream per direction; a reader task per peer decodes batches as they arrive.
+
+use quinn::{Connection, ConnectionError, ReadError, ReadExactError, RecvStream};
+use quinn::{SendStream, VarInt, WriteError};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+
+use crate::wire::{self, Batch};
+use crate::RuntimeError;
+
+/// Application close code of a party that finished normally.
+pub(crate) const CODE_DONE: u32 = 0;
+/// Application close code of a party that refuses a peer (hello mismatch, setup failure).
+pub(crate) const CODE_REFUSED: u32 = 1;
+/// The largest receive buffer kept for the next frame.
+const KEEP_BUFFER: usize = 256 << 20;
+
+/// What arrives from a peer's reader task: a batch, or why the stream ended.
+pub(crate) type Arrival = std::result::Result<Batch, String>;
+
+/// An established link to one peer.
+pub(crate) struct Link {
+    pub conn: Connection,
+    pub send: SendStream,
+    pub inbox: UnboundedReceiver<Arrival>,
+}
+
+pub(crate) fn peer_err(peer: &str, message: impl Into<String>) -> RuntimeError {
+    RuntimeError::Transport {
+        peer: peer.to_string(),
+        message: message.into(),
+    }
+}
+
+/// A connection error in words.
+pub(crate) fn describe(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ApplicationClosed(c) if c.error_code == VarInt::from_u32(CODE_DONE) => {
+            "has finished and closed the connection".into()
+        }
+        ConnectionError::ApplicationClosed(c) => format!(
+            "closed the connection: {}",
+            String::from_utf8_lossy(&c.reason)
+        ),
+        ConnectionError::ConnectionClosed(c) => format!("aborted the connection: {c}"),
+        ConnectionError::TimedOut => {
+            "connection lost: no packets within the idle timeout (crashed, or network down)".into()
+        }
+        ConnectionError::Reset => "connection reset (the peer restarted?)".into(),
+        other => format!("connection failed: {other}"),
+    }
+}
+
+fn read_error(e: &ReadError) -> String {
+    match e {
+        ReadError::ConnectionLost(c) => describe(c),
+        ReadError::Reset(code) => format!("reset its stream (code {code})"),
+        other => format!("read failed: {other}"),
+    }
+}
+
+pub(crate) fn write_error(e: &WriteError) -> String {
+    match e {
+        WriteError::ConnectionLost(c) => describe(c),
+        WriteError::Stopped(code) => format!("stopped reading our stream (code {code})"),
+        other => format!("write failed: {other}"),
+    }
+}
+
+/// Reads one frame into `buf` (cleared first; its capacity is reused); `Ok(false)` at a clean
+/// end of stream.
+pub(crate) async fn read_frame(
+    recv: &mut RecvStream,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<bool, String> {
+    let mut len = [0u8; 8];
+    match recv.read_exact(&mut len).await {
+        Ok(()) => {}
+        Err(ReadExactError::FinishedEarly(0)) => return Ok(false),
+        Err(ReadExactError::FinishedEarly(n)) => {
+            return Err(format!(
+                "stream ended inside a frame length ({n} of 8 bytes)"
+            ))
+        }
+        Err(ReadExactError::ReadError(e)) => return Err(read_error(&e)),
+    }
+    let len = u64::from_le_bytes(len);
+    if len > max as u64 {
+        return Err(format!("announced a frame of {len} bytes (at most {max})"));
+    }
+    let len = len as usize;
+    buf.clear();
+    buf.reserve(len.min(256 << 20));
+    while buf.len() < len {
+        match recv.read_chunk(len - buf.len(), true).await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
+            Ok(None) => {
+                return Err(format!(
+                    "stream ended inside a frame ({} of {len} bytes)",
+                    buf.len()
+                ))
+            }
+            Err(e) => return Err(read_error(&e)),
+        }
+    }
+    Ok(true)
+}
+
+/// A frame: u64 LE length, then `body`.
+pub(crate) fn frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + body.len());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Reads batches from a peer's stream until it ends, forwarding them (or why it ended).
+pub(crate) async fn reader(mut recv: RecvStream, tx: UnboundedSender<Arrival>) {
+    // reused between frames: fresh pages for every large message cost more than the copy
+    let mut buf = Vec::new();
+    loop {
+        let arrival = match read_frame(&mut recv, wire::MAX_MESSAGE_BYTES, &mut buf).await {
+            Ok(true) => wire::decode(&buf).map_err(|e| format!("sent an invalid batch: {e}")),
+            Ok(false) => Err("has finished: it closed its stream".into()),
+            Err(message) => Err(message),
+        };
+        if buf.capacity() > KEEP_BUFFER {
+            buf = Vec::new();
+        }
+        let last = arrival.is_err();
+        if tx.send(arrival).is_err() || last {
+            return;
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Every SecureNN op against the plaintext reference: ReLU, max pooling and argmax are
+//! exact (bit for bit, for inputs that are exact fixed-point values), sigmoid is Pond's
+//! polynomial. And what the communication of one DReLU and one max-pooling window costs,
+//! next to the paper's Table 2.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use ndarray::{ArrayD, IxDyn};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+use shareflow::compiler::ir::{Exchange, Kernel};
+use shareflow::compiler::lower::securenn::relu::drelu;
+use shareflow::compiler::lower::{Lowerer, Shared, COMPUTE_PARTIES, S0, S1};
+use shareflow::compiler::{assemble, compile, CompileOptions, ProtocolKind};
+use shareflow::graphs::zoo::{ModelKind, ZooModel};
+use shareflow::graphs::{GraphBuilder, Padding, Tensor};
+use shareflow::ops::ValueKind;
+use shareflow::runtime::exec::{run_in_process, InProcessRun, Plan};
+
+/// One unit in the last place of fixed point with 16 fractional bits.
+const ULP: f32 = 1.0 / 65536.0;
+/// The largest magnitude the encoder takes whose float is exact: `2^15 - 2^-9` (the encoder
+/// takes `|x| < 2^15`; floats near 2^15 are 2^-9 apart).
+const BIG: f32 = 32768.0 - 1.0 / 512.0;
+
+/// Exact fixed-point values: multiples of 2^-16 in about [-16, 16], with ties (every value
+/// appears several times), the extremes and the values around 0.
+fn exact(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let specials = [0.0, ULP, -ULP, BIG, -BIG, 2.0 * ULP, -2.0 * ULP];
+    let mut i = 0;
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+        i += 1;
+        if i % 5 == 0 {
+            specials[rng.random_range(0..specials.len())]
+        } else {
+            // Few distinct values: ties are common.
+            rng.random_range(-(1 << 20)..(1 << 20)) as f32
+                * ULP
+                * if i % 3 == 0 { 1.0 } else { 0.0 }
+                + rng.random_range(-3..=3) as f32 * ULP
+        }
+    })
+}
+
+/// `f(x + w)` with `x` from the client and `w = 0` from the model owner (so the sum is
+/// shared), revealed to the client; the inputs are exact; returns secure and plaintext.
+fn run_exact(
+    f: impl Fn(&Tensor) -> Tensor,
+    shape: &[usize],
+    seed: u64,
+) -> (ArrayD<f32>, ArrayD<f32>, InProcessRun) {
+    let g = GraphBuilder::new();
+    let owner = g.party("model-owner");
+    let client = g.party("client");
+    let x = g.input(client, "x", shape.to_vec());
+    let w = g.input(owner, "w", shape.to_vec());
+    f(&(&x + &w)).output_to(client, "y");
+    let graph = g.build().unwrap();
+    let inputs = HashMap::from([
+        (
+            "client".to_string(),
+            HashMap::from([("x".to_string(), exact(shape, seed))]),
+        ),
+        (
+            "model-owner".to_string(),
+            HashMap::from([("w".to_string(), ArrayD::zeros(IxDyn(shape)))]),
+        ),
+    ]);
+    let expected = plaintext(&graph, &inputs).remove("y").unwrap();
+    let (run, _) = secure(
+        &graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        &inputs,
+    );
+    (run.float("client", "y").unwrap().clone(), expected, run)
+}
+
+#[test]
+fn relu_is_exact() {
+    let (got, expected, _) = run_exact(|x| x.relu(), &[6, 50], 1);
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn maxpool_is_exact_for_every_window_and_padding() {
+    let cases: [([usize; 4], [usize; 2], [usize; 2], Padding); 5] = [
+        ([2, 6, 6, 3], [2, 2], [2, 2], Padding::Valid),
+        ([1, 5, 5, 2], [2, 2], [2, 2], Padding::Same),
+        ([1, 7, 7, 2], [3, 3], [2, 2], Padding::Valid),
+        ([1, 7, 7, 2], [3, 3], [2, 2], Padding::Same),
+        ([1, 6, 6, 2], [3, 3], [2, 2], Padding::Same),
+    ];
+    for (i, (shape, size, stride, padding)) in cases.into_iter().enumerate() {
+        let (got, expected, _) = run_exact(
+            |x| x.maxpool2d(size, stride, padding),
+            &shape,
+            10 + i as u64,
+        );
+        assert_eq!(got, expected, "{shape:?} {size:?} {stride:?} {padding:?}");
+    }
+}
+
+#[test]
+fn argmax_is_exact_and_takes_the_first_of_ties() {
+    for (shape, seed) in [([7, 10], 20), ([4, 3], 21), ([3, 1], 22)] {
+        let (got, expected, _) = run_exact(|x| x.argmax(), &shape, seed);
+        assert_eq!(got, expected, "{shape:?}");
+    }
+    // All equal: index 0.
+    let (got, _, _) = run_exact(|x| (x - x).argmax(), &[2, 5], 23);
+    assert_eq!(got, ArrayD::<f32>::zeros(IxDyn(&[2])));
+}
+
+#[test]
+fn relu_then_maxpool_is_pooled_first() {
+    let shape = [2, 8, 8, 3];
+    let (got, expected, swapped) = run_exact(
+        |x| x.relu().maxpool2d([2, 2], [2, 2], Padding::Valid),
+        &shape,
+        30,
+    );
+    assert_eq!(got, expected);
+    let (_, _, pooled_first) = run_exact(
+        |x| x.maxpool2d([2, 2], [2, 2], Padding::Valid).relu(),
+        &shape,
+        30,
+    );
+    // Both orders cost the same: the ReLU runs on the 4x smaller pooled tensor.
+    assert_eq!(swapped.bytes(), pooled_first.bytes());
+    assert_eq!(swapped.rounds(), pooled_first.rounds());
+}
+
+#[test]
+fn sigmoid_is_ponds_polynomial() {
+    let g = GraphBuilder::new();
+    let owner = g.party("model-owner");
+    let client = g.party("client");
+    let x = g.input(client, "x", [4, 25]);
+    let w = g.input(owner, "w", [25]);
+    (&x + &w).sigmoid().output_to(client, "y");
+    let graph = g.build().unwrap();
+    let inputs = random_inputs(&graph, -3.0, 3.0, 5);
+    let expected = plaintext(&graph, &inputs);
+    let (run, _) = secure(
+        &graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        &inputs,
+    );
+    let err = max_abs_diff(run.float("client", "y").unwrap(), &expected["y"]);
+    // The degree-7 fit on [-8, 8] is within 0.02 of the sigmoid, plus fixed-point error.
+    assert!(err < 0.025, "error {err}");
+}
+
+/// Bytes and rounds of one DReLU on `n` elements, from shares on the servers to shares on
+/// the servers; the pair seeds (a one-time setup of a session) are not counted.
+fn drelu_cost(n: usize) -> (u64, u32) {
+    let parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
+    let run = |with_drelu: bool| {
+        let mut cx = Lowerer::new(parties.clone(), CompileOptions::default());
+        let a0 = cx.ring_words(S0, &[n], (0..n as u64).collect());
+        let a1 = cx.ring_words(S1, &[n], vec![7; n]);
+        let a = Shared { s: [a0, a1] };
+        // The baseline draws from every pair seed and nothing else.
+        let base = cx.rerandomise_for_test(&a);
+        let out = if with_drelu {
+            drelu(&mut cx, &base)
+        } else {
+            base
+        };
+        for (j, host) in [S0, S1].into_iter().enumerate() {
+            cx.emit(
+                host,
+                Kernel::Output { name: "d".into() },
+                &[out.s[j]],
+                ValueKind::Ring,
+                &[n],
+            );
+        }
+        let g = assemble(
+            cx.low,
+            parties.clone(),
+            ProtocolKind::SecureNN,
+            CompileOptions::default(),
+        )
+        .unwrap();
+        let plans: Vec<Plan> = g.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
+        run_in_process(&g, &plans, &HashMap::new(), Duration::from_secs(60)).unwrap()
+    };
+    let (full, base) = (run(true), run(false));
+    (full.bytes() - base.bytes(), full.rounds() - base.rounds())
+}
+
+/// Re-randomising with every pair seed: makes the baseline exchange all the seeds.
+trait Rerandomise {
+    fn rerandomise_for_test(&mut self, a: &Shared) -> Shared;
+}
+
+impl Rerandomise for Lowerer {
+    fn rerandomise_for_test(&mut self, a: &Shared) -> Shared {
+        use shareflow::compiler::lower::HELPER;
+        let shape = self.shape(a.s[0]).to_vec();
+        let mut s = a.s;
+        for (x, y) in [(S0, S1), (HELPER, S0), (HELPER, S1)] {
+            let (_, r) = self.common_random(x, y, shareflow::compiler::ir::Draw::Ring, &shape);
+            let j = usize::from(self.host(r) == S1);
+            s[j] = self.emit(
+                self.host(r),
+                Kernel::Add,
+                &[s[j], r],
+                ValueKind::Ring,
+                &shape,
+            );
+            s[j] = self.emit(
+                self.host(r),
+                Kernel::Sub,
+                &[s[j], r],
+                ValueKind::Ring,
+                &shape,
+            );
+        }
+        Shared { s }
+    }
+}
+
+/// Bytes and rounds that a 2x2 max pooling adds to a graph that shares `x` (NHWC) and
+/// reveals the pooled result, over a baseline that sums the windows instead (locally).
+fn pool_cost(shape: [usize; 4]) -> (u64, u32) {
+    let [n, h, w, c] = shape;
+    let (_, _, full) = run_exact(|x| x.maxpool2d([2, 2], [2, 2], Padding::Valid), &shape, 40);
+    let sum = |x: &Tensor| {
+        x.reshape([n, h / 2, 2, w / 2, 2, c])
+            .reduce_sum(4)
+            .reduce_sum(2)
+    };
+    let (_, _, base) = run_exact(sum, &shape, 40);
+    (full.bytes() - base.bytes(), full.rounds() - base.rounds())
+}
+
+#[test]
+fn communication_of_drelu_and_maxpool_next_to_the_paper() {
+    // The paper's Table 2 with l = 64 and p = 67 (log p = 7 bits): DReLU 8 rounds and
+    // 8 l log p + 19 l bits = 600 bytes; MaxPool over n = 4 cells (their linear chain of
+    // DReLU and two SelectShares) 9 (n - 1) = 27 rounds and (8 l log p + 29 l)(n - 1) bits =
+    // 2040 bytes.
+    const PAPER_DRELU_BYTES: f64 = (8.0 * 64.0 * 7.0 + 19.0 * 64.0) / 8.0;
+    const PAPER_POOL_BYTES: f64 = (8.0 * 64.0 * 7.0 + 29.0 * 64.0) * 3.0 / 8.0;
+    // Ours, per element, payload only (Z_p elements travel as bytes, words as 8 bytes, and
+    // everything the helper deals to server 0 is a seed): ShareConvert 2*8 (a~) + 64 (bits)
+    // + 8 (delta) + 2*64 (PrivateCompare) + 8 (eta') = 224; ComputeMSB 64 + 8 (bits, x[0])
+    // + 2*8 (r) + 128 + 8 (beta') + 40 (a product: c, and two openings both ways) = 264.
+    const DRELU_PAYLOAD: u64 = 224 + 264;
+    // A window of 4: three comparisons, each a DReLU and a SelectShare (a product, 40).
+    const POOL_PAYLOAD: u64 = 3 * (DRELU_PAYLOAD + 40);
+
+    let (one_bytes, one_rounds) = drelu_cost(1);
+    let n = 4096;
+    let (many_bytes, many_rounds) = drelu_cost(n);
+    let per = many_bytes as f64 / n as f64;
+    println!(
+        "DReLU: one element {one_bytes} bytes, {one_rounds} rounds; {n} elements {per:.1} bytes \
+         each, {many_rounds} rounds; paper: {PAPER_DRELU_BYTES} bytes, 8 rounds"
+    );
+    assert_eq!(one_rounds, 8);
+    assert_eq!(many_rounds, 8);
+    // Headers: at most 36 per message and 10 + 8 * rank per value, over 8 rounds of at most
+    // 6 links and a few dozen values.
+    assert!(
+        one_bytes <= DRELU_PAYLOAD + 8 * 6 * 36 + 40 * 26,
+        "{one_bytes}"
+    );
+    assert!(per <= DRELU_PAYLOAD as f64 + 1.0, "{per}");
+    assert!(per < PAPER_DRELU_BYTES);
+
+    let (win_bytes, win_rounds) = pool_cost([1, 2, 2, 1]);
+    let (c, hw) = (16, 32);
+    let windows = c * hw * hw / 4;
+    let (many_bytes, many_rounds) = pool_cost([1, hw, hw, c]);
+    let per = many_bytes as f64 / windows as f64;
+    println!(
+        "MaxPool 2x2: one window {win_bytes} bytes, {win_rounds} rounds; {windows} windows \
+         {per:.1} bytes each, {many_rounds} rounds; paper: {PAPER_POOL_BYTES} bytes, 27 rounds"
+    );
+    // Two levels of (DReLU + SelectShare).
+    assert_eq!(win_rounds, 18);
+    assert_eq!(many_rounds, 18);
+    assert!(per <= POOL_PAYLOAD as f64 + 1.0, "{per}");
+    assert!(per < PAPER_POOL_BYTES);
+}
+
+#[test]
+fn servers_receive_only_seeds_shares_and_masked_openings() {
+    for kind in [ModelKind::B, ModelKind::D] {
+        let zoo = ZooModel::build(kind, 1).unwrap();
+        let g = compile(
+            &zoo.graph,
+            ProtocolKind::SecureNN,
+            CompileOptions::default(),
+        )
+        .unwrap();
+        for p in &g.programs {
+            for i in &p.instrs {
+                let Kernel::Send { to, exchange } = i.kernel else {
+                    continue;
+                };
+                let receiver = g.parties[to].as_str();
+                let ok = match receiver {
+                    "server0" | "server1" => {
+                        matches!(
+                            exchange,
+                            Exchange::Seed | Exchange::Share | Exchange::MaskedOpening
+                        )
+                    }
+                    // The helper learns masked values and seeds, never a share pair.
+                    "helper" => matches!(exchange, Exchange::Seed | Exchange::MaskedOpening),
+                    _ => exchange == Exchange::Reveal && receiver == "client",
+                };
+                assert!(ok, "{} sends {exchange:?} to {receiver}", p.party);
+            }
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `shareflow compile`: compiles a network of the zoo for a protocol, optionally writes the
+//! compiled graph, and prints its static cost report: rounds, bytes per ordered party pair in
+//! total and per layer, and a latency estimate for a given round-trip time and bandwidth. With
+//! `--serving`, the report covers the setup program (weights masked once) and the
+//! per-prediction program.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Map, Value};
+use shareflow_compiler::{compile, compile_serving, CompileOptions, CostReport, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, ZooModel};
+
+use crate::report::Report;
+use crate::{Result, ToolError};
+
+/// Options of `compile`.
+#[derive(Debug, Clone)]
+pub struct CompileArgs {
+    pub model: ModelKind,
+    pub protocol: String,
+    pub batch: usize,
+    pub options: CompileOptions,
+    /// Where to write the compiled graph (JSON).
+    pub out: Option<PathBuf>,
+    /// Print the full cost report (per party pair and per layer), not only the totals.
+    pub cost: bool,
+    /// Compile a setup and a per-prediction program, the model owner's weights persistent.
+    pub serving: bool,
+    pub rtt_ms: f64,
+    pub mbps: f64,
+    pub json: bool,
+}
+
+pub fn run(args: CompileArgs) -> Result<()> {
+    let report = compile_report(&args)?;
+    if args.json {
+        report.print(true);
+    } else {
+        print!("{}", text(&report.json(), args.cost));
+    }
+    Ok(())
+}
+
+/// Compiles, writes `--out` if given, and returns the report as [`Report`] fields.
+pub fn compile_report(args: &CompileArgs) -> Result<Report> {
+    if args.batch == 0 {
+        return Err(ToolError::Usage("--batch must be at least 1".into()));
+    }
+    if !(args.rtt_ms >= 0.0 && args.mbps > 0.0) {
+        return Err(ToolError::Usage(
+            "--rtt-ms must be >= 0 and --mbps > 0".into(),
+        ));
+    }
+    let protocol: ProtocolKind = args.protocol.parse()?;
+    let zoo = ZooModel::build(args.model, args.batch)?;
+    let mut r = Report::new();
+    r.set("model", args.model.to_string())
+        .set("protocol", protocol.name())
+        .set("batch", args.batch)
+        .set("serving", args.serving)
+        .set("rtt_ms", args.rtt_ms)
+        .set("mbps", args.mbps);
+    let (text, costs) = if args.serving {
+        let s = compile_serving(&zoo.graph, protocol, args.options)?;
+        let text = serde_json::to_string(&s)
+            .map_err(|e| ToolError::Usage(format!("compiled graph JSON: {e}")))?;
+        r.set("setup", figures(&s.setup.cost(), args));
+        (text, s.predict.cost())
+    } else {
+        let g = compile(&zoo.graph, protocol, args.options)?;
+        (g.to_json()?, g.cost())
+    };
+    for (k, v) in figures(&costs, args).as_object().into_iter().flatten() {
+        r.set(k, v.clone());
+    }
+    if let Some(path) = &args.out {
+        std::fs::write(path, text).map_err(|e| ToolError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        r.set("out", path.display().to_string());
+    }
+    Ok(r)
+}
+
+/// The figures of one program: totals, per party, per ordered pair, per layer, latency.
+fn figures(c: &CostReport, args: &CompileArgs) -> Value {
+    let mut per_party: Map<String, Value> = Map::new();
+    for l in &c.links {
+        for (party, field) in [(&l.from, "bytes_sent"), (&l.to, "bytes_received")] {
+            let entry = per_party
+                .entry(party.clone())
+                .or_insert_with(|| json!({"bytes_sent": 0, "bytes_received": 0}));
+            entry[field] = json!(entry[field].as_u64().unwrap_or(0) + l.bytes);
+        }
+    }
+    json!({
+        "rounds": c.rounds,
+        "bytes": c.bytes,
+        "messages": c.messages,
+        "latency_ms": c.latency_ms(args.rtt_ms, args.mbps),
+        "per_party": per_party,
+        "links": c.links,
+        "layers": c.layers,
+    })
+}
+
+/// The report as text: totals always, pairs and layers with `--cost`.
+pub fn text(r: &Value, full: bool) -> String {
+    let mut out = format!(
+        "network {}, {}, batch {}\n",
+        r["model"].as_str().unwrap_or("?"),
+        r["protocol"].as_str().unwrap_or("?"),
+        r["batch"]
+    );
+    let rtt = (
+        r["rtt_ms"].as_f64().unwrap_or(0.0),
+        r["mbps"].as_f64().unwrap_or(0.0),
+    );
+    if r["setup"].is_object() {
+        out += &section(
+            "setup (once: the weights shared, masked and opened)",
+            &r["setup"],
+            rtt,
+            full,
+        );
+        out += &section("per prediction", r, rtt, full);
+    } else {
+        out += &section("per run", r, rtt, full);
+    }
+    if let Some(path) = r["out"].as_str() {
+        out += &format!("wrote {path}\n");
+    }
+    out
+}
+
+fn section(title: &str, f: &Value, (rtt, mbps): (f64, f64), full: bool) -> String {
+    let mut out = format!(
+        "{title}:\n  rounds: {}\n  bytes: {} in {} messages\n  latency estimate: {:.1} ms (rtt {rtt} ms, {mbps} Mbps)\n",
+        f["rounds"],
+        f["bytes"],
+        f["messages"],
+        f["latency_ms"].as_f64().unwrap_or(0.0)
+    );
+    if !full {
+        return out;
+    }
+    out += "  per party pair:\n";
+    for l in f["links"].as_array().into_iter().flatten() {
+        out += &format!(
+            "    {:>12} -> {:<12} {:>12} bytes {:>4} messages\n",
+            l["from"].as_str().unwrap_or("?"),
+            l["to"].as_str().unwrap_or("?"),
+            l["bytes"],
+            l["messages"]
+        );
+    }
+    out += "  per layer (payload and entry headers; frame headers count per pair only):\n";
+    for l in f["layers"].as_array().into_iter().flatten() {
+        out += &format!(
+            "    {:<26} {:>12} bytes {:>4} rounds\n",
+            l["layer"].as_str().unwrap_or("?"),
+            l["bytes"],
+            l["rounds"]
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(model: ModelKind, protocol: &str, serving: bool) -> CompileArgs {
+        CompileArgs {
+            model,
+            protocol: protocol.into(),
+            batch: 1,
+            options: CompileOptions::default(),
+            out: None,
+            cost: true,
+            serving,
+            rtt_ms: 10.0,
+            mbps: 100.0,
+            json: true,
+        }
+    }
+
+    #[test]
+    fn reports_rounds_bytes_pairs_layers_and_latency() {
+        let j = compile_report(&args(ModelKind::A, "pond", false))
+            .unwrap()
+            .json();
+        let rounds = j["rounds"].as_u64().unwrap();
+        let bytes = j["bytes"].as_u64().unwrap();
+        assert!(rounds > 0 && bytes > 0);
+        let links: u64 = j["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["bytes"].as_u64().unwrap())
+            .sum();
+        assert_eq!(links, bytes);
+        let sent: u64 = j["per_party"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|p| p["bytes_sent"].as_u64().unwrap())
+            .sum();
+        assert_eq!(sent, bytes);
+        assert!(j["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["layer"].as_str().unwrap().contains("dense1")));
+        // Half a round trip per round at least, plus the transfers.
+        assert!(j["latency_ms"].as_f64().unwrap() > rounds as f64 * 5.0);
+        let t = text(&j, true);
+        assert!(
+            t.contains("server0 -> server1") && t.contains("latency estimate"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn serving_reports_setup_and_cheaper_predictions() {
+        let once = compile_report(&args(ModelKind::D, "pond", false))
+            .unwrap()
+            .json();
+        let j = compile_report(&args(ModelKind::D, "pond", true))
+            .unwrap()
+            .json();
+        assert!(j["setup"]["bytes"].as_u64().unwrap() > 0);
+        assert!(j["bytes"].as_u64().unwrap() < once["bytes"].as_u64().unwrap());
+        assert_eq!(j["rounds"], once["rounds"]);
+        assert!(text(&j, false).contains("per prediction"));
+    }
+
+    #[test]
+    fn pond_rejects_max_pooling_and_writes_the_compiled_graph() {
+        let e = compile_report(&args(ModelKind::B, "pond", false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maxpool") && e.contains("securenn"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = args(ModelKind::A, "pond", false);
+        a.out = Some(dir.path().join("a.json"));
+        compile_report(&a).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("a.json")).unwrap();
+        assert!(shareflow_compiler::CompiledGraph::from_json(&text).is_ok());
+    }
+}

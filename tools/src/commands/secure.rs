@@ -1,0 +1,148 @@
+//! Private prediction of a zoo network over images, every party in this process: the model
+//! owner provides the weights, the client the images, and only the client receives the logits.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ndarray::{s, Array2, ArrayD, Axis, Ix2};
+use shareflow_compiler::{compile, CompileOptions, CompiledGraph, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_runtime::data::Weights;
+use shareflow_runtime::exec::{run_in_process, Plan};
+
+use crate::{Result, ToolError};
+
+/// Figures of a run over many batches.
+#[derive(Debug, Clone, Default)]
+pub struct SecureStats {
+    /// Wall time of each batch, in milliseconds.
+    pub batch_ms: Vec<f64>,
+    /// Bytes sent by all parties, over all batches.
+    pub bytes: u64,
+    /// Rounds of one batch.
+    pub rounds: u32,
+    /// Bytes sent per party, over all batches.
+    pub per_party: HashMap<String, u64>,
+}
+
+/// A network compiled for one protocol, per batch size.
+pub struct SecureModel {
+    pub kind: ModelKind,
+    pub protocol: ProtocolKind,
+    pub options: CompileOptions,
+    compiled: HashMap<usize, (CompiledGraph, Vec<Plan>)>,
+}
+
+impl SecureModel {
+    pub fn new(kind: ModelKind, protocol: ProtocolKind, options: CompileOptions) -> Self {
+        SecureModel {
+            kind,
+            protocol,
+            options,
+            compiled: HashMap::new(),
+        }
+    }
+
+    /// The compiled graph for batches of `batch` images.
+    pub fn compiled(&mut self, batch: usize) -> Result<&(CompiledGraph, Vec<Plan>)> {
+        if !self.compiled.contains_key(&batch) {
+            let zoo = ZooModel::build(self.kind, batch)?;
+            let g = compile(&zoo.graph, self.protocol, self.options).map_err(|e| ToolError::Usage(e.to_string()))?;
+            let plans = g.programs.iter().map(Plan::new).collect::<std::result::Result<Vec<_>, _>>()?;
+            self.compiled.insert(batch, (g, plans));
+        }
+        self.compiled
+            .get(&batch)
+            .ok_or_else(|| ToolError::Usage("compiled graph missing".into()))
+    }
+
+    /// Logits `[n, 10]` for `images` `[n, 28, 28, 1]`, in batches of at most `batch`.
+    pub fn predict(&mut self, weights: &Weights, images: &ArrayD<f32>, batch: usize) -> Result<(Array2<f32>, SecureStats)> {
+        let n = images.shape().first().copied().unwrap_or(0);
+        let owner_inputs: HashMap<String, ArrayD<f32>> = weights
+            .arrays
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut logits = Array2::zeros((n, 10));
+        let mut stats = SecureStats::default();
+        let mut start = 0;
+        while start < n {
+            let size = batch.max(1).min(n - start);
+            let (graph, plans) = self.compiled(size)?;
+            let mut inputs = HashMap::new();
+            inputs.insert(MODEL_OWNER.to_string(), owner_inputs.clone());
+            let slice = images.slice_axis(Axis(0), (start..start + size).into()).to_owned();
+            inputs.insert(CLIENT.to_string(), HashMap::from([(IMAGE.to_string(), slice)]));
+            let run = run_in_process(graph, plans, &inputs, Duration::from_secs(120))?;
+            let out = run.float(CLIENT, LOGITS)?;
+            let out = out
+                .view()
+                .into_dimensionality::<Ix2>()
+                .map_err(|e| ToolError::Usage(format!("logits: {e}")))?;
+            logits.slice_mut(s![start..start + size, ..]).assign(&out);
+            stats.batch_ms.push(run.wall_ms);
+            stats.bytes += run.bytes();
+            stats.rounds = stats.rounds.max(run.rounds());
+            for p in &run.parties {
+                *stats.per_party.entry(p.metrics.party.clone()).or_default() += p.metrics.bytes_sent;
+            }
+            start += size;
+        }
+        Ok((logits, stats))
+    }
+}
+
+/// Fraction of rows whose argmax agrees.
+pub fn agreement(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
+    let same = a
+        .outer_iter()
+        .zip(b.outer_iter())
+        .filter(|(x, y)| argmax(x.iter()) == argmax(y.iter()))
+        .count();
+    same as f64 / a.nrows().max(1) as f64
+}
+
+fn argmax<'a>(row: impl Iterator<Item = &'a f32>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, &v) in row.enumerate() {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
+}
+
+/// Mean KL divergence `KL(softmax(p) || softmax(q))` over rows.
+pub fn mean_kl(p: &Array2<f32>, q: &Array2<f32>) -> f64 {
+    let softmax = |row: ndarray::ArrayView1<f32>| {
+        let m = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let e: Vec<f64> = row.iter().map(|&v| (v as f64 - m).exp()).collect();
+        let z: f64 = e.iter().sum();
+        e.into_iter().map(|v| v / z).collect::<Vec<_>>()
+    };
+    let total: f64 = p
+        .outer_iter()
+        .zip(q.outer_iter())
+        .map(|(a, b)| {
+            let (pa, pb) = (softmax(a), softmax(b));
+            pa.iter()
+                .zip(&pb)
+                .map(|(&x, &y)| if x > 0.0 { x * (x / y.max(1e-300)).ln() } else { 0.0 })
+                .sum::<f64>()
+        })
+        .sum();
+    total / p.nrows().max(1) as f64
+}
+
+/// Median, min and max of a list of times.
+pub fn summary(ms: &[f64]) -> (f64, f64, f64) {
+    if ms.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    let mut v = ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    let median = if v.len() % 2 == 0 { (v[mid - 1] + v[mid]) / 2.0 } else { v[mid] };
+    (median, v[0], v[v.len() - 1])
+}
