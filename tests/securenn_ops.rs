@@ -89,7 +89,9 @@ fn relu_is_exact() {
 
 #[test]
 fn maxpool_is_exact_for_every_window_and_padding() {
-    let cases: [([usize; 4], [usize; 2], [usize; 2], Padding); 5] = [
+    // (input, window, stride, padding)
+    type Case = ([usize; 4], [usize; 2], [usize; 2], Padding);
+    let cases: [Case; 5] = [
         ([2, 6, 6, 3], [2, 2], [2, 2], Padding::Valid),
         ([1, 5, 5, 2], [2, 2], [2, 2], Padding::Same),
         ([1, 7, 7, 2], [3, 3], [2, 2], Padding::Valid),
@@ -115,6 +117,55 @@ fn argmax_is_exact_and_takes_the_first_of_ties() {
     // All equal: index 0.
     let (got, _, _) = run_exact(|x| (x - x).argmax(), &[2, 5], 23);
     assert_eq!(got, ArrayD::<f32>::zeros(IxDyn(&[2])));
+}
+
+#[test]
+fn drelu_is_exact_as_a_greater_equal_zero_comparison() {
+    // There is no graph op for a comparison: a hand-built program in which the client shares
+    // exact values, the servers compute DReLU, and the client receives the bits (scaled to
+    // fixed point 1.0 to decode).
+    let mut parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
+    parties.push("client".into());
+    let client = 3;
+    let shape = [8, 25];
+    let x = exact(&shape, 50);
+    let mut cx = Lowerer::new(parties.clone(), CompileOptions::default());
+    let input = cx.emit(
+        client,
+        Kernel::Input { name: "x".into() },
+        &[],
+        ValueKind::Float,
+        &shape,
+    );
+    let shared = cx.share(input);
+    let bit = drelu(&mut cx, &shared);
+    let one = cx.local(Kernel::Shl { bits: 16 }, &bit, &shape);
+    let y = cx.reveal(&one, client);
+    cx.emit(
+        client,
+        Kernel::Output { name: "y".into() },
+        &[y],
+        ValueKind::Float,
+        &shape,
+    );
+    let g = assemble(
+        cx.low,
+        parties,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap();
+    let plans: Vec<Plan> = g.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
+    let inputs = HashMap::from([(
+        "client".to_string(),
+        HashMap::from([("x".to_string(), x.clone())]),
+    )]);
+    let run = run_in_process(&g, &plans, &inputs, Duration::from_secs(60)).unwrap();
+    let expected = x.mapv(|v| if v >= 0.0 { 1.0f32 } else { 0.0 });
+    assert_eq!(run.float("client", "y").unwrap(), &expected);
+    assert!(
+        x.iter().any(|&v| v == ULP) && x.iter().any(|&v| v == -ULP) && x.iter().any(|&v| v == 0.0)
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! SecureNN's building blocks against their definitions, on hand-built programs whose shares
 //! and common randomness are chosen to hit every wrap-around: PrivateCompare, ShareConvert,
-//! ComputeMSB, DReLU and the comparisons with zero, SelectShare, DMaxPool.
+//! ComputeMSB, DReLU and the comparisons with zero, ReLU, SelectShare, DMaxPool.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -378,5 +378,66 @@ fn dmaxpool_is_the_one_hot_of_the_index() {
             .flat_map(|i| (0..n).map(move |k| u64::from(i == k)))
             .collect();
         assert_eq!(got, expected, "n = {n}");
+    }
+}
+
+#[test]
+fn dmaxpool2d_marks_the_cell_that_won_as_the_reference_does() {
+    use shareflow::compiler::lower::securenn::maxpool::dmaxpool2d;
+    use shareflow::graphs::op::Window;
+    use shareflow::graphs::Padding;
+    use shareflow::ops::im2col::{Padding as P, Window2d};
+    use shareflow::ops::plain::maxpool2d;
+    let cases = [
+        ([1, 4, 4, 2], 2, Padding::Valid, P::Valid),
+        ([1, 5, 5, 1], 3, Padding::Same, P::Same),
+        ([2, 6, 6, 1], 3, Padding::Same, P::Same),
+    ];
+    for (shape, k, padding, p) in cases {
+        let len: usize = shape.iter().product();
+        // Few distinct values (ties), some negative, as fixed point.
+        let ints: Vec<i64> = (0..len as i64).map(|i| (i * 7 % 5) - 2).collect();
+        let x = ndarray::ArrayD::from_shape_vec(
+            ndarray::IxDyn(&shape),
+            ints.iter().map(|&i| i as f32).collect(),
+        )
+        .unwrap();
+        let win = Window2d::new((k, k), (2, 2), p);
+        let reference = maxpool2d(x.view().into_dimensionality().unwrap(), &win).unwrap();
+        let out = reference.argmax.shape().to_vec();
+        let words: Vec<u64> = ints.iter().map(|&i| (i << 16) as u64).collect();
+        let s1: Vec<u64> = words.iter().map(|w| w.wrapping_mul(3)).collect();
+        let s0: Vec<u64> = words
+            .iter()
+            .zip(&s1)
+            .map(|(w, r)| w.wrapping_sub(*r))
+            .collect();
+        let mut cx = lowerer();
+        let a = Shared {
+            s: [cx.ring_words(S0, &shape, s0), cx.ring_words(S1, &shape, s1)],
+        };
+        let window = Window {
+            size: [k, k],
+            stride: [2, 2],
+            padding,
+        };
+        let d = dmaxpool2d(&mut cx, &a, &window, &out).unwrap();
+        reveal(&mut cx, d.s, Kernel::Add, "onehot");
+        let got = output(&run(cx), "server0", "onehot");
+        let (top, left) = win.pads(shape[1], shape[2]);
+        let mut expected = Vec::new();
+        for ((n, oy, ox, c), &flat) in reference.argmax.indexed_iter() {
+            let (iy, ix) = (
+                flat / (shape[2] * shape[3]) % shape[1],
+                flat / shape[3] % shape[2],
+            );
+            assert_eq!(
+                (flat / (shape[1] * shape[2] * shape[3]), flat % shape[3]),
+                (n, c)
+            );
+            let cell = (iy + top - oy * 2) * k + (ix + left - ox * 2);
+            expected.extend((0..k * k).map(|i| u64::from(i == cell)));
+        }
+        assert_eq!(got, expected, "{shape:?} {k}x{k} {padding:?}");
     }
 }

@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod keys;
+pub mod party;
 pub mod plain;
 pub mod transport;
 pub mod wire;

@@ -60,10 +60,7 @@ pub fn strided_slice<T: Clone>(
     len: usize,
 ) -> Result<ArrayD<T>> {
     let dim = x.shape().get(axis).copied();
-    let last = start.checked_add(
-        step.checked_mul(len.saturating_sub(1))
-            .unwrap_or(usize::MAX),
-    );
+    let last = start.checked_add(step.saturating_mul(len.saturating_sub(1)));
     match (dim, last) {
         (Some(d), Some(l)) if step > 0 && len > 0 && l < d => {}
         _ => {

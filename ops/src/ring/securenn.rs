@@ -205,24 +205,39 @@ fn words_for(n: usize) -> usize {
     n.div_ceil(3)
 }
 
-/// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`).
+/// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`), three
+/// per word as [`draws_from_words`] (with the three bounds all `p - 1`).
 ///
-/// Errors: [`OpsError::InvalidArgument`] if `x` is too large.
+/// Errors: [`OpsError::InvalidArgument`] if `x` is not contiguous.
 pub fn mul_random_nonzero(
     field: PrimeField,
     x: &ArrayRefD<u8>,
     prg: &mut Prg,
 ) -> Result<ArrayD<u8>> {
-    let q = u64::from(field.modulus() - 1);
-    let mut words = vec![0u64; words_for(x.len())];
+    let q = u32::from(field.modulus() - 1);
+    let xs = x.as_standard_layout();
+    let xs = xs
+        .as_slice()
+        .ok_or_else(|| invalid("mul_random_nonzero", "input is not contiguous".into()))?;
+    let mut words = vec![0u64; words_for(xs.len())];
     prg.fill_u64(&mut words);
-    let mut s = Vec::with_capacity(x.len());
-    draws_from_words(std::iter::repeat_n(q, x.len()), &words, &mut |v| {
-        s.push(v as u8 + 1)
-    });
-    let s = ArrayD::from_shape_vec(IxDyn(x.shape()), s)
-        .map_err(|e| invalid("mul_random_nonzero", e.to_string()))?;
-    field.mul(x, &s)
+    let mut out = xs.to_vec();
+    let product = u128::from(q * q * q);
+    let mask = |(o, &w): (&mut [u8], &u64)| {
+        let mut v = ((u128::from(w) * product) >> 64) as u32;
+        for e in o {
+            let s = (v % q) as u8 + 1;
+            v /= q;
+            *e = field.mul_elems(*e, s);
+        }
+    };
+    if out.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(3).zip(words.par_iter()).for_each(mask);
+    } else {
+        out.chunks_mut(3).zip(words.iter()).for_each(mask);
+    }
+    ArrayD::from_shape_vec(IxDyn(x.shape()), out)
+        .map_err(|e| invalid("mul_random_nonzero", e.to_string()))
 }
 
 /// Every lane of the last axis of `x` permuted by its own uniform permutation drawn from

@@ -2,6 +2,7 @@
 //! them by default.
 
 pub mod mnist;
+pub mod npy;
 pub mod weights;
 
 use std::path::PathBuf;

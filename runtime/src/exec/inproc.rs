@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use ndarray::ArrayD;
 use shareflow_compiler::CompiledGraph;
 
-use super::{run_party_with, PartyResult, Plan, Store};
+use super::{run_party_full, PartyResult, Plan, Randomness, Store};
 use crate::transport::InProcNetwork;
 use crate::{Result, RuntimeError};
 
@@ -66,6 +66,18 @@ pub fn run_in_process_with(
     timeout: Duration,
     stores: &mut [Store],
 ) -> Result<InProcessRun> {
+    run_in_process_full(graph, plans, inputs, timeout, stores, &Randomness::Os)
+}
+
+/// [`run_in_process_with`] with an explicit source of randomness.
+pub fn run_in_process_full(
+    graph: &CompiledGraph,
+    plans: &[Plan],
+    inputs: &HashMap<String, HashMap<String, ArrayD<f32>>>,
+    timeout: Duration,
+    stores: &mut [Store],
+    randomness: &Randomness,
+) -> Result<InProcessRun> {
     if stores.len() != graph.parties.len() || plans.len() != graph.programs.len() {
         return Err(RuntimeError::Node {
             node: "in-process run".into(),
@@ -94,7 +106,7 @@ pub fn run_in_process_with(
             .zip(stores.iter_mut())
             .map(|(((mut t, program), plan), store)| {
                 let inputs = inputs.get(&program.party).unwrap_or(&empty);
-                s.spawn(move || run_party_with(program, plan, &mut t, inputs, store))
+                s.spawn(move || run_party_full(program, plan, &mut t, inputs, store, randomness))
             })
             .collect();
         handles

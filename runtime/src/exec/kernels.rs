@@ -16,8 +16,12 @@ use crate::{Result, RuntimeError};
 
 /// What a kernel may read besides its inputs.
 pub struct KernelContext<'a> {
+    /// Separates the PRG streams of one run from every other run's.
     pub session: u128,
     pub inputs: &'a HashMap<String, ArrayD<f32>>,
+    /// INSECURE, tests only: derive every sampled seed from this one (see
+    /// [`super::Randomness::Replay`]).
+    pub replay: Option<[u8; 32]>,
 }
 
 fn ring<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u64>, OpsError> {
@@ -36,6 +40,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
     let odd = |i: usize| arg(i)?.as_odd_ring(instr.kernel.name()).map_err(at);
     let word = |i: usize| words(arg(i)?, instr.kernel.name()).map_err(at);
     let small = |i: usize| arg(i)?.as_small(instr.kernel.name()).map_err(at);
+    let ring_at = |i: usize| arg(i)?.as_ring(instr.kernel.name()).map_err(at);
     let field = |p: u8| PrimeField::new(p).map_err(at);
     let value = match &instr.kernel {
         Kernel::Input { name } => {
@@ -93,7 +98,10 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Reshape { shape } => Value::Ring(ring::reshape(r(0)?, shape).map_err(at)?),
         Kernel::Transpose { perm } => Value::Ring(ring::transpose(r(0)?, perm).map_err(at)?),
         Kernel::ReduceSum { axis } => Value::Ring(ring::sum_axis(r(0)?, *axis).map_err(at)?),
-        Kernel::SampleSeed => Value::Seed(fresh_seed().map_err(at)?),
+        Kernel::SampleSeed => Value::Seed(match &cx.replay {
+            None => fresh_seed().map_err(at)?,
+            Some(master) => Prg::new(master, Domain::new(0, instr.id.0 as u64, 0x5eed)).seed(),
+        }),
         Kernel::Expand { stream, draw, shape } => {
             let seed = args[0].as_seed("expand").map_err(at)?;
             let purpose = match draw {
@@ -114,8 +122,8 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         }
         Kernel::OddAdd => Value::OddRing(ring::odd_add(odd(0)?, odd(1)?).map_err(at)?),
         Kernel::OddSub => Value::OddRing(ring::odd_sub(odd(0)?, odd(1)?).map_err(at)?),
-        Kernel::RingToOdd => Value::OddRing(ring::odd_reduce(r(0)?)),
-        Kernel::Wrap => Value::Small(ring::wrap(r(0)?, r(1)?).map_err(at)?),
+        Kernel::RingToOdd => Value::OddRing(ring::odd_reduce(ring_at(0)?)),
+        Kernel::Wrap => Value::Small(ring::wrap(ring_at(0)?, ring_at(1)?).map_err(at)?),
         Kernel::BitDecompose => Value::Small(ring::bit_decompose(word(0)?)),
         Kernel::Lsb => Value::Small(ring::lsb(word(0)?)),
         Kernel::IsZero => Value::Small(ring::is_zero(word(0)?)),
@@ -156,15 +164,15 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             Value::Small(ring::permute_random(small(0)?, &mut prg).map_err(at)?)
         }
         Kernel::Windows { window, pad } => {
-            Value::Ring(ring::windows(r(0)?, &plain_op::window(window), *pad).map_err(at)?)
+            Value::Ring(ring::windows(ring_at(0)?, &plain_op::window(window), *pad).map_err(at)?)
         }
         Kernel::StridedSlice { axis, start, step, len } => {
-            Value::Ring(ring::strided_slice(r(0)?, *axis, *start, *step, *len).map_err(at)?)
+            Value::Ring(ring::strided_slice(ring_at(0)?, *axis, *start, *step, *len).map_err(at)?)
         }
-        Kernel::Concat { axis } => Value::Ring(ring::concat(r(0)?, r(1)?, *axis).map_err(at)?),
+        Kernel::Concat { axis } => Value::Ring(ring::concat(ring_at(0)?, ring_at(1)?, *axis).map_err(at)?),
         Kernel::Iota { axis, scale } => Value::Ring(ring::iota(&instr.shape, *axis, *scale).map_err(at)?),
-        Kernel::OneHot { n } => Value::Ring(ring::one_hot(r(0)?, *n).map_err(at)?),
-        Kernel::RotateLast { keep } => Value::Ring(ring::rotate_last(r(0)?, r(1)?, *keep).map_err(at)?),
+        Kernel::OneHot { n } => Value::Ring(ring::one_hot(ring_at(0)?, *n).map_err(at)?),
+        Kernel::RotateLast { keep } => Value::Ring(ring::rotate_last(ring_at(0)?, ring_at(1)?, *keep).map_err(at)?),
         Kernel::Output { .. }
         | Kernel::Send { .. }
         | Kernel::Recv { .. }

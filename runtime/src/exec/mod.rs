@@ -16,7 +16,7 @@ use shareflow_compiler::ir::{Kernel, ValueId};
 use shareflow_compiler::Program;
 use shareflow_ops::Value;
 
-pub use inproc::{run_in_process, run_in_process_with, InProcessRun};
+pub use inproc::{run_in_process, run_in_process_full, run_in_process_with, InProcessRun};
 pub use metrics::PartyMetrics;
 pub use plan::Plan;
 pub use serving::ServingSession;
@@ -66,11 +66,42 @@ pub fn run_party_with(
     inputs: &HashMap<String, ArrayD<f32>>,
     store: &mut Store,
 ) -> Result<PartyResult> {
+    run_party_full(program, plan, transport, inputs, store, &Randomness::Os)
+}
+
+/// Where a run's randomness comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Randomness {
+    /// Fresh seeds from the operating system, streams separated by the run's session id: the
+    /// only secure choice.
+    Os,
+    /// INSECURE, for tests only: every seed derived from this one and streams separated by a
+    /// fixed session, so that two runs of a graph (in process and over QUIC, say) draw the same
+    /// randomness and give bit-identical results.
+    Replay([u8; 32]),
+}
+
+/// [`run_party_with`] with an explicit source of randomness.
+pub fn run_party_full(
+    program: &Program,
+    plan: &Plan,
+    transport: &mut dyn Transport,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    store: &mut Store,
+    randomness: &Randomness,
+) -> Result<PartyResult> {
     let start = Instant::now();
-    let session = u128::from_le_bytes(transport.session());
+    let session = match randomness {
+        Randomness::Os => u128::from_le_bytes(transport.session()),
+        Randomness::Replay(_) => 0,
+    };
     let cx = kernels::KernelContext {
         session,
         inputs,
+        replay: match randomness {
+            Randomness::Os => None,
+            Randomness::Replay(seed) => Some(*seed),
+        },
     };
     let mut values: HashMap<ValueId, Value> = HashMap::new();
     let mut outputs = HashMap::new();

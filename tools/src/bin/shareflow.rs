@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
 use shareflow_compiler::{CompileOptions, Truncation};
-use shareflow_tools::commands::{compile, dot, eval, inspect, train};
+use shareflow_tools::commands::{compile, demo, dot, eval, inspect, keys, run_graph, train};
 use shareflow_tools::ToolError;
 
 #[derive(Parser)]
@@ -19,6 +19,40 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The main job: a private prediction of an MNIST digit, every party a separate process
+    /// on 127.0.0.1 over QUIC with mutual TLS.
+    Demo {
+        #[arg(long, default_value = "C")]
+        model: ModelKind,
+        #[arg(long, default_value = "securenn")]
+        protocol: String,
+        /// Which image of the test set.
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Seconds to wait for a peer.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+        #[command(flatten)]
+        protocol_options: ProtocolArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Makes a cluster CA, one certificate and key per party, and a loopback cluster file.
+    Keys {
+        /// Comma-separated party names.
+        #[arg(long, value_delimiter = ',', default_value = "server0,server1,helper,model-owner,client")]
+        parties: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+        /// First UDP port of the loopback cluster file (0: ports the OS reports free).
+        #[arg(long, default_value_t = 0)]
+        base_port: u16,
+    },
+    /// Runs one party of a compiled graph over QUIC (the same as the `run-graph` binary).
+    #[command(name = "run-graph")]
+    RunGraph(run_graph::Args),
     /// Trains a network of the zoo (A, B, C, D) in plaintext and saves its weights as .npz.
     Train {
         #[arg(long)]
@@ -241,6 +275,37 @@ fn main() -> ExitCode {
                 })
             }),
         Command::Inspect { model, json } => inspect::run(model, json),
+        Command::Demo {
+            model,
+            protocol,
+            index,
+            data,
+            timeout,
+            protocol_options,
+            json,
+        } => protocol_options
+            .options()
+            .map_err(ToolError::Usage)
+            .and_then(|options| {
+                let protocol = protocol
+                    .parse()
+                    .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
+                demo::run(demo::DemoArgs {
+                    model,
+                    protocol,
+                    options,
+                    index,
+                    data,
+                    timeout_s: timeout,
+                    json,
+                })
+            }),
+        Command::Keys {
+            parties,
+            out,
+            base_port,
+        } => keys::run(&parties, &out, base_port),
+        Command::RunGraph(args) => run_graph::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

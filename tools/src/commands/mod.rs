@@ -1,9 +1,12 @@
 //! One module per command.
 
 pub mod compile;
+pub mod demo;
 pub mod dot;
 pub mod eval;
 pub mod inspect;
+pub mod keys;
+pub mod run_graph;
 pub mod secure;
 pub mod train;
 

@@ -15,7 +15,9 @@
 //! | 6 DReLU | [`relu::drelu`] | `relu.rs` |
 //! | 7 ReLU | [`relu::relu`] | `relu.rs` |
 //! | 9 MaxPool | [`maxpool::maxpool`] (a tree, not the paper's chain) | `maxpool.rs` |
-//! | 10 DMaxPool | [`maxpool::dmaxpool`] | `maxpool.rs` |
+//! | 10 DMaxPool | [`maxpool::dmaxpool`], [`maxpool::dmaxpool2d`] | `maxpool.rs` |
+//! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
+//! | comparisons with 0 | [`relu::greater_equal_zero`] and others | `relu.rs` |
 //!
 //! Every function works on whole tensors: one kernel call per tensor and party, never per
 //! element. Communication of the helper's shares is halved with seeds as everywhere in the

@@ -1,0 +1,77 @@
+//! One party of a compiled graph as its own process: connect to the others over QUIC with
+//! mutual TLS, run the party's program, return its outputs and metrics.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ndarray::ArrayD;
+use shareflow_compiler::CompiledGraph;
+
+use crate::cluster::ClusterConfig;
+use crate::exec::{run_party_full, PartyResult, Plan, Randomness, Store};
+use crate::transport::QuicTransport;
+use crate::{Result, RuntimeError};
+
+/// SHA-256 of the compiled graph's JSON: parties started with different graphs refuse each
+/// other.
+pub fn graph_digest(graph: &CompiledGraph) -> Result<[u8; 32]> {
+    let json = graph.to_json().map_err(|e| RuntimeError::Node {
+        node: "compiled graph".into(),
+        message: e.to_string(),
+    })?;
+    let d = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    Ok(out)
+}
+
+/// Checks that `inputs` has exactly the inputs the graph expects of `party`, with their shapes.
+pub fn check_inputs(graph: &CompiledGraph, party: &str, inputs: &HashMap<String, ArrayD<f32>>) -> Result<()> {
+    let expected: Vec<_> = graph.inputs.iter().filter(|i| i.party == party).collect();
+    for spec in &expected {
+        match inputs.get(&spec.name) {
+            None => {
+                return Err(RuntimeError::Node {
+                    node: format!("input {:?}", spec.name),
+                    message: format!("party {party} must provide it (shape {:?})", spec.shape),
+                })
+            }
+            Some(v) if v.shape() != spec.shape.as_slice() => {
+                return Err(RuntimeError::Node {
+                    node: format!("input {:?}", spec.name),
+                    message: format!("shape {:?}, the graph expects {:?}", v.shape(), spec.shape),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = inputs.keys().find(|k| !expected.iter().any(|s| &s.name == *k)) {
+        return Err(RuntimeError::Node {
+            node: format!("input {extra:?}"),
+            message: format!("party {party} has no such input in this graph"),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `party` of `graph` over QUIC with the cluster's addresses and certificates.
+pub fn run_over_quic(
+    graph: &CompiledGraph,
+    party: &str,
+    cluster: &ClusterConfig,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    timeout: Duration,
+    randomness: &Randomness,
+) -> Result<PartyResult> {
+    let program = graph.program(party).map_err(|e| RuntimeError::Node {
+        node: format!("party {party}"),
+        message: e.to_string(),
+    })?;
+    check_inputs(graph, party, inputs)?;
+    let plan = Plan::new(program)?;
+    let digest = graph_digest(graph)?;
+    let mut transport = QuicTransport::connect(cluster, party, &graph.parties, digest, timeout)?;
+    let result = run_party_full(program, &plan, &mut transport, inputs, &mut Store::new(), randomness);
+    transport.close();
+    result
+}

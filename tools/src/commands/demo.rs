@@ -1,0 +1,171 @@
+//! `shareflow demo`: the main job. A private prediction of one MNIST digit with every party a
+//! separate process on 127.0.0.1 over QUIC with mutual TLS: certificates are made in a
+//! temporary directory, the network is compiled, and one `run-graph` process per party is
+//! started. Prints the predicted digit, the true label, agreement with the plaintext model,
+//! wall time, bytes and rounds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
+use shareflow_runtime::data::npy::{read_npy, write_npy};
+use shareflow_runtime::data::{data_dir, Mnist, Split};
+use shareflow_runtime::plain::train::{argmax, predict};
+
+use super::{load_weights, weights_path};
+use crate::report::Report;
+use crate::{Result, ToolError};
+
+/// Options of `demo`.
+pub struct DemoArgs {
+    pub model: ModelKind,
+    pub protocol: ProtocolKind,
+    pub options: CompileOptions,
+    /// Which test image.
+    pub index: usize,
+    pub data: Option<PathBuf>,
+    pub timeout_s: f64,
+    pub json: bool,
+}
+
+fn io(path: &Path, e: impl ToString) -> ToolError {
+    ToolError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The command that runs one party: `shareflow run-graph` of this very executable.
+fn party_command() -> Result<Command> {
+    let exe = std::env::current_exe().map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
+    let mut c = Command::new(exe);
+    c.arg("run-graph");
+    Ok(c)
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let test = Mnist::load(&data_dir(args.data.clone()), Split::Test, Some(args.index + 1))?;
+    if args.index >= test.len() {
+        return Err(ToolError::Usage(format!("--index {} is beyond the test set", args.index)));
+    }
+    let image = test.batch(args.index, args.index + 1);
+    let label = test.labels[args.index];
+    let weights = load_weights(args.model, None)?;
+    let dir = tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let dir = dir.path();
+
+    // Compile, and make a CA, certificates and a loopback cluster file for every party.
+    let zoo = ZooModel::build(args.model, 1)?;
+    let compiled = compile(&zoo.graph, args.protocol, args.options).map_err(|e| ToolError::Usage(e.to_string()))?;
+    let graph_path = dir.join("compiled.json");
+    let json = compiled.to_json().map_err(|e| ToolError::Usage(e.to_string()))?;
+    std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;
+    ClusterConfig::local(&compiled.parties, dir, 0)?;
+    let image_path = dir.join("image.npy");
+    write_npy(&image_path, &image)?;
+    let cost = compiled.cost();
+
+    // One process per party.
+    let start = Instant::now();
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for party in &compiled.parties {
+        let mut cmd = party_command()?;
+        cmd.arg("--party")
+            .arg(party)
+            .arg("--cluster")
+            .arg(dir.join(CLUSTER_FILE))
+            .arg("--graph")
+            .arg(&graph_path)
+            .arg("--output-dir")
+            .arg(dir.join(format!("out-{party}")))
+            .arg("--timeout")
+            .arg(args.timeout_s.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if party == MODEL_OWNER {
+            cmd.arg("--weights").arg(weights_path(args.model, None));
+        }
+        if party == CLIENT {
+            cmd.arg("--input").arg(format!("{IMAGE}={}", image_path.display()));
+        }
+        let child = cmd.spawn().map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;
+        children.push((party.clone(), child));
+    }
+    let mut metrics = Vec::new();
+    let mut failures = Vec::new();
+    for (party, child) in children {
+        let out = child
+            .wait_with_output()
+            .map_err(|e| ToolError::Usage(format!("waiting for party {party}: {e}")))?;
+        if out.status.success() {
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
+            metrics.push((party, v["metrics"].clone()));
+        } else {
+            failures.push(format!("{party}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    if !failures.is_empty() {
+        return Err(ToolError::Usage(format!("parties failed:\n  {}", failures.join("\n  "))));
+    }
+
+    let logits = read_npy(&dir.join(format!("out-{CLIENT}")).join(format!("{LOGITS}.npy")))?;
+    let secure_digit = argmax(logits.as_slice().unwrap_or(&[]));
+    let plain = predict(args.model, &weights, &image, 1)?;
+    let plain_digit = argmax(plain.as_slice().unwrap_or(&[]));
+    let bytes: u64 = metrics.iter().map(|(_, m)| m["bytes_sent"].as_u64().unwrap_or(0)).sum();
+    let rounds = metrics.iter().map(|(_, m)| m["rounds"].as_u64().unwrap_or(0)).max().unwrap_or(0);
+    let mut per_party = serde_json::Map::new();
+    for (p, m) in &metrics {
+        per_party.insert(
+            p.clone(),
+            serde_json::json!({"bytes": m["bytes_sent"], "wall_ms": m["wall_ms"]}),
+        );
+    }
+    let mut r = Report::new();
+    r.set("model", args.model.to_string())
+        .set("protocol", args.protocol.name())
+        .set("transport", "quic")
+        .set("batch", 1)
+        .set("images", 1)
+        .set("index", args.index)
+        .set("label", label)
+        .set("predicted", secure_digit)
+        .set("plaintext_predicted", plain_digit)
+        .set("agreement", if secure_digit == plain_digit { 1.0 } else { 0.0 })
+        .set("wall_ms", wall_ms)
+        .set("bytes", bytes)
+        .set("static_bytes", cost.bytes)
+        .set("rounds", rounds)
+        .set("per_party", serde_json::Value::Object(per_party));
+    if args.json {
+        r.print(true);
+    } else {
+        println!(
+            "network {} under {}, {} parties as separate processes on 127.0.0.1 over QUIC (mutual TLS)",
+            args.model,
+            args.protocol.name(),
+            compiled.parties.len()
+        );
+        println!(
+            "test image #{}: predicted {secure_digit}, true label {label}, plaintext model says {plain_digit} ({})",
+            args.index,
+            if secure_digit == plain_digit { "agrees" } else { "DISAGREES" }
+        );
+        println!(
+            "wall time {wall_ms:.1} ms (processes started, connected, ran), {bytes} bytes sent in {rounds} rounds"
+        );
+        for (p, m) in &metrics {
+            println!(
+                "  {p:<12} sent {:>10} bytes, ran {:>8.1} ms",
+                m["bytes_sent"].as_u64().unwrap_or(0),
+                m["wall_ms"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `run-graph` (also `shareflow run-graph`): runs one party of a compiled graph, as its own
+//! process, over QUIC with mutual TLS. The other parties run the same command with their own
+//! `--party`.
+//!
+//! ```text
+//! run-graph --party client --cluster cluster.toml --graph compiled.json \
+//!     --input image=image.npy --output-dir out/
+//! ```
+//!
+//! Outputs the party receives are written as `DIR/<name>.npy`; its metrics are printed as one
+//! JSON object.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use shareflow_compiler::CompiledGraph;
+use shareflow_runtime::cluster::ClusterConfig;
+use shareflow_runtime::data::npy::{read_npy, write_npy};
+use shareflow_runtime::data::Weights;
+use shareflow_runtime::exec::Randomness;
+use shareflow_runtime::party::run_over_quic;
+
+use crate::ToolError;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "run-graph", version, about = "Runs one party of a compiled shareflow graph over QUIC")]
+pub struct Args {
+    /// This party's name (as in the compiled graph and the cluster file).
+    #[arg(long)]
+    pub party: String,
+    /// The cluster file (TOML): addresses and certificates of every party.
+    #[arg(long)]
+    pub cluster: PathBuf,
+    /// The compiled graph (JSON, from `shareflow compile`).
+    #[arg(long)]
+    pub graph: PathBuf,
+    /// An input of this party: NAME=FILE.npy (float32). Repeat for several.
+    #[arg(long = "input", value_name = "NAME=FILE.npy")]
+    pub inputs: Vec<String>,
+    /// Every array of an .npz file as an input (e.g. a model owner's weights).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Where to write the outputs this party receives, as NAME.npy.
+    #[arg(long, default_value = ".")]
+    pub output_dir: PathBuf,
+    /// Seconds to wait for a peer (connecting, and every round).
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// INSECURE, for tests only: derive all randomness from this 64-hex-digit seed so that a
+    /// run can be compared bit for bit with another.
+    #[arg(long, hide = true)]
+    pub insecure_replay_seed: Option<String>,
+}
+
+pub fn run(args: Args) -> Result<(), ToolError> {
+    let text = std::fs::read_to_string(&args.graph).map_err(|e| ToolError::File {
+        path: args.graph.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let graph = CompiledGraph::from_json(&text).map_err(|e| ToolError::File {
+        path: args.graph.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let cluster = ClusterConfig::load(&args.cluster)?;
+    let mut inputs = HashMap::new();
+    if let Some(w) = &args.weights {
+        inputs.extend(Weights::load(w)?.arrays);
+    }
+    for spec in &args.inputs {
+        let (name, file) = spec
+            .split_once('=')
+            .ok_or_else(|| ToolError::Usage(format!("--input {spec:?}: expected NAME=FILE.npy")))?;
+        inputs.insert(name.to_string(), read_npy(&PathBuf::from(file))?);
+    }
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err(ToolError::Usage(format!("--timeout {} must be positive", args.timeout)));
+    }
+    let randomness = match &args.insecure_replay_seed {
+        None => Randomness::Os,
+        Some(hex) => Randomness::Replay(parse_seed(hex)?),
+    };
+    let result = run_over_quic(
+        &graph,
+        &args.party,
+        &cluster,
+        &inputs,
+        Duration::from_secs_f64(args.timeout),
+        &randomness,
+    )?;
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| ToolError::File {
+        path: args.output_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut written = Vec::new();
+    for (name, value) in &result.outputs {
+        if let shareflow_ops::Value::Float(a) = value {
+            let path = args.output_dir.join(format!("{}.npy", name.replace('/', "_")));
+            write_npy(&path, a)?;
+            written.push(path.display().to_string());
+        }
+    }
+    let report = serde_json::json!({
+        "party": args.party,
+        "protocol": graph.protocol,
+        "transport": "quic",
+        "outputs": written,
+        "metrics": result.metrics,
+    });
+    println!("{report}");
+    Ok(())
+}
+
+
+/// 32 bytes from 64 hex digits.
+fn parse_seed(hex: &str) -> Result<[u8; 32], ToolError> {
+    let bad = || ToolError::Usage(format!("--insecure-replay-seed {hex:?}: expected 64 hex digits"));
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(bad());
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+    }
+    Ok(out)
+}
