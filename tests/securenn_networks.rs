@@ -61,7 +61,10 @@ fn secure_predictions_agree_with_plaintext_on_every_network() {
         for first in (0..IMAGES).step_by(BATCH) {
             let images = test.batch(first, first + BATCH);
             let inputs = HashMap::from([
-                (MODEL_OWNER.to_string(), weights.arrays.clone().into_iter().collect()),
+                (
+                    MODEL_OWNER.to_string(),
+                    weights.arrays.clone().into_iter().collect(),
+                ),
                 (
                     CLIENT.to_string(),
                     HashMap::from([(IMAGE.to_string(), images)]),

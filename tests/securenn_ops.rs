@@ -13,6 +13,7 @@ use ndarray::{ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use shareflow::compiler::ir::{Exchange, Kernel};
+use shareflow::compiler::lower::poly::{Fit, Target};
 use shareflow::compiler::lower::securenn::relu::drelu;
 use shareflow::compiler::lower::{Lowerer, Shared, COMPUTE_PARTIES, S0, S1};
 use shareflow::compiler::{assemble, compile, CompileOptions, ProtocolKind};
@@ -205,8 +206,11 @@ fn sigmoid_is_ponds_polynomial() {
         &inputs,
     );
     let err = max_abs_diff(run.float("client", "y").unwrap(), &expected["y"]);
-    // The degree-7 fit on [-8, 8] is within 0.02 of the sigmoid, plus fixed-point error.
-    assert!(err < 0.025, "error {err}");
+    // Within the fit's own error of the sigmoid, plus fixed-point rounding (a few ulps per
+    // product of the degree-7 evaluation).
+    let fit = Fit::new(Target::Sigmoid, &CompileOptions::default().sigmoid);
+    let bound = fit.max_error as f32 + 64.0 * ULP;
+    assert!(err <= bound, "error {err} > {bound}");
 }
 
 /// Bytes and rounds of one DReLU on `n` elements, from shares on the servers to shares on

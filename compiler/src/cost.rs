@@ -40,13 +40,26 @@ pub struct Link {
     pub messages: u64,
 }
 
+/// A layer's traffic from one party to another: its entries (payload and entry headers) in
+/// the batches on that link; the batches' frame headers are the link's, no layer's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LayerLink {
+    pub from: String,
+    pub to: String,
+    pub bytes: u64,
+    pub entries: u64,
+}
+
 /// Traffic that one logical node (layer) causes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LayerCost {
     pub layer: String,
+    /// Its entries' bytes on every link (frame headers excluded).
     pub bytes: u64,
     /// Distinct rounds in which this layer's messages travel.
     pub rounds: u32,
+    /// Per ordered pair of parties.
+    pub links: Vec<LayerLink>,
 }
 
 /// Rounds and bytes of a compiled graph.
@@ -60,7 +73,8 @@ pub struct CostReport {
     pub links: Vec<Link>,
     /// Bytes sent by each party.
     pub sent: BTreeMap<String, u64>,
-    /// Per logical node, in order of first appearance.
+    /// Per logical node, in the order of the graph (pair seeds, which belong to no node, as
+    /// `(seeds)`).
     pub layers: Vec<LayerCost>,
     /// Per round: the largest number of bytes on one link (the round's transfer time).
     pub busiest_link_per_round: Vec<u64>,
@@ -75,14 +89,19 @@ impl CostReport {
         let mut entries = vec![vec![vec![0u64; n]; n]; rounds];
         let mut layers: Vec<LayerCost> = Vec::new();
         let mut layer_rounds: Vec<std::collections::BTreeSet<u32>> = Vec::new();
+        // The first send of each layer: ids follow the order in which the graph was lowered.
+        let mut layer_first: Vec<crate::ir::ValueId> = Vec::new();
+        let mut layer_links: Vec<BTreeMap<(usize, usize), (u64, u64)>> = Vec::new();
         for p in &g.programs {
             for i in &p.instrs {
-                let Kernel::Send { to, .. } = i.kernel else { continue };
+                let Kernel::Send { to, .. } = i.kernel else {
+                    continue;
+                };
                 let b = entry_bytes(i.kind, &i.shape) as u64;
                 if let Some(slot) = entries.get_mut(i.round as usize) {
                     slot[p.host][to] += b;
                 }
-                let name = i.origin.clone().unwrap_or_else(|| "(setup)".into());
+                let name = i.origin.clone().unwrap_or_else(|| "(seeds)".into());
                 let idx = match layers.iter().position(|l| l.layer == name) {
                     Some(idx) => idx,
                     None => {
@@ -91,10 +110,15 @@ impl CostReport {
                             ..Default::default()
                         });
                         layer_rounds.push(Default::default());
+                        layer_first.push(i.id);
+                        layer_links.push(BTreeMap::new());
                         layers.len() - 1
                     }
                 };
+                layer_first[idx] = layer_first[idx].min(i.id);
                 layers[idx].bytes += b;
+                let pair = layer_links[idx].entry((p.host, to)).or_default();
+                *pair = (pair.0 + b, pair.1 + 1);
                 layer_rounds[idx].insert(i.round);
             }
         }
@@ -115,9 +139,21 @@ impl CostReport {
             }
         }
         // Header bytes belong to the link; spread them over no layer.
-        for (l, r) in layers.iter_mut().zip(layer_rounds) {
+        for ((l, r), pairs) in layers.iter_mut().zip(layer_rounds).zip(layer_links) {
             l.rounds = r.len() as u32;
+            l.links = pairs
+                .into_iter()
+                .map(|((from, to), (bytes, entries))| LayerLink {
+                    from: g.parties.get(from).cloned().unwrap_or_default(),
+                    to: g.parties.get(to).cloned().unwrap_or_default(),
+                    bytes,
+                    entries,
+                })
+                .collect();
         }
+        let mut order: Vec<usize> = (0..layers.len()).collect();
+        order.sort_by_key(|&i| layer_first[i]);
+        let layers = order.into_iter().map(|i| layers[i].clone()).collect();
         let mut report = CostReport {
             protocol: g.protocol.clone(),
             rounds: g.rounds,
@@ -150,5 +186,62 @@ impl CostReport {
             .map(|&b| b as f64 * 8.0 / (mbps * 1e6) * 1e3)
             .sum();
         self.rounds as f64 * rtt_ms / 2.0 + transfer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{compile, CompileOptions, ProtocolKind};
+    use shareflow_graphs::GraphBuilder;
+
+    #[test]
+    fn layers_and_frame_headers_add_up_to_the_links() {
+        let g = GraphBuilder::new();
+        let owner = g.party("model-owner");
+        let client = g.party("client");
+        let x = g.input(client, "x", [2, 3]);
+        let w = g.input(owner, "w", [3, 4]);
+        let b = g.input(owner, "b", [4]);
+        (&x.matmul(&w) + &b).output_to(client, "y");
+        let c = compile(
+            &g.build().unwrap(),
+            ProtocolKind::Pond,
+            CompileOptions::default(),
+        )
+        .unwrap();
+        let r = c.cost();
+        let layers: u64 = r.layers.iter().map(|l| l.bytes).sum();
+        assert_eq!(layers + r.messages * FRAME_HEADER_BYTES as u64, r.bytes);
+        for l in &r.layers {
+            assert_eq!(
+                l.links.iter().map(|p| p.bytes).sum::<u64>(),
+                l.bytes,
+                "{}",
+                l.layer
+            );
+        }
+        for link in &r.links {
+            let entries: u64 = r
+                .layers
+                .iter()
+                .flat_map(|l| &l.links)
+                .filter(|p| p.from == link.from && p.to == link.to)
+                .map(|p| p.bytes)
+                .sum();
+            assert_eq!(
+                entries + link.messages * FRAME_HEADER_BYTES as u64,
+                link.bytes
+            );
+        }
+        // In the graph's order: the matmul (sharing, masks, truncation), the bias, the reveal.
+        let names: Vec<&str> = r.layers.iter().map(|l| l.layer.as_str()).collect();
+        let pos = |s: &str| names.iter().position(|n| n.contains(s)).unwrap();
+        assert!(
+            pos("matmul") < pos("add") && pos("add") < pos("y"),
+            "{names:?}"
+        );
+        // 2 rounds of traffic per product; latency: half a round trip per round at least.
+        assert!(r.latency_ms(10.0, 1e3) >= r.rounds as f64 * 5.0);
     }
 }

@@ -43,6 +43,7 @@ impl Default for CompileOptions {
                 interval: 8.0,
                 degree: 10,
             },
+            // Largest error 0.032 on [-8, 8]; beyond it the polynomial diverges.
             sigmoid: PolyApprox {
                 interval: 8.0,
                 degree: 7,

@@ -197,7 +197,7 @@ mod tests {
             matches!(err, GraphError::UnknownParty { ref node, .. } if node.contains("'x'")),
             "{err}"
         );
-        let text = small_graph_json().replacen("\"party\": 0", "\"party\": 0", 1);
+        let text = small_graph_json();
         let out_only = text.rsplit_once("\"party\": 0").map(|(a, b)| format!("{a}\"party\": 3{b}")).unwrap();
         let err = from_json(&out_only).unwrap_err();
         assert!(matches!(err, GraphError::OutputToUnknownParty { .. }), "{err}");

@@ -9,7 +9,7 @@ use shareflow_compiler::CompiledGraph;
 
 use crate::cluster::ClusterConfig;
 use crate::exec::{run_party_full, PartyResult, Plan, Randomness, Store};
-use crate::transport::QuicTransport;
+use crate::transport::{QuicTransport, Transport};
 use crate::{Result, RuntimeError};
 
 /// SHA-256 of the compiled graph's JSON: parties started with different graphs refuse each
@@ -26,7 +26,11 @@ pub fn graph_digest(graph: &CompiledGraph) -> Result<[u8; 32]> {
 }
 
 /// Checks that `inputs` has exactly the inputs the graph expects of `party`, with their shapes.
-pub fn check_inputs(graph: &CompiledGraph, party: &str, inputs: &HashMap<String, ArrayD<f32>>) -> Result<()> {
+pub fn check_inputs(
+    graph: &CompiledGraph,
+    party: &str,
+    inputs: &HashMap<String, ArrayD<f32>>,
+) -> Result<()> {
     let expected: Vec<_> = graph.inputs.iter().filter(|i| i.party == party).collect();
     for spec in &expected {
         match inputs.get(&spec.name) {
@@ -45,13 +49,27 @@ pub fn check_inputs(graph: &CompiledGraph, party: &str, inputs: &HashMap<String,
             Some(_) => {}
         }
     }
-    if let Some(extra) = inputs.keys().find(|k| !expected.iter().any(|s| &s.name == *k)) {
+    if let Some(extra) = inputs
+        .keys()
+        .find(|k| !expected.iter().any(|s| &s.name == *k))
+    {
         return Err(RuntimeError::Node {
             node: format!("input {extra:?}"),
             message: format!("party {party} has no such input in this graph"),
         });
     }
     Ok(())
+}
+
+/// What a party knows once it is connected to every peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    /// This party.
+    pub party: String,
+    /// Its peers, in the program's party order.
+    pub peers: Vec<String>,
+    /// The session id party 0 chose for this run.
+    pub session: [u8; 16],
 }
 
 /// Runs `party` of `graph` over QUIC with the cluster's addresses and certificates.
@@ -63,6 +81,20 @@ pub fn run_over_quic(
     timeout: Duration,
     randomness: &Randomness,
 ) -> Result<PartyResult> {
+    run_over_quic_with(graph, party, cluster, inputs, timeout, randomness, |_| ())
+}
+
+/// [`run_over_quic`], calling `on_connected` once every peer is connected and has shown the
+/// same graph, just before the program starts (e.g. to log it).
+pub fn run_over_quic_with(
+    graph: &CompiledGraph,
+    party: &str,
+    cluster: &ClusterConfig,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    timeout: Duration,
+    randomness: &Randomness,
+    on_connected: impl FnOnce(&Connected),
+) -> Result<PartyResult> {
     let program = graph.program(party).map_err(|e| RuntimeError::Node {
         node: format!("party {party}"),
         message: e.to_string(),
@@ -71,7 +103,24 @@ pub fn run_over_quic(
     let plan = Plan::new(program)?;
     let digest = graph_digest(graph)?;
     let mut transport = QuicTransport::connect(cluster, party, &graph.parties, digest, timeout)?;
-    let result = run_party_full(program, &plan, &mut transport, inputs, &mut Store::new(), randomness);
+    on_connected(&Connected {
+        party: party.to_string(),
+        peers: graph
+            .parties
+            .iter()
+            .filter(|p| *p != party)
+            .cloned()
+            .collect(),
+        session: transport.session(),
+    });
+    let result = run_party_full(
+        program,
+        &plan,
+        &mut transport,
+        inputs,
+        &mut Store::new(),
+        randomness,
+    );
     transport.close();
     result
 }

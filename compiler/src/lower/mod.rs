@@ -92,6 +92,7 @@ pub fn compiled_parties(graph: &Graph) -> Result<Vec<String>, CompileError> {
 pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result<(), CompileError> {
     let host_of = |p: shareflow_graphs::PartyId| COMPUTE_PARTIES.len() + p.index();
     let mut values: HashMap<NodeId, Operand> = HashMap::new();
+    let deferred = relu_before_maxpool(graph);
     for id in graph.topo_order()? {
         let node = graph.node(id)?;
         cx.origin = Some(graph.label(id));
@@ -182,6 +183,16 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 );
                 Operand::Private { host, value }
             }
+            // A ReLU whose users are all max pools is applied after them (see
+            // `relu_before_maxpool`): here it passes its input through.
+            (Op::Relu, Visibility::Shared) if deferred.contains(&id) => inputs[0].clone(),
+            (op @ Op::MaxPool2d { .. }, Visibility::Shared)
+                if graph.inputs(id).first().is_some_and(|i| deferred.contains(i)) =>
+            {
+                let pooled = protocol.lower_op(cx, op, &node.shape, &inputs)?;
+                let relu = protocol.lower_op(cx, &Op::Relu, &node.shape, &[Operand::Shared(pooled)])?;
+                Operand::Shared(relu)
+            }
             (op, Visibility::Shared) => {
                 Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
             }
@@ -190,6 +201,26 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
     }
     cx.origin = None;
     Ok(())
+}
+
+/// The shared ReLUs whose every user is a max pool: `maxpool(relu(x)) = relu(maxpool(x))`
+/// exactly (ReLU is monotone), and the right side applies ReLU to `k^2` times fewer values of
+/// a `k x k` pool, so the driver lowers these ReLUs after the pools instead.
+pub fn relu_before_maxpool(graph: &Graph) -> std::collections::HashSet<NodeId> {
+    graph
+        .nodes()
+        .filter(|(id, n)| {
+            matches!(n.op, Op::Relu)
+                && n.visibility == Visibility::Shared
+                && !graph.users(*id).is_empty()
+                && graph.users(*id).iter().all(|u| {
+                    graph
+                        .node(*u)
+                        .is_ok_and(|n| matches!(n.op, Op::MaxPool2d { .. }) && n.visibility == Visibility::Shared)
+                })
+        })
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// The party that every user of `id` outputs to, if they are all outputs to one party.

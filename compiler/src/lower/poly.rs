@@ -162,7 +162,8 @@ mod tests {
     #[test]
     fn fits_are_as_close_as_documented() {
         let sig = Fit::new(Target::Sigmoid, &PolyApprox { interval: 8.0, degree: 7 });
-        assert!(sig.max_error < 0.02, "sigmoid error {}", sig.max_error);
+        // Documented in `CompileOptions::default`: 0.032 on [-8, 8] at degree 7.
+        assert!(sig.max_error < 0.035, "sigmoid error {}", sig.max_error);
         let relu = Fit::new(Target::Relu, &PolyApprox { interval: 1.0, degree: 2 });
         // The best quadratic for relu on [-1, 1] is about 3/32 + x/2 + 15/32 x^2.
         assert!((relu.coefficients[1] - 0.5).abs() < 1e-6);

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
 use shareflow_compiler::{CompileOptions, Truncation};
-use shareflow_tools::commands::{compile, demo, dot, eval, inspect, keys, run_graph, train};
+use shareflow_tools::commands::{bench, compile, demo, dot, eval, inspect, keys, run_graph, train};
 use shareflow_tools::ToolError;
 
 #[derive(Parser)]
@@ -34,6 +34,41 @@ enum Command {
         /// Seconds to wait for a peer.
         #[arg(long, default_value_t = 30.0)]
         timeout: f64,
+        #[command(flatten)]
+        protocol_options: ProtocolArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The benchmark table of networks A-D: time, bytes, rounds, accuracy and KL per network,
+    /// protocol, transport and batch size.
+    Bench {
+        /// Comma-separated networks.
+        #[arg(long, value_delimiter = ',', default_value = "A,B,C,D")]
+        model: Vec<ModelKind>,
+        /// Comma-separated protocols (Pond is skipped for B and C: no maxpool).
+        #[arg(long, value_delimiter = ',', default_value = "pond,securenn")]
+        protocol: Vec<String>,
+        /// Comma-separated transports: inproc (every party in this process) and/or quic (one
+        /// process per party on 127.0.0.1).
+        #[arg(long, value_delimiter = ',', default_value = "inproc,quic")]
+        transport: Vec<String>,
+        /// Comma-separated batch sizes.
+        #[arg(long, value_delimiter = ',', default_value = "1,128")]
+        batch: Vec<usize>,
+        /// Timed repetitions after a warm-up.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Accuracy and KL over the first N test images only (default: all 10k).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Seconds a QUIC party waits for a peer.
+        #[arg(long, default_value_t = 120.0)]
+        timeout: f64,
+        /// Also write the table as Markdown to this file.
+        #[arg(long)]
+        markdown: Option<PathBuf>,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
         #[arg(long)]
@@ -305,6 +340,36 @@ fn main() -> ExitCode {
             out,
             base_port,
         } => keys::run(&parties, &out, base_port),
+        Command::Bench {
+            model,
+            protocol,
+            transport,
+            batch,
+            reps,
+            limit,
+            data,
+            timeout,
+            markdown,
+            protocol_options,
+            json,
+        } => protocol_options
+            .options()
+            .map_err(ToolError::Usage)
+            .and_then(|options| {
+                bench::run(bench::BenchArgs {
+                    models: model,
+                    protocols: bench::parse_protocols(&protocol)?,
+                    transports: transport,
+                    batches: batch,
+                    reps,
+                    limit,
+                    data,
+                    options,
+                    timeout_s: timeout,
+                    json,
+                    markdown,
+                })
+            }),
         Command::RunGraph(args) => run_graph::run(args),
     };
     match result {

@@ -158,11 +158,19 @@ fn section(title: &str, f: &Value, (rtt, mbps): (f64, f64), full: bool) -> Strin
     out += "  per layer (payload and entry headers; frame headers count per pair only):\n";
     for l in f["layers"].as_array().into_iter().flatten() {
         out += &format!(
-            "    {:<26} {:>12} bytes {:>4} rounds\n",
+            "    {:<30} {:>12} bytes {:>4} rounds\n",
             l["layer"].as_str().unwrap_or("?"),
             l["bytes"],
             l["rounds"]
         );
+        for p in l["links"].as_array().into_iter().flatten() {
+            out += &format!(
+                "      {:>12} -> {:<12} {:>12} bytes\n",
+                p["from"].as_str().unwrap_or("?"),
+                p["to"].as_str().unwrap_or("?"),
+                p["bytes"]
+            );
+        }
     }
     out
 }

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod bench;
 pub mod compile;
 pub mod demo;
 pub mod dot;

@@ -20,12 +20,16 @@ use shareflow_runtime::cluster::ClusterConfig;
 use shareflow_runtime::data::npy::{read_npy, write_npy};
 use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::Randomness;
-use shareflow_runtime::party::run_over_quic;
+use shareflow_runtime::party::run_over_quic_with;
 
 use crate::ToolError;
 
 #[derive(Parser, Debug, Clone)]
-#[command(name = "run-graph", version, about = "Runs one party of a compiled shareflow graph over QUIC")]
+#[command(
+    name = "run-graph",
+    version,
+    about = "Runs one party of a compiled shareflow graph over QUIC"
+)]
 pub struct Args {
     /// This party's name (as in the compiled graph and the cluster file).
     #[arg(long)]
@@ -75,28 +79,41 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         inputs.insert(name.to_string(), read_npy(&PathBuf::from(file))?);
     }
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(ToolError::Usage(format!("--timeout {} must be positive", args.timeout)));
+        return Err(ToolError::Usage(format!(
+            "--timeout {} must be positive",
+            args.timeout
+        )));
     }
     let randomness = match &args.insecure_replay_seed {
         None => Randomness::Os,
         Some(hex) => Randomness::Replay(parse_seed(hex)?),
     };
-    let result = run_over_quic(
+    std::fs::create_dir_all(&args.output_dir).map_err(|e| ToolError::File {
+        path: args.output_dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let result = run_over_quic_with(
         &graph,
         &args.party,
         &cluster,
         &inputs,
         Duration::from_secs_f64(args.timeout),
         &randomness,
+        |c| {
+            let session: String = c.session.iter().map(|b| format!("{b:02x}")).collect();
+            eprintln!(
+                "run-graph: {}: connected to {} (session {session}), running",
+                c.party,
+                c.peers.join(", ")
+            );
+        },
     )?;
-    std::fs::create_dir_all(&args.output_dir).map_err(|e| ToolError::File {
-        path: args.output_dir.display().to_string(),
-        message: e.to_string(),
-    })?;
     let mut written = Vec::new();
     for (name, value) in &result.outputs {
         if let shareflow_ops::Value::Float(a) = value {
-            let path = args.output_dir.join(format!("{}.npy", name.replace('/', "_")));
+            let path = args
+                .output_dir
+                .join(format!("{}.npy", name.replace('/', "_")));
             write_npy(&path, a)?;
             written.push(path.display().to_string());
         }
@@ -112,10 +129,13 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     Ok(())
 }
 
-
 /// 32 bytes from 64 hex digits.
 fn parse_seed(hex: &str) -> Result<[u8; 32], ToolError> {
-    let bad = || ToolError::Usage(format!("--insecure-replay-seed {hex:?}: expected 64 hex digits"));
+    let bad = || {
+        ToolError::Usage(format!(
+            "--insecure-replay-seed {hex:?}: expected 64 hex digits"
+        ))
+    };
     if hex.len() != 64 || !hex.is_ascii() {
         return Err(bad());
     }

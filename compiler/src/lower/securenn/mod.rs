@@ -38,7 +38,7 @@
 //! **ReLU and max pooling commute** (`relu(maxpool(x)) = maxpool(relu(x))`, ReLU being
 //! monotone), and ReLU after the pooling needs `k^2` times fewer comparisons for `k x k`
 //! windows. Networks B and C already pool first; a graph that applies ReLU first is lowered
-//! in the cheap order ([`swap`]).
+//! in the cheap order by the lowering driver (`lower::relu_before_maxpool`).
 
 pub mod compute_msb;
 pub mod maxpool;
@@ -46,7 +46,6 @@ pub mod private_compare;
 pub mod relu;
 pub mod share_convert;
 mod shares;
-pub mod swap;
 
 use shareflow_graphs::{Op, Shape};
 
@@ -91,19 +90,11 @@ impl Protocol for SecureNN {
         match op {
             Op::Relu => {
                 let x = to_shared(cx, &inputs[0])?;
-                Ok(swap::relu_remembered(cx, &x))
+                Ok(relu::relu(cx, &x))
             }
             Op::MaxPool2d { window } => {
                 let x = to_shared(cx, &inputs[0])?;
-                match swap::relu_input(cx, &x) {
-                    // maxpool(relu(a)) = relu(maxpool(a)): compare first, on k^2 times fewer
-                    // values.
-                    Some(a) => {
-                        let pooled = maxpool::maxpool2d(cx, &a, window, dims)?;
-                        Ok(relu::relu(cx, &pooled))
-                    }
-                    None => maxpool::maxpool2d(cx, &x, window, dims),
-                }
+                maxpool::maxpool2d(cx, &x, window, dims)
             }
             Op::Argmax => {
                 let x = to_shared(cx, &inputs[0])?;

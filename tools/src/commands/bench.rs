@@ -1,0 +1,569 @@
+//! `shareflow bench`: the benchmark table of networks A-D.
+//!
+//! For every combination of network, protocol, transport and batch size: a warm-up private
+//! prediction, then `reps` timed ones on the first `batch` test images (median, min and max
+//! wall time, bytes sent by all parties per prediction, rounds, and each party's own figures),
+//! the plaintext model's time on the same images (median of as many repetitions), and, per
+//! network and protocol, accuracy, agreement with plaintext and mean KL divergence over the
+//! test set (or its first `--limit` images), predicted in process in batches of 128.
+//!
+//! Over `quic` every party is its own `shareflow run-graph` process on 127.0.0.1, started
+//! afresh for each repetition; the time that counts is the parties' own run time after they
+//! have connected (the maximum over parties of `metrics.wall_ms`), not process start-up.
+//!
+//! Pond has no maxpool, so Pond with networks B and C is skipped with a note.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ndarray::ArrayD;
+use serde_json::{json, Map, Value};
+use shareflow_compiler::{CompileOptions, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
+use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
+use shareflow_runtime::data::npy::write_npy;
+use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
+use shareflow_runtime::exec::run_in_process;
+use shareflow_runtime::plain::train::{accuracy, predict};
+
+use super::secure::{agreement, mean_kl, summary, SecureModel};
+use super::{load_weights, weights_path};
+use crate::report::Report;
+use crate::{Result, ToolError};
+
+/// Batch size of the accuracy pass (in process).
+const ACCURACY_BATCH: usize = 128;
+
+/// Options of `bench`.
+pub struct BenchArgs {
+    pub models: Vec<ModelKind>,
+    pub protocols: Vec<ProtocolKind>,
+    /// `inproc` and/or `quic`.
+    pub transports: Vec<String>,
+    pub batches: Vec<usize>,
+    /// Timed repetitions after the warm-up.
+    pub reps: usize,
+    /// Images of the accuracy pass (default: the whole test set).
+    pub limit: Option<usize>,
+    pub data: Option<PathBuf>,
+    pub options: CompileOptions,
+    /// Seconds a QUIC party waits for a peer.
+    pub timeout_s: f64,
+    pub json: bool,
+    pub markdown: Option<PathBuf>,
+}
+
+/// One party's figures over the timed repetitions.
+#[derive(Default)]
+struct PartyFigures {
+    bytes: u64,
+    wall_ms: Vec<f64>,
+    kernel_ms: Vec<f64>,
+    /// Per kernel kind: total milliseconds, summed over repetitions.
+    kernels: BTreeMap<String, f64>,
+}
+
+/// The timed repetitions of one combination.
+#[derive(Default)]
+struct Timing {
+    ms: Vec<f64>,
+    bytes: u64,
+    rounds: u64,
+    parties: BTreeMap<String, PartyFigures>,
+}
+
+impl Timing {
+    /// Adds one repetition from the parties' metrics (as JSON, the way `run-graph` prints them).
+    fn add(&mut self, metrics: &[Value], wall_ms: f64) {
+        self.ms.push(wall_ms);
+        let mut bytes = 0;
+        for m in metrics {
+            let name = m["party"].as_str().unwrap_or("?").to_string();
+            let f = self.parties.entry(name).or_default();
+            let b = m["bytes_sent"].as_u64().unwrap_or(0);
+            bytes += b;
+            f.bytes = b;
+            f.wall_ms.push(m["wall_ms"].as_f64().unwrap_or(0.0));
+            let mut kernel_ms = 0.0;
+            if let Some(k) = m["kernels"].as_object() {
+                for (kind, v) in k {
+                    let ms = v["ms"].as_f64().unwrap_or(0.0);
+                    kernel_ms += ms;
+                    *f.kernels.entry(kind.clone()).or_default() += ms;
+                }
+            }
+            f.kernel_ms.push(kernel_ms);
+            self.rounds = self.rounds.max(m["rounds"].as_u64().unwrap_or(0));
+        }
+        self.bytes = bytes;
+    }
+
+    fn per_party(&self) -> Value {
+        let mut out = Map::new();
+        let reps = self.ms.len().max(1) as f64;
+        for (p, f) in &self.parties {
+            let mut kernels: Vec<(&String, &f64)> = f.kernels.iter().collect();
+            kernels.sort_by(|a, b| b.1.total_cmp(a.1));
+            let kernels: Map<String, Value> = kernels
+                .into_iter()
+                .map(|(k, ms)| (k.clone(), json!(round3(ms / reps))))
+                .collect();
+            out.insert(
+                p.clone(),
+                json!({
+                    "bytes": f.bytes,
+                    "wall_ms": round3(summary(&f.wall_ms).0),
+                    "kernel_ms": round3(summary(&f.kernel_ms).0),
+                    "kernels": kernels,
+                }),
+            );
+        }
+        Value::Object(out)
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1e3).round() / 1e3
+}
+
+/// Accuracy figures of one network under one protocol.
+struct Quality {
+    images: usize,
+    accuracy: f64,
+    plaintext_accuracy: f64,
+    agreement: f64,
+    kl: f64,
+}
+
+fn io(path: &Path, e: impl ToString) -> ToolError {
+    ToolError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn progress(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.reps == 0 {
+        return Err(ToolError::Usage("--reps must be at least 1".into()));
+    }
+    for t in &args.transports {
+        if t != "inproc" && t != "quic" {
+            return Err(ToolError::Usage(format!(
+                "unknown transport {t:?} (inproc, quic)"
+            )));
+        }
+    }
+    if args.batches.contains(&0) {
+        return Err(ToolError::Usage("--batch must be at least 1".into()));
+    }
+    let max_batch = args.batches.iter().copied().max().unwrap_or(1);
+    let dir = data_dir(args.data.clone());
+    let test = Mnist::load(&dir, Split::Test, args.limit.map(|l| l.max(max_batch)))?;
+    let acc_n = args.limit.unwrap_or(test.len()).min(test.len());
+    if test.len() < max_batch {
+        return Err(ToolError::Usage(format!(
+            "the test set has fewer than {max_batch} images"
+        )));
+    }
+    let acc_images = test.batch(0, acc_n);
+    let acc_labels = &test.labels[..acc_n];
+
+    let mut rows: Vec<Value> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let started = Instant::now();
+    for &model in &args.models {
+        let weights = load_weights(model, None)?;
+        let plain_logits = predict(model, &weights, &acc_images, ACCURACY_BATCH)?;
+        let plaintext_accuracy = accuracy(&plain_logits, acc_labels);
+        for &protocol in &args.protocols {
+            if protocol == ProtocolKind::Pond && matches!(model, ModelKind::B | ModelKind::C) {
+                let note =
+                    format!("{model} under pond: skipped (maxpool is unsupported under Pond)");
+                progress(&note);
+                notes.push(note);
+                continue;
+            }
+            let mut secure = SecureModel::new(model, protocol, args.options);
+            progress(&format!(
+                "{model} {}: accuracy over {acc_n} images",
+                protocol.name()
+            ));
+            let (logits, _) = secure.predict(&weights, &acc_images, ACCURACY_BATCH)?;
+            let quality = Quality {
+                images: acc_n,
+                accuracy: accuracy(&logits, acc_labels),
+                plaintext_accuracy,
+                agreement: agreement(&logits, &plain_logits),
+                kl: mean_kl(&plain_logits, &logits),
+            };
+            for transport in &args.transports {
+                for &batch in &args.batches {
+                    progress(&format!(
+                        "{model} {} {transport} batch {batch}: 1 warm-up + {} reps ({:.0} s so far)",
+                        protocol.name(),
+                        args.reps,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    let images = test.batch(0, batch);
+                    let plain_ms = plaintext_times(model, &weights, &images, batch, args.reps)?;
+                    let timing = if transport == "quic" {
+                        time_quic(&mut secure, &images, batch, &args)?
+                    } else {
+                        time_inproc(&mut secure, &weights, &images, batch, args.reps)?
+                    };
+                    rows.push(row(
+                        model, protocol, transport, batch, &quality, &timing, &plain_ms,
+                    ));
+                }
+            }
+        }
+    }
+
+    let machine = machine();
+    let date = today();
+    if let Some(path) = &args.markdown {
+        let text = markdown(&rows, &notes, &machine, &date, &args);
+        std::fs::write(path, text).map_err(|e| io(path, e))?;
+        progress(&format!("wrote {}", path.display()));
+    }
+    if args.json {
+        let mut r = Report::new();
+        r.set("date", date)
+            .set("machine", machine)
+            .set("reps", args.reps)
+            .set("rows", Value::Array(rows))
+            .set("notes", notes);
+        r.print(true);
+    } else {
+        print!("{}", markdown(&rows, &notes, &machine, &date, &args));
+    }
+    Ok(())
+}
+
+fn row(
+    model: ModelKind,
+    protocol: ProtocolKind,
+    transport: &str,
+    batch: usize,
+    q: &Quality,
+    t: &Timing,
+    plain_ms: &[f64],
+) -> Value {
+    let (median, min, max) = summary(&t.ms);
+    let mut r = Report::new();
+    r.set("model", model.to_string())
+        .set("protocol", protocol.name())
+        .set("transport", transport)
+        .set("batch", batch)
+        .set("images", q.images)
+        .set("accuracy", q.accuracy)
+        .set("plaintext_accuracy", q.plaintext_accuracy)
+        .set("agreement", q.agreement)
+        .set("kl", q.kl)
+        .set("median_ms", round3(median))
+        .set("min_ms", round3(min))
+        .set("max_ms", round3(max))
+        .set("plaintext_ms", round3(summary(plain_ms).0))
+        .set(
+            "images_per_s",
+            round3(batch as f64 / (median / 1e3).max(1e-9)),
+        )
+        .set("bytes", t.bytes)
+        .set("bytes_per_image", t.bytes / batch as u64)
+        .set("rounds", t.rounds)
+        .set("reps", t.ms.len())
+        .set("per_party", t.per_party());
+    r.json()
+}
+
+/// Plaintext prediction of the same images: one warm-up, then `reps` timed runs.
+fn plaintext_times(
+    model: ModelKind,
+    weights: &Weights,
+    images: &ArrayD<f32>,
+    batch: usize,
+    reps: usize,
+) -> Result<Vec<f64>> {
+    predict(model, weights, images, batch)?;
+    let mut ms = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        std::hint::black_box(predict(model, weights, images, batch)?);
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(ms)
+}
+
+fn party_inputs(
+    weights: &Weights,
+    images: &ArrayD<f32>,
+) -> HashMap<String, HashMap<String, ArrayD<f32>>> {
+    let mut inputs = HashMap::new();
+    inputs.insert(
+        MODEL_OWNER.to_string(),
+        weights
+            .arrays
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    inputs.insert(
+        CLIENT.to_string(),
+        HashMap::from([(IMAGE.to_string(), images.clone())]),
+    );
+    inputs
+}
+
+/// Every party in this process: a warm-up and `reps` timed predictions of `images`.
+fn time_inproc(
+    secure: &mut SecureModel,
+    weights: &Weights,
+    images: &ArrayD<f32>,
+    batch: usize,
+    reps: usize,
+) -> Result<Timing> {
+    let inputs = party_inputs(weights, images);
+    let (graph, plans) = secure.compiled(batch)?;
+    let mut timing = Timing::default();
+    for rep in 0..=reps {
+        let run = run_in_process(graph, plans, &inputs, Duration::from_secs(600))?;
+        if rep == 0 {
+            continue;
+        }
+        let metrics: Vec<Value> = run
+            .parties
+            .iter()
+            .map(|p| serde_json::to_value(&p.metrics).unwrap_or(Value::Null))
+            .collect();
+        timing.add(&metrics, run.wall_ms);
+    }
+    Ok(timing)
+}
+
+/// The command that runs one party: `shareflow run-graph` of this very executable.
+fn party_command() -> Result<Command> {
+    let exe = std::env::current_exe()
+        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
+    let mut c = Command::new(exe);
+    c.arg("run-graph");
+    Ok(c)
+}
+
+/// One process per party on 127.0.0.1, started afresh for a warm-up and each repetition.
+fn time_quic(
+    secure: &mut SecureModel,
+    images: &ArrayD<f32>,
+    batch: usize,
+    args: &BenchArgs,
+) -> Result<Timing> {
+    let model = secure.kind;
+    let tmp =
+        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let dir = tmp.path();
+    let (graph, _) = secure.compiled(batch)?;
+    let graph_path = dir.join("compiled.json");
+    let text = graph
+        .to_json()
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    std::fs::write(&graph_path, text).map_err(|e| io(&graph_path, e))?;
+    let image_path = dir.join("image.npy");
+    write_npy(&image_path, images)?;
+    let parties = graph.parties.clone();
+    let mut timing = Timing::default();
+    for rep in 0..=args.reps {
+        // Fresh ports for every run; one retry if a port was taken meanwhile.
+        let metrics = match quic_once(
+            &parties,
+            dir,
+            &graph_path,
+            &image_path,
+            model,
+            args.timeout_s,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                progress(&format!("quic run failed, retrying once: {e}"));
+                quic_once(
+                    &parties,
+                    dir,
+                    &graph_path,
+                    &image_path,
+                    model,
+                    args.timeout_s,
+                )?
+            }
+        };
+        if rep == 0 {
+            continue;
+        }
+        let wall = metrics
+            .iter()
+            .map(|m| m["wall_ms"].as_f64().unwrap_or(0.0))
+            .fold(0.0, f64::max);
+        timing.add(&metrics, wall);
+    }
+    Ok(timing)
+}
+
+/// Starts every party, waits for all, and returns their metrics.
+fn quic_once(
+    parties: &[String],
+    dir: &Path,
+    graph_path: &Path,
+    image_path: &Path,
+    model: ModelKind,
+    timeout_s: f64,
+) -> Result<Vec<Value>> {
+    ClusterConfig::local(parties, dir, 0)?;
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for party in parties {
+        let mut cmd = party_command()?;
+        cmd.arg("--party")
+            .arg(party)
+            .arg("--cluster")
+            .arg(dir.join(CLUSTER_FILE))
+            .arg("--graph")
+            .arg(graph_path)
+            .arg("--output-dir")
+            .arg(dir.join(format!("out-{party}")))
+            .arg("--timeout")
+            .arg(timeout_s.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if party == MODEL_OWNER {
+            cmd.arg("--weights").arg(weights_path(model, None));
+        }
+        if party == CLIENT {
+            cmd.arg("--input")
+                .arg(format!("{IMAGE}={}", image_path.display()));
+        }
+        match cmd.spawn() {
+            Ok(child) => children.push((party.clone(), child)),
+            Err(e) => {
+                for (_, mut c) in children {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+                return Err(ToolError::Usage(format!("starting party {party}: {e}")));
+            }
+        }
+    }
+    let mut metrics = Vec::new();
+    let mut failures = Vec::new();
+    for (party, child) in children {
+        let out = child
+            .wait_with_output()
+            .map_err(|e| ToolError::Usage(format!("waiting for party {party}: {e}")))?;
+        if out.status.success() {
+            let v: Value = serde_json::from_slice(&out.stdout)
+                .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
+            metrics.push(v["metrics"].clone());
+        } else {
+            failures.push(format!(
+                "{party}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ToolError::Usage(format!(
+            "parties failed:\n  {}",
+            failures.join("\n  ")
+        )));
+    }
+    Ok(metrics)
+}
+
+/// `nproc` and the CPU model.
+fn machine() -> String {
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("{n} cores (nproc), {cpu}")
+}
+
+/// Today's date (UTC) as YYYY-MM-DD.
+fn today() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn markdown(
+    rows: &[Value],
+    notes: &[String],
+    machine: &str,
+    date: &str,
+    args: &BenchArgs,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Measured {date} on {machine} with `shareflow bench`: private prediction of the first `batch` MNIST test images, median (min-max) of {} runs after a warm-up; `quic` is one process per party on 127.0.0.1 and counts the parties' run time after connecting. Bytes are sent by all parties per prediction. Accuracy, agreement with plaintext (argmax) and mean KL divergence are over the first N test images, predicted in process in batches of {ACCURACY_BATCH}.", args.reps);
+    s.push('\n');
+    s.push_str("| network | protocol | transport | batch | median ms (min-max) | plaintext ms | images/s | MB | rounds | accuracy (N) | plaintext accuracy | agreement | KL |\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.2} | {:.1} | {:.2} | {} | {:.2}% ({}) | {:.2}% | {:.2}% | {:.1e} |",
+            r["model"].as_str().unwrap_or("?"),
+            r["protocol"].as_str().unwrap_or("?"),
+            r["transport"].as_str().unwrap_or("?"),
+            r["batch"],
+            f("median_ms"),
+            f("min_ms"),
+            f("max_ms"),
+            f("plaintext_ms"),
+            f("images_per_s"),
+            f("bytes") / 1e6,
+            r["rounds"],
+            100.0 * f("accuracy"),
+            r["images"],
+            100.0 * f("plaintext_accuracy"),
+            100.0 * f("agreement"),
+            f("kl"),
+        );
+    }
+    for n in notes {
+        let _ = writeln!(s, "\n- {n}");
+    }
+    s
+}
+
+/// Parses `pond,securenn`.
+pub fn parse_protocols(list: &[String]) -> Result<Vec<ProtocolKind>> {
+    list.iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))
+        })
+        .collect()
+}
