@@ -149,15 +149,17 @@ impl Prg {
     ///
     /// Errors: as [`ring`](Self::ring).
     pub fn odd_ring(&mut self, shape: &[usize]) -> Result<ArrayD<u64>> {
-        let mut v = vec![0u64; checked_len("prg odd ring", shape)?];
-        for w in v.iter_mut() {
-            // Rejects with probability 2^-64.
-            *w = loop {
-                let x = self.rng.next_u64();
-                if x != u64::MAX {
-                    break x;
-                }
-            };
+        let n = checked_len("prg odd ring", shape)?;
+        let mut v = vec![0u64; n];
+        self.fill_u64(&mut v);
+        // Rejects `u64::MAX` (probability 2^-64 per word): the result is the first `n` other
+        // words of the stream, as if drawn one at a time.
+        v.retain(|&w| w != u64::MAX);
+        while v.len() < n {
+            let w = self.rng.next_u64();
+            if w != u64::MAX {
+                v.push(w);
+            }
         }
         to_array(shape, v)
     }
@@ -170,14 +172,7 @@ impl Prg {
         let p = u16::from(field.modulus());
         // Bytes below `bound` are accepted and reduced mod p: each residue has 256 / p of them.
         let bound = 256 - 256 % p;
-        let mut v = Vec::with_capacity(n);
-        while v.len() < n {
-            for b in self.rng.next_u64().to_le_bytes() {
-                if u16::from(b) < bound && v.len() < n {
-                    v.push(field.reduce_u16(u16::from(b)));
-                }
-            }
-        }
+        let v = self.accept_bytes(n, |b| (b < bound).then(|| field.reduce_u16(b)));
         to_array(shape, v)
     }
 
@@ -189,15 +184,47 @@ impl Prg {
         let n = checked_len("prg field", shape)?;
         let q = u16::from(field.modulus()) - 1;
         let bound = 256 - 256 % q;
-        let mut v = Vec::with_capacity(n);
-        while v.len() < n {
-            for b in self.rng.next_u64().to_le_bytes() {
-                if u16::from(b) < bound && v.len() < n {
-                    v.push((u16::from(b) % q) as u8 + 1);
-                }
+        let v = self.accept_bytes(n, |b| (b < bound).then(|| (b % q) as u8 + 1));
+        to_array(shape, v)
+    }
+
+    /// The first `n` accepted values of the stream's bytes (little-endian bytes of successive
+    /// words; `accept` maps a byte to `Some` value or rejects it); the rest of the last word
+    /// is dropped.
+    ///
+    /// Drawn in bulk yet word for word as a byte-at-a-time loop would: each pass draws
+    /// `ceil(missing / 8)` words, which that loop would consume too (fewer bytes cannot fill
+    /// the gap), so the output and the stream position are the same.
+    fn accept_bytes(&mut self, n: usize, accept: impl Fn(u16) -> Option<u8>) -> Vec<u8> {
+        // The decision for every byte, looked up: the value, and 1 if accepted.
+        let mut value = [0u8; 256];
+        let mut taken = [0usize; 256];
+        for b in 0..256 {
+            if let Some(e) = accept(b as u16) {
+                (value[b], taken[b]) = (e, 1);
             }
         }
-        to_array(shape, v)
+        // Room for the accepted bytes of the last word beyond `n`, cut off at the end.
+        let mut v = vec![0u8; n + 8];
+        let mut len = 0;
+        let mut words = Vec::new();
+        while len < n {
+            words.resize((n - len).div_ceil(8), 0);
+            self.fill_u64(&mut words);
+            for &w in &words {
+                // Branch-free: write always, advance only on acceptance. At most
+                // `8 * words.len() < n - len + 8` bytes, so `len < n + 8`.
+                let out = &mut v[len..len + 8];
+                let mut k = 0;
+                for b in w.to_le_bytes() {
+                    out[k.min(7)] = value[usize::from(b)];
+                    k += taken[usize::from(b)];
+                }
+                len += k;
+            }
+        }
+        v.truncate(n);
+        v
     }
 
     /// A tensor of `shape` of uniform bits (0 or 1).

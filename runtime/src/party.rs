@@ -72,7 +72,9 @@ pub struct Connected {
     pub session: [u8; 16],
 }
 
-/// Runs `party` of `graph` over QUIC with the cluster's addresses and certificates.
+/// Runs `party` of `graph` over QUIC with the cluster's addresses and certificates. Returns
+/// once every party has finished its program; if any party fails, every party fails, naming the
+/// party at fault, and each tells its peers why before it stops.
 pub fn run_over_quic(
     graph: &CompiledGraph,
     party: &str,
@@ -96,7 +98,7 @@ pub fn run_over_quic_with(
     on_connected: impl FnOnce(&Connected),
 ) -> Result<PartyResult> {
     let program = graph.program(party).map_err(|e| RuntimeError::Node {
-        node: format!("party {party}"),
+        node: "compiled graph".into(),
         message: e.to_string(),
     })?;
     check_inputs(graph, party, inputs)?;
@@ -113,14 +115,82 @@ pub fn run_over_quic_with(
             .collect(),
         session: transport.session(),
     });
-    let result = run_party_full(
+    match run_party_full(
         program,
         &plan,
         &mut transport,
         inputs,
         &mut Store::new(),
         randomness,
-    );
-    transport.close();
-    result
+    ) {
+        // succeeds only once every party has finished: a session succeeds for all or for none
+        Ok(result) => transport.finish().map(|()| result),
+        Err(e) => {
+            transport.abort(&e);
+            Err(e)
+        }
+    }
+}
+
+/// The outcome of [`run_serving_over_quic`] for one party: its setup run, then each prediction.
+#[derive(Debug, Clone)]
+pub struct ServingRuns {
+    pub setup: PartyResult,
+    pub predictions: Vec<PartyResult>,
+}
+
+/// Runs `party` of a serving graph over QUIC: connects once (the parties check that all run the
+/// same serving graph), runs setup with `setup_inputs`, then one prediction per entry of
+/// `predictions` (every party must run as many) over the same connections, keeping the party's
+/// store in memory between them (see [`crate::exec::serving::ServingParty`]).
+#[allow(clippy::too_many_arguments)]
+pub fn run_serving_over_quic(
+    graph: &shareflow_compiler::ServingGraph,
+    party: &str,
+    cluster: &ClusterConfig,
+    setup_inputs: &HashMap<String, ArrayD<f32>>,
+    predictions: &[HashMap<String, ArrayD<f32>>],
+    timeout: Duration,
+    randomness: &Randomness,
+    on_connected: impl FnOnce(&Connected),
+) -> Result<ServingRuns> {
+    check_inputs(&graph.setup, party, setup_inputs)?;
+    for inputs in predictions {
+        check_inputs(&graph.predict, party, inputs)?;
+    }
+    let mut serving = crate::exec::serving::ServingParty::new(graph, party)?;
+    let mut transport = QuicTransport::connect(
+        cluster,
+        party,
+        &graph.setup.parties,
+        serving.digest(),
+        timeout,
+    )?;
+    on_connected(&Connected {
+        party: party.to_string(),
+        peers: graph
+            .setup
+            .parties
+            .iter()
+            .filter(|p| *p != party)
+            .cloned()
+            .collect(),
+        session: transport.session(),
+    });
+    let mut runs = || -> Result<ServingRuns> {
+        let setup = serving.setup(&mut transport, setup_inputs, randomness)?;
+        let predictions = predictions
+            .iter()
+            .map(|inputs| serving.predict(&mut transport, inputs, randomness))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ServingRuns { setup, predictions })
+    };
+    match runs() {
+        // succeeds only once every party has finished: a session succeeds for all or for none
+        Ok(result) => transport.finish().map(|()| result),
+        Err(e) => {
+            transport.abort(&e);
+            Err(e)
+        }
+    }
 }

@@ -8,7 +8,7 @@ use ndarray::{ArrayD, IxDyn};
 use shareflow_ops::Value;
 use shareflow_runtime::cluster::ClusterConfig;
 use shareflow_runtime::transport::{QuicTransport, Transport};
-use shareflow_runtime::{keys, wire, Result};
+use shareflow_runtime::{keys, wire, Result, RuntimeError};
 
 const DIGEST: [u8; 32] = [7; 32];
 
@@ -90,7 +90,9 @@ fn three_parties_exchange_batches_over_rounds() {
             assert_eq!(t.stats().bytes_sent(), sent);
             assert_eq!(t.stats().bytes_received(), received);
             assert_eq!(t.stats().messages_sent(), 8);
-            t.session()
+            let session = t.session();
+            t.finish().unwrap();
+            session
         },
     );
     let sessions: Vec<_> = out.into_iter().map(|r| r.unwrap()).collect();
@@ -317,4 +319,66 @@ fn setup_errors_name_what_is_wrong() {
     wrong.parties.get_mut("helper").unwrap().cert = dir.path().join("server0.pem");
     let e = connect(&wrong, "helper", &names());
     assert!(e.contains("helper"), "{e}");
+}
+
+#[test]
+fn finish_waits_until_every_party_has_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        vec![(local(dir.path()), DIGEST); 3],
+        Duration::from_secs(5),
+        |mut t| {
+            let me = t.me();
+            if me == 2 {
+                thread::sleep(Duration::from_millis(400)); // the helper is slow
+            }
+            // server0 and server1 exchange a round; the helper only finishes, late
+            if me < 2 {
+                t.send(1 - me, t.batch(1 - me, 0)).unwrap();
+                t.recv(1 - me, 0).unwrap();
+            }
+            let start = Instant::now();
+            t.finish().map(|()| start.elapsed())
+        },
+    );
+    let took: Vec<Duration> = out.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert!(took[0] >= Duration::from_millis(300), "{took:?}");
+    assert!(took[1] >= Duration::from_millis(300), "{took:?}");
+}
+
+#[test]
+fn a_failing_party_tells_every_peer_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_secs(5);
+    let out = run(vec![(local(dir.path()), DIGEST); 3], timeout, |mut t| {
+        let start = Instant::now();
+        match t.me() {
+            // finished its part: waits for the others, and learns that the helper failed
+            0 => {
+                t.send(1, t.batch(1, 0)).unwrap();
+                Some((t.finish().unwrap_err().to_string(), start.elapsed()))
+            }
+            // waits for the helper's batch
+            1 => {
+                t.recv(0, 0).unwrap();
+                Some((t.recv(2, 0).unwrap_err().to_string(), start.elapsed()))
+            }
+            _ => {
+                thread::sleep(Duration::from_millis(300));
+                t.abort(&RuntimeError::Node {
+                    node: "relu/7".into(),
+                    message: "boom".into(),
+                });
+                None
+            }
+        }
+    });
+    for r in out.into_iter().take(2) {
+        let (e, took) = r.unwrap().unwrap();
+        assert!(
+            e.contains("peer helper") && e.contains("helper failed: node relu/7: boom"),
+            "{e}"
+        );
+        assert!(took < timeout / 2, "{took:?}");
+    }
 }

@@ -148,30 +148,32 @@ pub fn compare_bits(
 /// PrivateCompare steps 1-9 for one word (steps 10-11 are left to the caller). The paper's
 /// bit `i` in `1..=l` is index `i - 1` here; its loop runs from the most significant bit
 /// down.
+///
+/// In plain integers, reduced once per output: with `x[i]` any byte and `j`, `s[i]` bits,
+/// `|w_i| < 256` and `|sum| < 64 * 256`, so adding [`OFFSET`] (a multiple of p) keeps every
+/// `c_i` positive and below 2^16, the range of [`PrimeField::reduce_u16`].
 fn compare_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, c: &mut [u8]) {
+    let offset = i32::from(f.modulus()) * (OFFSET / i32::from(f.modulus()) + 1);
+    let j = i32::from(j);
+    // Step 6 subtracts x[i] (beta = 0), step 9 adds it (beta = 1).
+    let sign = if beta { -1 } else { 1 };
     // Step 1: t = r + 1 mod 2^l. Step 4 (beta = 0) compares with r, step 7 (beta = 1) with t.
     let s = if beta { r.wrapping_add(1) } else { r };
-    let mut w_sum = 0u8; // sum over k > i of w_k
+    let mut w_sum = 0i32; // sum over k > i of w_k
     for i in (0..WORD_BITS).rev() {
-        let xi = x[i];
-        let si = ((s >> i) & 1) as u8;
+        let xi = i32::from(x[i]);
+        let si = ((s >> i) & 1) as i32;
         // Steps 5 and 8: w_i = x[i] + j s[i] - 2 s[i] x[i] (shares of x[i] XOR s[i]).
-        let w = if si == 1 {
-            f.sub_elems(j, xi)
-        } else {
-            f.reduce_u16(u16::from(xi))
-        };
+        let w = xi + si * (j - 2 * xi);
         // Step 6: c_i = j r[i] - x[i] + j + sum; step 9: c_i = -j t[i] + x[i] + j + sum.
-        let js = j * si;
-        let diff = if beta {
-            f.sub_elems(xi, js)
-        } else {
-            f.sub_elems(js, xi)
-        };
-        c[i] = f.add_elems(f.add_elems(diff, j), w_sum);
-        w_sum = f.add_elems(w_sum, w);
+        let diff = sign * (j * si - xi);
+        c[i] = f.reduce_u16((diff + j + w_sum + offset) as u16);
+        w_sum += w;
     }
 }
+
+/// A bound on `-(c_i - offset)` in [`compare_word`]: `|diff| + |sum| <= 255 + 64 * 255`.
+const OFFSET: i32 = 255 + 64 * 255;
 
 /// 1 for every lane of the last axis that holds a 0, else 0; the last axis is removed.
 ///
@@ -185,28 +187,81 @@ pub fn any_zero(x: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
     }))
 }
 
-/// Uniform draws below the `bounds` (each at most 2^24), three from each 64-bit word `w`:
-/// `v = floor(w B / 2^64)` for the product `B` of three bounds (below 2^18 for bounds up to
-/// 64, so `v` is at most `2^-46` from uniform), then the mixed-radix digits of `v`.
-fn draws_from_words(bounds: impl Iterator<Item = u64>, words: &[u64], out: &mut impl FnMut(u64)) {
-    let bounds: Vec<u64> = bounds.collect();
-    for (group, &w) in bounds.chunks(3).zip(words) {
-        let product: u64 = group.iter().product();
-        let mut v = ((u128::from(w) * u128::from(product)) >> 64) as u64;
-        for &b in group {
-            out(v % b);
-            v /= b;
+/// `n / d` and `n % d` for `n < 2^32` by multiplications (Lemire's fastdiv and fastmod with
+/// a 64-bit magic), for a divisor fixed over many divisions.
+#[derive(Clone, Copy)]
+struct Divisor {
+    d: u64,
+    magic: u64,
+}
+
+impl Divisor {
+    fn new(d: u64) -> Self {
+        Divisor {
+            d,
+            // 0 for d = 1, whose remainders (all 0) are still right.
+            magic: (u64::MAX / d.max(1)).wrapping_add(1),
+        }
+    }
+
+    /// `(n / d, n % d)`; exact for every `n < 2^32` and `1 < d < 2^32` (the remainder also
+    /// for `d = 1`).
+    #[inline]
+    fn div_rem(self, n: u64) -> (u64, u64) {
+        let low = self.magic.wrapping_mul(n);
+        let q = ((u128::from(self.magic) * u128::from(n)) >> 64) as u64;
+        let r = ((u128::from(low) * u128::from(self.d)) >> 64) as u64;
+        (q, r)
+    }
+}
+
+/// Uniform draws below a list of bounds (each from 2 to 64), three from each 64-bit word
+/// `w`: `v = floor(w B / 2^64)` for the product `B` of three bounds (below 2^18, so `v` is at
+/// most `2^-46` from uniform), then the mixed-radix digits of `v`, least significant first.
+struct Draws {
+    /// Per word: the product of its bounds, the bounds, and how many there are (1 to 3).
+    groups: Vec<(u64, [Divisor; 3], usize)>,
+}
+
+impl Draws {
+    fn new(bounds: impl Iterator<Item = u64>) -> Self {
+        let bounds: Vec<u64> = bounds.collect();
+        let groups = bounds
+            .chunks(3)
+            .map(|g| {
+                let mut d = [Divisor::new(1); 3];
+                for (slot, &b) in d.iter_mut().zip(g) {
+                    *slot = Divisor::new(b);
+                }
+                (g.iter().product(), d, g.len())
+            })
+            .collect();
+        Draws { groups }
+    }
+
+    /// Calls `out(k, draw)` for the `k`-th bound, drawing from `words` (one per group).
+    #[inline]
+    fn each(&self, words: &[u64], mut out: impl FnMut(usize, u64)) {
+        let mut k = 0;
+        for (&(product, d, len), &w) in self.groups.iter().zip(words) {
+            let mut v = ((u128::from(w) * u128::from(product)) >> 64) as u64;
+            for dk in &d[..len] {
+                let (q, r) = dk.div_rem(v);
+                out(k, r);
+                v = q;
+                k += 1;
+            }
         }
     }
 }
 
-/// Words of randomness that [`draws_from_words`] needs for `n` draws.
+/// Words of randomness that [`Draws::each`] needs for `n` draws.
 fn words_for(n: usize) -> usize {
     n.div_ceil(3)
 }
 
 /// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`), three
-/// per word as [`draws_from_words`] (with the three bounds all `p - 1`).
+/// per word as [`Draws::each`] (with the three bounds all `p - 1`).
 ///
 /// Errors: [`OpsError::InvalidArgument`] if `x` is not contiguous.
 pub fn mul_random_nonzero(
@@ -214,7 +269,7 @@ pub fn mul_random_nonzero(
     x: &ArrayRefD<u8>,
     prg: &mut Prg,
 ) -> Result<ArrayD<u8>> {
-    let q = u32::from(field.modulus() - 1);
+    let q = Divisor::new(u64::from(field.modulus() - 1));
     let xs = x.as_standard_layout();
     let xs = xs
         .as_slice()
@@ -222,17 +277,19 @@ pub fn mul_random_nonzero(
     let mut words = vec![0u64; words_for(xs.len())];
     prg.fill_u64(&mut words);
     let mut out = xs.to_vec();
-    let product = u128::from(q * q * q);
+    let product = u128::from(q.d * q.d * q.d);
     let mask = |(o, &w): (&mut [u8], &u64)| {
-        let mut v = ((u128::from(w) * product) >> 64) as u32;
+        let mut v = ((u128::from(w) * product) >> 64) as u64;
         for e in o {
-            let s = (v % q) as u8 + 1;
-            v /= q;
-            *e = field.mul_elems(*e, s);
+            let (next, s) = q.div_rem(v);
+            v = next;
+            *e = field.mul_elems(*e, s as u8 + 1);
         }
     };
     if out.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(3).zip(words.par_iter()).for_each(mask);
+        out.par_chunks_mut(3 * 4096)
+            .zip(words.par_chunks(4096))
+            .for_each(|(o, w)| o.chunks_mut(3).zip(w).for_each(mask));
     } else {
         out.chunks_mut(3).zip(words.iter()).for_each(mask);
     }
@@ -242,7 +299,7 @@ pub fn mul_random_nonzero(
 
 /// Every lane of the last axis of `x` permuted by its own uniform permutation drawn from
 /// `prg` (PrivateCompare's `pi`): Fisher-Yates, swapping position `i` (from the top) with one
-/// below `i + 1` drawn by [`draws_from_words`].
+/// below `i + 1` drawn by [`Draws::each`].
 ///
 /// Errors: [`OpsError::InvalidArgument`] for a scalar or a tensor too large.
 pub fn permute_random<T: Copy + Send + Sync>(x: &ArrayRefD<T>, prg: &mut Prg) -> Result<ArrayD<T>> {
@@ -261,18 +318,17 @@ pub fn permute_random<T: Copy + Send + Sync>(x: &ArrayRefD<T>, prg: &mut Prg) ->
         .into_owned()
         .into_raw_vec_and_offset()
         .0;
+    // The same bounds n, n - 1, .., 2 for every lane.
+    let draws = Draws::new((2..=n as u64).rev());
     let shuffle = |(lane, w): (&mut [T], &[u64])| {
-        let mut i = lane.len();
-        draws_from_words((2..=lane.len() as u64).rev(), w, &mut |j| {
-            i -= 1;
-            lane.swap(i, j as usize);
-        });
+        draws.each(w, |k, j| lane.swap(n - 1 - k, j as usize));
     };
     if n > 1 && per_lane > 0 {
         if out.len() >= PAR_THRESHOLD {
-            out.par_chunks_mut(n)
-                .zip(words.par_chunks(per_lane))
-                .for_each(shuffle);
+            let rows = (4096 / n).max(1);
+            out.par_chunks_mut(n * rows)
+                .zip(words.par_chunks(per_lane * rows))
+                .for_each(|(o, w)| o.chunks_mut(n).zip(w.chunks(per_lane)).for_each(shuffle));
         } else {
             out.chunks_mut(n)
                 .zip(words.chunks(per_lane))
@@ -331,6 +387,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn divisors_are_exact() {
+        for d in 2..=300u64 {
+            let dv = Divisor::new(d);
+            for n in (0..1u64 << 20).chain([u32::MAX as u64 - 1, u32::MAX as u64]) {
+                assert_eq!(dv.div_rem(n), (n / d, n % d), "{n} / {d}");
+            }
+        }
+        assert_eq!(Divisor::new(1).div_rem(77).1, 0);
     }
 
     #[test]

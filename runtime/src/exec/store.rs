@@ -11,15 +11,62 @@ use shareflow_ops::Value;
 use super::kernels::label;
 use crate::{Result, RuntimeError};
 
-/// Persistent values by key (the id of the stored value in the compiled graph).
+/// Persistent values by key (the id of the stored value in the compiled graph), stamped with
+/// the digest of the serving graph whose setup filled it (see [`Store::stamped`]).
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     values: HashMap<ValueId, Value>,
+    graph: Option<[u8; 32]>,
 }
 
 impl Store {
     pub fn new() -> Store {
         Store::default()
+    }
+
+    /// An empty store for the setup of the serving graph with digest `graph`
+    /// ([`crate::exec::serving::serving_digest`]).
+    pub fn stamped(graph: [u8; 32]) -> Store {
+        Store {
+            values: HashMap::new(),
+            graph: Some(graph),
+        }
+    }
+
+    /// The digest of the serving graph this store belongs to, if stamped.
+    pub fn graph(&self) -> Option<[u8; 32]> {
+        self.graph
+    }
+
+    /// Refuses a store that was not filled by the setup of the serving graph with digest `graph`
+    /// (a store of another graph would feed predictions wrong or mismatched values).
+    pub fn check(&self, graph: &[u8; 32]) -> Result<()> {
+        let short = |d: &[u8; 32]| {
+            d[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
+        match &self.graph {
+            Some(g) if g == graph => Ok(()),
+            Some(g) => Err(RuntimeError::Node {
+                node: "serving store".into(),
+                message: format!(
+                    "this store was made by the setup of another serving graph (digest {}…), \
+                     not of this one ({}…): run this graph's setup first",
+                    short(g),
+                    short(graph)
+                ),
+            }),
+            None => Err(RuntimeError::Node {
+                node: "serving store".into(),
+                message: format!(
+                    "this store is not stamped with a serving graph (this one is {}…): run this \
+                     graph's setup first",
+                    short(graph)
+                ),
+            }),
+        }
     }
 
     pub fn len(&self) -> usize {

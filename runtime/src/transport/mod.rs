@@ -208,6 +208,13 @@ impl Book {
     /// Takes a batch that just arrived from `from`: checks session and addressing and counts it.
     /// Returns it if it is the batch of `round`, else buffers it for later and returns `None`.
     pub fn arrived(&mut self, from: usize, round: u32, batch: Batch) -> Result<Option<Batch>> {
+        self.accept(from, batch)?;
+        Ok(self.take_early(from, round))
+    }
+
+    /// Takes a batch that just arrived from `from`: checks session and addressing, counts it and
+    /// buffers it until it is asked for.
+    pub fn accept(&mut self, from: usize, batch: Batch) -> Result<()> {
         if batch.session != self.session {
             return Err(self.peer_error(
                 from,
@@ -228,16 +235,29 @@ impl Book {
                 ),
             ));
         }
-        self.stats
-            .count_received(from, crate::wire::encoded_len(&batch));
-        if batch.round == round {
-            return Ok(Some(batch));
-        }
-        if self.early[from].contains_key(&batch.round) {
+        let Some(early) = self.early.get_mut(from) else {
+            return Err(self.peer_error(from, "is not a party of this session"));
+        };
+        if early.contains_key(&batch.round) {
             return Err(self.peer_error(from, format!("sent two batches of round {}", batch.round)));
         }
-        self.early[from].insert(batch.round, batch);
-        Ok(None)
+        self.stats
+            .count_received(from, crate::wire::encoded_len(&batch));
+        early.insert(batch.round, batch);
+        Ok(())
+    }
+
+    /// The buffered batch of `round` from `from`, if it has arrived.
+    pub fn take_early(&mut self, from: usize, round: u32) -> Option<Batch> {
+        self.early.get_mut(from)?.remove(&round)
+    }
+
+    /// A buffered batch nobody asked for: (peer, round).
+    pub fn first_early(&self) -> Option<(usize, u32)> {
+        self.early
+            .iter()
+            .enumerate()
+            .find_map(|(j, m)| m.keys().next().map(|&r| (j, r)))
     }
 
     pub fn timeout_error(&self, from: usize, round: u32) -> RuntimeError {

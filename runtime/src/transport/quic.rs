@@ -5,6 +5,12 @@
 //! certificate. On connect, parties exchange a hello (name, graph digest, session id chosen by
 //! party 0); a peer started with another compiled graph is refused by both sides. The API is
 //! synchronous over an internal tokio runtime: do not call it from inside an async context.
+//!
+//! Failures spread: a party waiting for one peer fails at once, naming the culprit, when any
+//! other peer's connection is lost or closed by a failing party; a failing party closes its
+//! connections with its error as the reason ([`QuicTransport::abort`]), so that every peer
+//! names the root cause. [`QuicTransport::finish`] ends a run only when every party has finished
+//! its program: a session succeeds for all parties or for none.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +20,9 @@ use quinn::{Endpoint, TokioRuntime, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_conn::{establish, Plan};
-use super::quic_frame::{describe, peer_err, write_error, Link, CODE_DONE};
+use super::quic_frame::{
+    closed_as_done, describe, peer_err, write_error, End, Inbox, Link, CODE_DONE, CODE_FAILED,
+};
 use super::{quic_tls, Book, Transport, TransportStats};
 use crate::cluster::ClusterConfig;
 use crate::wire::{self, Batch};
@@ -25,14 +33,22 @@ use crate::{Result, RuntimeError};
 const CLOSE_IDLE_WAIT: Duration = Duration::from_secs(1);
 /// How long closing waits at most for peers to acknowledge the last frames.
 const MAX_CLOSE_WAIT: Duration = Duration::from_secs(10);
+/// How long an abort waits at most for its close frames to leave.
+const ABORT_WAIT: Duration = Duration::from_millis(500);
+/// The longest close reason sent to peers.
+const MAX_REASON: usize = 600;
 
-/// One party's end of a QUIC cluster. Dropping it closes the connections cleanly: it first waits
-/// (up to the timeout) until every peer has acknowledged every frame sent to it.
+/// One party's end of a QUIC cluster. End a run with [`QuicTransport::finish`] (success: waits
+/// until every party has finished) or [`QuicTransport::abort`] (failure: tells every peer why).
+/// Dropping it (or [`QuicTransport::close`]) closes the connections as done once every peer has
+/// acknowledged every frame sent to it (waiting up to the timeout), without waiting for peers.
 pub struct QuicTransport {
     book: Book,
     links: Vec<Option<Link>>,
-    /// Per peer: why its incoming stream ended, once it has.
-    dead: Vec<Option<String>>,
+    /// Batches and stream ends of every peer.
+    inbox: Inbox,
+    /// Per peer: how its incoming stream ended, once it has.
+    ended: Vec<Option<End>>,
     /// A reused buffer for outgoing frames.
     frame: Vec<u8>,
     endpoint: Endpoint,
@@ -103,8 +119,9 @@ impl QuicTransport {
     /// Starts party `me` of a program whose parties are `parties` (in the program's index
     /// order): binds its cluster address, connects to every other party (retrying while they
     /// start, until `timeout`), checks that all run the graph with digest `graph_digest`, and
-    /// adopts party 0's fresh session id. `timeout` also bounds every later receive and is the
-    /// QUIC idle timeout, so a crashed peer is reported within it.
+    /// adopts party 0's fresh session id. `timeout` also bounds every later receive; the QUIC
+    /// idle timeout is half of it, so that a crashed peer is reported (by every party, whatever
+    /// it waits for) within it.
     pub fn connect(
         cluster: &ClusterConfig,
         me: &str,
@@ -162,7 +179,7 @@ impl QuicTransport {
             client: configs.client,
             timeout,
         };
-        let (session, links) = match rt.block_on(establish(&endpoint, &plan)) {
+        let (session, links, inbox) = match rt.block_on(establish(&endpoint, &plan)) {
             Ok(out) => out,
             Err(e) => {
                 // let the refusals reach the peers before the runtime stops
@@ -178,7 +195,8 @@ impl QuicTransport {
         Ok(QuicTransport {
             book: Book::new(plan.names, my_index, session, timeout),
             links,
-            dead: vec![None; n],
+            inbox,
+            ended: vec![None; n],
             frame: Vec::new(),
             endpoint,
             local,
@@ -192,9 +210,155 @@ impl QuicTransport {
     }
 
     /// Closes cleanly (as dropping does): finishes every outgoing stream, waits until peers have
-    /// acknowledged all frames (bounded by the timeout), then closes the connections.
+    /// acknowledged all frames (bounded by the timeout), then closes the connections. It does
+    /// not wait for the peers to finish; see [`QuicTransport::finish`].
     pub fn close(mut self) {
         self.shutdown();
+    }
+
+    /// Ends a successful run: finishes every outgoing stream, then waits until every peer has
+    /// finished its own (it ran its program to the end) and acknowledged all our frames, and
+    /// closes the connections as done. Fails naming the peer that failed, closed, crashed, sent
+    /// a batch nobody asked for, or did not finish within the timeout (measured from the last
+    /// peer that finished); the peers are then told why, as by [`QuicTransport::abort`].
+    pub fn finish(mut self) -> Result<()> {
+        let Some(rt) = self.rt.take() else {
+            return Err(self.closed());
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.rt = Some(rt);
+            return Err(config(
+                "runtime",
+                "QuicTransport is synchronous; call it outside an async context",
+            ));
+        }
+        let result = rt.block_on(self.barrier());
+        match &result {
+            Ok(()) => rt.block_on(async {
+                for link in self.links.iter().flatten() {
+                    link.conn.close(VarInt::from_u32(CODE_DONE), b"done");
+                }
+                self.endpoint.close(VarInt::from_u32(CODE_DONE), b"done");
+                let _ = timeout(CLOSE_IDLE_WAIT, self.endpoint.wait_idle()).await;
+            }),
+            Err(e) => self.close_failed(&rt, e),
+        }
+        rt.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+
+    /// Ends a failed run: closes every connection at once with `why` as the reason, so that
+    /// every peer stops and names the cause.
+    pub fn abort(mut self, why: &RuntimeError) {
+        if let Some(rt) = self.rt.take() {
+            self.close_failed(&rt, why);
+            rt.shutdown_timeout(Duration::from_millis(100));
+        }
+    }
+
+    fn close_failed(&self, rt: &tokio::runtime::Runtime, why: &RuntimeError) {
+        let mut reason = format!("{} failed: {why}", self.book.name(self.book.me));
+        let mut cut = reason.len().min(MAX_REASON);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        for link in self.links.iter().flatten() {
+            link.conn
+                .close(VarInt::from_u32(CODE_FAILED), reason.as_bytes());
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        rt.block_on(async {
+            // the close frames leave while the endpoint drains
+            let _ = timeout(ABORT_WAIT, self.endpoint.wait_idle()).await;
+        });
+    }
+
+    /// The barrier of [`QuicTransport::finish`].
+    async fn barrier(&mut self) -> Result<()> {
+        let me = self.book.name(self.book.me).to_string();
+        let timeout_ = self.book.timeout;
+        if let Some((from, round)) = self.book.first_early() {
+            return Err(self.book.peer_error(
+                from,
+                format!(
+                    "sent a batch of round {round} that {me} never asked for (another program?)"
+                ),
+            ));
+        }
+        for link in self.links.iter_mut().flatten() {
+            let _ = link.send.finish();
+        }
+        // every peer finishes its stream
+        let mut deadline = Instant::now() + timeout_;
+        loop {
+            if let Some((j, End::Failed(why))) = self.first_failed() {
+                return Err(self.book.peer_error(j, why.clone()));
+            }
+            let running: Vec<usize> = (0..self.links.len())
+                .filter(|&j| self.links[j].is_some() && self.ended[j].is_none())
+                .collect();
+            if running.is_empty() {
+                break;
+            }
+            match timeout_at(deadline, self.inbox.recv()).await {
+                Err(_) => {
+                    let names: Vec<&str> = running.iter().map(|&j| self.book.name(j)).collect();
+                    return Err(peer_err(
+                        &names.join(", "),
+                        format!(
+                            "did not finish within {timeout_:?} after {me} had (still running, or \
+                             stuck?)"
+                        ),
+                    ));
+                }
+                Ok(None) => return Err(peer_err(self.book.name(running[0]), "its reader stopped")),
+                Ok(Some((j, Ok(batch)))) => {
+                    return Err(self.book.peer_error(
+                        j,
+                        format!(
+                            "sent a batch of round {} after {me} had finished its program (another \
+                             program?)",
+                            batch.round
+                        ),
+                    ))
+                }
+                Ok(Some((j, Err(end)))) => {
+                    if end == End::Finished {
+                        deadline = Instant::now() + timeout_;
+                    }
+                    if let Some(slot) = self.ended.get_mut(j) {
+                        *slot = Some(end);
+                    }
+                }
+            }
+        }
+        // and has received everything we sent
+        let deadline = Instant::now() + timeout_.min(MAX_CLOSE_WAIT);
+        for (j, link) in self.links.iter_mut().enumerate() {
+            let Some(link) = link else { continue };
+            let why = match timeout_at(deadline, link.send.stopped()).await {
+                Ok(Ok(None)) => continue,
+                // it had everything and closed as done first
+                Ok(Err(_)) if closed_as_done(&link.conn) => continue,
+                Ok(Ok(Some(code))) => format!("stopped reading our stream (code {code})"),
+                Ok(Err(quinn::StoppedError::ConnectionLost(e))) => describe(&e),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("did not acknowledge our last batches within {timeout_:?}"),
+            };
+            return Err(peer_err(self.book.name(j), why));
+        }
+        Ok(())
+    }
+
+    /// The first peer whose stream failed.
+    fn first_failed(&self) -> Option<(usize, &End)> {
+        self.ended.iter().enumerate().find_map(|(j, e)| match e {
+            Some(end @ End::Failed(_)) => Some((j, end)),
+            _ => None,
+        })
     }
 
     fn shutdown(&mut self) {
@@ -229,6 +393,38 @@ impl QuicTransport {
 
     fn closed(&self) -> RuntimeError {
         peer_err(self.book.name(self.book.me), "transport is closed")
+    }
+
+    /// Fails if `from` has ended (its batch of `round` cannot come) or another peer failed.
+    fn check_ended(&self, from: usize, round: u32) -> Result<()> {
+        match self.ended.get(from) {
+            Some(Some(End::Finished)) => {
+                return Err(self.book.peer_error(
+                    from,
+                    format!(
+                        "has finished: it closed its stream; its batch of round {round} never came"
+                    ),
+                ))
+            }
+            Some(Some(End::Failed(why))) => {
+                return Err(self.book.peer_error(
+                    from,
+                    format!("{why}; its batch of round {round} never came"),
+                ))
+            }
+            _ => {}
+        }
+        if let Some((j, End::Failed(why))) = self.first_failed() {
+            return Err(self.book.peer_error(
+                j,
+                format!(
+                    "{why} (while {} waited for the batch of round {round} from {})",
+                    self.book.name(self.book.me),
+                    self.book.name(from)
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -298,44 +494,34 @@ impl Transport for QuicTransport {
         if let Some(batch) = self.book.before_recv(from, round)? {
             return Ok(batch);
         }
-        if let Some(why) = &self.dead[from] {
-            return Err(self.book.peer_error(
-                from,
-                format!("{why}; its batch of round {round} never came"),
-            ));
+        if self.links.get(from).is_none_or(Option::is_none) {
+            return Err(self.book.peer_error(from, "no connection to this party"));
         }
+        self.check_ended(from, round)?;
         let deadline = Instant::now() + self.book.timeout;
         loop {
             let Some(rt) = self.rt.as_ref() else {
                 return Err(self.closed());
             };
-            let Some(link) = self.links.get_mut(from).and_then(Option::as_mut) else {
-                return Err(self.book.peer_error(from, "no connection to this party"));
-            };
-            let got = rt.block_on(async { timeout_at(deadline, link.inbox.recv()).await });
-            let batch = match got {
+            let inbox = &mut self.inbox;
+            let got = rt.block_on(async { timeout_at(deadline, inbox.recv()).await });
+            match got {
                 Err(_) => return Err(self.book.timeout_error(from, round)),
-                Ok(Some(Ok(batch))) => batch,
-                Ok(Some(Err(why))) => {
-                    let err = self.book.peer_error(
-                        from,
-                        format!("{why}; its batch of round {round} never came"),
-                    );
-                    self.dead[from] = Some(why);
-                    return Err(err);
+                Ok(None) => return Err(self.book.peer_error(from, "its stream reader stopped")),
+                Ok(Some((j, Ok(batch)))) => {
+                    self.book.accept(j, batch)?;
+                    if j == from {
+                        if let Some(batch) = self.book.take_early(from, round) {
+                            return Ok(batch);
+                        }
+                    }
                 }
-                Ok(None) => {
-                    let why = link
-                        .conn
-                        .close_reason()
-                        .map_or_else(|| "its stream reader stopped".into(), |e| describe(&e));
-                    let err = self.book.peer_error(from, why.clone());
-                    self.dead[from] = Some(why);
-                    return Err(err);
+                Ok(Some((j, Err(end)))) => {
+                    if let Some(slot) = self.ended.get_mut(j) {
+                        *slot = Some(end);
+                    }
+                    self.check_ended(from, round)?;
                 }
-            };
-            if let Some(batch) = self.book.arrived(from, round, batch)? {
-                return Ok(batch);
             }
         }
     }

@@ -12,7 +12,7 @@ use quinn::{Connection, ConnectionError, Endpoint, VarInt};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::quic_frame::{describe, peer_err, reader, Link, CODE_REFUSED};
+use super::quic_frame::{describe, peer_err, reader, Inbox, Link, CODE_REFUSED};
 use super::quic_hello::{hello_all, open_all};
 use super::quic_tls::peer_leaf;
 use crate::{keys, Result, RuntimeError};
@@ -30,13 +30,31 @@ pub(crate) struct Plan {
     pub timeout: Duration,
 }
 
+fn crypto(code: quinn::TransportErrorCode) -> bool {
+    (0x100..0x200).contains(&u64::from(code))
+}
+
 /// Whether a failed handshake means that a certificate was refused (by either side).
 fn is_tls_refusal(e: &ConnectionError) -> bool {
-    let crypto = |code: quinn::TransportErrorCode| (0x100..0x200).contains(&u64::from(code));
     match e {
         ConnectionError::TransportError(t) => crypto(t.code),
         ConnectionError::ConnectionClosed(c) => crypto(c.error_code),
         _ => false,
+    }
+}
+
+/// A failed handshake in words, saying whose certificate was refused.
+fn handshake_failure(e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::TransportError(t) if crypto(t.code) => format!(
+            "we refuse its certificate ({t}): is it signed by this cluster's CA, for this party's \
+             name?"
+        ),
+        ConnectionError::ConnectionClosed(c) if crypto(c.error_code) => {
+            format!("it refuses our certificate ({c}): is ours signed by the CA that it trusts?")
+        }
+        ConnectionError::TransportError(t) => t.to_string(),
+        other => describe(other),
     }
 }
 
@@ -70,10 +88,22 @@ async fn dial(
                 last = e.to_string();
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Ok(Err(ConnectionError::TransportError(e))) => {
+            Ok(Err(e)) if is_tls_refusal(&e) => {
                 return Err(peer_err(
                     &name,
-                    format!("TLS/QUIC handshake with {addr} failed: {e}"),
+                    format!(
+                        "TLS handshake with {addr} failed: {}",
+                        handshake_failure(&e)
+                    ),
+                ))
+            }
+            Ok(Err(e @ ConnectionError::TransportError(_))) => {
+                return Err(peer_err(
+                    &name,
+                    format!(
+                        "QUIC handshake with {addr} failed: {}",
+                        handshake_failure(&e)
+                    ),
                 ))
             }
             Ok(Err(e)) => return Err(peer_err(&name, format!("at {addr}: {}", describe(&e)))),
@@ -97,13 +127,12 @@ async fn identify(
         // one side refused the other's certificate: fatal, if we know who is at that address
         Err(e) if is_tls_refusal(&e) => match at {
             Some(j) => {
-                let message = match &e {
-                    ConnectionError::TransportError(t) => t.to_string(),
-                    other => describe(other),
-                };
                 return Err(peer_err(
                     &names[j],
-                    format!("TLS handshake from {remote} failed: {message}"),
+                    format!(
+                        "TLS handshake from {remote} failed: {}",
+                        handshake_failure(&e)
+                    ),
                 ));
             }
             None => {
@@ -261,7 +290,7 @@ pub(crate) fn close_all<'a>(
 pub(crate) async fn establish(
     endpoint: &Endpoint,
     plan: &Plan,
-) -> Result<([u8; 16], Vec<Option<Link>>)> {
+) -> Result<([u8; 16], Vec<Option<Link>>, Inbox)> {
     let deadline = Instant::now() + plan.timeout;
     let me = plan.names[plan.me].as_str();
     let conns = connect_all(endpoint, plan, deadline).await?;
@@ -274,20 +303,21 @@ pub(crate) async fn establish(
     };
     match hello_all(&conns, &mut sends, plan, deadline).await {
         Ok((session, recvs)) => {
+            let (tx, inbox) = unbounded_channel();
             let links = conns
                 .into_iter()
                 .zip(sends)
                 .zip(recvs)
-                .map(|((c, s), r)| match (c, s, r) {
+                .enumerate()
+                .map(|(j, ((c, s), r))| match (c, s, r) {
                     (Some(conn), Some(send), Some(recv)) => {
-                        let (tx, inbox) = unbounded_channel();
-                        tokio::spawn(reader(recv, tx));
-                        Some(Link { conn, send, inbox })
+                        tokio::spawn(reader(j, conn.clone(), recv, tx.clone()));
+                        Some(Link { conn, send })
                     }
                     _ => None,
                 })
                 .collect();
-            Ok((session, links))
+            Ok((session, links, inbox))
         }
         Err(e) => {
             // let our hello reach the peers, so that each sees the mismatch for itself

@@ -12,17 +12,31 @@ use crate::RuntimeError;
 pub(crate) const CODE_DONE: u32 = 0;
 /// Application close code of a party that refuses a peer (hello mismatch, setup failure).
 pub(crate) const CODE_REFUSED: u32 = 1;
+/// Application close code of a party whose run failed; the reason says why.
+pub(crate) const CODE_FAILED: u32 = 2;
 /// The largest receive buffer kept for the next frame.
 const KEEP_BUFFER: usize = 256 << 20;
 
-/// What arrives from a peer's reader task: a batch, or why the stream ended.
-pub(crate) type Arrival = std::result::Result<Batch, String>;
+/// How a peer's stream ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The peer finished its stream (or closed the connection as done): it sends no more.
+    Finished,
+    /// The stream or connection failed; why, in words.
+    Failed(String),
+}
+
+/// What arrives from a peer's reader task: a batch, or how its stream ended (the last arrival).
+pub(crate) type Arrival = std::result::Result<Batch, End>;
+
+/// Arrivals of every peer, tagged with the peer's index, on one channel: a party waiting for one
+/// peer learns at once that another one failed.
+pub(crate) type Inbox = UnboundedReceiver<(usize, Arrival)>;
 
 /// An established link to one peer.
 pub(crate) struct Link {
     pub conn: Connection,
     pub send: SendStream,
-    pub inbox: UnboundedReceiver<Arrival>,
 }
 
 pub(crate) fn peer_err(peer: &str, message: impl Into<String>) -> RuntimeError {
@@ -115,21 +129,39 @@ pub(crate) fn frame(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Reads batches from a peer's stream until it ends, forwarding them (or why it ended).
-pub(crate) async fn reader(mut recv: RecvStream, tx: UnboundedSender<Arrival>) {
+/// Whether the connection was closed by a peer that finished normally.
+pub(crate) fn closed_as_done(conn: &Connection) -> bool {
+    matches!(
+        conn.close_reason(),
+        Some(ConnectionError::ApplicationClosed(c)) if c.error_code == VarInt::from_u32(CODE_DONE)
+    )
+}
+
+/// Reads batches from peer `peer`'s stream until it ends, forwarding them (and then how it
+/// ended) tagged with `peer`.
+pub(crate) async fn reader(
+    peer: usize,
+    conn: Connection,
+    mut recv: RecvStream,
+    tx: UnboundedSender<(usize, Arrival)>,
+) {
     // reused between frames: fresh pages for every large message cost more than the copy
     let mut buf = Vec::new();
     loop {
         let arrival = match read_frame(&mut recv, wire::MAX_MESSAGE_BYTES, &mut buf).await {
-            Ok(true) => wire::decode(&buf).map_err(|e| format!("sent an invalid batch: {e}")),
-            Ok(false) => Err("has finished: it closed its stream".into()),
-            Err(message) => Err(message),
+            Ok(true) => {
+                wire::decode(&buf).map_err(|e| End::Failed(format!("sent an invalid batch: {e}")))
+            }
+            Ok(false) => Err(End::Finished),
+            // all its data was read: a peer that closes as done has finished
+            Err(_) if closed_as_done(&conn) => Err(End::Finished),
+            Err(message) => Err(End::Failed(message)),
         };
         if buf.capacity() > KEEP_BUFFER {
             buf = Vec::new();
         }
         let last = arrival.is_err();
-        if tx.send(arrival).is_err() || last {
+        if tx.send((peer, arrival)).is_err() || last {
             return;
         }
     }

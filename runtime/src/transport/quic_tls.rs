@@ -31,8 +31,10 @@ pub(crate) struct Configs {
     pub endpoint: quinn::EndpointConfig,
 }
 
-/// Quinn transport settings: large windows for throughput, idle timeout and keep-alives bounded
-/// by `timeout` so a crashed peer is noticed, a small initial RTT on loopback for latency.
+/// Quinn transport settings: large windows for throughput; an idle timeout of half of `timeout`
+/// with keep-alives, so that a crashed peer is noticed by every party well within `timeout`
+/// (before a party waiting for another peer times out on its own); a small initial RTT on
+/// loopback for latency.
 fn transport_config(timeout: Duration, loopback: bool) -> Result<TransportConfig> {
     let mut t = TransportConfig::default();
     t.max_concurrent_bidi_streams(VarInt::from_u32(0))
@@ -40,12 +42,13 @@ fn transport_config(timeout: Duration, loopback: bool) -> Result<TransportConfig
         .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
         .receive_window(VarInt::from_u32(CONN_WINDOW))
         .send_window(u64::from(CONN_WINDOW));
-    let idle = IdleTimeout::try_from(timeout).map_err(|e| RuntimeError::Config {
+    let idle_after = timeout / 2;
+    let idle = IdleTimeout::try_from(idle_after).map_err(|e| RuntimeError::Config {
         field: "timeout".into(),
-        message: format!("{timeout:?} cannot be a QUIC idle timeout: {e}"),
+        message: format!("{timeout:?} cannot be a QUIC idle timeout (twice): {e}"),
     })?;
     t.max_idle_timeout(Some(idle));
-    let keep_alive = (timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let keep_alive = (idle_after / 4).clamp(Duration::from_millis(25), Duration::from_secs(5));
     t.keep_alive_interval(Some(keep_alive));
     if loopback {
         t.initial_rtt(Duration::from_millis(5));

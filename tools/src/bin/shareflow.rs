@@ -112,7 +112,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Prediction over the official 10k MNIST test set.
+    /// Prediction over the official 10k MNIST test set. Under pond or securenn the weights are
+    /// set up once (shared, masked, opened), then each batch is one prediction; `setup_bytes`
+    /// and `setup_ms` report the setup apart from the per-batch figures (`--no-persist`: one
+    /// single program per batch).
     Eval {
         #[arg(long)]
         model: ModelKind,
@@ -131,6 +134,10 @@ enum Command {
         weights: Option<PathBuf>,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
+        /// Run every batch as the single program (weights masked per batch) instead of a
+        /// setup once and then one prediction per batch.
+        #[arg(long)]
+        no_persist: bool,
         #[arg(long)]
         json: bool,
     },
@@ -257,6 +264,7 @@ fn main() -> ExitCode {
             data,
             weights,
             protocol_options,
+            no_persist,
             json,
         } => protocol_options
             .options()
@@ -270,6 +278,7 @@ fn main() -> ExitCode {
                     data,
                     weights,
                     options,
+                    persist: !no_persist,
                     json,
                 })
             }),

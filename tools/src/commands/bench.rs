@@ -178,6 +178,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut rows: Vec<Value> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let started = Instant::now();
+    let exe_dir =
+        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let exe = if args.transports.iter().any(|t| t == "quic") {
+        party_exe(exe_dir.path())?
+    } else {
+        PathBuf::new()
+    };
     for &model in &args.models {
         let weights = load_weights(model, None)?;
         let plain_logits = predict(model, &weights, &acc_images, ACCURACY_BATCH)?;
@@ -214,13 +221,24 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     let images = test.batch(0, batch);
                     let plain_ms = plaintext_times(model, &weights, &images, batch, args.reps)?;
                     let timing = if transport == "quic" {
-                        time_quic(&mut secure, &images, batch, &args)?
+                        time_quic(&mut secure, &images, batch, &args, &exe)
                     } else {
-                        time_inproc(&mut secure, &weights, &images, batch, args.reps)?
+                        time_inproc(&mut secure, &weights, &images, batch, args.reps)
                     };
-                    rows.push(row(
-                        model, protocol, transport, batch, &quality, &timing, &plain_ms,
-                    ));
+                    // A failed combination is a note of the table, not the end of the run.
+                    match timing {
+                        Ok(t) => rows.push(row(
+                            model, protocol, transport, batch, &quality, &t, &plain_ms,
+                        )),
+                        Err(e) => {
+                            let note = format!(
+                                "{model} under {} over {transport} at batch {batch}: failed: {e}",
+                                protocol.name()
+                            );
+                            progress(&note);
+                            notes.push(note);
+                        }
+                    }
                 }
             }
         }
@@ -347,13 +365,16 @@ fn time_inproc(
     Ok(timing)
 }
 
-/// The command that runs one party: `shareflow run-graph` of this very executable.
-fn party_command() -> Result<Command> {
+/// A private copy of this executable for the party processes, so that rebuilding the binary
+/// while a long benchmark runs does not pull it away from under the later repetitions.
+fn party_exe(dir: &Path) -> Result<PathBuf> {
     let exe = std::env::current_exe()
         .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
-    let mut c = Command::new(exe);
-    c.arg("run-graph");
-    Ok(c)
+    let copy = dir.join("shareflow");
+    if std::fs::hard_link(&exe, &copy).is_err() {
+        std::fs::copy(&exe, &copy).map_err(|e| io(&copy, e))?;
+    }
+    Ok(copy)
 }
 
 /// One process per party on 127.0.0.1, started afresh for a warm-up and each repetition.
@@ -362,6 +383,7 @@ fn time_quic(
     images: &ArrayD<f32>,
     batch: usize,
     args: &BenchArgs,
+    exe: &Path,
 ) -> Result<Timing> {
     let model = secure.kind;
     let tmp =
@@ -380,6 +402,7 @@ fn time_quic(
     for rep in 0..=args.reps {
         // Fresh ports for every run; one retry if a port was taken meanwhile.
         let metrics = match quic_once(
+            exe,
             &parties,
             dir,
             &graph_path,
@@ -391,6 +414,7 @@ fn time_quic(
             Err(e) => {
                 progress(&format!("quic run failed, retrying once: {e}"));
                 quic_once(
+                    exe,
                     &parties,
                     dir,
                     &graph_path,
@@ -414,6 +438,7 @@ fn time_quic(
 
 /// Starts every party, waits for all, and returns their metrics.
 fn quic_once(
+    exe: &Path,
     parties: &[String],
     dir: &Path,
     graph_path: &Path,
@@ -424,8 +449,9 @@ fn quic_once(
     ClusterConfig::local(parties, dir, 0)?;
     let mut children: Vec<(String, Child)> = Vec::new();
     for party in parties {
-        let mut cmd = party_command()?;
-        cmd.arg("--party")
+        let mut cmd = Command::new(exe);
+        cmd.arg("run-graph")
+            .arg("--party")
             .arg(party)
             .arg("--cluster")
             .arg(dir.join(CLUSTER_FILE))

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod inspect;
 pub mod keys;
 pub mod run_graph;
+pub mod run_graph_serving;
 pub mod secure;
 pub mod train;
 

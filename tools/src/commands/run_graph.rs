@@ -9,6 +9,19 @@
 //!
 //! Outputs the party receives are written as `DIR/<name>.npy`; its metrics are printed as one
 //! JSON object.
+//!
+//! With `--serving`, `--graph` is a serving graph (`shareflow compile --serving -o
+//! serving.json`): every party connects once, runs the setup program (the model owner's weights
+//! shared, masked and opened) and then `--predictions N` prediction programs over the same
+//! connections, keeping its store in memory. An input name given N times (`--input
+//! image=a.npy --input image=b.npy`) gives prediction i its i-th file; outputs are written as
+//! `DIR/<name>.<i>.npy`; the JSON report has the setup's metrics and each prediction's. See
+//! [`crate::commands::run_graph_serving`].
+//!
+//! ```text
+//! run-graph --serving --predictions 2 --party client --cluster cluster.toml \
+//!     --graph serving.json --input image=a.npy --input image=b.npy --output-dir out/
+//! ```
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -28,7 +41,11 @@ use crate::ToolError;
 #[command(
     name = "run-graph",
     version,
-    about = "Runs one party of a compiled shareflow graph over QUIC"
+    about = "Runs one party of a compiled shareflow graph over QUIC",
+    after_help = "With --serving, --graph is a serving graph (shareflow compile --serving -o \
+                  serving.json): setup once, then --predictions N predictions over the same \
+                  connections; repeat --input NAME=FILE for the i-th prediction's file; outputs \
+                  are written as NAME.<i>.npy."
 )]
 pub struct Args {
     /// This party's name (as in the compiled graph and the cluster file).
@@ -56,9 +73,20 @@ pub struct Args {
     /// run can be compared bit for bit with another.
     #[arg(long, hide = true)]
     pub insecure_replay_seed: Option<String>,
+    /// The graph is a serving graph (`shareflow compile --serving -o FILE`): run its setup once,
+    /// then the predictions, over the same connections.
+    #[arg(long)]
+    pub serving: bool,
+    /// With --serving: how many predictions every party runs (the same at every party; default:
+    /// how often this party's prediction inputs are repeated, else 1).
+    #[arg(long, requires = "serving")]
+    pub predictions: Option<usize>,
 }
 
 pub fn run(args: Args) -> Result<(), ToolError> {
+    if args.serving {
+        return super::run_graph_serving::run(args);
+    }
     let text = std::fs::read_to_string(&args.graph).map_err(|e| ToolError::File {
         path: args.graph.display().to_string(),
         message: e.to_string(),
@@ -130,7 +158,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
 }
 
 /// 32 bytes from 64 hex digits.
-fn parse_seed(hex: &str) -> Result<[u8; 32], ToolError> {
+pub(crate) fn parse_seed(hex: &str) -> Result<[u8; 32], ToolError> {
     let bad = || {
         ToolError::Usage(format!(
             "--insecure-replay-seed {hex:?}: expected 64 hex digits"

@@ -1,28 +1,54 @@
 //! Private prediction of a zoo network over images, every party in this process: the model
 //! owner provides the weights, the client the images, and only the client receives the logits.
+//!
+//! By default ([`SecureModel::persist`]) each batch size is a serving session: its setup program
+//! runs once per [`SecureModel::predict`] (the weights shared, masked and opened), then one
+//! prediction program per batch reuses them. Without persistence every batch runs the single
+//! program that also masks the weights.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use ndarray::{s, Array2, ArrayD, Axis, Ix2};
-use shareflow_compiler::{compile, CompileOptions, CompiledGraph, ProtocolKind};
+use shareflow_compiler::{
+    compile, compile_serving, CompileOptions, CompiledGraph, ProtocolKind, ServingGraph,
+};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_runtime::data::Weights;
-use shareflow_runtime::exec::{run_in_process, Plan};
+use shareflow_runtime::exec::{run_in_process, InProcessRun, Plan, ServingSession};
 
 use crate::{Result, ToolError};
 
-/// Figures of a run over many batches.
+/// Figures of a run over many batches. With persistence, the setup runs (one per batch size)
+/// are counted apart from the prediction batches.
 #[derive(Debug, Clone, Default)]
 pub struct SecureStats {
-    /// Wall time of each batch, in milliseconds.
+    /// Wall time of each prediction batch, in milliseconds.
     pub batch_ms: Vec<f64>,
-    /// Bytes sent by all parties, over all batches.
+    /// Bytes sent by all parties, over all prediction batches.
     pub bytes: u64,
-    /// Rounds of one batch.
+    /// Rounds of one prediction batch.
     pub rounds: u32,
-    /// Bytes sent per party, over all batches.
+    /// Bytes sent per party, over all prediction batches.
     pub per_party: HashMap<String, u64>,
+    /// Bytes sent by all parties in the setup runs (0 without persistence).
+    pub setup_bytes: u64,
+    /// Wall time of the setup runs, in milliseconds.
+    pub setup_ms: f64,
+    /// Rounds of the longest setup run.
+    pub setup_rounds: u32,
+}
+
+impl SecureStats {
+    fn add_batch(&mut self, run: &InProcessRun) {
+        self.batch_ms.push(run.wall_ms);
+        self.bytes += run.bytes();
+        self.rounds = self.rounds.max(run.rounds());
+        for p in &run.parties {
+            *self.per_party.entry(p.metrics.party.clone()).or_default() += p.metrics.bytes_sent;
+        }
+    }
 }
 
 /// A network compiled for one protocol, per batch size.
@@ -30,7 +56,10 @@ pub struct SecureModel {
     pub kind: ModelKind,
     pub protocol: ProtocolKind,
     pub options: CompileOptions,
+    /// Serving sessions (setup once, then predictions) rather than one program per batch.
+    pub persist: bool,
     compiled: HashMap<usize, (CompiledGraph, Vec<Plan>)>,
+    serving: HashMap<usize, ServingGraph>,
 }
 
 impl SecureModel {
@@ -39,16 +68,36 @@ impl SecureModel {
             kind,
             protocol,
             options,
+            persist: true,
             compiled: HashMap::new(),
+            serving: HashMap::new(),
         }
+    }
+
+    /// The serving graph (setup and prediction programs) for batches of `batch` images.
+    pub fn serving(&mut self, batch: usize) -> Result<&ServingGraph> {
+        if !self.serving.contains_key(&batch) {
+            let zoo = ZooModel::build(self.kind, batch)?;
+            let g = compile_serving(&zoo.graph, self.protocol, self.options)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            self.serving.insert(batch, g);
+        }
+        self.serving
+            .get(&batch)
+            .ok_or_else(|| ToolError::Usage("serving graph missing".into()))
     }
 
     /// The compiled graph for batches of `batch` images.
     pub fn compiled(&mut self, batch: usize) -> Result<&(CompiledGraph, Vec<Plan>)> {
         if !self.compiled.contains_key(&batch) {
             let zoo = ZooModel::build(self.kind, batch)?;
-            let g = compile(&zoo.graph, self.protocol, self.options).map_err(|e| ToolError::Usage(e.to_string()))?;
-            let plans = g.programs.iter().map(Plan::new).collect::<std::result::Result<Vec<_>, _>>()?;
+            let g = compile(&zoo.graph, self.protocol, self.options)
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            let plans = g
+                .programs
+                .iter()
+                .map(Plan::new)
+                .collect::<std::result::Result<Vec<_>, _>>()?;
             self.compiled.insert(batch, (g, plans));
         }
         self.compiled
@@ -57,7 +106,12 @@ impl SecureModel {
     }
 
     /// Logits `[n, 10]` for `images` `[n, 28, 28, 1]`, in batches of at most `batch`.
-    pub fn predict(&mut self, weights: &Weights, images: &ArrayD<f32>, batch: usize) -> Result<(Array2<f32>, SecureStats)> {
+    pub fn predict(
+        &mut self,
+        weights: &Weights,
+        images: &ArrayD<f32>,
+        batch: usize,
+    ) -> Result<(Array2<f32>, SecureStats)> {
         let n = images.shape().first().copied().unwrap_or(0);
         let owner_inputs: HashMap<String, ArrayD<f32>> = weights
             .arrays
@@ -66,27 +120,45 @@ impl SecureModel {
             .collect();
         let mut logits = Array2::zeros((n, 10));
         let mut stats = SecureStats::default();
+        let timeout = Duration::from_secs(120);
+        let mut sessions: HashMap<usize, ServingSession> = HashMap::new();
         let mut start = 0;
         while start < n {
             let size = batch.max(1).min(n - start);
-            let (graph, plans) = self.compiled(size)?;
-            let mut inputs = HashMap::new();
-            inputs.insert(MODEL_OWNER.to_string(), owner_inputs.clone());
-            let slice = images.slice_axis(Axis(0), (start..start + size).into()).to_owned();
-            inputs.insert(CLIENT.to_string(), HashMap::from([(IMAGE.to_string(), slice)]));
-            let run = run_in_process(graph, plans, &inputs, Duration::from_secs(120))?;
+            let slice = images
+                .slice_axis(Axis(0), (start..start + size).into())
+                .to_owned();
+            let client = HashMap::from([(IMAGE.to_string(), slice)]);
+            let run = if self.persist {
+                let session = match sessions.entry(size) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        let graph = self.serving(size)?.clone();
+                        let mut session = ServingSession::new(graph, timeout)?;
+                        let setup =
+                            HashMap::from([(MODEL_OWNER.to_string(), owner_inputs.clone())]);
+                        let run = session.setup(&setup)?;
+                        stats.setup_bytes += run.bytes();
+                        stats.setup_ms += run.wall_ms;
+                        stats.setup_rounds = stats.setup_rounds.max(run.rounds());
+                        e.insert(session)
+                    }
+                };
+                session.predict(&HashMap::from([(CLIENT.to_string(), client)]))?
+            } else {
+                let (graph, plans) = self.compiled(size)?;
+                let mut inputs = HashMap::new();
+                inputs.insert(MODEL_OWNER.to_string(), owner_inputs.clone());
+                inputs.insert(CLIENT.to_string(), client);
+                run_in_process(graph, plans, &inputs, timeout)?
+            };
             let out = run.float(CLIENT, LOGITS)?;
             let out = out
                 .view()
                 .into_dimensionality::<Ix2>()
                 .map_err(|e| ToolError::Usage(format!("logits: {e}")))?;
             logits.slice_mut(s![start..start + size, ..]).assign(&out);
-            stats.batch_ms.push(run.wall_ms);
-            stats.bytes += run.bytes();
-            stats.rounds = stats.rounds.max(run.rounds());
-            for p in &run.parties {
-                *stats.per_party.entry(p.metrics.party.clone()).or_default() += p.metrics.bytes_sent;
-            }
+            stats.add_batch(&run);
             start += size;
         }
         Ok((logits, stats))
@@ -128,7 +200,13 @@ pub fn mean_kl(p: &Array2<f32>, q: &Array2<f32>) -> f64 {
             let (pa, pb) = (softmax(a), softmax(b));
             pa.iter()
                 .zip(&pb)
-                .map(|(&x, &y)| if x > 0.0 { x * (x / y.max(1e-300)).ln() } else { 0.0 })
+                .map(|(&x, &y)| {
+                    if x > 0.0 {
+                        x * (x / y.max(1e-300)).ln()
+                    } else {
+                        0.0
+                    }
+                })
                 .sum::<f64>()
         })
         .sum();
@@ -143,6 +221,10 @@ pub fn summary(ms: &[f64]) -> (f64, f64, f64) {
     let mut v = ms.to_vec();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
-    let median = if v.len().is_multiple_of(2) { (v[mid - 1] + v[mid]) / 2.0 } else { v[mid] };
+    let median = if v.len().is_multiple_of(2) {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    };
     (median, v[0], v[v.len() - 1])
 }
