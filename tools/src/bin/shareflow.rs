@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
-use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_tools::commands::{bench, compile, demo, dot, eval, inspect, keys, run_graph, train};
 use shareflow_tools::ToolError;
 
@@ -77,7 +77,11 @@ enum Command {
     /// Makes a cluster CA, one certificate and key per party, and a loopback cluster file.
     Keys {
         /// Comma-separated party names.
-        #[arg(long, value_delimiter = ',', default_value = "server0,server1,helper,model-owner,client")]
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "server0,server1,helper,model-owner,client"
+        )]
         parties: Vec<String>,
         #[arg(long)]
         out: PathBuf,
@@ -210,7 +214,7 @@ struct ProtocolArgs {
 }
 
 impl ProtocolArgs {
-    fn options(&self) -> Result<CompileOptions, String> {
+    fn options(&self) -> Result<CompileOptions, ToolError> {
         let mut o = CompileOptions {
             frac_bits: self.frac_bits,
             ..Default::default()
@@ -218,7 +222,11 @@ impl ProtocolArgs {
         o.truncation = match self.truncation.as_str() {
             "dealer" => Truncation::Dealer,
             "local" => Truncation::Local,
-            other => return Err(format!("unknown truncation {other:?} (dealer, local)")),
+            other => {
+                return Err(ToolError::Usage(format!(
+                    "unknown truncation {other:?} (dealer, local)"
+                )))
+            }
         };
         if let Some(i) = self.relu_interval {
             o.relu.interval = i;
@@ -231,8 +239,17 @@ impl ProtocolArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), ToolError> {
+    match command {
         Command::Train {
             model,
             data,
@@ -266,30 +283,25 @@ fn main() -> ExitCode {
             protocol_options,
             no_persist,
             json,
-        } => protocol_options
-            .options()
-            .map_err(ToolError::Usage)
-            .and_then(|options| {
-                eval::run(eval::EvalArgs {
-                    model,
-                    protocol,
-                    limit,
-                    batch,
-                    data,
-                    weights,
-                    options,
-                    persist: !no_persist,
-                    json,
-                })
-            }),
+        } => {
+            let options = protocol_options.options()?;
+            eval::run(eval::EvalArgs {
+                model,
+                protocol,
+                limit,
+                batch,
+                data,
+                weights,
+                options,
+                persist: !no_persist,
+                json,
+            })
+        }
         Command::Dot {
             model,
             protocol,
             protocol_options,
-        } => protocol_options
-            .options()
-            .map_err(ToolError::Usage)
-            .and_then(|o| dot::run(model, protocol.as_deref(), o)),
+        } => dot::run(model, protocol.as_deref(), protocol_options.options()?),
         Command::Compile {
             model,
             protocol,
@@ -301,23 +313,21 @@ fn main() -> ExitCode {
             mbps,
             protocol_options,
             json,
-        } => protocol_options
-            .options()
-            .map_err(ToolError::Usage)
-            .and_then(|options| {
-                compile::run(compile::CompileArgs {
-                    model,
-                    protocol,
-                    batch,
-                    options,
-                    out,
-                    cost,
-                    serving,
-                    rtt_ms,
-                    mbps,
-                    json,
-                })
-            }),
+        } => {
+            let options = protocol_options.options()?;
+            compile::run(compile::CompileArgs {
+                model,
+                protocol,
+                batch,
+                options,
+                out,
+                cost,
+                serving,
+                rtt_ms,
+                mbps,
+                json,
+            })
+        }
         Command::Inspect { model, json } => inspect::run(model, json),
         Command::Demo {
             model,
@@ -327,23 +337,21 @@ fn main() -> ExitCode {
             timeout,
             protocol_options,
             json,
-        } => protocol_options
-            .options()
-            .map_err(ToolError::Usage)
-            .and_then(|options| {
-                let protocol = protocol
-                    .parse()
-                    .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
-                demo::run(demo::DemoArgs {
-                    model,
-                    protocol,
-                    options,
-                    index,
-                    data,
-                    timeout_s: timeout,
-                    json,
-                })
-            }),
+        } => {
+            let options = protocol_options.options()?;
+            let protocol = protocol
+                .parse()
+                .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
+            demo::run(demo::DemoArgs {
+                model,
+                protocol,
+                options,
+                index,
+                data,
+                timeout_s: timeout,
+                json,
+            })
+        }
         Command::Keys {
             parties,
             out,
@@ -361,31 +369,22 @@ fn main() -> ExitCode {
             markdown,
             protocol_options,
             json,
-        } => protocol_options
-            .options()
-            .map_err(ToolError::Usage)
-            .and_then(|options| {
-                bench::run(bench::BenchArgs {
-                    models: model,
-                    protocols: bench::parse_protocols(&protocol)?,
-                    transports: transport,
-                    batches: batch,
-                    reps,
-                    limit,
-                    data,
-                    options,
-                    timeout_s: timeout,
-                    json,
-                    markdown,
-                })
-            }),
-        Command::RunGraph(args) => run_graph::run(args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+        } => {
+            let options = protocol_options.options()?;
+            bench::run(bench::BenchArgs {
+                models: model,
+                protocols: bench::parse_protocols(&protocol)?,
+                transports: transport,
+                batches: batch,
+                reps,
+                limit,
+                data,
+                options,
+                timeout_s: timeout,
+                json,
+                markdown,
+            })
         }
+        Command::RunGraph(args) => run_graph::run(args),
     }
 }
