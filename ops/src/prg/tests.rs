@@ -150,7 +150,10 @@ fn prg_bulk_field_equals_byte_at_a_time_and_is_uniform() {
         let mut bulk = Prg::new(&SEED, dom(14, n as u64, 1));
         let mut slow = bulk.clone();
         let x = bulk.field(f, &[n]).unwrap();
-        assert_eq!(x.as_slice().unwrap(), field_one_byte_at_a_time(&mut slow, f, n));
+        assert_eq!(
+            x.as_slice().unwrap(),
+            field_one_byte_at_a_time(&mut slow, f, n)
+        );
         // The stream goes on from the same place.
         assert_eq!(bulk.next_u64(), slow.next_u64(), "n={n}");
     }

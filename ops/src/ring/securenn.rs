@@ -260,8 +260,8 @@ fn words_for(n: usize) -> usize {
     n.div_ceil(3)
 }
 
-/// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`), three
-/// per word as [`Draws::each`] (with the three bounds all `p - 1`).
+/// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`), by
+/// [`Prg::field_nonzero`] (exactly uniform, by rejection of bytes, in bulk).
 ///
 /// Errors: [`OpsError::InvalidArgument`] if `x` is not contiguous.
 pub fn mul_random_nonzero(
@@ -269,29 +269,19 @@ pub fn mul_random_nonzero(
     x: &ArrayRefD<u8>,
     prg: &mut Prg,
 ) -> Result<ArrayD<u8>> {
-    let q = Divisor::new(u64::from(field.modulus() - 1));
     let xs = x.as_standard_layout();
     let xs = xs
         .as_slice()
         .ok_or_else(|| invalid("mul_random_nonzero", "input is not contiguous".into()))?;
-    let mut words = vec![0u64; words_for(xs.len())];
-    prg.fill_u64(&mut words);
-    let mut out = xs.to_vec();
-    let product = u128::from(q.d * q.d * q.d);
-    let mask = |(o, &w): (&mut [u8], &u64)| {
-        let mut v = ((u128::from(w) * product) >> 64) as u64;
-        for e in o {
-            let (next, s) = q.div_rem(v);
-            v = next;
-            *e = field.mul_elems(*e, s as u8 + 1);
-        }
-    };
+    let mut out = prg
+        .field_nonzero(field, &[xs.len()])?
+        .into_raw_vec_and_offset()
+        .0;
+    let mask = |(o, &e): (&mut u8, &u8)| *o = field.mul_elems(e, *o);
     if out.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(3 * 4096)
-            .zip(words.par_chunks(4096))
-            .for_each(|(o, w)| o.chunks_mut(3).zip(w).for_each(mask));
+        out.par_iter_mut().zip(xs.par_iter()).for_each(mask);
     } else {
-        out.chunks_mut(3).zip(words.iter()).for_each(mask);
+        out.iter_mut().zip(xs).for_each(mask);
     }
     ArrayD::from_shape_vec(IxDyn(x.shape()), out)
         .map_err(|e| invalid("mul_random_nonzero", e.to_string()))

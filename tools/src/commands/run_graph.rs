@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Outputs the party receives are written as `DIR/<name>.npy`; its metrics are printed as one
-//! JSON object.
+//! JSON object. Progress goes to stderr (`run-graph: NAME: connected to ...` once every peer is
+//! connected). The process exits 0 only once every party has finished its program; if any party
+//! fails (refused, crashed, silent beyond `--timeout`), every party exits non-zero with an error
+//! naming the party at fault.
 //!
 //! With `--serving`, `--graph` is a serving graph (`shareflow compile --serving -o
 //! serving.json`): every party connects once, runs the setup program (the model owner's weights
