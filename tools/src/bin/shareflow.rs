@@ -8,6 +8,7 @@ use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
 use shareflow_tools::commands::{bench, compile, demo, dot, eval, inspect, keys, run_graph, train};
+use shareflow_tools::commands::Options;
 use shareflow_tools::ToolError;
 
 #[derive(Parser)]
@@ -205,16 +206,16 @@ struct ProtocolArgs {
     /// Truncation after products: dealer (exact to one ulp) or local (SecureML).
     #[arg(long, default_value = "dealer")]
     truncation: String,
-    /// Pond: ReLU polynomial fitted on [-I, I].
+    /// Pond: ReLU polynomial fitted on [-I, I] (default per network: 8, or 16 for D).
     #[arg(long)]
     relu_interval: Option<f64>,
-    /// Pond: degree of the ReLU polynomial.
+    /// Pond: degree of the ReLU polynomial (default per network: 10, or 14 for D).
     #[arg(long)]
     relu_degree: Option<usize>,
 }
 
 impl ProtocolArgs {
-    fn options(&self) -> Result<CompileOptions, ToolError> {
+    fn options(&self) -> Result<Options, ToolError> {
         let mut o = CompileOptions {
             frac_bits: self.frac_bits,
             ..Default::default()
@@ -234,7 +235,10 @@ impl ProtocolArgs {
         if let Some(d) = self.relu_degree {
             o.relu.degree = d;
         }
-        Ok(o)
+        Ok(Options {
+            base: o,
+            relu_given: self.relu_interval.is_some() || self.relu_degree.is_some(),
+        })
     }
 }
 

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ndarray::ArrayD;
 use serde_json::{json, Map, Value};
-use shareflow_compiler::{CompileOptions, ProtocolKind};
+use shareflow_compiler::ProtocolKind;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
 use shareflow_runtime::data::npy::write_npy;
@@ -49,7 +49,7 @@ pub struct BenchArgs {
     /// Images of the accuracy pass (default: the whole test set).
     pub limit: Option<usize>,
     pub data: Option<PathBuf>,
-    pub options: CompileOptions,
+    pub options: super::Options,
     /// Seconds a QUIC party waits for a peer.
     pub timeout_s: f64,
     pub json: bool,
@@ -197,7 +197,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 notes.push(note);
                 continue;
             }
-            let mut secure = SecureModel::new(model, protocol, args.options);
+            let mut secure = SecureModel::new(model, protocol, args.options.for_model(model));
             progress(&format!(
                 "{model} {}: accuracy over {acc_n} images",
                 protocol.name()

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
-use shareflow_compiler::{compile, compile_serving, CompileOptions, CostReport, ProtocolKind};
+use shareflow_compiler::{compile, compile_serving, CostReport, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
 use crate::report::Report;
@@ -19,7 +19,7 @@ pub struct CompileArgs {
     pub model: ModelKind,
     pub protocol: String,
     pub batch: usize,
-    pub options: CompileOptions,
+    pub options: super::Options,
     /// Where to write the compiled graph (JSON).
     pub out: Option<PathBuf>,
     /// Print the full cost report (per party pair and per layer), not only the totals.
@@ -61,13 +61,13 @@ pub fn compile_report(args: &CompileArgs) -> Result<Report> {
         .set("rtt_ms", args.rtt_ms)
         .set("mbps", args.mbps);
     let (text, costs) = if args.serving {
-        let s = compile_serving(&zoo.graph, protocol, args.options)?;
+        let s = compile_serving(&zoo.graph, protocol, args.options.for_model(args.model))?;
         let text = serde_json::to_string(&s)
             .map_err(|e| ToolError::Usage(format!("compiled graph JSON: {e}")))?;
         r.set("setup", figures(&s.setup.cost(), args));
         (text, s.predict.cost())
     } else {
-        let g = compile(&zoo.graph, protocol, args.options)?;
+        let g = compile(&zoo.graph, protocol, args.options.for_model(args.model))?;
         (g.to_json()?, g.cost())
     };
     for (k, v) in figures(&costs, args).as_object().into_iter().flatten() {
@@ -184,7 +184,7 @@ mod tests {
             model,
             protocol: protocol.into(),
             batch: 1,
-            options: CompileOptions::default(),
+            options: shareflow_compiler::CompileOptions::default().into(),
             out: None,
             cost: true,
             serving,

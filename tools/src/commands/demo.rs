@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
+use shareflow_compiler::{compile, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
 use shareflow_runtime::data::npy::{read_npy, write_npy};
@@ -23,7 +23,7 @@ use crate::{Result, ToolError};
 pub struct DemoArgs {
     pub model: ModelKind,
     pub protocol: ProtocolKind,
-    pub options: CompileOptions,
+    pub options: super::Options,
     /// Which test image.
     pub index: usize,
     pub data: Option<PathBuf>,
@@ -59,7 +59,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // Compile, and make a CA, certificates and a loopback cluster file for every party.
     let zoo = ZooModel::build(args.model, 1)?;
-    let compiled = compile(&zoo.graph, args.protocol, args.options).map_err(|e| ToolError::Usage(e.to_string()))?;
+    let compiled = compile(&zoo.graph, args.protocol, args.options.for_model(args.model)).map_err(|e| ToolError::Usage(e.to_string()))?;
     let graph_path = dir.join("compiled.json");
     let json = compiled.to_json().map_err(|e| ToolError::Usage(e.to_string()))?;
     std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;

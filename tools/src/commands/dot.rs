@@ -2,19 +2,19 @@
 //! `--protocol` the compiled graph (one cluster per party, share exchanges labelled with their
 //! size).
 
-use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
+use shareflow_compiler::{compile, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
 use crate::{Result, ToolError};
 
 /// Prints the logical graph of `model` (batch 1) or its graph compiled for `protocol`.
-pub fn run(model: ModelKind, protocol: Option<&str>, options: CompileOptions) -> Result<()> {
+pub fn run(model: ModelKind, protocol: Option<&str>, options: super::Options) -> Result<()> {
     let zoo = ZooModel::build(model, 1)?;
     match protocol {
         None | Some("plaintext") => print!("{}", zoo.graph.to_dot()),
         Some(p) => {
             let kind: ProtocolKind = p.parse().map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
-            let compiled = compile(&zoo.graph, kind, options).map_err(|e| ToolError::Usage(e.to_string()))?;
+            let compiled = compile(&zoo.graph, kind, options.for_model(model)).map_err(|e| ToolError::Usage(e.to_string()))?;
             print!("{}", shareflow_compiler::dot::to_dot(&compiled));
         }
     }

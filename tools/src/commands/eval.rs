@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use shareflow_compiler::{CompileOptions, ProtocolKind};
+use shareflow_compiler::ProtocolKind;
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{accuracy, predict};
@@ -28,7 +28,7 @@ pub struct EvalArgs {
     pub batch: usize,
     pub data: Option<PathBuf>,
     pub weights: Option<PathBuf>,
-    pub options: CompileOptions,
+    pub options: super::Options,
     /// Setup once, then predictions (the default); `false`: one single program per batch.
     pub persist: bool,
     pub json: bool,
@@ -57,7 +57,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .protocol
         .parse()
         .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
-    let mut model = SecureModel::new(args.model, protocol, args.options);
+    let mut model = SecureModel::new(args.model, protocol, args.options.for_model(args.model));
     model.persist = args.persist;
     let start = Instant::now();
     let (logits, stats) = model.predict(&weights, &images, args.batch)?;
