@@ -26,7 +26,9 @@ pub use shareflow_runtime as runtime;
 
 /// The names most programs need.
 pub mod prelude {
-    pub use shareflow_compiler::{compile, CompileOptions, CompiledGraph, ProtocolKind, Truncation};
+    pub use shareflow_compiler::{
+        compile, CompileOptions, CompiledGraph, ProtocolKind, Truncation,
+    };
     pub use shareflow_graphs::prelude::*;
     pub use shareflow_runtime::exec::{run_in_process, Plan};
 }

@@ -12,7 +12,12 @@ use shareflow::graphs::{GraphBuilder, Padding, Tensor};
 
 const ULP: f32 = 1.0 / 65536.0;
 
-fn check(build: impl Fn(&GraphBuilder, &Tensor, &Tensor) -> Tensor, xs: &[usize], ws: &[usize], tol: f32) {
+fn check(
+    build: impl Fn(&GraphBuilder, &Tensor, &Tensor) -> Tensor,
+    xs: &[usize],
+    ws: &[usize],
+    tol: f32,
+) {
     for truncation in [Truncation::Dealer, Truncation::Local] {
         let g = GraphBuilder::new();
         let owner = g.party("model-owner");
@@ -57,21 +62,52 @@ fn matmul_within_inner_dimension_ulps() {
 fn conv2d_valid_same_and_strided() {
     // k = 3*3*2 = 18 products per output.
     let tol = 73.0 * ULP;
-    check(|_, x, w| x.conv2d(w, [1, 1], Padding::Valid), &[2, 6, 6, 2], &[3, 3, 2, 3], tol);
-    check(|_, x, w| x.conv2d(w, [1, 1], Padding::Same), &[1, 5, 5, 2], &[3, 3, 2, 2], tol);
-    check(|_, x, w| x.conv2d(w, [2, 2], Padding::Same), &[1, 7, 7, 2], &[3, 3, 2, 2], tol);
+    check(
+        |_, x, w| x.conv2d(w, [1, 1], Padding::Valid),
+        &[2, 6, 6, 2],
+        &[3, 3, 2, 3],
+        tol,
+    );
+    check(
+        |_, x, w| x.conv2d(w, [1, 1], Padding::Same),
+        &[1, 5, 5, 2],
+        &[3, 3, 2, 2],
+        tol,
+    );
+    check(
+        |_, x, w| x.conv2d(w, [2, 2], Padding::Same),
+        &[1, 7, 7, 2],
+        &[3, 3, 2, 2],
+        tol,
+    );
 }
 
 #[test]
 fn avgpool_and_batchnorm() {
     // 1/4 is exact in fixed point: the sum's encoding error and one truncation.
-    check(|_, x, w| (x + w).avgpool2d([2, 2], [2, 2], Padding::Valid), &[2, 4, 4, 3], &[3], 4.0 * ULP);
+    check(
+        |_, x, w| (x + w).avgpool2d([2, 2], [2, 2], Padding::Valid),
+        &[2, 4, 4, 3],
+        &[3],
+        4.0 * ULP,
+    );
     // 1/9, 1/6 and 1/4 are encoded within half an ulp, times a window sum of at most 36.
-    check(|_, x, w| (x + w).avgpool2d([3, 3], [2, 2], Padding::Same), &[1, 5, 5, 2], &[2], 24.0 * ULP);
+    check(
+        |_, x, w| (x + w).avgpool2d([3, 3], [2, 2], Padding::Same),
+        &[1, 5, 5, 2],
+        &[2],
+        24.0 * ULP,
+    );
     check(
         |g, x, w| {
             let c = |v: Vec<f32>| g.constant([3], v);
-            (x + w).batchnorm(&c(vec![0.5, -1.0, 0.0]), &c(vec![1.0, 4.0, 0.25]), &c(vec![1.0, 2.0, -1.0]), &c(vec![0.0, 0.5, 1.0]), 1e-3)
+            (x + w).batchnorm(
+                &c(vec![0.5, -1.0, 0.0]),
+                &c(vec![1.0, 4.0, 0.25]),
+                &c(vec![1.0, 2.0, -1.0]),
+                &c(vec![0.0, 0.5, 1.0]),
+                1e-3,
+            )
         },
         &[2, 3],
         &[3],
@@ -81,5 +117,10 @@ fn avgpool_and_batchnorm() {
 
 #[test]
 fn reshape_transpose_reduce_are_local() {
-    check(|_, x, w| (x * w).transpose(&[1, 0]).reshape([2, 6]).reduce_sum(1), &[3, 4], &[3, 4], 30.0 * ULP);
+    check(
+        |_, x, w| (x * w).transpose(&[1, 0]).reshape([2, 6]).reduce_sum(1),
+        &[3, 4],
+        &[3, 4],
+        30.0 * ULP,
+    );
 }

@@ -9,7 +9,9 @@ use common::*;
 use ndarray::ArrayD;
 use shareflow::compiler::ir::{Exchange, Kernel, ValueId};
 use shareflow::compiler::lower::{Lowerer, COMPUTE_PARTIES, S0, S1};
-use shareflow::compiler::{compile, CompileError, CompileOptions, CompiledGraph, ProtocolKind, Truncation};
+use shareflow::compiler::{
+    compile, CompileError, CompileOptions, CompiledGraph, ProtocolKind, Truncation,
+};
 use shareflow::graphs::zoo::{ModelKind, ZooModel};
 use shareflow::graphs::{GraphBuilder, Padding};
 use shareflow::ops::ValueKind;
@@ -26,7 +28,10 @@ fn chi_square_top_byte(words: &[u64]) -> f64 {
         counts[(w >> 56) as usize] += 1;
     }
     let expected = words.len() as f64 / 256.0;
-    counts.iter().map(|&c| (c as f64 - expected).powi(2) / expected).sum()
+    counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum()
 }
 
 #[test]
@@ -38,12 +43,32 @@ fn each_servers_share_of_an_input_is_uniform() {
     let mut cx = Lowerer::new(parties.clone(), CompileOptions::default());
     let client = 3;
     let n = 10_000;
-    let x = cx.emit(client, Kernel::Input { name: "x".into() }, &[], ValueKind::Float, &[n]);
+    let x = cx.emit(
+        client,
+        Kernel::Input { name: "x".into() },
+        &[],
+        ValueKind::Float,
+        &[n],
+    );
     let shared = cx.share(x);
     for (i, host) in [(0, S0), (1, S1)] {
-        cx.emit(host, Kernel::Output { name: "share".into() }, &[shared.s[i]], ValueKind::Ring, &[n]);
+        cx.emit(
+            host,
+            Kernel::Output {
+                name: "share".into(),
+            },
+            &[shared.s[i]],
+            ValueKind::Ring,
+            &[n],
+        );
     }
-    let g = shareflow::compiler::assemble(cx.low, parties, ProtocolKind::Pond, CompileOptions::default()).unwrap();
+    let g = shareflow::compiler::assemble(
+        cx.low,
+        parties,
+        ProtocolKind::Pond,
+        CompileOptions::default(),
+    )
+    .unwrap();
     let inputs = HashMap::from([(
         "client".to_string(),
         HashMap::from([("x".to_string(), ArrayD::zeros(vec![n]))]),
@@ -52,7 +77,9 @@ fn each_servers_share_of_an_input_is_uniform() {
     // 255 degrees of freedom: the 0.1% critical value is 330.5.
     let mut sums = vec![0u64; n];
     for server in ["server0", "server1"] {
-        let share = run.party(server).unwrap().outputs["share"].as_ring("test").unwrap();
+        let share = run.party(server).unwrap().outputs["share"]
+            .as_ring("test")
+            .unwrap();
         let words: Vec<u64> = share.iter().copied().collect();
         let chi = chi_square_top_byte(&words);
         assert!(chi < 330.5, "{server}: chi-square {chi}");
@@ -60,7 +87,10 @@ fn each_servers_share_of_an_input_is_uniform() {
             *s = s.wrapping_add(*w);
         }
     }
-    assert!(sums.iter().all(|&s| s == 0), "the shares add up to the input");
+    assert!(
+        sums.iter().all(|&s| s == 0),
+        "the shares add up to the input"
+    );
 }
 
 /// Walks back from `v` through the additive ops of its host to an `Expand` of a seed that
@@ -72,11 +102,15 @@ fn masked_by_foreign_seed(g: &CompiledGraph, v: ValueId, to: usize) -> bool {
             .flat_map(|p| p.instrs.iter().map(move |i| (p.host, i)))
             .find(|(_, i)| i.id == id)
     };
-    let Some((host, i)) = instr(v) else { return false };
+    let Some((host, i)) = instr(v) else {
+        return false;
+    };
     match &i.kernel {
         Kernel::Expand { .. } => {
             // The seed is either sampled here or received: the other end must not be `to`.
-            let Some((_, seed)) = instr(i.inputs[0]) else { return false };
+            let Some((_, seed)) = instr(i.inputs[0]) else {
+                return false;
+            };
             match &seed.kernel {
                 Kernel::SampleSeed => g.programs.iter().all(|p| {
                     p.instrs.iter().all(|r| match r.kernel {
@@ -106,14 +140,21 @@ fn servers_only_receive_seeds_shares_and_masked_openings() {
         let mut checked = 0;
         for p in &g.programs {
             for i in &p.instrs {
-                let Kernel::Send { to, exchange } = i.kernel else { continue };
+                let Kernel::Send { to, exchange } = i.kernel else {
+                    continue;
+                };
                 if to != S0 && to != S1 {
                     // Only the client receives anything else: its logits.
                     assert_eq!(exchange, Exchange::Reveal, "{} to {}", i.id, g.parties[to]);
                     assert_eq!(g.parties[to], "client");
                     continue;
                 }
-                assert_ne!(i.kind, ValueKind::Float, "{}: a server receives a float", i.id);
+                assert_ne!(
+                    i.kind,
+                    ValueKind::Float,
+                    "{}: a server receives a float",
+                    i.id
+                );
                 match exchange {
                     Exchange::Seed => assert_eq!(i.kind, ValueKind::Seed),
                     Exchange::Share | Exchange::MaskedOpening => {
@@ -180,9 +221,14 @@ fn compiled_graphs_round_trip_through_json() {
     // Damage: a receive of a send that does not exist is refused, naming the party.
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let prog = v["programs"][1]["instrs"].as_array_mut().unwrap();
-    let recv = prog.iter_mut().find(|i| i["kernel"]["kernel"] == "recv").unwrap();
+    let recv = prog
+        .iter_mut()
+        .find(|i| i["kernel"]["kernel"] == "recv")
+        .unwrap();
     recv["kernel"]["send"] = serde_json::json!(999_999);
-    let err = CompiledGraph::from_json(&v.to_string()).unwrap_err().to_string();
+    let err = CompiledGraph::from_json(&v.to_string())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("server1") && err.contains("v999999"), "{err}");
 }
 
@@ -190,17 +236,36 @@ fn compiled_graphs_round_trip_through_json() {
 fn maxpool_under_pond_is_a_compile_error_naming_the_node() {
     let zoo = ZooModel::build(ModelKind::B, 1).unwrap();
     let err = compile(&zoo.graph, ProtocolKind::Pond, CompileOptions::default()).unwrap_err();
-    assert!(matches!(err, CompileError::Unsupported { op: "maxpool2d", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CompileError::Unsupported {
+                op: "maxpool2d",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("maxpool2d_") && msg.contains("securenn"), "{msg}");
+    assert!(
+        msg.contains("maxpool2d_") && msg.contains("securenn"),
+        "{msg}"
+    );
     // The same for a hand-built graph with an avgpool-free max pool.
     let g = GraphBuilder::new();
     let a = g.party("a");
     let b = g.party("b");
     let x = g.input(a, "x", [1, 4, 4, 1]);
     let y = g.input(b, "y", [1, 4, 4, 1]);
-    (x + y).maxpool2d([2, 2], [2, 2], Padding::Valid).output_to(a, "m");
-    let err = compile(&g.build().unwrap(), ProtocolKind::Pond, CompileOptions::default()).unwrap_err();
+    (x + y)
+        .maxpool2d([2, 2], [2, 2], Padding::Valid)
+        .output_to(a, "m");
+    let err = compile(
+        &g.build().unwrap(),
+        ProtocolKind::Pond,
+        CompileOptions::default(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("securenn"), "{err}");
 }
 
@@ -208,7 +273,10 @@ fn maxpool_under_pond_is_a_compile_error_naming_the_node() {
 fn polynomial_relu_and_sigmoid_within_their_documented_error() {
     use shareflow::compiler::lower::poly::{Fit, Target};
     let options = CompileOptions::default();
-    for (target, approx) in [(Target::Relu, options.relu), (Target::Sigmoid, options.sigmoid)] {
+    for (target, approx) in [
+        (Target::Relu, options.relu),
+        (Target::Sigmoid, options.sigmoid),
+    ] {
         let fit = Fit::new(target, &approx);
         let g = GraphBuilder::new();
         let a = g.party("model-owner");
@@ -229,6 +297,10 @@ fn polynomial_relu_and_sigmoid_within_their_documented_error() {
         let err = max_abs_diff(run.float("client", "y").unwrap(), &expected["y"]);
         // The fit's error plus fixed-point error (a few ulps per power, times the coefficients).
         let tol = fit.max_error as f32 + 0.01;
-        assert!(err <= tol, "{target:?}: error {err} > {tol} (fit {})", fit.max_error);
+        assert!(
+            err <= tol,
+            "{target:?}: error {err} > {tol} (fit {})",
+            fit.max_error
+        );
     }
 }

@@ -58,19 +58,33 @@ pub enum Exchange {
 #[serde(tag = "kernel", rename_all = "snake_case")]
 pub enum Kernel {
     /// A float input this party provides at run time.
-    Input { name: String },
+    Input {
+        name: String,
+    },
     /// Keeps a float value as this party's output `name`.
-    Output { name: String },
+    Output {
+        name: String,
+    },
     /// A float constant (row-major).
-    FloatConst { values: Vec<f32> },
+    FloatConst {
+        values: Vec<f32>,
+    },
     /// A ring constant (row-major words).
-    RingConst { values: Vec<u64> },
+    RingConst {
+        values: Vec<u64>,
+    },
     /// A logical op computed in the clear on float values (a party's own private data).
-    Plain { op: Op },
+    Plain {
+        op: Op,
+    },
     /// Float to fixed point in Z_2^64 (an error, not a wrap, when a value is out of range).
-    Encode { frac_bits: u32 },
+    Encode {
+        frac_bits: u32,
+    },
     /// Fixed point in Z_2^64 to float.
-    Decode { frac_bits: u32 },
+    Decode {
+        frac_bits: u32,
+    },
     /// Z_2^64 arithmetic, the second operand equal in shape or a trailing part (bias).
     Add,
     Sub,
@@ -78,20 +92,39 @@ pub enum Kernel {
     Mul,
     MatMul,
     /// NHWC by HWIO.
-    Conv2d { stride: [usize; 2], padding: Padding },
+    Conv2d {
+        stride: [usize; 2],
+        padding: Padding,
+    },
     /// Sum over each window (average pooling before the division).
-    SumPool2d { window: Window },
+    SumPool2d {
+        window: Window,
+    },
     /// Arithmetic shift right (as i64).
-    ShrArith { bits: u32 },
+    ShrArith {
+        bits: u32,
+    },
     /// Logical shift right.
-    ShrLogical { bits: u32 },
+    ShrLogical {
+        bits: u32,
+    },
     /// Shift left.
-    Shl { bits: u32 },
+    Shl {
+        bits: u32,
+    },
     /// Bitwise xor with a constant word.
-    XorConst { value: u64 },
-    Reshape { shape: Vec<usize> },
-    Transpose { perm: Vec<usize> },
-    ReduceSum { axis: usize },
+    XorConst {
+        value: u64,
+    },
+    Reshape {
+        shape: Vec<usize>,
+    },
+    Transpose {
+        perm: Vec<usize>,
+    },
+    ReduceSum {
+        axis: usize,
+    },
     /// A fresh 32-byte seed from the OS.
     SampleSeed,
     /// Expands a seed (the only input) into a tensor; `stream` separates the draws of one seed.
@@ -101,14 +134,24 @@ pub enum Kernel {
         shape: Vec<usize>,
     },
     /// Sends the input to `to`.
-    Send { to: Host, exchange: Exchange },
+    Send {
+        to: Host,
+        exchange: Exchange,
+    },
     /// Receives the value that `send` sends.
-    Recv { from: Host, send: ValueId },
+    Recv {
+        from: Host,
+        send: ValueId,
+    },
     /// Keeps the input in this party's store under `key` (the id of the stored value), for the
     /// later runs of a serving session (a setup program's persistent values).
-    Store { key: ValueId },
+    Store {
+        key: ValueId,
+    },
     /// The value a setup run stored under `key` (a per-prediction program's persistent input).
-    Load { key: ValueId },
+    Load {
+        key: ValueId,
+    },
     // SecureNN (compiler/src/lower/securenn): the odd ring Z_{2^64-1}, bits and Z_p, and the
     // layout of comparison trees.
     /// Z_{2^64-1} addition and subtraction (odd-ring values, broadcasting as `Add`).
@@ -126,28 +169,48 @@ pub enum Kernel {
     /// 1 where a ring or odd-ring word is 0 (`Small`).
     IsZero,
     /// A bit (`Small`) as a word 0 or 1 of `kind` (ring or odd ring).
-    BitTo { kind: ValueKind },
+    BitTo {
+        kind: ValueKind,
+    },
     /// A share (ring or odd ring) of a bit XOR a public bit (`Small`, same shape):
     /// `s + [add] b - 2 b s`; `add` on exactly one server.
-    XorPublicBit { add: bool },
+    XorPublicBit {
+        add: bool,
+    },
     /// Z_p addition and subtraction on `Small` values (broadcasting as `Add`).
-    FieldAdd { p: u8 },
-    FieldSub { p: u8 },
+    FieldAdd {
+        p: u8,
+    },
+    FieldSub {
+        p: u8,
+    },
     /// PrivateCompare steps 1-13 for server `party`: inputs (its Z_p shares of the bits of x
     /// `[.., 64]`, public word r `[..]`, public bit beta `[..]`, the servers' pair seed for
     /// the u_i, drawn in stream `stream`), output its shares c `[.., 64]`.
-    CompareBits { party: u8, p: u8, stream: u64 },
+    CompareBits {
+        party: u8,
+        p: u8,
+        stream: u64,
+    },
     /// 1 where some element of the last axis is 0 (`Small`); the axis is removed.
     AnyZero,
     /// A `Small` value times uniform nonzero elements of Z_p drawn from a seed (the second
     /// input) in stream `stream`, drawn when the value is ready rather than at the start.
-    MulNonzero { stream: u64, p: u8 },
+    MulNonzero {
+        stream: u64,
+        p: u8,
+    },
     /// Every lane of the last axis of a `Small` value permuted by its own uniform permutation
     /// drawn from a seed (the second input) in stream `stream`.
-    PermuteLast { stream: u64 },
+    PermuteLast {
+        stream: u64,
+    },
     /// The windows of an NHWC ring tensor as `[N, OH, OW, C, KH*KW]`; cells outside the
     /// input hold the word `pad`.
-    Windows { window: Window, pad: u64 },
+    Windows {
+        window: Window,
+        pad: u64,
+    },
     /// `len` elements of `axis` from `start`, every `step`-th (ring).
     StridedSlice {
         axis: usize,
@@ -156,13 +219,22 @@ pub enum Kernel {
         len: usize,
     },
     /// Two ring tensors joined along `axis`.
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     /// A ring tensor of the node's shape holding `scale * i` at position `i` of `axis`.
-    Iota { axis: usize, scale: u64 },
+    Iota {
+        axis: usize,
+        scale: u64,
+    },
     /// For each ring word g, the one-hot ring vector of length `n` with its 1 at `g mod n`.
-    OneHot { n: usize },
+    OneHot {
+        n: usize,
+    },
     /// `out[.., i] = x[.., (i + k) mod n]` for `i < keep` (x `[.., n]`, k `[..]`, ring).
-    RotateLast { keep: usize },
+    RotateLast {
+        keep: usize,
+    },
 }
 
 impl Kernel {

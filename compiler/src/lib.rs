@@ -67,7 +67,11 @@ impl std::str::FromStr for ProtocolKind {
 }
 
 /// Compiles `graph` for `protocol`.
-pub fn compile(graph: &Graph, protocol: ProtocolKind, options: CompileOptions) -> Result<CompiledGraph> {
+pub fn compile(
+    graph: &Graph,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+) -> Result<CompiledGraph> {
     let (cx, low) = lower_and_optimise(graph, protocol, options, None)?;
     Ok(partition(graph, protocol, cx.parties, cx.options, &low))
 }

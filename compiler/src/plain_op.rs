@@ -90,7 +90,10 @@ pub fn eval(op: &Op, shape: &Shape, args: &[&ArrayD<f32>]) -> Result<PlainOut, O
             .map_err(|e| invalid("reshape", e.to_string()))?,
         Op::Transpose { perm } => {
             if perm.len() != arg(0).ndim() {
-                return Err(invalid("transpose", format!("{perm:?} for rank {}", arg(0).ndim())));
+                return Err(invalid(
+                    "transpose",
+                    format!("{perm:?} for rank {}", arg(0).ndim()),
+                ));
             }
             arg(0)
                 .permuted_axes(IxDyn(perm))

@@ -166,10 +166,15 @@ impl CompiledGraph {
                     Kernel::Send { to, .. } if to >= self.parties.len() || to == host => {
                         return Err(bad(&p.party, format!("{} sends to host {to}", i.id)));
                     }
-                    Kernel::Recv { from, send } if sends.get(&send) != Some(&(from, host, i.round)) => {
+                    Kernel::Recv { from, send }
+                        if sends.get(&send) != Some(&(from, host, i.round)) =>
+                    {
                         return Err(bad(
                             &p.party,
-                            format!("{} receives {send}, which no send from host {from} matches", i.id),
+                            format!(
+                                "{} receives {send}, which no send from host {from} matches",
+                                i.id
+                            ),
                         ));
                     }
                     _ => {}

@@ -97,7 +97,13 @@ impl GraphBuilder {
 
     /// A public constant (row-major values).
     pub fn constant(&self, shape: impl Into<Shape>, values: Vec<f32>) -> Tensor {
-        add(&self.state, Op::Constant { values }, None, shape.into(), &[])
+        add(
+            &self.state,
+            Op::Constant { values },
+            None,
+            shape.into(),
+            &[],
+        )
     }
 
     /// The handle of an existing node.
@@ -195,7 +201,10 @@ impl Tensor {
     /// The inferred shape (empty after an error).
     pub fn shape(&self) -> Shape {
         let s = self.state.borrow();
-        s.graph.node(self.id).map(|n| n.shape.clone()).unwrap_or_default()
+        s.graph
+            .node(self.id)
+            .map(|n| n.shape.clone())
+            .unwrap_or_default()
     }
 
     /// The inferred visibility.
@@ -220,7 +229,13 @@ impl Tensor {
     }
 
     fn binary(&self, op: Op, other: &Tensor) -> Tensor {
-        add(&self.state, op, None, Shape::default(), &[self.id, other.id])
+        add(
+            &self.state,
+            op,
+            None,
+            Shape::default(),
+            &[self.id, other.id],
+        )
     }
 
     pub fn add(&self, other: &Tensor) -> Tensor {
@@ -390,7 +405,10 @@ mod tests {
         let w = g.input(a, "w", [4, 2]);
         let _ = x.matmul(&w).relu();
         let err = g.build().unwrap_err();
-        assert!(matches!(err, GraphError::Shape { op: "matmul", .. }), "{err}");
+        assert!(
+            matches!(err, GraphError::Shape { op: "matmul", .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("matmul_"), "{err}");
     }
 
@@ -417,7 +435,10 @@ mod tests {
         let x = g.input(a, "x", [2]);
         let _ = x.output_to(PartyId(5), "y");
         let err = g.build().unwrap_err();
-        assert!(matches!(err, GraphError::OutputToUnknownParty { .. }), "{err}");
+        assert!(
+            matches!(err, GraphError::OutputToUnknownParty { .. }),
+            "{err}"
+        );
         assert!(err.to_string().contains("'y'"), "{err}");
     }
 

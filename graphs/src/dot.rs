@@ -42,7 +42,10 @@ pub fn to_dot(graph: &Graph) -> String {
     );
     let _ = writeln!(out, "  edge [fontname=\"Helvetica\", fontsize=9];");
     // A legend: one entry per party, plus public and shared.
-    let _ = writeln!(out, "  subgraph cluster_legend {{ label=\"owners\"; fontsize=10;");
+    let _ = writeln!(
+        out,
+        "  subgraph cluster_legend {{ label=\"owners\"; fontsize=10;"
+    );
     for (i, p) in graph.parties().iter().enumerate() {
         let _ = writeln!(
             out,
@@ -77,8 +80,8 @@ pub fn to_dot(graph: &Graph) -> String {
     for (id, node) in graph.nodes() {
         for input in graph.inputs(id) {
             let Ok(src) = graph.node(input) else { continue };
-            let crosses = src.visibility != node.visibility
-                && !matches!(src.visibility, Visibility::Public);
+            let crosses =
+                src.visibility != node.visibility && !matches!(src.visibility, Visibility::Public);
             let style = if crosses {
                 ", color=\"#d62728\", style=\"bold,dashed\", penwidth=2"
             } else {
@@ -107,8 +110,13 @@ mod tests {
         let m = ZooModel::build(ModelKind::D, 1).unwrap();
         let dot = m.graph.to_dot();
         assert!(dot.starts_with("digraph shareflow {"));
-        assert_eq!(dot.matches("->").count(), 
-            m.graph.nodes().map(|(id, _)| m.graph.inputs(id).len()).sum::<usize>());
+        assert_eq!(
+            dot.matches("->").count(),
+            m.graph
+                .nodes()
+                .map(|(id, _)| m.graph.inputs(id).len())
+                .sum::<usize>()
+        );
         // The image and every parameter enter shared computation, and the logits leave it.
         let crossings = dot.matches("style=\"bold,dashed\"").count();
         assert_eq!(crossings, 1 + m.params.len() + 1);

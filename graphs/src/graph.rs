@@ -97,7 +97,12 @@ impl Graph {
         Ok(())
     }
 
-    pub(crate) fn connect(&mut self, from: NodeId, to: NodeId, slot: usize) -> Result<(), GraphError> {
+    pub(crate) fn connect(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        slot: usize,
+    ) -> Result<(), GraphError> {
         if !self.contains(from) {
             return Err(GraphError::UnknownNode {
                 node: self.label(to),
@@ -119,7 +124,10 @@ impl Graph {
 
     /// A party's name (`"?"` for an id the graph does not have).
     pub fn party_name(&self, p: PartyId) -> &str {
-        self.parties.get(p.index()).map(String::as_str).unwrap_or("?")
+        self.parties
+            .get(p.index())
+            .map(String::as_str)
+            .unwrap_or("?")
     }
 
     /// The id of a party by name.

@@ -181,8 +181,16 @@ mod tests {
 
     #[test]
     fn shape_error_names_the_node() {
-        let text = small_graph_json().replacen("[\n        3,\n        1\n      ]", "[\n        4,\n        1\n      ]", 1);
-        assert_ne!(text, small_graph_json(), "the constant's shape was rewritten");
+        let text = small_graph_json().replacen(
+            "[\n        3,\n        1\n      ]",
+            "[\n        4,\n        1\n      ]",
+            1,
+        );
+        assert_ne!(
+            text,
+            small_graph_json(),
+            "the constant's shape was rewritten"
+        );
         let err = from_json(&text).unwrap_err();
         // The constant now has 3 values for a [4,1] shape.
         assert!(matches!(err, GraphError::Shape { .. }), "{err}");
@@ -198,9 +206,15 @@ mod tests {
             "{err}"
         );
         let text = small_graph_json();
-        let out_only = text.rsplit_once("\"party\": 0").map(|(a, b)| format!("{a}\"party\": 3{b}")).unwrap();
+        let out_only = text
+            .rsplit_once("\"party\": 0")
+            .map(|(a, b)| format!("{a}\"party\": 3{b}"))
+            .unwrap();
         let err = from_json(&out_only).unwrap_err();
-        assert!(matches!(err, GraphError::OutputToUnknownParty { .. }), "{err}");
+        assert!(
+            matches!(err, GraphError::OutputToUnknownParty { .. }),
+            "{err}"
+        );
     }
 
     #[test]

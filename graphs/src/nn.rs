@@ -45,7 +45,11 @@ impl Dense {
 
 impl Layer for Dense {
     fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
-        let w = g.input(owner, &format!("{}/kernel", self.name), [self.inputs, self.units]);
+        let w = g.input(
+            owner,
+            &format!("{}/kernel", self.name),
+            [self.inputs, self.units],
+        );
         let b = g.input(owner, &format!("{}/bias", self.name), [self.units]);
         g.scoped(&self.name, || x.matmul(&w) + &b)
     }

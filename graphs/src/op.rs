@@ -18,9 +18,14 @@ pub struct Window {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
     /// A public constant (row-major values of the node's shape). No inputs.
-    Constant { values: Vec<f32> },
+    Constant {
+        values: Vec<f32>,
+    },
     /// A private input that `party` provides at run time under `name`. No inputs.
-    Input { party: PartyId, name: String },
+    Input {
+        party: PartyId,
+        name: String,
+    },
     /// Elementwise `a + b`; `b` may also be a trailing bias (shape = last dims of `a`).
     Add,
     /// Elementwise `a - b`, broadcasting as [`Op::Add`].
@@ -32,28 +37,46 @@ pub enum Op {
     /// `[m,k] x [k,n]`.
     MatMul,
     /// NHWC input `x` by HWIO filter `w`.
-    Conv2d { stride: [usize; 2], padding: Padding },
+    Conv2d {
+        stride: [usize; 2],
+        padding: Padding,
+    },
     /// Average pooling over NHWC windows.
-    AvgPool2d { window: Window },
+    AvgPool2d {
+        window: Window,
+    },
     /// Max pooling over NHWC windows.
-    MaxPool2d { window: Window },
+    MaxPool2d {
+        window: Window,
+    },
     Relu,
     Sigmoid,
     /// Softmax over the last axis.
     Softmax,
     /// Inference batch normalisation over the last axis: inputs `x, mean, var, gamma, beta`,
     /// the last four public.
-    BatchNorm { epsilon: f32 },
+    BatchNorm {
+        epsilon: f32,
+    },
     /// Same elements, another shape (row-major order).
-    Reshape { shape: Vec<usize> },
+    Reshape {
+        shape: Vec<usize>,
+    },
     /// Permutes the axes.
-    Transpose { perm: Vec<usize> },
+    Transpose {
+        perm: Vec<usize>,
+    },
     /// Sums over one axis, which disappears.
-    ReduceSum { axis: usize },
+    ReduceSum {
+        axis: usize,
+    },
     /// Index of the largest element of the last axis, which disappears (a float index).
     Argmax,
     /// Reveals the input to `party` under `name`: the only way a value leaves the graph.
-    Output { party: PartyId, name: String },
+    Output {
+        party: PartyId,
+        name: String,
+    },
 }
 
 impl Op {

@@ -92,7 +92,9 @@ impl Visibility {
             out = match (out, v) {
                 (Visibility::Public, v) => v,
                 (o, Visibility::Public) => o,
-                (Visibility::Private(a), Visibility::Private(b)) if a == b => Visibility::Private(a),
+                (Visibility::Private(a), Visibility::Private(b)) if a == b => {
+                    Visibility::Private(a)
+                }
                 _ => Visibility::Shared,
             };
         }

@@ -21,14 +21,22 @@ fn render(dot_text: &[u8]) -> String {
         .expect("Graphviz `dot` is installed (CI installs it)");
     child.stdin.take().unwrap().write_all(dot_text).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "dot failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "dot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn dot_of_network_c_renders_as_svg() {
     let out = shareflow(&["dot", "--model", "C"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let svg = render(&out.stdout);
     assert!(svg.contains("<svg") && svg.contains("conv1/kernel"));
 }
@@ -38,10 +46,17 @@ fn dot_of_a_compiled_graph_has_a_cluster_per_party() {
     // A compiled network has thousands of kernels: Graphviz takes minutes to lay it out, so
     // only the text is checked here.
     let out = shareflow(&["dot", "--model", "A", "--protocol", "pond"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for party in ["server0", "server1", "helper", "model-owner", "client"] {
-        assert!(text.contains(&format!("label=\"{party}\"")), "no cluster for {party}");
+        assert!(
+            text.contains(&format!("label=\"{party}\"")),
+            "no cluster for {party}"
+        );
     }
     assert!(text.contains(" B, round "));
 }
@@ -57,8 +72,21 @@ fn inspect_reports_parameters_as_json() {
 
 #[test]
 fn eval_plaintext_reports_accuracy_as_json() {
-    let out = shareflow(&["eval", "--model", "A", "--protocol", "plaintext", "--limit", "200", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = shareflow(&[
+        "eval",
+        "--model",
+        "A",
+        "--protocol",
+        "plaintext",
+        "--limit",
+        "200",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["images"], 200);
     assert!(v["accuracy"].as_f64().unwrap() > 0.9);
@@ -66,10 +94,33 @@ fn eval_plaintext_reports_accuracy_as_json() {
 
 #[test]
 fn eval_pond_reports_agreement_kl_bytes_rounds() {
-    let out = shareflow(&["eval", "--model", "A", "--protocol", "pond", "--limit", "100", "--batch", "50", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = shareflow(&[
+        "eval",
+        "--model",
+        "A",
+        "--protocol",
+        "pond",
+        "--limit",
+        "100",
+        "--batch",
+        "50",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for field in ["accuracy", "agreement", "kl", "median_ms", "bytes", "rounds", "per_party"] {
+    for field in [
+        "accuracy",
+        "agreement",
+        "kl",
+        "median_ms",
+        "bytes",
+        "rounds",
+        "per_party",
+    ] {
         assert!(!v[field].is_null(), "missing {field}");
     }
     assert!(v["agreement"].as_f64().unwrap() >= 0.95);
@@ -81,7 +132,10 @@ fn errors_are_clear() {
     let out = shareflow(&["eval", "--model", "B", "--protocol", "pond", "--limit", "1"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("maxpool2d") && err.contains("securenn"), "{err}");
+    assert!(
+        err.contains("maxpool2d") && err.contains("securenn"),
+        "{err}"
+    );
     let out = shareflow(&["eval", "--model", "A", "--data", "/nonexistent"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));

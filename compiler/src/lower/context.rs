@@ -125,7 +125,9 @@ impl Lowerer {
         }
         let origin = self.origin.take();
         let persists = self.pair_persists(a, b);
-        let seed = self.in_phase(persists, |cx| cx.emit(a, Kernel::SampleSeed, &[], ValueKind::Seed, &[]));
+        let seed = self.in_phase(persists, |cx| {
+            cx.emit(a, Kernel::SampleSeed, &[], ValueKind::Seed, &[])
+        });
         let theirs = self.send(seed, b, Exchange::Seed);
         self.origin = origin;
         self.pair_seeds.insert((a, b), (seed, theirs));
@@ -139,7 +141,13 @@ impl Lowerer {
     }
 
     /// The same pseudo-random tensor on `a` and `b`, from their pair seed.
-    pub fn common_random(&mut self, a: Host, b: Host, draw: Draw, shape: &[usize]) -> (ValueId, ValueId) {
+    pub fn common_random(
+        &mut self,
+        a: Host,
+        b: Host,
+        draw: Draw,
+        shape: &[usize],
+    ) -> (ValueId, ValueId) {
         let (sa, sb) = self.pair_seed(a, b);
         let stream = self.stream();
         let kind = match draw {
@@ -158,24 +166,46 @@ impl Lowerer {
     }
 
     /// A public float value as a ring constant (fixed point) on `host`.
-    pub fn public_ring(&mut self, host: Host, value: &ArrayD<f32>) -> Result<ValueId, CompileError> {
+    pub fn public_ring(
+        &mut self,
+        host: Host,
+        value: &ArrayD<f32>,
+    ) -> Result<ValueId, CompileError> {
         let fp = FixedPoint::new(self.frac_bits()).map_err(|e| self.error(e.to_string()))?;
         let encoded = fp.encode(value).map_err(|e| self.error(e.to_string()))?;
         let shape = encoded.shape().to_vec();
         let values = encoded.iter().copied().collect();
-        Ok(self.emit(host, Kernel::RingConst { values }, &[], ValueKind::Ring, &shape))
+        Ok(self.emit(
+            host,
+            Kernel::RingConst { values },
+            &[],
+            ValueKind::Ring,
+            &shape,
+        ))
     }
 
     /// A ring constant of raw words on `host`.
     pub fn ring_words(&mut self, host: Host, shape: &[usize], values: Vec<u64>) -> ValueId {
-        self.emit(host, Kernel::RingConst { values }, &[], ValueKind::Ring, shape)
+        self.emit(
+            host,
+            Kernel::RingConst { values },
+            &[],
+            ValueKind::Ring,
+            shape,
+        )
     }
 
     /// A public float value as a float constant on `host`.
     pub fn public_float(&mut self, host: Host, value: &ArrayD<f32>) -> ValueId {
         let shape = value.shape().to_vec();
         let values = value.iter().copied().collect();
-        self.emit(host, Kernel::FloatConst { values }, &[], ValueKind::Float, &shape)
+        self.emit(
+            host,
+            Kernel::FloatConst { values },
+            &[],
+            ValueKind::Float,
+            &shape,
+        )
     }
 
     /// Secret-shares a float value of its host: the host encodes it, server 0 receives a seed
@@ -188,7 +218,13 @@ impl Lowerer {
         let owner = self.host(value);
         let shape = self.shape(value).to_vec();
         let fb = self.frac_bits();
-        let encoded = self.emit(owner, Kernel::Encode { frac_bits: fb }, &[value], ValueKind::Ring, &shape);
+        let encoded = self.emit(
+            owner,
+            Kernel::Encode { frac_bits: fb },
+            &[value],
+            ValueKind::Ring,
+            &shape,
+        );
         let s = self.share_ring(encoded);
         self.shared.insert(value, s);
         s
@@ -235,7 +271,13 @@ impl Lowerer {
         let sum = self.emit_like(Kernel::Add, &[a, b]);
         let fb = self.frac_bits();
         let shape = self.shape(sum).to_vec();
-        self.emit(to, Kernel::Decode { frac_bits: fb }, &[sum], ValueKind::Float, &shape)
+        self.emit(
+            to,
+            Kernel::Decode { frac_bits: fb },
+            &[sum],
+            ValueKind::Float,
+            &shape,
+        )
     }
 
     /// Opens a shared value to both servers (it must be masked): each sends its share to the
@@ -257,7 +299,13 @@ impl Lowerer {
 
     /// Applies a binary kernel share-wise: `kernel(x_i, y_i)` (add, sub).
     pub fn local2(&mut self, kernel: Kernel, x: &Shared, y: &Shared, shape: &[usize]) -> Shared {
-        let a = self.emit(S0, kernel.clone(), &[x.s[0], y.s[0]], ValueKind::Ring, shape);
+        let a = self.emit(
+            S0,
+            kernel.clone(),
+            &[x.s[0], y.s[0]],
+            ValueKind::Ring,
+            shape,
+        );
         let b = self.emit(S1, kernel, &[x.s[1], y.s[1]], ValueKind::Ring, shape);
         Shared { s: [a, b] }
     }

@@ -63,8 +63,20 @@ impl Lowerer {
         let c = self.dealer_share(c);
         let mut z = [c.s[0]; 2];
         for (i, host) in [(0, S0), (1, S1)] {
-            let eb = self.emit(host, k.clone(), &[mx.e[i], my.a_shared.s[i]], ValueKind::Ring, shape);
-            let af = self.emit(host, k.clone(), &[mx.a_shared.s[i], my.e[i]], ValueKind::Ring, shape);
+            let eb = self.emit(
+                host,
+                k.clone(),
+                &[mx.e[i], my.a_shared.s[i]],
+                ValueKind::Ring,
+                shape,
+            );
+            let af = self.emit(
+                host,
+                k.clone(),
+                &[mx.a_shared.s[i], my.e[i]],
+                ValueKind::Ring,
+                shape,
+            );
             let mut acc = self.emit(host, Kernel::Add, &[c.s[i], eb], ValueKind::Ring, shape);
             acc = self.emit(host, Kernel::Add, &[acc, af], ValueKind::Ring, shape);
             if i == 0 {
@@ -123,14 +135,44 @@ impl Lowerer {
         let mut out = [c[0]; 2];
         for (i, host) in [(0, S0), (1, S1)] {
             // Step 2: w = (1 - msb(c)) << (64 - f), public.
-            let msb = self.emit(host, Kernel::ShrLogical { bits: 63 }, &[c[i]], ValueKind::Ring, &shape);
-            let not_msb = self.emit(host, Kernel::XorConst { value: 1 }, &[msb], ValueKind::Ring, &shape);
-            let w = self.emit(host, Kernel::Shl { bits: 64 - f }, &[not_msb], ValueKind::Ring, &shape);
+            let msb = self.emit(
+                host,
+                Kernel::ShrLogical { bits: 63 },
+                &[c[i]],
+                ValueKind::Ring,
+                &shape,
+            );
+            let not_msb = self.emit(
+                host,
+                Kernel::XorConst { value: 1 },
+                &[msb],
+                ValueKind::Ring,
+                &shape,
+            );
+            let w = self.emit(
+                host,
+                Kernel::Shl { bits: 64 - f },
+                &[not_msb],
+                ValueKind::Ring,
+                &shape,
+            );
             let wrap = self.emit(host, Kernel::Mul, &[w, r_msb.s[i]], ValueKind::Ring, &shape);
             // Step 3.
-            let mut t = self.emit(host, Kernel::Sub, &[wrap, r_hi.s[i]], ValueKind::Ring, &shape);
+            let mut t = self.emit(
+                host,
+                Kernel::Sub,
+                &[wrap, r_hi.s[i]],
+                ValueKind::Ring,
+                &shape,
+            );
             if i == 0 {
-                let c_hi = self.emit(host, Kernel::ShrLogical { bits: f }, &[c[0]], ValueKind::Ring, &shape);
+                let c_hi = self.emit(
+                    host,
+                    Kernel::ShrLogical { bits: f },
+                    &[c[0]],
+                    ValueKind::Ring,
+                    &shape,
+                );
                 t = self.emit(host, Kernel::Add, &[t, c_hi], ValueKind::Ring, &shape);
                 let unbias = self.ring_words(S0, &[], vec![(1u64 << 62) >> f]);
                 t = self.emit(host, Kernel::Sub, &[t, unbias], ValueKind::Ring, &shape);
@@ -143,8 +185,20 @@ impl Lowerer {
     /// `x * public` for a public ring tensor of the same or trailing shape (on both servers),
     /// truncated.
     pub fn mul_public(&mut self, x: &Shared, public: [ValueId; 2], shape: &[usize]) -> Shared {
-        let a = self.emit(S0, Kernel::Mul, &[x.s[0], public[0]], ValueKind::Ring, shape);
-        let b = self.emit(S1, Kernel::Mul, &[x.s[1], public[1]], ValueKind::Ring, shape);
+        let a = self.emit(
+            S0,
+            Kernel::Mul,
+            &[x.s[0], public[0]],
+            ValueKind::Ring,
+            shape,
+        );
+        let b = self.emit(
+            S1,
+            Kernel::Mul,
+            &[x.s[1], public[1]],
+            ValueKind::Ring,
+            shape,
+        );
         self.truncate(&Shared { s: [a, b] })
     }
 }

@@ -40,12 +40,17 @@ pub fn lower_common(
             Ok(cx.mul_public(&summed, divisor, dims))
         }),
         Op::BatchNorm { epsilon } => batchnorm(cx, inputs, *epsilon, dims),
-        Op::Reshape { shape } => {
-            to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Reshape { shape: shape.clone() }, &x, dims))
-        }
-        Op::Transpose { perm } => {
-            to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Transpose { perm: perm.clone() }, &x, dims))
-        }
+        Op::Reshape { shape } => to_shared(cx, &inputs[0]).map(|x| {
+            cx.local(
+                Kernel::Reshape {
+                    shape: shape.clone(),
+                },
+                &x,
+                dims,
+            )
+        }),
+        Op::Transpose { perm } => to_shared(cx, &inputs[0])
+            .map(|x| cx.local(Kernel::Transpose { perm: perm.clone() }, &x, dims)),
         Op::ReduceSum { axis } => {
             to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::ReduceSum { axis: *axis }, &x, dims))
         }
@@ -69,7 +74,11 @@ fn add_sub(
         }
         (Operand::Public(p), y) => {
             let y = to_shared(cx, y)?;
-            let y = if sub { cx.local(Kernel::Neg, &y, dims) } else { y };
+            let y = if sub {
+                cx.local(Kernel::Neg, &y, dims)
+            } else {
+                y
+            };
             let p0 = cx.public_ring(S0, p)?;
             Ok(cx.add_public(&y, p0, dims))
         }
@@ -95,14 +104,26 @@ fn product(
         (Operand::Public(p), y) => {
             let y = to_shared(cx, y)?;
             let p = [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?];
-            let z0 = cx.emit(S0, k.clone(), &[p[0], y.s[0]], shareflow_ops::ValueKind::Ring, dims);
+            let z0 = cx.emit(
+                S0,
+                k.clone(),
+                &[p[0], y.s[0]],
+                shareflow_ops::ValueKind::Ring,
+                dims,
+            );
             let z1 = cx.emit(S1, k, &[p[1], y.s[1]], shareflow_ops::ValueKind::Ring, dims);
             Ok(cx.truncate(&Shared { s: [z0, z1] }))
         }
         (x, Operand::Public(p)) => {
             let x = to_shared(cx, x)?;
             let p = [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?];
-            let z0 = cx.emit(S0, k.clone(), &[x.s[0], p[0]], shareflow_ops::ValueKind::Ring, dims);
+            let z0 = cx.emit(
+                S0,
+                k.clone(),
+                &[x.s[0], p[0]],
+                shareflow_ops::ValueKind::Ring,
+                dims,
+            );
             let z1 = cx.emit(S1, k, &[x.s[1], p[1]], shareflow_ops::ValueKind::Ring, dims);
             Ok(cx.truncate(&Shared { s: [z0, z1] }))
         }
@@ -166,7 +187,9 @@ fn batchnorm(
     };
     let (mean, var, gamma, beta) = match (stat(1), stat(2), stat(3), stat(4)) {
         (Ok(m), Ok(v), Ok(g), Ok(b)) => (m, v, g, b),
-        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return Err(cx.error(e)),
+        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => {
+            return Err(cx.error(e))
+        }
     };
     let scale = &gamma / &var.mapv(|v| (v + epsilon).sqrt());
     let shift = &beta - &(&mean * &scale);

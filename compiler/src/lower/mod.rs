@@ -10,8 +10,8 @@ pub mod context;
 pub mod dealer;
 pub mod linear;
 pub mod phase;
-pub mod pond;
 pub mod poly;
+pub mod pond;
 pub mod securenn;
 
 use std::collections::HashMap;
@@ -126,7 +126,13 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                     Operand::Shared(x) => cx.reveal(x, to),
                 };
                 let shape = cx.shape(value).to_vec();
-                cx.emit(to, Kernel::Output { name: name.clone() }, &[value], ValueKind::Float, &shape);
+                cx.emit(
+                    to,
+                    Kernel::Output { name: name.clone() },
+                    &[value],
+                    ValueKind::Float,
+                    &shape,
+                );
                 Operand::Private { host: to, value }
             }
             (op, Visibility::Public) => {
@@ -137,7 +143,8 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                         _ => Err(cx.error("a public node has a non-public input")),
                     })
                     .collect::<Result<_, _>>()?;
-                let out = plain_op::eval(op, &node.shape, &args).map_err(|e| cx.error(e.to_string()))?;
+                let out =
+                    plain_op::eval(op, &node.shape, &args).map_err(|e| cx.error(e.to_string()))?;
                 Operand::Public(out.value)
             }
             (op, Visibility::Private(p)) => {
@@ -187,10 +194,14 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
             // `relu_before_maxpool`): here it passes its input through.
             (Op::Relu, Visibility::Shared) if deferred.contains(&id) => inputs[0].clone(),
             (op @ Op::MaxPool2d { .. }, Visibility::Shared)
-                if graph.inputs(id).first().is_some_and(|i| deferred.contains(i)) =>
+                if graph
+                    .inputs(id)
+                    .first()
+                    .is_some_and(|i| deferred.contains(i)) =>
             {
                 let pooled = protocol.lower_op(cx, op, &node.shape, &inputs)?;
-                let relu = protocol.lower_op(cx, &Op::Relu, &node.shape, &[Operand::Shared(pooled)])?;
+                let relu =
+                    protocol.lower_op(cx, &Op::Relu, &node.shape, &[Operand::Shared(pooled)])?;
                 Operand::Shared(relu)
             }
             (op, Visibility::Shared) => {
@@ -214,9 +225,9 @@ pub fn relu_before_maxpool(graph: &Graph) -> std::collections::HashSet<NodeId> {
                 && n.visibility == Visibility::Shared
                 && !graph.users(*id).is_empty()
                 && graph.users(*id).iter().all(|u| {
-                    graph
-                        .node(*u)
-                        .is_ok_and(|n| matches!(n.op, Op::MaxPool2d { .. }) && n.visibility == Visibility::Shared)
+                    graph.node(*u).is_ok_and(|n| {
+                        matches!(n.op, Op::MaxPool2d { .. }) && n.visibility == Visibility::Shared
+                    })
                 })
         })
         .map(|(id, _)| id)

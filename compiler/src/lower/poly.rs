@@ -82,7 +82,10 @@ impl Fit {
     /// The polynomial at `x` (not scaled).
     pub fn eval(&self, x: f64) -> f64 {
         let u = x / self.interval;
-        self.coefficients.iter().rev().fold(0.0, |acc, &c| acc * u + c)
+        self.coefficients
+            .iter()
+            .rev()
+            .fold(0.0, |acc, &c| acc * u + c)
     }
 }
 
@@ -109,7 +112,13 @@ fn solve(mut m: Vec<Vec<f64>>) -> Vec<f64> {
         }
     }
     (0..n)
-        .map(|i| if m[i][i].abs() < 1e-300 { 0.0 } else { m[i][n] / m[i][i] })
+        .map(|i| {
+            if m[i][i].abs() < 1e-300 {
+                0.0
+            } else {
+                m[i][n] / m[i][i]
+            }
+        })
         .collect()
 }
 
@@ -117,7 +126,12 @@ impl Lowerer {
     /// Evaluates a fitted polynomial on a shared value: scale to `u = x / B`, the powers
     /// `u^k` by products of lower powers (depth `ceil(log2 d)` products, each opened once),
     /// then `sum c_k u^k` with one truncation.
-    pub fn polynomial(&mut self, x: &Shared, fit: &Fit, shape: &Shape) -> Result<Shared, CompileError> {
+    pub fn polynomial(
+        &mut self,
+        x: &Shared,
+        fit: &Fit,
+        shape: &Shape,
+    ) -> Result<Shared, CompileError> {
         let dims = shape.dims();
         let inv = ArrayD::from_elem(vec![], (1.0 / fit.interval) as f32);
         let inv = [self.public_ring(S0, &inv)?, self.public_ring(S1, &inv)?];
@@ -134,8 +148,20 @@ impl Lowerer {
         for (k, power) in powers.iter().enumerate().skip(1) {
             let c = ArrayD::from_elem(vec![], fit.coefficients[k] as f32);
             let c = [self.public_ring(S0, &c)?, self.public_ring(S1, &c)?];
-            let a = self.emit(S0, Kernel::Mul, &[power.s[0], c[0]], shareflow_ops::ValueKind::Ring, dims);
-            let b = self.emit(S1, Kernel::Mul, &[power.s[1], c[1]], shareflow_ops::ValueKind::Ring, dims);
+            let a = self.emit(
+                S0,
+                Kernel::Mul,
+                &[power.s[0], c[0]],
+                shareflow_ops::ValueKind::Ring,
+                dims,
+            );
+            let b = self.emit(
+                S1,
+                Kernel::Mul,
+                &[power.s[1], c[1]],
+                shareflow_ops::ValueKind::Ring,
+                dims,
+            );
             let term = Shared { s: [a, b] };
             acc = Some(match acc {
                 None => term,
@@ -161,13 +187,29 @@ mod tests {
 
     #[test]
     fn fits_are_as_close_as_documented() {
-        let sig = Fit::new(Target::Sigmoid, &PolyApprox { interval: 8.0, degree: 7 });
+        let sig = Fit::new(
+            Target::Sigmoid,
+            &PolyApprox {
+                interval: 8.0,
+                degree: 7,
+            },
+        );
         // Documented in `CompileOptions::default`: 0.032 on [-8, 8] at degree 7.
         assert!(sig.max_error < 0.035, "sigmoid error {}", sig.max_error);
-        let relu = Fit::new(Target::Relu, &PolyApprox { interval: 1.0, degree: 2 });
+        let relu = Fit::new(
+            Target::Relu,
+            &PolyApprox {
+                interval: 1.0,
+                degree: 2,
+            },
+        );
         // The best quadratic for relu on [-1, 1] is about 3/32 + x/2 + 15/32 x^2.
         assert!((relu.coefficients[1] - 0.5).abs() < 1e-6);
-        assert!((relu.coefficients[2] - 15.0 / 32.0).abs() < 1e-3, "{:?}", relu.coefficients);
+        assert!(
+            (relu.coefficients[2] - 15.0 / 32.0).abs() < 1e-3,
+            "{:?}",
+            relu.coefficients
+        );
         assert!(relu.max_error < 0.1);
     }
 }

@@ -49,9 +49,29 @@ mod tests {
     fn keeps_what_outputs_need_across_parties() {
         let mut low = LowGraph::default();
         low.push(node(0, Kernel::Input { name: "x".into() }, &[])); // 0
-        low.push(node(0, Kernel::Input { name: "unused".into() }, &[])); // 1
-        low.push(node(0, Kernel::Send { to: 1, exchange: Exchange::Reveal }, &[0])); // 2
-        low.push(node(1, Kernel::Recv { from: 0, send: ValueId(2) }, &[])); // 3
+        low.push(node(
+            0,
+            Kernel::Input {
+                name: "unused".into(),
+            },
+            &[],
+        )); // 1
+        low.push(node(
+            0,
+            Kernel::Send {
+                to: 1,
+                exchange: Exchange::Reveal,
+            },
+            &[0],
+        )); // 2
+        low.push(node(
+            1,
+            Kernel::Recv {
+                from: 0,
+                send: ValueId(2),
+            },
+            &[],
+        )); // 3
         low.push(node(1, Kernel::Output { name: "y".into() }, &[3])); // 4
         low.push(node(1, Kernel::Neg, &[3])); // 5, unused
         remove_dead(&mut low);

@@ -36,8 +36,14 @@ impl Mnist {
     /// Loads a split from `dir` (`train-images-idx3-ubyte[.gz]` and so on), at most `limit`
     /// images.
     pub fn load(dir: &Path, split: Split, limit: Option<usize>) -> Result<Mnist> {
-        let images = read_idx(&find(dir, &format!("{}-images-idx3-ubyte", split.prefix()))?)?;
-        let labels = read_idx(&find(dir, &format!("{}-labels-idx1-ubyte", split.prefix()))?)?;
+        let images = read_idx(&find(
+            dir,
+            &format!("{}-images-idx3-ubyte", split.prefix()),
+        )?)?;
+        let labels = read_idx(&find(
+            dir,
+            &format!("{}-labels-idx1-ubyte", split.prefix()),
+        )?)?;
         Mnist::from_idx(images, labels, limit)
     }
 
@@ -86,7 +92,10 @@ impl Mnist {
 
     /// Images `start..end` as a dynamic-rank array.
     pub fn batch(&self, start: usize, end: usize) -> ArrayD<f32> {
-        self.images.slice(s![start..end, .., .., ..]).to_owned().into_dyn()
+        self.images
+            .slice(s![start..end, .., .., ..])
+            .to_owned()
+            .into_dyn()
     }
 
     /// The images at `indices`, in that order.
@@ -135,7 +144,8 @@ fn read_idx(path: &Path) -> Result<Idx> {
             .map_err(|e| err(format!("gzip: {e}")))?;
     } else {
         let mut file = file;
-        file.read_to_end(&mut bytes).map_err(|e| err(e.to_string()))?;
+        file.read_to_end(&mut bytes)
+            .map_err(|e| err(e.to_string()))?;
     }
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(err("not an IDX file (bad magic)".into()));
@@ -190,7 +200,10 @@ mod tests {
         let mut img = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
         img.extend([0, 255, 51, 102, 1, 2, 3, 4]);
         write(&dir.path().join("t10k-images-idx3-ubyte"), &img);
-        write(&dir.path().join("t10k-labels-idx1-ubyte"), &[0, 0, 8, 1, 0, 0, 0, 2, 7, 3]);
+        write(
+            &dir.path().join("t10k-labels-idx1-ubyte"),
+            &[0, 0, 8, 1, 0, 0, 0, 2, 7, 3],
+        );
         let m = Mnist::load(dir.path(), Split::Test, None).unwrap();
         assert_eq!(m.images.shape(), &[2, 2, 2, 1]);
         assert_eq!(m.labels, vec![7, 3]);
@@ -198,10 +211,14 @@ mod tests {
         assert_eq!(m.images[[0, 1, 0, 0]], 0.2);
         // Truncated data is an error that names the file.
         write(&dir.path().join("t10k-images-idx3-ubyte"), &img[..20]);
-        let e = Mnist::load(dir.path(), Split::Test, None).unwrap_err().to_string();
+        let e = Mnist::load(dir.path(), Split::Test, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t10k-images-idx3-ubyte"), "{e}");
         // A missing split names the file it looked for.
-        let e = Mnist::load(dir.path(), Split::Train, None).unwrap_err().to_string();
+        let e = Mnist::load(dir.path(), Split::Train, None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("train-images-idx3-ubyte"), "{e}");
     }
 

@@ -41,7 +41,11 @@ impl InProcessRun {
 
     /// Rounds of the run (the same for every party that communicates).
     pub fn rounds(&self) -> u32 {
-        self.parties.iter().map(|p| p.metrics.rounds).max().unwrap_or(0)
+        self.parties
+            .iter()
+            .map(|p| p.metrics.rounds)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -135,7 +139,12 @@ pub fn run_in_process_full(
     if !errors.is_empty() {
         let cause = errors
             .iter()
-            .position(|e| !matches!(e, RuntimeError::Transport { .. } | RuntimeError::Timeout { .. }))
+            .position(|e| {
+                !matches!(
+                    e,
+                    RuntimeError::Transport { .. } | RuntimeError::Timeout { .. }
+                )
+            })
             .unwrap_or(0);
         return Err(errors.swap_remove(cause));
     }

@@ -61,10 +61,12 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             Value::Float(v.clone())
         }
         Kernel::FloatConst { values } => Value::Float(
-            ArrayD::from_shape_vec(IxDyn(&instr.shape), values.clone()).map_err(|e| shape_err(instr, e))?,
+            ArrayD::from_shape_vec(IxDyn(&instr.shape), values.clone())
+                .map_err(|e| shape_err(instr, e))?,
         ),
         Kernel::RingConst { values } => Value::Ring(
-            ArrayD::from_shape_vec(IxDyn(&instr.shape), values.clone()).map_err(|e| shape_err(instr, e))?,
+            ArrayD::from_shape_vec(IxDyn(&instr.shape), values.clone())
+                .map_err(|e| shape_err(instr, e))?,
         ),
         Kernel::Plain { op } => {
             let floats = args
@@ -77,7 +79,12 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         }
         Kernel::Encode { frac_bits } => {
             let x = args[0].as_float("encode").map_err(at)?;
-            Value::Ring(FixedPoint::new(*frac_bits).map_err(at)?.encode(x).map_err(at)?)
+            Value::Ring(
+                FixedPoint::new(*frac_bits)
+                    .map_err(at)?
+                    .encode(x)
+                    .map_err(at)?,
+            )
         }
         Kernel::Decode { frac_bits } => {
             Value::Float(FixedPoint::new(*frac_bits).map_err(at)?.decode_f32(r(0)?))
@@ -88,9 +95,17 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Mul => Value::Ring(ring::mul(r(0)?, r(1)?).map_err(at)?),
         Kernel::MatMul => Value::Ring(ring::matmul(r(0)?, r(1)?).map_err(at)?),
         Kernel::Conv2d { stride, padding } => Value::Ring(
-            ring::conv2d(r(0)?, r(1)?, (stride[0], stride[1]), plain_op::padding(*padding)).map_err(at)?,
+            ring::conv2d(
+                r(0)?,
+                r(1)?,
+                (stride[0], stride[1]),
+                plain_op::padding(*padding),
+            )
+            .map_err(at)?,
         ),
-        Kernel::SumPool2d { window } => Value::Ring(sum_pool(r(0)?, window, &instr.shape).map_err(at)?),
+        Kernel::SumPool2d { window } => {
+            Value::Ring(sum_pool(r(0)?, window, &instr.shape).map_err(at)?)
+        }
         Kernel::ShrArith { bits } => Value::Ring(ring::shr_arith(r(0)?, *bits).map_err(at)?),
         Kernel::ShrLogical { bits } => Value::Ring(ring::shr_logical(r(0)?, *bits).map_err(at)?),
         Kernel::Shl { bits } => Value::Ring(ring::shl(r(0)?, *bits).map_err(at)?),
@@ -102,7 +117,11 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             None => fresh_seed().map_err(at)?,
             Some(master) => Prg::new(master, Domain::new(0, instr.id.0 as u64, 0x5eed)).seed(),
         }),
-        Kernel::Expand { stream, draw, shape } => {
+        Kernel::Expand {
+            stream,
+            draw,
+            shape,
+        } => {
             let seed = args[0].as_seed("expand").map_err(at)?;
             let purpose = match draw {
                 Draw::Ring => 1,
@@ -114,9 +133,10 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             match draw {
                 Draw::Ring => Value::Ring(prg.ring(shape).map_err(at)?),
                 Draw::OddRing => Value::OddRing(prg.odd_ring(shape).map_err(at)?),
-                Draw::Field { p } => {
-                    Value::Small(prg.field(PrimeField::new(*p).map_err(at)?, shape).map_err(at)?)
-                }
+                Draw::Field { p } => Value::Small(
+                    prg.field(PrimeField::new(*p).map_err(at)?, shape)
+                        .map_err(at)?,
+                ),
                 Draw::Bits => Value::Small(prg.bits(shape).map_err(at)?),
             }
         }
@@ -130,10 +150,12 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::BitTo { kind } => match kind {
             shareflow_ops::ValueKind::Ring => Value::Ring(ring::bits_to_words(small(0)?)),
             shareflow_ops::ValueKind::OddRing => Value::OddRing(ring::bits_to_words(small(0)?)),
-            other => return Err(at(OpsError::InvalidArgument {
-                op: "bit_to",
-                message: format!("bits become ring or odd-ring words, not {}", other.name()),
-            })),
+            other => {
+                return Err(at(OpsError::InvalidArgument {
+                    op: "bit_to",
+                    message: format!("bits become ring or odd-ring words, not {}", other.name()),
+                }))
+            }
         },
         Kernel::XorPublicBit { add } => {
             let is_odd = arg(0)?.kind() == shareflow_ops::ValueKind::OddRing;
@@ -148,14 +170,22 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::FieldSub { p } => Value::Small(field(*p)?.sub(small(0)?, small(1)?).map_err(at)?),
         Kernel::CompareBits { party, p, stream } => {
             let seed = arg(3)?.as_seed("compare_bits").map_err(at)?;
-            let mut common = Prg::new(seed, Domain::new(cx.session, *stream, 0x300 | u32::from(*p)));
+            let mut common = Prg::new(
+                seed,
+                Domain::new(cx.session, *stream, 0x300 | u32::from(*p)),
+            );
             let (x, r, beta) = (small(0)?, word(1)?, small(2)?);
-            Value::Small(ring::compare_bits(field(*p)?, *party, x, r, beta, &mut common).map_err(at)?)
+            Value::Small(
+                ring::compare_bits(field(*p)?, *party, x, r, beta, &mut common).map_err(at)?,
+            )
         }
         Kernel::AnyZero => Value::Small(ring::any_zero(small(0)?).map_err(at)?),
         Kernel::MulNonzero { stream, p } => {
             let seed = arg(1)?.as_seed("mul_nonzero").map_err(at)?;
-            let mut prg = Prg::new(seed, Domain::new(cx.session, *stream, 0x200 | u32::from(*p)));
+            let mut prg = Prg::new(
+                seed,
+                Domain::new(cx.session, *stream, 0x200 | u32::from(*p)),
+            );
             Value::Small(ring::mul_random_nonzero(field(*p)?, small(0)?, &mut prg).map_err(at)?)
         }
         Kernel::PermuteLast { stream } => {
@@ -166,13 +196,22 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Windows { window, pad } => {
             Value::Ring(ring::windows(ring_at(0)?, &plain_op::window(window), *pad).map_err(at)?)
         }
-        Kernel::StridedSlice { axis, start, step, len } => {
-            Value::Ring(ring::strided_slice(ring_at(0)?, *axis, *start, *step, *len).map_err(at)?)
+        Kernel::StridedSlice {
+            axis,
+            start,
+            step,
+            len,
+        } => Value::Ring(ring::strided_slice(ring_at(0)?, *axis, *start, *step, *len).map_err(at)?),
+        Kernel::Concat { axis } => {
+            Value::Ring(ring::concat(ring_at(0)?, ring_at(1)?, *axis).map_err(at)?)
         }
-        Kernel::Concat { axis } => Value::Ring(ring::concat(ring_at(0)?, ring_at(1)?, *axis).map_err(at)?),
-        Kernel::Iota { axis, scale } => Value::Ring(ring::iota(&instr.shape, *axis, *scale).map_err(at)?),
+        Kernel::Iota { axis, scale } => {
+            Value::Ring(ring::iota(&instr.shape, *axis, *scale).map_err(at)?)
+        }
         Kernel::OneHot { n } => Value::Ring(ring::one_hot(ring_at(0)?, *n).map_err(at)?),
-        Kernel::RotateLast { keep } => Value::Ring(ring::rotate_last(ring_at(0)?, ring_at(1)?, *keep).map_err(at)?),
+        Kernel::RotateLast { keep } => {
+            Value::Ring(ring::rotate_last(ring_at(0)?, ring_at(1)?, *keep).map_err(at)?)
+        }
         Kernel::Output { .. }
         | Kernel::Send { .. }
         | Kernel::Recv { .. }
@@ -193,10 +232,13 @@ fn sum_pool(
     window: &shareflow_graphs::op::Window,
     out_shape: &[usize],
 ) -> std::result::Result<ArrayD<u64>, OpsError> {
-    let x4 = x.view().into_dimensionality::<Ix4>().map_err(|_| OpsError::InvalidArgument {
-        op: "sumpool2d",
-        message: format!("expected NHWC, got {:?}", x.shape()),
-    })?;
+    let x4 = x
+        .view()
+        .into_dimensionality::<Ix4>()
+        .map_err(|_| OpsError::InvalidArgument {
+            op: "sumpool2d",
+            message: format!("expected NHWC, got {:?}", x.shape()),
+        })?;
     let c = x.shape()[3];
     let cols = im2col(x4, &plain_op::window(window))?;
     let rows = cols.nrows();

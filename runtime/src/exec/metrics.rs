@@ -54,7 +54,13 @@ impl PartyMetrics {
     }
 
     /// Fills in time, rounds and the traffic since `before`.
-    pub fn finish(&mut self, wall: Duration, rounds: u32, before: &TransportStats, t: &dyn Transport) {
+    pub fn finish(
+        &mut self,
+        wall: Duration,
+        rounds: u32,
+        before: &TransportStats,
+        t: &dyn Transport,
+    ) {
         self.wall_ms = wall.as_secs_f64() * 1e3;
         self.rounds = rounds;
         let now = t.stats();

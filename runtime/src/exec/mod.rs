@@ -144,14 +144,18 @@ pub fn run_party_full(
             let mut got: HashMap<u64, Value> = batch.entries.into_iter().collect();
             for &idx in recvs {
                 let instr = &program.instrs[idx];
-                let Kernel::Recv { send, .. } = instr.kernel else { continue };
-                let v = got.remove(&(send.0 as u64)).ok_or_else(|| RuntimeError::Node {
-                    node: kernels::label(instr),
-                    message: format!(
-                        "party {} sent no value {send} in round {r}",
-                        transport.party_name(from)
-                    ),
-                })?;
+                let Kernel::Recv { send, .. } = instr.kernel else {
+                    continue;
+                };
+                let v = got
+                    .remove(&(send.0 as u64))
+                    .ok_or_else(|| RuntimeError::Node {
+                        node: kernels::label(instr),
+                        message: format!(
+                            "party {} sent no value {send} in round {r}",
+                            transport.party_name(from)
+                        ),
+                    })?;
                 if v.kind() != instr.kind || v.shape() != instr.shape.as_slice() {
                     return Err(RuntimeError::Node {
                         node: kernels::label(instr),
@@ -169,7 +173,12 @@ pub fn run_party_full(
             }
         }
     }
-    metrics.finish(start.elapsed(), plan.communication_rounds(), &before, transport);
+    metrics.finish(
+        start.elapsed(),
+        plan.communication_rounds(),
+        &before,
+        transport,
+    );
     Ok(PartyResult { outputs, metrics })
 }
 

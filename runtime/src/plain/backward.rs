@@ -95,7 +95,10 @@ fn node_backward(
             for (slot, other) in [(0, 1), (1, 0)] {
                 if want(slot) {
                     let prod = k::mul(g.view(), x(other)?.view()).map_err(at)?;
-                    out.push((slot, k::reduce_to_shape(prod.view(), x(slot)?.shape()).map_err(at)?));
+                    out.push((
+                        slot,
+                        k::reduce_to_shape(prod.view(), x(slot)?.shape()).map_err(at)?,
+                    ));
                 }
             }
         }
@@ -127,8 +130,8 @@ fn node_backward(
                     out.push((1, gr.dw.into_dyn()));
                 }
                 (true, false) => {
-                    let dx = k::conv2d_backward_input(shape(&xv), wv, dy, s, padding(*p))
-                        .map_err(at)?;
+                    let dx =
+                        k::conv2d_backward_input(shape(&xv), wv, dy, s, padding(*p)).map_err(at)?;
                     out.push((0, dx.into_dyn()));
                 }
                 (false, true) => {
@@ -153,8 +156,8 @@ fn node_backward(
         Op::AvgPool2d { window: w } => {
             let xs = x(0)?.shape();
             let dy = to_rank::<_, Ix4>(g.view(), "avgpool2d").map_err(at)?;
-            let dx = k::avgpool2d_backward(dy, [xs[0], xs[1], xs[2], xs[3]], &window(w))
-                .map_err(at)?;
+            let dx =
+                k::avgpool2d_backward(dy, [xs[0], xs[1], xs[2], xs[3]], &window(w)).map_err(at)?;
             out.push((0, dx.into_dyn()));
         }
         Op::Relu => out.push((0, k::relu_backward(x(0)?.view(), g.view()).map_err(at)?)),
@@ -251,7 +254,10 @@ mod tests {
                 let f = |inp: &HashMap<String, ArrayD<f32>>| -> f64 {
                     let e = forward(graph, inp).unwrap();
                     let y = e.value(graph, out).unwrap();
-                    y.iter().zip(r.iter()).map(|(&a, &b)| a as f64 * b as f64).sum()
+                    y.iter()
+                        .zip(r.iter())
+                        .map(|(&a, &b)| a as f64 * b as f64)
+                        .sum()
                 };
                 let numeric = (f(&plus) - f(&minus)) / (2.0 * eps as f64);
                 let analytic = g.as_slice().unwrap()[i] as f64;

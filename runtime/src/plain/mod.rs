@@ -27,10 +27,12 @@ pub struct Evaluation {
 impl Evaluation {
     /// The value of a node, or an error naming it.
     pub fn value(&self, graph: &Graph, id: NodeId) -> crate::Result<&ArrayD<f32>> {
-        self.values.get(&id).ok_or_else(|| crate::RuntimeError::Node {
-            node: graph.label(id),
-            message: "no value was computed".into(),
-        })
+        self.values
+            .get(&id)
+            .ok_or_else(|| crate::RuntimeError::Node {
+                node: graph.label(id),
+                message: "no value was computed".into(),
+            })
     }
 
     /// The outputs by name, with the party that receives each.

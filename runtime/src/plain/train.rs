@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 use std::f32::consts::PI;
 
+use self::rand_distr_free::normal;
 use ndarray::{ArrayD, Axis, Ix2, IxDyn};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use self::rand_distr_free::normal;
 use shareflow_graphs::zoo::{ModelKind, ZooModel, IMAGE};
 use shareflow_ops::plain::{self as k, to_rank, Sgd};
 
@@ -81,7 +81,11 @@ pub fn train(
     if steps_per_epoch == 0 {
         return Err(RuntimeError::Node {
             node: "train".into(),
-            message: format!("{} images are fewer than one batch of {}", data.len(), cfg.batch),
+            message: format!(
+                "{} images are fewer than one batch of {}",
+                data.len(),
+                cfg.batch
+            ),
         });
     }
     let total = steps_per_epoch * cfg.epochs;
@@ -97,7 +101,8 @@ pub fn train(
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut step = 0;
     // The graph's inputs: the parameters (updated in place) and the current batch.
-    let mut inputs: HashMap<String, ArrayD<f32>> = std::mem::take(&mut weights.arrays).into_iter().collect();
+    let mut inputs: HashMap<String, ArrayD<f32>> =
+        std::mem::take(&mut weights.arrays).into_iter().collect();
     for epoch in 0..cfg.epochs {
         order.shuffle(&mut rng);
         for chunk in order.chunks_exact(cfg.batch) {
@@ -123,7 +128,11 @@ pub fn train(
             let grads: Vec<ArrayD<f32>> = ids
                 .iter()
                 .zip(&params)
-                .map(|(id, p)| grads.remove(id).unwrap_or_else(|| ArrayD::zeros(p.raw_dim())))
+                .map(|(id, p)| {
+                    grads
+                        .remove(id)
+                        .unwrap_or_else(|| ArrayD::zeros(p.raw_dim()))
+                })
                 .collect();
             Sgd::new(lr, cfg.momentum).step(&mut params, &grads, &mut velocity)?;
             for (n, p) in names.iter().zip(params) {
@@ -165,12 +174,15 @@ pub fn predict(
         for p in &model.params {
             inputs.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
         }
-        let slice = images.slice_axis(Axis(0), (start..start + size).into()).to_owned();
+        let slice = images
+            .slice_axis(Axis(0), (start..start + size).into())
+            .to_owned();
         inputs.insert(IMAGE.to_string(), slice);
         let eval = forward(&model.graph, &inputs)?;
         let logits = eval.value(&model.graph, model.logits)?;
         let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
-        out.slice_mut(ndarray::s![start..start + size, ..]).assign(&logits);
+        out.slice_mut(ndarray::s![start..start + size, ..])
+            .assign(&logits);
         start += size;
     }
     Ok(out)

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
-use shareflow_tools::commands::{bench, compile, demo, dot, eval, inspect, keys, run_graph, train};
 use shareflow_tools::commands::Options;
+use shareflow_tools::commands::{bench, compile, demo, dot, eval, inspect, keys, run_graph, train};
 use shareflow_tools::ToolError;
 
 #[derive(Parser)]

@@ -40,28 +40,44 @@ fn io(path: &Path, e: impl ToString) -> ToolError {
 
 /// The command that runs one party: `shareflow run-graph` of this very executable.
 fn party_command() -> Result<Command> {
-    let exe = std::env::current_exe().map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
     let mut c = Command::new(exe);
     c.arg("run-graph");
     Ok(c)
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let test = Mnist::load(&data_dir(args.data.clone()), Split::Test, Some(args.index + 1))?;
+    let test = Mnist::load(
+        &data_dir(args.data.clone()),
+        Split::Test,
+        Some(args.index + 1),
+    )?;
     if args.index >= test.len() {
-        return Err(ToolError::Usage(format!("--index {} is beyond the test set", args.index)));
+        return Err(ToolError::Usage(format!(
+            "--index {} is beyond the test set",
+            args.index
+        )));
     }
     let image = test.batch(args.index, args.index + 1);
     let label = test.labels[args.index];
     let weights = load_weights(args.model, None)?;
-    let dir = tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let dir =
+        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
     let dir = dir.path();
 
     // Compile, and make a CA, certificates and a loopback cluster file for every party.
     let zoo = ZooModel::build(args.model, 1)?;
-    let compiled = compile(&zoo.graph, args.protocol, args.options.for_model(args.model)).map_err(|e| ToolError::Usage(e.to_string()))?;
+    let compiled = compile(
+        &zoo.graph,
+        args.protocol,
+        args.options.for_model(args.model),
+    )
+    .map_err(|e| ToolError::Usage(e.to_string()))?;
     let graph_path = dir.join("compiled.json");
-    let json = compiled.to_json().map_err(|e| ToolError::Usage(e.to_string()))?;
+    let json = compiled
+        .to_json()
+        .map_err(|e| ToolError::Usage(e.to_string()))?;
     std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;
     ClusterConfig::local(&compiled.parties, dir, 0)?;
     let image_path = dir.join("image.npy");
@@ -89,9 +105,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
             cmd.arg("--weights").arg(weights_path(args.model, None));
         }
         if party == CLIENT {
-            cmd.arg("--input").arg(format!("{IMAGE}={}", image_path.display()));
+            cmd.arg("--input")
+                .arg(format!("{IMAGE}={}", image_path.display()));
         }
-        let child = cmd.spawn().map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;
         children.push((party.clone(), child));
     }
     let mut metrics = Vec::new();
@@ -105,20 +124,36 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
             metrics.push((party, v["metrics"].clone()));
         } else {
-            failures.push(format!("{party}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+            failures.push(format!(
+                "{party}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
     }
     let wall_ms = start.elapsed().as_secs_f64() * 1e3;
     if !failures.is_empty() {
-        return Err(ToolError::Usage(format!("parties failed:\n  {}", failures.join("\n  "))));
+        return Err(ToolError::Usage(format!(
+            "parties failed:\n  {}",
+            failures.join("\n  ")
+        )));
     }
 
-    let logits = read_npy(&dir.join(format!("out-{CLIENT}")).join(format!("{LOGITS}.npy")))?;
+    let logits = read_npy(
+        &dir.join(format!("out-{CLIENT}"))
+            .join(format!("{LOGITS}.npy")),
+    )?;
     let secure_digit = argmax(logits.as_slice().unwrap_or(&[]));
     let plain = predict(args.model, &weights, &image, 1)?;
     let plain_digit = argmax(plain.as_slice().unwrap_or(&[]));
-    let bytes: u64 = metrics.iter().map(|(_, m)| m["bytes_sent"].as_u64().unwrap_or(0)).sum();
-    let rounds = metrics.iter().map(|(_, m)| m["rounds"].as_u64().unwrap_or(0)).max().unwrap_or(0);
+    let bytes: u64 = metrics
+        .iter()
+        .map(|(_, m)| m["bytes_sent"].as_u64().unwrap_or(0))
+        .sum();
+    let rounds = metrics
+        .iter()
+        .map(|(_, m)| m["rounds"].as_u64().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
     let mut per_party = serde_json::Map::new();
     for (p, m) in &metrics {
         per_party.insert(
@@ -136,7 +171,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .set("label", label)
         .set("predicted", secure_digit)
         .set("plaintext_predicted", plain_digit)
-        .set("agreement", if secure_digit == plain_digit { 1.0 } else { 0.0 })
+        .set(
+            "agreement",
+            if secure_digit == plain_digit {
+                1.0
+            } else {
+                0.0
+            },
+        )
         .set("wall_ms", wall_ms)
         .set("bytes", bytes)
         .set("static_bytes", cost.bytes)

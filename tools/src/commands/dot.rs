@@ -13,8 +13,11 @@ pub fn run(model: ModelKind, protocol: Option<&str>, options: super::Options) ->
     match protocol {
         None | Some("plaintext") => print!("{}", zoo.graph.to_dot()),
         Some(p) => {
-            let kind: ProtocolKind = p.parse().map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
-            let compiled = compile(&zoo.graph, kind, options.for_model(model)).map_err(|e| ToolError::Usage(e.to_string()))?;
+            let kind: ProtocolKind = p
+                .parse()
+                .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
+            let compiled = compile(&zoo.graph, kind, options.for_model(model))
+                .map_err(|e| ToolError::Usage(e.to_string()))?;
             print!("{}", shareflow_compiler::dot::to_dot(&compiled));
         }
     }

@@ -30,7 +30,11 @@ pub fn run(model: ModelKind, json: bool) -> Result<()> {
             .set("parameters", params)
             .set(
                 "layers",
-                layers.layers.iter().map(|l| l.describe()).collect::<Vec<_>>(),
+                layers
+                    .layers
+                    .iter()
+                    .map(|l| l.describe())
+                    .collect::<Vec<_>>(),
             )
             .set(
                 "nodes",

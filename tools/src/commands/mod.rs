@@ -22,7 +22,8 @@ use crate::{Result, ToolError};
 
 /// The committed weights of a network: `models/<x>.npz`.
 pub fn weights_path(kind: ModelKind, explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(|| models_dir().join(format!("{}.npz", kind.to_string().to_lowercase())))
+    explicit
+        .unwrap_or_else(|| models_dir().join(format!("{}.npz", kind.to_string().to_lowercase())))
 }
 
 /// Loads a network's weights, with a hint when they are missing.

@@ -52,7 +52,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let out = weights_path(args.model, args.out);
     weights.save(&out)?;
-    let logits = predict(args.model, &weights, &test_set.images.clone().into_dyn(), 1000)?;
+    let logits = predict(
+        args.model,
+        &weights,
+        &test_set.images.clone().into_dyn(),
+        1000,
+    )?;
     let acc = accuracy(&logits, &test_set.labels);
     let mut r = Report::new();
     r.set("model", args.model.to_string())
