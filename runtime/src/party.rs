@@ -15,8 +15,13 @@ use crate::{Result, RuntimeError};
 /// SHA-256 of the compiled graph's JSON: parties started with different graphs refuse each
 /// other.
 pub fn graph_digest(graph: &CompiledGraph) -> Result<[u8; 32]> {
-    let json = graph.to_json().map_err(|e| RuntimeError::Node {
-        node: "compiled graph".into(),
+    json_digest("compiled graph", graph)
+}
+
+/// SHA-256 of a value's JSON; `what` names it in an error.
+pub fn json_digest(what: &str, value: &impl serde::Serialize) -> Result<[u8; 32]> {
+    let json = serde_json::to_string(value).map_err(|e| RuntimeError::Node {
+        node: what.into(),
         message: e.to_string(),
     })?;
     let d = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());

@@ -26,14 +26,7 @@ use crate::{Result, RuntimeError};
 /// SHA-256 of the serving graph's JSON (both programs): the stamp of its stores, and what the
 /// parties of a serving session over QUIC check of each other.
 pub fn serving_digest(graph: &ServingGraph) -> Result<[u8; 32]> {
-    let json = serde_json::to_string(graph).map_err(|e| RuntimeError::Node {
-        node: "serving graph".into(),
-        message: e.to_string(),
-    })?;
-    let d = ring::digest::digest(&ring::digest::SHA256, json.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(d.as_ref());
-    Ok(out)
+    crate::party::json_digest("serving graph", graph)
 }
 
 /// Inputs by party name, then input name.

@@ -16,21 +16,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ndarray::ArrayD;
 use serde_json::{json, Map, Value};
 use shareflow_compiler::ProtocolKind;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
-use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
 use shareflow_runtime::data::npy::write_npy;
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow_runtime::exec::run_in_process;
 use shareflow_runtime::plain::train::{accuracy, predict};
 
+use super::load_weights;
+use super::parties::run_local_parties;
 use super::secure::{agreement, mean_kl, summary, SecureModel};
-use super::{load_weights, weights_path};
 use crate::report::Report;
 use crate::{Result, ToolError};
 
@@ -401,27 +400,23 @@ fn time_quic(
     let mut timing = Timing::default();
     for rep in 0..=args.reps {
         // Fresh ports for every run; one retry if a port was taken meanwhile.
-        let metrics = match quic_once(
-            exe,
-            &parties,
-            dir,
-            &graph_path,
-            &image_path,
-            model,
-            args.timeout_s,
-        ) {
+        let run = || {
+            run_local_parties(
+                exe,
+                &parties,
+                dir,
+                &graph_path,
+                &image_path,
+                model,
+                args.timeout_s,
+            )
+            .map(|reports| reports.into_iter().map(|(_, m)| m).collect::<Vec<_>>())
+        };
+        let metrics = match run() {
             Ok(m) => m,
             Err(e) => {
                 progress(&format!("quic run failed, retrying once: {e}"));
-                quic_once(
-                    exe,
-                    &parties,
-                    dir,
-                    &graph_path,
-                    &image_path,
-                    model,
-                    args.timeout_s,
-                )?
+                run()?
             }
         };
         if rep == 0 {
@@ -434,77 +429,6 @@ fn time_quic(
         timing.add(&metrics, wall);
     }
     Ok(timing)
-}
-
-/// Starts every party, waits for all, and returns their metrics.
-fn quic_once(
-    exe: &Path,
-    parties: &[String],
-    dir: &Path,
-    graph_path: &Path,
-    image_path: &Path,
-    model: ModelKind,
-    timeout_s: f64,
-) -> Result<Vec<Value>> {
-    ClusterConfig::local(parties, dir, 0)?;
-    let mut children: Vec<(String, Child)> = Vec::new();
-    for party in parties {
-        let mut cmd = Command::new(exe);
-        cmd.arg("run-graph")
-            .arg("--party")
-            .arg(party)
-            .arg("--cluster")
-            .arg(dir.join(CLUSTER_FILE))
-            .arg("--graph")
-            .arg(graph_path)
-            .arg("--output-dir")
-            .arg(dir.join(format!("out-{party}")))
-            .arg("--timeout")
-            .arg(timeout_s.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if party == MODEL_OWNER {
-            cmd.arg("--weights").arg(weights_path(model, None));
-        }
-        if party == CLIENT {
-            cmd.arg("--input")
-                .arg(format!("{IMAGE}={}", image_path.display()));
-        }
-        match cmd.spawn() {
-            Ok(child) => children.push((party.clone(), child)),
-            Err(e) => {
-                for (_, mut c) in children {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                return Err(ToolError::Usage(format!("starting party {party}: {e}")));
-            }
-        }
-    }
-    let mut metrics = Vec::new();
-    let mut failures = Vec::new();
-    for (party, child) in children {
-        let out = child
-            .wait_with_output()
-            .map_err(|e| ToolError::Usage(format!("waiting for party {party}: {e}")))?;
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout)
-                .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
-            metrics.push(v["metrics"].clone());
-        } else {
-            failures.push(format!(
-                "{party}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
-    if !failures.is_empty() {
-        return Err(ToolError::Usage(format!(
-            "parties failed:\n  {}",
-            failures.join("\n  ")
-        )));
-    }
-    Ok(metrics)
 }
 
 /// `nproc` and the CPU model.

@@ -5,17 +5,16 @@
 //! wall time, bytes and rounds.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use shareflow_compiler::{compile, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
+use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, LOGITS};
 use shareflow_runtime::data::npy::{read_npy, write_npy};
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{argmax, predict};
 
-use super::{load_weights, weights_path};
+use super::load_weights;
+use super::parties::run_local_parties;
 use crate::report::Report;
 use crate::{Result, ToolError};
 
@@ -36,15 +35,6 @@ fn io(path: &Path, e: impl ToString) -> ToolError {
         path: path.display().to_string(),
         message: e.to_string(),
     }
-}
-
-/// The command that runs one party: `shareflow run-graph` of this very executable.
-fn party_command() -> Result<Command> {
-    let exe = std::env::current_exe()
-        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
-    let mut c = Command::new(exe);
-    c.arg("run-graph");
-    Ok(c)
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
@@ -79,64 +69,24 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .to_json()
         .map_err(|e| ToolError::Usage(e.to_string()))?;
     std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;
-    ClusterConfig::local(&compiled.parties, dir, 0)?;
     let image_path = dir.join("image.npy");
     write_npy(&image_path, &image)?;
     let cost = compiled.cost();
 
-    // One process per party.
+    // One process per party (a fresh CA, certificates and loopback ports in `dir`).
+    let exe = std::env::current_exe()
+        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
     let start = Instant::now();
-    let mut children: Vec<(String, Child)> = Vec::new();
-    for party in &compiled.parties {
-        let mut cmd = party_command()?;
-        cmd.arg("--party")
-            .arg(party)
-            .arg("--cluster")
-            .arg(dir.join(CLUSTER_FILE))
-            .arg("--graph")
-            .arg(&graph_path)
-            .arg("--output-dir")
-            .arg(dir.join(format!("out-{party}")))
-            .arg("--timeout")
-            .arg(args.timeout_s.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if party == MODEL_OWNER {
-            cmd.arg("--weights").arg(weights_path(args.model, None));
-        }
-        if party == CLIENT {
-            cmd.arg("--input")
-                .arg(format!("{IMAGE}={}", image_path.display()));
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;
-        children.push((party.clone(), child));
-    }
-    let mut metrics = Vec::new();
-    let mut failures = Vec::new();
-    for (party, child) in children {
-        let out = child
-            .wait_with_output()
-            .map_err(|e| ToolError::Usage(format!("waiting for party {party}: {e}")))?;
-        if out.status.success() {
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-                .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
-            metrics.push((party, v["metrics"].clone()));
-        } else {
-            failures.push(format!(
-                "{party}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-    }
+    let metrics = run_local_parties(
+        &exe,
+        &compiled.parties,
+        dir,
+        &graph_path,
+        &image_path,
+        args.model,
+        args.timeout_s,
+    )?;
     let wall_ms = start.elapsed().as_secs_f64() * 1e3;
-    if !failures.is_empty() {
-        return Err(ToolError::Usage(format!(
-            "parties failed:\n  {}",
-            failures.join("\n  ")
-        )));
-    }
 
     let logits = read_npy(
         &dir.join(format!("out-{CLIENT}"))

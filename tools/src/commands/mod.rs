@@ -7,6 +7,7 @@ pub mod dot;
 pub mod eval;
 pub mod inspect;
 pub mod keys;
+pub mod parties;
 pub mod run_graph;
 pub mod run_graph_serving;
 pub mod secure;
