@@ -9,6 +9,7 @@
 //!   domain-separated by (session, node, purpose).
 //! - [`value`]: the tagged tensor value that the runtime stores and sends.
 
+pub mod broadcast;
 pub mod error;
 pub mod fixed;
 pub mod im2col;

@@ -189,6 +189,7 @@ fn input_grad(p: &Plan, dym: ArrayView2<f32>, wm: ArrayView2<f32>) -> Result<Arr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plain::fixtures::image;
     use crate::plain::gradcheck::{check_grad, random};
     use ndarray::{Array, ArrayD, Ix4};
 
@@ -215,10 +216,6 @@ mod tests {
             (0..36).map(|t| ((t * 7) % 5) as f32 - 2.0).collect(),
         )
         .unwrap()
-    }
-
-    fn image(v: &[f32], h: usize, w: usize, c: usize) -> Array4<f32> {
-        Array::from_shape_vec((1, h, w, c), v.to_vec()).unwrap()
     }
 
     #[test]

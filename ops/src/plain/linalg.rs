@@ -4,6 +4,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewD, Axis, IxDyn, Zip};
 use rayon::prelude::*;
 
+pub use crate::broadcast::broadcast_shape;
 use crate::{OpsError, Result};
 
 /// Below this many multiply-adds a GEMM runs on the calling thread.
@@ -84,30 +85,6 @@ pub fn matmul_backward(
         });
     }
     Ok((gemm(dy, b.t()), gemm(a.t(), dy)))
-}
-
-/// The numpy broadcast of two shapes (aligned at the trailing axis; a size 1 stretches), or a
-/// [`OpsError::ShapeMismatch`] naming `op`.
-pub fn broadcast_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
-    let rank = a.len().max(b.len());
-    let mut out = vec![0; rank];
-    for (i, o) in out.iter_mut().enumerate() {
-        let da = (i + a.len()).checked_sub(rank).map_or(1, |j| a[j]);
-        let db = (i + b.len()).checked_sub(rank).map_or(1, |j| b[j]);
-        *o = match (da, db) {
-            (x, y) if x == y => x,
-            (1, y) => y,
-            (x, 1) => x,
-            _ => {
-                return Err(OpsError::ShapeMismatch {
-                    op,
-                    left: a.to_vec(),
-                    right: b.to_vec(),
-                })
-            }
-        };
-    }
-    Ok(out)
 }
 
 /// Applies `f` elementwise to `a` and `b` broadcast to a common shape.

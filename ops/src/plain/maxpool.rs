@@ -159,37 +159,9 @@ pub fn maxpool2d_backward(
 mod tests {
     use super::*;
     use crate::im2col::Padding;
+    use crate::plain::fixtures::{image, p4, q5};
     use crate::plain::gradcheck::{check_grad, distinct, random};
-    use ndarray::{Array, ArrayD, Ix4};
-
-    fn image(v: &[f32], h: usize, w: usize, c: usize) -> Array4<f32> {
-        Array::from_shape_vec((1, h, w, c), v.to_vec()).unwrap()
-    }
-
-    /// 1x4x4x1: rows 3 1 4 1 / 5 9 2 6 / 5 3 5 8 / 9 7 9 3.
-    fn p4() -> Array4<f32> {
-        image(
-            &[
-                3., 1., 4., 1., 5., 9., 2., 6., 5., 3., 5., 8., 9., 7., 9., 3.,
-            ],
-            4,
-            4,
-            1,
-        )
-    }
-
-    /// 1x5x5x2: channel 0 is `(7i + 3j) mod 11 - 5`, channel 1 is `-((7i + 3j) mod 11) - 1`
-    /// (all negative, so a zero-padded max would be wrong).
-    fn q5() -> Array4<f32> {
-        Array::from_shape_fn((1, 5, 5, 2), |(_, i, j, c)| {
-            let t = ((7 * i + 3 * j) % 11) as f32;
-            if c == 0 {
-                t - 5.0
-            } else {
-                -t - 1.0
-            }
-        })
-    }
+    use ndarray::{ArrayD, Ix4};
 
     #[test]
     fn maxpool_valid_2x2_stride_2() {

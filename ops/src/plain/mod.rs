@@ -25,6 +25,8 @@ pub mod norm;
 pub mod optim;
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 pub(crate) mod gradcheck;
 
 pub use crate::im2col::{Padding, Window2d};

@@ -131,7 +131,15 @@ pub fn run_party_full(
             let mut batch = transport.batch(to, r as u32);
             for &idx in sends {
                 let instr = &program.instrs[idx];
-                let v = get(&values, instr, 0)?.clone();
+                // At its last use the value moves into the batch instead of being copied.
+                let last_use = instr
+                    .inputs
+                    .first()
+                    .filter(|id| plan.frees[idx].contains(id));
+                let v = match last_use.and_then(|id| values.remove(id)) {
+                    Some(v) => v,
+                    None => get(&values, instr, 0)?.clone(),
+                };
                 batch.entries.push((instr.id.0 as u64, v));
                 for v in &plan.frees[idx] {
                     values.remove(v);

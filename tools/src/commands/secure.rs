@@ -118,6 +118,13 @@ impl SecureModel {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // The model owner's inputs, for setups; the single-program runs add the client's batch.
+        let setup = HashMap::from([(MODEL_OWNER.to_string(), owner_inputs)]);
+        let mut inputs = if self.persist {
+            HashMap::new()
+        } else {
+            setup.clone()
+        };
         let mut logits = Array2::zeros((n, 10));
         let mut stats = SecureStats::default();
         let timeout = Duration::from_secs(120);
@@ -135,8 +142,6 @@ impl SecureModel {
                     Entry::Vacant(e) => {
                         let graph = self.serving(size)?.clone();
                         let mut session = ServingSession::new(graph, timeout)?;
-                        let setup =
-                            HashMap::from([(MODEL_OWNER.to_string(), owner_inputs.clone())]);
                         let run = session.setup(&setup)?;
                         stats.setup_bytes += run.bytes();
                         stats.setup_ms += run.wall_ms;
@@ -147,8 +152,6 @@ impl SecureModel {
                 session.predict(&HashMap::from([(CLIENT.to_string(), client)]))?
             } else {
                 let (graph, plans) = self.compiled(size)?;
-                let mut inputs = HashMap::new();
-                inputs.insert(MODEL_OWNER.to_string(), owner_inputs.clone());
                 inputs.insert(CLIENT.to_string(), client);
                 run_in_process(graph, plans, &inputs, timeout)?
             };
