@@ -16,6 +16,7 @@ use shareflow::compiler::ir::{Exchange, Kernel};
 use shareflow::compiler::lower::poly::{Fit, Target};
 use shareflow::compiler::lower::securenn::relu::drelu;
 use shareflow::compiler::lower::{Lowerer, Shared, COMPUTE_PARTIES, S0, S1};
+use shareflow::compiler::options::Comparison;
 use shareflow::compiler::{assemble, compile, CompileOptions, ProtocolKind};
 use shareflow::graphs::zoo::{ModelKind, ZooModel};
 use shareflow::graphs::{GraphBuilder, Padding, Tensor};
@@ -55,6 +56,18 @@ fn run_exact(
     shape: &[usize],
     seed: u64,
 ) -> (ArrayD<f32>, ArrayD<f32>, InProcessRun) {
+    run_exact_with(CompileOptions::default(), f, shape, seed, 1.0)
+}
+
+/// [`run_exact`] with `options`, the extremes (`|x| > 2^14`) scaled by `scale` (0.5 keeps them
+/// exact: `BIG / 2 = 2^14 - 2^-10`).
+fn run_exact_with(
+    options: CompileOptions,
+    f: impl Fn(&Tensor) -> Tensor,
+    shape: &[usize],
+    seed: u64,
+    scale: f32,
+) -> (ArrayD<f32>, ArrayD<f32>, InProcessRun) {
     let g = GraphBuilder::new();
     let owner = g.party("model-owner");
     let client = g.party("client");
@@ -65,7 +78,10 @@ fn run_exact(
     let inputs = HashMap::from([
         (
             "client".to_string(),
-            HashMap::from([("x".to_string(), exact(shape, seed))]),
+            HashMap::from([(
+                "x".to_string(),
+                exact(shape, seed).mapv(|v| if v.abs() > 16384.0 { v * scale } else { v }),
+            )]),
         ),
         (
             "model-owner".to_string(),
@@ -73,18 +89,47 @@ fn run_exact(
         ),
     ]);
     let expected = plaintext(&graph, &inputs).remove("y").unwrap();
-    let (run, _) = secure(
-        &graph,
-        ProtocolKind::SecureNN,
-        CompileOptions::default(),
-        &inputs,
-    );
+    let (run, _) = secure(&graph, ProtocolKind::SecureNN, options, &inputs);
     (run.float("client", "y").unwrap().clone(), expected, run)
+}
+
+/// The three ways of taking signs: the paper's, and from an opening in 64 and 32 bits.
+const METHODS: [Comparison; 3] = [
+    Comparison::Paper,
+    Comparison::Opened { bits: 64 },
+    Comparison::Opened { bits: 32 },
+];
+
+fn with(comparison: Comparison) -> CompileOptions {
+    CompileOptions {
+        comparison,
+        ..CompileOptions::default()
+    }
 }
 
 #[test]
 fn relu_is_exact() {
-    let (got, expected, _) = run_exact(|x| x.relu(), &[6, 50], 1);
+    for method in METHODS {
+        let (got, expected, _) = run_exact_with(with(method), |x| x.relu(), &[6, 50], 1, 1.0);
+        assert_eq!(got, expected, "{method:?}");
+    }
+}
+
+#[test]
+fn signs_in_32_bits_are_exact_in_their_range() {
+    // Max pooling compares differences, exact below 2^31 ring units: inputs |x| < 2^14.
+    let options = with(Comparison::Opened { bits: 32 });
+    for (i, padding) in [Padding::Valid, Padding::Same].into_iter().enumerate() {
+        let (got, expected, _) = run_exact_with(
+            options,
+            |x| x.maxpool2d([3, 3], [2, 2], padding).relu(),
+            &[1, 7, 7, 3],
+            20 + i as u64,
+            0.5,
+        );
+        assert_eq!(got, expected, "{padding:?}");
+    }
+    let (got, expected, _) = run_exact_with(options, |x| x.argmax(), &[8, 10], 22, 0.5);
     assert_eq!(got, expected);
 }
 
@@ -99,21 +144,29 @@ fn maxpool_is_exact_for_every_window_and_padding() {
         ([1, 7, 7, 2], [3, 3], [2, 2], Padding::Same),
         ([1, 6, 6, 2], [3, 3], [2, 2], Padding::Same),
     ];
-    for (i, (shape, size, stride, padding)) in cases.into_iter().enumerate() {
-        let (got, expected, _) = run_exact(
-            |x| x.maxpool2d(size, stride, padding),
-            &shape,
-            10 + i as u64,
-        );
-        assert_eq!(got, expected, "{shape:?} {size:?} {stride:?} {padding:?}");
+    for method in &METHODS[..2] {
+        for (i, (shape, size, stride, padding)) in cases.into_iter().enumerate() {
+            let (got, expected, _) = run_exact_with(
+                with(*method),
+                |x| x.maxpool2d(size, stride, padding),
+                &shape,
+                10 + i as u64,
+                1.0,
+            );
+            let case = format!("{method:?} {shape:?} {size:?} {stride:?} {padding:?}");
+            assert_eq!(got, expected, "{case}");
+        }
     }
 }
 
 #[test]
 fn argmax_is_exact_and_takes_the_first_of_ties() {
-    for (shape, seed) in [([7, 10], 20), ([4, 3], 21), ([3, 1], 22)] {
-        let (got, expected, _) = run_exact(|x| x.argmax(), &shape, seed);
-        assert_eq!(got, expected, "{shape:?}");
+    for method in &METHODS[..2] {
+        for (shape, seed) in [([7, 10], 20), ([4, 3], 21), ([3, 1], 22)] {
+            let argmax = |x: &Tensor| x.argmax();
+            let (got, expected, _) = run_exact_with(with(*method), argmax, &shape, seed, 1.0);
+            assert_eq!(got, expected, "{method:?} {shape:?}");
+        }
     }
     // All equal: index 0.
     let (got, _, _) = run_exact(|x| (x - x).argmax(), &[2, 5], 23);
@@ -125,48 +178,46 @@ fn drelu_is_exact_as_a_greater_equal_zero_comparison() {
     // There is no graph op for a comparison: a hand-built program in which the client shares
     // exact values, the servers compute DReLU, and the client receives the bits (scaled to
     // fixed point 1.0 to decode).
-    let mut parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
-    parties.push("client".into());
-    let client = 3;
-    let shape = [8, 25];
-    let x = exact(&shape, 50);
-    let mut cx = Lowerer::new(parties.clone(), CompileOptions::default());
-    let input = cx.emit(
-        client,
-        Kernel::Input { name: "x".into() },
-        &[],
-        ValueKind::Float,
-        &shape,
-    );
-    let shared = cx.share(input);
-    let bit = drelu(&mut cx, &shared);
-    let one = cx.local(Kernel::Shl { bits: 16 }, &bit, &shape);
-    let y = cx.reveal(&one, client);
-    cx.emit(
-        client,
-        Kernel::Output { name: "y".into() },
-        &[y],
-        ValueKind::Float,
-        &shape,
-    );
-    let g = assemble(
-        cx.low,
-        parties,
-        ProtocolKind::SecureNN,
-        CompileOptions::default(),
-    )
-    .unwrap();
-    let plans: Vec<Plan> = g.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
-    let inputs = HashMap::from([(
-        "client".to_string(),
-        HashMap::from([("x".to_string(), x.clone())]),
-    )]);
-    let run = run_in_process(&g, &plans, &inputs, Duration::from_secs(60)).unwrap();
-    let expected = x.mapv(|v| if v >= 0.0 { 1.0f32 } else { 0.0 });
-    assert_eq!(run.float("client", "y").unwrap(), &expected);
-    assert!(
-        x.iter().any(|&v| v == ULP) && x.iter().any(|&v| v == -ULP) && x.iter().any(|&v| v == 0.0)
-    );
+    for method in METHODS {
+        let mut parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
+        parties.push("client".into());
+        let client = 3;
+        let shape = [8, 25];
+        let x = exact(&shape, 50);
+        let mut cx = Lowerer::new(parties.clone(), with(method));
+        let input = cx.emit(
+            client,
+            Kernel::Input { name: "x".into() },
+            &[],
+            ValueKind::Float,
+            &shape,
+        );
+        let shared = cx.share(input);
+        let bit = drelu(&mut cx, &shared);
+        let one = cx.local(Kernel::Shl { bits: 16 }, &bit, &shape);
+        let y = cx.reveal(&one, client);
+        cx.emit(
+            client,
+            Kernel::Output { name: "y".into() },
+            &[y],
+            ValueKind::Float,
+            &shape,
+        );
+        let g = assemble(cx.low, parties, ProtocolKind::SecureNN, with(method)).unwrap();
+        let plans: Vec<Plan> = g.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
+        let inputs = HashMap::from([(
+            "client".to_string(),
+            HashMap::from([("x".to_string(), x.clone())]),
+        )]);
+        let run = run_in_process(&g, &plans, &inputs, Duration::from_secs(60)).unwrap();
+        let expected = x.mapv(|v| if v >= 0.0 { 1.0f32 } else { 0.0 });
+        assert_eq!(run.float("client", "y").unwrap(), &expected, "{method:?}");
+        assert!(
+            x.iter().any(|&v| v == ULP)
+                && x.iter().any(|&v| v == -ULP)
+                && x.iter().any(|&v| v == 0.0)
+        );
+    }
 }
 
 #[test]
@@ -215,10 +266,10 @@ fn sigmoid_is_ponds_polynomial() {
 
 /// Bytes and rounds of one DReLU on `n` elements, from shares on the servers to shares on
 /// the servers; the pair seeds (a one-time setup of a session) are not counted.
-fn drelu_cost(n: usize) -> (u64, u32) {
+fn drelu_cost(options: CompileOptions, n: usize) -> (u64, u32) {
     let parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
     let run = |with_drelu: bool| {
-        let mut cx = Lowerer::new(parties.clone(), CompileOptions::default());
+        let mut cx = Lowerer::new(parties.clone(), options);
         let a0 = cx.ring_words(S0, &[n], (0..n as u64).collect());
         let a1 = cx.ring_words(S1, &[n], vec![7; n]);
         let a = Shared { s: [a0, a1] };
@@ -238,13 +289,7 @@ fn drelu_cost(n: usize) -> (u64, u32) {
                 &[n],
             );
         }
-        let g = assemble(
-            cx.low,
-            parties.clone(),
-            ProtocolKind::SecureNN,
-            CompileOptions::default(),
-        )
-        .unwrap();
+        let g = assemble(cx.low, parties.clone(), ProtocolKind::SecureNN, options).unwrap();
         let plans: Vec<Plan> = g.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
         run_in_process(&g, &plans, &HashMap::new(), Duration::from_secs(60)).unwrap()
     };
@@ -286,15 +331,16 @@ impl Rerandomise for Lowerer {
 
 /// Bytes and rounds that a 2x2 max pooling adds to a graph that shares `x` (NHWC) and
 /// reveals the pooled result, over a baseline that sums the windows instead (locally).
-fn pool_cost(shape: [usize; 4]) -> (u64, u32) {
+fn pool_cost(options: CompileOptions, shape: [usize; 4]) -> (u64, u32) {
     let [n, h, w, c] = shape;
-    let (_, _, full) = run_exact(|x| x.maxpool2d([2, 2], [2, 2], Padding::Valid), &shape, 40);
+    let pool = |x: &Tensor| x.maxpool2d([2, 2], [2, 2], Padding::Valid);
+    let (_, _, full) = run_exact_with(options, pool, &shape, 40, 1.0);
     let sum = |x: &Tensor| {
         x.reshape([n, h / 2, 2, w / 2, 2, c])
             .reduce_sum(4)
             .reduce_sum(2)
     };
-    let (_, _, base) = run_exact(sum, &shape, 40);
+    let (_, _, base) = run_exact_with(options, sum, &shape, 40, 1.0);
     (full.bytes() - base.bytes(), full.rounds() - base.rounds())
 }
 
@@ -314,39 +360,57 @@ fn communication_of_drelu_and_maxpool_next_to_the_paper() {
     // A window of 4: three comparisons, each a DReLU and a SelectShare (a product, 40).
     const POOL_PAYLOAD: u64 = 3 * (DRELU_PAYLOAD + 40);
 
-    let (one_bytes, one_rounds) = drelu_cost(1);
-    let n = 4096;
-    let (many_bytes, many_rounds) = drelu_cost(n);
-    let per = many_bytes as f64 / n as f64;
-    println!(
-        "DReLU: one element {one_bytes} bytes, {one_rounds} rounds; {n} elements {per:.1} bytes \
-         each, {many_rounds} rounds; paper: {PAPER_DRELU_BYTES} bytes, 8 rounds"
-    );
-    assert_eq!(one_rounds, 8);
-    assert_eq!(many_rounds, 8);
-    // Headers: at most 36 per message and 10 + 8 * rank per value, over 8 rounds of at most
-    // 6 links and a few dozen values.
-    assert!(
-        one_bytes <= DRELU_PAYLOAD + 8 * 6 * 36 + 40 * 26,
-        "{one_bytes}"
-    );
-    assert!(per <= DRELU_PAYLOAD as f64 + 1.0, "{per}");
-    assert!(per < PAPER_DRELU_BYTES);
+    // From an opening (64 bits): 2*8 (c) + 63 (bits of r) + 2*63 (PrivateCompare) + 8 (s) =
+    // 213; the product with the value in the same rounds adds 2*8 (a + m) + 8 (s (a + m)).
+    const OPENED_DRELU_PAYLOAD: u64 = 16 + 63 + 126 + 8;
+    const OPENED_POOL_PAYLOAD: u64 = 3 * (OPENED_DRELU_PAYLOAD + 24);
+    let cases = [
+        (Comparison::Paper, 8, DRELU_PAYLOAD, 18, POOL_PAYLOAD),
+        (
+            Comparison::Opened { bits: 64 },
+            3,
+            OPENED_DRELU_PAYLOAD,
+            6,
+            OPENED_POOL_PAYLOAD,
+        ),
+    ];
+    for (method, drelu_rounds, drelu_payload, pool_rounds, pool_payload) in cases {
+        let options = with(method);
+        let (one_bytes, one_rounds) = drelu_cost(options, 1);
+        let n = 4096;
+        let (many_bytes, many_rounds) = drelu_cost(options, n);
+        let per = many_bytes as f64 / n as f64;
+        println!(
+            "{method:?} DReLU: one element {one_bytes} bytes, {one_rounds} rounds; {n} elements \
+             {per:.1} bytes each, {many_rounds} rounds; paper: {PAPER_DRELU_BYTES} bytes, 8 rounds"
+        );
+        assert_eq!(one_rounds, drelu_rounds, "{method:?}");
+        assert_eq!(many_rounds, drelu_rounds, "{method:?}");
+        // Headers: at most 36 per message and 10 + 8 * rank per value, over 8 rounds of at
+        // most 6 links and a few dozen values.
+        assert!(
+            one_bytes <= drelu_payload + 8 * 6 * 36 + 40 * 26,
+            "{method:?} {one_bytes}"
+        );
+        assert!(per <= drelu_payload as f64 + 1.0, "{method:?} {per}");
+        assert!(per < PAPER_DRELU_BYTES);
 
-    let (win_bytes, win_rounds) = pool_cost([1, 2, 2, 1]);
-    let (c, hw) = (16, 32);
-    let windows = c * hw * hw / 4;
-    let (many_bytes, many_rounds) = pool_cost([1, hw, hw, c]);
-    let per = many_bytes as f64 / windows as f64;
-    println!(
-        "MaxPool 2x2: one window {win_bytes} bytes, {win_rounds} rounds; {windows} windows \
-         {per:.1} bytes each, {many_rounds} rounds; paper: {PAPER_POOL_BYTES} bytes, 27 rounds"
-    );
-    // Two levels of (DReLU + SelectShare).
-    assert_eq!(win_rounds, 18);
-    assert_eq!(many_rounds, 18);
-    assert!(per <= POOL_PAYLOAD as f64 + 1.0, "{per}");
-    assert!(per < PAPER_POOL_BYTES);
+        let (win_bytes, win_rounds) = pool_cost(options, [1, 2, 2, 1]);
+        let (c, hw) = (16, 32);
+        let windows = c * hw * hw / 4;
+        let (many_bytes, many_rounds) = pool_cost(options, [1, hw, hw, c]);
+        let per = many_bytes as f64 / windows as f64;
+        println!(
+            "{method:?} MaxPool 2x2: one window {win_bytes} bytes, {win_rounds} rounds; \
+             {windows} windows {per:.1} bytes each, {many_rounds} rounds; paper: \
+             {PAPER_POOL_BYTES} bytes, 27 rounds"
+        );
+        // Two levels of comparisons.
+        assert_eq!(win_rounds, pool_rounds, "{method:?}");
+        assert_eq!(many_rounds, pool_rounds, "{method:?}");
+        assert!(per <= pool_payload as f64 + 1.0, "{method:?} {per}");
+        assert!(per < PAPER_POOL_BYTES);
+    }
 }
 
 #[test]

@@ -129,7 +129,7 @@ fn private_compare_is_beta_xor_x_greater_than_r() {
     );
     let bits = cx.emit(
         HELPER,
-        Kernel::BitDecompose,
+        Kernel::BitDecompose { bits: 64 },
         &[x],
         ValueKind::Small,
         &[n, 64],

@@ -161,9 +161,23 @@ pub enum Kernel {
     RingToOdd,
     /// `wrap(a, b)` of two ring words: the bit (`Small`) `a + b >= 2^64`.
     Wrap,
-    /// The 64 bits of each ring or odd-ring word as a trailing axis, least significant first
-    /// (`Small`, valid elements of any Z_p).
-    BitDecompose,
+    /// The lowest `bits` bits (up to 64) of each ring or odd-ring word as a trailing axis,
+    /// least significant first (`Small`, valid elements of any Z_p).
+    BitDecompose {
+        bits: u32,
+    },
+    /// Bit `bit` of each ring word (`Small`).
+    BitAt {
+        bit: u32,
+    },
+    /// Bitwise and with a constant word (a ring word mod `2^k` with `value = 2^k - 1`).
+    AndConst {
+        value: u64,
+    },
+    /// The XOR of two `Small` bits (same shape), negated if `not`.
+    XorBits {
+        not: bool,
+    },
     /// The least significant bit of each ring or odd-ring word (`Small`).
     Lsb,
     /// 1 where a ring or odd-ring word is 0 (`Small`).
@@ -184,27 +198,21 @@ pub enum Kernel {
     FieldSub {
         p: u8,
     },
-    /// PrivateCompare steps 1-13 for server `party`: inputs (its Z_p shares of the bits of x
-    /// `[.., 64]`, public word r `[..]`, public bit beta `[..]`, the servers' pair seed for
-    /// the u_i, drawn in stream `stream`), output its shares c `[.., 64]`.
-    CompareBits {
+    /// Shares of `(b XOR bit) * v` from a ring share of `bit * v`, a public bit `b` (`Small`)
+    /// and a ring share of `v` (inputs in that order): the first where `b = 0`, `v` minus
+    /// it where `b = 1`.
+    XorPublicBitTimes,
+    /// PrivateCompare steps 1-14 for server `party`: inputs (its Z_p shares of the low `n`
+    /// bits of x `[.., n]`, public word r `[..]`, public bit beta `[..]`, the servers' pair
+    /// seed for their common randomness s_i, pi and u_i, drawn in stream `stream` when the
+    /// kernel runs), output the masked, permuted shares `d` `[.., n]` it sends the helper.
+    PrivateCompare {
         party: u8,
         p: u8,
         stream: u64,
     },
     /// 1 where some element of the last axis is 0 (`Small`); the axis is removed.
     AnyZero,
-    /// A `Small` value times uniform nonzero elements of Z_p drawn from a seed (the second
-    /// input) in stream `stream`, drawn when the value is ready rather than at the start.
-    MulNonzero {
-        stream: u64,
-        p: u8,
-    },
-    /// Every lane of the last axis of a `Small` value permuted by its own uniform permutation
-    /// drawn from a seed (the second input) in stream `stream`.
-    PermuteLast {
-        stream: u64,
-    },
     /// The windows of an NHWC ring tensor as `[N, OH, OW, C, KH*KW]`; cells outside the
     /// input hold the word `pad`.
     Windows {
@@ -272,17 +280,19 @@ impl Kernel {
             Kernel::OddSub => "odd_sub",
             Kernel::RingToOdd => "ring_to_odd",
             Kernel::Wrap => "wrap",
-            Kernel::BitDecompose => "bit_decompose",
+            Kernel::BitDecompose { .. } => "bit_decompose",
+            Kernel::BitAt { .. } => "bit_at",
+            Kernel::AndConst { .. } => "and_const",
+            Kernel::XorBits { .. } => "xor_bits",
             Kernel::Lsb => "lsb",
             Kernel::IsZero => "is_zero",
             Kernel::BitTo { .. } => "bit_to",
             Kernel::XorPublicBit { .. } => "xor_public_bit",
             Kernel::FieldAdd { .. } => "field_add",
             Kernel::FieldSub { .. } => "field_sub",
-            Kernel::CompareBits { .. } => "compare_bits",
+            Kernel::XorPublicBitTimes => "xor_public_bit_times",
+            Kernel::PrivateCompare { .. } => "private_compare",
             Kernel::AnyZero => "any_zero",
-            Kernel::MulNonzero { .. } => "mul_nonzero",
-            Kernel::PermuteLast { .. } => "permute_last",
             Kernel::Windows { .. } => "windows",
             Kernel::StridedSlice { .. } => "strided_slice",
             Kernel::Concat { .. } => "concat",

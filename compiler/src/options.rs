@@ -19,6 +19,39 @@ pub struct PolyApprox {
     pub degree: usize,
 }
 
+/// How SecureNN takes the sign of a shared value (DReLU), for ReLU, max pooling and argmax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "method")]
+pub enum Comparison {
+    /// The paper's DReLU: ShareConvert to Z_{2^64-1}, then ComputeMSB; two PrivateCompares
+    /// over 64 bits and 8 rounds. Exact for `|a| < 2^62` ring units.
+    Paper,
+    /// The sign from one masked opening `c = a + r` and one PrivateCompare over the low
+    /// `bits - 1` bits of `c` and `r` (3 rounds, and ReLU and max pooling multiply by the
+    /// bit in the same rounds). Exact for `a` in `[-2^(bits-1), 2^(bits-1))` ring units:
+    /// every word for `bits = 64`, `|x| < 2^15` reals at 16 fractional bits for `bits = 32`.
+    Opened { bits: u32 },
+}
+
+impl Comparison {
+    /// Exact on the whole ring.
+    pub const EXACT: Comparison = Comparison::Opened { bits: 64 };
+
+    /// Bits of the ring the signs are taken in (64 for the paper's method).
+    pub fn bits(self) -> u32 {
+        match self {
+            Comparison::Paper => 64,
+            Comparison::Opened { bits } => bits,
+        }
+    }
+}
+
+impl Default for Comparison {
+    fn default() -> Self {
+        Comparison::EXACT
+    }
+}
+
 /// Options of [`crate::compile`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CompileOptions {
@@ -29,6 +62,9 @@ pub struct CompileOptions {
     pub relu: PolyApprox,
     /// Pond's sigmoid.
     pub sigmoid: PolyApprox,
+    /// SecureNN's comparisons.
+    #[serde(default)]
+    pub comparison: Comparison,
 }
 
 impl Default for CompileOptions {
@@ -48,6 +84,7 @@ impl Default for CompileOptions {
                 interval: 8.0,
                 degree: 7,
             },
+            comparison: Comparison::default(),
         }
     }
 }

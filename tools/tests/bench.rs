@@ -36,7 +36,7 @@ const FIELDS: [&str; 14] = [
     "per_party",
 ];
 
-fn check_row(row: &Value, transport: &str, images: u64, reps: u64) {
+fn check_row(row: &Value, transport: &str, images: u64, reps: u64, serving: bool) {
     for f in FIELDS {
         assert!(!row[f].is_null(), "field {f} missing in {row}");
     }
@@ -57,11 +57,26 @@ fn check_row(row: &Value, transport: &str, images: u64, reps: u64) {
     assert!(f("agreement") >= 0.8);
     assert!((0.0..0.1).contains(&f("kl")), "kl {}", f("kl"));
     assert!(row["rounds"].as_u64().unwrap() > 0);
-    // Bytes are the sum of the parties' own, every party is there and every party ran.
+    // Bytes are the sum of the parties' own, every party is there and every party ran (but
+    // the model owner, once its weights are shared at setup, has no part in a prediction).
     let parties = row["per_party"].as_object().unwrap();
-    for p in ["server0", "server1", "helper", "model-owner", "client"] {
+    assert_eq!(parties.len(), 5);
+    let mut active = vec!["server0", "server1", "helper", "client"];
+    if !serving {
+        active.push("model-owner");
+    }
+    for p in active {
         let fig = &parties[p];
         assert!(fig["wall_ms"].as_f64().unwrap() > 0.0, "{p}: {fig}");
+    }
+    assert_eq!(row["serving"], serving);
+    if serving {
+        // The weights of A (about 118k) shared and masked: words both ways.
+        let setup = row["setup_bytes"].as_u64().unwrap();
+        assert!(setup > 118_000 * 8 * 2, "setup {setup}");
+        assert!(row["setup_ms"].as_f64().unwrap() > 0.0);
+    } else {
+        assert!(row["setup_bytes"].is_null());
     }
     let sum: u64 = parties.values().map(|v| v["bytes"].as_u64().unwrap()).sum();
     assert_eq!(sum, row["bytes"].as_u64().unwrap());
@@ -83,11 +98,12 @@ fn bench_in_process_has_every_field() {
         "2",
         "--limit",
         "20",
+        "--single",
         "--json",
     ]);
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1);
-    check_row(&rows[0], "inproc", 20, 2);
+    check_row(&rows[0], "inproc", 20, 2, false);
     assert!(v["machine"].as_str().unwrap().contains("cores"));
 }
 
@@ -114,7 +130,7 @@ fn bench_over_quic_and_markdown() {
     ]);
     let rows = v["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "B under Pond is skipped");
-    check_row(&rows[0], "quic", 5, 1);
+    check_row(&rows[0], "quic", 5, 1, true);
     assert!(v["notes"][0].as_str().unwrap().contains("B under pond"));
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.contains("| A | pond | quic | 1 |"), "{text}");

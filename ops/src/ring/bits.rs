@@ -12,26 +12,35 @@ pub const WORD_BITS: usize = 64;
 /// The bits of every word, as a new trailing axis of length 64, least significant bit first:
 /// `out[.., i] = (x[..] >> i) & 1`.
 pub fn bit_decompose(x: &ArrayRefD<u64>) -> ArrayD<u8> {
+    bit_decompose_low(x, WORD_BITS)
+}
+
+/// The lowest `bits` bits of every word (`bits` at most 64, more are cut to 64), as a new
+/// trailing axis of length `bits`, least significant bit first.
+pub fn bit_decompose_low(x: &ArrayRefD<u64>, bits: usize) -> ArrayD<u8> {
+    let bits = bits.min(WORD_BITS);
     let x = x.as_standard_layout();
     let words: Vec<u64> = match x.as_slice() {
         Some(s) => s.to_vec(),
         None => x.iter().copied().collect(),
     };
-    let mut bits = vec![0u8; words.len() * WORD_BITS];
+    let mut out = vec![0u8; words.len() * bits];
     let fill = |(dst, w): (&mut [u8], &u64)| {
         for (i, b) in dst.iter_mut().enumerate() {
             *b = ((w >> i) & 1) as u8;
         }
     };
-    if words.len() * WORD_BITS >= PAR_THRESHOLD {
-        bits.par_chunks_mut(WORD_BITS).zip(&words).for_each(fill);
-    } else {
-        bits.chunks_mut(WORD_BITS).zip(&words).for_each(fill);
+    if bits > 0 {
+        if words.len() * bits >= PAR_THRESHOLD {
+            out.par_chunks_mut(bits).zip(&words).for_each(fill);
+        } else {
+            out.chunks_mut(bits).zip(&words).for_each(fill);
+        }
     }
     let mut shape = x.shape().to_vec();
-    shape.push(WORD_BITS);
-    ArrayD::from_shape_vec(IxDyn(&shape), bits).unwrap_or_else(|_| {
-        // Unreachable: the buffer has exactly `len * 64` elements.
+    shape.push(bits);
+    ArrayD::from_shape_vec(IxDyn(&shape), out).unwrap_or_else(|_| {
+        // Unreachable: the buffer has exactly `len * bits` elements.
         ArrayD::zeros(IxDyn(&shape))
     })
 }

@@ -31,7 +31,7 @@ pub use arith::{
     add, add_scalar, broadcast_shape, from_i64, map_with, mul, mul_scalar, neg, shl, shr_arith,
     shr_logical, sub, sum_all, sum_axis, to_i64, zip_with, PAR_THRESHOLD,
 };
-pub use bits::{bit_compose, bit_decompose, WORD_BITS};
+pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use conv::conv2d;
 pub use field::PrimeField;
 pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows};
@@ -41,7 +41,7 @@ pub use odd::{
     odd_reduce, odd_reduce_word, odd_sub, odd_sub_words, ODD_MODULUS,
 };
 pub use securenn::{
-    any_zero, bits_to_words, compare_bits, is_zero, lsb, mul_random_nonzero, permute_random, wrap,
-    xor_public_bit,
+    any_zero, bits_to_words, compare_bits, is_zero, lsb, mul_random_nonzero, permute_random,
+    private_compare_masked, wrap, xor_public_bit, xor_public_bit_times,
 };
 pub use shape::{checked_len, reshape, transpose, transpose_2d};

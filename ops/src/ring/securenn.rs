@@ -75,18 +75,36 @@ pub fn xor_public_bit(
         .map_collect(|&s, &b| if b & 1 == 1 { flip(s) } else { s }))
 }
 
-/// Steps 1-13 of PrivateCompare (Algorithm 3) for server `party` (the paper's `j`): its
-/// shares `c_i` over Z_p of, for every word, the 64 values whose reconstruction has a zero
-/// exactly when `beta XOR (x > r)` is 1.
+/// Shares of `(b XOR bit) * v` from a share `w` of `bit * v`, a public bit `b` and a share of
+/// `v`: `w` where `b = 0` and `v - w` where `b = 1` (Z_2^64, same shapes). With `v` shares of
+/// 1 this is [`xor_public_bit`].
 ///
-/// - `x_bits` `[.., 64]`: this server's shares over Z_p of the bits of `x`;
-/// - `r` `[..]`: the public word (known to both servers);
+/// Errors: [`OpsError::ShapeMismatch`] if the shapes differ.
+pub fn xor_public_bit_times(
+    w: &ArrayRefD<u64>,
+    bit: &ArrayRefD<u8>,
+    v: &ArrayRefD<u64>,
+) -> Result<ArrayD<u64>> {
+    same_shape("xor_public_bit_times", w.shape(), bit.shape())?;
+    same_shape("xor_public_bit_times", w.shape(), v.shape())?;
+    Ok(Zip::from(w)
+        .and(bit)
+        .and(v)
+        .map_collect(|&w, &b, &v| if b & 1 == 1 { v.wrapping_sub(w) } else { w }))
+}
+
+/// Steps 1-13 of PrivateCompare (Algorithm 3) for server `party` (the paper's `j`): its
+/// shares `c_i` over Z_p of, for every word, the `n` values whose reconstruction has a zero
+/// exactly when `beta XOR (x > r)` is 1, comparing the lowest `n` bits of the words.
+///
+/// - `x_bits` `[.., n]` (`n` from 1 to 64): this server's shares over Z_p of the bits of `x`;
+/// - `r` `[..]`: the public word (known to both servers), read mod `2^n`;
 /// - `beta` `[..]`: the public random bit;
 /// - `common`: the servers' common generator, for the `u_i` in Z_p of the words where
-///   `beta = 1` and `r = 2^64 - 1` (drawn in word order, so both servers draw the same).
+///   `beta = 1` and `r = 2^n - 1` (drawn in word order, so both servers draw the same).
 ///
 /// Errors: [`OpsError::ShapeMismatch`] if the shapes do not fit; [`OpsError::InvalidArgument`]
-/// if `party` is not 0 or 1.
+/// if `party` is not 0 or 1 or the last axis is not 1 to 64 long.
 pub fn compare_bits(
     field: PrimeField,
     party: u8,
@@ -95,59 +113,176 @@ pub fn compare_bits(
     beta: &ArrayRefD<u8>,
     common: &mut Prg,
 ) -> Result<ArrayD<u8>> {
-    if party > 1 {
-        return Err(invalid(
-            "compare_bits",
-            format!("party {party} is not 0 or 1"),
-        ));
-    }
-    let mut lanes = r.shape().to_vec();
-    lanes.push(WORD_BITS);
-    same_shape("compare_bits", x_bits.shape(), &lanes)?;
-    same_shape("compare_bits", beta.shape(), r.shape())?;
-    let x = x_bits.as_standard_layout();
-    let x = x
-        .as_slice()
-        .ok_or_else(|| invalid("compare_bits", "operands are not contiguous".into()))?;
-    let r: Vec<u64> = r.iter().copied().collect();
-    let beta: Vec<bool> = beta.iter().map(|b| b & 1 == 1).collect();
-    let mut c = vec![0u8; x.len()];
-    let lane = |(i, c): (usize, &mut [u8])| {
-        compare_word(
-            field,
-            party,
-            &x[i * WORD_BITS..(i + 1) * WORD_BITS],
-            r[i],
-            beta[i],
-            c,
-        );
-    };
+    let args = CompareArgs::new("compare_bits", party, x_bits, r, beta)?;
+    let n = args.n;
+    let mut c = vec![0u8; args.x.len()];
+    let lane = |(i, c): (usize, &mut [u8])| args.word(field, i, c);
     if c.len() >= PAR_THRESHOLD {
-        c.par_chunks_mut(WORD_BITS).enumerate().for_each(lane);
+        c.par_chunks_mut(n).enumerate().for_each(lane);
     } else {
-        c.chunks_mut(WORD_BITS).enumerate().for_each(lane);
+        c.chunks_mut(n).enumerate().for_each(lane);
     }
-    // Steps 10-11, where beta = 1 and r = 2^l - 1: shares of 1 for every bit but the lowest
-    // and of 0 for the lowest (exactly one zero, as `x > 2^l - 1` is false for every x):
-    // P0 holds u_i + 1 (u_1 for the lowest), P1 holds -u_i.
-    for (i, c) in c.chunks_mut(WORD_BITS).enumerate() {
-        if beta[i] && r[i] == u64::MAX {
-            let u = common.field(field, &[WORD_BITS])?;
-            for (k, (ci, &ui)) in c.iter_mut().zip(u.iter()).enumerate() {
-                *ci = match (k, party) {
-                    (0, 0) => ui,
-                    (_, 0) => field.add_elems(ui, 1),
-                    _ => field.neg_elem(ui),
-                };
-            }
-        }
-    }
-    ArrayD::from_shape_vec(IxDyn(&lanes), c).map_err(|e| invalid("compare_bits", e.to_string()))
+    args.all_ones_case(field, common, &mut c)?;
+    args.into_array("compare_bits", c)
 }
 
-/// PrivateCompare steps 1-9 for one word (steps 10-11 are left to the caller). The paper's
-/// bit `i` in `1..=l` is index `i - 1` here; its loop runs from the most significant bit
-/// down.
+/// Steps 1-14 of PrivateCompare for server `party` in one pass over each word: its shares
+/// `c_i` as [`compare_bits`], each times a uniform nonzero `s_i` of Z_p, the word's lane
+/// permuted by a uniform `pi`: `{d_i}_j = pi({s_i c_i}_j)`, what it sends P2.
+///
+/// The servers' common randomness comes from `common` in a fixed order (every `s_i`, then
+/// every permutation, then the `u_i` of [`compare_bits`]), so both servers draw the same.
+///
+/// Errors: as [`compare_bits`].
+pub fn private_compare_masked(
+    field: PrimeField,
+    party: u8,
+    x_bits: &ArrayRefD<u8>,
+    r: &ArrayRefD<u64>,
+    beta: &ArrayRefD<u8>,
+    common: &mut Prg,
+) -> Result<ArrayD<u8>> {
+    let args = CompareArgs::new("private_compare_masked", party, x_bits, r, beta)?;
+    let n = args.n;
+    let s = common
+        .field_nonzero(field, &[args.x.len()])?
+        .into_raw_vec_and_offset()
+        .0;
+    // At least one word per lane (unused for one-bit lanes), so that lanes zip with words.
+    let per_lane = words_for(n.saturating_sub(1)).max(1);
+    let mut pi = vec![0u64; args.r.len() * per_lane];
+    common.fill_u64(&mut pi);
+    let mut c = vec![0u8; args.x.len()];
+    args.all_ones_case(field, common, &mut c)?;
+    let draws = Draws::new((2..=n as u64).rev());
+    let lane = |(i, ((c, s), w)): (usize, Lane<'_>)| {
+        if !args.all_ones(i) {
+            args.word(field, i, c);
+        }
+        for (ci, &si) in c.iter_mut().zip(s) {
+            *ci = field.mul_elems(*ci, si);
+        }
+        draws.each(w, |k, j| c.swap(n - 1 - k, j as usize));
+    };
+    if c.len() >= PAR_THRESHOLD {
+        c.par_chunks_mut(n)
+            .zip(s.par_chunks(n))
+            .zip(pi.par_chunks(per_lane))
+            .enumerate()
+            .for_each(lane);
+    } else {
+        c.chunks_mut(n)
+            .zip(s.chunks(n))
+            .zip(pi.chunks(per_lane))
+            .enumerate()
+            .for_each(lane);
+    }
+    args.into_array("private_compare_masked", c)
+}
+
+/// One word's lane of [`private_compare_masked`]: its output, its `s_i` and its permutation's
+/// random words.
+type Lane<'a> = ((&'a mut [u8], &'a [u8]), &'a [u64]);
+
+/// The checked operands of [`compare_bits`] and [`private_compare_masked`].
+struct CompareArgs {
+    party: u8,
+    /// Bits per word.
+    n: usize,
+    /// All ones in the low `n` bits.
+    mask: u64,
+    lanes: Vec<usize>,
+    x: Vec<u8>,
+    /// The public words, mod `2^n`.
+    r: Vec<u64>,
+    beta: Vec<bool>,
+}
+
+impl CompareArgs {
+    fn new(
+        op: &'static str,
+        party: u8,
+        x_bits: &ArrayRefD<u8>,
+        r: &ArrayRefD<u64>,
+        beta: &ArrayRefD<u8>,
+    ) -> Result<Self> {
+        if party > 1 {
+            return Err(invalid(op, format!("party {party} is not 0 or 1")));
+        }
+        let n = x_bits.shape().last().copied().unwrap_or(0);
+        if !(1..=WORD_BITS).contains(&n) {
+            return Err(invalid(
+                op,
+                format!("a last axis of {n} bits (1 to {WORD_BITS} expected)"),
+            ));
+        }
+        let mask = u64::MAX >> (WORD_BITS - n);
+        let mut lanes = r.shape().to_vec();
+        lanes.push(n);
+        same_shape(op, x_bits.shape(), &lanes)?;
+        same_shape(op, beta.shape(), r.shape())?;
+        let x = x_bits.as_standard_layout();
+        let x = match x.as_slice() {
+            Some(x) => x.to_vec(),
+            None => x.iter().copied().collect(),
+        };
+        Ok(CompareArgs {
+            party,
+            n,
+            mask,
+            lanes,
+            x,
+            r: r.iter().map(|w| w & mask).collect(),
+            beta: beta.iter().map(|b| b & 1 == 1).collect(),
+        })
+    }
+
+    /// Steps 1-9 for word `i`.
+    fn word(&self, field: PrimeField, i: usize, c: &mut [u8]) {
+        let n = self.n;
+        compare_word(
+            field,
+            self.party,
+            &self.x[i * n..(i + 1) * n],
+            self.r[i],
+            self.beta[i],
+            c,
+        );
+    }
+
+    /// Whether word `i` takes steps 10-11 (`beta = 1` and `r = 2^n - 1`).
+    fn all_ones(&self, i: usize) -> bool {
+        self.beta[i] && self.r[i] == self.mask
+    }
+
+    /// Steps 10-11, where beta = 1 and r = 2^n - 1: shares of 1 for every bit but the lowest
+    /// and of 0 for the lowest (exactly one zero, as `x > 2^n - 1` is false for every x):
+    /// P0 holds u_i + 1 (u_1 for the lowest), P1 holds -u_i.
+    fn all_ones_case(&self, field: PrimeField, common: &mut Prg, c: &mut [u8]) -> Result<()> {
+        let n = self.n;
+        for (i, c) in c.chunks_mut(n).enumerate() {
+            if self.all_ones(i) {
+                let u = common.field(field, &[n])?;
+                for (k, (ci, &ui)) in c.iter_mut().zip(u.iter()).enumerate() {
+                    *ci = match (k, self.party) {
+                        (0, 0) => ui,
+                        (_, 0) => field.add_elems(ui, 1),
+                        _ => field.neg_elem(ui),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn into_array(self, op: &'static str, c: Vec<u8>) -> Result<ArrayD<u8>> {
+        ArrayD::from_shape_vec(IxDyn(&self.lanes), c).map_err(|e| invalid(op, e.to_string()))
+    }
+}
+
+/// PrivateCompare steps 1-9 for one word of `n = x.len()` bits (steps 10-11 are left to the
+/// caller; `r < 2^n`, and `r + 1 < 2^n` where `beta = 1`). The paper's bit `i` in `1..=l` is
+/// index `i - 1` here; its loop runs from the most significant bit down.
 ///
 /// In plain integers, reduced once per output: with `x[i]` any byte and `j`, `s[i]` bits,
 /// `|w_i| < 256` and `|sum| < 64 * 256`, so adding [`OFFSET`] (a multiple of p) keeps every
@@ -160,7 +295,7 @@ fn compare_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, c: &mut [u8]
     // Step 1: t = r + 1 mod 2^l. Step 4 (beta = 0) compares with r, step 7 (beta = 1) with t.
     let s = if beta { r.wrapping_add(1) } else { r };
     let mut w_sum = 0i32; // sum over k > i of w_k
-    for i in (0..WORD_BITS).rev() {
+    for i in (0..x.len()).rev() {
         let xi = i32::from(x[i]);
         let si = ((s >> i) & 1) as i32;
         // Steps 5 and 8: w_i = x[i] + j s[i] - 2 s[i] x[i] (shares of x[i] XOR s[i]).
@@ -377,6 +512,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The masked PrivateCompare of both servers, reconstructed: a zero exactly where
+    /// `beta XOR (x > r)` over the low `n` bits.
+    fn compare_masked(x: u64, r: u64, beta: u8, n: usize) -> u8 {
+        let f = PrimeField::new(67).unwrap();
+        let bits = crate::ring::bit_decompose_low(&arr1(&[x]).into_dyn(), n);
+        let s0 = bits.mapv(|b| b.wrapping_mul(29).wrapping_add(5) % 67);
+        let s1 = f.sub(&bits, &s0).unwrap();
+        let rr = arr1(&[r]).into_dyn();
+        let bb = arr1(&[beta]).into_dyn();
+        let common = || Prg::new(&[9; 32], Domain::new(1, 2, 3));
+        let d0 = private_compare_masked(f, 0, &s0, &rr, &bb, &mut common()).unwrap();
+        let d1 = private_compare_masked(f, 1, &s1, &rr, &bb, &mut common()).unwrap();
+        any_zero(&f.add(&d0, &d1).unwrap()).unwrap()[[0]]
+    }
+
+    #[test]
+    fn masked_private_compare_on_low_bits() {
+        for n in [1usize, 2, 31, 63, 64] {
+            let mask = u64::MAX >> (64 - n);
+            let words = [
+                0,
+                1,
+                2,
+                mask >> 1,
+                (mask >> 1) + 1,
+                mask - 1,
+                mask,
+                0x5a5a_5a5a_5a5a_5a5a,
+            ];
+            for &x in &words {
+                for &r in &words {
+                    for beta in [0u8, 1] {
+                        let expected = beta ^ u8::from(x & mask > r & mask);
+                        assert_eq!(
+                            compare_masked(x, r, beta, n),
+                            expected,
+                            "n={n} x={x:#x} r={r:#x} beta={beta}"
+                        );
+                    }
+                }
+            }
+        }
+        // Many words at once (the parallel path) agree with one at a time.
+        let f = PrimeField::new(67).unwrap();
+        let words = 3000;
+        let x = ArrayD::from_shape_fn(IxDyn(&[words]), |i| (i[0] as u64).wrapping_mul(0x9e37_79b9));
+        let r = ArrayD::from_shape_fn(IxDyn(&[words]), |i| (i[0] as u64 * 7919) & 0xffff_ffff);
+        let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |i| (i[0] % 2) as u8);
+        let bits = crate::ring::bit_decompose_low(&x, 40);
+        let zero = bits.mapv(|_| 0u8);
+        let common = || Prg::new(&[4; 32], Domain::new(1, 2, 3));
+        let d0 = private_compare_masked(f, 0, &bits, &r, &beta, &mut common()).unwrap();
+        let d1 = private_compare_masked(f, 1, &zero, &r, &beta, &mut common()).unwrap();
+        let found = any_zero(&f.add(&d0, &d1).unwrap()).unwrap();
+        for i in 0..words {
+            let mask = (1u64 << 40) - 1;
+            let expected = beta[[i]] ^ u8::from(x[[i]] & mask > r[[i]] & mask);
+            assert_eq!(found[[i]], expected, "word {i}");
+        }
+        let bad = ArrayD::<u8>::zeros(IxDyn(&[2, 65]));
+        let r2 = ArrayD::<u64>::zeros(IxDyn(&[2]));
+        let b2 = ArrayD::<u8>::zeros(IxDyn(&[2]));
+        assert!(private_compare_masked(f, 0, &bad, &r2, &b2, &mut common()).is_err());
+        assert!(private_compare_masked(f, 2, &zero, &r, &beta, &mut common()).is_err());
+    }
+
+    #[test]
+    fn xor_public_bit_times_flips_the_product() {
+        let w = arr1(&[3u64, 3]).into_dyn();
+        let b = arr1(&[0u8, 1]).into_dyn();
+        let v = arr1(&[10u64, 10]).into_dyn();
+        assert_eq!(
+            xor_public_bit_times(&w, &b, &v).unwrap(),
+            arr1(&[3u64, 7]).into_dyn()
+        );
+        assert!(xor_public_bit_times(&w, &b, &arr1(&[1u64]).into_dyn()).is_err());
     }
 
     #[test]

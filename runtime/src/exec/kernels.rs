@@ -110,6 +110,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::ShrLogical { bits } => Value::Ring(ring::shr_logical(r(0)?, *bits).map_err(at)?),
         Kernel::Shl { bits } => Value::Ring(ring::shl(r(0)?, *bits).map_err(at)?),
         Kernel::XorConst { value } => Value::Ring(r(0)?.mapv(|w| w ^ value)),
+        Kernel::AndConst { value } => Value::Ring(r(0)?.mapv(|w| w & value)),
         Kernel::Reshape { shape } => Value::Ring(ring::reshape(r(0)?, shape).map_err(at)?),
         Kernel::Transpose { perm } => Value::Ring(ring::transpose(r(0)?, perm).map_err(at)?),
         Kernel::ReduceSum { axis } => Value::Ring(ring::sum_axis(r(0)?, *axis).map_err(at)?),
@@ -144,7 +145,32 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::OddSub => Value::OddRing(ring::odd_sub(odd(0)?, odd(1)?).map_err(at)?),
         Kernel::RingToOdd => Value::OddRing(ring::odd_reduce(ring_at(0)?)),
         Kernel::Wrap => Value::Small(ring::wrap(ring_at(0)?, ring_at(1)?).map_err(at)?),
-        Kernel::BitDecompose => Value::Small(ring::bit_decompose(word(0)?)),
+        Kernel::BitDecompose { bits } => {
+            Value::Small(ring::bit_decompose_low(word(0)?, *bits as usize))
+        }
+        Kernel::BitAt { bit } => {
+            let bit = bit.min(&63);
+            Value::Small(r(0)?.mapv(|w| ((w >> bit) & 1) as u8))
+        }
+        Kernel::XorBits { not } => {
+            let flip = u8::from(*not);
+            let (a, b) = (small(0)?, small(1)?);
+            if a.shape() != b.shape() {
+                return Err(at(OpsError::ShapeMismatch {
+                    op: "xor_bits",
+                    left: a.shape().to_vec(),
+                    right: b.shape().to_vec(),
+                }));
+            }
+            Value::Small(
+                ndarray::Zip::from(a)
+                    .and(b)
+                    .map_collect(|&x, &y| (x ^ y ^ flip) & 1),
+            )
+        }
+        Kernel::XorPublicBitTimes => {
+            Value::Ring(ring::xor_public_bit_times(r(0)?, small(1)?, r(2)?).map_err(at)?)
+        }
         Kernel::Lsb => Value::Small(ring::lsb(word(0)?)),
         Kernel::IsZero => Value::Small(ring::is_zero(word(0)?)),
         Kernel::BitTo { kind } => match kind {
@@ -168,31 +194,19 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         }
         Kernel::FieldAdd { p } => Value::Small(field(*p)?.add(small(0)?, small(1)?).map_err(at)?),
         Kernel::FieldSub { p } => Value::Small(field(*p)?.sub(small(0)?, small(1)?).map_err(at)?),
-        Kernel::CompareBits { party, p, stream } => {
-            let seed = arg(3)?.as_seed("compare_bits").map_err(at)?;
+        Kernel::PrivateCompare { party, p, stream } => {
+            let seed = arg(3)?.as_seed("private_compare").map_err(at)?;
             let mut common = Prg::new(
                 seed,
                 Domain::new(cx.session, *stream, 0x300 | u32::from(*p)),
             );
             let (x, r, beta) = (small(0)?, word(1)?, small(2)?);
             Value::Small(
-                ring::compare_bits(field(*p)?, *party, x, r, beta, &mut common).map_err(at)?,
+                ring::private_compare_masked(field(*p)?, *party, x, r, beta, &mut common)
+                    .map_err(at)?,
             )
         }
         Kernel::AnyZero => Value::Small(ring::any_zero(small(0)?).map_err(at)?),
-        Kernel::MulNonzero { stream, p } => {
-            let seed = arg(1)?.as_seed("mul_nonzero").map_err(at)?;
-            let mut prg = Prg::new(
-                seed,
-                Domain::new(cx.session, *stream, 0x200 | u32::from(*p)),
-            );
-            Value::Small(ring::mul_random_nonzero(field(*p)?, small(0)?, &mut prg).map_err(at)?)
-        }
-        Kernel::PermuteLast { stream } => {
-            let seed = arg(1)?.as_seed("permute_last").map_err(at)?;
-            let mut prg = Prg::new(seed, Domain::new(cx.session, *stream, 4));
-            Value::Small(ring::permute_random(small(0)?, &mut prg).map_err(at)?)
-        }
         Kernel::Windows { window, pad } => {
             Value::Ring(ring::windows(ring_at(0)?, &plain_op::window(window), *pad).map_err(at)?)
         }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use shareflow_compiler::options::Comparison;
 use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::plain::train::TrainConfig;
@@ -70,6 +71,10 @@ enum Command {
         /// Also write the table as Markdown to this file.
         #[arg(long)]
         markdown: Option<PathBuf>,
+        /// Time each prediction as one whole program (weights shared and masked every time,
+        /// QUIC processes started afresh) instead of predictions of a serving session.
+        #[arg(long)]
+        single: bool,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
         #[arg(long)]
@@ -212,6 +217,15 @@ struct ProtocolArgs {
     /// Pond: degree of the ReLU polynomial (default per network: 10, or 14 for D).
     #[arg(long)]
     relu_degree: Option<usize>,
+    /// SecureNN: how signs (ReLU, max pooling, argmax) are taken: `opened` (one masked
+    /// opening and one PrivateCompare, 3 rounds) or `paper` (ShareConvert and ComputeMSB,
+    /// 8 rounds).
+    #[arg(long, default_value = "opened")]
+    comparison: String,
+    /// SecureNN, `--comparison opened`: the ring Z_2^N signs are taken in; 64 is exact for
+    /// every value, 32 for values below 2^15 (at 16 fractional bits) and half the traffic.
+    #[arg(long, default_value_t = 64)]
+    compare_bits: u32,
 }
 
 impl ProtocolArgs {
@@ -226,6 +240,26 @@ impl ProtocolArgs {
             other => {
                 return Err(ToolError::Usage(format!(
                     "unknown truncation {other:?} (dealer, local)"
+                )))
+            }
+        };
+        o.comparison = match (self.comparison.as_str(), self.compare_bits) {
+            ("paper", 64) => Comparison::Paper,
+            ("paper", _) => {
+                return Err(ToolError::Usage(
+                    "--compare-bits is for --comparison opened (the paper's DReLU is 64 bits)"
+                        .into(),
+                ))
+            }
+            ("opened", bits @ 2..=64) => Comparison::Opened { bits },
+            ("opened", bits) => {
+                return Err(ToolError::Usage(format!(
+                    "--compare-bits {bits}: from 2 to 64"
+                )))
+            }
+            (other, _) => {
+                return Err(ToolError::Usage(format!(
+                    "unknown comparison {other:?} (opened, paper)"
                 )))
             }
         };
@@ -371,11 +405,13 @@ fn run(command: Command) -> Result<(), ToolError> {
             data,
             timeout,
             markdown,
+            single,
             protocol_options,
             json,
         } => {
             let options = protocol_options.options()?;
             bench::run(bench::BenchArgs {
+                single,
                 models: model,
                 protocols: bench::parse_protocols(&protocol)?,
                 transports: transport,

@@ -7,9 +7,16 @@
 //! network and protocol, accuracy, agreement with plaintext and mean KL divergence over the
 //! test set (or its first `--limit` images), predicted in process in batches of 128.
 //!
-//! Over `quic` every party is its own `shareflow run-graph` process on 127.0.0.1, started
-//! afresh for each repetition; the time that counts is the parties' own run time after they
-//! have connected (the maximum over parties of `metrics.wall_ms`), not process start-up.
+//! By default the predictions run as a serving session, the way a deployed model serves
+//! clients: the parties connect and run the setup program once (the model owner's weights
+//! shared, masked and opened; its time and bytes are reported as `setup_ms`, `setup_bytes`),
+//! then the warm-up and the timed predictions over the same connections and buffers. With
+//! `--single` every prediction is one whole program (weights shared and masked each time,
+//! and over `quic` the processes started afresh for each repetition).
+//!
+//! Over `quic` every party is its own `shareflow run-graph` process on 127.0.0.1; the time
+//! that counts is the parties' own run time after they have connected (the maximum over
+//! parties of `metrics.wall_ms`), not process start-up.
 //!
 //! Pond has no maxpool, so Pond with networks B and C is skipped with a note.
 
@@ -24,7 +31,7 @@ use shareflow_compiler::ProtocolKind;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::data::npy::write_npy;
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
-use shareflow_runtime::exec::run_in_process;
+use shareflow_runtime::exec::{run_in_process, ServingSession};
 use shareflow_runtime::plain::train::{accuracy, predict};
 
 use super::load_weights;
@@ -53,6 +60,8 @@ pub struct BenchArgs {
     pub timeout_s: f64,
     pub json: bool,
     pub markdown: Option<PathBuf>,
+    /// One whole program per prediction instead of a serving session.
+    pub single: bool,
 }
 
 /// One party's figures over the timed repetitions.
@@ -72,6 +81,8 @@ struct Timing {
     bytes: u64,
     rounds: u64,
     parties: BTreeMap<String, PartyFigures>,
+    /// A serving session's setup: wall milliseconds and bytes, once.
+    setup: Option<(f64, u64)>,
 }
 
 impl Timing {
@@ -219,10 +230,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     ));
                     let images = test.batch(0, batch);
                     let plain_ms = plaintext_times(model, &weights, &images, batch, args.reps)?;
-                    let timing = if transport == "quic" {
-                        time_quic(&mut secure, &images, batch, &args, &exe)
-                    } else {
-                        time_inproc(&mut secure, &weights, &images, batch, args.reps)
+                    let timing = match (transport.as_str(), args.single) {
+                        ("quic", true) => time_quic(&mut secure, &images, batch, &args, &exe),
+                        ("quic", false) => {
+                            time_quic_serving(&mut secure, &images, batch, &args, &exe)
+                        }
+                        (_, true) => time_inproc(&mut secure, &weights, &images, batch, args.reps),
+                        (_, false) => {
+                            time_inproc_serving(&mut secure, &weights, &images, batch, args.reps)
+                        }
                     };
                     // A failed combination is a note of the table, not the end of the run.
                     match timing {
@@ -295,6 +311,9 @@ fn row(
         .set("bytes", t.bytes)
         .set("bytes_per_image", t.bytes / batch as u64)
         .set("rounds", t.rounds)
+        .set("serving", t.setup.is_some())
+        .set("setup_ms", t.setup.map(|(ms, _)| round3(ms)))
+        .set("setup_bytes", t.setup.map(|(_, b)| b))
         .set("reps", t.ms.len())
         .set("per_party", t.per_party());
     r.json()
@@ -364,6 +383,107 @@ fn time_inproc(
     Ok(timing)
 }
 
+/// Every party in this process, as a serving session: the setup once, then a warm-up and
+/// `reps` timed predictions of `images`.
+fn time_inproc_serving(
+    secure: &mut SecureModel,
+    weights: &Weights,
+    images: &ArrayD<f32>,
+    batch: usize,
+    reps: usize,
+) -> Result<Timing> {
+    let mut inputs = party_inputs(weights, images);
+    let client = inputs.remove(CLIENT).unwrap_or_default();
+    let graph = secure.serving(batch)?.clone();
+    let mut session = ServingSession::new(graph, Duration::from_secs(600))?;
+    let setup = session.setup(&inputs)?;
+    let mut timing = Timing {
+        setup: Some((setup.wall_ms, setup.bytes())),
+        ..Timing::default()
+    };
+    let inputs = HashMap::from([(CLIENT.to_string(), client)]);
+    for rep in 0..=reps {
+        let run = session.predict(&inputs)?;
+        if rep == 0 {
+            continue;
+        }
+        let metrics: Vec<Value> = run
+            .parties
+            .iter()
+            .map(|p| serde_json::to_value(&p.metrics).unwrap_or(Value::Null))
+            .collect();
+        timing.add(&metrics, run.wall_ms);
+    }
+    Ok(timing)
+}
+
+/// One process per party on 127.0.0.1, connected once as a serving session: the setup, a
+/// warm-up and `reps` timed predictions over the same connections.
+fn time_quic_serving(
+    secure: &mut SecureModel,
+    images: &ArrayD<f32>,
+    batch: usize,
+    args: &BenchArgs,
+    exe: &Path,
+) -> Result<Timing> {
+    let model = secure.kind;
+    let tmp =
+        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let dir = tmp.path();
+    let graph = secure.serving(batch)?;
+    let graph_path = dir.join("serving.json");
+    let text = serde_json::to_string(graph).map_err(|e| ToolError::Usage(e.to_string()))?;
+    std::fs::write(&graph_path, text).map_err(|e| io(&graph_path, e))?;
+    let image_path = dir.join("image.npy");
+    write_npy(&image_path, images)?;
+    let parties = graph.predict.parties.clone();
+    let run = || {
+        let runs = args.reps + 1;
+        run_local_parties(
+            exe,
+            &parties,
+            dir,
+            &graph_path,
+            &image_path,
+            model,
+            args.timeout_s,
+            Some(runs),
+        )
+    };
+    // Fresh ports; one retry if a port was taken meanwhile.
+    let reports = match run() {
+        Ok(r) => r,
+        Err(e) => {
+            progress(&format!("quic run failed, retrying once: {e}"));
+            run()?
+        }
+    };
+    let wall = |metrics: &[&Value]| {
+        metrics
+            .iter()
+            .map(|m| m["wall_ms"].as_f64().unwrap_or(0.0))
+            .fold(0.0, f64::max)
+    };
+    let setup: Vec<&Value> = reports.iter().map(|(_, r)| &r["setup"]).collect();
+    let setup_bytes = setup
+        .iter()
+        .map(|m| m["bytes_sent"].as_u64().unwrap_or(0))
+        .sum();
+    let mut timing = Timing {
+        setup: Some((wall(&setup), setup_bytes)),
+        ..Timing::default()
+    };
+    for rep in 1..=args.reps {
+        let metrics: Vec<Value> = reports
+            .iter()
+            .map(|(_, r)| r["predictions"][rep].clone())
+            .collect();
+        let refs: Vec<&Value> = metrics.iter().collect();
+        timing.add(&metrics, wall(&refs));
+    }
+    Ok(timing)
+}
+
 /// A private copy of this executable for the party processes, so that rebuilding the binary
 /// while a long benchmark runs does not pull it away from under the later repetitions.
 fn party_exe(dir: &Path) -> Result<PathBuf> {
@@ -409,8 +529,14 @@ fn time_quic(
                 &image_path,
                 model,
                 args.timeout_s,
+                None,
             )
-            .map(|reports| reports.into_iter().map(|(_, m)| m).collect::<Vec<_>>())
+            .map(|reports| {
+                reports
+                    .into_iter()
+                    .map(|(_, r)| r["metrics"].clone())
+                    .collect::<Vec<_>>()
+            })
         };
         let metrics = match run() {
             Ok(m) => m,
@@ -475,15 +601,20 @@ fn markdown(
     args: &BenchArgs,
 ) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Measured {date} on {machine} with `shareflow bench`: private prediction of the first `batch` MNIST test images, median (min-max) of {} runs after a warm-up; `quic` is one process per party on 127.0.0.1 and counts the parties' run time after connecting. Bytes are sent by all parties per prediction. Accuracy, agreement with plaintext (argmax) and mean KL divergence are over the first N test images, predicted in process in batches of {ACCURACY_BATCH}.", args.reps);
+    let mode = if args.single {
+        "each prediction one whole program (the weights shared and masked every time; over `quic` the processes started afresh each time)"
+    } else {
+        "a serving session per row: the parties connect and share and mask the weights once (setup, reported apart and not timed), then predict over the same connections"
+    };
+    let _ = writeln!(s, "Measured {date} on {machine} with `shareflow bench`: private prediction of the first `batch` MNIST test images, median (min-max) of {} runs after a warm-up; {mode}. `quic` is one process per party on 127.0.0.1 and counts the parties' run time after connecting. Bytes are sent by all parties per prediction. Accuracy, agreement with plaintext (argmax) and mean KL divergence are over the first N test images, predicted in process in batches of {ACCURACY_BATCH}.", args.reps);
     s.push('\n');
-    s.push_str("| network | protocol | transport | batch | median ms (min-max) | plaintext ms | images/s | MB | rounds | accuracy (N) | plaintext accuracy | agreement | KL |\n");
-    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| network | protocol | transport | batch | median ms (min-max) | plaintext ms | images/s | MB | rounds | setup MB | accuracy (N) | plaintext accuracy | agreement | KL |\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.2} | {:.1} | {:.2} | {} | {:.2}% ({}) | {:.2}% | {:.2}% | {:.1e} |",
+            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.2} | {:.1} | {:.2} | {} | {} | {:.2}% ({}) | {:.2}% | {:.2}% | {:.1e} |",
             r["model"].as_str().unwrap_or("?"),
             r["protocol"].as_str().unwrap_or("?"),
             r["transport"].as_str().unwrap_or("?"),
@@ -495,6 +626,10 @@ fn markdown(
             f("images_per_s"),
             f("bytes") / 1e6,
             r["rounds"],
+            match r["setup_bytes"].as_f64() {
+                Some(b) => format!("{:.2}", b / 1e6),
+                None => "-".into(),
+            },
             100.0 * f("accuracy"),
             r["images"],
             100.0 * f("plaintext_accuracy"),

@@ -85,7 +85,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &image_path,
         args.model,
         args.timeout_s,
-    )?;
+        None,
+    )?
+    .into_iter()
+    .map(|(party, report)| (party, report["metrics"].clone()))
+    .collect::<Vec<_>>();
     let wall_ms = start.elapsed().as_secs_f64() * 1e3;
 
     let logits = read_npy(

@@ -14,7 +14,10 @@ use crate::{Result, ToolError};
 /// Makes a fresh loopback cluster (CA, certificates, free ports) in `dir`, starts one
 /// `exe run-graph` per party (the model owner with the network's weights, the client with
 /// `image_path`; outputs in `dir/out-PARTY`), waits for all, and returns each party's name and
-/// the metrics of its report. If any party fails, the error lists every failure.
+/// its report. With `serving: Some(n)`, `graph_path` is a serving graph and every party runs
+/// its setup once and then `n` predictions over the same connections. If any party fails, the
+/// error lists every failure.
+#[allow(clippy::too_many_arguments)]
 pub fn run_local_parties(
     exe: &Path,
     parties: &[String],
@@ -23,6 +26,7 @@ pub fn run_local_parties(
     image_path: &Path,
     model: ModelKind,
     timeout_s: f64,
+    serving: Option<usize>,
 ) -> Result<Vec<(String, Value)>> {
     ClusterConfig::local(parties, dir, 0)?;
     let mut children: Vec<(String, Child)> = Vec::new();
@@ -41,6 +45,9 @@ pub fn run_local_parties(
             .arg(timeout_s.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(n) = serving {
+            cmd.arg("--serving").arg("--predictions").arg(n.to_string());
+        }
         if party == MODEL_OWNER {
             cmd.arg("--weights").arg(weights_path(model, None));
         }
@@ -68,7 +75,7 @@ pub fn run_local_parties(
         if out.status.success() {
             let v: Value = serde_json::from_slice(&out.stdout)
                 .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
-            reports.push((party, v["metrics"].clone()));
+            reports.push((party, v));
         } else {
             failures.push(format!(
                 "{party}: {}",

@@ -3,7 +3,7 @@
 use shareflow_ops::ValueKind;
 
 use super::private_compare::private_compare;
-use super::{OddShared, SERVERS};
+use super::{OddShared, SERVERS, WORD_BITS};
 use crate::ir::{Draw, Kernel};
 use crate::lower::{Lowerer, Shared, HELPER, S0, S1};
 
@@ -31,7 +31,7 @@ pub fn compute_msb(cx: &mut Lowerer, a: &OddShared) -> Shared {
         &shape,
     );
     let x_share = [x0, x1];
-    let x_bits = cx.helper_share_bits(x);
+    let x_bits = cx.helper_share_bits(x, WORD_BITS);
     let x_lsb = cx.emit(HELPER, Kernel::Lsb, &[x], ValueKind::Small, &shape);
     let x_lsb = cx.helper_share_bit(x_lsb, ValueKind::Ring);
     // Step 2: <y>_j = 2 <a>_j and <r>_j = <y>_j + <x>_j over Z_{L-1}.

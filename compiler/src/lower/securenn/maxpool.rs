@@ -11,15 +11,25 @@
 use shareflow_graphs::op::Window;
 use shareflow_ops::ValueKind;
 
+use super::opened::sign;
 use super::relu::{drelu, select_share};
 use super::SERVERS;
 use crate::ir::{Draw, Exchange, Kernel};
 use crate::lower::{Lowerer, Shared, HELPER};
+use crate::options::Comparison;
 use crate::CompileError;
 
-/// The word that SAME padding cells of a max-pooling window hold: `-2^61`, below every value
-/// a comparison takes exactly (`|x| < 2^61`), so it never wins.
-pub const PAD: u64 = (1u64 << 61).wrapping_neg();
+/// The word that SAME padding cells of a max-pooling window hold, below every value a
+/// comparison takes exactly, so it never wins: `-2^61` for the paper's DReLU (exact for
+/// differences below `2^62`, so for values `|x| < 2^61`), `-2^(k-2)` for signs taken in
+/// Z_2^k (values `|x| < 2^(k-2)`).
+pub fn pad(comparison: Comparison) -> u64 {
+    let bits = match comparison {
+        Comparison::Paper => 61,
+        Comparison::Opened { bits } => bits.clamp(2, 64) - 2,
+    };
+    (1u64 << bits).wrapping_neg()
+}
 
 /// The candidates of a knockout tree: values `[lanes.., m, 1]` and, if tracked, their
 /// indices (same shape).
@@ -114,9 +124,23 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
     // Steps 3-4: <w>_j = <left>_j - <right>_j and beta = DReLU(w): 1 where the left
     // candidate is at least the right one (it wins ties).
     let w = cx.local2(Kernel::Sub, &left, &right, &pairs);
-    let beta = drelu(cx, &w);
-    // Step 5: max = SelectShare(beta, right, left).
-    let mut value = select_share(cx, &beta, &right, &left, &pairs);
+    let (beta, mut value) = match cx.options.comparison {
+        // Step 5 as one product in the rounds of the sign: max = right + beta w.
+        Comparison::Opened { bits } => {
+            let s = sign(cx, &w, true, bits);
+            let max = match s.times {
+                Some(bw) => cx.local2(Kernel::Add, &right, &bw, &pairs),
+                None => select_share(cx, &s.drelu, &right, &left, &pairs),
+            };
+            (s.drelu, max)
+        }
+        Comparison::Paper => {
+            let beta = drelu(cx, &w);
+            // Step 5: max = SelectShare(beta, right, left).
+            let max = select_share(cx, &beta, &right, &left, &pairs);
+            (beta, max)
+        }
+    };
     // Step 6: ind = SelectShare(beta, ind_right, ind_left).
     let mut index = c.index.map(|ind| {
         let l = pick(cx, &ind, 0, 2, half, &pairs);
@@ -142,7 +166,7 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
 }
 
 /// Max pooling of NHWC shares over `window`, to `out` (`[N, OH, OW, C]`): the windows as a
-/// trailing axis (SAME padding cells hold [`PAD`] on server 0 and 0 on server 1), then
+/// trailing axis (SAME padding cells hold [`pad`] on server 0 and 0 on server 1), then
 /// [`maxpool`].
 pub fn maxpool2d(
     cx: &mut Lowerer,
@@ -165,10 +189,11 @@ fn pool_windows(
         return Err(cx.error(format!("max pooling to shape {out:?}, expected NHWC")));
     };
     let shape = [n, oh, ow, c, window.size[0] * window.size[1]];
+    let word = pad(cx.options.comparison);
     let s = cx.on_servers(
         |j| Kernel::Windows {
             window: *window,
-            pad: if j == 0 { PAD } else { 0 },
+            pad: if j == 0 { word } else { 0 },
         },
         |j| vec![x.s[j]],
         ValueKind::Ring,

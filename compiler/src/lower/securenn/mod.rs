@@ -19,6 +19,11 @@
 //! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
 //! | comparisons with 0 | [`relu::greater_equal_zero`] and others | `relu.rs` |
 //!
+//! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max pooling take
+//! the sign from one masked opening and one PrivateCompare ([`opened::sign`], `opened.rs`):
+//! 3 rounds instead of 8 (9 for ReLU), one comparison of 63 bits instead of two of 64, exact
+//! on the whole ring. The paper's DReLU (ShareConvert, ComputeMSB) is `Comparison::Paper`.
+//!
 //! Every function works on whole tensors: one kernel call per tensor and party, never per
 //! element. Communication of the helper's shares is halved with seeds as everywhere in the
 //! compiler: server 0's share of anything the helper deals is the expansion of their pair
@@ -42,6 +47,7 @@
 
 pub mod compute_msb;
 pub mod maxpool;
+pub mod opened;
 pub mod private_compare;
 pub mod relu;
 pub mod share_convert;
@@ -113,11 +119,4 @@ impl Protocol for SecureNN {
             }),
         }
     }
-}
-
-/// `shape` with a trailing axis of [`WORD_BITS`] (the bits of each word).
-fn with_bits(shape: &[usize]) -> Vec<usize> {
-    let mut s = shape.to_vec();
-    s.push(WORD_BITS);
-    s
 }

@@ -2,49 +2,43 @@
 
 use shareflow_ops::ValueKind;
 
-use super::{with_bits, BitShares, Public, PRIME, SERVERS};
+use super::{BitShares, Public, PRIME, SERVERS};
 use crate::ir::{Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, HELPER, S0, S1};
 
 /// PrivateCompare Π_PC({P0, P1}, P2), for every word of a tensor at once.
 ///
-/// - Input: P0, P1 hold shares over Z_p of the bits of `x` (`x_bits`, `[.., 64]`), a common
-///   word `r` (ring or odd ring, `[..]`) and a common random bit `beta` (`Small`, `[..]`).
+/// - Input: P0, P1 hold shares over Z_p of the low `n` bits of `x` (`x_bits`, `[.., n]`, `n`
+///   up to 64), a common word `r` (ring or odd ring, `[..]`, read mod `2^n`) and a common
+///   random bit `beta` (`Small`, `[..]`).
 /// - Output: P2 learns `beta' = beta XOR (x > r)` (a `Small` bit on the helper, `[..]`).
-/// - Common randomness: P0, P1 hold nonzero `s_i` in Z_p, a random permutation `pi` of the 64
-///   bit positions (both per word), and `u_i` in Z_p.
+/// - Common randomness: P0, P1 hold nonzero `s_i` in Z_p, a random permutation `pi` of the
+///   `n` bit positions (both per word), and `u_i` in Z_p.
 ///
 /// The nonzero multipliers and the permutation hide from P2 everything but whether some
 /// `d_i` is 0 (tf-encrypted leaves out the permutation; it is not left out here).
 pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Public) -> ValueId {
     let shape = cx.shape(r[0]).to_vec();
-    let lanes = with_bits(&shape);
-    // Common randomness, drawn from the servers' pair seed by the kernels that use it, when
-    // they run (as tensors drawn up front, s_i and pi would take 16 bytes per bit): s_i in
-    // Z_p^*, pi, and the u_i in Z_p (only needed where beta = 1 and r = 2^l - 1).
+    let lanes = cx.shape(x_bits.s[0]).to_vec();
+    // Common randomness, drawn from the servers' pair seed by the kernel that uses it, when
+    // it runs (as tensors drawn up front, s_i and pi would take 16 bytes per bit): s_i in
+    // Z_p^*, pi, and the u_i in Z_p (only needed where beta = 1 and r = 2^n - 1).
     let seed = cx.pair_seed(S0, S1);
     let seed = [seed.0, seed.1];
-    let (s_stream, pi_stream, u_stream) = (cx.stream(), cx.stream(), cx.stream());
+    let stream = cx.stream();
     let mut d = [r[0]; 2];
     for (j, host) in SERVERS.into_iter().enumerate() {
         // Steps 1-13 (P_j): c_i from x[i], r or t = r + 1 (by beta), and u_i where beta = 1
-        // and r = 2^l - 1.
-        let compare = Kernel::CompareBits {
+        // and r = 2^n - 1; step 14: {d_i}_j = pi({s_i c_i}_j), in one pass per word.
+        let compare = Kernel::PrivateCompare {
             party: j as u8,
             p: PRIME,
-            stream: u_stream,
+            stream,
         };
         let inputs = [x_bits.s[j], r[j], beta[j], seed[j]];
-        let c = cx.emit(host, compare, &inputs, ValueKind::Small, &lanes);
-        // Step 14: P_j sends {d_i}_j = pi({s_i c_i}_j) to P2.
-        let mul = Kernel::MulNonzero {
-            stream: s_stream,
-            p: PRIME,
-        };
-        let masked = cx.emit(host, mul, &[c, seed[j]], ValueKind::Small, &lanes);
-        let permute = Kernel::PermuteLast { stream: pi_stream };
-        let permuted = cx.emit(host, permute, &[masked, seed[j]], ValueKind::Small, &lanes);
-        d[j] = cx.send(permuted, HELPER, Exchange::MaskedOpening);
+        let masked = cx.emit(host, compare, &inputs, ValueKind::Small, &lanes);
+        // Step 14: P_j sends {d_i}_j to P2.
+        d[j] = cx.send(masked, HELPER, Exchange::MaskedOpening);
     }
     // Step 15: P2 reconstructs every d_i and sets beta' = 1 iff some d_i = 0.
     let d = cx.emit(

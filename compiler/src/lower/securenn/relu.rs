@@ -5,10 +5,12 @@
 use shareflow_ops::ValueKind;
 
 use super::compute_msb::compute_msb;
+use super::opened::sign;
 use super::share_convert::share_convert;
 use super::SERVERS;
 use crate::ir::Kernel;
 use crate::lower::{Lowerer, Shared};
+use crate::options::Comparison;
 
 /// SelectShare Π_SS({P0, P1}, P2): shares of `z = (1 - alpha) x + alpha y` for a shared bit
 /// `alpha`, broadcast against `x` and `y` (trailing axes, as `Kernel::Mul`); `shape` is the
@@ -32,11 +34,20 @@ pub fn select_share(
     cx.rerandomise(&z)
 }
 
+/// Shares over Z_2^64 of `DReLU(a)`, 1 where `a >= 0` and 0 where `a < 0`, by the configured
+/// method ([`Comparison`]).
+pub fn drelu(cx: &mut Lowerer, a: &Shared) -> Shared {
+    match cx.options.comparison {
+        Comparison::Paper => drelu_paper(cx, a),
+        Comparison::Opened { bits } => sign(cx, a, false, bits).drelu,
+    }
+}
+
 /// DReLU Π_DReLU({P0, P1}, P2): shares over Z_2^64 of `DReLU(a)`, 1 where `a >= 0` (as a
 /// two's-complement word) and 0 where `a < 0`, exact for `a` in `[-2^62, 2^62)`.
 ///
 /// - Common randomness: P0, P1 hold shares of 0, `u_0`, `u_1`.
-pub fn drelu(cx: &mut Lowerer, a: &Shared) -> Shared {
+pub fn drelu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
     let shape = cx.shape(a.s[0]).to_vec();
     // Step 1: <c>_j = 2 <a>_j (even, so never L - 1 as ShareConvert needs; its MSB is the
     // sign of a in the range above).
@@ -62,13 +73,24 @@ pub fn drelu(cx: &mut Lowerer, a: &Shared) -> Shared {
     cx.rerandomise(&Shared { s: gamma })
 }
 
+/// Shares of `max(a, 0)` by the configured method ([`Comparison`]).
+pub fn relu(cx: &mut Lowerer, a: &Shared) -> Shared {
+    match cx.options.comparison {
+        Comparison::Paper => relu_paper(cx, a),
+        Comparison::Opened { bits } => match sign(cx, a, true, bits).times {
+            Some(relu) => relu,
+            None => relu_paper(cx, a),
+        },
+    }
+}
+
 /// ReLU Π_ReLU({P0, P1}, P2): shares of `max(a, 0)`, exact for `a` in `[-2^62, 2^62)`.
 ///
 /// - Common randomness: P0, P1 hold shares of 0, `u_0`, `u_1`.
-pub fn relu(cx: &mut Lowerer, a: &Shared) -> Shared {
+pub fn relu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
     let shape = cx.shape(a.s[0]).to_vec();
     // Step 1: DReLU: <alpha>_j.
-    let alpha = drelu(cx, a);
+    let alpha = drelu_paper(cx, a);
     // Step 2: <c>_j = <alpha>_j <a>_j, a product with the helper (Algorithm 1).
     let c = cx.beaver(&alpha, a, Kernel::Mul, &shape);
     // Step 3: P_j outputs <c>_j + u_j.

@@ -3,7 +3,7 @@
 use shareflow_ops::ValueKind;
 
 use super::private_compare::private_compare;
-use super::{OddShared, Public, SERVERS};
+use super::{OddShared, Public, SERVERS, WORD_BITS};
 use crate::ir::{Draw, Exchange, Kernel};
 use crate::lower::{Lowerer, Shared, HELPER};
 
@@ -77,7 +77,7 @@ pub fn share_convert_with(
     let x = cx.emit(HELPER, Kernel::Add, &a_tilde, ValueKind::Ring, &shape);
     let delta = cx.emit(HELPER, Kernel::Wrap, &a_tilde, ValueKind::Small, &shape);
     // Step 4: P2 sends shares of the bits of x over Z_p and of delta over Z_{L-1}.
-    let x_bits = cx.helper_share_bits(x);
+    let x_bits = cx.helper_share_bits(x, WORD_BITS);
     let delta = cx.helper_share_bit(delta, ValueKind::OddRing);
     // Step 5: PrivateCompare on (bits of x, r - 1, eta''): P2 learns eta'.
     let eta_p = private_compare(cx, &x_bits, r_minus_1, eta_pp);

@@ -4,7 +4,7 @@
 
 use shareflow_ops::ValueKind;
 
-use super::{with_bits, PRIME, SERVERS};
+use super::{PRIME, SERVERS};
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, Shared, HELPER, S0, S1};
 
@@ -67,10 +67,13 @@ impl Lowerer {
         [r0, r1]
     }
 
-    /// The helper's shares over Z_p of the bits of its ring or odd-ring words `x`.
-    pub(crate) fn helper_share_bits(&mut self, x: ValueId) -> BitShares {
-        let lanes = with_bits(self.shape(x));
-        let bits = self.emit(HELPER, Kernel::BitDecompose, &[x], ValueKind::Small, &lanes);
+    /// The helper's shares over Z_p of the lowest `n` bits of its ring or odd-ring words `x`
+    /// (`n` up to 64).
+    pub(crate) fn helper_share_bits(&mut self, x: ValueId, n: usize) -> BitShares {
+        let mut lanes = self.shape(x).to_vec();
+        lanes.push(n);
+        let kernel = Kernel::BitDecompose { bits: n as u32 };
+        let bits = self.emit(HELPER, kernel, &[x], ValueKind::Small, &lanes);
         BitShares {
             s: self.helper_share(bits, Draw::Field { p: PRIME }),
         }

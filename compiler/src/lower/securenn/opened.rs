@@ -1,0 +1,127 @@
+//! DReLU from one masked opening and one PrivateCompare: the sign of a shared value in three
+//! rounds, without ShareConvert and ComputeMSB, and its product with the value in the same
+//! three rounds.
+//!
+//! With the helper's random `r` in Z_2^k and `c = a + r mod 2^k` opened to the servers, write
+//! `c = c_top 2^(k-1) + c_low` and `r = r_top 2^(k-1) + r_low`. Subtracting `r` borrows from
+//! the top bit exactly when `r_low > c_low`, so
+//!
+//! `msb(a mod 2^k) = c_top XOR r_top XOR (r_low > c_low)`,
+//!
+//! and the last bit is what PrivateCompare gives the helper (masked by the servers' `beta`).
+//! The helper, who knows `r_top`, deals `s = beta' XOR r_top`; the servers know
+//! `t = NOT(c_top XOR beta)`, and `DReLU(a) = t XOR s` is local. Where the value's product
+//! with its DReLU is wanted (ReLU, the maximum of two candidates), the helper also receives
+//! `a + m` (`m` the servers' common randomness, hidden from it) in the first round and deals
+//! `s (a + m)`; the servers subtract `m s` and flip by `t`. So one ReLU is 3 rounds (the paper:
+//! 8 for DReLU, 9 with the product), and the bits compared are `k - 1` instead of twice 64.
+//!
+//! What each party sees: the servers `c` (masked by `r`, which neither knows alone); the
+//! helper the masked, permuted PrivateCompare shares (which tell it `beta'` only, uniform as
+//! `beta` is) and `a + m` (uniform as `m` is). Every share they receive is a uniform
+//! correction, as everywhere else.
+//!
+//! Exact for `a` in `[-2^(k-1), 2^(k-1))` ring units, as `a mod 2^k` keeps its sign there; for
+//! `k = 64`, every word.
+
+use shareflow_ops::ValueKind;
+
+use super::private_compare::private_compare;
+use super::SERVERS;
+use crate::ir::{Draw, Exchange, Kernel};
+use crate::lower::{Lowerer, Shared, HELPER};
+
+/// Shares of `DReLU(a)` (1 where `a >= 0`, integers) and, if asked, of `a DReLU(a)`.
+pub struct Sign {
+    pub drelu: Shared,
+    pub times: Option<Shared>,
+}
+
+/// The sign of `a` taken in Z_2^`bits` (`bits` from 2 to 64), and its product with `a` if
+/// `product`.
+///
+/// - Common randomness: P0, P1 hold a random bit `beta`, ring words `m` and `z`, and shares of
+///   0 (`u_j`).
+pub fn sign(cx: &mut Lowerer, a: &Shared, product: bool, bits: u32) -> Sign {
+    let shape = cx.shape(a.s[0]).to_vec();
+    let k = bits.clamp(2, 64);
+    let low = u64::MAX >> (65 - k);
+    let beta = cx.servers_random(Draw::Bits, &shape);
+    // Step 1: the helper's random r; both shares are seed expansions, so free to send.
+    let (r, r_shared) = cx.dealer_random(&shape);
+    let r_top = cx.emit(
+        HELPER,
+        Kernel::BitAt { bit: k - 1 },
+        &[r],
+        ValueKind::Small,
+        &shape,
+    );
+    let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
+    // Step 2: the helper deals the low k - 1 bits of r over Z_p.
+    let r_bits = cx.helper_share_bits(r_low, (k - 1) as usize);
+    // Step 3: the servers open c = a + r (mod 2^64; only its low k bits are read).
+    let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
+    let c = cx.open(&masked);
+    let mut c_low = c;
+    let mut t = beta;
+    for (j, host) in SERVERS.into_iter().enumerate() {
+        c_low[j] = cx.emit_like(Kernel::AndConst { value: low }, &[c[j]]);
+        let c_top = cx.emit(
+            host,
+            Kernel::BitAt { bit: k - 1 },
+            &[c[j]],
+            ValueKind::Small,
+            &shape,
+        );
+        // t = NOT(c_top XOR beta).
+        let not = Kernel::XorBits { not: true };
+        t[j] = cx.emit(host, not, &[c_top, beta[j]], ValueKind::Small, &shape);
+    }
+    // Step 4 (with step 3, as `a` is ready): P0 sends <a>_0 + m + z and P1 <a>_1 - z to the
+    // helper, who adds them: a + m.
+    let m = product.then(|| {
+        let m = cx.servers_random(Draw::Ring, &shape);
+        let z = cx.servers_random(Draw::Ring, &shape);
+        let plus_m = cx.emit_like(Kernel::Add, &[a.s[0], m[0]]);
+        let to_helper = [
+            cx.emit_like(Kernel::Add, &[plus_m, z[0]]),
+            cx.emit_like(Kernel::Sub, &[a.s[1], z[1]]),
+        ];
+        let at_helper = to_helper.map(|v| cx.send(v, HELPER, Exchange::MaskedOpening));
+        (m, cx.emit_like(Kernel::Add, &at_helper))
+    });
+    // Step 5: PrivateCompare on (bits of r_low, c_low, beta): the helper learns
+    // beta' = beta XOR (r_low > c_low).
+    let beta_p = private_compare(cx, &r_bits, c_low, beta);
+    // Step 6: the helper deals s = beta' XOR r_top over Z_L, and s (a + m).
+    let xor = Kernel::XorBits { not: false };
+    let s = cx.emit(HELPER, xor, &[beta_p, r_top], ValueKind::Small, &shape);
+    let kind = ValueKind::Ring;
+    let s_word = cx.emit(HELPER, Kernel::BitTo { kind }, &[s], kind, &shape);
+    let s_shared = cx.dealer_share(s_word);
+    let s_times = m.map(|(m, a_plus_m)| {
+        let prod = cx.emit_like(Kernel::Mul, &[s_word, a_plus_m]);
+        (m, cx.dealer_share(prod))
+    });
+    // Step 7: <DReLU(a)>_j = <s>_j XOR t, and <a DReLU(a)>_j = <s (a + m)>_j - m <s>_j, flipped
+    // by t; both plus u_j.
+    let drelu = cx.on_servers(
+        |j| Kernel::XorPublicBit { add: j == 0 },
+        |j| vec![s_shared.s[j], t[j]],
+        kind,
+        &shape,
+    );
+    let drelu = cx.rerandomise(&Shared { s: drelu });
+    let times = s_times.map(|(m, sam)| {
+        let ms = cx.local2(Kernel::Mul, &Shared { s: m }, &s_shared, &shape);
+        let w = cx.local2(Kernel::Sub, &sam, &ms, &shape);
+        let flipped = cx.on_servers(
+            |_| Kernel::XorPublicBitTimes,
+            |j| vec![w.s[j], t[j], a.s[j]],
+            kind,
+            &shape,
+        );
+        cx.rerandomise(&Shared { s: flipped })
+    });
+    Sign { drelu, times }
+}
