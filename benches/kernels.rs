@@ -1,5 +1,7 @@
 //! Local kernels: u64 ring GEMM and conv2d against their f32 counterparts on the same shapes,
-//! and PRG expansion. Throughput is in multiply-accumulates (or words) per second.
+//! PRG expansion, and SecureNN's comparison kernels (a server's masked PrivateCompare, the
+//! helper's share of bits and its zero test) on the comparisons of network C. Throughput is
+//! in multiply-accumulates, words or Z_p elements per second.
 //!
 //! `cargo bench --bench kernels` (about half a minute).
 
@@ -82,9 +84,46 @@ fn prg(c: &mut Criterion) {
     g.finish();
 }
 
+fn securenn(c: &mut Criterion) {
+    // Network C compares about 15,000 words per image, 63 bits each.
+    let (words, n) = (15_000usize, 63usize);
+    let f = ring::PrimeField::new(67).unwrap();
+    let seed = [5u8; 32];
+    let mut prg = Prg::new(&seed, Domain::new(1, 2, 3));
+    let x = prg.ring(&[words]).unwrap();
+    let r = prg.ring(&[words]).unwrap();
+    let beta = prg.bits(&[words]).unwrap();
+    let share = prg.field(f, &[words, n]).unwrap();
+    let mut g = c.benchmark_group("securenn_c_image");
+    g.throughput(Throughput::Elements((words * n) as u64));
+    g.bench_function("private_compare_masked", |bch| {
+        bch.iter(|| {
+            let mut common = Prg::new(&seed, Domain::new(1, 2, 9));
+            black_box(ring::private_compare_masked(
+                f,
+                0,
+                &share,
+                &r,
+                &beta,
+                &mut common,
+            ))
+        })
+    });
+    g.bench_function("bits_minus", |bch| {
+        bch.iter(|| black_box(ring::bits_minus(f, &x, &share)))
+    });
+    g.bench_function("any_zero_sum", |bch| {
+        bch.iter(|| black_box(ring::any_zero_sum(f, &share, &share)))
+    });
+    g.bench_function("field_expand", |bch| {
+        bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 8)).field(f, &[words, n])))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = config();
-    targets = matmul, conv2d, prg
+    targets = matmul, conv2d, prg, securenn
 }
 criterion_main!(kernels);

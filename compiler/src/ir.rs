@@ -213,6 +213,17 @@ pub enum Kernel {
     },
     /// 1 where some element of the last axis is 0 (`Small`); the axis is removed.
     AnyZero,
+    /// 1 where some element of the last axis of the sum over Z_p of two `Small` tensors is 0;
+    /// the axis is removed (PrivateCompare's steps 15-16 in one pass).
+    AnyZeroSum {
+        p: u8,
+    },
+    /// The lowest `n` bits of ring or odd-ring words (the first input) minus a `Small` tensor
+    /// `[.., n]` over Z_p (the second): the helper's share of the bits for server 1 when
+    /// server 0's is the second input.
+    BitsMinus {
+        p: u8,
+    },
     /// The windows of an NHWC ring tensor as `[N, OH, OW, C, KH*KW]`; cells outside the
     /// input hold the word `pad`.
     Windows {
@@ -293,6 +304,8 @@ impl Kernel {
             Kernel::XorPublicBitTimes => "xor_public_bit_times",
             Kernel::PrivateCompare { .. } => "private_compare",
             Kernel::AnyZero => "any_zero",
+            Kernel::AnyZeroSum { .. } => "any_zero_sum",
+            Kernel::BitsMinus { .. } => "bits_minus",
             Kernel::Windows { .. } => "windows",
             Kernel::StridedSlice { .. } => "strided_slice",
             Kernel::Concat { .. } => "concat",

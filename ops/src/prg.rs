@@ -1,4 +1,5 @@
-//! A ChaCha20 pseudo-random generator that expands a 32-byte seed into ring tensors.
+//! A pseudo-random generator that expands a 32-byte seed into ring tensors: AES-128 in counter
+//! mode, keyed per domain by ChaCha20.
 //!
 //! **Domain separation.** Every stream is named by a [`Domain`] `(session, node, purpose)`:
 //! the session id of a run (128 bits), the graph node that consumes the randomness, and a
@@ -10,7 +11,9 @@
 //!    session, block counter = high 64 bits of the session;
 //! 2. `k2` = the first 32 bytes of ChaCha20 keyed by `k1`, nonce = node, block counter =
 //!    purpose;
-//! 3. the output stream is ChaCha20 keyed by `k2`, nonce 0, from block 0.
+//! 3. the output stream is AES-128 in counter mode keyed by the first 16 bytes of `k2`, the
+//!    next 8 bytes the high half of every counter block, from block 0 (AES-NI makes it about
+//!    five times as fast as ChaCha20 on one core; see [`ctr`]).
 //!
 //! Distinct domains select distinct (nonce, counter) blocks of a PRF, so their keys are
 //! independent; the seed and `k1` are only ever used for derivation, never for output.
@@ -25,6 +28,9 @@ use ndarray::{ArrayD, IxDyn};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng, TryRngCore};
 use rayon::prelude::*;
+
+mod ctr;
+use ctr::CtrStream;
 
 use crate::ring::{checked_len, PrimeField};
 use crate::{OpsError, Result, Seed};
@@ -64,19 +70,6 @@ fn derive_key(key: &Seed, nonce: u64, block: u64) -> Seed {
     out
 }
 
-/// Fills `buf` with the next words of `rng`, through its bulk byte interface: the bytes of
-/// each word are the little-endian bytes of what `next_u64` would return.
-fn fill_words(rng: &mut ChaCha20Rng, buf: &mut [u64]) {
-    let mut bytes = [0u8; 8 * 256];
-    for chunk in buf.chunks_mut(256) {
-        let b = &mut bytes[..8 * chunk.len()];
-        rng.fill_bytes(b);
-        for (w, src) in chunk.iter_mut().zip(b.as_chunks::<8>().0) {
-            *w = u64::from_le_bytes(*src);
-        }
-    }
-}
-
 /// A 32-byte seed from the operating system's generator.
 ///
 /// Errors: [`OpsError::Entropy`] if the OS cannot provide randomness.
@@ -88,10 +81,11 @@ pub fn fresh_seed() -> Result<Seed> {
     Ok(seed)
 }
 
-/// A ChaCha20 generator for one [`Domain`]; successive draws continue the same stream.
+/// The generator of one [`Domain`]: AES-128 in counter mode under a key derived with
+/// ChaCha20; successive draws continue the same stream.
 #[derive(Debug, Clone)]
 pub struct Prg {
-    rng: ChaCha20Rng,
+    rng: CtrStream,
 }
 
 impl Prg {
@@ -99,8 +93,12 @@ impl Prg {
     pub fn new(seed: &Seed, domain: Domain) -> Self {
         let k1 = derive_key(seed, domain.session as u64, (domain.session >> 64) as u64);
         let k2 = derive_key(&k1, domain.node, u64::from(domain.purpose));
+        let (key, rest) = k2.split_at(16);
+        let mut nonce = [0u8; 8];
+        nonce.copy_from_slice(&rest[..8]);
+        let key: [u8; 16] = std::array::from_fn(|i| key[i]);
         Prg {
-            rng: ChaCha20Rng::from_seed(k2),
+            rng: CtrStream::new(key, u64::from_le_bytes(nonce)),
         }
     }
 
@@ -120,20 +118,15 @@ impl Prg {
     /// buffers; the result is the same as calling [`next_u64`](Self::next_u64) in a loop.
     pub fn fill_u64(&mut self, buf: &mut [u64]) {
         if buf.len() < 2 * CHUNK_WORDS {
-            fill_words(&mut self.rng, buf);
+            self.rng.fill(buf);
             return;
         }
-        let start = self.rng.get_word_pos();
+        let start = self.rng.word_pos();
         let base = &self.rng;
         buf.par_chunks_mut(CHUNK_WORDS)
             .enumerate()
-            .for_each(|(i, chunk)| {
-                let mut rng = base.clone();
-                // Two 32-bit ChaCha words per output word.
-                rng.set_word_pos(start + 2 * (i * CHUNK_WORDS) as u128);
-                fill_words(&mut rng, chunk);
-            });
-        self.rng.set_word_pos(start + 2 * buf.len() as u128);
+            .for_each(|(i, chunk)| base.words_at(start + (i * CHUNK_WORDS) as u64, chunk));
+        self.rng.set_word_pos(start + buf.len() as u64);
     }
 
     /// A tensor of `shape` uniform in Z_2^64.
@@ -233,8 +226,9 @@ impl Prg {
     pub fn bits(&mut self, shape: &[usize]) -> Result<ArrayD<u8>> {
         let n = checked_len("prg bits", shape)?;
         let mut v = vec![0u8; n];
-        for chunk in v.chunks_mut(64) {
-            let w = self.rng.next_u64();
+        let mut words = vec![0u64; n.div_ceil(64)];
+        self.fill_u64(&mut words);
+        for (chunk, &w) in v.chunks_mut(64).zip(&words) {
             for (i, b) in chunk.iter_mut().enumerate() {
                 *b = ((w >> i) & 1) as u8;
             }

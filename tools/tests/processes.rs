@@ -215,9 +215,9 @@ fn a_party_with_another_sessions_graph_is_refused() {
 fn killing_a_party_mid_run_stops_every_other_party_naming_it() {
     let _one = serial();
     let timeout = Duration::from_secs(3);
-    // 128 images: the run lasts about half a second here, well after the kill, and well
+    // 768 images: the run lasts about half a second here, well after the kill, and well
     // within the timeout (the client waits for its logits for the whole run)
-    let s = Session::new(ModelKind::A, 128);
+    let s = Session::new(ModelKind::A, 768);
     let mut parties = s.spawn_all(timeout.as_secs_f64());
     let helper = parties.iter().position(|p| p.name == HELPER).unwrap();
     let line = parties[helper].wait_for_line("connected", Duration::from_secs(15));

@@ -127,11 +127,20 @@ pub fn compare_bits(
 }
 
 /// Steps 1-14 of PrivateCompare for server `party` in one pass over each word: its shares
-/// `c_i` as [`compare_bits`], each times a uniform nonzero `s_i` of Z_p, the word's lane
-/// permuted by a uniform `pi`: `{d_i}_j = pi({s_i c_i}_j)`, what it sends P2.
+/// `c_i` as [`compare_bits`], each times a uniform nonzero `s_i` of Z_p, plus `z_i` (server 0)
+/// or minus `z_i` (server 1) for uniform `z_i`, the word's lane rotated by a uniform `k`:
+/// `{d_i}_j = rot_k({s_i c_i}_j +- z_i)`, what it sends P2.
 ///
-/// The servers' common randomness comes from `common` in a fixed order (every `s_i`, then
-/// every permutation, then the `u_i` of [`compare_bits`]), so both servers draw the same.
+/// Why these masks: P2 dealt the shares of `x`'s bits, so without the `z_i` the ratio of the
+/// two servers' `s_i c_i` would tell it `c_i`'s parts that depend on `r`. With them each
+/// server's `d` is uniform and only the sum means something. In the sum, at most one `c_i` is
+/// 0 and the others become independent uniform nonzero elements once multiplied by the
+/// `s_i`, so all a permutation has to hide is where the zero is, which a uniform rotation
+/// does as well as the paper's uniform permutation (at one random word per word instead of
+/// one per bit).
+///
+/// The servers' common randomness comes from `common` in a fixed order (every `s_i`, every
+/// `z_i`, every `k`, then the `u_i` of [`compare_bits`]), so both servers draw the same.
 ///
 /// Errors: as [`compare_bits`].
 pub fn private_compare_masked(
@@ -144,45 +153,113 @@ pub fn private_compare_masked(
 ) -> Result<ArrayD<u8>> {
     let args = CompareArgs::new("private_compare_masked", party, x_bits, r, beta)?;
     let n = args.n;
-    let s = common
-        .field_nonzero(field, &[args.x.len()])?
-        .into_raw_vec_and_offset()
-        .0;
-    // At least one word per lane (unused for one-bit lanes), so that lanes zip with words.
-    let per_lane = words_for(n.saturating_sub(1)).max(1);
-    let mut pi = vec![0u64; args.r.len() * per_lane];
-    common.fill_u64(&mut pi);
-    let mut c = vec![0u8; args.x.len()];
-    args.all_ones_case(field, common, &mut c)?;
-    let draws = Draws::new((2..=n as u64).rev());
-    let lane = |(i, ((c, s), w)): (usize, Lane<'_>)| {
-        if !args.all_ones(i) {
-            args.word(field, i, c);
-        }
-        for (ci, &si) in c.iter_mut().zip(s) {
-            *ci = field.mul_elems(*ci, si);
-        }
-        draws.each(w, |k, j| c.swap(n - 1 - k, j as usize));
-    };
-    if c.len() >= PAR_THRESHOLD {
-        c.par_chunks_mut(n)
-            .zip(s.par_chunks(n))
-            .zip(pi.par_chunks(per_lane))
-            .enumerate()
-            .for_each(lane);
-    } else {
-        c.chunks_mut(n)
-            .zip(s.chunks(n))
-            .zip(pi.chunks(per_lane))
-            .enumerate()
-            .for_each(lane);
+    let len = args.x.len();
+    // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i.
+    let mut sz = nonzero_and_uniform(field, common, len);
+    if party == 1 {
+        sz.iter_mut()
+            .for_each(|e| *e = (*e & 0xff) | u16::from(field.neg_elem((*e >> 8) as u8)) << 8);
     }
-    args.into_array("private_compare_masked", c)
+    let mut rot = vec![0u64; args.r.len()];
+    common.fill_u64(&mut rot);
+    let mut special = vec![0u8; len];
+    args.all_ones_case(field, common, &mut special)?;
+    let mut out = vec![0u8; len];
+    let lane = |(i, (out, sz)): (usize, Lane<'_>)| {
+        let mut c = [0u8; WORD_BITS];
+        let c = &mut c[..n];
+        if args.all_ones(i) {
+            for ((ci, &u), &e) in c.iter_mut().zip(&special[i * n..(i + 1) * n]).zip(sz) {
+                *ci = field.reduce_u16(u16::from(u) * (e & 0xff) + (e >> 8));
+            }
+        } else {
+            masked_word(
+                field,
+                args.party,
+                &args.x[i * n..(i + 1) * n],
+                args.r[i],
+                args.beta[i],
+                sz,
+                c,
+            );
+        }
+        // Rotated by k, uniform in [0, n) (within 2^-58 of uniform): c[i] goes to (i + k) mod n.
+        let k = ((u128::from(rot[i]) * n as u128) >> 64) as usize;
+        out[k..].copy_from_slice(&c[..n - k]);
+        out[..k].copy_from_slice(&c[n - k..]);
+    };
+    let lanes = |out: &mut [u8]| {
+        out.chunks_mut(n)
+            .zip(sz.chunks(n))
+            .enumerate()
+            .for_each(lane)
+    };
+    if len >= PAR_THRESHOLD {
+        // Blocks of whole words, so that word i's lane starts at i * n.
+        let block = n * (4096 / n).max(1);
+        out.par_chunks_mut(block)
+            .enumerate()
+            .for_each(|(b, chunk)| {
+                let first = b * block / n;
+                chunk
+                    .chunks_mut(n)
+                    .zip(sz[b * block..].chunks(n))
+                    .enumerate()
+                    .for_each(|(i, l)| lane((first + i, l)));
+            });
+    } else {
+        lanes(&mut out);
+    }
+    args.into_array("private_compare_masked", out)
 }
 
-/// One word's lane of [`private_compare_masked`]: its output, its `s_i` and its permutation's
-/// random words.
-type Lane<'a> = ((&'a mut [u8], &'a [u8]), &'a [u64]);
+/// One word's lane of [`private_compare_masked`]: its output and its `s_i + 256 z_i`.
+type Lane<'a> = (&'a mut [u8], &'a [u16]);
+
+/// `len` independent uniform pairs `(s, z)` in `Z_p^* x Z_p`, packed as `s + 256 z`, from
+/// 16-bit draws of `prg` by rejection: `u` below the largest multiple of `(p - 1) p` under
+/// 2^16 gives `s = 1 + u mod (p - 1)` and `z = (u div (p - 1)) mod p`, both exactly uniform.
+/// One table lookup per draw (the table is built once per prime).
+fn nonzero_and_uniform(field: PrimeField, prg: &mut Prg, len: usize) -> Vec<u16> {
+    static TABLES: [std::sync::OnceLock<Box<[u16; 1 << 16]>>; 256] =
+        [const { std::sync::OnceLock::new() }; 256];
+    let p = u32::from(field.modulus());
+    let table = TABLES[p as usize].get_or_init(|| {
+        let q = (p - 1) * p;
+        let bound = (1u32 << 16) / q * q;
+        let mut t = Box::new([0u16; 1 << 16]);
+        for (u, e) in (0u32..).zip(t.iter_mut()) {
+            // s >= 1, so 0 marks a rejected draw.
+            if u < bound {
+                *e = (1 + u % (p - 1) + (((u / (p - 1)) % p) << 8)) as u16;
+            }
+        }
+        t
+    });
+    // Room for the draws of the last word beyond `len`, cut off at the end.
+    let mut out = vec![0u16; len + 4];
+    let mut got = 0;
+    let mut words = Vec::new();
+    while got < len {
+        // About 6% of draws are rejected.
+        let need = len - got;
+        words.resize((need + need / 12).div_ceil(4) + 1, 0);
+        prg.fill_u64(&mut words);
+        for &w in &words {
+            if got >= len {
+                break;
+            }
+            // Branch-free: write always, advance only on acceptance.
+            for k in 0..4 {
+                let e = table[((w >> (16 * k)) & 0xffff) as usize];
+                out[got] = e;
+                got += usize::from(e & 0xff != 0);
+            }
+        }
+    }
+    out.truncate(len);
+    out
+}
 
 /// The checked operands of [`compare_bits`] and [`private_compare_masked`].
 struct CompareArgs {
@@ -307,6 +384,27 @@ fn compare_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, c: &mut [u8]
     }
 }
 
+/// [`compare_word`] followed by the masks of [`private_compare_masked`]:
+/// `c_i s_i + z_i` for `sz[i] = s_i + 256 z_i`, in one loop.
+#[inline]
+fn masked_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, sz: &[u16], c: &mut [u8]) {
+    let offset = i32::from(f.modulus()) * (OFFSET / i32::from(f.modulus()) + 1);
+    let j = i32::from(j);
+    let sign = if beta { -1 } else { 1 };
+    let s = if beta { r.wrapping_add(1) } else { r };
+    let mut w_sum = 0i32;
+    let lanes = x.iter().zip(sz).zip(c.iter_mut()).enumerate().rev();
+    for (i, ((&xi, &e), ci)) in lanes {
+        let xi = i32::from(xi);
+        let si = ((s >> i) & 1) as i32;
+        let w = xi + si * (j - 2 * xi);
+        let diff = sign * (j * si - xi);
+        let c = f.reduce_u16((diff + j + w_sum + offset) as u16);
+        *ci = f.reduce_u16(u16::from(c) * (e & 0xff) + (e >> 8));
+        w_sum += w;
+    }
+}
+
 /// A bound on `-(c_i - offset)` in [`compare_word`]: `|diff| + |sum| <= 255 + 64 * 255`.
 const OFFSET: i32 = 255 + 64 * 255;
 
@@ -320,6 +418,84 @@ pub fn any_zero(x: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
     Ok(x.map_axis(ndarray::Axis(last), |lane| {
         u8::from(lane.iter().any(|&v| v == 0))
     }))
+}
+
+/// For every lane of the last axis of two servers' shares over Z_p: 1 if some
+/// `a_i + b_i = 0 mod p`, else 0 (PrivateCompare's steps 15-16 in one pass); the axis is
+/// removed.
+///
+/// Errors: [`OpsError::ShapeMismatch`] if the shapes differ, [`OpsError::InvalidArgument`] for
+/// scalars.
+pub fn any_zero_sum(field: PrimeField, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
+    same_shape("any_zero_sum", a.shape(), b.shape())?;
+    let Some((&n, outer)) = a.shape().split_last() else {
+        return Err(invalid("any_zero_sum", "a scalar has no last axis".into()));
+    };
+    let p = u16::from(field.modulus());
+    let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
+    let (Some(a), Some(b)) = (a.as_slice(), b.as_slice()) else {
+        return Err(invalid(
+            "any_zero_sum",
+            "operands are not contiguous".into(),
+        ));
+    };
+    // Canonical shares: a sum of 0 mod p is 0 or p.
+    let lane = |(x, y): (&[u8], &[u8])| {
+        u8::from(x.iter().zip(y).any(|(&u, &v)| {
+            let t = u16::from(u) + u16::from(v);
+            t == 0 || t == p
+        }))
+    };
+    let out: Vec<u8> = if n == 0 {
+        vec![0; outer.iter().product()]
+    } else if a.len() >= PAR_THRESHOLD {
+        a.par_chunks(n).zip(b.par_chunks(n)).map(lane).collect()
+    } else {
+        a.chunks(n).zip(b.chunks(n)).map(lane).collect()
+    };
+    ArrayD::from_shape_vec(IxDyn(outer), out).map_err(|e| invalid("any_zero_sum", e.to_string()))
+}
+
+/// The lowest `n` bits of every word (`r` has shape `[.., n]`) minus `r` mod p: the share of
+/// those bits that the helper sends when the other share is `r` (bit decomposition and
+/// subtraction in one pass).
+///
+/// Errors: [`OpsError::ShapeMismatch`] if `r` is not `x`'s shape plus a last axis of at most
+/// 64.
+pub fn bits_minus(field: PrimeField, x: &ArrayRefD<u64>, r: &ArrayRefD<u8>) -> Result<ArrayD<u8>> {
+    let n = r.shape().last().copied().unwrap_or(0);
+    let mut lanes = x.shape().to_vec();
+    lanes.push(n);
+    if n > WORD_BITS {
+        return Err(invalid("bits_minus", format!("{n} bits in a word")));
+    }
+    same_shape("bits_minus", r.shape(), &lanes)?;
+    let x = x.as_standard_layout();
+    let r = r.as_standard_layout();
+    let (Some(x), Some(r)) = (x.as_slice(), r.as_slice()) else {
+        return Err(invalid("bits_minus", "operands are not contiguous".into()));
+    };
+    let mut out = vec![0u8; r.len()];
+    let p = u16::from(field.modulus());
+    let lane = |((o, r), &w): ((&mut [u8], &[u8]), &u64)| {
+        for (i, (o, &ri)) in o.iter_mut().zip(r).enumerate() {
+            *o = field.reduce_u16(((w >> i) & 1) as u16 + p - u16::from(ri));
+        }
+    };
+    if n > 0 {
+        if out.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(n)
+                .zip(r.par_chunks(n))
+                .zip(x.par_iter())
+                .for_each(lane);
+        } else {
+            out.chunks_mut(n)
+                .zip(r.chunks(n))
+                .zip(x.iter())
+                .for_each(lane);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&lanes), out).map_err(|e| invalid("bits_minus", e.to_string()))
 }
 
 /// `n / d` and `n % d` for `n < 2^32` by multiplications (Lemire's fastdiv and fastmod with
@@ -469,7 +645,7 @@ mod tests {
     use super::*;
     use crate::prg::Domain;
     use crate::ring::bit_decompose;
-    use ndarray::arr1;
+    use ndarray::{arr1, arr2};
 
     /// Runs steps 1-15 of PrivateCompare in the clear (both servers, reconstruction, zero test,
     /// no masks) for words `x` against `r`.
@@ -578,6 +754,60 @@ mod tests {
         let b2 = ArrayD::<u8>::zeros(IxDyn(&[2]));
         assert!(private_compare_masked(f, 0, &bad, &r2, &b2, &mut common()).is_err());
         assert!(private_compare_masked(f, 2, &zero, &r, &beta, &mut common()).is_err());
+    }
+
+    #[test]
+    fn masked_shares_hide_the_zero_and_each_share_is_uniform() {
+        // 4000 copies of one comparison with a zero (x = 5 > r = 3, beta = 0).
+        let f = PrimeField::new(67).unwrap();
+        let words = 4000;
+        let n = 16;
+        let x = ArrayD::from_elem(IxDyn(&[words]), 5u64);
+        let r = ArrayD::from_elem(IxDyn(&[words]), 3u64);
+        let beta = ArrayD::from_elem(IxDyn(&[words]), 0u8);
+        let bits = crate::ring::bit_decompose_low(&x, n);
+        let zero = bits.mapv(|_| 0u8);
+        let common = || Prg::new(&[6; 32], Domain::new(1, 2, 3));
+        let d0 = private_compare_masked(f, 0, &bits, &r, &beta, &mut common()).unwrap();
+        let d1 = private_compare_masked(f, 1, &zero, &r, &beta, &mut common()).unwrap();
+        let sum = f.add(&d0, &d1).unwrap();
+        let mut at = [0usize; 16];
+        for lane in sum.outer_iter() {
+            let zeros: Vec<usize> = (0..n).filter(|&i| lane[i] == 0).collect();
+            assert_eq!(zeros.len(), 1);
+            at[zeros[0]] += 1;
+        }
+        // The zero lands everywhere about equally (expected 250 per position).
+        assert!(at.iter().all(|&c| (170..330).contains(&c)), "{at:?}");
+        // Each server's own share is uniform over Z_p, zero included.
+        for d in [&d0, &d1] {
+            let mut counts = [0usize; 67];
+            d.iter().for_each(|&v| counts[usize::from(v)] += 1);
+            // 64000 draws: about 955 each.
+            assert!(
+                counts.iter().all(|&c| (800..1110).contains(&c)),
+                "{counts:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn fused_helper_kernels() {
+        let f = PrimeField::new(67).unwrap();
+        let a = arr2(&[[1u8, 66, 5], [3, 4, 0]]).into_dyn();
+        let b = arr2(&[[2u8, 1, 9], [5, 6, 0]]).into_dyn();
+        assert_eq!(any_zero_sum(f, &a, &b).unwrap(), arr1(&[1u8, 1]).into_dyn());
+        let b = arr2(&[[2u8, 2, 9], [5, 6, 1]]).into_dyn();
+        assert_eq!(any_zero_sum(f, &a, &b).unwrap(), arr1(&[0u8, 0]).into_dyn());
+        assert!(any_zero_sum(f, &a, &arr1(&[1u8]).into_dyn()).is_err());
+        let x = arr1(&[0b101u64, u64::MAX]).into_dyn();
+        let r = arr2(&[[1u8, 1, 0], [66, 0, 2]]).into_dyn();
+        let got = bits_minus(f, &x, &r).unwrap();
+        assert_eq!(got, arr2(&[[0u8, 66, 1], [2, 1, 66]]).into_dyn());
+        assert_eq!(
+            f.add(&got, &r).unwrap(),
+            crate::ring::bit_decompose_low(&x, 3)
+        );
     }
 
     #[test]

@@ -207,6 +207,12 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             )
         }
         Kernel::AnyZero => Value::Small(ring::any_zero(small(0)?).map_err(at)?),
+        Kernel::AnyZeroSum { p } => {
+            Value::Small(ring::any_zero_sum(field(*p)?, small(0)?, small(1)?).map_err(at)?)
+        }
+        Kernel::BitsMinus { p } => {
+            Value::Small(ring::bits_minus(field(*p)?, word(0)?, small(1)?).map_err(at)?)
+        }
         Kernel::Windows { window, pad } => {
             Value::Ring(ring::windows(ring_at(0)?, &plain_op::window(window), *pad).map_err(at)?)
         }

@@ -104,6 +104,8 @@ pub fn run_party_full(
         },
     };
     let mut values: HashMap<ValueId, Value> = HashMap::new();
+    // Values of `Load` instructions: the key they read in `store`.
+    let mut loaded: HashMap<ValueId, ValueId> = HashMap::new();
     let mut outputs = HashMap::new();
     let mut metrics = PartyMetrics::new(&program.party);
     let before = transport.stats().clone();
@@ -112,12 +114,22 @@ pub fn run_party_full(
             let instr = &program.instrs[idx];
             let t = Instant::now();
             if let Kernel::Output { name } = &instr.kernel {
-                outputs.insert(name.clone(), get(&values, instr, 0)?.clone());
-            } else if !store.run(instr, &mut values)? {
+                let at = Values {
+                    values: &values,
+                    loaded: &loaded,
+                    store,
+                };
+                outputs.insert(name.clone(), at.get(instr, 0)?.clone());
+            } else if !store.run(instr, &values, &mut loaded)? {
+                let at = Values {
+                    values: &values,
+                    loaded: &loaded,
+                    store,
+                };
                 let args = instr
                     .inputs
                     .iter()
-                    .map(|i| lookup(&values, instr, *i))
+                    .map(|i| at.lookup(instr, *i))
                     .collect::<Result<Vec<_>>>()?;
                 let v = kernels::run(instr, &args, &cx)?;
                 values.insert(instr.id, v);
@@ -125,6 +137,7 @@ pub fn run_party_full(
             metrics.record_kernel(instr.kernel.name(), t.elapsed());
             for v in &plan.frees[idx] {
                 values.remove(v);
+                loaded.remove(v);
             }
         }
         for (&to, sends) in &round.sends {
@@ -138,11 +151,18 @@ pub fn run_party_full(
                     .filter(|id| plan.frees[idx].contains(id));
                 let v = match last_use.and_then(|id| values.remove(id)) {
                     Some(v) => v,
-                    None => get(&values, instr, 0)?.clone(),
+                    None => Values {
+                        values: &values,
+                        loaded: &loaded,
+                        store,
+                    }
+                    .get(instr, 0)?
+                    .clone(),
                 };
                 batch.entries.push((instr.id.0 as u64, v));
                 for v in &plan.frees[idx] {
                     values.remove(v);
+                    loaded.remove(v);
                 }
             }
             transport.send(to, batch)?;
@@ -190,25 +210,30 @@ pub fn run_party_full(
     Ok(PartyResult { outputs, metrics })
 }
 
-fn lookup<'a>(
+/// A run's values: computed or received ones, and those read from the store.
+struct Values<'a> {
     values: &'a HashMap<ValueId, Value>,
-    instr: &shareflow_compiler::Instr,
-    id: ValueId,
-) -> Result<&'a Value> {
-    values.get(&id).ok_or_else(|| RuntimeError::Node {
-        node: kernels::label(instr),
-        message: format!("input {id} has no value"),
-    })
+    loaded: &'a HashMap<ValueId, ValueId>,
+    store: &'a Store,
 }
 
-fn get<'a>(
-    values: &'a HashMap<ValueId, Value>,
-    instr: &shareflow_compiler::Instr,
-    slot: usize,
-) -> Result<&'a Value> {
-    let id = instr.inputs.get(slot).ok_or_else(|| RuntimeError::Node {
-        node: kernels::label(instr),
-        message: "missing input".into(),
-    })?;
-    lookup(values, instr, *id)
+impl<'a> Values<'a> {
+    fn lookup(&self, instr: &shareflow_compiler::Instr, id: ValueId) -> Result<&'a Value> {
+        let stored = || self.loaded.get(&id).and_then(|key| self.store.get(*key));
+        self.values
+            .get(&id)
+            .or_else(stored)
+            .ok_or_else(|| RuntimeError::Node {
+                node: kernels::label(instr),
+                message: format!("input {id} has no value"),
+            })
+    }
+
+    fn get(&self, instr: &shareflow_compiler::Instr, slot: usize) -> Result<&'a Value> {
+        let id = instr.inputs.get(slot).ok_or_else(|| RuntimeError::Node {
+            node: kernels::label(instr),
+            message: "missing input".into(),
+        })?;
+        self.lookup(instr, *id)
+    }
 }

@@ -87,9 +87,15 @@ impl Store {
         self.values.values().map(Value::payload_bytes).sum()
     }
 
-    /// Runs `instr` if it is a `Store` (keeps its input) or a `Load` (puts the stored value in
-    /// `values`); `false` for any other kernel.
-    pub fn run(&mut self, instr: &Instr, values: &mut HashMap<ValueId, Value>) -> Result<bool> {
+    /// Runs `instr` if it is a `Store` (keeps its input) or a `Load` (checks the stored value
+    /// and records in `loaded` that the instruction's value is the one stored under its key,
+    /// read in place rather than copied); `false` for any other kernel.
+    pub fn run(
+        &mut self,
+        instr: &Instr,
+        values: &HashMap<ValueId, Value>,
+        loaded: &mut HashMap<ValueId, ValueId>,
+    ) -> Result<bool> {
         match instr.kernel {
             Kernel::Store { key } => {
                 let input = instr.inputs.first().and_then(|i| values.get(i));
@@ -121,7 +127,7 @@ impl Store {
                         ),
                     });
                 }
-                values.insert(instr.id, v.clone());
+                loaded.insert(instr.id, key);
                 Ok(true)
             }
             _ => Ok(false),

@@ -102,17 +102,28 @@ fn check_parties(cluster: &ClusterConfig, me: &str, parties: &[String]) -> Resul
 /// overflow the receive buffer, which QUIC would take for congestion.
 const SOCKET_BUFFER: usize = 8 << 20;
 
-/// Best effort: larger UDP socket buffers.
-fn enlarge_buffers(socket: &std::net::UdpSocket) {
-    let Ok(state) = quinn::udp::UdpSocketState::new(socket.into()) else {
-        return;
-    };
+/// Best effort: larger UDP socket buffers. Returns the receive buffer the kernel granted (as
+/// it reports it: Linux doubles the size for its bookkeeping), if it tells.
+fn enlarge_buffers(socket: &std::net::UdpSocket) -> Option<usize> {
+    let state = quinn::udp::UdpSocketState::new(socket.into()).ok()?;
     if let Err(e) = state.set_recv_buffer_size(socket.into(), SOCKET_BUFFER) {
         tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
     }
     if let Err(e) = state.set_send_buffer_size(socket.into(), SOCKET_BUFFER) {
         tracing::debug!(error = %e, "cannot enlarge the UDP send buffer");
     }
+    state.recv_buffer_size(socket.into()).ok()
+}
+
+/// The flow-control window per peer on loopback: what the socket's receive buffer holds from
+/// all peers at once (half the reported size is data), so that a burst never overflows it
+/// while the receiving process is busy computing. A dropped datagram costs a loss-recovery
+/// timeout, far more than a flow-control update; the window never limits loopback
+/// throughput (window / round trip is gigabytes per second).
+fn loopback_window(reported: Option<usize>, peers: usize) -> u32 {
+    let data = reported.unwrap_or(212_992) / 2;
+    let per_peer = data / peers.max(1);
+    per_peer.clamp(64 << 10, 16 << 20) as u32
 }
 
 impl QuicTransport {
@@ -141,7 +152,14 @@ impl QuicTransport {
             .map(|p| cluster.socket_addr(p))
             .collect::<Result<Vec<_>>>()?;
         let loopback = addrs.iter().all(|a| a.ip().is_loopback());
-        let configs = quic_tls::configs(cluster, me, timeout, loopback)?;
+        let addr = addrs[my_index];
+        let socket = std::net::UdpSocket::bind(addr).map_err(|source| RuntimeError::Io {
+            context: format!("party {me}: cannot bind UDP {addr} (parties.{me}.address)"),
+            source,
+        })?;
+        let granted = enlarge_buffers(&socket);
+        let window = loopback.then(|| loopback_window(granted, parties.len() - 1));
+        let configs = quic_tls::configs(cluster, me, timeout, window)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(format!("quic-{me}"))
@@ -151,12 +169,6 @@ impl QuicTransport {
                 context: format!("party {me}: starting the QUIC runtime"),
                 source,
             })?;
-        let addr = addrs[my_index];
-        let socket = std::net::UdpSocket::bind(addr).map_err(|source| RuntimeError::Io {
-            context: format!("party {me}: cannot bind UDP {addr} (parties.{me}.address)"),
-            source,
-        })?;
-        enlarge_buffers(&socket);
         let endpoint = {
             let _guard = rt.enter();
             Endpoint::new(

@@ -12,11 +12,13 @@ use crate::lower::{Lowerer, HELPER, S0, S1};
 ///   up to 64), a common word `r` (ring or odd ring, `[..]`, read mod `2^n`) and a common
 ///   random bit `beta` (`Small`, `[..]`).
 /// - Output: P2 learns `beta' = beta XOR (x > r)` (a `Small` bit on the helper, `[..]`).
-/// - Common randomness: P0, P1 hold nonzero `s_i` in Z_p, a random permutation `pi` of the
-///   `n` bit positions (both per word), and `u_i` in Z_p.
+/// - Common randomness: P0, P1 hold nonzero `s_i` in Z_p, shares of zero `z_i`, a random
+///   rotation `pi` of the `n` bit positions (all per word), and `u_i` in Z_p.
 ///
-/// The nonzero multipliers and the permutation hide from P2 everything but whether some
-/// `d_i` is 0 (tf-encrypted leaves out the permutation; it is not left out here).
+/// The nonzero multipliers and the rotation hide from P2 everything but whether some `d_i` is
+/// 0; the shares of zero (not in the paper) keep each server's message uniform, as P2 knows
+/// both servers' shares of `x`'s bits when it dealt them. Why a rotation hides as much as the
+/// paper's permutation: [`shareflow_ops::ring::private_compare_masked`].
 pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Public) -> ValueId {
     let shape = cx.shape(r[0]).to_vec();
     let lanes = cx.shape(x_bits.s[0]).to_vec();
@@ -29,7 +31,7 @@ pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Pu
     let mut d = [r[0]; 2];
     for (j, host) in SERVERS.into_iter().enumerate() {
         // Steps 1-13 (P_j): c_i from x[i], r or t = r + 1 (by beta), and u_i where beta = 1
-        // and r = 2^n - 1; step 14: {d_i}_j = pi({s_i c_i}_j), in one pass per word.
+        // and r = 2^n - 1; step 14: {d_i}_j = pi({s_i c_i}_j +- z_i), in one pass per word.
         let compare = Kernel::PrivateCompare {
             party: j as u8,
             p: PRIME,
@@ -40,14 +42,7 @@ pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Pu
         // Step 14: P_j sends {d_i}_j to P2.
         d[j] = cx.send(masked, HELPER, Exchange::MaskedOpening);
     }
-    // Step 15: P2 reconstructs every d_i and sets beta' = 1 iff some d_i = 0.
-    let d = cx.emit(
-        HELPER,
-        Kernel::FieldAdd { p: PRIME },
-        &d,
-        ValueKind::Small,
-        &lanes,
-    );
-    // Step 16: P2 outputs beta'.
-    cx.emit(HELPER, Kernel::AnyZero, &[d], ValueKind::Small, &shape)
+    // Steps 15-16: P2 reconstructs every d_i and outputs beta' = 1 iff some d_i = 0.
+    let kernel = Kernel::AnyZeroSum { p: PRIME };
+    cx.emit(HELPER, kernel, &d, ValueKind::Small, &shape)
 }

@@ -68,15 +68,17 @@ impl Lowerer {
     }
 
     /// The helper's shares over Z_p of the lowest `n` bits of its ring or odd-ring words `x`
-    /// (`n` up to 64).
+    /// (`n` up to 64): server 0's is the expansion of their pair seed, server 1 receives the
+    /// bits minus it.
     pub(crate) fn helper_share_bits(&mut self, x: ValueId, n: usize) -> BitShares {
         let mut lanes = self.shape(x).to_vec();
         lanes.push(n);
-        let kernel = Kernel::BitDecompose { bits: n as u32 };
-        let bits = self.emit(HELPER, kernel, &[x], ValueKind::Small, &lanes);
-        BitShares {
-            s: self.helper_share(bits, Draw::Field { p: PRIME }),
-        }
+        let draw = Draw::Field { p: PRIME };
+        let (h0, r0) = self.common_random(HELPER, S0, draw, &lanes);
+        let kernel = Kernel::BitsMinus { p: PRIME };
+        let diff = self.emit(HELPER, kernel, &[x, h0], ValueKind::Small, &lanes);
+        let r1 = self.send(diff, S1, Exchange::Share);
+        BitShares { s: [r0, r1] }
     }
 
     /// The helper's shares over `kind` (ring or odd ring) of its bits `b`.
