@@ -19,8 +19,8 @@
 //! independent; the seed and `k1` are only ever used for derivation, never for output.
 //!
 //! **Sampling.** Ring words are raw 64-bit outputs (uniform in Z_2^64). Z_{2^64-1} rejects the
-//! single word `u64::MAX`; Z_p rejects bytes at or above the largest multiple of `p` below
-//! 256 (no modulo bias); bits take 64 per word; permutations are Fisher-Yates with Lemire's
+//! single word `u64::MAX`; Z_p takes two elements from each 16-bit draw below the largest
+//! multiple of `p^2` (no modulo bias), Z_p^* rejects bytes; bits take 64 per word; permutations are Fisher-Yates with Lemire's
 //! unbiased bounded integers. Large ring tensors are filled in parallel: each chunk seeks its
 //! own position of the same stream, so the output does not depend on the thread count.
 
@@ -162,11 +162,34 @@ impl Prg {
     /// Errors: as [`ring`](Self::ring).
     pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
         let n = checked_len("prg field", shape)?;
-        let p = u16::from(field.modulus());
-        // Bytes below `bound` are accepted and reduced mod p: each residue has 256 / p of them.
-        let bound = 256 - 256 % p;
-        let v = self.accept_bytes(n, |b| (b < bound).then(|| field.reduce_u16(b)));
+        let v = self.accept_pairs(n, pair_table(field));
         to_array(shape, v)
+    }
+
+    /// `n` elements from 16-bit draws (four per word, least significant first), each
+    /// accepted draw giving two elements by `table` (`u16::MAX`: rejected), in one pass.
+    fn accept_pairs(&mut self, n: usize, table: &[u16; 1 << 16]) -> Vec<u8> {
+        // Room for the last word's elements beyond `n`, cut off at the end.
+        let mut v = vec![0u8; n + 8];
+        let mut len = 0;
+        let mut words = Vec::new();
+        while len < n {
+            // No more words than the fewest that could do (all accepted), so the stream is
+            // left where drawing one element at a time would leave it.
+            words.resize((n - len).div_ceil(8), 0);
+            self.fill_u64(&mut words);
+            for &w in &words {
+                for k in 0..4 {
+                    let e = table[((w >> (16 * k)) & 0xffff) as usize];
+                    // Branch-free: write always, advance only on acceptance.
+                    v[len] = e as u8;
+                    v[len + 1] = (e >> 8) as u8;
+                    len += 2 * usize::from(e != u16::MAX);
+                }
+            }
+        }
+        v.truncate(n);
+        v
     }
 
     /// A tensor of `shape` of uniform nonzero elements of Z_p (SecureNN's masks in
@@ -261,6 +284,24 @@ impl Prg {
         }
         perm
     }
+}
+
+/// The 16-bit draws of [`Prg::field`] for Z_p: a draw `u` below the largest multiple of `p^2`
+/// under 2^16 gives the two elements `u mod p` and `(u div p) mod p` (packed low, high), both
+/// exactly uniform and independent; any other draw is rejected (`u16::MAX`). For p = 67, 96%
+/// of draws are accepted: about 1.04 random bytes per element. Built once per prime.
+fn pair_table(field: PrimeField) -> &'static [u16; 1 << 16] {
+    static TABLES: [std::sync::OnceLock<Box<[u16; 1 << 16]>>; 256] =
+        [const { std::sync::OnceLock::new() }; 256];
+    let p = u32::from(field.modulus());
+    TABLES[p as usize].get_or_init(|| {
+        let bound = (1u32 << 16) / (p * p) * (p * p);
+        let mut t = Box::new([u16::MAX; 1 << 16]);
+        for (u, e) in (0u32..bound).zip(t.iter_mut()) {
+            *e = ((u % p) | (((u / p) % p) << 8)) as u16;
+        }
+        t
+    })
 }
 
 fn to_array<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {

@@ -127,15 +127,23 @@ fn prg_field_elements_unbiased() {
     }
 }
 
-/// The byte-at-a-time rejection sampler that [`Prg::field`] draws in bulk.
-fn field_one_byte_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u8> {
-    let p = u16::from(f.modulus());
-    let bound = 256 - 256 % p;
+/// The draw-at-a-time rejection sampler that [`Prg::field`] draws in bulk: 16-bit draws,
+/// least significant first in each word, below the largest multiple of p^2, each two
+/// elements (`u mod p`, then `(u div p) mod p`).
+fn field_one_draw_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u8> {
+    let p = u32::from(f.modulus());
+    let bound = (1 << 16) / (p * p) * (p * p);
     let mut v = Vec::new();
     while v.len() < n {
-        for b in prg.next_u64().to_le_bytes() {
-            if u16::from(b) < bound && v.len() < n {
-                v.push(f.reduce_u16(u16::from(b)));
+        let w = prg.next_u64();
+        for k in 0..4 {
+            let u = ((w >> (16 * k)) & 0xffff) as u32;
+            if u < bound {
+                for e in [u % p, (u / p) % p] {
+                    if v.len() < n {
+                        v.push(e as u8);
+                    }
+                }
             }
         }
     }
@@ -152,7 +160,7 @@ fn prg_bulk_field_equals_byte_at_a_time_and_is_uniform() {
         let x = bulk.field(f, &[n]).unwrap();
         assert_eq!(
             x.as_slice().unwrap(),
-            field_one_byte_at_a_time(&mut slow, f, n)
+            field_one_draw_at_a_time(&mut slow, f, n)
         );
         // The stream goes on from the same place.
         assert_eq!(bulk.next_u64(), slow.next_u64(), "n={n}");
