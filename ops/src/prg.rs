@@ -162,33 +162,36 @@ impl Prg {
     /// Errors: as [`ring`](Self::ring).
     pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
         let n = checked_len("prg field", shape)?;
-        let v = self.accept_pairs(n, pair_table(field));
+        let mut v: Vec<u8> = self
+            .table_draws(n.div_ceil(2), pair_table(field))
+            .into_iter()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        v.truncate(n);
         to_array(shape, v)
     }
 
-    /// `n` elements from 16-bit draws (four per word, least significant first), each
-    /// accepted draw giving two elements by `table` (`u16::MAX`: rejected), in one pass.
-    fn accept_pairs(&mut self, n: usize, table: &[u16; 1 << 16]) -> Vec<u8> {
-        // Room for the last word's elements beyond `n`, cut off at the end.
-        let mut v = vec![0u8; n + 8];
+    /// The table entries of the first `count` accepted 16-bit draws (four per word, least
+    /// significant first; a draw `u` gives `table[u]`, rejected if `u16::MAX`), in one
+    /// branch-free pass. Like [`accept_bytes`](Self::accept_bytes), it takes no more words
+    /// than a draw-at-a-time loop would, so the stream goes on from the same place.
+    pub fn table_draws(&mut self, count: usize, table: &[u16; 1 << 16]) -> Vec<u16> {
+        // Room for the last word's draws beyond `count`, cut off at the end.
+        let mut v = vec![0u16; count + 4];
         let mut len = 0;
         let mut words = Vec::new();
-        while len < n {
-            // No more words than the fewest that could do (all accepted), so the stream is
-            // left where drawing one element at a time would leave it.
-            words.resize((n - len).div_ceil(8), 0);
+        while len < count {
+            words.resize((count - len).div_ceil(4), 0);
             self.fill_u64(&mut words);
             for &w in &words {
                 for k in 0..4 {
                     let e = table[((w >> (16 * k)) & 0xffff) as usize];
-                    // Branch-free: write always, advance only on acceptance.
-                    v[len] = e as u8;
-                    v[len + 1] = (e >> 8) as u8;
-                    len += 2 * usize::from(e != u16::MAX);
+                    v[len] = e;
+                    len += usize::from(e != u16::MAX);
                 }
             }
         }
-        v.truncate(n);
+        v.truncate(count);
         v
     }
 

@@ -219,7 +219,7 @@ type Lane<'a> = (&'a mut [u8], &'a [u16]);
 /// `len` independent uniform pairs `(s, z)` in `Z_p^* x Z_p`, packed as `s + 256 z`, from
 /// 16-bit draws of `prg` by rejection: `u` below the largest multiple of `(p - 1) p` under
 /// 2^16 gives `s = 1 + u mod (p - 1)` and `z = (u div (p - 1)) mod p`, both exactly uniform.
-/// One table lookup per draw (the table is built once per prime).
+/// One table lookup per draw ([`Prg::table_draws`]; the table is built once per prime).
 fn nonzero_and_uniform(field: PrimeField, prg: &mut Prg, len: usize) -> Vec<u16> {
     static TABLES: [std::sync::OnceLock<Box<[u16; 1 << 16]>>; 256] =
         [const { std::sync::OnceLock::new() }; 256];
@@ -227,38 +227,13 @@ fn nonzero_and_uniform(field: PrimeField, prg: &mut Prg, len: usize) -> Vec<u16>
     let table = TABLES[p as usize].get_or_init(|| {
         let q = (p - 1) * p;
         let bound = (1u32 << 16) / q * q;
-        let mut t = Box::new([0u16; 1 << 16]);
-        for (u, e) in (0u32..).zip(t.iter_mut()) {
-            // s >= 1, so 0 marks a rejected draw.
-            if u < bound {
-                *e = (1 + u % (p - 1) + (((u / (p - 1)) % p) << 8)) as u16;
-            }
+        let mut t = Box::new([u16::MAX; 1 << 16]);
+        for (u, e) in (0u32..bound).zip(t.iter_mut()) {
+            *e = (1 + u % (p - 1) + (((u / (p - 1)) % p) << 8)) as u16;
         }
         t
     });
-    // Room for the draws of the last word beyond `len`, cut off at the end.
-    let mut out = vec![0u16; len + 4];
-    let mut got = 0;
-    let mut words = Vec::new();
-    while got < len {
-        // About 6% of draws are rejected.
-        let need = len - got;
-        words.resize((need + need / 12).div_ceil(4) + 1, 0);
-        prg.fill_u64(&mut words);
-        for &w in &words {
-            if got >= len {
-                break;
-            }
-            // Branch-free: write always, advance only on acceptance.
-            for k in 0..4 {
-                let e = table[((w >> (16 * k)) & 0xffff) as usize];
-                out[got] = e;
-                got += usize::from(e & 0xff != 0);
-            }
-        }
-    }
-    out.truncate(len);
-    out
+    prg.table_draws(len, table)
 }
 
 /// The checked operands of [`compare_bits`] and [`private_compare_masked`].

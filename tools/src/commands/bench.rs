@@ -31,7 +31,7 @@ use shareflow_compiler::ProtocolKind;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::data::npy::write_npy;
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
-use shareflow_runtime::exec::{run_in_process, ServingSession};
+use shareflow_runtime::exec::{run_in_process, InProcessRun, ServingSession};
 use shareflow_runtime::plain::train::{accuracy, predict};
 
 use super::load_weights;
@@ -367,20 +367,15 @@ fn time_inproc(
 ) -> Result<Timing> {
     let inputs = party_inputs(weights, images);
     let (graph, plans) = secure.compiled(batch)?;
-    let mut timing = Timing::default();
-    for rep in 0..=reps {
-        let run = run_in_process(graph, plans, &inputs, Duration::from_secs(600))?;
-        if rep == 0 {
-            continue;
-        }
-        let metrics: Vec<Value> = run
-            .parties
-            .iter()
-            .map(|p| serde_json::to_value(&p.metrics).unwrap_or(Value::Null))
-            .collect();
-        timing.add(&metrics, run.wall_ms);
-    }
-    Ok(timing)
+    let run = || {
+        Ok(run_in_process(
+            graph,
+            plans,
+            &inputs,
+            Duration::from_secs(600),
+        )?)
+    };
+    time_runs(Timing::default(), reps, run)
 }
 
 /// Every party in this process, as a serving session: the setup once, then a warm-up and
@@ -397,13 +392,22 @@ fn time_inproc_serving(
     let graph = secure.serving(batch)?.clone();
     let mut session = ServingSession::new(graph, Duration::from_secs(600))?;
     let setup = session.setup(&inputs)?;
-    let mut timing = Timing {
+    let timing = Timing {
         setup: Some((setup.wall_ms, setup.bytes())),
         ..Timing::default()
     };
     let inputs = HashMap::from([(CLIENT.to_string(), client)]);
+    time_runs(timing, reps, || Ok(session.predict(&inputs)?))
+}
+
+/// A warm-up and `reps` timed in-process runs, added to `timing`.
+fn time_runs(
+    mut timing: Timing,
+    reps: usize,
+    mut run: impl FnMut() -> Result<InProcessRun>,
+) -> Result<Timing> {
     for rep in 0..=reps {
-        let run = session.predict(&inputs)?;
+        let run = run()?;
         if rep == 0 {
             continue;
         }
@@ -417,6 +421,47 @@ fn time_inproc_serving(
     Ok(timing)
 }
 
+/// A temporary directory holding the graph (as `name`, from `json`) and the images, for the
+/// party processes.
+fn party_files(json: String, name: &str, images: &ArrayD<f32>) -> Result<PartyFiles> {
+    let dir =
+        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let graph = dir.path().join(name);
+    std::fs::write(&graph, json).map_err(|e| io(&graph, e))?;
+    let image = dir.path().join("image.npy");
+    write_npy(&image, images)?;
+    Ok(PartyFiles { dir, graph, image })
+}
+
+struct PartyFiles {
+    dir: tempfile::TempDir,
+    graph: PathBuf,
+    image: PathBuf,
+}
+
+impl PartyFiles {
+    /// Every party as its own process on fresh loopback ports ([`run_local_parties`]), once
+    /// more if that fails (a port may have been taken meanwhile); each party's report.
+    fn run(
+        &self,
+        exe: &Path,
+        parties: &[String],
+        model: ModelKind,
+        args: &BenchArgs,
+        serving: Option<usize>,
+    ) -> Result<Vec<(String, Value)>> {
+        let run = || {
+            let (dir, timeout) = (self.dir.path(), args.timeout_s);
+            let (graph, image) = (&self.graph, &self.image);
+            run_local_parties(exe, parties, dir, graph, image, model, timeout, serving)
+        };
+        run().or_else(|e| {
+            progress(&format!("quic run failed, retrying once: {e}"));
+            run()
+        })
+    }
+}
+
 /// One process per party on 127.0.0.1, connected once as a serving session: the setup, a
 /// warm-up and `reps` timed predictions over the same connections.
 fn time_quic_serving(
@@ -427,37 +472,11 @@ fn time_quic_serving(
     exe: &Path,
 ) -> Result<Timing> {
     let model = secure.kind;
-    let tmp =
-        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
-    let dir = tmp.path();
     let graph = secure.serving(batch)?;
-    let graph_path = dir.join("serving.json");
-    let text = serde_json::to_string(graph).map_err(|e| ToolError::Usage(e.to_string()))?;
-    std::fs::write(&graph_path, text).map_err(|e| io(&graph_path, e))?;
-    let image_path = dir.join("image.npy");
-    write_npy(&image_path, images)?;
+    let json = serde_json::to_string(graph).map_err(|e| ToolError::Usage(e.to_string()))?;
     let parties = graph.predict.parties.clone();
-    let run = || {
-        let runs = args.reps + 1;
-        run_local_parties(
-            exe,
-            &parties,
-            dir,
-            &graph_path,
-            &image_path,
-            model,
-            args.timeout_s,
-            Some(runs),
-        )
-    };
-    // Fresh ports; one retry if a port was taken meanwhile.
-    let reports = match run() {
-        Ok(r) => r,
-        Err(e) => {
-            progress(&format!("quic run failed, retrying once: {e}"));
-            run()?
-        }
-    };
+    let files = party_files(json, "serving.json", images)?;
+    let reports = files.run(exe, &parties, model, args, Some(args.reps + 1))?;
     let wall = |metrics: &[&Value]| {
         metrics
             .iter()
@@ -505,46 +524,19 @@ fn time_quic(
     exe: &Path,
 ) -> Result<Timing> {
     let model = secure.kind;
-    let tmp =
-        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
-    let dir = tmp.path();
     let (graph, _) = secure.compiled(batch)?;
-    let graph_path = dir.join("compiled.json");
-    let text = graph
+    let json = graph
         .to_json()
         .map_err(|e| ToolError::Usage(e.to_string()))?;
-    std::fs::write(&graph_path, text).map_err(|e| io(&graph_path, e))?;
-    let image_path = dir.join("image.npy");
-    write_npy(&image_path, images)?;
     let parties = graph.parties.clone();
+    let files = party_files(json, "compiled.json", images)?;
     let mut timing = Timing::default();
     for rep in 0..=args.reps {
-        // Fresh ports for every run; one retry if a port was taken meanwhile.
-        let run = || {
-            run_local_parties(
-                exe,
-                &parties,
-                dir,
-                &graph_path,
-                &image_path,
-                model,
-                args.timeout_s,
-                None,
-            )
-            .map(|reports| {
-                reports
-                    .into_iter()
-                    .map(|(_, r)| r["metrics"].clone())
-                    .collect::<Vec<_>>()
-            })
-        };
-        let metrics = match run() {
-            Ok(m) => m,
-            Err(e) => {
-                progress(&format!("quic run failed, retrying once: {e}"));
-                run()?
-            }
-        };
+        let metrics: Vec<Value> = files
+            .run(exe, &parties, model, args, None)?
+            .into_iter()
+            .map(|(_, r)| r["metrics"].clone())
+            .collect();
         if rep == 0 {
             continue;
         }
