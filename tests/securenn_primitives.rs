@@ -1,6 +1,7 @@
 //! SecureNN's building blocks against their definitions, on hand-built programs whose shares
 //! and common randomness are chosen to hit every wrap-around: PrivateCompare, ShareConvert,
-//! ComputeMSB, DReLU and the comparisons with zero, ReLU, SelectShare, DMaxPool.
+//! ComputeMSB, DReLU and the comparisons with zero, ReLU, SelectShare, DMaxPool, and the signs
+//! from an opening on the whole of Z_2^64 and Z_2^32.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use shareflow::compiler::lower::securenn::relu::{
 use shareflow::compiler::lower::securenn::share_convert::share_convert_with;
 use shareflow::compiler::lower::securenn::{BitShares, OddShared, PRIME};
 use shareflow::compiler::lower::{Lowerer, Shared, COMPUTE_PARTIES, HELPER, S0, S1};
+use shareflow::compiler::options::Comparison;
 use shareflow::compiler::{assemble, CompileOptions, ProtocolKind};
 use shareflow::ops::{Value, ValueKind};
 use shareflow::runtime::exec::{run_in_process, InProcessRun, Plan};
@@ -28,6 +30,14 @@ fn parties() -> Vec<String> {
 
 fn lowerer() -> Lowerer {
     Lowerer::new(parties(), CompileOptions::default())
+}
+
+fn lowerer_with(comparison: Comparison) -> Lowerer {
+    let options = CompileOptions {
+        comparison,
+        ..CompileOptions::default()
+    };
+    Lowerer::new(parties(), options)
 }
 
 fn run(cx: Lowerer) -> InProcessRun {
@@ -262,7 +272,8 @@ fn drelu_and_comparisons_with_zero_at_the_edges_of_the_range() {
             signed.push(a as i64);
         }
     }
-    let mut cx = lowerer();
+    // The paper's DReLU here; the default (from an opening) in the tests below.
+    let mut cx = lowerer_with(Comparison::Paper);
     let a = shared(&mut cx, &a0, &a1);
     let ge = drelu(&mut cx, &a);
     reveal(&mut cx, ge.s, Kernel::Add, "ge");
@@ -303,6 +314,60 @@ fn drelu_and_comparisons_with_zero_at_the_edges_of_the_range() {
             .map(|&a| bit(a == 0))
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn signs_from_an_opening_are_exact_on_their_whole_ring() {
+    // (bits, the words to try): every word of Z_2^64; for Z_2^32, [-2^31, 2^31).
+    let cases: [(u32, Vec<u64>); 2] = [
+        (
+            64,
+            vec![
+                0,
+                1,
+                MAX,
+                HALF,
+                HALF - 1,
+                HALF + 1,
+                HALF >> 1,
+                (HALF >> 1).wrapping_neg(),
+                9,
+            ],
+        ),
+        (
+            32,
+            vec![
+                0,
+                1,
+                MAX,
+                (1 << 31) - 1,
+                (1u64 << 31).wrapping_neg(),
+                5u64.wrapping_neg(),
+                1 << 30,
+            ],
+        ),
+    ];
+    for (bits, values) in cases {
+        let (mut a0, mut a1, mut signed) = (Vec::new(), Vec::new(), Vec::new());
+        for &a in &values {
+            for (s0, s1) in splits(a) {
+                a0.push(s0);
+                a1.push(s1);
+                signed.push(a as i64);
+            }
+        }
+        let mut cx = lowerer_with(Comparison::Opened { bits });
+        let a = shared(&mut cx, &a0, &a1);
+        let ge = drelu(&mut cx, &a);
+        reveal(&mut cx, ge.s, Kernel::Add, "ge");
+        let z = relu(&mut cx, &a);
+        reveal(&mut cx, z.s, Kernel::Add, "relu");
+        let r = run(cx);
+        let ge_expected: Vec<u64> = signed.iter().map(|&a| u64::from(a >= 0)).collect();
+        assert_eq!(output(&r, "server0", "ge"), ge_expected, "{bits} bits");
+        let relu_expected: Vec<u64> = signed.iter().map(|&a| a.max(0) as u64).collect();
+        assert_eq!(output(&r, "server0", "relu"), relu_expected, "{bits} bits");
+    }
 }
 
 #[test]
