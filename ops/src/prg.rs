@@ -13,7 +13,7 @@
 //!    purpose;
 //! 3. the output stream is AES-128 in counter mode keyed by the first 16 bytes of `k2`, the
 //!    next 8 bytes the high half of every counter block, from block 0 (AES-NI makes it about
-//!    five times as fast as ChaCha20 on one core; see [`ctr`]).
+//!    five times as fast as ChaCha20 on one core; see `prg/ctr.rs`).
 //!
 //! Distinct domains select distinct (nonce, counter) blocks of a PRF, so their keys are
 //! independent; the seed and `k1` are only ever used for derivation, never for output.
@@ -173,7 +173,7 @@ impl Prg {
 
     /// The table entries of the first `count` accepted 16-bit draws (four per word, least
     /// significant first; a draw `u` gives `table[u]`, rejected if `u16::MAX`), in one
-    /// branch-free pass. Like [`accept_bytes`](Self::accept_bytes), it takes no more words
+    /// branch-free pass. Like the byte sampler of `field_nonzero`, it takes no more words
     /// than a draw-at-a-time loop would, so the stream goes on from the same place.
     pub fn table_draws(&mut self, count: usize, table: &[u16; 1 << 16]) -> Vec<u16> {
         // Room for the last word's draws beyond `count`, cut off at the end.

@@ -50,7 +50,8 @@ impl Candidates {
 
 /// MaxPool Π_MP({P0, P1}, P2) over the last axis of `x` (`[.., n]`): shares of the maximum
 /// (`[..]`) and, if `with_index`, of the index of its first occurrence (the paper's `ind`,
-/// as an integer times `index_scale`). Exact for values in `(-2^61, 2^61)`.
+/// as an integer times `index_scale`). Exact for values of half the range of the signs (for
+/// the paper's DReLU, `(-2^61, 2^61)`; see [`pad`]).
 pub fn maxpool(
     cx: &mut Lowerer,
     x: &Shared,

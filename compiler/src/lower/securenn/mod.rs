@@ -29,12 +29,14 @@
 //! compiler: server 0's share of anything the helper deals is the expansion of their pair
 //! seed, and only server 1 receives a tensor.
 //!
-//! **Ranges.** DReLU is exact for `a` in `[-2^62, 2^62)` ring units (with `f = 16`
-//! fractional bits, reals in `[-2^46, 2^46)`): it takes the MSB of `2a`, which is the sign of
-//! `a` in that range, because ShareConvert needs an input other than `2^64 - 1` and `2a` is
-//! even. Comparisons of two values (max pooling, argmax) take DReLU of a difference, so they
-//! are exact for inputs in `(-2^61, 2^61)`; SAME padding cells hold `-2^61`, which never wins.
-//! Every input the fixed-point encoder accepts (`|x| < 2^15` reals) is far inside.
+//! **Ranges.** Signs from an opening in Z_2^k are exact for `a` in `[-2^(k-1), 2^(k-1))`
+//! ring units: every word for `k = 64`; for `k = 32`, `|x| < 2^15` reals at `f = 16`
+//! fractional bits, the range the fixed-point encoder accepts. The paper's DReLU is exact for
+//! `a` in `[-2^62, 2^62)` (reals in `[-2^46, 2^46)`): it takes the MSB of `2a`, which is the
+//! sign of `a` in that range, because ShareConvert needs an input other than `2^64 - 1` and
+//! `2a` is even. Comparisons of two values (max pooling, argmax) take the sign of a
+//! difference, so they are exact for inputs of half that range; SAME padding cells hold
+//! [`maxpool::pad`], below it, which never wins.
 //!
 //! **Sigmoid** is Pond's polynomial (least squares over `[-B, B]`, `CompileOptions::sigmoid`),
 //! so both protocols give the same values; a piecewise-linear sigmoid from DReLU would be

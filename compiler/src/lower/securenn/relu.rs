@@ -108,7 +108,8 @@ pub fn less_zero(cx: &mut Lowerer, a: &Shared) -> Shared {
     not(cx, &d)
 }
 
-/// Shares of the bit `a > 0`, as `NOT(-a >= 0)`; exact for `a` in `(-2^62, 2^62]`.
+/// Shares of the bit `a > 0`, as `NOT(-a >= 0)`; exact where the sign of `-a` is (for the
+/// paper's DReLU, `a` in `(-2^62, 2^62]`).
 pub fn greater_zero(cx: &mut Lowerer, a: &Shared) -> Shared {
     let shape = cx.shape(a.s[0]).to_vec();
     let neg = cx.local(Kernel::Neg, a, &shape);
@@ -116,7 +117,7 @@ pub fn greater_zero(cx: &mut Lowerer, a: &Shared) -> Shared {
 }
 
 /// Shares of the bit `a = 0`, as `(a >= 0) + (-a >= 0) - 1`: no product, and both DReLUs run
-/// side by side. Exact for `a` in `(-2^62, 2^62)`.
+/// side by side. Exact where the signs of `a` and `-a` are (paper's DReLU: `(-2^62, 2^62)`).
 pub fn equal_zero(cx: &mut Lowerer, a: &Shared) -> Shared {
     let shape = cx.shape(a.s[0]).to_vec();
     let neg = cx.local(Kernel::Neg, a, &shape);
