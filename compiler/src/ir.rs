@@ -191,10 +191,7 @@ pub enum Kernel {
     XorPublicBit {
         add: bool,
     },
-    /// Z_p addition and subtraction on `Small` values (broadcasting as `Add`).
-    FieldAdd {
-        p: u8,
-    },
+    /// Z_p subtraction on `Small` values (broadcasting as `Sub`).
     FieldSub {
         p: u8,
     },
@@ -204,15 +201,13 @@ pub enum Kernel {
     XorPublicBitTimes,
     /// PrivateCompare steps 1-14 for server `party`: inputs (its Z_p shares of the low `n`
     /// bits of x `[.., n]`, public word r `[..]`, public bit beta `[..]`, the servers' pair
-    /// seed for their common randomness s_i, pi and u_i, drawn in stream `stream` when the
-    /// kernel runs), output the masked, permuted shares `d` `[.., n]` it sends the helper.
+    /// seed for their common randomness s_i, z_i, the rotations and u_i, drawn in stream `stream` when the
+    /// kernel runs), output the masked, rotated shares `d` `[.., n]` it sends the helper.
     PrivateCompare {
         party: u8,
         p: u8,
         stream: u64,
     },
-    /// 1 where some element of the last axis is 0 (`Small`); the axis is removed.
-    AnyZero,
     /// 1 where some element of the last axis of the sum over Z_p of two `Small` tensors is 0;
     /// the axis is removed (PrivateCompare's steps 15-16 in one pass).
     AnyZeroSum {
@@ -299,11 +294,9 @@ impl Kernel {
             Kernel::IsZero => "is_zero",
             Kernel::BitTo { .. } => "bit_to",
             Kernel::XorPublicBit { .. } => "xor_public_bit",
-            Kernel::FieldAdd { .. } => "field_add",
             Kernel::FieldSub { .. } => "field_sub",
             Kernel::XorPublicBitTimes => "xor_public_bit_times",
             Kernel::PrivateCompare { .. } => "private_compare",
-            Kernel::AnyZero => "any_zero",
             Kernel::AnyZeroSum { .. } => "any_zero_sum",
             Kernel::BitsMinus { .. } => "bits_minus",
             Kernel::Windows { .. } => "windows",

@@ -30,7 +30,7 @@ pub use options::{CompileOptions, PolyApprox, Truncation};
 pub use program::{CompiledGraph, Instr, IoSpec, Program};
 pub use serving::{compile_serving, compile_serving_with, ServingGraph};
 
-use ir::{Kernel, LowGraph};
+use ir::LowGraph;
 use lower::{compiled_parties, Lowerer, Protocol};
 
 /// Result of this crate.
@@ -160,11 +160,6 @@ fn partition(
         outputs: io(false),
         programs,
     }
-}
-
-/// Whether a kernel is a share exchange.
-pub fn is_exchange(k: &Kernel) -> bool {
-    matches!(k, Kernel::Send { .. } | Kernel::Recv { .. })
 }
 
 /// Removes dead code from a hand-built lowered graph (one with no logical graph behind it, as

@@ -36,14 +36,6 @@ pub enum Comparison {
 impl Comparison {
     /// Exact on the whole ring.
     pub const EXACT: Comparison = Comparison::Opened { bits: 64 };
-
-    /// Bits of the ring the signs are taken in (64 for the paper's method).
-    pub fn bits(self) -> u32 {
-        match self {
-            Comparison::Paper => 64,
-            Comparison::Opened { bits } => bits,
-        }
-    }
 }
 
 impl Default for Comparison {

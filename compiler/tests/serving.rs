@@ -8,9 +8,11 @@ use shareflow_compiler::lower::{HELPER, S0, S1};
 use shareflow_compiler::{compile_serving, CompileOptions, CompiledGraph, Instr, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, MODEL_OWNER};
 
-fn serving(kind: ModelKind, protocol: ProtocolKind) -> Option<shareflow_compiler::ServingGraph> {
+/// The serving graph of a case, which must compile.
+fn serving(kind: ModelKind, protocol: ProtocolKind) -> shareflow_compiler::ServingGraph {
     let zoo = ZooModel::build(kind, 1).unwrap();
-    compile_serving(&zoo.graph, protocol, CompileOptions::default()).ok()
+    compile_serving(&zoo.graph, protocol, CompileOptions::default())
+        .unwrap_or_else(|e| panic!("network {kind} under {}: {e}", protocol.name()))
 }
 
 /// The networks each protocol compiles (Pond has no max pooling).
@@ -54,9 +56,7 @@ fn fresh(
 #[test]
 fn every_share_and_opening_of_a_prediction_depends_on_a_fresh_draw() {
     for (kind, protocol) in cases() {
-        let Some(s) = serving(kind, protocol) else {
-            continue;
-        };
+        let s = serving(kind, protocol);
         let g = instrs(&s.predict);
         let mut memo = HashMap::new();
         let mut openings = 0;
@@ -83,9 +83,7 @@ fn every_share_and_opening_of_a_prediction_depends_on_a_fresh_draw() {
 #[test]
 fn setup_opens_each_weight_once_and_the_owner_is_offline_after() {
     for (kind, protocol) in cases() {
-        let Some(s) = serving(kind, protocol) else {
-            continue;
-        };
+        let s = serving(kind, protocol);
         let what = format!("network {kind} under {}", protocol.name());
         let zoo = ZooModel::build(kind, 1).unwrap();
         let mut kernels: Vec<Vec<usize>> = zoo
@@ -127,9 +125,7 @@ fn setup_opens_each_weight_once_and_the_owner_is_offline_after() {
 #[test]
 fn the_dealer_only_deals_for_fresh_inputs() {
     for (kind, protocol) in cases() {
-        let Some(s) = serving(kind, protocol) else {
-            continue;
-        };
+        let s = serving(kind, protocol);
         let what = format!("network {kind} under {}", protocol.name());
         let zoo = ZooModel::build(kind, 1).unwrap();
         let weights: HashSet<Vec<usize>> = zoo

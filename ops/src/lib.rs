@@ -5,7 +5,7 @@
 //! - [`ring`]: tensors over Z_2^64 (wrapping `u64`), over the odd ring Z_{2^64-1}, and small
 //!   prime fields for shared bits; blocked, parallel matmul and conv2d.
 //! - [`fixed`]: fixed-point encoding of reals into Z_2^64 with `f` fractional bits.
-//! - [`prg`]: a ChaCha20 generator that expands a 32-byte seed into ring tensors,
+//! - [`prg`]: AES-128-CTR keyed through ChaCha20, expanding a 32-byte seed into tensors,
 //!   domain-separated by (session, node, purpose).
 //! - [`value`]: the tagged tensor value that the runtime stores and sends.
 

@@ -20,14 +20,15 @@
 //!
 //! **Sampling.** Ring words are raw 64-bit outputs (uniform in Z_2^64). Z_{2^64-1} rejects the
 //! single word `u64::MAX`; Z_p takes two elements from each 16-bit draw below the largest
-//! multiple of `p^2` (no modulo bias), Z_p^* rejects bytes; bits take 64 per word; permutations are Fisher-Yates with Lemire's
-//! unbiased bounded integers. Large ring tensors are filled in parallel: each chunk seeks its
-//! own position of the same stream, so the output does not depend on the thread count.
+//! multiple of `p^2` (no modulo bias), and PrivateCompare's pairs in Z_p^* x Z_p one from each
+//! draw below the largest multiple of `(p - 1) p`; bits take 64 per word. Large ring tensors
+//! are filled in parallel: each chunk seeks its own position of the same stream, so the output does not depend on the thread count.
 
 use ndarray::{ArrayD, IxDyn};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng, TryRngCore};
 use rayon::prelude::*;
+use std::sync::OnceLock;
 
 mod ctr;
 use ctr::CtrStream;
@@ -157,7 +158,8 @@ impl Prg {
         to_array(shape, v)
     }
 
-    /// A tensor of `shape` uniform in the field Z_p, by rejection sampling of bytes.
+    /// A tensor of `shape` uniform in the field Z_p, two elements from each accepted 16-bit
+    /// draw ([`pair_table`]).
     ///
     /// Errors: as [`ring`](Self::ring).
     pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
@@ -173,9 +175,10 @@ impl Prg {
 
     /// The table entries of the first `count` accepted 16-bit draws (four per word, least
     /// significant first; a draw `u` gives `table[u]`, rejected if `u16::MAX`), in one
-    /// branch-free pass. Like the byte sampler of `field_nonzero`, it takes no more words
-    /// than a draw-at-a-time loop would, so the stream goes on from the same place.
-    pub fn table_draws(&mut self, count: usize, table: &[u16; 1 << 16]) -> Vec<u16> {
+    /// branch-free pass. Each pass takes the fewest words that could complete it (all draws
+    /// accepted), which a draw-at-a-time loop would take too, so the stream goes on from the
+    /// same place.
+    fn table_draws(&mut self, count: usize, table: &[u16; 1 << 16]) -> Vec<u16> {
         // Room for the last word's draws beyond `count`, cut off at the end.
         let mut v = vec![0u16; count + 4];
         let mut len = 0;
@@ -195,55 +198,17 @@ impl Prg {
         v
     }
 
-    /// A tensor of `shape` of uniform nonzero elements of Z_p (SecureNN's masks in
-    /// PrivateCompare).
-    ///
-    /// Errors: as [`ring`](Self::ring).
-    pub fn field_nonzero(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
-        let n = checked_len("prg field", shape)?;
-        let q = u16::from(field.modulus()) - 1;
-        let bound = 256 - 256 % q;
-        let v = self.accept_bytes(n, |b| (b < bound).then(|| (b % q) as u8 + 1));
-        to_array(shape, v)
-    }
-
-    /// The first `n` accepted values of the stream's bytes (little-endian bytes of successive
-    /// words; `accept` maps a byte to `Some` value or rejects it); the rest of the last word
-    /// is dropped.
-    ///
-    /// Drawn in bulk yet word for word as a byte-at-a-time loop would: each pass draws
-    /// `ceil(missing / 8)` words, which that loop would consume too (fewer bytes cannot fill
-    /// the gap), so the output and the stream position are the same.
-    fn accept_bytes(&mut self, n: usize, accept: impl Fn(u16) -> Option<u8>) -> Vec<u8> {
-        // The decision for every byte, looked up: the value, and 1 if accepted.
-        let mut value = [0u8; 256];
-        let mut taken = [0usize; 256];
-        for b in 0..256 {
-            if let Some(e) = accept(b as u16) {
-                (value[b], taken[b]) = (e, 1);
-            }
-        }
-        // Room for the accepted bytes of the last word beyond `n`, cut off at the end.
-        let mut v = vec![0u8; n + 8];
-        let mut len = 0;
-        let mut words = Vec::new();
-        while len < n {
-            words.resize((n - len).div_ceil(8), 0);
-            self.fill_u64(&mut words);
-            for &w in &words {
-                // Branch-free: write always, advance only on acceptance. At most
-                // `8 * words.len() < n - len + 8` bytes, so `len < n + 8`.
-                let out = &mut v[len..len + 8];
-                let mut k = 0;
-                for b in w.to_le_bytes() {
-                    out[k.min(7)] = value[usize::from(b)];
-                    k += taken[usize::from(b)];
-                }
-                len += k;
-            }
-        }
-        v.truncate(n);
-        v
+    /// `len` independent uniform pairs `(s, z)` in `Z_p^* x Z_p`, packed as `s + 256 z`
+    /// (PrivateCompare's multipliers and shares of zero), from 16-bit draws: `u` below the
+    /// largest multiple of `(p - 1) p` under 2^16 gives `s = 1 + u mod (p - 1)` and
+    /// `z = (u div (p - 1)) mod p`, both exactly uniform and independent.
+    pub fn nonzero_and_uniform(&mut self, field: PrimeField, len: usize) -> Vec<u16> {
+        static TABLES: TableCache = [const { OnceLock::new() }; 256];
+        let p = u32::from(field.modulus());
+        let table = draw_table(&TABLES, field, (p - 1) * p, |u| {
+            (1 + u % (p - 1) + (((u / (p - 1)) % p) << 8)) as u16
+        });
+        self.table_draws(len, table)
     }
 
     /// A tensor of `shape` of uniform bits (0 or 1).
@@ -261,49 +226,38 @@ impl Prg {
         }
         to_array(shape, v)
     }
+}
 
-    /// A uniform integer in `0..bound` (`bound > 0`), by Lemire's unbiased method.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        if bound == 0 {
-            return 0;
-        }
-        // Reject the low products that would favour small results.
-        let threshold = bound.wrapping_neg() % bound;
-        loop {
-            let m = u128::from(self.rng.next_u64()) * u128::from(bound);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
-            }
-        }
-    }
+/// Tables from 16-bit draws to packed values: one per prime.
+type DrawTable = [u16; 1 << 16];
+type TableCache = [OnceLock<Box<DrawTable>>; 256];
 
-    /// A uniformly random permutation of `0..n` as a list (Fisher-Yates shuffle of the
-    /// identity, drawing each swap index with [`below`](Self::below)).
-    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
-        let mut perm: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            perm.swap(i, j);
+/// The table of `cache` for `field`, built on first use: `entry(u)` for every draw `u` below
+/// the largest multiple of `q` under 2^16, `u16::MAX` (rejected) for the others.
+fn draw_table(
+    cache: &'static TableCache,
+    field: PrimeField,
+    q: u32,
+    entry: impl Fn(u32) -> u16,
+) -> &'static DrawTable {
+    cache[usize::from(field.modulus())].get_or_init(|| {
+        let mut t = Box::new([u16::MAX; 1 << 16]);
+        for (u, e) in (0..(1u32 << 16) / q * q).zip(t.iter_mut()) {
+            *e = entry(u);
         }
-        perm
-    }
+        t
+    })
 }
 
 /// The 16-bit draws of [`Prg::field`] for Z_p: a draw `u` below the largest multiple of `p^2`
 /// under 2^16 gives the two elements `u mod p` and `(u div p) mod p` (packed low, high), both
-/// exactly uniform and independent; any other draw is rejected (`u16::MAX`). For p = 67, 96%
-/// of draws are accepted: about 1.04 random bytes per element. Built once per prime.
-fn pair_table(field: PrimeField) -> &'static [u16; 1 << 16] {
-    static TABLES: [std::sync::OnceLock<Box<[u16; 1 << 16]>>; 256] =
-        [const { std::sync::OnceLock::new() }; 256];
+/// exactly uniform and independent; any other draw is rejected. For p = 67, 96% of draws are
+/// accepted: about 1.04 random bytes per element.
+fn pair_table(field: PrimeField) -> &'static DrawTable {
+    static TABLES: TableCache = [const { OnceLock::new() }; 256];
     let p = u32::from(field.modulus());
-    TABLES[p as usize].get_or_init(|| {
-        let bound = (1u32 << 16) / (p * p) * (p * p);
-        let mut t = Box::new([u16::MAX; 1 << 16]);
-        for (u, e) in (0u32..bound).zip(t.iter_mut()) {
-            *e = ((u % p) | (((u / p) % p) << 8)) as u16;
-        }
-        t
+    draw_table(&TABLES, field, p * p, |u| {
+        ((u % p) | (((u / p) % p) << 8)) as u16
     })
 }
 

@@ -109,32 +109,16 @@ pub fn run_over_quic_with(
     check_inputs(graph, party, inputs)?;
     let plan = Plan::new(program)?;
     let digest = graph_digest(graph)?;
-    let mut transport = QuicTransport::connect(cluster, party, &graph.parties, digest, timeout)?;
-    on_connected(&Connected {
-        party: party.to_string(),
-        peers: graph
-            .parties
-            .iter()
-            .filter(|p| *p != party)
-            .cloned()
-            .collect(),
-        session: transport.session(),
-    });
-    match run_party_full(
-        program,
-        &plan,
-        &mut transport,
-        inputs,
-        &mut Store::new(),
-        randomness,
-    ) {
-        // succeeds only once every party has finished: a session succeeds for all or for none
-        Ok(result) => transport.finish().map(|()| result),
-        Err(e) => {
-            transport.abort(&e);
-            Err(e)
-        }
-    }
+    let parties = &graph.parties;
+    over_quic(
+        cluster,
+        party,
+        parties,
+        digest,
+        timeout,
+        on_connected,
+        |t| run_party_full(program, &plan, t, inputs, &mut Store::new(), randomness),
+    )
 }
 
 /// The outcome of [`run_serving_over_quic`] for one party: its setup run, then each prediction.
@@ -164,34 +148,44 @@ pub fn run_serving_over_quic(
         check_inputs(&graph.predict, party, inputs)?;
     }
     let mut serving = crate::exec::serving::ServingParty::new(graph, party)?;
-    let mut transport = QuicTransport::connect(
+    let (parties, digest) = (&graph.setup.parties, serving.digest());
+    over_quic(
         cluster,
         party,
-        &graph.setup.parties,
-        serving.digest(),
+        parties,
+        digest,
         timeout,
-    )?;
+        on_connected,
+        |t| {
+            let setup = serving.setup(t, setup_inputs, randomness)?;
+            let predictions = predictions
+                .iter()
+                .map(|inputs| serving.predict(t, inputs, randomness))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ServingRuns { setup, predictions })
+        },
+    )
+}
+
+/// Connects `party` to the other `parties` (all must show `digest`), calls `on_connected`,
+/// then runs `body` over the connections. Succeeds only once every party has finished: a
+/// session succeeds for all or for none; on an error the party tells its peers why.
+fn over_quic<T>(
+    cluster: &ClusterConfig,
+    party: &str,
+    parties: &[String],
+    digest: [u8; 32],
+    timeout: Duration,
+    on_connected: impl FnOnce(&Connected),
+    body: impl FnOnce(&mut QuicTransport) -> Result<T>,
+) -> Result<T> {
+    let mut transport = QuicTransport::connect(cluster, party, parties, digest, timeout)?;
     on_connected(&Connected {
         party: party.to_string(),
-        peers: graph
-            .setup
-            .parties
-            .iter()
-            .filter(|p| *p != party)
-            .cloned()
-            .collect(),
+        peers: parties.iter().filter(|p| *p != party).cloned().collect(),
         session: transport.session(),
     });
-    let mut runs = || -> Result<ServingRuns> {
-        let setup = serving.setup(&mut transport, setup_inputs, randomness)?;
-        let predictions = predictions
-            .iter()
-            .map(|inputs| serving.predict(&mut transport, inputs, randomness))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(ServingRuns { setup, predictions })
-    };
-    match runs() {
-        // succeeds only once every party has finished: a session succeeds for all or for none
+    match body(&mut transport) {
         Ok(result) => transport.finish().map(|()| result),
         Err(e) => {
             transport.abort(&e);

@@ -2,19 +2,17 @@
 //! and the rounds a party counts.
 
 use ndarray::ArrayD;
-use shareflow_compiler::cost::{entry_bytes, ENTRY_HEADER_BYTES, FRAME_HEADER_BYTES};
+use shareflow_compiler::cost::{entry_bytes, FRAME_HEADER_BYTES};
 use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
 use shareflow_compiler::{Instr, Program};
 use shareflow_ops::{Value, ValueKind};
 use shareflow_runtime::exec::Plan;
-use shareflow_runtime::wire::{
-    encode, encoded_len, entry_len, Batch, ENTRY_HEADER_LEN, HEADER_LEN,
-};
+use shareflow_runtime::wire::{encode, encoded_len, entry_len, Batch};
 
 #[test]
 fn wire_sizes_are_those_of_the_cost_model() {
-    assert_eq!(HEADER_LEN, FRAME_HEADER_BYTES);
-    assert_eq!(ENTRY_HEADER_LEN, ENTRY_HEADER_BYTES);
+    // The wire's header constants are the cost model's by definition; what is checked here
+    // is that encoding produces exactly the bytes the model counts.
     let values = [
         Value::Ring(ArrayD::zeros(vec![3, 4])),
         Value::OddRing(ArrayD::zeros(vec![5])),

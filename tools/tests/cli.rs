@@ -141,4 +141,6 @@ fn errors_are_clear() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
     let out = shareflow(&["eval", "--model", "Z"]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"Z\"") && err.contains("A, B, C, D"), "{err}");
 }

@@ -11,8 +11,6 @@ const BATCH: usize = 8;
 /// Words per block.
 const WORDS: usize = 2;
 
-/// The keystream `AES_k(nonce || i)` for `i = 0, 1, ..`, read as little-endian 64-bit words
-/// (two per block).
 /// Eight bytes as a little-endian word.
 fn word(b: &[u8]) -> u64 {
     let mut w = [0u8; 8];
@@ -20,6 +18,8 @@ fn word(b: &[u8]) -> u64 {
     u64::from_le_bytes(w)
 }
 
+/// The keystream `AES_k(nonce || i)` for `i = 0, 1, ..`, read as little-endian 64-bit words
+/// (two per block).
 #[derive(Clone)]
 pub struct CtrStream {
     cipher: Aes128,

@@ -19,11 +19,9 @@ pub fn bit_decompose(x: &ArrayRefD<u64>) -> ArrayD<u8> {
 /// trailing axis of length `bits`, least significant bit first.
 pub fn bit_decompose_low(x: &ArrayRefD<u64>, bits: usize) -> ArrayD<u8> {
     let bits = bits.min(WORD_BITS);
+    // Standard layout, so a slice.
     let x = x.as_standard_layout();
-    let words: Vec<u64> = match x.as_slice() {
-        Some(s) => s.to_vec(),
-        None => x.iter().copied().collect(),
-    };
+    let words = x.as_slice().unwrap_or(&[]);
     let mut out = vec![0u8; words.len() * bits];
     let fill = |(dst, w): (&mut [u8], &u64)| {
         for (i, b) in dst.iter_mut().enumerate() {
@@ -32,9 +30,9 @@ pub fn bit_decompose_low(x: &ArrayRefD<u64>, bits: usize) -> ArrayD<u8> {
     };
     if bits > 0 {
         if words.len() * bits >= PAR_THRESHOLD {
-            out.par_chunks_mut(bits).zip(&words).for_each(fill);
+            out.par_chunks_mut(bits).zip(words).for_each(fill);
         } else {
-            out.chunks_mut(bits).zip(&words).for_each(fill);
+            out.chunks_mut(bits).zip(words).for_each(fill);
         }
     }
     let mut shape = x.shape().to_vec();

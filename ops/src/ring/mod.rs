@@ -41,8 +41,7 @@ pub use odd::{
     odd_reduce, odd_reduce_word, odd_sub, odd_sub_words, ODD_MODULUS,
 };
 pub use securenn::{
-    any_zero, any_zero_sum, bits_minus, bits_to_words, compare_bits, is_zero, lsb,
-    mul_random_nonzero, permute_random, private_compare_masked, wrap, xor_public_bit,
-    xor_public_bit_times,
+    any_zero, any_zero_sum, bits_minus, bits_to_words, is_zero, lsb, private_compare_masked, wrap,
+    xor_public_bit, xor_public_bit_times,
 };
 pub use shape::{checked_len, reshape, transpose, transpose_2d};

@@ -1,12 +1,12 @@
 //! Local kernels of SecureNN's comparison protocols (Wagh, Gupta, Chandran, PoPETs 2019):
-//! wraps and bits of words, one server's shares `c_i` of PrivateCompare, the helper's search
-//! for a zero, and the common random permutations that hide where that zero is.
+//! wraps and bits of words, one server's masked and rotated shares of PrivateCompare, and the
+//! helper's search for a zero.
 //!
 //! Words are `u64` of Z_2^64 or canonical elements of Z_{2^64-1} (the same functions serve
 //! both); bits and Z_p elements are `u8`. Bit axes are trailing, of length 64, least
 //! significant bit first, as [`super::bit_decompose`].
 
-use ndarray::{ArrayD, ArrayRefD, IxDyn, Zip};
+use ndarray::{ArrayD, ArrayRefD, CowArray, IxDyn, Zip};
 use rayon::prelude::*;
 
 use super::arith::{map_with, zip_with, PAR_THRESHOLD};
@@ -93,43 +93,19 @@ pub fn xor_public_bit_times(
         .map_collect(|&w, &b, &v| if b & 1 == 1 { v.wrapping_sub(w) } else { w }))
 }
 
-/// Steps 1-13 of PrivateCompare (Algorithm 3) for server `party` (the paper's `j`): its
-/// shares `c_i` over Z_p of, for every word, the `n` values whose reconstruction has a zero
-/// exactly when `beta XOR (x > r)` is 1, comparing the lowest `n` bits of the words.
+/// Steps 1-14 of PrivateCompare (Algorithm 3) for server `party` (the paper's `j`) in one pass
+/// over each word, comparing the lowest `n` bits of the words: its shares `c_i` over Z_p of
+/// the `n` values whose reconstruction has a zero exactly when `beta XOR (x > r)` is 1, each
+/// times a uniform nonzero `s_i` of Z_p, plus `z_i` (server 0) or minus `z_i` (server 1) for
+/// uniform `z_i`, the word's lane rotated by a uniform `k`: `{d_i}_j = rot_k({s_i c_i}_j +-
+/// z_i)`, what it sends P2.
 ///
 /// - `x_bits` `[.., n]` (`n` from 1 to 64): this server's shares over Z_p of the bits of `x`;
 /// - `r` `[..]`: the public word (known to both servers), read mod `2^n`;
 /// - `beta` `[..]`: the public random bit;
-/// - `common`: the servers' common generator, for the `u_i` in Z_p of the words where
-///   `beta = 1` and `r = 2^n - 1` (drawn in word order, so both servers draw the same).
-///
-/// Errors: [`OpsError::ShapeMismatch`] if the shapes do not fit; [`OpsError::InvalidArgument`]
-/// if `party` is not 0 or 1 or the last axis is not 1 to 64 long.
-pub fn compare_bits(
-    field: PrimeField,
-    party: u8,
-    x_bits: &ArrayRefD<u8>,
-    r: &ArrayRefD<u64>,
-    beta: &ArrayRefD<u8>,
-    common: &mut Prg,
-) -> Result<ArrayD<u8>> {
-    let args = CompareArgs::new("compare_bits", party, x_bits, r, beta)?;
-    let n = args.n;
-    let mut c = vec![0u8; args.x.len()];
-    let lane = |(i, c): (usize, &mut [u8])| args.word(field, i, c);
-    if c.len() >= PAR_THRESHOLD {
-        c.par_chunks_mut(n).enumerate().for_each(lane);
-    } else {
-        c.chunks_mut(n).enumerate().for_each(lane);
-    }
-    args.all_ones_case(field, common, &mut c)?;
-    args.into_array("compare_bits", c)
-}
-
-/// Steps 1-14 of PrivateCompare for server `party` in one pass over each word: its shares
-/// `c_i` as [`compare_bits`], each times a uniform nonzero `s_i` of Z_p, plus `z_i` (server 0)
-/// or minus `z_i` (server 1) for uniform `z_i`, the word's lane rotated by a uniform `k`:
-/// `{d_i}_j = rot_k({s_i c_i}_j +- z_i)`, what it sends P2.
+/// - `common`: the servers' common generator, drawn in a fixed order (every `(s_i, z_i)`,
+///   every `k`, then in word order the `u_i` in Z_p of the words where `beta = 1` and
+///   `r = 2^n - 1`), so both servers draw the same.
 ///
 /// Why these masks: P2 dealt the shares of `x`'s bits, so without the `z_i` the ratio of the
 /// two servers' `s_i c_i` would tell it `c_i`'s parts that depend on `r`. With them each
@@ -139,10 +115,8 @@ pub fn compare_bits(
 /// does as well as the paper's uniform permutation (at one random word per word instead of
 /// one per bit).
 ///
-/// The servers' common randomness comes from `common` in a fixed order (every `s_i`, every
-/// `z_i`, every `k`, then the `u_i` of [`compare_bits`]), so both servers draw the same.
-///
-/// Errors: as [`compare_bits`].
+/// Errors: [`OpsError::ShapeMismatch`] if the shapes do not fit; [`OpsError::InvalidArgument`]
+/// if `party` is not 0 or 1 or the last axis is not 1 to 64 long.
 pub fn private_compare_masked(
     field: PrimeField,
     party: u8,
@@ -152,109 +126,76 @@ pub fn private_compare_masked(
     common: &mut Prg,
 ) -> Result<ArrayD<u8>> {
     let args = CompareArgs::new("private_compare_masked", party, x_bits, r, beta)?;
-    let n = args.n;
-    let len = args.x.len();
+    let (n, len) = (args.n, args.len());
     // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i.
-    let mut sz = nonzero_and_uniform(field, common, len);
+    let mut sz = common.nonzero_and_uniform(field, len);
     if party == 1 {
         sz.iter_mut()
             .for_each(|e| *e = (*e & 0xff) | u16::from(field.neg_elem((*e >> 8) as u8)) << 8);
     }
     let mut rot = vec![0u64; args.r.len()];
     common.fill_u64(&mut rot);
-    let mut special = vec![0u8; len];
-    args.all_ones_case(field, common, &mut special)?;
-    let mut out = vec![0u8; len];
-    let lane = |(i, (out, sz)): (usize, Lane<'_>)| {
+    let mask = |c: u8, e: u16| field.reduce_u16(u16::from(c) * (e & 0xff) + (e >> 8));
+    // Steps 1-9 and 14 of word `i` into its lane `out`.
+    let word = |i: usize, out: &mut [u8]| {
+        let sz = &sz[i * n..(i + 1) * n];
         let mut c = [0u8; WORD_BITS];
-        let c = &mut c[..n];
-        if args.all_ones(i) {
-            for ((ci, &u), &e) in c.iter_mut().zip(&special[i * n..(i + 1) * n]).zip(sz) {
-                *ci = field.reduce_u16(u16::from(u) * (e & 0xff) + (e >> 8));
-            }
-        } else {
-            masked_word(
-                field,
-                args.party,
-                &args.x[i * n..(i + 1) * n],
-                args.r[i],
-                args.beta[i],
-                sz,
-                c,
-            );
+        args.compare(field, i, |k, ck| c[k] = mask(ck, sz[k]));
+        rotate_into(out, &c[..n], rot[i]);
+    };
+    // Blocks of whole words, so that word `b * words + w` has lane `w` of block `b`.
+    let words = (4096 / n).max(1);
+    let block = |(b, chunk): (usize, &mut [u8])| {
+        for (w, out) in chunk.chunks_mut(n).enumerate() {
+            word(b * words + w, out);
         }
-        // Rotated by k, uniform in [0, n) (within 2^-58 of uniform): c[i] goes to (i + k) mod n.
-        let k = ((u128::from(rot[i]) * n as u128) >> 64) as usize;
-        out[k..].copy_from_slice(&c[..n - k]);
-        out[..k].copy_from_slice(&c[n - k..]);
     };
-    let lanes = |out: &mut [u8]| {
-        out.chunks_mut(n)
-            .zip(sz.chunks(n))
-            .enumerate()
-            .for_each(lane)
-    };
+    let mut out = vec![0u8; len];
     if len >= PAR_THRESHOLD {
-        // Blocks of whole words, so that word i's lane starts at i * n.
-        let block = n * (4096 / n).max(1);
-        out.par_chunks_mut(block)
-            .enumerate()
-            .for_each(|(b, chunk)| {
-                let first = b * block / n;
-                chunk
-                    .chunks_mut(n)
-                    .zip(sz[b * block..].chunks(n))
-                    .enumerate()
-                    .for_each(|(i, l)| lane((first + i, l)));
-            });
+        out.par_chunks_mut(words * n).enumerate().for_each(block);
     } else {
-        lanes(&mut out);
+        out.chunks_mut(words * n).enumerate().for_each(block);
+    }
+    // Steps 10-11 for the rare words where beta = 1 and r = 2^n - 1, over what the loop wrote.
+    for i in (0..args.r.len()).filter(|&i| args.all_ones(i)) {
+        let u = common.field(field, &[n])?;
+        let sz = &sz[i * n..(i + 1) * n];
+        let mut c = [0u8; WORD_BITS];
+        args.all_ones_word(field, u.iter().copied(), |k, ck| c[k] = mask(ck, sz[k]));
+        rotate_into(&mut out[i * n..(i + 1) * n], &c[..n], rot[i]);
     }
     args.into_array("private_compare_masked", out)
 }
 
-/// One word's lane of [`private_compare_masked`]: its output and its `s_i + 256 z_i`.
-type Lane<'a> = (&'a mut [u8], &'a [u16]);
-
-/// `len` independent uniform pairs `(s, z)` in `Z_p^* x Z_p`, packed as `s + 256 z`, from
-/// 16-bit draws of `prg` by rejection: `u` below the largest multiple of `(p - 1) p` under
-/// 2^16 gives `s = 1 + u mod (p - 1)` and `z = (u div (p - 1)) mod p`, both exactly uniform.
-/// One table lookup per draw ([`Prg::table_draws`]; the table is built once per prime).
-fn nonzero_and_uniform(field: PrimeField, prg: &mut Prg, len: usize) -> Vec<u16> {
-    static TABLES: [std::sync::OnceLock<Box<[u16; 1 << 16]>>; 256] =
-        [const { std::sync::OnceLock::new() }; 256];
-    let p = u32::from(field.modulus());
-    let table = TABLES[p as usize].get_or_init(|| {
-        let q = (p - 1) * p;
-        let bound = (1u32 << 16) / q * q;
-        let mut t = Box::new([u16::MAX; 1 << 16]);
-        for (u, e) in (0u32..bound).zip(t.iter_mut()) {
-            *e = (1 + u % (p - 1) + (((u / (p - 1)) % p) << 8)) as u16;
-        }
-        t
-    });
-    prg.table_draws(len, table)
+/// Writes `c` rotated by `k` (uniform in `[0, n)` from the random word `rot`, within 2^-58 of
+/// uniform) into `out`: `c[i]` goes to `(i + k) mod n`.
+fn rotate_into(out: &mut [u8], c: &[u8], rot: u64) {
+    let n = c.len();
+    let k = ((u128::from(rot) * n as u128) >> 64) as usize;
+    out[k..].copy_from_slice(&c[..n - k]);
+    out[..k].copy_from_slice(&c[n - k..]);
 }
 
-/// The checked operands of [`compare_bits`] and [`private_compare_masked`].
-struct CompareArgs {
+/// The checked operands of [`private_compare_masked`].
+struct CompareArgs<'a> {
     party: u8,
     /// Bits per word.
     n: usize,
     /// All ones in the low `n` bits.
     mask: u64,
     lanes: Vec<usize>,
-    x: Vec<u8>,
+    /// The bit shares, contiguous.
+    x: CowArray<'a, u8, IxDyn>,
     /// The public words, mod `2^n`.
     r: Vec<u64>,
     beta: Vec<bool>,
 }
 
-impl CompareArgs {
+impl<'a> CompareArgs<'a> {
     fn new(
         op: &'static str,
         party: u8,
-        x_bits: &ArrayRefD<u8>,
+        x_bits: &'a ArrayRefD<u8>,
         r: &ArrayRefD<u64>,
         beta: &ArrayRefD<u8>,
     ) -> Result<Self> {
@@ -273,33 +214,60 @@ impl CompareArgs {
         lanes.push(n);
         same_shape(op, x_bits.shape(), &lanes)?;
         same_shape(op, beta.shape(), r.shape())?;
-        let x = x_bits.as_standard_layout();
-        let x = match x.as_slice() {
-            Some(x) => x.to_vec(),
-            None => x.iter().copied().collect(),
-        };
         Ok(CompareArgs {
             party,
             n,
             mask,
             lanes,
-            x,
+            x: x_bits.as_standard_layout(),
             r: r.iter().map(|w| w & mask).collect(),
             beta: beta.iter().map(|b| b & 1 == 1).collect(),
         })
     }
 
-    /// Steps 1-9 for word `i`.
-    fn word(&self, field: PrimeField, i: usize, c: &mut [u8]) {
+    /// Elements of the bit shares.
+    fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// Steps 1-9 for word `i`, which does not take steps 10-11 (`r + 1 < 2^n` where
+    /// `beta = 1`): `emit(i, c_i)` for every bit `i`. The paper's bit `i` in `1..=l` is index
+    /// `i - 1` here; its loop runs from the most significant bit down.
+    ///
+    /// In plain integers, reduced once per output: with `x[i]` any byte and `j`, `s[i]` bits,
+    /// `|w_i| < 256` and `|sum| < 64 * 256`, so adding [`OFFSET`] (a multiple of p) keeps
+    /// every `c_i` positive and below 2^16, the range of [`PrimeField::reduce_u16`].
+    #[inline]
+    fn compare(&self, f: PrimeField, i: usize, mut emit: impl FnMut(usize, u8)) {
         let n = self.n;
-        compare_word(
-            field,
-            self.party,
-            &self.x[i * n..(i + 1) * n],
-            self.r[i],
-            self.beta[i],
-            c,
-        );
+        // Standard layout, so a slice: an empty one cannot happen.
+        let x = self
+            .x
+            .as_slice()
+            .map_or(&[][..], |x| &x[i * n..(i + 1) * n]);
+        let offset = i32::from(f.modulus()) * (OFFSET / i32::from(f.modulus()) + 1);
+        let j = i32::from(self.party);
+        let beta = self.beta[i];
+        // Step 6 subtracts x[i] (beta = 0), step 9 adds it (beta = 1).
+        let sign = if beta { -1 } else { 1 };
+        // Step 1: t = r + 1 mod 2^l. Step 4 (beta = 0) compares with r, step 7 (beta = 1)
+        // with t.
+        let s = if beta {
+            self.r[i].wrapping_add(1)
+        } else {
+            self.r[i]
+        };
+        let mut w_sum = 0i32; // sum over k > i of w_k
+        for (k, &xk) in x.iter().enumerate().rev() {
+            let xk = i32::from(xk);
+            let sk = ((s >> k) & 1) as i32;
+            // Steps 5 and 8: w_i = x[i] + j s[i] - 2 s[i] x[i] (shares of x[i] XOR s[i]).
+            let w = xk + sk * (j - 2 * xk);
+            // Step 6: c_i = j r[i] - x[i] + j + sum; step 9: c_i = -j t[i] + x[i] + j + sum.
+            let diff = sign * (j * sk - xk);
+            emit(k, f.reduce_u16((diff + j + w_sum + offset) as u16));
+            w_sum += w;
+        }
     }
 
     /// Whether word `i` takes steps 10-11 (`beta = 1` and `r = 2^n - 1`).
@@ -309,22 +277,23 @@ impl CompareArgs {
 
     /// Steps 10-11, where beta = 1 and r = 2^n - 1: shares of 1 for every bit but the lowest
     /// and of 0 for the lowest (exactly one zero, as `x > 2^n - 1` is false for every x):
-    /// P0 holds u_i + 1 (u_1 for the lowest), P1 holds -u_i.
-    fn all_ones_case(&self, field: PrimeField, common: &mut Prg, c: &mut [u8]) -> Result<()> {
-        let n = self.n;
-        for (i, c) in c.chunks_mut(n).enumerate() {
-            if self.all_ones(i) {
-                let u = common.field(field, &[n])?;
-                for (k, (ci, &ui)) in c.iter_mut().zip(u.iter()).enumerate() {
-                    *ci = match (k, self.party) {
-                        (0, 0) => ui,
-                        (_, 0) => field.add_elems(ui, 1),
-                        _ => field.neg_elem(ui),
-                    };
-                }
-            }
+    /// P0 holds u_i + 1 (u_1 for the lowest), P1 holds -u_i; `emit(i, c_i)`.
+    fn all_ones_word(
+        &self,
+        field: PrimeField,
+        u: impl Iterator<Item = u8>,
+        mut emit: impl FnMut(usize, u8),
+    ) {
+        for (k, uk) in u.take(self.n).enumerate() {
+            emit(
+                k,
+                match (k, self.party) {
+                    (0, 0) => uk,
+                    (_, 0) => field.add_elems(uk, 1),
+                    _ => field.neg_elem(uk),
+                },
+            );
         }
-        Ok(())
     }
 
     fn into_array(self, op: &'static str, c: Vec<u8>) -> Result<ArrayD<u8>> {
@@ -332,55 +301,7 @@ impl CompareArgs {
     }
 }
 
-/// PrivateCompare steps 1-9 for one word of `n = x.len()` bits (steps 10-11 are left to the
-/// caller; `r < 2^n`, and `r + 1 < 2^n` where `beta = 1`). The paper's bit `i` in `1..=l` is
-/// index `i - 1` here; its loop runs from the most significant bit down.
-///
-/// In plain integers, reduced once per output: with `x[i]` any byte and `j`, `s[i]` bits,
-/// `|w_i| < 256` and `|sum| < 64 * 256`, so adding [`OFFSET`] (a multiple of p) keeps every
-/// `c_i` positive and below 2^16, the range of [`PrimeField::reduce_u16`].
-fn compare_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, c: &mut [u8]) {
-    let offset = i32::from(f.modulus()) * (OFFSET / i32::from(f.modulus()) + 1);
-    let j = i32::from(j);
-    // Step 6 subtracts x[i] (beta = 0), step 9 adds it (beta = 1).
-    let sign = if beta { -1 } else { 1 };
-    // Step 1: t = r + 1 mod 2^l. Step 4 (beta = 0) compares with r, step 7 (beta = 1) with t.
-    let s = if beta { r.wrapping_add(1) } else { r };
-    let mut w_sum = 0i32; // sum over k > i of w_k
-    for i in (0..x.len()).rev() {
-        let xi = i32::from(x[i]);
-        let si = ((s >> i) & 1) as i32;
-        // Steps 5 and 8: w_i = x[i] + j s[i] - 2 s[i] x[i] (shares of x[i] XOR s[i]).
-        let w = xi + si * (j - 2 * xi);
-        // Step 6: c_i = j r[i] - x[i] + j + sum; step 9: c_i = -j t[i] + x[i] + j + sum.
-        let diff = sign * (j * si - xi);
-        c[i] = f.reduce_u16((diff + j + w_sum + offset) as u16);
-        w_sum += w;
-    }
-}
-
-/// [`compare_word`] followed by the masks of [`private_compare_masked`]:
-/// `c_i s_i + z_i` for `sz[i] = s_i + 256 z_i`, in one loop.
-#[inline]
-fn masked_word(f: PrimeField, j: u8, x: &[u8], r: u64, beta: bool, sz: &[u16], c: &mut [u8]) {
-    let offset = i32::from(f.modulus()) * (OFFSET / i32::from(f.modulus()) + 1);
-    let j = i32::from(j);
-    let sign = if beta { -1 } else { 1 };
-    let s = if beta { r.wrapping_add(1) } else { r };
-    let mut w_sum = 0i32;
-    let lanes = x.iter().zip(sz).zip(c.iter_mut()).enumerate().rev();
-    for (i, ((&xi, &e), ci)) in lanes {
-        let xi = i32::from(xi);
-        let si = ((s >> i) & 1) as i32;
-        let w = xi + si * (j - 2 * xi);
-        let diff = sign * (j * si - xi);
-        let c = f.reduce_u16((diff + j + w_sum + offset) as u16);
-        *ci = f.reduce_u16(u16::from(c) * (e & 0xff) + (e >> 8));
-        w_sum += w;
-    }
-}
-
-/// A bound on `-(c_i - offset)` in [`compare_word`]: `|diff| + |sum| <= 255 + 64 * 255`.
+/// A bound on `-(c_i - offset)` in [`CompareArgs::compare`]: `|diff| + |sum| <= 255 + 64 * 255`.
 const OFFSET: i32 = 255 + 64 * 255;
 
 /// 1 for every lane of the last axis that holds a 0, else 0; the last axis is removed.
@@ -473,154 +394,36 @@ pub fn bits_minus(field: PrimeField, x: &ArrayRefD<u64>, r: &ArrayRefD<u8>) -> R
     ArrayD::from_shape_vec(IxDyn(&lanes), out).map_err(|e| invalid("bits_minus", e.to_string()))
 }
 
-/// `n / d` and `n % d` for `n < 2^32` by multiplications (Lemire's fastdiv and fastmod with
-/// a 64-bit magic), for a divisor fixed over many divisions.
-#[derive(Clone, Copy)]
-struct Divisor {
-    d: u64,
-    magic: u64,
-}
-
-impl Divisor {
-    fn new(d: u64) -> Self {
-        Divisor {
-            d,
-            // 0 for d = 1, whose remainders (all 0) are still right.
-            magic: (u64::MAX / d.max(1)).wrapping_add(1),
-        }
-    }
-
-    /// `(n / d, n % d)`; exact for every `n < 2^32` and `1 < d < 2^32` (the remainder also
-    /// for `d = 1`).
-    #[inline]
-    fn div_rem(self, n: u64) -> (u64, u64) {
-        let low = self.magic.wrapping_mul(n);
-        let q = ((u128::from(self.magic) * u128::from(n)) >> 64) as u64;
-        let r = ((u128::from(low) * u128::from(self.d)) >> 64) as u64;
-        (q, r)
-    }
-}
-
-/// Uniform draws below a list of bounds (each from 2 to 64), three from each 64-bit word
-/// `w`: `v = floor(w B / 2^64)` for the product `B` of three bounds (below 2^18, so `v` is at
-/// most `2^-46` from uniform), then the mixed-radix digits of `v`, least significant first.
-struct Draws {
-    /// Per word: the product of its bounds, the bounds, and how many there are (1 to 3).
-    groups: Vec<(u64, [Divisor; 3], usize)>,
-}
-
-impl Draws {
-    fn new(bounds: impl Iterator<Item = u64>) -> Self {
-        let bounds: Vec<u64> = bounds.collect();
-        let groups = bounds
-            .chunks(3)
-            .map(|g| {
-                let mut d = [Divisor::new(1); 3];
-                for (slot, &b) in d.iter_mut().zip(g) {
-                    *slot = Divisor::new(b);
-                }
-                (g.iter().product(), d, g.len())
-            })
-            .collect();
-        Draws { groups }
-    }
-
-    /// Calls `out(k, draw)` for the `k`-th bound, drawing from `words` (one per group).
-    #[inline]
-    fn each(&self, words: &[u64], mut out: impl FnMut(usize, u64)) {
-        let mut k = 0;
-        for (&(product, d, len), &w) in self.groups.iter().zip(words) {
-            let mut v = ((u128::from(w) * u128::from(product)) >> 64) as u64;
-            for dk in &d[..len] {
-                let (q, r) = dk.div_rem(v);
-                out(k, r);
-                v = q;
-                k += 1;
-            }
-        }
-    }
-}
-
-/// Words of randomness that [`Draws::each`] needs for `n` draws.
-fn words_for(n: usize) -> usize {
-    n.div_ceil(3)
-}
-
-/// `x` times uniform nonzero elements of Z_p drawn from `prg` (PrivateCompare's `s_i`), by
-/// [`Prg::field_nonzero`] (exactly uniform, by rejection of bytes, in bulk).
-///
-/// Errors: [`OpsError::InvalidArgument`] if `x` is not contiguous.
-pub fn mul_random_nonzero(
-    field: PrimeField,
-    x: &ArrayRefD<u8>,
-    prg: &mut Prg,
-) -> Result<ArrayD<u8>> {
-    let xs = x.as_standard_layout();
-    let xs = xs
-        .as_slice()
-        .ok_or_else(|| invalid("mul_random_nonzero", "input is not contiguous".into()))?;
-    let mut out = prg
-        .field_nonzero(field, &[xs.len()])?
-        .into_raw_vec_and_offset()
-        .0;
-    let mask = |(o, &e): (&mut u8, &u8)| *o = field.mul_elems(e, *o);
-    if out.len() >= PAR_THRESHOLD {
-        out.par_iter_mut().zip(xs.par_iter()).for_each(mask);
-    } else {
-        out.iter_mut().zip(xs).for_each(mask);
-    }
-    ArrayD::from_shape_vec(IxDyn(x.shape()), out)
-        .map_err(|e| invalid("mul_random_nonzero", e.to_string()))
-}
-
-/// Every lane of the last axis of `x` permuted by its own uniform permutation drawn from
-/// `prg` (PrivateCompare's `pi`): Fisher-Yates, swapping position `i` (from the top) with one
-/// below `i + 1` drawn by [`Draws::each`].
-///
-/// Errors: [`OpsError::InvalidArgument`] for a scalar or a tensor too large.
-pub fn permute_random<T: Copy + Send + Sync>(x: &ArrayRefD<T>, prg: &mut Prg) -> Result<ArrayD<T>> {
-    let Some(&n) = x.shape().last() else {
-        return Err(invalid(
-            "permute_random",
-            "a scalar has no last axis".into(),
-        ));
-    };
-    let per_lane = words_for(n.saturating_sub(1));
-    let lanes = x.len().checked_div(n).unwrap_or(0);
-    let mut words = vec![0u64; lanes * per_lane];
-    prg.fill_u64(&mut words);
-    let mut out = x
-        .as_standard_layout()
-        .into_owned()
-        .into_raw_vec_and_offset()
-        .0;
-    // The same bounds n, n - 1, .., 2 for every lane.
-    let draws = Draws::new((2..=n as u64).rev());
-    let shuffle = |(lane, w): (&mut [T], &[u64])| {
-        draws.each(w, |k, j| lane.swap(n - 1 - k, j as usize));
-    };
-    if n > 1 && per_lane > 0 {
-        if out.len() >= PAR_THRESHOLD {
-            let rows = (4096 / n).max(1);
-            out.par_chunks_mut(n * rows)
-                .zip(words.par_chunks(per_lane * rows))
-                .for_each(|(o, w)| o.chunks_mut(n).zip(w.chunks(per_lane)).for_each(shuffle));
-        } else {
-            out.chunks_mut(n)
-                .zip(words.chunks(per_lane))
-                .for_each(shuffle);
-        }
-    }
-    ArrayD::from_shape_vec(IxDyn(x.shape()), out)
-        .map_err(|e| invalid("permute_random", e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::prg::Domain;
     use crate::ring::bit_decompose;
     use ndarray::{arr1, arr2};
+
+    /// Steps 1-13 of PrivateCompare for server `party` without the masks: its shares `c_i`
+    /// (the oracle of the masked kernel).
+    fn compare_bits(
+        field: PrimeField,
+        party: u8,
+        x_bits: &ArrayRefD<u8>,
+        r: &ArrayRefD<u64>,
+        beta: &ArrayRefD<u8>,
+        common: &mut Prg,
+    ) -> Result<ArrayD<u8>> {
+        let args = CompareArgs::new("compare_bits", party, x_bits, r, beta)?;
+        let n = args.n;
+        let mut c = vec![0u8; args.len()];
+        for (i, out) in c.chunks_mut(n).enumerate() {
+            if args.all_ones(i) {
+                let u = common.field(field, &[n])?;
+                args.all_ones_word(field, u.iter().copied(), |k, ck| out[k] = ck);
+            } else {
+                args.compare(field, i, |k, ck| out[k] = ck);
+            }
+        }
+        args.into_array("compare_bits", c)
+    }
 
     /// Runs steps 1-15 of PrivateCompare in the clear (both servers, reconstruction, zero test,
     /// no masks) for words `x` against `r`.
@@ -798,17 +601,6 @@ mod tests {
     }
 
     #[test]
-    fn divisors_are_exact() {
-        for d in 2..=300u64 {
-            let dv = Divisor::new(d);
-            for n in (0..1u64 << 20).chain([u32::MAX as u64 - 1, u32::MAX as u64]) {
-                assert_eq!(dv.div_rem(n), (n / d, n % d), "{n} / {d}");
-            }
-        }
-        assert_eq!(Divisor::new(1).div_rem(77).1, 0);
-    }
-
-    #[test]
     fn wraps_bits_and_xor() {
         let a = arr1(&[u64::MAX, 1 << 63, 5]).into_dyn();
         let b = arr1(&[1, 1 << 63, 7]).into_dyn();
@@ -827,47 +619,6 @@ mod tests {
         assert_eq!(
             xor_public_bit(&s, &bit, false, true).unwrap(),
             arr1(&[10, u64::MAX - 10]).into_dyn()
-        );
-    }
-
-    #[test]
-    fn random_permutations_and_nonzero_masks() {
-        let prg = || Prg::new(&[7; 32], Domain::new(1, 2, 3));
-        let x = ndarray::Array2::from_shape_fn((300, 64), |(_, k)| k as u8).into_dyn();
-        let p = permute_random(&x, &mut prg()).unwrap();
-        let mut moved = 0;
-        for lane in p.outer_iter() {
-            let mut v: Vec<u8> = lane.iter().copied().collect();
-            moved += v
-                .iter()
-                .enumerate()
-                .filter(|(k, &e)| *k != e as usize)
-                .count();
-            v.sort_unstable();
-            assert_eq!(v, (0..64).collect::<Vec<u8>>());
-        }
-        // A uniform permutation leaves one element in place on average.
-        assert!(moved > 300 * 60, "{moved}");
-        // The same generator permutes the same way.
-        let y = x.mapv(|v| v + 100);
-        assert_eq!(permute_random(&y, &mut prg()).unwrap(), p.mapv(|v| v + 100));
-        // Position 0 of a lane goes everywhere.
-        let mut seen = [false; 64];
-        for lane in p.outer_iter() {
-            seen[lane.iter().position(|&v| v == 0).unwrap()] = true;
-        }
-        assert!(seen.iter().filter(|&&s| s).count() > 60);
-        let f = PrimeField::new(67).unwrap();
-        let ones = ArrayD::from_elem(IxDyn(&[10_000]), 1u8);
-        let s = mul_random_nonzero(f, &ones, &mut prg()).unwrap();
-        let mut counts = [0usize; 67];
-        for &v in s.iter() {
-            counts[v as usize] += 1;
-        }
-        assert_eq!(counts[0], 0);
-        assert!(
-            counts[1..].iter().all(|&c| (80..230).contains(&c)),
-            "{counts:?}"
         );
     }
 }

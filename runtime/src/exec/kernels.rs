@@ -192,7 +192,6 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
                 Value::Ring(v)
             }
         }
-        Kernel::FieldAdd { p } => Value::Small(field(*p)?.add(small(0)?, small(1)?).map_err(at)?),
         Kernel::FieldSub { p } => Value::Small(field(*p)?.sub(small(0)?, small(1)?).map_err(at)?),
         Kernel::PrivateCompare { party, p, stream } => {
             let seed = arg(3)?.as_seed("private_compare").map_err(at)?;
@@ -206,7 +205,6 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
                     .map_err(at)?,
             )
         }
-        Kernel::AnyZero => Value::Small(ring::any_zero(small(0)?).map_err(at)?),
         Kernel::AnyZeroSum { p } => {
             Value::Small(ring::any_zero_sum(field(*p)?, small(0)?, small(1)?).map_err(at)?)
         }

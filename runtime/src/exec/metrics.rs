@@ -48,7 +48,11 @@ impl PartyMetrics {
     }
 
     pub fn record_kernel(&mut self, name: &str, t: Duration) {
-        let k = self.kernels.entry(name.to_string()).or_default();
+        // No key allocated for the kernels seen before (nearly every call).
+        let k = match self.kernels.get_mut(name) {
+            Some(k) => k,
+            None => self.kernels.entry(name.to_owned()).or_default(),
+        };
         k.count += 1;
         k.ms += t.as_secs_f64() * 1e3;
     }

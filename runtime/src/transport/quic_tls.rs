@@ -36,13 +36,15 @@ pub(crate) struct Configs {
     pub endpoint: quinn::EndpointConfig,
 }
 
-/// Quinn transport settings: large windows for throughput; an idle timeout of half of `timeout`
-/// with keep-alives, so that a crashed peer is noticed by every party well within `timeout`
-/// (before a party waiting for another peer times out on its own); a small initial RTT on
-/// loopback for latency.
+/// Quinn transport settings: an idle timeout of half of `timeout` with keep-alives, so that a
+/// crashed peer is noticed by every party well within `timeout` (before a party waiting for
+/// another peer times out on its own). Off loopback, large windows for throughput; on loopback
+/// (`Some(window)`), receive windows the UDP receive buffer holds (`loopback_window` in
+/// `quic.rs`), a small initial RTT for latency, and packets of [`LOOPBACK_MTU`] without MTU
+/// discovery.
 fn transport_config(timeout: Duration, loopback: Option<u32>) -> Result<TransportConfig> {
     let mut t = TransportConfig::default();
-    // On loopback, windows that the socket buffer holds (see `QuicTransport::connect`).
+    // On loopback, windows that the socket buffer holds (`loopback_window` in quic.rs).
     let (stream, conn) = match loopback {
         Some(w) => (w, w),
         None => (STREAM_WINDOW, CONN_WINDOW),
@@ -55,15 +57,15 @@ fn transport_config(timeout: Duration, loopback: Option<u32>) -> Result<Transpor
     let idle_after = timeout / 2;
     let idle = IdleTimeout::try_from(idle_after).map_err(|e| RuntimeError::Config {
         field: "timeout".into(),
-        message: format!("{timeout:?} cannot be a QUIC idle timeout (twice): {e}"),
+        message: format!("half of {timeout:?} cannot be a QUIC idle timeout: {e}"),
     })?;
     t.max_idle_timeout(Some(idle));
     let keep_alive = (idle_after / 4).clamp(Duration::from_millis(25), Duration::from_secs(5));
     t.keep_alive_interval(Some(keep_alive));
     if loopback.is_some() {
         t.initial_rtt(Duration::from_millis(5));
-        // Loopback carries datagrams of up to 64 KiB: large packets cut the per-packet work
-        // (encryption, acknowledgements, system calls) that bounds QUIC's throughput.
+        // Larger packets than the default 1,452 bytes cut the per-packet work (encryption,
+        // acknowledgements, system calls) that bounds QUIC's throughput; see LOOPBACK_MTU.
         t.initial_mtu(LOOPBACK_MTU);
         t.mtu_discovery_config(None);
     }

@@ -477,19 +477,10 @@ fn time_quic_serving(
     let parties = graph.predict.parties.clone();
     let files = party_files(json, "serving.json", images)?;
     let reports = files.run(exe, &parties, model, args, Some(args.reps + 1))?;
-    let wall = |metrics: &[&Value]| {
-        metrics
-            .iter()
-            .map(|m| m["wall_ms"].as_f64().unwrap_or(0.0))
-            .fold(0.0, f64::max)
-    };
-    let setup: Vec<&Value> = reports.iter().map(|(_, r)| &r["setup"]).collect();
-    let setup_bytes = setup
-        .iter()
-        .map(|m| m["bytes_sent"].as_u64().unwrap_or(0))
-        .sum();
+    let setup = || reports.iter().map(|(_, r)| &r["setup"]);
+    let setup_bytes = setup().map(|m| m["bytes_sent"].as_u64().unwrap_or(0)).sum();
     let mut timing = Timing {
-        setup: Some((wall(&setup), setup_bytes)),
+        setup: Some((slowest(setup()), setup_bytes)),
         ..Timing::default()
     };
     for rep in 1..=args.reps {
@@ -497,8 +488,7 @@ fn time_quic_serving(
             .iter()
             .map(|(_, r)| r["predictions"][rep].clone())
             .collect();
-        let refs: Vec<&Value> = metrics.iter().collect();
-        timing.add(&metrics, wall(&refs));
+        timing.add(&metrics, slowest(&metrics));
     }
     Ok(timing)
 }
@@ -540,13 +530,17 @@ fn time_quic(
         if rep == 0 {
             continue;
         }
-        let wall = metrics
-            .iter()
-            .map(|m| m["wall_ms"].as_f64().unwrap_or(0.0))
-            .fold(0.0, f64::max);
-        timing.add(&metrics, wall);
+        timing.add(&metrics, slowest(&metrics));
     }
     Ok(timing)
+}
+
+/// The longest run time among the parties' metrics: a run lasts until its last party ends.
+fn slowest<'a>(metrics: impl IntoIterator<Item = &'a Value>) -> f64 {
+    metrics
+        .into_iter()
+        .map(|m| m["wall_ms"].as_f64().unwrap_or(0.0))
+        .fold(0.0, f64::max)
 }
 
 /// `nproc` and the CPU model.

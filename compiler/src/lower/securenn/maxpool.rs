@@ -11,7 +11,7 @@
 use shareflow_graphs::op::Window;
 use shareflow_ops::ValueKind;
 
-use super::opened::sign;
+use super::opened::sign_times;
 use super::relu::{drelu, select_share};
 use super::SERVERS;
 use crate::ir::{Draw, Exchange, Kernel};
@@ -128,12 +128,8 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
     let (beta, mut value) = match cx.options.comparison {
         // Step 5 as one product in the rounds of the sign: max = right + beta w.
         Comparison::Opened { bits } => {
-            let s = sign(cx, &w, true, bits);
-            let max = match s.times {
-                Some(bw) => cx.local2(Kernel::Add, &right, &bw, &pairs),
-                None => select_share(cx, &s.drelu, &right, &left, &pairs),
-            };
-            (s.drelu, max)
+            let (beta, beta_w) = sign_times(cx, &w, bits);
+            (beta, cx.local2(Kernel::Add, &right, &beta_w, &pairs))
         }
         Comparison::Paper => {
             let beta = drelu(cx, &w);

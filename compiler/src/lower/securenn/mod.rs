@@ -17,10 +17,11 @@
 //! | 9 MaxPool | [`maxpool::maxpool`] (a tree, not the paper's chain) | `maxpool.rs` |
 //! | 10 DMaxPool | [`maxpool::dmaxpool`], [`maxpool::dmaxpool2d`] | `maxpool.rs` |
 //! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
-//! | comparisons with 0 | [`relu::greater_equal_zero`] and others | `relu.rs` |
+//! | comparisons with 0 | [`relu::less_zero`] and others | `relu.rs` |
 //!
 //! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max pooling take
-//! the sign from one masked opening and one PrivateCompare ([`opened::sign`], `opened.rs`):
+//! the sign from one masked opening and one PrivateCompare ([`opened::sign`],
+//! [`opened::sign_times`], `opened.rs`):
 //! 3 rounds instead of 8 (9 for ReLU), one comparison of 63 bits instead of two of 64, exact
 //! on the whole ring. The paper's DReLU (ShareConvert, ComputeMSB) is `Comparison::Paper`.
 //!

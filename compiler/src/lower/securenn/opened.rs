@@ -17,7 +17,7 @@
 //! 8 for DReLU, 9 with the product), and the bits compared are `k - 1` instead of twice 64.
 //!
 //! What each party sees: the servers `c` (masked by `r`, which neither knows alone); the
-//! helper the masked, permuted PrivateCompare shares (which tell it `beta'` only, uniform as
+//! helper the masked, rotated PrivateCompare shares (which tell it `beta'` only, uniform as
 //! `beta` is) and `a + m` (uniform as `m` is). Every share they receive is a uniform
 //! correction, as everywhere else.
 //!
@@ -27,22 +27,75 @@
 use shareflow_ops::ValueKind;
 
 use super::private_compare::private_compare;
-use super::SERVERS;
-use crate::ir::{Draw, Exchange, Kernel};
+use super::{Public, SERVERS};
+use crate::ir::{Draw, Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, Shared, HELPER};
 
-/// Shares of `DReLU(a)` (1 where `a >= 0`, integers) and, if asked, of `a DReLU(a)`.
-pub struct Sign {
-    pub drelu: Shared,
-    pub times: Option<Shared>,
+/// Shares over Z_2^64 of `DReLU(a)` (1 where `a >= 0`, integers), the sign taken in
+/// Z_2^`bits` (`bits` from 2 to 64).
+///
+/// - Common randomness: P0, P1 hold a random bit `beta` and shares of 0 (`u_j`).
+pub fn sign(cx: &mut Lowerer, a: &Shared, bits: u32) -> Shared {
+    let dealt = steps_1_to_6(cx, a, bits);
+    drelu(cx, &dealt)
 }
 
-/// The sign of `a` taken in Z_2^`bits` (`bits` from 2 to 64), and its product with `a` if
-/// `product`.
+/// Shares of `DReLU(a)` as [`sign`] and of `a DReLU(a)`, in the same three rounds.
 ///
 /// - Common randomness: P0, P1 hold a random bit `beta`, ring words `m` and `z`, and shares of
 ///   0 (`u_j`).
-pub fn sign(cx: &mut Lowerer, a: &Shared, product: bool, bits: u32) -> Sign {
+pub fn sign_times(cx: &mut Lowerer, a: &Shared, bits: u32) -> (Shared, Shared) {
+    let shape = cx.shape(a.s[0]).to_vec();
+    let dealt = steps_1_to_6(cx, a, bits);
+    // Step 4 (with step 3, as `a` is ready): P0 sends <a>_0 + m + z and P1 <a>_1 - z to the
+    // helper, who adds them: a + m.
+    let m = cx.servers_random(Draw::Ring, &shape);
+    let z = cx.servers_random(Draw::Ring, &shape);
+    let plus_m = cx.emit_like(Kernel::Add, &[a.s[0], m[0]]);
+    let to_helper = [
+        cx.emit_like(Kernel::Add, &[plus_m, z[0]]),
+        cx.emit_like(Kernel::Sub, &[a.s[1], z[1]]),
+    ];
+    let at_helper = to_helper.map(|v| cx.send(v, HELPER, Exchange::MaskedOpening));
+    let a_plus_m = cx.emit_like(Kernel::Add, &at_helper);
+    // Step 6: the helper deals s (a + m).
+    let prod = cx.emit_like(Kernel::Mul, &[dealt.s_word, a_plus_m]);
+    let sam = cx.dealer_share(prod);
+    // Step 7: <a DReLU(a)>_j = <s (a + m)>_j - m <s>_j, flipped by t, plus u_j.
+    let ms = cx.local2(Kernel::Mul, &Shared { s: m }, &dealt.s, &shape);
+    let w = cx.local2(Kernel::Sub, &sam, &ms, &shape);
+    let flipped = cx.on_servers(
+        |_| Kernel::XorPublicBitTimes,
+        |j| vec![w.s[j], dealt.t[j], a.s[j]],
+        ValueKind::Ring,
+        &shape,
+    );
+    let times = cx.rerandomise(&Shared { s: flipped });
+    (drelu(cx, &dealt), times)
+}
+
+/// What steps 1-6 leave: the helper's `s = beta' XOR r_top` (a ring word on the helper) and
+/// its shares, and the servers' public bit `t = NOT(c_top XOR beta)`.
+struct Dealt {
+    s_word: ValueId,
+    s: Shared,
+    t: Public,
+}
+
+/// Step 7 for the sign: `<DReLU(a)>_j = <s>_j XOR t`, plus `u_j`.
+fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
+    let shape = cx.shape(dealt.s.s[0]).to_vec();
+    let bits = cx.on_servers(
+        |j| Kernel::XorPublicBit { add: j == 0 },
+        |j| vec![dealt.s.s[j], dealt.t[j]],
+        ValueKind::Ring,
+        &shape,
+    );
+    cx.rerandomise(&Shared { s: bits })
+}
+
+/// Steps 1-3, 5 and 6 (without the product of step 4).
+fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, bits: u32) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
     let k = bits.clamp(2, 64);
     let low = u64::MAX >> (65 - k);
@@ -77,51 +130,17 @@ pub fn sign(cx: &mut Lowerer, a: &Shared, product: bool, bits: u32) -> Sign {
         let not = Kernel::XorBits { not: true };
         t[j] = cx.emit(host, not, &[c_top, beta[j]], ValueKind::Small, &shape);
     }
-    // Step 4 (with step 3, as `a` is ready): P0 sends <a>_0 + m + z and P1 <a>_1 - z to the
-    // helper, who adds them: a + m.
-    let m = product.then(|| {
-        let m = cx.servers_random(Draw::Ring, &shape);
-        let z = cx.servers_random(Draw::Ring, &shape);
-        let plus_m = cx.emit_like(Kernel::Add, &[a.s[0], m[0]]);
-        let to_helper = [
-            cx.emit_like(Kernel::Add, &[plus_m, z[0]]),
-            cx.emit_like(Kernel::Sub, &[a.s[1], z[1]]),
-        ];
-        let at_helper = to_helper.map(|v| cx.send(v, HELPER, Exchange::MaskedOpening));
-        (m, cx.emit_like(Kernel::Add, &at_helper))
-    });
     // Step 5: PrivateCompare on (bits of r_low, c_low, beta): the helper learns
     // beta' = beta XOR (r_low > c_low).
     let beta_p = private_compare(cx, &r_bits, c_low, beta);
-    // Step 6: the helper deals s = beta' XOR r_top over Z_L, and s (a + m).
+    // Step 6: the helper deals s = beta' XOR r_top over Z_L.
     let xor = Kernel::XorBits { not: false };
     let s = cx.emit(HELPER, xor, &[beta_p, r_top], ValueKind::Small, &shape);
     let kind = ValueKind::Ring;
     let s_word = cx.emit(HELPER, Kernel::BitTo { kind }, &[s], kind, &shape);
-    let s_shared = cx.dealer_share(s_word);
-    let s_times = m.map(|(m, a_plus_m)| {
-        let prod = cx.emit_like(Kernel::Mul, &[s_word, a_plus_m]);
-        (m, cx.dealer_share(prod))
-    });
-    // Step 7: <DReLU(a)>_j = <s>_j XOR t, and <a DReLU(a)>_j = <s (a + m)>_j - m <s>_j, flipped
-    // by t; both plus u_j.
-    let drelu = cx.on_servers(
-        |j| Kernel::XorPublicBit { add: j == 0 },
-        |j| vec![s_shared.s[j], t[j]],
-        kind,
-        &shape,
-    );
-    let drelu = cx.rerandomise(&Shared { s: drelu });
-    let times = s_times.map(|(m, sam)| {
-        let ms = cx.local2(Kernel::Mul, &Shared { s: m }, &s_shared, &shape);
-        let w = cx.local2(Kernel::Sub, &sam, &ms, &shape);
-        let flipped = cx.on_servers(
-            |_| Kernel::XorPublicBitTimes,
-            |j| vec![w.s[j], t[j], a.s[j]],
-            kind,
-            &shape,
-        );
-        cx.rerandomise(&Shared { s: flipped })
-    });
-    Sign { drelu, times }
+    Dealt {
+        s_word,
+        s: cx.dealer_share(s_word),
+        t,
+    }
 }

@@ -5,7 +5,7 @@
 use shareflow_ops::ValueKind;
 
 use super::compute_msb::compute_msb;
-use super::opened::sign;
+use super::opened::{sign, sign_times};
 use super::share_convert::share_convert;
 use super::SERVERS;
 use crate::ir::Kernel;
@@ -39,7 +39,7 @@ pub fn select_share(
 pub fn drelu(cx: &mut Lowerer, a: &Shared) -> Shared {
     match cx.options.comparison {
         Comparison::Paper => drelu_paper(cx, a),
-        Comparison::Opened { bits } => sign(cx, a, false, bits).drelu,
+        Comparison::Opened { bits } => sign(cx, a, bits),
     }
 }
 
@@ -77,10 +77,7 @@ pub fn drelu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
 pub fn relu(cx: &mut Lowerer, a: &Shared) -> Shared {
     match cx.options.comparison {
         Comparison::Paper => relu_paper(cx, a),
-        Comparison::Opened { bits } => match sign(cx, a, true, bits).times {
-            Some(relu) => relu,
-            None => relu_paper(cx, a),
-        },
+        Comparison::Opened { bits } => sign_times(cx, a, bits).1,
     }
 }
 
@@ -95,11 +92,6 @@ pub fn relu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
     let c = cx.beaver(&alpha, a, Kernel::Mul, &shape);
     // Step 3: P_j outputs <c>_j + u_j.
     cx.rerandomise(&c)
-}
-
-/// Shares of the bit `a >= 0` (DReLU).
-pub fn greater_equal_zero(cx: &mut Lowerer, a: &Shared) -> Shared {
-    drelu(cx, a)
 }
 
 /// Shares of the bit `a < 0` (the MSB for `a` in range).

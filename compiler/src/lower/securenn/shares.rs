@@ -51,18 +51,13 @@ impl Lowerer {
         SERVERS.map(|host| self.ring_words(host, &[], vec![word]))
     }
 
-    /// Shares of a value the helper computed, over the ring of `draw` (odd ring or Z_p):
-    /// server 0's share is the expansion of its seed with the helper, server 1 receives the
-    /// difference.
-    pub(crate) fn helper_share(&mut self, value: ValueId, draw: Draw) -> [ValueId; 2] {
+    /// Shares over Z_{2^64-1} of an odd-ring value the helper computed (as
+    /// [`Lowerer::dealer_share`] over Z_2^64): server 0's share is the expansion of its seed
+    /// with the helper, server 1 receives the difference.
+    pub(crate) fn helper_share_odd(&mut self, value: ValueId) -> [ValueId; 2] {
         let shape = self.shape(value).to_vec();
-        let (h0, r0) = self.common_random(HELPER, S0, draw, &shape);
-        let sub = match draw {
-            Draw::OddRing => Kernel::OddSub,
-            Draw::Field { p } => Kernel::FieldSub { p },
-            Draw::Ring | Draw::Bits => Kernel::Sub,
-        };
-        let diff = self.emit_like(sub, &[value, h0]);
+        let (h0, r0) = self.common_random(HELPER, S0, Draw::OddRing, &shape);
+        let diff = self.emit_like(Kernel::OddSub, &[value, h0]);
         let r1 = self.send(diff, S1, Exchange::Share);
         [r0, r1]
     }
@@ -86,7 +81,7 @@ impl Lowerer {
         let shape = self.shape(b).to_vec();
         let word = self.emit(HELPER, Kernel::BitTo { kind }, &[b], kind, &shape);
         match kind {
-            ValueKind::OddRing => self.helper_share(word, Draw::OddRing),
+            ValueKind::OddRing => self.helper_share_odd(word),
             _ => self.dealer_share(word).s,
         }
     }
