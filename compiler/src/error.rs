@@ -24,6 +24,8 @@ pub enum CompileError {
     Party { party: String, message: String },
     #[error("compiled graph JSON: {message}")]
     Json { message: String },
+    #[error("unknown protocol {name:?} (pond, securenn)")]
+    UnknownProtocol { name: String },
     #[error(
         "compiled graph: format version {found} is not supported (this build reads {supported})"
     )]

@@ -59,8 +59,8 @@ impl std::str::FromStr for ProtocolKind {
         match s.to_ascii_lowercase().as_str() {
             "pond" => Ok(ProtocolKind::Pond),
             "securenn" => Ok(ProtocolKind::SecureNN),
-            other => Err(CompileError::Json {
-                message: format!("unknown protocol {other:?} (pond, securenn)"),
+            other => Err(CompileError::UnknownProtocol {
+                name: other.to_string(),
             }),
         }
     }

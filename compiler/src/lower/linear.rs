@@ -5,12 +5,14 @@
 use ndarray::{Array3, ArrayD, Ix1};
 use shareflow_graphs::{Op, Padding, Shape};
 
+use super::poly::{Fit, Target};
 use super::{to_shared, Lowerer, Operand, Shared, S0, S1};
 use crate::ir::Kernel;
 use crate::CompileError;
 
-/// Lowers `op` if it is one of the common ops; `None` for the protocol's own (relu, sigmoid,
-/// maxpool, argmax).
+/// Lowers `op` if it is one of the common ops; `None` for the protocol's own (relu, maxpool,
+/// argmax). Sigmoid is Pond's polynomial under both protocols, so that they give the same
+/// values.
 pub fn lower_common(
     cx: &mut Lowerer,
     op: &Op,
@@ -21,6 +23,10 @@ pub fn lower_common(
     Some(match op {
         Op::Add | Op::Sub => add_sub(cx, matches!(op, Op::Sub), &inputs[0], &inputs[1], dims),
         Op::Neg => to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Neg, &x, dims)),
+        Op::Sigmoid => to_shared(cx, &inputs[0]).and_then(|x| {
+            let fit = Fit::new(Target::Sigmoid, &cx.options.sigmoid);
+            cx.polynomial(&x, &fit, shape)
+        }),
         Op::Mul => product(cx, Kernel::Mul, &inputs[0], &inputs[1], dims),
         Op::MatMul => product(cx, Kernel::MatMul, &inputs[0], &inputs[1], dims),
         Op::Conv2d { stride, padding } => product(

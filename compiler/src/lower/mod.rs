@@ -70,6 +70,16 @@ pub trait Protocol {
     ) -> Result<Shared, CompileError>;
 }
 
+/// The error for an op that `protocol` cannot lower, naming the logical node being lowered.
+pub fn unsupported(cx: &Lowerer, op: &Op, protocol: &'static str, hint: String) -> CompileError {
+    CompileError::Unsupported {
+        node: cx.origin.clone().unwrap_or_default(),
+        op: op.name(),
+        protocol,
+        hint,
+    }
+}
+
 /// The parties of a compiled graph: the compute parties, then the graph's own.
 pub fn compiled_parties(graph: &Graph) -> Result<Vec<String>, CompileError> {
     let mut parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();

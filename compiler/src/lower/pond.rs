@@ -8,7 +8,7 @@ use shareflow_graphs::{Op, Shape};
 
 use super::linear::lower_common;
 use super::poly::{Fit, Target};
-use super::{to_shared, Lowerer, Operand, Protocol, Shared};
+use super::{to_shared, unsupported, Lowerer, Operand, Protocol, Shared};
 use crate::CompileError;
 
 /// The Pond protocol.
@@ -30,20 +30,10 @@ impl Protocol for Pond {
         if let Some(done) = lower_common(cx, op, shape, inputs) {
             return done;
         }
-        let unsupported = |cx: &Lowerer, hint: &str| CompileError::Unsupported {
-            node: cx.origin.clone().unwrap_or_default(),
-            op: op.name(),
-            protocol: "pond",
-            hint: hint.into(),
-        };
+        let unsupported = |cx: &Lowerer, hint: &str| unsupported(cx, op, self.name(), hint.into());
         match op {
             Op::Relu => {
                 let fit = Fit::new(Target::Relu, &cx.options.relu);
-                let x = to_shared(cx, &inputs[0])?;
-                cx.polynomial(&x, &fit, shape)
-            }
-            Op::Sigmoid => {
-                let fit = Fit::new(Target::Sigmoid, &cx.options.sigmoid);
                 let x = to_shared(cx, &inputs[0])?;
                 cx.polynomial(&x, &fit, shape)
             }

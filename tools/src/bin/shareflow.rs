@@ -381,9 +381,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         } => {
             let options = protocol_options.options()?;
-            let protocol = protocol
-                .parse()
-                .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
+            let protocol = protocol.parse::<shareflow_compiler::ProtocolKind>()?;
             demo::run(demo::DemoArgs {
                 model,
                 protocol,

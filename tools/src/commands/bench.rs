@@ -515,9 +515,7 @@ fn time_quic(
 ) -> Result<Timing> {
     let model = secure.kind;
     let (graph, _) = secure.compiled(batch)?;
-    let json = graph
-        .to_json()
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let json = graph.to_json()?;
     let parties = graph.parties.clone();
     let files = party_files(json, "compiled.json", images)?;
     let mut timing = Timing::default();
@@ -632,9 +630,6 @@ fn markdown(
 /// Parses `pond,securenn`.
 pub fn parse_protocols(list: &[String]) -> Result<Vec<ProtocolKind>> {
     list.iter()
-        .map(|p| {
-            p.parse()
-                .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))
-        })
+        .map(|p| Ok(p.parse::<ProtocolKind>()?))
         .collect()
 }

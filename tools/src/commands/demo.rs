@@ -62,12 +62,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         &zoo.graph,
         args.protocol,
         args.options.for_model(args.model),
-    )
-    .map_err(|e| ToolError::Usage(e.to_string()))?;
+    )?;
     let graph_path = dir.join("compiled.json");
-    let json = compiled
-        .to_json()
-        .map_err(|e| ToolError::Usage(e.to_string()))?;
+    let json = compiled.to_json()?;
     std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;
     let image_path = dir.join("image.npy");
     write_npy(&image_path, &image)?;

@@ -5,7 +5,7 @@
 use shareflow_compiler::{compile, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
-use crate::{Result, ToolError};
+use crate::Result;
 
 /// Prints the logical graph of `model` (batch 1) or its graph compiled for `protocol`.
 pub fn run(model: ModelKind, protocol: Option<&str>, options: super::Options) -> Result<()> {
@@ -13,11 +13,8 @@ pub fn run(model: ModelKind, protocol: Option<&str>, options: super::Options) ->
     match protocol {
         None | Some("plaintext") => print!("{}", zoo.graph.to_dot()),
         Some(p) => {
-            let kind: ProtocolKind = p
-                .parse()
-                .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
-            let compiled = compile(&zoo.graph, kind, options.for_model(model))
-                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            let kind: ProtocolKind = p.parse::<ProtocolKind>()?;
+            let compiled = compile(&zoo.graph, kind, options.for_model(model))?;
             print!("{}", shareflow_compiler::dot::to_dot(&compiled));
         }
     }

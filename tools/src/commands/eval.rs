@@ -18,7 +18,7 @@ use shareflow_runtime::plain::train::{accuracy, predict};
 use super::load_weights;
 use super::secure::{agreement, mean_kl, summary, SecureModel};
 use crate::report::Report;
-use crate::{Result, ToolError};
+use crate::Result;
 
 /// Options of `eval`.
 pub struct EvalArgs {
@@ -53,10 +53,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         r.print(args.json);
         return Ok(());
     }
-    let protocol: ProtocolKind = args
-        .protocol
-        .parse()
-        .map_err(|e: shareflow_compiler::CompileError| ToolError::Usage(e.to_string()))?;
+    let protocol: ProtocolKind = args.protocol.parse::<ProtocolKind>()?;
     let mut model = SecureModel::new(args.model, protocol, args.options.for_model(args.model));
     model.persist = args.persist;
     let start = Instant::now();

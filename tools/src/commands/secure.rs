@@ -78,8 +78,7 @@ impl SecureModel {
     pub fn serving(&mut self, batch: usize) -> Result<&ServingGraph> {
         if !self.serving.contains_key(&batch) {
             let zoo = ZooModel::build(self.kind, batch)?;
-            let g = compile_serving(&zoo.graph, self.protocol, self.options)
-                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            let g = compile_serving(&zoo.graph, self.protocol, self.options)?;
             self.serving.insert(batch, g);
         }
         self.serving
@@ -91,8 +90,7 @@ impl SecureModel {
     pub fn compiled(&mut self, batch: usize) -> Result<&(CompiledGraph, Vec<Plan>)> {
         if !self.compiled.contains_key(&batch) {
             let zoo = ZooModel::build(self.kind, batch)?;
-            let g = compile(&zoo.graph, self.protocol, self.options)
-                .map_err(|e| ToolError::Usage(e.to_string()))?;
+            let g = compile(&zoo.graph, self.protocol, self.options)?;
             let plans = g
                 .programs
                 .iter()

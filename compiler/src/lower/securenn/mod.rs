@@ -59,8 +59,7 @@ mod shares;
 use shareflow_graphs::{Op, Shape};
 
 use super::linear::lower_common;
-use super::poly::{Fit, Target};
-use super::{to_shared, Lowerer, Operand, Protocol, Shared, S0, S1};
+use super::{to_shared, unsupported, Lowerer, Operand, Protocol, Shared, S0, S1};
 use crate::ir::Host;
 use crate::CompileError;
 
@@ -109,17 +108,12 @@ impl Protocol for SecureNN {
                 let x = to_shared(cx, &inputs[0])?;
                 maxpool::argmax(cx, &x)
             }
-            Op::Sigmoid => {
-                let fit = Fit::new(Target::Sigmoid, &cx.options.sigmoid);
-                let x = to_shared(cx, &inputs[0])?;
-                cx.polynomial(&x, &fit, shape)
-            }
-            other => Err(CompileError::Unsupported {
-                node: cx.origin.clone().unwrap_or_default(),
-                op: other.name(),
-                protocol: "securenn",
-                hint: format!("no SecureNN lowering for {}", other.name()),
-            }),
+            other => Err(unsupported(
+                cx,
+                other,
+                self.name(),
+                format!("no SecureNN lowering for {}", other.name()),
+            )),
         }
     }
 }
