@@ -1,32 +1,16 @@
 //! The `shareflow` command line, run as a user would.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
+
+use common::{render_svg, NO_GRAPHVIZ};
 
 fn shareflow(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_shareflow"))
         .args(args)
         .output()
         .expect("run shareflow")
-}
-
-/// Pipes `dot_text` through Graphviz `dot -Tsvg` and returns the SVG.
-fn render(dot_text: &[u8]) -> String {
-    let mut child = Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("Graphviz `dot` is installed (CI installs it)");
-    child.stdin.take().unwrap().write_all(dot_text).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "dot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -37,8 +21,30 @@ fn dot_of_network_c_renders_as_svg() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let svg = render(&out.stdout);
+    let Some(svg) = render_svg(&out.stdout) else {
+        return;
+    };
     assert!(svg.contains("<svg") && svg.contains("conv1/kernel"));
+}
+
+#[test]
+fn render_tests_skip_without_graphviz() {
+    // This test binary again, running only the render test, with no `dot` on its PATH.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "dot_of_network_c_renders_as_svg", "--nocapture"])
+        .env("PATH", empty.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.contains(NO_GRAPHVIZ)).count(),
+        1,
+        "{stderr}"
+    );
 }
 
 #[test]

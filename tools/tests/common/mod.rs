@@ -1,10 +1,11 @@
 //! Helpers of the process-level tests: a compiled network, certificates and a loopback cluster
-//! in a temporary directory, and `run-graph` processes started, watched and reaped with a limit.
+//! in a temporary directory, `run-graph` processes started, watched and reaped with a limit,
+//! and Graphviz for the tests that render DOT (skipped where it is not installed).
 
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -290,4 +291,43 @@ pub fn show(exits: &[Exit]) -> String {
 /// 64 hex digits of a seed.
 pub fn hex(seed: &[u8; 32]) -> String {
     seed.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a render test prints when it skips.
+pub const NO_GRAPHVIZ: &str = "skipped: Graphviz `dot` not found; apt-get install graphviz";
+
+/// Graphviz's `dot` on `PATH`, if it is installed.
+pub fn graphviz() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("dot"))
+        .find(|dot| dot.is_file())
+}
+
+/// Renders `dot_text` as SVG with Graphviz `dot -Tsvg`; without Graphviz, prints
+/// [`NO_GRAPHVIZ`] and returns `None` so that the test can return without failing.
+pub fn render_svg(dot_text: &[u8]) -> Option<String> {
+    let Some(dot) = graphviz() else {
+        eprintln!("{NO_GRAPHVIZ}");
+        return None;
+    };
+    let mut child = Command::new(&dot)
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", dot.display()));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = dot_text.to_vec();
+    // Written from a thread: a large drawing would fill the pipe while `dot` fills stdout.
+    let writer = thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "dot failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(String::from_utf8(out.stdout).unwrap())
 }
