@@ -105,9 +105,16 @@ enum Command {
         /// MNIST directory (default: $SHAREFLOW_DATA or ../shared/data/mnist).
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Where to write the weights (default: models/<model>.npz).
-        #[arg(long)]
+        /// Where to write the weights (default: models/<model>.npz under the current
+        /// directory).
+        #[arg(short, long)]
         out: Option<PathBuf>,
+        /// Overwrite the output file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Train on the first N training images only.
+        #[arg(long)]
+        limit: Option<usize>,
         #[arg(long, default_value_t = 15)]
         epochs: usize,
         #[arg(long, default_value_t = 64)]
@@ -296,6 +303,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             model,
             data,
             out,
+            force,
+            limit,
             epochs,
             batch,
             lr,
@@ -306,6 +315,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             model,
             data,
             out,
+            force,
+            limit,
             config: TrainConfig {
                 epochs,
                 batch,

@@ -13,7 +13,7 @@ pub mod run_graph_serving;
 pub mod secure;
 pub mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use shareflow_compiler::options::Comparison;
 use shareflow_compiler::{CompileOptions, PolyApprox};
@@ -22,10 +22,21 @@ use shareflow_runtime::data::{models_dir, Weights};
 
 use crate::{Result, ToolError};
 
-/// The committed weights of a network: `models/<x>.npz`.
+/// The file name of a network's weights: `<x>.npz`.
+pub fn weights_file(kind: ModelKind) -> String {
+    format!("{}.npz", kind.to_string().to_lowercase())
+}
+
+/// The weights a command reads: `explicit`, else the committed `models/<x>.npz` (here, or in
+/// the workspace this binary was built from).
 pub fn weights_path(kind: ModelKind, explicit: Option<PathBuf>) -> PathBuf {
-    explicit
-        .unwrap_or_else(|| models_dir().join(format!("{}.npz", kind.to_string().to_lowercase())))
+    explicit.unwrap_or_else(|| models_dir().join(weights_file(kind)))
+}
+
+/// Where `train` writes: `explicit`, else `models/<x>.npz` under the current directory; never
+/// the source tree this binary was built from.
+pub fn trained_weights_path(kind: ModelKind, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| Path::new("models").join(weights_file(kind)))
 }
 
 /// Loads a network's weights, with a hint when they are missing.

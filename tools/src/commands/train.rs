@@ -1,4 +1,6 @@
-//! `shareflow train`: trains a network of the zoo in plaintext and saves its weights.
+//! `shareflow train`: trains a network of the zoo in plaintext and saves its weights where it
+//! is told (`--out`, else `models/<x>.npz` under the current directory), never over an existing
+//! file unless `--force` says so.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -8,22 +10,33 @@ use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{accuracy, predict, train, TrainConfig};
 
-use super::weights_path;
+use super::trained_weights_path;
 use crate::report::Report;
-use crate::Result;
+use crate::{Result, ToolError};
 
 /// Options of `train`.
 pub struct TrainArgs {
     pub model: ModelKind,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
+    /// Overwrite an existing file at the output path.
+    pub force: bool,
+    /// Train on the first N training images only.
+    pub limit: Option<usize>,
     pub config: TrainConfig,
     pub json: bool,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    let out = trained_weights_path(args.model, args.out);
+    if out.exists() && !args.force {
+        return Err(ToolError::File {
+            path: out.display().to_string(),
+            message: "already exists; pass --force to overwrite it (or --out FILE)".into(),
+        });
+    }
     let dir = data_dir(args.data);
-    let train_set = Mnist::load(&dir, Split::Train, None)?;
+    let train_set = Mnist::load(&dir, Split::Train, args.limit)?;
     let test_set = Mnist::load(&dir, Split::Test, None)?;
     let cfg = args.config;
     let steps = (train_set.len() / cfg.batch) * cfg.epochs;
@@ -50,8 +63,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     })?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let out = weights_path(args.model, args.out);
     weights.save(&out)?;
+    let out = std::path::absolute(&out).unwrap_or(out);
     let logits = predict(
         args.model,
         &weights,
