@@ -17,4 +17,7 @@ pub enum ToolError {
     Usage(String),
     #[error("{path}: {message}")]
     File { path: String, message: String },
+    /// A signal stopped the command; it exits with `status` (128 + the signal's number).
+    #[error("stopped by {signal}")]
+    Interrupted { signal: &'static str, status: u8 },
 }

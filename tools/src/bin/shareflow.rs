@@ -292,7 +292,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match e {
+                ToolError::Interrupted { status, .. } => ExitCode::from(status),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -2,19 +2,22 @@
 //! separate process on 127.0.0.1 over QUIC with mutual TLS: certificates are made in a
 //! temporary directory, the network is compiled, and one `run-graph` process per party is
 //! started. Prints the predicted digit, the true label, agreement with the plaintext model,
-//! wall time, bytes and rounds.
+//! wall time, bytes and rounds. The folder is removed at the end, and also when SIGINT,
+//! SIGTERM or SIGHUP stops the demo (the parties are killed first).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use shareflow_compiler::{compile, ProtocolKind};
+use ndarray::ArrayD;
+use serde_json::Value;
+use shareflow_compiler::{compile, CompiledGraph, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, LOGITS};
 use shareflow_runtime::data::npy::{read_npy, write_npy};
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{argmax, predict};
 
-use super::load_weights;
 use super::parties::run_local_parties;
+use super::{interrupt, load_weights};
 use crate::report::Report;
 use crate::{Result, ToolError};
 
@@ -52,47 +55,31 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let image = test.batch(args.index, args.index + 1);
     let label = test.labels[args.index];
     let weights = load_weights(args.model, None)?;
-    let dir =
-        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
-    let dir = dir.path();
-
-    // Compile, and make a CA, certificates and a loopback cluster file for every party.
     let zoo = ZooModel::build(args.model, 1)?;
     let compiled = compile(
         &zoo.graph,
         args.protocol,
         args.options.for_model(args.model),
     )?;
-    let graph_path = dir.join("compiled.json");
-    let json = compiled.to_json()?;
-    std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;
-    let image_path = dir.join("image.npy");
-    write_npy(&image_path, &image)?;
     let cost = compiled.cost();
 
-    // One process per party (a fresh CA, certificates and loopback ports in `dir`).
-    let exe = std::env::current_exe()
-        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
-    let start = Instant::now();
-    let metrics = run_local_parties(
-        &exe,
-        &compiled.parties,
-        dir,
-        &graph_path,
-        &image_path,
-        args.model,
-        args.timeout_s,
-        None,
-    )?
-    .into_iter()
-    .map(|(party, report)| (party, report["metrics"].clone()))
-    .collect::<Vec<_>>();
-    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    // From here a private folder holds keys, the image and the logits: a signal stops the
+    // parties and removes it instead of ending this process at once.
+    interrupt::catch()?;
+    let dir =
+        tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
+    let ran = run_parties(&args, &compiled, dir.path(), &image);
+    let path = dir.path().to_path_buf();
+    let removed = dir.close().map_err(|e| io(&path, e));
+    // A Ctrl-C reaches the parties too: report the signal, not their deaths.
+    interrupt::check()?;
+    let Ran {
+        metrics,
+        logits,
+        wall_ms,
+    } = ran?;
+    removed?;
 
-    let logits = read_npy(
-        &dir.join(format!("out-{CLIENT}"))
-            .join(format!("{LOGITS}.npy")),
-    )?;
     let secure_digit = argmax(logits.as_slice().unwrap_or(&[]));
     let plain = predict(args.model, &weights, &image, 1)?;
     let plain_digit = argmax(plain.as_slice().unwrap_or(&[]));
@@ -161,4 +148,55 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What the parties' processes gave.
+struct Ran {
+    /// Each party's metrics.
+    metrics: Vec<(String, Value)>,
+    /// What the client received.
+    logits: ArrayD<f32>,
+    /// From starting the processes to the last one's end.
+    wall_ms: f64,
+}
+
+/// Writes the compiled graph and the image into `dir` and runs one process per party there (a
+/// fresh CA, certificates and loopback ports).
+fn run_parties(
+    args: &DemoArgs,
+    compiled: &CompiledGraph,
+    dir: &Path,
+    image: &ArrayD<f32>,
+) -> Result<Ran> {
+    let graph_path = dir.join("compiled.json");
+    let json = compiled.to_json()?;
+    std::fs::write(&graph_path, json).map_err(|e| io(&graph_path, e))?;
+    let image_path = dir.join("image.npy");
+    write_npy(&image_path, image)?;
+    let exe = std::env::current_exe()
+        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
+    let start = Instant::now();
+    let metrics = run_local_parties(
+        &exe,
+        &compiled.parties,
+        dir,
+        &graph_path,
+        &image_path,
+        args.model,
+        args.timeout_s,
+        None,
+    )?
+    .into_iter()
+    .map(|(party, report)| (party, report["metrics"].clone()))
+    .collect();
+    let wall_ms = start.elapsed().as_secs_f64() * 1e3;
+    let logits = read_npy(
+        &dir.join(format!("out-{CLIENT}"))
+            .join(format!("{LOGITS}.npy")),
+    )?;
+    Ok(Ran {
+        metrics,
+        logits,
+        wall_ms,
+    })
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dot;
 pub mod eval;
 pub mod inspect;
+pub mod interrupt;
 pub mod keys;
 pub mod parties;
 pub mod run_graph;

@@ -1,14 +1,17 @@
 //! Every party of a compiled zoo network as a separate `run-graph` process on 127.0.0.1, as
 //! `shareflow demo` and `shareflow bench` start them.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde_json::Value;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
 
-use super::weights_path;
+use super::{interrupt, weights_path};
 use crate::{Result, ToolError};
 
 /// Makes a fresh loopback cluster (CA, certificates, free ports) in `dir`, starts one
@@ -16,7 +19,8 @@ use crate::{Result, ToolError};
 /// `image_path`; outputs in `dir/out-PARTY`), waits for all, and returns each party's name and
 /// its report. With `serving: Some(n)`, `graph_path` is a serving graph and every party runs
 /// its setup once and then `n` predictions over the same connections. If any party fails, the
-/// error lists every failure.
+/// error lists every failure. On an error, or a signal after [`interrupt::catch`], the parties
+/// still running are killed before it returns.
 #[allow(clippy::too_many_arguments)]
 pub fn run_local_parties(
     exe: &Path,
@@ -29,8 +33,9 @@ pub fn run_local_parties(
     serving: Option<usize>,
 ) -> Result<Vec<(String, Value)>> {
     ClusterConfig::local(parties, dir, 0)?;
-    let mut children: Vec<(String, Child)> = Vec::new();
+    let mut running = Running::default();
     for party in parties {
+        interrupt::check()?;
         let mut cmd = Command::new(exe);
         cmd.arg("run-graph")
             .arg("--party")
@@ -43,6 +48,7 @@ pub fn run_local_parties(
             .arg(dir.join(format!("out-{party}")))
             .arg("--timeout")
             .arg(timeout_s.to_string())
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         if let Some(n) = serving {
@@ -55,31 +61,22 @@ pub fn run_local_parties(
             cmd.arg("--input")
                 .arg(format!("{IMAGE}={}", image_path.display()));
         }
-        match cmd.spawn() {
-            Ok(child) => children.push((party.clone(), child)),
-            Err(e) => {
-                for (_, mut c) in children {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                return Err(ToolError::Usage(format!("starting party {party}: {e}")));
-            }
-        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;
+        running.push(party, child);
     }
     let mut reports = Vec::new();
     let mut failures = Vec::new();
-    for (party, child) in children {
-        let out = child
-            .wait_with_output()
-            .map_err(|e| ToolError::Usage(format!("waiting for party {party}: {e}")))?;
-        if out.status.success() {
-            let v: Value = serde_json::from_slice(&out.stdout)
+    for (party, status, stdout, stderr) in running.wait()? {
+        if status.success() {
+            let v: Value = serde_json::from_slice(&stdout)
                 .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
             reports.push((party, v));
         } else {
             failures.push(format!(
                 "{party}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(&stderr).trim()
             ));
         }
     }
@@ -90,4 +87,86 @@ pub fn run_local_parties(
         )));
     }
     Ok(reports)
+}
+
+/// How often [`Running::wait`] looks at the parties and for a signal.
+const POLL: Duration = Duration::from_millis(5);
+
+/// A party process whose stdout and stderr are read by threads as it runs.
+struct Party {
+    name: String,
+    child: Child,
+    stdout: JoinHandle<Vec<u8>>,
+    stderr: JoinHandle<Vec<u8>>,
+}
+
+/// The party processes still running; dropping it kills and reaps them, so that no error,
+/// signal or panic leaves one behind.
+#[derive(Default)]
+struct Running(Vec<Party>);
+
+/// A party that ended: its name, exit status, stdout and stderr.
+type Ended = (String, ExitStatus, Vec<u8>, Vec<u8>);
+
+impl Running {
+    fn push(&mut self, name: &str, mut child: Child) {
+        let stdout = read_all(child.stdout.take());
+        let stderr = read_all(child.stderr.take());
+        self.0.push(Party {
+            name: name.to_string(),
+            child,
+            stdout,
+            stderr,
+        });
+    }
+
+    /// Waits for every party to end, in the order they were started; stops early (and kills
+    /// those still running) when a signal arrives after [`interrupt::catch`].
+    fn wait(mut self) -> Result<Vec<Ended>> {
+        let mut ended: Vec<Option<ExitStatus>> = vec![None; self.0.len()];
+        loop {
+            interrupt::check()?;
+            for (p, e) in self.0.iter_mut().zip(ended.iter_mut()) {
+                if e.is_none() {
+                    *e = p.child.try_wait().map_err(|err| {
+                        ToolError::Usage(format!("waiting for party {}: {err}", p.name))
+                    })?;
+                }
+            }
+            if ended.iter().all(Option::is_some) {
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+        let parties = std::mem::take(&mut self.0);
+        Ok(parties
+            .into_iter()
+            .zip(ended.into_iter().flatten())
+            .map(|(p, status)| {
+                let stdout = p.stdout.join().unwrap_or_default();
+                let stderr = p.stderr.join().unwrap_or_default();
+                (p.name, status, stdout, stderr)
+            })
+            .collect())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for p in &mut self.0 {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+/// Reads a child's pipe to its end on a thread.
+fn read_all(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
 }
