@@ -2,7 +2,9 @@
 //!
 //! One array per parameter, named as the parameter input of the graph: `<layer>/kernel`
 //! (dense: `[inputs, units]`; conv2d: HWIO `[kh, kw, in, out]`) and `<layer>/bias` (`[units]`
-//! or `[out]`), all `float32`. In NumPy: `np.load("models/c.npz")["conv1/kernel"]`.
+//! or `[out]`), all `float32`. In NumPy: `np.load("models/c.npz")["conv1/kernel"]`. Archives
+//! of `np.savez` and of `np.savez_compressed` (deflate) are both read; they are written
+//! uncompressed.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -101,5 +103,31 @@ mod tests {
         let e = back.get("conv1/bias", &[4]).unwrap_err().to_string();
         assert!(e.contains("conv1/bias") && e.contains("[4]"), "{e}");
         assert!(back.get("dense9/kernel", &[1]).is_err());
+    }
+
+    #[test]
+    fn reads_numpy_savez_compressed() {
+        // Made by NumPy: np.savez_compressed(path, **{"conv1/kernel": (np.arange(6,
+        // dtype=np.float32) * 0.5).reshape(2, 1, 1, 3), "conv1/bias": np.array([-1, 0, 1.5],
+        // np.float32)}); both entries are deflated.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compressed.npz");
+        let w = Weights::load(&path).unwrap();
+        assert_eq!(
+            w.get("conv1/kernel", &[2, 1, 1, 3])
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+        );
+        assert_eq!(
+            w.get("conv1/bias", &[3])
+                .unwrap()
+                .iter()
+                .copied()
+                .collect::<Vec<_>>(),
+            [-1.0, 0.0, 1.5]
+        );
+        assert_eq!(w.arrays.len(), 2);
     }
 }
