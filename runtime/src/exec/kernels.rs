@@ -30,9 +30,9 @@ fn ring<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u6
 
 /// Runs a local kernel (not a send, receive or output) on its argument values.
 pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Value> {
-    let at = |e: OpsError| RuntimeError::Node {
+    let at = |e: OpsError| RuntimeError::Kernel {
         node: label(instr),
-        message: e.to_string(),
+        source: e,
     };
     let r = |i: usize| ring(args[i], instr.kernel.name()).map_err(at);
     // SecureNN's operands: odd-ring values, words of either ring, small values, fields.
