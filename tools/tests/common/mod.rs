@@ -286,8 +286,3 @@ pub fn show(exits: &[Exit]) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
-
-/// 64 hex digits of a seed.
-pub fn hex(seed: &[u8; 32]) -> String {
-    seed.iter().map(|b| format!("{b:02x}")).collect()
-}
