@@ -160,7 +160,7 @@ fn a_certificate_from_another_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let other = tempfile::tempdir().unwrap();
     let cluster = local(dir.path());
-    keys::generate(&names(), other.path()).unwrap();
+    keys::generate(&names(), other.path(), keys::Existing::Refuse).unwrap();
     // server1 has the right name but a certificate (and CA) of another cluster
     let mut rogue = cluster.clone();
     rogue.ca = other.path().join("ca.pem");

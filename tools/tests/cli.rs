@@ -188,3 +188,32 @@ fn run_graph_has_no_way_to_fix_its_randomness() {
         );
     }
 }
+
+/// `shareflow keys` refuses to overwrite an earlier run's files; `--force` replaces them all.
+#[test]
+fn keys_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let out_arg = out.to_str().unwrap();
+    let keys = |force: bool| {
+        let mut args = vec!["keys", "--parties", "server0,client", "--out", out_arg];
+        if force {
+            args.push("--force");
+        }
+        shareflow(&args)
+    };
+    assert!(keys(false).status.success());
+    let ca = std::fs::read(out.join("ca.pem")).unwrap();
+    let again = keys(false);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("--force") && err.contains("exists"), "{err}");
+    assert_eq!(std::fs::read(out.join("ca.pem")).unwrap(), ca);
+    let forced = keys(true);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_ne!(std::fs::read(out.join("ca.pem")).unwrap(), ca);
+}
