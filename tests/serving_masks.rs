@@ -1,6 +1,7 @@
 //! Serving reuses the masked weights, never the masks of fresh inputs: two predictions of the
 //! same input send no equal message (every share, opening and correction is fresh), while
-//! both decode to the right result.
+//! both decode to the right result; so too two predictions over one set of connections (as
+//! `run-graph --serving` runs them).
 
 mod common;
 
@@ -17,7 +18,8 @@ use shareflow::compiler::{
 };
 use shareflow::graphs::GraphBuilder;
 use shareflow::ops::Value;
-use shareflow::runtime::exec::{run_in_process_with, run_party_with, Plan, Store};
+use shareflow::runtime::exec::serving::{ServingParty, RUN_ROUNDS};
+use shareflow::runtime::exec::{run_in_process_with, run_party_with, Plan, Randomness, Store};
 use shareflow::runtime::transport::{InProcNetwork, Transport, TransportStats};
 use shareflow::runtime::wire::Batch;
 
@@ -181,6 +183,69 @@ fn two_predictions_of_one_input_share_no_message() {
             opened(&first),
             opened(&second),
             "the opening of sends {a} and {b} is the same in two predictions"
+        );
+    }
+}
+
+#[test]
+fn two_predictions_over_one_connection_share_no_message() {
+    let g = GraphBuilder::new();
+    let owner = g.party("model-owner");
+    let client = g.party("client");
+    let x = g.input(client, "x", [2, 3]);
+    let w = g.input(owner, "w", [3, 2]);
+    x.matmul(&w).relu().output_to(client, "y");
+    let graph = g.build().unwrap();
+    let inputs = random_inputs(&graph, -1.0, 1.0, 5);
+    let expected = &plaintext(&graph, &inputs)["y"];
+    let s = compile_serving(&graph, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+
+    // every party: one transport, setup and then two predictions of the same input
+    let session = [0x11; 16];
+    let log = Log::default();
+    let transports = InProcNetwork::new(s.setup.parties.clone(), session, Duration::from_secs(30));
+    let empty = HashMap::new();
+    let outputs: Vec<Vec<Option<ArrayD<f32>>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = transports
+            .into_iter()
+            .zip(&s.setup.parties)
+            .map(|(t, party)| {
+                let (s, log, empty) = (&s, log.clone(), &empty);
+                let inputs = inputs.get(party).unwrap_or(empty);
+                scope.spawn(move || {
+                    let mut t = Recording { inner: t, log };
+                    let mut p = ServingParty::new(s, party).unwrap();
+                    p.setup(&mut t, inputs, &Randomness::Os).unwrap();
+                    (0..2)
+                        .map(|_| {
+                            let r = p.predict(&mut t, inputs, &Randomness::Os).unwrap();
+                            r.float("y").ok().cloned()
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let client_index = s.setup.parties.iter().position(|p| p == "client").unwrap();
+    for y in &outputs[client_index] {
+        let y = y.as_ref().unwrap();
+        assert!(max_abs_diff(y, expected) < 1e-3, "{y} vs {expected}");
+    }
+
+    // the entries of each run, by (from, to, round within the run, key)
+    let mut runs: Vec<HashMap<(usize, usize, u32, u64), Value>> = vec![HashMap::new(); 3];
+    for ((from, to, round, key), v) in log.lock().unwrap().iter() {
+        let run = (round / RUN_ROUNDS) as usize;
+        runs[run].insert((*from, *to, round % RUN_ROUNDS, *key), v.clone());
+    }
+    let (first, second) = (&runs[1], &runs[2]);
+    assert_eq!(first.len(), second.len());
+    assert!(first.len() > 10);
+    for (at, v) in second {
+        assert_ne!(
+            &first[at], v,
+            "entry (from, to, round, key) {at:?} is sent again unchanged"
         );
     }
 }

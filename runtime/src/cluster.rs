@@ -157,8 +157,27 @@ impl ClusterConfig {
     /// A loopback cluster for tests and demos: generates a CA and certificates for `parties`
     /// into `dir`, gives party `i` the address `127.0.0.1:base_port + i` (or, when `base_port`
     /// is 0, a port the OS reports free), writes `dir/cluster.toml` and returns the config.
+    /// Refuses to overwrite any file (see [`ClusterConfig::local_with`]).
     pub fn local(parties: &[String], dir: &Path, base_port: u16) -> Result<ClusterConfig> {
-        keys::generate(parties, dir)?;
+        ClusterConfig::local_with(parties, dir, base_port, keys::Existing::Refuse)
+    }
+
+    /// [`ClusterConfig::local`], refusing existing files or replacing them all as `existing`
+    /// says. Replacing also removes the certificates and keys of parties that the old cluster
+    /// file of `dir` lists and `parties` does not: none signed by an old CA is left behind.
+    pub fn local_with(
+        parties: &[String],
+        dir: &Path,
+        base_port: u16,
+        existing: keys::Existing,
+    ) -> Result<ClusterConfig> {
+        let mut files = keys::files(parties);
+        files.push(CLUSTER_FILE.to_string());
+        keys::prepare_dir(dir, &files, existing)?;
+        if existing == keys::Existing::Replace {
+            remove_stale(parties, dir)?;
+        }
+        keys::generate(parties, dir, existing)?;
         let ports = if base_port == 0 {
             free_ports(parties.len())?
         } else {
@@ -185,9 +204,38 @@ impl ClusterConfig {
                 .collect(),
         };
         let path = dir.join(CLUSTER_FILE);
-        cfg.save(&path)?;
+        keys::write_file(&path, &cfg.to_toml()?, keys::Access::Public, existing)?;
         ClusterConfig::load(&path)
     }
+}
+
+/// Removes from `dir` the certificate and key of every party that its cluster file lists and
+/// `parties` does not (only files named as [`keys::generate`] names them, in `dir`).
+fn remove_stale(parties: &[String], dir: &Path) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(dir.join(CLUSTER_FILE)) else {
+        return Ok(());
+    };
+    let Ok(old) = toml::from_str::<ClusterConfig>(&text) else {
+        return Ok(());
+    };
+    for name in old.parties.keys().filter(|p| !parties.contains(p)) {
+        if keys::check_party_name(name).is_err() {
+            continue;
+        }
+        for file in [keys::cert_file(name), keys::key_file(name)] {
+            let path = dir.join(file);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(RuntimeError::Io {
+                        context: format!("removing the stale {}", path.display()),
+                        source: e,
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `n` distinct UDP ports on 127.0.0.1 that the OS reports free (held open until all are chosen).

@@ -73,7 +73,7 @@ pub struct Connected {
     pub party: String,
     /// Its peers, in the program's party order.
     pub peers: Vec<String>,
-    /// The session id party 0 chose for this run.
+    /// The session id of this run, to which every party contributed.
     pub session: [u8; 16],
 }
 

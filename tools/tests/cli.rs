@@ -150,3 +150,76 @@ fn errors_are_clear() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"Z\"") && err.contains("A, B, C, D"), "{err}");
 }
+
+/// Test-only randomness is not reachable from the shipped binaries: no flag fixes the seeds.
+#[test]
+fn run_graph_has_no_way_to_fix_its_randomness() {
+    let run_graph = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_run-graph"))
+            .args(args)
+            .output()
+            .expect("run run-graph")
+    };
+    let help = run_graph(&["--help"]);
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout).to_lowercase();
+    assert!(help.contains("--party"), "{help}");
+    assert!(!help.contains("seed") && !help.contains("replay"), "{help}");
+
+    let seed = "5a".repeat(32);
+    let common = [
+        "--party",
+        "client",
+        "--cluster",
+        "c.toml",
+        "--graph",
+        "g.json",
+    ];
+    for out in [
+        run_graph(&[&common[..], &["--insecure-replay-seed", &seed]].concat()),
+        shareflow(
+            &[
+                &["run-graph"][..],
+                &common,
+                &["--insecure-replay-seed", &seed],
+            ]
+            .concat(),
+        ),
+    ] {
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("unexpected argument '--insecure-replay-seed'"),
+            "{err}"
+        );
+    }
+}
+
+/// `shareflow keys` refuses to overwrite an earlier run's files; `--force` replaces them all.
+#[test]
+fn keys_refuses_to_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let out_arg = out.to_str().unwrap();
+    let keys = |force: bool| {
+        let mut args = vec!["keys", "--parties", "server0,client", "--out", out_arg];
+        if force {
+            args.push("--force");
+        }
+        shareflow(&args)
+    };
+    assert!(keys(false).status.success());
+    let ca = std::fs::read(out.join("ca.pem")).unwrap();
+    let again = keys(false);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("--force") && err.contains("exists"), "{err}");
+    assert_eq!(std::fs::read(out.join("ca.pem")).unwrap(), ca);
+    let forced = keys(true);
+    assert!(
+        forced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert_ne!(std::fs::read(out.join("ca.pem")).unwrap(), ca);
+}

@@ -21,6 +21,7 @@ pub struct KernelContext<'a> {
     pub inputs: &'a HashMap<String, ArrayD<f32>>,
     /// INSECURE, tests only: derive every sampled seed from this one (see
     /// [`super::Randomness::Replay`]).
+    #[cfg(feature = "test-randomness")]
     pub replay: Option<[u8; 32]>,
 }
 
@@ -30,9 +31,9 @@ fn ring<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u6
 
 /// Runs a local kernel (not a send, receive or output) on its argument values.
 pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Value> {
-    let at = |e: OpsError| RuntimeError::Node {
+    let at = |e: OpsError| RuntimeError::Kernel {
         node: label(instr),
-        message: e.to_string(),
+        source: e,
     };
     let r = |i: usize| ring(args[i], instr.kernel.name()).map_err(at);
     // SecureNN's operands: odd-ring values, words of either ring, small values, fields.
@@ -114,10 +115,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Reshape { shape } => Value::Ring(ring::reshape(r(0)?, shape).map_err(at)?),
         Kernel::Transpose { perm } => Value::Ring(ring::transpose(r(0)?, perm).map_err(at)?),
         Kernel::ReduceSum { axis } => Value::Ring(ring::sum_axis(r(0)?, *axis).map_err(at)?),
-        Kernel::SampleSeed => Value::Seed(match &cx.replay {
-            None => fresh_seed().map_err(at)?,
-            Some(master) => Prg::new(master, Domain::new(0, instr.id.0 as u64, 0x5eed)).seed(),
-        }),
+        Kernel::SampleSeed => Value::Seed(sample_seed(instr, cx).map_err(at)?),
         Kernel::Expand {
             stream,
             draw,
@@ -288,6 +286,21 @@ fn words<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u
 }
 
 /// How errors name an instruction: its id, kernel and logical origin.
+/// A fresh seed from the operating system.
+#[cfg(not(feature = "test-randomness"))]
+fn sample_seed(_: &Instr, _: &KernelContext<'_>) -> std::result::Result<[u8; 32], OpsError> {
+    fresh_seed()
+}
+
+/// A fresh seed from the operating system, or one derived from the replay seed.
+#[cfg(feature = "test-randomness")]
+fn sample_seed(instr: &Instr, cx: &KernelContext<'_>) -> std::result::Result<[u8; 32], OpsError> {
+    match &cx.replay {
+        None => fresh_seed(),
+        Some(master) => Ok(Prg::new(master, Domain::new(0, instr.id.0 as u64, 0x5eed)).seed()),
+    }
+}
+
 pub fn label(instr: &Instr) -> String {
     match &instr.origin {
         Some(o) => format!("{} ({} of {o})", instr.id, instr.kernel.name()),

@@ -77,7 +77,11 @@ pub enum Randomness {
     Os,
     /// INSECURE, for tests only: every seed derived from this one and streams separated by a
     /// fixed session, so that two runs of a graph (in process and over QUIC, say) draw the same
-    /// randomness and give bit-identical results.
+    /// randomness and give bit-identical results. Every run draws the same masks, so two
+    /// predictions of a serving session leak the difference of their inputs. It exists only
+    /// with the `test-randomness` feature, which only the workspace's tests enable: no binary
+    /// can fix its randomness.
+    #[cfg(feature = "test-randomness")]
     Replay([u8; 32]),
 }
 
@@ -91,16 +95,18 @@ pub fn run_party_full(
     randomness: &Randomness,
 ) -> Result<PartyResult> {
     let start = Instant::now();
-    let session = match randomness {
-        Randomness::Os => u128::from_le_bytes(transport.session()),
-        Randomness::Replay(_) => 0,
-    };
-    let cx = kernels::KernelContext {
-        session,
-        inputs,
-        replay: match randomness {
-            Randomness::Os => None,
-            Randomness::Replay(seed) => Some(*seed),
+    let cx = match randomness {
+        Randomness::Os => kernels::KernelContext {
+            session: u128::from_le_bytes(transport.session()),
+            inputs,
+            #[cfg(feature = "test-randomness")]
+            replay: None,
+        },
+        #[cfg(feature = "test-randomness")]
+        Randomness::Replay(seed) => kernels::KernelContext {
+            session: 0,
+            inputs,
+            replay: Some(*seed),
         },
     };
     let mut values: HashMap<ValueId, Value> = HashMap::new();

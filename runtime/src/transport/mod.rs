@@ -18,6 +18,7 @@ use crate::{Result, RuntimeError};
 
 pub mod inproc;
 pub mod quic;
+mod quic_close;
 mod quic_conn;
 mod quic_frame;
 mod quic_hello;

@@ -2,14 +2,17 @@
 //!
 //! Every party binds one quinn endpoint to its cluster address and presents its certificate;
 //! peers are verified against the cluster CA only and identified by the party name in their
-//! certificate. On connect, parties exchange a hello (name, graph digest, session id chosen by
-//! party 0); a peer started with another compiled graph is refused by both sides. The API is
+//! certificate. On connect, parties run a handshake ([`super::quic_hello`]): every party sends
+//! its name, its graph digest and a fresh random contribution, the session id is a hash of all
+//! contributions, and every party confirms that it holds the same ones (its own included); a
+//! peer started with another compiled graph is refused by both sides. The API is
 //! synchronous over an internal tokio runtime: do not call it from inside an async context.
 //!
 //! Failures spread: a party waiting for one peer fails at once, naming the culprit, when any
 //! other peer's connection is lost or closed by a failing party; a failing party closes its
-//! connections with its error as the reason ([`QuicTransport::abort`]), so that every peer
-//! names the root cause. [`QuicTransport::finish`] ends a run only when every party has finished
+//! connections ([`QuicTransport::abort`]) with the kind of its error and the party it is about
+//! as the reason (never data: see [`super::quic_close`]), so that every peer names the root
+//! cause. [`QuicTransport::finish`] ends a run only when every party has finished
 //! its program: a session succeeds for all parties or for none.
 
 use std::net::SocketAddr;
@@ -19,9 +22,10 @@ use std::time::Duration;
 use quinn::{Endpoint, TokioRuntime, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
 
+use super::quic_close::{close_with, peer_failure, Close};
 use super::quic_conn::{establish, Plan};
 use super::quic_frame::{
-    closed_as_done, describe, peer_err, write_error, End, Inbox, Link, CODE_DONE, CODE_FAILED,
+    closed_as_done, describe, peer_err, write_error, End, Inbox, Link, CODE_DONE,
 };
 use super::{quic_tls, Book, Transport, TransportStats};
 use crate::cluster::ClusterConfig;
@@ -35,8 +39,6 @@ const CLOSE_IDLE_WAIT: Duration = Duration::from_secs(1);
 const MAX_CLOSE_WAIT: Duration = Duration::from_secs(10);
 /// How long an abort waits at most for its close frames to leave.
 const ABORT_WAIT: Duration = Duration::from_millis(500);
-/// The longest close reason sent to peers.
-const MAX_REASON: usize = 600;
 
 /// One party's end of a QUIC cluster. End a run with [`QuicTransport::finish`] (success: waits
 /// until every party has finished) or [`QuicTransport::abort`] (failure: tells every peer why).
@@ -130,7 +132,7 @@ impl QuicTransport {
     /// Starts party `me` of a program whose parties are `parties` (in the program's index
     /// order): binds its cluster address, connects to every other party (retrying while they
     /// start, until `timeout`), checks that all run the graph with digest `graph_digest`, and
-    /// adopts party 0's fresh session id. `timeout` also bounds every later receive; the QUIC
+    /// agrees with them on a fresh session id to which every party contributes. `timeout` also bounds every later receive; the QUIC
     /// idle timeout is half of it, so that a crashed peer is reported (by every party, whatever
     /// it waits for) within it.
     pub fn connect(
@@ -259,8 +261,8 @@ impl QuicTransport {
         result
     }
 
-    /// Ends a failed run: closes every connection at once with `why` as the reason, so that
-    /// every peer stops and names the cause.
+    /// Ends a failed run: closes every connection at once with the kind of `why` as the reason
+    /// (never its data), so that every peer stops and names the cause.
     pub fn abort(mut self, why: &RuntimeError) {
         if let Some(rt) = self.rt.take() {
             self.close_failed(&rt, why);
@@ -269,16 +271,9 @@ impl QuicTransport {
     }
 
     fn close_failed(&self, rt: &tokio::runtime::Runtime, why: &RuntimeError) {
-        let mut reason = format!("{} failed: {why}", self.book.name(self.book.me));
-        let mut cut = reason.len().min(MAX_REASON);
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-        for link in self.links.iter().flatten() {
-            link.conn
-                .close(VarInt::from_u32(CODE_FAILED), reason.as_bytes());
-        }
+        let conns = self.links.iter().flatten().map(|l| &l.conn);
+        let me = self.book.name(self.book.me);
+        close_with(conns, Close::Failed, me, &self.book.names, why);
         if tokio::runtime::Handle::try_current().is_ok() {
             return;
         }
@@ -307,7 +302,7 @@ impl QuicTransport {
         let mut deadline = Instant::now() + timeout_;
         loop {
             if let Some((j, End::Failed(why))) = self.first_failed() {
-                return Err(self.book.peer_error(j, why.clone()));
+                return Err(self.failed(j, why.clone()));
             }
             let running: Vec<usize> = (0..self.links.len())
                 .filter(|&j| self.links[j].is_some() && self.ended[j].is_none())
@@ -360,9 +355,26 @@ impl QuicTransport {
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("did not acknowledge our last batches within {timeout_:?}"),
             };
+            if let Some(failure) = peer_failure(&link.conn) {
+                let peer = self.book.name(j).to_string();
+                return Err(RuntimeError::PeerFailed { peer, failure });
+            }
             return Err(peer_err(self.book.name(j), why));
         }
         Ok(())
+    }
+
+    /// The error of peer `j`'s failed stream: the failure it announced when it closed the
+    /// connection, else `why` in words.
+    fn failed(&self, j: usize, why: String) -> RuntimeError {
+        let link = self.links.get(j).and_then(Option::as_ref);
+        match link.and_then(|l| peer_failure(&l.conn)) {
+            Some(failure) => RuntimeError::PeerFailed {
+                peer: self.book.name(j).to_string(),
+                failure,
+            },
+            None => self.book.peer_error(j, why),
+        }
     }
 
     /// The first peer whose stream failed.
@@ -419,7 +431,7 @@ impl QuicTransport {
                 ))
             }
             Some(Some(End::Failed(why))) => {
-                return Err(self.book.peer_error(
+                return Err(self.failed(
                     from,
                     format!("{why}; its batch of round {round} never came"),
                 ))
@@ -427,7 +439,7 @@ impl QuicTransport {
             _ => {}
         }
         if let Some((j, End::Failed(why))) = self.first_failed() {
-            return Err(self.book.peer_error(
+            return Err(self.failed(
                 j,
                 format!(
                     "{why} (while {} waited for the batch of round {round} from {})",
@@ -480,13 +492,11 @@ impl Transport for QuicTransport {
         match rt.block_on(async { timeout(self.book.timeout, write).await }) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                return Err(self.book.peer_error(
-                    to,
-                    format!(
-                        "cannot send the batch of round {round}: {}",
-                        write_error(&e)
-                    ),
-                ))
+                let why = format!(
+                    "cannot send the batch of round {round}: {}",
+                    write_error(&e)
+                );
+                return Err(self.failed(to, why));
             }
             Err(_) => {
                 return Err(self.book.peer_error(

@@ -8,11 +8,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use quinn::{Connection, ConnectionError, Endpoint, VarInt};
+use quinn::{Connection, ConnectionError, Endpoint};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::time::{timeout, timeout_at, Instant};
 
-use super::quic_frame::{describe, peer_err, reader, Inbox, Link, CODE_REFUSED};
+use super::quic_close::{close_with, Close};
+use super::quic_frame::{describe, peer_err, reader, Inbox, Link};
 use super::quic_hello::{hello_all, open_all};
 use super::quic_tls::peer_leaf;
 use crate::{keys, Result, RuntimeError};
@@ -155,13 +156,30 @@ async fn identify(
         return Ok(Some((j, conn)));
     }
     let message = "its certificate names no party that dials this one";
-    conn.close(VarInt::from_u32(CODE_REFUSED), message.as_bytes());
+    let refuse = |why: &RuntimeError| {
+        close_with(
+            std::iter::once(&conn),
+            Close::Refused,
+            &names[me],
+            names,
+            why,
+        )
+    };
     match (0..names.len()).find(named).or(at) {
-        Some(j) => Err(peer_err(
-            &names[j],
-            format!("{message} (from {remote}; do both run the same party list?)"),
-        )),
+        Some(j) => {
+            let e = peer_err(
+                &names[j],
+                format!("{message} (from {remote}; do both run the same party list?)"),
+            );
+            refuse(&e);
+            Err(e)
+        }
         None => {
+            // a stranger learns no party name
+            refuse(&RuntimeError::Handshake {
+                peer: String::new(),
+                message: message.into(),
+            });
             tracing::warn!(%remote, "{message}");
             Ok(None)
         }
@@ -224,8 +242,9 @@ async fn connect_all(
                 conns[j] = Some(conn);
                 missing -= 1;
             }
-            Ok(Some(Ok((_, conn)))) => {
-                conn.close(VarInt::from_u32(CODE_REFUSED), b"duplicate connection")
+            Ok(Some(Ok((j, conn)))) => {
+                let why = peer_err(&plan.names[j], "a second connection");
+                close_all(plan, std::iter::once(&conn), &why);
             }
             Ok(Some(Err(e))) => {
                 missing -= 1;
@@ -263,27 +282,21 @@ async fn connect_all(
     match result {
         Ok(()) => Ok(conns),
         Err(e) => {
-            close_all(&plan.names[plan.me], conns.iter().flatten(), &e);
+            close_all(plan, conns.iter().flatten(), &e);
             Err(e)
         }
     }
 }
 
-/// Closes connections as refused, telling the peers why.
-pub(crate) fn close_all<'a>(
-    me: &str,
-    conns: impl Iterator<Item = &'a Connection>,
-    why: &RuntimeError,
-) {
-    let mut reason = format!("{me} refuses: {why}");
-    let mut cut = reason.len().min(400);
-    while !reason.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    reason.truncate(cut);
-    for c in conns {
-        c.close(VarInt::from_u32(CODE_REFUSED), reason.as_bytes());
-    }
+/// Closes connections as refused, telling the peers the kind of `why` (never its data).
+fn close_all<'a>(plan: &Plan, conns: impl Iterator<Item = &'a Connection>, why: &RuntimeError) {
+    close_with(
+        conns,
+        Close::Refused,
+        &plan.names[plan.me],
+        &plan.names,
+        why,
+    );
 }
 
 /// Connects to all peers and exchanges hellos, all before `plan.timeout` has passed.
@@ -292,12 +305,11 @@ pub(crate) async fn establish(
     plan: &Plan,
 ) -> Result<([u8; 16], Vec<Option<Link>>, Inbox)> {
     let deadline = Instant::now() + plan.timeout;
-    let me = plan.names[plan.me].as_str();
     let conns = connect_all(endpoint, plan, deadline).await?;
     let mut sends = match open_all(&conns, plan, deadline).await {
         Ok(s) => s,
         Err(e) => {
-            close_all(me, conns.iter().flatten(), &e);
+            close_all(plan, conns.iter().flatten(), &e);
             return Err(e);
         }
     };
@@ -328,7 +340,7 @@ pub(crate) async fn establish(
             for s in sends.iter_mut().flatten() {
                 let _ = timeout_at(grace, s.stopped()).await;
             }
-            close_all(me, conns.iter().flatten(), &e);
+            close_all(plan, conns.iter().flatten(), &e);
             Err(e)
         }
     }

@@ -8,12 +8,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use crate::wire::{self, Batch};
 use crate::RuntimeError;
 
-/// Application close code of a party that finished normally.
+/// Application close code of a party that finished normally (refusals and failures:
+/// [`super::quic_close`]).
 pub(crate) const CODE_DONE: u32 = 0;
-/// Application close code of a party that refuses a peer (hello mismatch, setup failure).
-pub(crate) const CODE_REFUSED: u32 = 1;
-/// Application close code of a party whose run failed; the reason says why.
-pub(crate) const CODE_FAILED: u32 = 2;
 /// The largest receive buffer kept for the next frame.
 const KEEP_BUFFER: usize = 256 << 20;
 
@@ -52,10 +49,11 @@ pub(crate) fn describe(e: &ConnectionError) -> String {
         ConnectionError::ApplicationClosed(c) if c.error_code == VarInt::from_u32(CODE_DONE) => {
             "has finished and closed the connection".into()
         }
-        ConnectionError::ApplicationClosed(c) => format!(
-            "closed the connection: {}",
-            String::from_utf8_lossy(&c.reason)
-        ),
+        // the words come from the code; the peer's reason bytes are never shown as they are
+        ConnectionError::ApplicationClosed(c) => match super::quic_close::decode(c) {
+            Some(failure) => failure.to_string(),
+            None => format!("closed the connection (code {})", c.error_code),
+        },
         ConnectionError::ConnectionClosed(c) => format!("aborted the connection: {c}"),
         ConnectionError::TimedOut => {
             "connection lost: no packets within the idle timeout (crashed, or network down)".into()

@@ -94,6 +94,9 @@ enum Command {
         /// First UDP port of the loopback cluster file (0: ports the OS reports free).
         #[arg(long, default_value_t = 0)]
         base_port: u16,
+        /// Replace the files of an earlier run: a new CA and every certificate and key.
+        #[arg(long)]
+        force: bool,
     },
     /// Runs one party of a compiled graph over QUIC (the same as the `run-graph` binary).
     #[command(name = "run-graph")]
@@ -410,7 +413,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             parties,
             out,
             base_port,
-        } => keys::run(&parties, &out, base_port),
+            force,
+        } => keys::run(&parties, &out, base_port, force),
         Command::Bench {
             model,
             protocol,

@@ -4,18 +4,22 @@
 use std::path::Path;
 
 use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
+use shareflow_runtime::keys::Existing;
 
 use crate::Result;
 
 /// Writes `ca.pem`, `NAME.pem` and `NAME.key` for every party into `out`, and
 /// `out/cluster.toml` with loopback addresses from `base_port` (edit the addresses for real
-/// machines).
-pub fn run(parties: &[String], out: &Path, base_port: u16) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|e| crate::ToolError::File {
-        path: out.display().to_string(),
-        message: e.to_string(),
-    })?;
-    ClusterConfig::local(parties, out, base_port)?;
+/// machines). Refuses to overwrite any file, or to write through a symbolic link; with `force`,
+/// replaces the CA and every certificate and key (and removes those of parties the old
+/// cluster file lists and `parties` does not).
+pub fn run(parties: &[String], out: &Path, base_port: u16, force: bool) -> Result<()> {
+    let existing = if force {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    ClusterConfig::local_with(parties, out, base_port, existing)?;
     println!(
         "wrote a CA, {} certificates and {} in {}",
         parties.len(),

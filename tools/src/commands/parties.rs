@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
+use shareflow_runtime::keys::Existing;
 
 use super::{interrupt, weights_path};
 use crate::{Result, ToolError};
@@ -32,7 +33,8 @@ pub fn run_local_parties(
     timeout_s: f64,
     serving: Option<usize>,
 ) -> Result<Vec<(String, Value)>> {
-    ClusterConfig::local(parties, dir, 0)?;
+    // a retry in the same directory makes a fresh cluster
+    ClusterConfig::local_with(parties, dir, 0, Existing::Replace)?;
     let mut running = Running::default();
     for party in parties {
         interrupt::check()?;

@@ -72,10 +72,6 @@ pub struct Args {
     /// Seconds to wait for a peer (connecting, and every round).
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,
-    /// INSECURE, for tests only: derive all randomness from this 64-hex-digit seed so that a
-    /// run can be compared bit for bit with another.
-    #[arg(long, hide = true)]
-    pub insecure_replay_seed: Option<String>,
     /// The graph is a serving graph (`shareflow compile --serving -o FILE`): run its setup once,
     /// then the predictions, over the same connections.
     #[arg(long)]
@@ -115,10 +111,6 @@ pub fn run(args: Args) -> Result<(), ToolError> {
             args.timeout
         )));
     }
-    let randomness = match &args.insecure_replay_seed {
-        None => Randomness::Os,
-        Some(hex) => Randomness::Replay(parse_seed(hex)?),
-    };
     std::fs::create_dir_all(&args.output_dir).map_err(|e| ToolError::File {
         path: args.output_dir.display().to_string(),
         message: e.to_string(),
@@ -129,7 +121,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         &cluster,
         &inputs,
         Duration::from_secs_f64(args.timeout),
-        &randomness,
+        &Randomness::Os,
         |c| {
             let session: String = c.session.iter().map(|b| format!("{b:02x}")).collect();
             eprintln!(
@@ -158,21 +150,4 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     });
     println!("{report}");
     Ok(())
-}
-
-/// 32 bytes from 64 hex digits.
-pub(crate) fn parse_seed(hex: &str) -> Result<[u8; 32], ToolError> {
-    let bad = || {
-        ToolError::Usage(format!(
-            "--insecure-replay-seed {hex:?}: expected 64 hex digits"
-        ))
-    };
-    if hex.len() != 64 || !hex.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
 }

@@ -22,7 +22,7 @@ use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::{PartyResult, Randomness};
 use shareflow_runtime::party::run_serving_over_quic;
 
-use super::run_graph::{parse_seed, Args};
+use super::run_graph::Args;
 use crate::ToolError;
 
 pub fn run(args: Args) -> Result<(), ToolError> {
@@ -46,10 +46,6 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     }
     let cluster = ClusterConfig::load(&args.cluster)?;
     let (setup, predictions) = split_inputs(&graph, &args)?;
-    let randomness = match &args.insecure_replay_seed {
-        None => Randomness::Os,
-        Some(hex) => Randomness::Replay(parse_seed(hex)?),
-    };
     std::fs::create_dir_all(&args.output_dir)
         .map_err(|e| file_err(&args.output_dir, e.to_string()))?;
     let runs = run_serving_over_quic(
@@ -59,7 +55,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         &setup,
         &predictions,
         Duration::from_secs_f64(args.timeout),
-        &randomness,
+        &Randomness::Os,
         |c| {
             let session: String = c.session.iter().map(|b| format!("{b:02x}")).collect();
             eprintln!(

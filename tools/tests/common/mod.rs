@@ -288,11 +288,6 @@ pub fn show(exits: &[Exit]) -> String {
         .join("\n")
 }
 
-/// 64 hex digits of a seed.
-pub fn hex(seed: &[u8; 32]) -> String {
-    seed.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// What a render test prints when it skips.
 pub const NO_GRAPHVIZ: &str = "skipped: Graphviz `dot` not found; apt-get install graphviz";
 
