@@ -107,6 +107,10 @@ pub fn run_over_quic_with(
         message: e.to_string(),
     })?;
     check_inputs(graph, party, inputs)?;
+    shareflow_compiler::verify(graph).map_err(|e| RuntimeError::Node {
+        node: "compiled graph".into(),
+        message: e.to_string(),
+    })?;
     let plan = Plan::new(program)?;
     let digest = graph_digest(graph)?;
     let parties = &graph.parties;

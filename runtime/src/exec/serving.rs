@@ -162,8 +162,17 @@ pub struct ServingParty {
 }
 
 impl ServingParty {
-    /// Party `party` of `graph`, not yet set up.
+    /// Party `party` of `graph`, not yet set up. The graph is checked first: its shapes and
+    /// rounds within [`shareflow_compiler::limits`], and what each program lets leave its
+    /// party ([`shareflow_compiler::verify_serving`]).
     pub fn new(graph: &ServingGraph, party: &str) -> Result<ServingParty> {
+        let refused = |e: shareflow_compiler::CompileError| RuntimeError::Node {
+            node: "serving graph".into(),
+            message: e.to_string(),
+        };
+        graph.setup.check().map_err(refused)?;
+        graph.predict.check().map_err(refused)?;
+        shareflow_compiler::verify_serving(graph).map_err(refused)?;
         let program = |g: &shareflow_compiler::CompiledGraph| {
             g.program(party).cloned().map_err(|e| RuntimeError::Node {
                 node: format!("party {party}"),
