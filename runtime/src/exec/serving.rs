@@ -143,8 +143,7 @@ impl ServingSession {
     }
 }
 
-/// Round numbers of one run of a [`ServingParty`]: run `k` uses `k * RUN_ROUNDS ..`.
-pub const RUN_ROUNDS: u32 = 1 << 16;
+pub use crate::round::RUN_ROUNDS;
 
 /// One party of a serving session, in its own process: its setup and prediction programs, plans
 /// and store. Setup and the predictions run over one transport, in the same order at every
@@ -207,6 +206,18 @@ impl ServingParty {
         store.check(&p.digest)?;
         p.store = store;
         Ok(p)
+    }
+
+    /// Per party (of `parties`), the largest batch either program receives from it (see
+    /// [`Plan::largest_batches`]).
+    pub fn largest_batches(&self, parties: usize) -> Vec<usize> {
+        let setup = self.setup_plan.largest_batches(&self.setup, parties);
+        let predict = self.predict_plan.largest_batches(&self.predict, parties);
+        setup
+            .into_iter()
+            .zip(predict)
+            .map(|(a, b)| a.max(b))
+            .collect()
     }
 
     /// The digest of the serving graph (the stamp of the store).
