@@ -178,9 +178,64 @@ fn taint_of(
         .unwrap_or(Taint::Clean)
 }
 
+/// Checks one send of `p`: what it carries of a private input (`sent`), and where it goes.
+fn check_send(
+    g: &CompiledGraph,
+    p: &Program,
+    i: &Instr,
+    (to, exchange): (Host, Exchange),
+    sent: Option<&Taint>,
+    holders: &HashMap<ValueId, BTreeSet<Host>>,
+) -> Result<(), CompileError> {
+    match sent {
+        Some(Taint::Private(input)) => {
+            return Err(leak(p, i, input, to, g, "in the clear (not masked)"));
+        }
+        Some(Taint::Masked { input, seed })
+            if holders.get(seed).is_none_or(|h| h.contains(&to)) =>
+        {
+            return Err(leak(
+                p,
+                i,
+                input,
+                to,
+                g,
+                "masked by randomness that the receiver holds",
+            ));
+        }
+        _ => {}
+    }
+    let receivers: BTreeSet<&str> = g.outputs.iter().map(|o| o.party.as_str()).collect();
+    let name = g.parties.get(to).map_or("?", String::as_str);
+    if exchange == Exchange::Reveal && !receivers.contains(name) {
+        let named: Vec<&str> = receivers.into_iter().collect();
+        let named = if named.is_empty() {
+            "none".to_string()
+        } else {
+            named.join(", ")
+        };
+        return Err(misrouted(
+            p,
+            i,
+            to,
+            g,
+            format!("reveals a value to a party that receives no output (receivers: {named})"),
+        ));
+    }
+    if to >= COMPUTE_PARTIES.len() && exchange != Exchange::Reveal {
+        return Err(misrouted(
+            p,
+            i,
+            to,
+            g,
+            format!("sends an input owner a {exchange:?} exchange: it receives reveals only"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks one program; returns what its `Store`s keep, for the loads of the next program.
 fn verify_program(g: &CompiledGraph, p: &Program, stored: &Stored) -> Result<Stored, CompileError> {
-    let receivers: HashSet<&str> = g.outputs.iter().map(|o| o.party.as_str()).collect();
     let holders = seed_holders(p, stored);
     let mut taints: HashMap<ValueId, Taint> = HashMap::new();
     let mut draws = HashSet::new();
@@ -189,66 +244,21 @@ fn verify_program(g: &CompiledGraph, p: &Program, stored: &Stored) -> Result<Sto
         match &i.kernel {
             Kernel::Send { to, exchange } => {
                 let sent = i.inputs.first().and_then(|v| taints.get(v));
-                match sent {
-                    Some(Taint::Private(input)) => {
-                        return Err(leak(p, i, input, *to, g, "in the clear (not masked)"));
-                    }
-                    Some(Taint::Masked { input, seed }) => {
-                        if holders.get(seed).is_none_or(|h| h.contains(to)) {
-                            return Err(leak(
-                                p,
-                                i,
-                                input,
-                                *to,
-                                g,
-                                "masked by randomness that the receiver holds",
-                            ));
-                        }
-                    }
-                    _ => {}
-                }
-                let name = g.parties.get(*to).map_or("?", String::as_str);
-                if *exchange == Exchange::Reveal && !receivers.contains(name) {
-                    let named: Vec<&str> = receivers.iter().copied().collect();
-                    return Err(misrouted(
-                        p,
-                        i,
-                        *to,
-                        g,
-                        format!(
-                            "reveals a value to a party that receives no output (receivers: {})",
-                            if named.is_empty() {
-                                "none".into()
-                            } else {
-                                named.join(", ")
-                            }
-                        ),
-                    ));
-                }
-                if *to >= COMPUTE_PARTIES.len() && *exchange != Exchange::Reveal {
-                    return Err(misrouted(
-                        p,
-                        i,
-                        *to,
-                        g,
-                        format!("sends an input owner a {exchange:?} exchange: it receives reveals only"),
-                    ));
-                }
+                check_send(g, p, i, (*to, *exchange), sent, &holders)?;
             }
-            Kernel::Output { name } => {
+            Kernel::Output { name }
                 if !g
                     .outputs
                     .iter()
-                    .any(|o| o.party == p.party && &o.name == name)
-                {
-                    return Err(misrouted(
-                        p,
-                        i,
-                        p.host,
-                        g,
-                        format!("keeps output {name:?}, which the graph does not give this party"),
-                    ));
-                }
+                    .any(|o| o.party == p.party && &o.name == name) =>
+            {
+                return Err(misrouted(
+                    p,
+                    i,
+                    p.host,
+                    g,
+                    format!("keeps output {name:?}, which the graph does not give this party"),
+                ));
             }
             Kernel::Store { key } => {
                 if let Some(v) = i.inputs.first() {
