@@ -30,4 +30,26 @@ pub enum CompileError {
         "compiled graph: format version {found} is not supported (this build reads {supported})"
     )]
     Version { found: u32, supported: u32 },
+    /// A party's program would send one of its private inputs, or a function of it, other
+    /// than as a share masked by fresh randomness the receiver does not hold.
+    #[error(
+        "party {party}: instruction {instr} would send private input {input:?} to {peer} {why}; \
+         refused"
+    )]
+    InputLeak {
+        party: String,
+        instr: crate::ir::ValueId,
+        input: String,
+        peer: String,
+        why: String,
+    },
+    /// A party's program would reveal a value to a party the graph names as receiving no
+    /// output, or keep an output that is not its own.
+    #[error("party {party}: instruction {instr} (to {peer}) {why}; refused")]
+    OutputLeak {
+        party: String,
+        instr: crate::ir::ValueId,
+        peer: String,
+        why: String,
+    },
 }

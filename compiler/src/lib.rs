@@ -14,12 +14,14 @@ pub mod cost;
 pub mod dot;
 pub mod error;
 pub mod ir;
+pub mod limits;
 pub mod lower;
 pub mod options;
 pub mod passes;
 pub mod plain_op;
 pub mod program;
 pub mod serving;
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use shareflow_graphs::{Graph, Op};
@@ -29,6 +31,7 @@ pub use error::CompileError;
 pub use options::{CompileOptions, PolyApprox, Truncation};
 pub use program::{CompiledGraph, Instr, IoSpec, Program};
 pub use serving::{compile_serving, compile_serving_with, ServingGraph};
+pub use verify::{verify, verify_serving};
 
 use ir::LowGraph;
 use lower::{compiled_parties, Lowerer, Protocol};

@@ -125,7 +125,8 @@ impl CompiledGraph {
     }
 
     /// Structural checks of a loaded graph: hosts in range, inputs defined before use,
-    /// every receive matched by a send to it.
+    /// every receive matched by a send to it, every shape and round within
+    /// [`crate::limits`].
     pub fn check(&self) -> Result<(), CompileError> {
         let bad = |party: &str, message: String| CompileError::Party {
             party: party.into(),
@@ -152,6 +153,7 @@ impl CompiledGraph {
             if p.host != host || self.parties.get(host) != Some(&p.party) {
                 return Err(bad(&p.party, format!("program out of place (host {host})")));
             }
+            crate::limits::check_program(p)?;
             let mut defined = std::collections::HashSet::new();
             for i in &p.instrs {
                 for input in &i.inputs {

@@ -31,7 +31,7 @@ pub enum RuntimeError {
     #[error("peer {peer}: {failure}")]
     PeerFailed { peer: String, failure: Failure },
     /// A peer's batch of a round did not arrive in time.
-    #[error("peer {peer}: no batch of round {round} arrived within {after:?}")]
+    #[error("peer {peer}: no batch of {} arrived within {after:?}", crate::round::Round(*round))]
     Timeout {
         peer: String,
         round: u32,

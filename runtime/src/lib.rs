@@ -16,6 +16,7 @@ pub mod exec;
 pub mod keys;
 pub mod party;
 pub mod plain;
+pub mod round;
 pub mod transport;
 pub mod wire;
 

@@ -107,13 +107,17 @@ pub fn run_over_quic_with(
         message: e.to_string(),
     })?;
     check_inputs(graph, party, inputs)?;
+    shareflow_compiler::verify(graph).map_err(|e| RuntimeError::Node {
+        node: "compiled graph".into(),
+        message: e.to_string(),
+    })?;
     let plan = Plan::new(program)?;
     let digest = graph_digest(graph)?;
     let parties = &graph.parties;
     over_quic(
         cluster,
         party,
-        parties,
+        (parties, &plan.largest_batches(program, parties.len())),
         digest,
         timeout,
         on_connected,
@@ -128,10 +132,20 @@ pub struct ServingRuns {
     pub predictions: Vec<PartyResult>,
 }
 
+/// Which run of a serving session a result is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingRun {
+    Setup,
+    /// Prediction `i` (from 0).
+    Prediction(usize),
+}
+
 /// Runs `party` of a serving graph over QUIC: connects once (the parties check that all run the
 /// same serving graph), runs setup with `setup_inputs`, then one prediction per entry of
 /// `predictions` (every party must run as many) over the same connections, keeping the party's
-/// store in memory between them (see [`crate::exec::serving::ServingParty`]).
+/// store in memory between them (see [`crate::exec::serving::ServingParty`]). `on_run` sees
+/// each run's result as soon as it has finished (e.g. to write its outputs), so that a session
+/// failing later keeps what it had; its error ends the session.
 #[allow(clippy::too_many_arguments)]
 pub fn run_serving_over_quic(
     graph: &shareflow_compiler::ServingGraph,
@@ -142,6 +156,7 @@ pub fn run_serving_over_quic(
     timeout: Duration,
     randomness: &Randomness,
     on_connected: impl FnOnce(&Connected),
+    mut on_run: impl FnMut(ServingRun, &PartyResult) -> Result<()>,
 ) -> Result<ServingRuns> {
     check_inputs(&graph.setup, party, setup_inputs)?;
     for inputs in predictions {
@@ -152,34 +167,42 @@ pub fn run_serving_over_quic(
     over_quic(
         cluster,
         party,
-        parties,
+        (parties, &serving.largest_batches(parties.len())),
         digest,
         timeout,
         on_connected,
         |t| {
             let setup = serving.setup(t, setup_inputs, randomness)?;
+            on_run(ServingRun::Setup, &setup)?;
             let predictions = predictions
                 .iter()
-                .map(|inputs| serving.predict(t, inputs, randomness))
+                .enumerate()
+                .map(|(i, inputs)| {
+                    let result = serving.predict(t, inputs, randomness)?;
+                    on_run(ServingRun::Prediction(i), &result)?;
+                    Ok(result)
+                })
                 .collect::<Result<Vec<_>>>()?;
             Ok(ServingRuns { setup, predictions })
         },
     )
 }
 
-/// Connects `party` to the other `parties` (all must show `digest`), calls `on_connected`,
-/// then runs `body` over the connections. Succeeds only once every party has finished: a
-/// session succeeds for all or for none; on an error the party tells its peers why.
+/// Connects `party` to the other `parties` (all must show `digest`; each may send frames of at
+/// most the given bytes), calls `on_connected`, then runs `body` over the connections.
+/// Succeeds only once every party has finished: a session succeeds for all or for none; on an
+/// error the party tells its peers why.
 fn over_quic<T>(
     cluster: &ClusterConfig,
     party: &str,
-    parties: &[String],
+    (parties, frames): (&[String], &[usize]),
     digest: [u8; 32],
     timeout: Duration,
     on_connected: impl FnOnce(&Connected),
     body: impl FnOnce(&mut QuicTransport) -> Result<T>,
 ) -> Result<T> {
-    let mut transport = QuicTransport::connect(cluster, party, parties, digest, timeout)?;
+    let mut transport =
+        QuicTransport::connect_limited(cluster, party, parties, digest, timeout, frames)?;
     on_connected(&Connected {
         party: party.to_string(),
         peers: parties.iter().filter(|p| *p != party).cloned().collect(),

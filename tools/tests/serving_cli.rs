@@ -187,3 +187,67 @@ fn a_store_from_another_serving_graph_is_refused() {
         .to_string();
     assert!(err.contains("not stamped"), "{err}");
 }
+
+#[test]
+fn a_serving_session_that_fails_keeps_the_predictions_it_finished_and_names_the_round() {
+    // the client goes on to a third prediction after the others stopped at two: the servers
+    // refuse its batches of the third, and the client keeps the outputs of the first two; the
+    // errors say which prediction's round failed
+    let s = Session::new(ModelKind::A, 1);
+    let g = serving(ModelKind::A, 1, ProtocolKind::SecureNN);
+    let graph_path = s.path().join("serving.json");
+    std::fs::write(&graph_path, serde_json::to_string(&g).unwrap()).unwrap();
+    let parties: Vec<Party> = g
+        .setup
+        .parties
+        .iter()
+        .map(|p| {
+            let n = if p == CLIENT { "3" } else { "2" };
+            let mut c = Command::new(RUN_GRAPH);
+            c.args(["--serving", "--predictions", n, "--party", p])
+                .arg("--cluster")
+                .arg(&s.cluster_path)
+                .arg("--graph")
+                .arg(&graph_path)
+                .arg("--output-dir")
+                .arg(s.out_dir(p))
+                .args(["--timeout", "30"]);
+            if p == MODEL_OWNER {
+                c.arg("--weights").arg(&s.weights_path);
+            }
+            if p == CLIENT {
+                c.arg("--input")
+                    .arg(format!("{IMAGE}={}", s.image_path.display()));
+            }
+            Party::spawn(p, c)
+        })
+        .collect();
+    let exits = wait_all(parties, Duration::from_secs(120));
+    let client = exits.iter().find(|e| e.name == CLIENT).unwrap();
+    assert!(!client.success(), "{}", show(&exits));
+    let mut files: Vec<String> = std::fs::read_dir(s.out_dir(CLIENT))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [format!("{LOGITS}.0.npy"), format!("{LOGITS}.1.npy")],
+        "{}",
+        show(&exits)
+    );
+    assert_eq!(
+        read_npy(&s.out_dir(CLIENT).join(format!("{LOGITS}.1.npy")))
+            .unwrap()
+            .shape(),
+        &[1, 10]
+    );
+    // the round of the third prediction, in its parts
+    assert!(
+        exits
+            .iter()
+            .any(|e| e.stderr.contains("of prediction 2 (wire round")),
+        "{}",
+        show(&exits)
+    );
+}

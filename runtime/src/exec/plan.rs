@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use shareflow_compiler::cost::entry_bytes;
 use shareflow_compiler::ir::{Kernel, ValueId};
 use shareflow_compiler::Program;
 
@@ -79,5 +80,64 @@ impl Plan {
             .iter()
             .rposition(|r| !r.sends.is_empty() || !r.recvs.is_empty())
             .map_or(0, |r| r as u32 + 1)
+    }
+
+    /// Per party (of `parties`), the largest batch in bytes that `program` (planned as this)
+    /// receives from it in one round: the bound on the frames that peer may send
+    /// ([`crate::transport::QuicTransport::connect_limited`]). A party it receives nothing from
+    /// gets the length of an empty batch.
+    pub fn largest_batches(&self, program: &Program, parties: usize) -> Vec<usize> {
+        let mut max = vec![crate::wire::HEADER_LEN; parties];
+        for round in &self.rounds {
+            for (&from, recvs) in &round.recvs {
+                let bytes = recvs
+                    .iter()
+                    .filter_map(|&idx| program.instrs.get(idx))
+                    .map(|i| entry_bytes(i.kind, &i.shape))
+                    .fold(crate::wire::HEADER_LEN, usize::saturating_add);
+                if let Some(m) = max.get_mut(from) {
+                    *m = (*m).max(bytes);
+                }
+            }
+        }
+        max
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
+    use shareflow_graphs::zoo::{ModelKind, ZooModel};
+
+    #[test]
+    fn the_largest_batches_are_those_of_the_cost_report() {
+        let zoo = ZooModel::build(ModelKind::A, 1).unwrap();
+        let g = compile(
+            &zoo.graph,
+            ProtocolKind::SecureNN,
+            CompileOptions::default(),
+        )
+        .unwrap();
+        let n = g.parties.len();
+        for p in &g.programs {
+            let max = Plan::new(p).unwrap().largest_batches(p, n);
+            for (from, &m) in max.iter().enumerate() {
+                // every batch that reaches p from `from`, as its sender encodes it
+                let sent: Vec<usize> = g.programs[from]
+                    .instrs
+                    .iter()
+                    .filter(|i| matches!(i.kernel, Kernel::Send { to, .. } if to == p.host))
+                    .fold(BTreeMap::new(), |mut per_round, i| {
+                        *per_round.entry(i.round).or_insert(crate::wire::HEADER_LEN) +=
+                            entry_bytes(i.kind, &i.shape);
+                        per_round
+                    })
+                    .into_values()
+                    .collect();
+                let expected = sent.into_iter().max().unwrap_or(crate::wire::HEADER_LEN);
+                assert_eq!(m, expected, "{} from {}", p.party, g.parties[from]);
+            }
+        }
     }
 }

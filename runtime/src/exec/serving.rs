@@ -143,8 +143,7 @@ impl ServingSession {
     }
 }
 
-/// Round numbers of one run of a [`ServingParty`]: run `k` uses `k * RUN_ROUNDS ..`.
-pub const RUN_ROUNDS: u32 = 1 << 16;
+pub use crate::round::RUN_ROUNDS;
 
 /// One party of a serving session, in its own process: its setup and prediction programs, plans
 /// and store. Setup and the predictions run over one transport, in the same order at every
@@ -162,8 +161,17 @@ pub struct ServingParty {
 }
 
 impl ServingParty {
-    /// Party `party` of `graph`, not yet set up.
+    /// Party `party` of `graph`, not yet set up. The graph is checked first: its shapes and
+    /// rounds within [`shareflow_compiler::limits`], and what each program lets leave its
+    /// party ([`shareflow_compiler::verify_serving`]).
     pub fn new(graph: &ServingGraph, party: &str) -> Result<ServingParty> {
+        let refused = |e: shareflow_compiler::CompileError| RuntimeError::Node {
+            node: "serving graph".into(),
+            message: e.to_string(),
+        };
+        graph.setup.check().map_err(refused)?;
+        graph.predict.check().map_err(refused)?;
+        shareflow_compiler::verify_serving(graph).map_err(refused)?;
         let program = |g: &shareflow_compiler::CompiledGraph| {
             g.program(party).cloned().map_err(|e| RuntimeError::Node {
                 node: format!("party {party}"),
@@ -198,6 +206,18 @@ impl ServingParty {
         store.check(&p.digest)?;
         p.store = store;
         Ok(p)
+    }
+
+    /// Per party (of `parties`), the largest batch either program receives from it (see
+    /// [`Plan::largest_batches`]).
+    pub fn largest_batches(&self, parties: usize) -> Vec<usize> {
+        let setup = self.setup_plan.largest_batches(&self.setup, parties);
+        let predict = self.predict_plan.largest_batches(&self.predict, parties);
+        setup
+            .into_iter()
+            .zip(predict)
+            .map(|(a, b)| a.max(b))
+            .collect()
     }
 
     /// The digest of the serving graph (the stamp of the store).

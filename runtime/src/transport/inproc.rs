@@ -112,8 +112,9 @@ impl Transport for InProcTransport {
                     return Err(self.book.peer_error(
                         from,
                         format!(
-                            "has gone before sending its batch of round {round}: its transport \
-                             was dropped (thread ended or died)"
+                            "has gone before sending its batch of {}: its transport \
+                             was dropped (thread ended or died)",
+                            crate::round::Round(round)
                         ),
                     ))
                 }

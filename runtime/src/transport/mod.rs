@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::round::Round;
 use crate::wire::Batch;
 use crate::{Result, RuntimeError};
 
@@ -117,6 +118,10 @@ impl TransportStats {
     }
 }
 
+/// How many rounds ahead of the one a party waits for a peer's batch may be (see
+/// [`Book::check_ahead`]).
+pub(crate) const AHEAD: u32 = 8;
+
 /// Bookkeeping shared by the transports: names, session, sent rounds, early batches, stats.
 #[derive(Debug)]
 pub(crate) struct Book {
@@ -178,8 +183,11 @@ impl Book {
             return Err(self.peer_error(
                 to,
                 format!(
-                    "batch of round {} is addressed from #{} to #{}, but is sent from #{} to #{to}",
-                    batch.round, batch.from, batch.to, self.me
+                    "batch of {} is addressed from #{} to #{}, but is sent from #{} to #{to}",
+                    Round(batch.round),
+                    batch.from,
+                    batch.to,
+                    self.me
                 ),
             ));
         }
@@ -188,9 +196,10 @@ impl Book {
                 return Err(self.peer_error(
                     to,
                     format!(
-                        "a batch of round {} sent after one of round {last}: one batch per peer \
-                         per round, in increasing rounds",
-                        batch.round
+                        "a batch of {} sent after one of {}: one batch per peer per round, in \
+                         increasing rounds",
+                        Round(batch.round),
+                        Round(last)
                     ),
                 ));
             }
@@ -220,8 +229,8 @@ impl Book {
             return Err(self.peer_error(
                 from,
                 format!(
-                    "batch of round {} belongs to session {}, not to this session {}",
-                    batch.round,
+                    "batch of {} belongs to session {}, not to this session {}",
+                    Round(batch.round),
                     hex(&batch.session),
                     hex(&self.session)
                 ),
@@ -231,8 +240,11 @@ impl Book {
             return Err(self.peer_error(
                 from,
                 format!(
-                    "batch of round {} is addressed from #{} to #{}, expected from #{from} to #{}",
-                    batch.round, batch.from, batch.to, self.me
+                    "batch of {} is addressed from #{} to #{}, expected from #{from} to #{}",
+                    Round(batch.round),
+                    batch.from,
+                    batch.to,
+                    self.me
                 ),
             ));
         }
@@ -240,12 +252,40 @@ impl Book {
             return Err(self.peer_error(from, "is not a party of this session"));
         };
         if early.contains_key(&batch.round) {
-            return Err(self.peer_error(from, format!("sent two batches of round {}", batch.round)));
+            return Err(
+                self.peer_error(from, format!("sent two batches of {}", Round(batch.round)))
+            );
         }
         self.stats
             .count_received(from, crate::wire::encoded_len(&batch));
         early.insert(batch.round, batch);
         Ok(())
+    }
+
+    /// Checks that a batch of round `arrived` from `from`, read while this party waits for
+    /// the batches of round `waiting`, is one it may still ask for and not far ahead: of round
+    /// `waiting` or up to [`AHEAD`] rounds later in the same run, or of the first [`AHEAD`]
+    /// rounds of the next run of a serving session. A peer cannot make a party buffer batches
+    /// of rounds it has passed or of any future round.
+    pub fn check_ahead(&self, from: usize, waiting: u32, arrived: u32) -> Result<()> {
+        let (w, a) = (Round(waiting), Round(arrived));
+        let same_run = a.run() == w.run() && a.within() <= w.within().saturating_add(AHEAD);
+        let next_run = a.run() == w.run().saturating_add(1) && a.within() <= AHEAD;
+        if a >= w && (same_run || next_run) {
+            return Ok(());
+        }
+        let me = self.name(self.me);
+        Err(self.peer_error(
+            from,
+            if a < w {
+                format!("sent a batch of {a} while {me} waits for {w}: that round is past")
+            } else {
+                format!(
+                    "sent a batch of {a} while {me} waits for {w}: at most {AHEAD} rounds ahead \
+                     are taken"
+                )
+            },
+        ))
     }
 
     /// The buffered batch of `round` from `from`, if it has arrived.

@@ -25,10 +25,11 @@ use tokio::time::{timeout, timeout_at, Instant};
 use super::quic_close::{close_with, peer_failure, Close};
 use super::quic_conn::{establish, Plan};
 use super::quic_frame::{
-    closed_as_done, describe, peer_err, write_error, End, Inbox, Link, CODE_DONE,
+    closed_as_done, describe, peer_err, write_error, End, Inbox, Limits, Link, CODE_DONE,
 };
 use super::{quic_tls, Book, Transport, TransportStats};
 use crate::cluster::ClusterConfig;
+use crate::round::Round;
 use crate::wire::{self, Batch};
 use crate::{Result, RuntimeError};
 
@@ -134,13 +135,31 @@ impl QuicTransport {
     /// start, until `timeout`), checks that all run the graph with digest `graph_digest`, and
     /// agrees with them on a fresh session id to which every party contributes. `timeout` also bounds every later receive; the QUIC
     /// idle timeout is half of it, so that a crashed peer is reported (by every party, whatever
-    /// it waits for) within it.
+    /// it waits for) within it. Every peer may send frames up to [`wire::MAX_MESSAGE_BYTES`];
+    /// [`QuicTransport::connect_limited`] bounds them by what the program receives.
     pub fn connect(
         cluster: &ClusterConfig,
         me: &str,
         parties: &[String],
         graph_digest: [u8; 32],
         timeout: Duration,
+    ) -> Result<QuicTransport> {
+        let frames = vec![wire::MAX_MESSAGE_BYTES; parties.len()];
+        Self::connect_limited(cluster, me, parties, graph_digest, timeout, &frames)
+    }
+
+    /// [`QuicTransport::connect`], where party `j` may send frames of at most `frames[j]`
+    /// bytes (the largest batch this party's program receives from it:
+    /// [`crate::exec::Plan::largest_batches`]; parties beyond `frames` may send none). A
+    /// longer frame is refused as soon as its length arrives, before any of it is buffered,
+    /// with an error naming the peer.
+    pub fn connect_limited(
+        cluster: &ClusterConfig,
+        me: &str,
+        parties: &[String],
+        graph_digest: [u8; 32],
+        timeout: Duration,
+        frames: &[usize],
     ) -> Result<QuicTransport> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(config(
@@ -185,6 +204,9 @@ impl QuicTransport {
             })?
         };
         let local = endpoint.local_addr().ok();
+        let limits: Limits = (0..parties.len())
+            .map(|j| frames.get(j).map_or(0, |&m| m.min(wire::MAX_MESSAGE_BYTES)))
+            .collect();
         let plan = Plan {
             names: parties.to_vec(),
             me: my_index,
@@ -192,6 +214,7 @@ impl QuicTransport {
             digest: graph_digest,
             client: configs.client,
             timeout,
+            limits: limits.clone(),
         };
         let (session, links, inbox) = match rt.block_on(establish(&endpoint, &plan)) {
             Ok(out) => out,
@@ -291,7 +314,8 @@ impl QuicTransport {
             return Err(self.book.peer_error(
                 from,
                 format!(
-                    "sent a batch of round {round} that {me} never asked for (another program?)"
+                    "sent a batch of {} that {me} never asked for (another program?)",
+                    Round(round)
                 ),
             ));
         }
@@ -326,9 +350,9 @@ impl QuicTransport {
                     return Err(self.book.peer_error(
                         j,
                         format!(
-                            "sent a batch of round {} after {me} had finished its program (another \
+                            "sent a batch of {} after {me} had finished its program (another \
                              program?)",
-                            batch.round
+                            Round(batch.round)
                         ),
                     ))
                 }
@@ -421,19 +445,18 @@ impl QuicTransport {
 
     /// Fails if `from` has ended (its batch of `round` cannot come) or another peer failed.
     fn check_ended(&self, from: usize, round: u32) -> Result<()> {
+        let round = Round(round);
         match self.ended.get(from) {
             Some(Some(End::Finished)) => {
                 return Err(self.book.peer_error(
                     from,
-                    format!(
-                        "has finished: it closed its stream; its batch of round {round} never came"
-                    ),
+                    format!("has finished: it closed its stream; its batch of {round} never came"),
                 ))
             }
             Some(Some(End::Failed(why))) => {
                 return Err(self.failed(
                     from,
-                    format!("{why}; its batch of round {round} never came"),
+                    format!("{why}; its batch of {round} never came"),
                 ))
             }
             _ => {}
@@ -442,7 +465,7 @@ impl QuicTransport {
             return Err(self.failed(
                 j,
                 format!(
-                    "{why} (while {} waited for the batch of round {round} from {})",
+                    "{why} (while {} waited for the batch of {round} from {})",
                     self.book.name(self.book.me),
                     self.book.name(from)
                 ),
@@ -477,7 +500,7 @@ impl Transport for QuicTransport {
 
     fn send(&mut self, to: usize, batch: Batch) -> Result<()> {
         let len = self.book.before_send(to, &batch)?;
-        let round = batch.round;
+        let round = Round(batch.round);
         self.frame.clear();
         self.frame.extend_from_slice(&(len as u64).to_le_bytes());
         wire::encode_into(&batch, &mut self.frame)?;
@@ -492,17 +515,14 @@ impl Transport for QuicTransport {
         match rt.block_on(async { timeout(self.book.timeout, write).await }) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                let why = format!(
-                    "cannot send the batch of round {round}: {}",
-                    write_error(&e)
-                );
+                let why = format!("cannot send the batch of {round}: {}", write_error(&e));
                 return Err(self.failed(to, why));
             }
             Err(_) => {
                 return Err(self.book.peer_error(
                     to,
                     format!(
-                        "did not take the batch of round {round} within {:?} (not reading?)",
+                        "did not take the batch of {round} within {:?} (not reading?)",
                         self.book.timeout
                     ),
                 ))
@@ -531,6 +551,7 @@ impl Transport for QuicTransport {
                 Err(_) => return Err(self.book.timeout_error(from, round)),
                 Ok(None) => return Err(self.book.peer_error(from, "its stream reader stopped")),
                 Ok(Some((j, Ok(batch)))) => {
+                    self.book.check_ahead(j, round, batch.round)?;
                     self.book.accept(j, batch)?;
                     if j == from {
                         if let Some(batch) = self.book.take_early(from, round) {
@@ -552,3 +573,7 @@ impl Transport for QuicTransport {
         &self.book.stats
     }
 }
+
+#[cfg(test)]
+#[path = "quic_hostile_tests.rs"]
+mod hostile_tests;

@@ -9,11 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use quinn::{Connection, ConnectionError, Endpoint};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::mpsc::{channel, unbounded_channel, UnboundedSender};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_close::{close_with, Close};
-use super::quic_frame::{describe, peer_err, reader, Inbox, Link};
+use super::quic_frame::{describe, peer_err, reader, Inbox, Limits, Link, QUEUE_PER_PEER};
 use super::quic_hello::{hello_all, open_all};
 use super::quic_tls::peer_leaf;
 use crate::{keys, Result, RuntimeError};
@@ -29,6 +29,8 @@ pub(crate) struct Plan {
     pub digest: [u8; 32],
     pub client: quinn::ClientConfig,
     pub timeout: Duration,
+    /// The longest frame each peer may send.
+    pub limits: Limits,
 }
 
 fn crypto(code: quinn::TransportErrorCode) -> bool {
@@ -315,7 +317,8 @@ pub(crate) async fn establish(
     };
     match hello_all(&conns, &mut sends, plan, deadline).await {
         Ok((session, recvs)) => {
-            let (tx, inbox) = unbounded_channel();
+            let peers = plan.names.len().saturating_sub(1).max(1);
+            let (tx, inbox) = channel(peers * QUEUE_PER_PEER);
             let links = conns
                 .into_iter()
                 .zip(sends)
@@ -323,7 +326,13 @@ pub(crate) async fn establish(
                 .enumerate()
                 .map(|(j, ((c, s), r))| match (c, s, r) {
                     (Some(conn), Some(send), Some(recv)) => {
-                        tokio::spawn(reader(j, conn.clone(), recv, tx.clone()));
+                        tokio::spawn(reader(
+                            j,
+                            conn.clone(),
+                            recv,
+                            tx.clone(),
+                            plan.limits.clone(),
+                        ));
                         Some(Link { conn, send })
                     }
                     _ => None,

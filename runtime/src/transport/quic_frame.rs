@@ -1,9 +1,17 @@
 //! Frames of the QUIC transport: length-prefixed (u64 LE length, then the bytes) on one
 //! unidirectional stream per direction; a reader task per peer decodes batches as they arrive.
+//!
+//! What a peer can make a party hold is bounded: a frame longer than the largest batch the
+//! party's program receives from that peer ([`Limits`]) is refused as soon as its length is
+//! read; the buffer of a frame grows with the bytes that arrive, never with the length a peer
+//! announces; and the batches read but not yet taken wait in a bounded queue (when it is full
+//! the reader stops reading, and QUIC's flow control holds the peer back).
 
 use quinn::{Connection, ConnectionError, ReadError, ReadExactError, RecvStream};
 use quinn::{SendStream, VarInt, WriteError};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{Receiver, Sender};
 
 use crate::wire::{self, Batch};
 use crate::RuntimeError;
@@ -13,6 +21,13 @@ use crate::RuntimeError;
 pub(crate) const CODE_DONE: u32 = 0;
 /// The largest receive buffer kept for the next frame.
 const KEEP_BUFFER: usize = 256 << 20;
+/// Batches read from one peer that may wait to be taken (times the number of peers: the
+/// capacity of the inbox).
+pub(crate) const QUEUE_PER_PEER: usize = 4;
+
+/// Per peer: the longest frame it may send, in bytes (from the program; at most
+/// [`wire::MAX_MESSAGE_BYTES`]).
+pub(crate) type Limits = Arc<[usize]>;
 
 /// How a peer's stream ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +41,9 @@ pub(crate) enum End {
 /// What arrives from a peer's reader task: a batch, or how its stream ended (the last arrival).
 pub(crate) type Arrival = std::result::Result<Batch, End>;
 
-/// Arrivals of every peer, tagged with the peer's index, on one channel: a party waiting for one
-/// peer learns at once that another one failed.
-pub(crate) type Inbox = UnboundedReceiver<(usize, Arrival)>;
+/// Arrivals of every peer, tagged with the peer's index, on one bounded channel: a party
+/// waiting for one peer learns at once that another one failed.
+pub(crate) type Inbox = Receiver<(usize, Arrival)>;
 
 /// An established link to one peer.
 pub(crate) struct Link {
@@ -103,7 +118,7 @@ pub(crate) async fn read_frame(
     }
     let len = len as usize;
     buf.clear();
-    buf.reserve(len.min(256 << 20));
+    // the buffer grows with what arrives (doubling, as a Vec does), not with what is announced
     while buf.len() < len {
         match recv.read_chunk(len - buf.len(), true).await {
             Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
@@ -136,17 +151,19 @@ pub(crate) fn closed_as_done(conn: &Connection) -> bool {
 }
 
 /// Reads batches from peer `peer`'s stream until it ends, forwarding them (and then how it
-/// ended) tagged with `peer`.
+/// ended) tagged with `peer`; a frame longer than `limits[peer]` ends the stream as failed.
 pub(crate) async fn reader(
     peer: usize,
     conn: Connection,
     mut recv: RecvStream,
-    tx: UnboundedSender<(usize, Arrival)>,
+    tx: Sender<(usize, Arrival)>,
+    limits: Limits,
 ) {
     // reused between frames: fresh pages for every large message cost more than the copy
     let mut buf = Vec::new();
     loop {
-        let arrival = match read_frame(&mut recv, wire::MAX_MESSAGE_BYTES, &mut buf).await {
+        let max = limits.get(peer).copied().unwrap_or(0);
+        let arrival = match read_frame(&mut recv, max, &mut buf).await {
             Ok(true) => {
                 wire::decode(&buf).map_err(|e| End::Failed(format!("sent an invalid batch: {e}")))
             }
@@ -159,7 +176,7 @@ pub(crate) async fn reader(
             buf = Vec::new();
         }
         let last = arrival.is_err();
-        if tx.send((peer, arrival)).is_err() || last {
+        if tx.send((peer, arrival)).await.is_err() || last {
             return;
         }
     }

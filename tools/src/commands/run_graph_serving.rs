@@ -6,8 +6,10 @@
 //!
 //! Inputs: those the setup program expects of this party are given once; those the prediction
 //! program expects are given N times (the i-th file feeds prediction i) or once (every
-//! prediction uses it). Outputs of prediction i are written as `DIR/<name>.<i>.npy`, outputs of
-//! setup (if any) as `DIR/<name>.setup.npy`. The report (one JSON object on stdout) has the
+//! prediction uses it). Outputs of prediction i are written as `DIR/<name>.<i>.npy` as soon as
+//! that prediction has finished (atomically: a temporary file renamed), so that a session that
+//! fails later keeps every finished prediction; outputs of setup (if any) as
+//! `DIR/<name>.setup.npy`. The report (one JSON object on stdout) has the
 //! setup's metrics under `setup` and each prediction's under `predictions`.
 
 use std::collections::HashMap;
@@ -17,10 +19,10 @@ use std::time::Duration;
 use ndarray::ArrayD;
 use shareflow_compiler::ServingGraph;
 use shareflow_runtime::cluster::ClusterConfig;
-use shareflow_runtime::data::npy::{read_npy, write_npy};
+use shareflow_runtime::data::npy::{read_npy, write_npy_atomic};
 use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::{PartyResult, Randomness};
-use shareflow_runtime::party::run_serving_over_quic;
+use shareflow_runtime::party::{run_serving_over_quic, ServingRun};
 
 use super::run_graph::Args;
 use crate::ToolError;
@@ -48,6 +50,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     let (setup, predictions) = split_inputs(&graph, &args)?;
     std::fs::create_dir_all(&args.output_dir)
         .map_err(|e| file_err(&args.output_dir, e.to_string()))?;
+    let mut written = Vec::new();
     let runs = run_serving_over_quic(
         &graph,
         &args.party,
@@ -66,11 +69,15 @@ pub fn run(args: Args) -> Result<(), ToolError> {
                 predictions.len()
             );
         },
+        |run, result| {
+            let tag = match run {
+                ServingRun::Setup => "setup".to_string(),
+                ServingRun::Prediction(i) => i.to_string(),
+            };
+            written.extend(write_outputs(&args.output_dir, result, &tag)?);
+            Ok(())
+        },
     )?;
-    let mut written = write_outputs(&args.output_dir, &runs.setup, "setup")?;
-    for (i, p) in runs.predictions.iter().enumerate() {
-        written.extend(write_outputs(&args.output_dir, p, &i.to_string())?);
-    }
     let report = serde_json::json!({
         "party": args.party,
         "protocol": graph.predict.protocol,
@@ -136,15 +143,19 @@ fn split_inputs(graph: &ServingGraph, args: &Args) -> Result<(Inputs, Vec<Inputs
     Ok((setup, predictions))
 }
 
-/// Writes the float outputs of one run as `DIR/<name>.<tag>.npy`.
-fn write_outputs(dir: &Path, run: &PartyResult, tag: &str) -> Result<Vec<String>, ToolError> {
+/// Writes the float outputs of one run as `DIR/<name>.<tag>.npy`, each atomically.
+fn write_outputs(
+    dir: &Path,
+    run: &PartyResult,
+    tag: &str,
+) -> shareflow_runtime::Result<Vec<String>> {
     let mut written = Vec::new();
     let mut names: Vec<_> = run.outputs.keys().collect();
     names.sort();
     for name in names {
         if let Some(shareflow_ops::Value::Float(a)) = run.outputs.get(name) {
             let path = dir.join(format!("{}.{tag}.npy", name.replace('/', "_")));
-            write_npy(&path, a)?;
+            write_npy_atomic(&path, a)?;
             written.push(path.display().to_string());
         }
     }

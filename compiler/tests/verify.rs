@@ -1,0 +1,220 @@
+//! The load-time check of what leaves a party: the zoo's compiled graphs pass it; a graph
+//! edited to send the client's image in the clear, or to reveal an output to a party the graph
+//! does not name, is refused with an error naming the instruction, the input and the peer.
+
+use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
+use shareflow_compiler::lower::{S0, S1};
+use shareflow_compiler::{
+    compile, compile_serving, verify, verify_serving, CompileError, CompileOptions, CompiledGraph,
+    Instr, ProtocolKind,
+};
+use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
+
+/// The networks each protocol compiles (Pond has no max pooling).
+fn cases() -> Vec<(ModelKind, ProtocolKind)> {
+    let mut out = vec![
+        (ModelKind::A, ProtocolKind::Pond),
+        (ModelKind::D, ProtocolKind::Pond),
+    ];
+    out.extend(ModelKind::ALL.iter().map(|&k| (k, ProtocolKind::SecureNN)));
+    out
+}
+
+fn compiled(kind: ModelKind, protocol: ProtocolKind) -> CompiledGraph {
+    let zoo = ZooModel::build(kind, 1).unwrap();
+    compile(&zoo.graph, protocol, CompileOptions::default()).unwrap()
+}
+
+#[test]
+fn the_zoo_graphs_pass_single_and_serving() {
+    for (kind, protocol) in cases() {
+        let zoo = ZooModel::build(kind, 1).unwrap();
+        let single = compile(&zoo.graph, protocol, CompileOptions::default()).unwrap();
+        verify(&single).unwrap_or_else(|e| panic!("{kind} {}: {e}", protocol.name()));
+        let serving = compile_serving(&zoo.graph, protocol, CompileOptions::default()).unwrap();
+        verify_serving(&serving)
+            .unwrap_or_else(|e| panic!("{kind} {} serving: {e}", protocol.name()));
+    }
+}
+
+/// Adds a send of `value` from `from` to `to` in `round` and its receive, as an editor of the
+/// JSON file would: the graph stays well formed (its structural check passes).
+fn add_send(g: &mut CompiledGraph, from: usize, to: usize, value: ValueId, exchange: Exchange) {
+    let next = g
+        .programs
+        .iter()
+        .flat_map(|p| &p.instrs)
+        .map(|i| i.id.0)
+        .max()
+        .unwrap();
+    let source = g.programs[from]
+        .instrs
+        .iter()
+        .find(|i| i.id == value)
+        .unwrap()
+        .clone();
+    let send = Instr {
+        id: ValueId(next + 1),
+        kernel: Kernel::Send { to, exchange },
+        inputs: vec![value],
+        kind: source.kind,
+        shape: source.shape.clone(),
+        round: source.round,
+        origin: None,
+    };
+    let recv = Instr {
+        id: ValueId(next + 2),
+        kernel: Kernel::Recv {
+            from,
+            send: send.id,
+        },
+        inputs: vec![],
+        ..send.clone()
+    };
+    g.programs[from].instrs.push(send);
+    g.programs[to].instrs.push(recv);
+    let reloaded = CompiledGraph::from_json(&g.to_json().unwrap()).unwrap();
+    assert_eq!(&reloaded, g);
+}
+
+#[test]
+fn the_clients_image_sent_in_the_clear_to_server0_is_refused() {
+    for (kind, protocol) in [
+        (ModelKind::A, ProtocolKind::Pond),
+        (ModelKind::C, ProtocolKind::SecureNN),
+    ] {
+        let clean = compiled(kind, protocol);
+        let client = clean.host(CLIENT).unwrap();
+        let program = &clean.programs[client];
+        let input =
+            |pred: &dyn Fn(&Instr) -> bool| program.instrs.iter().find(|i| pred(i)).unwrap().id;
+        let image = input(&|i| matches!(&i.kernel, Kernel::Input { name } if name == IMAGE));
+        let encoded = input(&|i| matches!(i.kernel, Kernel::Encode { .. }));
+        // the image itself as a reveal, its encoding under any name
+        for (value, exchange) in [
+            (image, Exchange::Reveal),
+            (encoded, Exchange::Share),
+            (encoded, Exchange::MaskedOpening),
+        ] {
+            let mut g = clean.clone();
+            add_send(&mut g, client, S0, value, exchange);
+            let err = verify(&g).unwrap_err();
+            match &err {
+                CompileError::InputLeak {
+                    party,
+                    input,
+                    peer,
+                    instr,
+                    ..
+                } => {
+                    assert_eq!((party.as_str(), input.as_str()), (CLIENT, IMAGE));
+                    assert_eq!(peer, "server0");
+                    assert_eq!(g.programs[client].instrs.last().unwrap().id, *instr);
+                }
+                other => panic!("{other}"),
+            }
+            let text = err.to_string();
+            assert!(
+                text.contains("in the clear") && text.contains("server0"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_share_sent_to_the_party_that_holds_its_mask_is_refused() {
+    // the client's masked image goes to server1; server0 holds the seed of the mask
+    let clean = compiled(ModelKind::A, ProtocolKind::SecureNN);
+    let client = clean.host(CLIENT).unwrap();
+    let masked = clean.programs[client]
+        .instrs
+        .iter()
+        .find(|i| matches!(i.kernel, Kernel::Send { to, .. } if to == S1))
+        .unwrap()
+        .inputs[0];
+    let mut g = clean.clone();
+    add_send(&mut g, client, S0, masked, Exchange::Share);
+    let err = verify(&g).unwrap_err().to_string();
+    assert!(err.contains("the receiver holds"), "{err}");
+    assert!(err.contains(IMAGE) && err.contains("server0"), "{err}");
+}
+
+#[test]
+fn an_output_revealed_to_a_party_the_graph_does_not_name_is_refused() {
+    for protocol in [ProtocolKind::Pond, ProtocolKind::SecureNN] {
+        let clean = compiled(ModelKind::A, protocol);
+        let client = clean.host(CLIENT).unwrap();
+        let owner = clean.host(MODEL_OWNER).unwrap();
+        // server0's share of the logits, which it reveals to the client
+        let share = clean.programs[S0]
+            .instrs
+            .iter()
+            .find(|i| {
+                matches!(i.kernel, Kernel::Send { to, exchange: Exchange::Reveal } if to == client)
+            })
+            .unwrap()
+            .inputs[0];
+        for exchange in [Exchange::Reveal, Exchange::MaskedOpening] {
+            let mut g = clean.clone();
+            add_send(&mut g, S0, owner, share, exchange);
+            let err = verify(&g).unwrap_err();
+            assert!(
+                matches!(&err, CompileError::OutputLeak { party, peer, .. }
+                    if party == "server0" && peer == MODEL_OWNER),
+                "{err}"
+            );
+        }
+        // the client keeping an output under another name
+        let mut g = clean.clone();
+        for i in &mut g.programs[client].instrs {
+            if let Kernel::Output { name } = &mut i.kernel {
+                *name = "weights".into();
+            }
+        }
+        let err = verify(&g).unwrap_err().to_string();
+        assert!(err.contains("\"weights\""), "{err}");
+    }
+}
+
+#[test]
+fn a_huge_shape_is_refused_at_load_with_the_limit() {
+    let mut g = compiled(ModelKind::A, ProtocolKind::SecureNN);
+    let json = g.to_json().unwrap();
+    // an expansion of a trillion words, as in a hand-edited file
+    let instr = g.programs[S0]
+        .instrs
+        .iter_mut()
+        .find(|i| matches!(i.kernel, Kernel::Expand { .. }))
+        .unwrap();
+    let id = instr.id;
+    if let Kernel::Expand { shape, .. } = &mut instr.kernel {
+        *shape = vec![1_000_000, 1_000_000];
+    }
+    instr.shape = vec![1_000_000, 1_000_000];
+    let err = CompiledGraph::from_json(&g.to_json().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("{id} (expand) of party server0")),
+        "{err}"
+    );
+    assert!(err.contains("limit of 4294967296 bytes"), "{err}");
+    // dimensions whose product overflows
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["programs"][0]["instrs"][0]["shape"] = serde_json::json!([u64::MAX, u64::MAX]);
+    let err = CompiledGraph::from_json(&value.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("limit"), "{err}");
+    // a round far beyond any program
+    let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    value["programs"][0]["instrs"][0]["round"] = serde_json::json!(u32::MAX);
+    let err = CompiledGraph::from_json(&value.to_string())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("round 4294967295") && err.contains("65536"),
+        "{err}"
+    );
+}
