@@ -265,13 +265,14 @@ impl Book {
     /// Checks that a batch of round `arrived` from `from`, read while this party waits for
     /// the batches of round `waiting`, is one it may still ask for and not far ahead: of round
     /// `waiting` or up to [`AHEAD`] rounds later in the same run, or of the first [`AHEAD`]
-    /// rounds of the next run of a serving session. A peer cannot make a party buffer batches
-    /// of rounds it has passed or of any future round.
+    /// rounds of a later run of a serving session (a dealer that receives nothing runs
+    /// through its predictions without waiting: it may be any number of runs ahead). A peer
+    /// cannot make a party buffer batches of rounds it has passed or of far rounds of a run.
     pub fn check_ahead(&self, from: usize, waiting: u32, arrived: u32) -> Result<()> {
         let (w, a) = (Round(waiting), Round(arrived));
         let same_run = a.run() == w.run() && a.within() <= w.within().saturating_add(AHEAD);
-        let next_run = a.run() == w.run().saturating_add(1) && a.within() <= AHEAD;
-        if a >= w && (same_run || next_run) {
+        let later_run = a.run() > w.run() && a.within() <= AHEAD;
+        if a >= w && (same_run || later_run) {
             return Ok(());
         }
         let me = self.name(self.me);

@@ -68,17 +68,29 @@ fn a_frame_longer_than_any_expected_batch_is_refused_from_its_length() {
 
 #[test]
 fn batches_of_far_future_rounds_are_refused_naming_the_round() {
-    let err = attacked(|t| {
-        let mut b = t.batch(0, 91 * RUN_ROUNDS);
-        b.entries.push((1, Value::Ring(ArrayD::zeros(IxDyn(&[4])))));
-        t.send(0, b).unwrap();
-    });
-    assert!(err.starts_with("peer server1: "), "{err}");
-    assert!(
-        err.contains("sent a batch of round 0 of prediction 90 (wire round 5963776)"),
-        "{err}"
-    );
-    assert!(err.contains("waits for round 0"), "{err}");
+    for (round, shown) in [
+        (1000, "round 1000".to_string()),
+        (
+            91 * RUN_ROUNDS + 1000,
+            format!(
+                "round 1000 of prediction 90 (wire round {})",
+                91 * RUN_ROUNDS + 1000
+            ),
+        ),
+    ] {
+        let err = attacked(move |t| {
+            let mut b = t.batch(0, round);
+            b.entries.push((1, Value::Ring(ArrayD::zeros(IxDyn(&[4])))));
+            t.send(0, b).unwrap();
+        });
+        assert!(err.starts_with("peer server1: "), "{err}");
+        assert!(
+            err.contains(&format!(
+                "sent a batch of {shown} while server0 waits for round 0"
+            )),
+            "{err}"
+        );
+    }
 }
 
 #[test]
