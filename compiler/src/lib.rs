@@ -20,6 +20,7 @@ pub mod passes;
 pub mod plain_op;
 pub mod program;
 pub mod serving;
+pub mod validate;
 
 use serde::{Deserialize, Serialize};
 use shareflow_graphs::{Graph, Op};
