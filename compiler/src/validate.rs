@@ -111,10 +111,7 @@ impl CompiledGraph {
     pub fn validate(&self) -> Result<()> {
         if self.parties.len() > MAX_PARTIES {
             return Err(CompileError::Json {
-                message: format!(
-                    "{} parties (at most {MAX_PARTIES})",
-                    self.parties.len()
-                ),
+                message: format!("{} parties (at most {MAX_PARTIES})", self.parties.len()),
             });
         }
         let mut names = HashSet::new();
@@ -213,10 +210,18 @@ impl CompiledGraph {
             };
             match &i.kernel {
                 Kernel::FloatConst { values } if !elements(values.len()) => {
-                    return Err(bad(format!("{} values for shape {:?}", values.len(), i.shape)))
+                    return Err(bad(format!(
+                        "{} values for shape {:?}",
+                        values.len(),
+                        i.shape
+                    )))
                 }
                 Kernel::RingConst { values } if !elements(values.len()) => {
-                    return Err(bad(format!("{} values for shape {:?}", values.len(), i.shape)))
+                    return Err(bad(format!(
+                        "{} values for shape {:?}",
+                        values.len(),
+                        i.shape
+                    )))
                 }
                 Kernel::Expand { shape, .. } if value_bytes(ValueKind::Ring, shape).is_none() => {
                     return Err(bad(format!("shape {shape:?} overflows")))
@@ -250,7 +255,10 @@ impl CompiledGraph {
 
     /// An input or output kernel `name` of party `p` is declared in `list` with its shape.
     fn declared(&self, list: &[IoSpec], p: &Program, i: &Instr, name: &str) -> Result<()> {
-        match list.iter().find(|io| io.party == p.party && io.name == name) {
+        match list
+            .iter()
+            .find(|io| io.party == p.party && io.name == name)
+        {
             Some(io) if io.shape == i.shape => Ok(()),
             Some(io) => Err(node_err(
                 p,

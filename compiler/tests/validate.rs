@@ -31,7 +31,12 @@ fn every_compiled_zoo_network_validates() {
 
 fn network_a() -> Value {
     let model = ZooModel::build(ModelKind::A, 1).unwrap();
-    let g = compile(&model.graph, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let g = compile(
+        &model.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap();
     serde_json::from_str(&g.to_json().unwrap()).unwrap()
 }
 
@@ -47,7 +52,9 @@ fn find(v: &Value, kernel: &str) -> (usize, usize) {
         .enumerate()
         .find_map(|(p, program)| {
             let instrs = program["instrs"].as_array().unwrap();
-            let i = instrs.iter().position(|i| i["kernel"]["kernel"] == kernel)?;
+            let i = instrs
+                .iter()
+                .position(|i| i["kernel"]["kernel"] == kernel)?;
             Some((p, i))
         })
         .unwrap()
@@ -84,7 +91,10 @@ fn a_receive_of_another_shape_than_its_send_is_refused() {
     let (p, i) = find(&v, "recv");
     v["programs"][p]["instrs"][i]["shape"] = json!([7, 7]);
     let err = load(&v).to_string();
-    assert!(err.contains("(recv) of party") && err.contains("[7, 7]"), "{err}");
+    assert!(
+        err.contains("(recv) of party") && err.contains("[7, 7]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,7 +139,10 @@ fn duplicate_ids_and_parties_are_refused() {
     let first = v["programs"][0]["instrs"][0]["id"].clone();
     v["programs"][0]["instrs"][1]["id"] = first;
     let err = load(&v).to_string();
-    assert!(err.contains("used twice") || err.contains("before"), "{err}");
+    assert!(
+        err.contains("used twice") || err.contains("before"),
+        "{err}"
+    );
     let mut v = network_a();
     let p0 = v["parties"][0].clone();
     v["parties"][1] = p0;
@@ -139,8 +152,12 @@ fn duplicate_ids_and_parties_are_refused() {
 #[test]
 fn a_serving_graph_that_loads_what_setup_never_stored_is_refused() {
     let model = ZooModel::build(ModelKind::A, 1).unwrap();
-    let s = compile_serving(&model.graph, ProtocolKind::SecureNN, CompileOptions::default())
-        .unwrap();
+    let s = compile_serving(
+        &model.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap();
     let mut v: Value = serde_json::to_value(&s).unwrap();
     for program in v["setup"]["programs"].as_array_mut().unwrap() {
         for instr in program["instrs"].as_array_mut().unwrap() {
@@ -149,6 +166,8 @@ fn a_serving_graph_that_loads_what_setup_never_stored_is_refused() {
             }
         }
     }
-    let err = ServingGraph::from_json(&v.to_string()).unwrap_err().to_string();
+    let err = ServingGraph::from_json(&v.to_string())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("which setup does not store"), "{err}");
 }

@@ -33,17 +33,6 @@ impl Plan {
     pub fn new(program: &Program) -> Result<Plan> {
         let mut defined: HashMap<ValueId, usize> = HashMap::new();
         let max_round = program.instrs.iter().map(|i| i.round).max().unwrap_or(0) as usize;
-        // Every round has a message (`CompiledGraph::validate`): more rounds than
-        // instructions is a malformed program, not a reason to allocate.
-        if max_round > program.instrs.len() {
-            return Err(RuntimeError::Node {
-                node: format!("program of party {}", program.party),
-                message: format!(
-                    "round {max_round} with only {} instructions",
-                    program.instrs.len()
-                ),
-            });
-        }
         let mut rounds = vec![RoundPlan::default(); max_round + 1];
         for (idx, instr) in program.instrs.iter().enumerate() {
             for input in &instr.inputs {

@@ -20,6 +20,8 @@ pub mod inproc;
 pub mod quic;
 mod quic_conn;
 mod quic_frame;
+#[cfg(test)]
+mod quic_fuzz;
 mod quic_hello;
 mod quic_tls;
 

@@ -10,9 +10,9 @@ use super::quic_conn::Plan;
 use super::quic_frame::{describe, frame, peer_err, read_frame, write_error};
 use crate::Result;
 
-const HELLO_MAGIC: [u8; 4] = *b"SFHI";
+pub(super) const HELLO_MAGIC: [u8; 4] = *b"SFHI";
 const HELLO_VERSION: u16 = 1;
-const MAX_HELLO: usize = 4096;
+pub(super) const MAX_HELLO: usize = 4096;
 
 fn fresh_session() -> [u8; 16] {
     use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -21,13 +21,13 @@ fn fresh_session() -> [u8; 16] {
     session
 }
 
-struct Hello {
-    name: String,
-    digest: [u8; 32],
-    session: [u8; 16],
+pub(super) struct Hello {
+    pub name: String,
+    pub digest: [u8; 32],
+    pub session: [u8; 16],
 }
 
-fn hello_bytes(name: &str, digest: &[u8; 32], session: &[u8; 16]) -> Vec<u8> {
+pub(super) fn hello_bytes(name: &str, digest: &[u8; 32], session: &[u8; 16]) -> Vec<u8> {
     let mut body = Vec::with_capacity(56 + name.len());
     body.extend_from_slice(&HELLO_MAGIC);
     body.extend_from_slice(&HELLO_VERSION.to_le_bytes());
@@ -38,7 +38,7 @@ fn hello_bytes(name: &str, digest: &[u8; 32], session: &[u8; 16]) -> Vec<u8> {
     frame(&body)
 }
 
-fn parse_hello(b: &[u8]) -> std::result::Result<Hello, String> {
+pub(super) fn parse_hello(b: &[u8]) -> std::result::Result<Hello, String> {
     if b.len() < 56 || b[..4] != HELLO_MAGIC {
         return Err("sent something that is not a shareflow hello".into());
     }
