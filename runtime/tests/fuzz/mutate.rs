@@ -19,11 +19,12 @@ pub const SEED: u64 = 0x5348_4152_4546_4c57;
 /// A deterministic configuration running `default_cases` cases unless `PROPTEST_CASES` says
 /// otherwise; failures are not persisted (each one found is kept as a regression test).
 pub fn config(default_cases: u32) -> Config {
-    let mut c = Config::default();
-    c.cases = std::env::var("PROPTEST_CASES")
+    let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default_cases);
+    // with_cases keeps the other settings of the environment
+    let mut c = Config::with_cases(cases);
     if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
         c.rng_seed = RngSeed::Fixed(SEED);
     }
