@@ -21,6 +21,7 @@ pub mod passes;
 pub mod plain_op;
 pub mod program;
 pub mod serving;
+pub mod validate;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};

@@ -96,7 +96,7 @@ impl CompiledGraph {
         })
     }
 
-    /// Loads and checks a compiled graph.
+    /// Loads a compiled graph and validates it ([`CompiledGraph::validate`]).
     pub fn from_json(text: &str) -> Result<CompiledGraph, CompileError> {
         #[derive(Deserialize)]
         struct Header {
@@ -120,13 +120,13 @@ impl CompiledGraph {
         let g: CompiledGraph = serde_json::from_str(text).map_err(|e| CompileError::Json {
             message: e.to_string(),
         })?;
-        g.check()?;
+        g.validate()?;
         Ok(g)
     }
 
-    /// Structural checks of a loaded graph: hosts in range, inputs defined before use,
-    /// every receive matched by a send to it, every shape and round within
-    /// [`crate::limits`].
+    /// Structural checks of a loaded graph (part of [`CompiledGraph::validate`]): hosts in
+    /// range, inputs defined before use, every receive matched by a send to it, every shape
+    /// and round within [`crate::limits`].
     pub fn check(&self) -> Result<(), CompileError> {
         let bad = |party: &str, message: String| CompileError::Party {
             party: party.into(),

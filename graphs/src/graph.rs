@@ -13,6 +13,10 @@ use crate::{NodeId, PartyId};
 /// Default number of fractional bits of fixed-point values.
 pub const DEFAULT_FRAC_BITS: u32 = 16;
 
+/// The most elements a tensor of a graph may have (2^40): the protocols widen a value up to 64
+/// times (bit decompositions) and store 8 bytes per element, which must still fit in a `u64`.
+pub const MAX_ELEMENTS: u64 = 1 << 40;
+
 /// One node of the logical graph.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -245,8 +249,21 @@ impl Graph {
     /// visibility of every node from its inputs. Returns the topological order.
     pub fn validate(&mut self) -> Result<Vec<NodeId>, GraphError> {
         let order = self.topo_order()?;
+        let mut names = std::collections::HashSet::new();
         for &id in &order {
             let node = self.node(id)?;
+            if let Op::Input { party, name } | Op::Output { party, name } = &node.op {
+                let input = matches!(node.op, Op::Input { .. });
+                if !names.insert((input, *party, name.clone())) {
+                    return Err(GraphError::Invalid {
+                        node: self.label(id),
+                        message: format!(
+                            "party {party} has two {} named {name:?}",
+                            if input { "inputs" } else { "outputs" }
+                        ),
+                    });
+                }
+            }
             if let Some(p) = node.op.party() {
                 if p.index() >= self.parties.len() {
                     let party = p.to_string();
@@ -273,6 +290,21 @@ impl Graph {
                 });
             }
             let (shape, visibility) = infer(&self.label(id), &node.op, &node.shape, &infos)?;
+            let elements = shape
+                .dims()
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+                .filter(|&n| n <= MAX_ELEMENTS);
+            if elements.is_none() {
+                return Err(GraphError::Shape {
+                    node: self.label(id),
+                    op: node.op.name(),
+                    message: format!(
+                        "shape {:?} has more than {MAX_ELEMENTS} elements",
+                        shape.dims()
+                    ),
+                });
+            }
             if let Some(n) = self.node_mut(id) {
                 n.shape = shape;
                 n.visibility = visibility;

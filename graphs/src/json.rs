@@ -97,6 +97,17 @@ pub fn from_json(text: &str) -> Result<Graph, GraphError> {
             supported: VERSION,
         });
     }
+    // Ids may have gaps, which loading fills with placeholders: bound them by the node count.
+    let limit = file.nodes.len().saturating_mul(4).saturating_add(1024);
+    if let Some(n) = file.nodes.iter().find(|n| n.id.index() >= limit) {
+        return Err(GraphError::Json {
+            message: format!(
+                "node id {} is too large for {} nodes (ids must be below {limit})",
+                n.id.0,
+                file.nodes.len()
+            ),
+        });
+    }
     let mut graph = Graph::with_parties(file.parties)?;
     graph.frac_bits = file.frac_bits;
     let mut edges = Vec::new();
@@ -243,6 +254,15 @@ mod tests {
             from_json(&text).unwrap_err(),
             GraphError::Version { found: 9, .. }
         ));
+    }
+
+    #[test]
+    fn a_huge_node_id_is_refused_without_filling_the_gap() {
+        // Loading added a placeholder node for every missing id below the largest one.
+        let mut v: serde_json::Value = serde_json::from_str(&small_graph_json()).unwrap();
+        v["nodes"][3]["id"] = serde_json::json!(u32::MAX);
+        let err = from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains("node id 4294967295 is too large"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,21 @@ impl Mnist {
         Mnist::from_idx(images, labels, limit)
     }
 
+    /// A split from the bytes of its two IDX files (`.gz` files if `gzip`), at most `limit`
+    /// images.
+    pub fn from_bytes(
+        images: &[u8],
+        labels: &[u8],
+        gzip: bool,
+        limit: Option<usize>,
+    ) -> Result<Mnist> {
+        Mnist::from_idx(
+            parse_idx("images", images, gzip)?,
+            parse_idx("labels", labels, gzip)?,
+            limit,
+        )
+    }
+
     fn from_idx(images: Idx, labels: Idx, limit: Option<usize>) -> Result<Mnist> {
         let bad = |message: String| RuntimeError::File {
             path: images.path.clone(),
@@ -129,23 +144,41 @@ struct Idx {
     data: Vec<u8>,
 }
 
+/// The most bytes an IDX file may hold once unpacked (the MNIST training images take 47 MB).
+pub const MAX_IDX_BYTES: u64 = 1 << 30;
+
 /// Reads an IDX file of unsigned bytes (type code 0x08).
 fn read_idx(path: &Path) -> Result<Idx> {
     let name = path.display().to_string();
-    let err = |message: String| RuntimeError::File {
+    let file = File::open(path).map_err(|e| RuntimeError::File {
         path: name.clone(),
+        message: e.to_string(),
+    })?;
+    let gzip = path.extension().is_some_and(|e| e == "gz");
+    parse_idx(&name, file, gzip)
+}
+
+/// An IDX file of unsigned bytes from `reader` (gzip-compressed if `gzip`), at most
+/// [`MAX_IDX_BYTES`] of it; its declared dimensions must match the bytes present.
+fn parse_idx(name: &str, reader: impl Read, gzip: bool) -> Result<Idx> {
+    let err = |message: String| RuntimeError::File {
+        path: name.to_string(),
         message,
     };
-    let file = File::open(path).map_err(|e| err(e.to_string()))?;
     let mut bytes = Vec::new();
-    if path.extension().is_some_and(|e| e == "gz") {
-        GzDecoder::new(file)
+    let read = if gzip {
+        GzDecoder::new(reader)
+            .take(MAX_IDX_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| err(format!("gzip: {e}")))?;
+            .map_err(|e| err(format!("gzip: {e}")))?
     } else {
-        let mut file = file;
-        file.read_to_end(&mut bytes)
-            .map_err(|e| err(e.to_string()))?;
+        reader
+            .take(MAX_IDX_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| err(e.to_string()))?
+    };
+    if read as u64 > MAX_IDX_BYTES {
+        return Err(err(format!("more than {MAX_IDX_BYTES} bytes")));
     }
     if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
         return Err(err("not an IDX file (bad magic)".into()));
@@ -171,7 +204,7 @@ fn read_idx(path: &Path) -> Result<Idx> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| err(format!("dimensions {dims:?} overflow")))?;
-    if bytes.len() != header + count {
+    if header.checked_add(count) != Some(bytes.len()) {
         return Err(err(format!(
             "{} data bytes for dimensions {dims:?} ({count} expected)",
             bytes.len() - header
@@ -179,7 +212,7 @@ fn read_idx(path: &Path) -> Result<Idx> {
     }
     bytes.drain(..header);
     Ok(Idx {
-        path: name,
+        path: name.to_string(),
         dims,
         data: bytes,
     })

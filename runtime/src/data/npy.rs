@@ -5,18 +5,84 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use ndarray::ArrayD;
+use ndarray_npy::npy::header::Header;
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 
 use crate::{Result, RuntimeError};
 
+/// The longest `.npy` header read (NumPy's own default limit).
+pub const MAX_HEADER_LEN: usize = 10_000;
+
 /// Reads a float32 `.npy` file.
 pub fn read_npy(path: &Path) -> Result<ArrayD<f32>> {
-    let err = |message: String| RuntimeError::File {
+    let bytes = std::fs::read(path).map_err(|e| RuntimeError::File {
         path: path.display().to_string(),
-        message,
+        message: e.to_string(),
+    })?;
+    parse_npy(&path.display().to_string(), &bytes)
+}
+
+/// A float32 array from the bytes of a `.npy` file (`name` names it in errors). The header's
+/// length and the data its shape declares are checked against the bytes present before
+/// anything is allocated for them.
+pub fn parse_npy(name: &str, bytes: &[u8]) -> Result<ArrayD<f32>> {
+    let err = |message: String| RuntimeError::File {
+        path: name.to_string(),
+        message: format!("not a float32 .npy array: {message}"),
     };
-    let file = File::open(path).map_err(|e| err(e.to_string()))?;
-    ArrayD::<f32>::read_npy(file).map_err(|e| err(format!("not a float32 .npy array: {e}")))
+    // magic (6 bytes), version (2), header length (u16 in version 1, u32 after)
+    let (prelude, header_len) = match bytes.get(6) {
+        Some(1) if bytes.len() >= 10 => (10, usize::from(u16::from_le_bytes([bytes[8], bytes[9]]))),
+        Some(2 | 3) if bytes.len() >= 12 => (
+            12,
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        ),
+        _ => return Err(err("no .npy magic and version".into())),
+    };
+    if header_len > MAX_HEADER_LEN || header_len > bytes.len() - prelude {
+        return Err(err(format!(
+            "header of {header_len} bytes (at most {MAX_HEADER_LEN}, {} present)",
+            bytes.len() - prelude
+        )));
+    }
+    if nesting(&bytes[prelude..prelude + header_len]) > MAX_HEADER_NESTING {
+        return Err(err(format!(
+            "header nests deeper than {MAX_HEADER_NESTING} levels"
+        )));
+    }
+    let mut reader = bytes;
+    let header = Header::from_reader(&mut reader).map_err(|e| err(e.to_string()))?;
+    let fits = header
+        .shape
+        .iter()
+        .try_fold(4usize, |acc, &d| acc.checked_mul(d))
+        .is_some_and(|n| n <= reader.len());
+    if !fits {
+        return Err(err(format!(
+            "shape {:?} needs more than the {} data bytes present",
+            header.shape,
+            reader.len()
+        )));
+    }
+    ArrayD::<f32>::read_npy(bytes).map_err(|e| err(e.to_string()))
+}
+
+/// How deeply brackets nest in a header (the header parser recurses once per level).
+const MAX_HEADER_NESTING: usize = 16;
+
+fn nesting(header: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for &b in header {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 /// Writes a float32 `.npy` file.

@@ -8,12 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{Cursor, Read};
 use std::path::Path;
 
 use ndarray::ArrayD;
-use ndarray_npy::{NpzReader, NpzWriter};
+use ndarray_npy::NpzWriter;
 
 use crate::{Result, RuntimeError};
+
+/// The most bytes the arrays of one archive may unpack to (4 GiB).
+pub const MAX_NPZ_BYTES: u64 = 1 << 32;
 
 /// Named f32 arrays.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,21 +28,46 @@ pub struct Weights {
 impl Weights {
     /// Reads every array of an `.npz` file.
     pub fn load(path: &Path) -> Result<Weights> {
-        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| RuntimeError::File {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Weights::parse_npz(&path.display().to_string(), &bytes)
+    }
+
+    /// Every array of the bytes of an `.npz` file (`name` names it in errors). An entry is
+    /// read up to the size its archive declares, the declared sizes add up to at most
+    /// [`MAX_NPZ_BYTES`], and each array is parsed as [`crate::data::npy::parse_npy`] does.
+    pub fn parse_npz(name: &str, bytes: &[u8]) -> Result<Weights> {
         let err = |message: String| RuntimeError::File {
-            path: name.clone(),
+            path: name.to_string(),
             message,
         };
-        let file = File::open(path).map_err(|e| err(e.to_string()))?;
-        let mut npz = NpzReader::new(file).map_err(|e| err(e.to_string()))?;
-        let names = npz.names().map_err(|e| err(e.to_string()))?;
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| err(format!("not an .npz archive: {e}")))?;
         let mut arrays = BTreeMap::new();
-        for entry in names {
-            let array: ArrayD<f32> = npz
-                .by_name(&entry)
+        let mut total = 0u64;
+        for index in 0..zip.len() {
+            let mut file = zip
+                .by_index(index)
+                .map_err(|e| err(format!("entry {index}: {e}")))?;
+            let (entry, size) = (file.name().to_string(), file.size());
+            total = total.saturating_add(size);
+            if total > MAX_NPZ_BYTES {
+                return Err(err(format!(
+                    "array {entry}: the arrays unpack to more than {MAX_NPZ_BYTES} bytes"
+                )));
+            }
+            let mut data = Vec::new();
+            (&mut file)
+                .take(size)
+                .read_to_end(&mut data)
                 .map_err(|e| err(format!("array {entry}: {e}")))?;
             let key = entry.strip_suffix(".npy").unwrap_or(&entry).to_string();
-            arrays.insert(key, array);
+            let array = super::npy::parse_npy(&format!("{name}: array {entry}"), &data)?;
+            if arrays.insert(key, array).is_some() {
+                return Err(err(format!("array {entry} appears twice")));
+            }
         }
         Ok(Weights { arrays })
     }

@@ -35,7 +35,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         node: label(instr),
         source: e,
     };
-    let r = |i: usize| ring(args[i], instr.kernel.name()).map_err(at);
+    let r = |i: usize| ring(operand(instr, args, i)?, instr.kernel.name()).map_err(at);
     // SecureNN's operands: odd-ring values, words of either ring, small values, fields.
     let arg = |i: usize| operand(instr, args, i);
     let odd = |i: usize| arg(i)?.as_odd_ring(instr.kernel.name()).map_err(at);
@@ -79,7 +79,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             Value::Float(plain_op::eval(op, &shape, &floats).map_err(at)?.value)
         }
         Kernel::Encode { frac_bits } => {
-            let x = args[0].as_float("encode").map_err(at)?;
+            let x = operand(instr, args, 0)?.as_float("encode").map_err(at)?;
             Value::Ring(
                 FixedPoint::new(*frac_bits)
                     .map_err(at)?

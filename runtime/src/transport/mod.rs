@@ -22,6 +22,8 @@ pub mod quic;
 mod quic_close;
 mod quic_conn;
 mod quic_frame;
+#[cfg(test)]
+mod quic_fuzz;
 mod quic_hello;
 mod quic_tls;
 

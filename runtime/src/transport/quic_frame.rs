@@ -112,11 +112,7 @@ pub(crate) async fn read_frame(
         }
         Err(ReadExactError::ReadError(e)) => return Err(read_error(&e)),
     }
-    let len = u64::from_le_bytes(len);
-    if len > max as u64 {
-        return Err(format!("announced a frame of {len} bytes (at most {max})"));
-    }
-    let len = len as usize;
+    let len = frame_len(len, max)?;
     buf.clear();
     // the buffer grows with what arrives (doubling, as a Vec does), not with what is announced
     while buf.len() < len {
@@ -132,6 +128,15 @@ pub(crate) async fn read_frame(
         }
     }
     Ok(true)
+}
+
+/// The length a frame's prefix announces, if at most `max`.
+pub(crate) fn frame_len(prefix: [u8; 8], max: usize) -> std::result::Result<usize, String> {
+    let len = u64::from_le_bytes(prefix);
+    match usize::try_from(len) {
+        Ok(len) if len <= max => Ok(len),
+        _ => Err(format!("announced a frame of {len} bytes (at most {max})")),
+    }
 }
 
 /// A frame: u64 LE length, then `body`.

@@ -22,10 +22,10 @@ use super::quic_conn::Plan;
 use super::quic_frame::{describe, frame, peer_err, read_frame, write_error};
 use crate::{Result, RuntimeError};
 
-const HELLO_MAGIC: [u8; 4] = *b"SFHI";
+pub(super) const HELLO_MAGIC: [u8; 4] = *b"SFHI";
 const CONFIRM_MAGIC: [u8; 4] = *b"SFOK";
 const HELLO_VERSION: u16 = 2;
-const MAX_HELLO: usize = 4096;
+pub(super) const MAX_HELLO: usize = 4096;
 /// Bytes of a hello before the party name: magic, version, contribution, digest, name length.
 const HELLO_HEAD: usize = 4 + 2 + 32 + 32 + 2;
 /// The label of the session hash.
@@ -64,13 +64,13 @@ pub(crate) fn session_id(digest: &[u8; 32], contributions: &[Contribution]) -> [
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Hello {
-    name: String,
-    digest: [u8; 32],
-    contribution: Contribution,
+pub(super) struct Hello {
+    pub name: String,
+    pub digest: [u8; 32],
+    pub contribution: Contribution,
 }
 
-fn hello_bytes(name: &str, digest: &[u8; 32], contribution: &Contribution) -> Vec<u8> {
+pub(super) fn hello_bytes(name: &str, digest: &[u8; 32], contribution: &Contribution) -> Vec<u8> {
     let mut body = Vec::with_capacity(HELLO_HEAD + name.len());
     body.extend_from_slice(&HELLO_MAGIC);
     body.extend_from_slice(&HELLO_VERSION.to_le_bytes());
@@ -94,7 +94,7 @@ fn check_version(b: &[u8], magic: [u8; 4], what: &str) -> std::result::Result<()
     Ok(())
 }
 
-fn parse_hello(b: &[u8]) -> std::result::Result<Hello, String> {
+pub(super) fn parse_hello(b: &[u8]) -> std::result::Result<Hello, String> {
     check_version(b, HELLO_MAGIC, "hello")?;
     if b.len() < HELLO_HEAD {
         return Err("sent a truncated hello".into());

@@ -34,10 +34,10 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     };
     let text =
         std::fs::read_to_string(&args.graph).map_err(|e| file_err(&args.graph, e.to_string()))?;
-    let graph: ServingGraph = serde_json::from_str(&text).map_err(|e| {
+    let graph = ServingGraph::from_json(&text).map_err(|e| {
         file_err(
             &args.graph,
-            format!("not a serving graph (from `shareflow compile --serving -o FILE`): {e}"),
+            format!("{e} (a serving graph comes from `shareflow compile --serving -o FILE`)"),
         )
     })?;
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
