@@ -113,7 +113,12 @@ fn relu_is_exact() {
 
 /// `f(x + w)` for the client's `x` and the model owner's `w`, both given, under the default
 /// options; returns secure and plaintext.
-fn run_sum(f: impl Fn(&Tensor) -> Tensor, shape: &[usize], x: &[f32], w: &[f32]) -> (Vec<f32>, Vec<f32>) {
+fn run_sum(
+    f: impl Fn(&Tensor) -> Tensor,
+    shape: &[usize],
+    x: &[f32],
+    w: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
     let g = GraphBuilder::new();
     let owner = g.party("model-owner");
     let client = g.party("client");
@@ -123,13 +128,27 @@ fn run_sum(f: impl Fn(&Tensor) -> Tensor, shape: &[usize], x: &[f32], w: &[f32])
     let graph = g.build().unwrap();
     let array = |v: &[f32]| ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).unwrap();
     let inputs = HashMap::from([
-        ("client".to_string(), HashMap::from([("x".to_string(), array(x))])),
-        ("model-owner".to_string(), HashMap::from([("w".to_string(), array(w))])),
+        (
+            "client".to_string(),
+            HashMap::from([("x".to_string(), array(x))]),
+        ),
+        (
+            "model-owner".to_string(),
+            HashMap::from([("w".to_string(), array(w))]),
+        ),
     ]);
     let expected = plaintext(&graph, &inputs).remove("y").unwrap();
-    let (run, _) = secure(&graph, ProtocolKind::SecureNN, CompileOptions::default(), &inputs);
+    let (run, _) = secure(
+        &graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        &inputs,
+    );
     let got = run.float("client", "y").unwrap();
-    (got.iter().copied().collect(), expected.iter().copied().collect())
+    (
+        got.iter().copied().collect(),
+        expected.iter().copied().collect(),
+    )
 }
 
 #[test]
@@ -149,7 +168,12 @@ fn hidden_values_beyond_the_encoders_range_keep_their_sign() {
     let (got, _) = run_sum(pool, &[1, 1, 2, 1], &x, &w);
     assert_eq!(got, vec![40000.0]);
     // argmax of [-40000, 40000]: index 1.
-    let (got, _) = run_sum(|s| s.argmax(), &[1, 2], &[-20000.0, 20000.0], &[-20000.0, 20000.0]);
+    let (got, _) = run_sum(
+        |s| s.argmax(),
+        &[1, 2],
+        &[-20000.0, 20000.0],
+        &[-20000.0, 20000.0],
+    );
     assert_eq!(got, vec![1.0]);
 }
 

@@ -319,22 +319,20 @@ fn drelu_and_comparisons_with_zero_at_the_edges_of_the_range() {
 #[test]
 fn signs_from_an_opening_are_exact_on_the_whole_ring() {
     // Every word of Z_2^64, the extremes included, with every kind of wrap of its shares.
-    let cases: [(u32, Vec<u64>); 1] = [
-        (
-            64,
-            vec![
-                0,
-                1,
-                MAX,
-                HALF,
-                HALF - 1,
-                HALF + 1,
-                HALF >> 1,
-                (HALF >> 1).wrapping_neg(),
-                9,
-            ],
-        ),
-    ];
+    let cases: [(u32, Vec<u64>); 1] = [(
+        64,
+        vec![
+            0,
+            1,
+            MAX,
+            HALF,
+            HALF - 1,
+            HALF + 1,
+            HALF >> 1,
+            (HALF >> 1).wrapping_neg(),
+            9,
+        ],
+    )];
     for (bits, values) in cases {
         let (mut a0, mut a1, mut signed) = (Vec::new(), Vec::new(), Vec::new());
         for &a in &values {

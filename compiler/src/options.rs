@@ -128,7 +128,12 @@ impl CompileOptions {
                 allowed: format!("{MIN_FRAC_BITS} to {MAX_FRAC_BITS}"),
             });
         }
-        check_poly(["relu.degree", "relu.interval"], &self.relu, Target::Relu, f)?;
+        check_poly(
+            ["relu.degree", "relu.interval"],
+            &self.relu,
+            Target::Relu,
+            f,
+        )?;
         check_poly(
             ["sigmoid.degree", "sigmoid.interval"],
             &self.sigmoid,

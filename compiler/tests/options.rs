@@ -37,7 +37,12 @@ fn refused(options: CompileOptions) -> Option<&'static str> {
         fields.push(compile_serving(&graph, protocol, options).err().map(field));
     }
     let parties = ["server0", "server1", "helper"].map(String::from).to_vec();
-    let assembled = assemble(LowGraph::default(), parties, ProtocolKind::SecureNN, options);
+    let assembled = assemble(
+        LowGraph::default(),
+        parties,
+        ProtocolKind::SecureNN,
+        options,
+    );
     fields.push(assembled.err().map(field));
     assert!(
         fields.windows(2).all(|w| w[0] == w[1]),
@@ -80,13 +85,20 @@ fn frac_bits_out_of_range_are_refused() {
     let err = compile(&small(), ProtocolKind::Pond, with_frac_bits(40))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("frac_bits = 40") && err.contains("12 to 24"), "{err}");
+    assert!(
+        err.contains("frac_bits = 40") && err.contains("12 to 24"),
+        "{err}"
+    );
 }
 
 #[test]
 fn polynomials_out_of_range_are_refused() {
     for degree in [0, MAX_DEGREE + 1, 100] {
-        assert_eq!(refused(with_relu(8.0, degree)), Some("relu.degree"), "{degree}");
+        assert_eq!(
+            refused(with_relu(8.0, degree)),
+            Some("relu.degree"),
+            "{degree}"
+        );
     }
     for interval in [0.001, 0.0, -8.0, 1000.0, f64::NAN, f64::INFINITY] {
         assert_eq!(

@@ -296,6 +296,9 @@ mod tests {
         assert!(v.get("frac_bits").is_none(), "no longer written");
         v["frac_bits"] = serde_json::json!(12);
         let err = from_json(&v.to_string()).unwrap_err().to_string();
-        assert!(err.contains("frac_bits") && err.contains("compile option"), "{err}");
+        assert!(
+            err.contains("frac_bits") && err.contains("compile option"),
+            "{err}"
+        );
     }
 }

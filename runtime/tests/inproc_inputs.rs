@@ -39,7 +39,11 @@ fn inputs(entries: &[(&str, &str, f32)]) -> Inputs {
 
 fn run(given: &Inputs) -> Result<f32, RuntimeError> {
     let compiled = compile(&graph(), ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
-    let plans: Vec<Plan> = compiled.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
+    let plans: Vec<Plan> = compiled
+        .programs
+        .iter()
+        .map(|p| Plan::new(p).unwrap())
+        .collect();
     let run = run_in_process(&compiled, &plans, given, Duration::from_secs(10))?;
     Ok(run.float("client", "y")?[0])
 }
@@ -70,9 +74,33 @@ fn an_unknown_input_is_refused() {
     // A misspelt name beside the right one, a name of another party, and an input given to a
     // compute party.
     let cases = [
-        (inputs(&[("client", "x", 1.0), ("client", "xx", 1.0), ("model-owner", "w", 2.0)]), "client", "xx"),
-        (inputs(&[("client", "x", 1.0), ("client", "w", 1.0), ("model-owner", "w", 2.0)]), "client", "w"),
-        (inputs(&[("client", "x", 1.0), ("model-owner", "w", 2.0), ("server0", "x", 1.0)]), "server0", "x"),
+        (
+            inputs(&[
+                ("client", "x", 1.0),
+                ("client", "xx", 1.0),
+                ("model-owner", "w", 2.0),
+            ]),
+            "client",
+            "xx",
+        ),
+        (
+            inputs(&[
+                ("client", "x", 1.0),
+                ("client", "w", 1.0),
+                ("model-owner", "w", 2.0),
+            ]),
+            "client",
+            "w",
+        ),
+        (
+            inputs(&[
+                ("client", "x", 1.0),
+                ("model-owner", "w", 2.0),
+                ("server0", "x", 1.0),
+            ]),
+            "server0",
+            "x",
+        ),
     ];
     for (given, who, name) in cases {
         let err = run(&given).unwrap_err();
@@ -97,7 +125,9 @@ fn serving_runs_refuse_the_other_runs_inputs() {
             if party == "client" && input == "x"),
         "{err}"
     );
-    session.setup(&inputs(&[("model-owner", "w", 2.0)])).unwrap();
+    session
+        .setup(&inputs(&[("model-owner", "w", 2.0)]))
+        .unwrap();
     let err = session.predict(&both).unwrap_err();
     assert!(
         matches!(&err, RuntimeError::UnknownInput { party, input, .. }

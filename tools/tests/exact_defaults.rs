@@ -21,10 +21,7 @@ fn weights(kind: ModelKind) -> Weights {
 fn argmax(logits: &Array2<f32>) -> Vec<usize> {
     logits
         .outer_iter()
-        .map(|row| {
-            (0..row.len())
-                .fold(0, |best, i| if row[i] > row[best] { i } else { best })
-        })
+        .map(|row| (0..row.len()).fold(0, |best, i| if row[i] > row[best] { i } else { best }))
         .collect()
 }
 
