@@ -24,6 +24,13 @@ pub enum CompileError {
     Party { party: String, message: String },
     #[error("compiled graph JSON: {message}")]
     Json { message: String },
+    /// A compile option outside its sound range (`CompileOptions::validate`).
+    #[error("compile option {field} = {value}: allowed {allowed}")]
+    Option {
+        field: &'static str,
+        value: String,
+        allowed: String,
+    },
     #[error("unknown protocol {name:?} (pond, securenn)")]
     UnknownProtocol { name: String },
     #[error(

@@ -70,7 +70,8 @@ impl std::str::FromStr for ProtocolKind {
     }
 }
 
-/// Compiles `graph` for `protocol`.
+/// Compiles `graph` for `protocol`. Errors: [`CompileError::Option`] for an option outside
+/// its range ([`CompileOptions::validate`]), or an error naming the node or party at fault.
 pub fn compile(
     graph: &Graph,
     protocol: ProtocolKind,
@@ -80,8 +81,8 @@ pub fn compile(
     Ok(partition(graph, protocol, cx.parties, cx.options, &low))
 }
 
-/// Lowers `graph` (for serving if `persistent` names the hosts whose inputs persist), then
-/// removes dead code and common subexpressions. Returns the lowering context (parties,
+/// Validates `options`, lowers `graph` (for serving if `persistent` names the hosts whose
+/// inputs persist), then removes dead code and common subexpressions. Returns the lowering context (parties,
 /// options, serving pins) and the optimised graph.
 fn lower_and_optimise(
     graph: &Graph,
@@ -89,9 +90,8 @@ fn lower_and_optimise(
     options: CompileOptions,
     persistent: Option<&[ir::Host]>,
 ) -> Result<(Lowerer, LowGraph)> {
+    options.validate()?;
     let parties = compiled_parties(graph)?;
-    let mut options = options;
-    options.frac_bits = graph.frac_bits;
     let mut cx = Lowerer::new(parties, options);
     if let Some(hosts) = persistent {
         cx.serve(hosts);
@@ -174,6 +174,7 @@ pub fn assemble(
     protocol: ProtocolKind,
     options: CompileOptions,
 ) -> Result<CompiledGraph> {
+    options.validate()?;
     passes::dce::remove_dead(&mut low);
     let empty = shareflow_graphs::GraphBuilder::new().build()?;
     Ok(partition(&empty, protocol, parties, options, &low))

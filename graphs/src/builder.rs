@@ -67,11 +67,6 @@ impl GraphBuilder {
         }
     }
 
-    /// Sets the fixed-point fractional bits used when the graph runs under a protocol.
-    pub fn set_frac_bits(&self, frac_bits: u32) {
-        self.state.borrow_mut().graph.frac_bits = frac_bits;
-    }
-
     /// Runs `f` with node names prefixed by `scope/`.
     pub fn scoped<T>(&self, scope: &str, f: impl FnOnce() -> T) -> T {
         self.state.borrow_mut().scope.push(scope.to_string());
@@ -440,6 +435,47 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("'y'"), "{err}");
+    }
+
+    #[test]
+    fn two_inputs_with_one_name_are_refused() {
+        // One party twice, and two parties (values are given by input name).
+        for second_owner in ["alice", "bob"] {
+            let g = GraphBuilder::new();
+            let a = g.party("alice");
+            let b = g.party(second_owner);
+            let x = g.input(a, "x", [2]);
+            let y = g.input(b, "x", [2]);
+            let _ = (&x + &y).output_to(a, "z");
+            let err = g.build().unwrap_err();
+            assert!(
+                matches!(&err, GraphError::DuplicateInput { name, first, second }
+                    if name == "x" && first.starts_with("n0") && second.starts_with("n1")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_outputs_with_one_name_to_one_party_are_refused() {
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "x", [2]);
+        let _ = x.output_to(a, "y");
+        let _ = x.relu().output_to(a, "y");
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(&err, GraphError::DuplicateOutput { name, party, .. }
+                if name == "y" && party == "alice"),
+            "{err}"
+        );
+        // The same name to two parties is two outputs.
+        let g = GraphBuilder::new();
+        let (a, b) = (g.party("alice"), g.party("bob"));
+        let x = g.input(a, "x", [2]);
+        let _ = x.output_to(a, "y");
+        let _ = x.output_to(b, "y");
+        assert!(g.build().is_ok());
     }
 
     #[test]

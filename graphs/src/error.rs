@@ -18,6 +18,21 @@ pub enum GraphError {
     OutputToUnknownParty { node: String, party: String },
     #[error("party {party} is declared twice")]
     DuplicateParty { party: String },
+    /// Two inputs with one name: they would be given one value.
+    #[error("input {name:?} is declared twice: nodes {first} and {second}")]
+    DuplicateInput {
+        name: String,
+        first: String,
+        second: String,
+    },
+    /// Two outputs with one name to one party: one would be lost.
+    #[error("output {name:?} to party {party} is declared twice: nodes {first} and {second}")]
+    DuplicateOutput {
+        name: String,
+        party: String,
+        first: String,
+        second: String,
+    },
     #[error("the graph has a cycle through node {node}")]
     Cycle { node: String },
     #[error("node {node}: input {input} is a private value of party {party}, but a public constant is required")]

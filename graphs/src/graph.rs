@@ -1,5 +1,7 @@
 //! The validated logical graph.
 
+use std::collections::HashMap;
+
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use petgraph::Direction;
@@ -9,9 +11,6 @@ use crate::infer::{infer, InputInfo};
 use crate::op::Op;
 use crate::types::{DType, Shape, Visibility};
 use crate::{NodeId, PartyId};
-
-/// Default number of fractional bits of fixed-point values.
-pub const DEFAULT_FRAC_BITS: u32 = 16;
 
 /// The most elements a tensor of a graph may have (2^40): the protocols widen a value up to 64
 /// times (bit decompositions) and store 8 bytes per element, which must still fit in a `u64`.
@@ -30,12 +29,14 @@ pub struct Node {
 
 /// A static dataflow graph: nodes with typed ids over petgraph, and the parties that own
 /// inputs and receive outputs. Edges carry the input slot they fill.
+///
+/// The graph says nothing of how it is computed: the fixed-point precision, like everything
+/// else a protocol needs, is a compile option (`CompileOptions::frac_bits` of
+/// `shareflow-compiler`).
 #[derive(Debug, Clone)]
 pub struct Graph {
     parties: Vec<String>,
     inner: StableDiGraph<Node, u16>,
-    /// Fractional bits of fixed-point values when this graph runs under a protocol.
-    pub frac_bits: u32,
 }
 
 impl Graph {
@@ -44,7 +45,6 @@ impl Graph {
         Graph {
             parties: Vec::new(),
             inner: StableDiGraph::new(),
-            frac_bits: DEFAULT_FRAC_BITS,
         }
     }
 
@@ -245,25 +245,13 @@ impl Graph {
             .collect()
     }
 
-    /// Checks parties, cycles, arities, shapes and visibilities; fills in the shape and
-    /// visibility of every node from its inputs. Returns the topological order.
+    /// Checks parties, cycles, arities, shapes, visibilities and the names of inputs and
+    /// outputs ([`Graph::check_io_names`]); fills in the shape and visibility of every node
+    /// from its inputs. Returns the topological order.
     pub fn validate(&mut self) -> Result<Vec<NodeId>, GraphError> {
         let order = self.topo_order()?;
-        let mut names = std::collections::HashSet::new();
         for &id in &order {
             let node = self.node(id)?;
-            if let Op::Input { party, name } | Op::Output { party, name } = &node.op {
-                let input = matches!(node.op, Op::Input { .. });
-                if !names.insert((input, *party, name.clone())) {
-                    return Err(GraphError::Invalid {
-                        node: self.label(id),
-                        message: format!(
-                            "party {party} has two {} named {name:?}",
-                            if input { "inputs" } else { "outputs" }
-                        ),
-                    });
-                }
-            }
             if let Some(p) = node.op.party() {
                 if p.index() >= self.parties.len() {
                     let party = p.to_string();
@@ -310,6 +298,43 @@ impl Graph {
                 n.visibility = visibility;
             }
         }
+        self.check_io_names()?;
         Ok(order)
+    }
+
+    /// Every input has its own name, across all parties (values are given by input name: the
+    /// plaintext reference takes them by name alone), and every output its own name per
+    /// receiving party (a party's outputs are returned by name). A repeated name would give
+    /// two inputs one value, or drop one output.
+    pub fn check_io_names(&self) -> Result<(), GraphError> {
+        let mut inputs: HashMap<&str, NodeId> = HashMap::new();
+        let mut outputs: HashMap<(PartyId, &str), NodeId> = HashMap::new();
+        for (id, node) in self.nodes() {
+            match &node.op {
+                Op::Input { name, .. } => {
+                    if let Some(&first) = inputs.get(name.as_str()) {
+                        return Err(GraphError::DuplicateInput {
+                            name: name.clone(),
+                            first: self.label(first),
+                            second: self.label(id),
+                        });
+                    }
+                    inputs.insert(name, id);
+                }
+                Op::Output { party, name } => {
+                    if let Some(&first) = outputs.get(&(*party, name.as_str())) {
+                        return Err(GraphError::DuplicateOutput {
+                            name: name.clone(),
+                            party: self.party_name(*party).to_string(),
+                            first: self.label(first),
+                            second: self.label(id),
+                        });
+                    }
+                    outputs.insert((*party, name), id);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 }

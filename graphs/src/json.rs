@@ -2,13 +2,14 @@
 //!
 //! ```json
 //! {"format": "shareflow-graph", "version": 1, "parties": ["model-owner", "client"],
-//!  "frac_bits": 16,
 //!  "nodes": [{"id": 0, "name": "image", "op": {"op": "input", "party": 1, "name": "image"},
 //!             "inputs": [], "shape": [1, 784], "dtype": "float"}, ...]}
 //! ```
 //!
 //! Node ids are kept exactly. Visibilities are derived, not stored: loading re-validates the
-//! whole graph (parties, cycles, shapes) and reports the node or field at fault.
+//! whole graph (parties, cycles, shapes, names of inputs and outputs) and reports the node or
+//! field at fault. A `frac_bits` field (written by earlier builds) is refused: the precision
+//! is a compile option, and a graph that silently lost it would compute at another one.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,13 +30,10 @@ struct GraphFile {
     format: String,
     version: u32,
     parties: Vec<String>,
-    #[serde(default = "default_frac_bits")]
-    frac_bits: u32,
+    /// Refused when present (see the module docs).
+    #[serde(default, skip_serializing)]
+    frac_bits: Option<u32>,
     nodes: Vec<NodeFile>,
-}
-
-fn default_frac_bits() -> u32 {
-    crate::graph::DEFAULT_FRAC_BITS
 }
 
 #[derive(Serialize, Deserialize)]
@@ -63,7 +61,7 @@ pub fn to_json(graph: &Graph) -> Result<String, GraphError> {
         format: FORMAT.into(),
         version: VERSION,
         parties: graph.parties().to_vec(),
-        frac_bits: graph.frac_bits,
+        frac_bits: None,
         nodes: graph
             .nodes()
             .map(|(id, n)| NodeFile {
@@ -108,8 +106,15 @@ pub fn from_json(text: &str) -> Result<Graph, GraphError> {
             ),
         });
     }
+    if let Some(f) = file.frac_bits {
+        return Err(GraphError::Json {
+            message: format!(
+                "field `frac_bits` ({f}): the fixed-point precision is a compile option \
+                 (CompileOptions::frac_bits, --frac-bits), not part of a graph; remove the field"
+            ),
+        });
+    }
     let mut graph = Graph::with_parties(file.parties)?;
-    graph.frac_bits = file.frac_bits;
     let mut edges = Vec::new();
     let mut nodes = Vec::with_capacity(file.nodes.len());
     for n in file.nodes {
@@ -274,5 +279,46 @@ mod tests {
         assert!(g.contains(NodeId(10)));
         assert!(!g.contains(NodeId(5)));
         assert_eq!(g.inputs(NodeId(10)), vec![NodeId(2)]);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused_at_load() {
+        // Rename the input `x` of a two-input graph to `w`: two inputs named `w`.
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "x", [2]);
+        let w = g.input(a, "w", [2]);
+        let _ = (&x + &w).output_to(a, "y");
+        let _ = x.output_to(a, "z");
+        let text = g.build().unwrap().to_json().unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["nodes"][0]["op"]["name"] = serde_json::json!("w");
+        let err = from_json(&v.to_string()).unwrap_err();
+        assert!(
+            matches!(&err, GraphError::DuplicateInput { name, .. } if name == "w"),
+            "{err}"
+        );
+        // Rename the output `z` to `y`: two outputs `y` to alice.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let last = v["nodes"].as_array().unwrap().len() - 1;
+        v["nodes"][last]["op"]["name"] = serde_json::json!("y");
+        let err = from_json(&v.to_string()).unwrap_err();
+        assert!(
+            matches!(&err, GraphError::DuplicateOutput { name, party, .. }
+                if name == "y" && party == "alice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn frac_bits_in_a_graph_file_is_refused() {
+        let mut v: serde_json::Value = serde_json::from_str(&small_graph_json()).unwrap();
+        assert!(v.get("frac_bits").is_none(), "no longer written");
+        v["frac_bits"] = serde_json::json!(12);
+        let err = from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(
+            err.contains("frac_bits") && err.contains("compile option"),
+            "{err}"
+        );
     }
 }

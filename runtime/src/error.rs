@@ -21,6 +21,17 @@ pub enum RuntimeError {
         #[source]
         source: shareflow_ops::OpsError,
     },
+    /// Inputs given for a party that the compiled graph does not have.
+    #[error("inputs given for party {party:?}, which the graph does not have (parties: {known})")]
+    UnknownParty { party: String, known: String },
+    /// An input value given that the party's program does not take (a misspelt name, or
+    /// another run's input).
+    #[error("party {party}: {input:?} is not one of its inputs in this graph (inputs: {known})")]
+    UnknownInput {
+        party: String,
+        input: String,
+        known: String,
+    },
     /// A link to a peer failed: it closed, crashed, refused us, or sent something invalid.
     #[error("peer {peer}: {message}")]
     Transport { peer: String, message: String },
@@ -206,7 +217,10 @@ impl RuntimeError {
                 (FailureKind::InputEncoding, me)
             }
             RuntimeError::Ops(_) | RuntimeError::Kernel { .. } => (FailureKind::Kernel, me),
-            RuntimeError::Graph(_) | RuntimeError::Node { .. } => (FailureKind::Program, me),
+            RuntimeError::Graph(_)
+            | RuntimeError::Node { .. }
+            | RuntimeError::UnknownParty { .. }
+            | RuntimeError::UnknownInput { .. } => (FailureKind::Program, me),
             RuntimeError::File { .. } => (FailureKind::File, me),
             RuntimeError::Config { .. } => (FailureKind::Config, me),
             RuntimeError::Tls(_) => (FailureKind::Tls, me),

@@ -223,3 +223,95 @@ fn keys_refuses_to_overwrite_without_force() {
     );
     assert_ne!(std::fs::read(out.join("ca.pem")).unwrap(), ca);
 }
+
+/// `shareflow eval --json` on the first images of network A.
+fn eval_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec![
+        "eval", "--model", "A", "--limit", "20", "--batch", "20", "--json",
+    ];
+    all.extend_from_slice(args);
+    let out = shareflow(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn frac_bits_are_honoured() {
+    let at = |f: &str| eval_json(&["--protocol", "securenn", "--frac-bits", f]);
+    let (twelve, sixteen) = (at("12"), at("16"));
+    // Coarser rounding: the logits differ from plaintext more, and still agree.
+    let (kl12, kl16) = (
+        twelve["kl"].as_f64().unwrap(),
+        sixteen["kl"].as_f64().unwrap(),
+    );
+    assert!(kl12 > 10.0 * kl16, "KL {kl12} at 12 bits, {kl16} at 16");
+    assert_eq!(twelve["agreement"], 1.0);
+    assert_eq!(sixteen["agreement"], 1.0);
+    // And the compiled graph is at the precision asked for.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.json");
+    let p = path.to_str().unwrap();
+    let args = [
+        "compile",
+        "--model",
+        "A",
+        "--protocol",
+        "pond",
+        "--frac-bits",
+        "20",
+        "-o",
+        p,
+    ];
+    assert!(shareflow(&args).status.success());
+    let compiled: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(compiled["options"]["frac_bits"], 20);
+}
+
+#[test]
+fn options_out_of_range_are_refused_by_the_library() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--protocol", "securenn", "--frac-bits", "0"],
+            "frac_bits = 0",
+        ),
+        (
+            &["--protocol", "securenn", "--frac-bits", "40"],
+            "frac_bits = 40",
+        ),
+        (
+            &["--protocol", "pond", "--relu-degree", "0"],
+            "relu.degree = 0",
+        ),
+        (
+            &["--protocol", "pond", "--relu-degree", "21"],
+            "relu.degree = 21",
+        ),
+        (
+            &["--protocol", "pond", "--relu-interval", "0.001"],
+            "relu.interval = 0.001",
+        ),
+        (
+            &["--protocol", "pond", "--relu-interval", "1e6"],
+            "relu.interval = 1000000",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["eval", "--model", "A", "--limit", "1"];
+        all.extend_from_slice(args);
+        let out = shareflow(&all);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(expected) && err.contains("allowed"),
+            "{args:?}: {err}"
+        );
+    }
+    // The reduced-width comparisons are gone.
+    let out = shareflow(&["eval", "--model", "A", "--compare-bits", "32"]);
+    assert!(!out.status.success());
+}

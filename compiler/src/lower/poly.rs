@@ -212,4 +212,24 @@ mod tests {
         );
         assert!(relu.max_error < 0.1);
     }
+
+    #[test]
+    fn fits_improve_up_to_the_highest_degree() {
+        // The normal equations lose precision as the degree grows; up to MAX_DEGREE every
+        // second degree must still lower the error (ReLU's error is even), so the range of
+        // `CompileOptions::validate` only admits fits that are what they claim.
+        for (target, interval) in [
+            (Target::Relu, 8.0),
+            (Target::Relu, 16.0),
+            (Target::Sigmoid, 8.0),
+        ] {
+            let error = |degree| Fit::new(target, &PolyApprox { interval, degree }).max_error;
+            for d in (4..=crate::options::MAX_DEGREE).step_by(2) {
+                assert!(
+                    error(d) < error(d - 2),
+                    "{target:?} on {interval}, degree {d}"
+                );
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
+use shareflow_compiler::ir::Kernel;
 use shareflow_compiler::CompiledGraph;
 
 use super::{run_party_full, PartyResult, Plan, Randomness, Store};
@@ -93,6 +94,7 @@ pub fn run_in_process_full(
             ),
         });
     }
+    check_inputs(graph, inputs)?;
     let session: [u8; 16] = shareflow_ops::prg::fresh_seed()?[..16]
         .try_into()
         .map_err(|_| RuntimeError::Node {
@@ -149,4 +151,52 @@ pub fn run_in_process_full(
         return Err(errors.swap_remove(cause));
     }
     Ok(InProcessRun { parties, wall_ms })
+}
+
+/// Refuses inputs for a party the graph does not have, or that a party's program does not
+/// take (the graph's declared inputs of the party, and the `Input` kernels of its program):
+/// they would be ignored, and the run would compute with something else than the caller
+/// meant. Missing inputs are reported by the kernel that needs them.
+fn check_inputs(
+    graph: &CompiledGraph,
+    inputs: &HashMap<String, HashMap<String, ArrayD<f32>>>,
+) -> Result<()> {
+    let mut parties: Vec<_> = inputs.iter().collect();
+    parties.sort_by_key(|(party, _)| *party);
+    for (party, values) in parties {
+        let program = graph
+            .programs
+            .iter()
+            .find(|p| &p.party == party)
+            .ok_or_else(|| RuntimeError::UnknownParty {
+                party: party.clone(),
+                known: graph.parties.join(", "),
+            })?;
+        let mut known: Vec<&str> = graph
+            .inputs
+            .iter()
+            .filter(|io| &io.party == party)
+            .map(|io| io.name.as_str())
+            .chain(program.instrs.iter().filter_map(|i| match &i.kernel {
+                Kernel::Input { name } => Some(name.as_str()),
+                _ => None,
+            }))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        let mut given: Vec<&String> = values.keys().collect();
+        given.sort();
+        if let Some(input) = given.into_iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(RuntimeError::UnknownInput {
+                party: party.clone(),
+                input: input.clone(),
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
+            });
+        }
+    }
+    Ok(())
 }

@@ -52,4 +52,53 @@ impl Evaluation {
     }
 }
 
+/// The inputs of polynomial activations that fell outside the polynomial's interval: where a
+/// protocol that approximates the activation (Pond's ReLU, both protocols' sigmoid) computes
+/// garbage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outside {
+    /// Inputs with `|x| > interval`.
+    pub outside: u64,
+    /// All inputs of the activations counted.
+    pub total: u64,
+}
+
+impl Outside {
+    /// `outside / total` (0 if nothing was counted).
+    pub fn fraction(&self) -> f64 {
+        self.outside as f64 / self.total.max(1) as f64
+    }
+}
+
+impl std::ops::AddAssign for Outside {
+    fn add_assign(&mut self, other: Outside) {
+        self.outside += other.outside;
+        self.total += other.total;
+    }
+}
+
+impl Evaluation {
+    /// Counts the inputs of the ReLU and sigmoid nodes beyond `[-interval, interval]` of their
+    /// polynomial (`None`: that activation is computed exactly, not counted).
+    pub fn outside(&self, graph: &Graph, relu: Option<f64>, sigmoid: Option<f64>) -> Outside {
+        let mut count = Outside::default();
+        for (id, node) in graph.nodes() {
+            let interval = match node.op {
+                Op::Relu => relu,
+                Op::Sigmoid => sigmoid,
+                _ => None,
+            };
+            let inputs = graph.inputs(id);
+            let (Some(interval), [input]) = (interval, inputs.as_slice()) else {
+                continue;
+            };
+            if let Some(x) = self.values.get(input) {
+                count.total += x.len() as u64;
+                count.outside += x.iter().filter(|v| f64::from(v.abs()) > interval).count() as u64;
+            }
+        }
+        count
+    }
+}
+
 pub(crate) use shareflow_compiler::plain_op::{padding, window};

@@ -13,9 +13,10 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use shareflow_graphs::zoo::{ModelKind, ZooModel, IMAGE};
+use shareflow_graphs::Graph;
 use shareflow_ops::plain::{self as k, to_rank, Sgd};
 
-use super::{backward, forward};
+use super::{backward, forward, Evaluation};
 use crate::data::{Mnist, Weights};
 use crate::{Result, RuntimeError};
 
@@ -160,6 +161,18 @@ pub fn predict(
     images: &ArrayD<f32>,
     batch: usize,
 ) -> Result<ndarray::Array2<f32>> {
+    predict_observed(kind, weights, images, batch, &mut |_, _| {})
+}
+
+/// [`predict`], showing `observe` every batch's graph and the values of all its nodes (for
+/// figures about the hidden values, such as [`Evaluation::outside`]).
+pub fn predict_observed(
+    kind: ModelKind,
+    weights: &Weights,
+    images: &ArrayD<f32>,
+    batch: usize,
+    observe: &mut dyn FnMut(&Graph, &Evaluation),
+) -> Result<ndarray::Array2<f32>> {
     let n = images.shape().first().copied().unwrap_or(0);
     let mut out = ndarray::Array2::zeros((n, 10));
     let mut models: HashMap<usize, ZooModel> = HashMap::new();
@@ -179,6 +192,7 @@ pub fn predict(
             .to_owned();
         inputs.insert(IMAGE.to_string(), slice);
         let eval = forward(&model.graph, &inputs)?;
+        observe(&model.graph, &eval);
         let logits = eval.value(&model.graph, model.logits)?;
         let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
         out.slice_mut(ndarray::s![start..start + size, ..])

@@ -26,6 +26,9 @@ enum Command {
     Demo {
         #[arg(long, default_value = "C")]
         model: ModelKind,
+        /// pond (ReLU and sigmoid are polynomials: approximations
+        /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
+        /// (exact ReLU, max pooling and argmax).
         #[arg(long, default_value = "securenn")]
         protocol: String,
         /// Which image of the test set.
@@ -47,7 +50,8 @@ enum Command {
         /// Comma-separated networks.
         #[arg(long, value_delimiter = ',', default_value = "A,B,C,D")]
         model: Vec<ModelKind>,
-        /// Comma-separated protocols (Pond is skipped for B and C: no maxpool).
+        /// Comma-separated protocols (Pond is skipped for B and C: no maxpool). Pond's ReLU is
+        /// a polynomial, garbage outside its interval (see --relu-interval).
         #[arg(long, value_delimiter = ',', default_value = "pond,securenn")]
         protocol: Vec<String>,
         /// Comma-separated transports: inproc (every party in this process) and/or quic (one
@@ -139,7 +143,11 @@ enum Command {
     Eval {
         #[arg(long)]
         model: ModelKind,
-        /// plaintext, pond or securenn.
+        /// plaintext, pond (ReLU and sigmoid are polynomials: approximations
+        /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
+        /// (exact ReLU, max pooling and argmax).
+        /// Under pond, `outside_interval` counts the activations' inputs outside the interval
+        /// (from the plaintext reference).
         #[arg(long, default_value = "plaintext")]
         protocol: String,
         /// Only the first N test images.
@@ -176,7 +184,9 @@ enum Command {
     Compile {
         #[arg(long)]
         model: ModelKind,
-        /// pond or securenn.
+        /// pond (ReLU and sigmoid are polynomials: approximations
+        /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
+        /// (exact ReLU, max pooling and argmax).
         #[arg(long)]
         protocol: String,
         /// Images per prediction.
@@ -212,32 +222,32 @@ enum Command {
     },
 }
 
-/// Options of the secure protocols.
+/// Options of the secure protocols. Their ranges are checked by the compiler
+/// (`CompileOptions::validate`), whose error names the option.
 #[derive(clap::Args, Clone)]
 struct ProtocolArgs {
-    /// Fixed-point fractional bits.
+    /// Fixed-point fractional bits, from 12 to 24: inputs must satisfy |x| < 2^(31 - f), and
+    /// a product of two values is exact while |x y| < 2^(62 - 2f).
     #[arg(long, default_value_t = 16)]
     frac_bits: u32,
     /// Truncation after products: dealer (exact to one ulp) or local (SecureML).
     #[arg(long, default_value = "dealer")]
     truncation: String,
-    /// Pond: ReLU polynomial fitted on [-I, I] (default per network: 8, or 16 for D).
+    /// Pond: ReLU polynomial fitted on [-I, I] (default per network: 8, or 16 for D), from
+    /// 2^(8 - f) to 2^(f - 8) and such that the fit's coefficients encode. OUTSIDE THE
+    /// INTERVAL THE POLYNOMIAL IS GARBAGE (ReLU(50) = -1.4e9 on [-8, 8]), silently; `eval`
+    /// reports how many inputs fell outside (`outside_interval`).
     #[arg(long)]
     relu_interval: Option<f64>,
-    /// Pond: degree of the ReLU polynomial (default per network: 10, or 14 for D).
+    /// Pond: degree of the ReLU polynomial, from 1 to 20 (default per network: 10, or 14 for
+    /// D).
     #[arg(long)]
     relu_degree: Option<usize>,
-    /// SecureNN: how signs (ReLU, max pooling, argmax) are taken: `opened` (one masked
-    /// opening and one PrivateCompare, 3 rounds) or `paper` (ShareConvert and ComputeMSB,
-    /// 8 rounds).
+    /// SecureNN: how signs (ReLU, max pooling, argmax) are taken, both exact: `opened` (one
+    /// masked opening and one PrivateCompare of 63 bits, 3 rounds; exact for every value) or
+    /// `paper` (ShareConvert and ComputeMSB, 8 rounds; exact for |x| < 2^62 ring units).
     #[arg(long, default_value = "opened")]
     comparison: String,
-    /// SecureNN, `--comparison opened`: the ring Z_2^N signs are taken in; 64 is exact for
-    /// every value, 32 for values below 2^15 (max pooling: 2^14) at 16 fractional bits, with
-    /// less traffic. Default: 32 for the zoo networks (their values stay below 51 on the
-    /// test set).
-    #[arg(long)]
-    compare_bits: Option<u32>,
 }
 
 impl ProtocolArgs {
@@ -255,22 +265,10 @@ impl ProtocolArgs {
                 )))
             }
         };
-        o.comparison = match (self.comparison.as_str(), self.compare_bits) {
-            ("paper", None | Some(64)) => Comparison::Paper,
-            ("paper", _) => {
-                return Err(ToolError::Usage(
-                    "--compare-bits is for --comparison opened (the paper's DReLU is 64 bits)"
-                        .into(),
-                ))
-            }
-            ("opened", None) => Comparison::EXACT,
-            ("opened", Some(bits @ 2..=64)) => Comparison::Opened { bits },
-            ("opened", Some(bits)) => {
-                return Err(ToolError::Usage(format!(
-                    "--compare-bits {bits}: from 2 to 64"
-                )))
-            }
-            (other, _) => {
+        o.comparison = match self.comparison.as_str() {
+            "opened" => Comparison::Opened,
+            "paper" => Comparison::Paper,
+            other => {
                 return Err(ToolError::Usage(format!(
                     "unknown comparison {other:?} (opened, paper)"
                 )))
@@ -285,7 +283,6 @@ impl ProtocolArgs {
         Ok(Options {
             base: o,
             relu_given: self.relu_interval.is_some() || self.relu_degree.is_some(),
-            compare_given: self.compare_bits.is_some() || self.comparison != "opened",
         })
     }
 }

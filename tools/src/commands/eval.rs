@@ -10,10 +10,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use shareflow_compiler::ProtocolKind;
+use shareflow_compiler::{CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
-use shareflow_runtime::plain::train::{accuracy, predict};
+use shareflow_runtime::plain::train::{accuracy, predict_observed};
+use shareflow_runtime::plain::Outside;
 
 use super::load_weights;
 use super::secure::{agreement, mean_kl, summary, SecureModel};
@@ -35,11 +36,40 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let test = Mnist::load(&data_dir(args.data), Split::Test, args.limit)?;
-    let weights = load_weights(args.model, args.weights)?;
+    evaluate(&args)?.print(args.json);
+    Ok(())
+}
+
+/// The intervals of the activations that `protocol` approximates by a polynomial (ReLU,
+/// sigmoid), `None` for those it computes exactly.
+pub fn polynomial_intervals(
+    protocol: ProtocolKind,
+    options: &CompileOptions,
+) -> (Option<f64>, Option<f64>) {
+    match protocol {
+        ProtocolKind::Pond => (Some(options.relu.interval), Some(options.sigmoid.interval)),
+        ProtocolKind::SecureNN => (None, Some(options.sigmoid.interval)),
+    }
+}
+
+/// The figures of `eval` (what [`run`] prints).
+pub fn evaluate(args: &EvalArgs) -> Result<Report> {
+    let test = Mnist::load(&data_dir(args.data.clone()), Split::Test, args.limit)?;
+    let weights = load_weights(args.model, args.weights.clone())?;
     let images = test.images.clone().into_dyn();
+    let secure = match args.protocol.as_str() {
+        "plaintext" => None,
+        name => Some(name.parse::<ProtocolKind>()?),
+    };
+    let options = args.options.for_model(args.model);
+    let (relu, sigmoid) = secure
+        .map(|p| polynomial_intervals(p, &options))
+        .unwrap_or((None, None));
+    let mut outside = Outside::default();
     let start = Instant::now();
-    let plain = predict(args.model, &weights, &images, args.batch)?;
+    let plain = predict_observed(args.model, &weights, &images, args.batch, &mut |g, e| {
+        outside += e.outside(g, relu, sigmoid)
+    })?;
     let plain_ms = start.elapsed().as_secs_f64() * 1e3;
     let mut r = Report::new();
     r.set("model", args.model.to_string())
@@ -47,14 +77,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .set("transport", "inproc")
         .set("batch", args.batch)
         .set("images", test.len());
-    if args.protocol == "plaintext" {
+    let Some(protocol) = secure else {
         r.set("accuracy", accuracy(&plain, &test.labels))
             .set("total_ms", plain_ms);
-        r.print(args.json);
-        return Ok(());
-    }
-    let protocol: ProtocolKind = args.protocol.parse::<ProtocolKind>()?;
-    let mut model = SecureModel::new(args.model, protocol, args.options.for_model(args.model));
+        return Ok(r);
+    };
+    let mut model = SecureModel::new(args.model, protocol, options);
     model.persist = args.persist;
     let start = Instant::now();
     let (logits, stats) = model.predict(&weights, &images, args.batch)?;
@@ -85,7 +113,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .set("setup_bytes", stats.setup_bytes)
         .set("setup_ms", stats.setup_ms)
         .set("setup_rounds", stats.setup_rounds)
-        .set("per_party", serde_json::Value::Object(per_party));
-    r.print(args.json);
-    Ok(())
+        .set("per_party", serde_json::Value::Object(per_party))
+        .set("outside_interval", outside.outside)
+        .set("activation_inputs", outside.total)
+        .set("outside_interval_fraction", outside.fraction());
+    Ok(r)
 }

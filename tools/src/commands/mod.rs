@@ -16,7 +16,6 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
-use shareflow_compiler::options::Comparison;
 use shareflow_compiler::{CompileOptions, PolyApprox};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{models_dir, Weights};
@@ -60,8 +59,6 @@ pub struct Options {
     pub base: CompileOptions,
     /// Whether the user chose Pond's ReLU polynomial (`--relu-interval`, `--relu-degree`).
     pub relu_given: bool,
-    /// Whether the user chose how SecureNN compares (`--comparison`, `--compare-bits`).
-    pub compare_given: bool,
 }
 
 impl Options {
@@ -70,9 +67,6 @@ impl Options {
         let mut o = self.base;
         if !self.relu_given {
             o.relu = pond_relu(kind);
-        }
-        if !self.compare_given {
-            o.comparison = zoo_comparison(kind);
         }
         o
     }
@@ -83,19 +77,6 @@ impl From<CompileOptions> for Options {
         Options {
             base,
             relu_given: false,
-            compare_given: false,
-        }
-    }
-}
-
-/// SecureNN's comparisons for each network: signs in Z_2^32, exact for values below 2^15 and
-/// max-pool differences of values below 2^14, while every value of A-D on the 10k test images
-/// stays below 51 in magnitude (`tests/securenn_networks.rs`): the same predictions as in
-/// Z_2^64, with a third less traffic (C: 4.31 -> 2.85 MB per prediction).
-pub fn zoo_comparison(kind: ModelKind) -> Comparison {
-    match kind {
-        ModelKind::A | ModelKind::B | ModelKind::C | ModelKind::D => {
-            Comparison::Opened { bits: 32 }
         }
     }
 }

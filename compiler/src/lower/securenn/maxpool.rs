@@ -21,12 +21,12 @@ use crate::CompileError;
 
 /// The word that SAME padding cells of a max-pooling window hold, below every value a
 /// comparison takes exactly, so it never wins: `-2^61` for the paper's DReLU (exact for
-/// differences below `2^62`, so for values `|x| < 2^61`), `-2^(k-2)` for signs taken in
-/// Z_2^k (values `|x| < 2^(k-2)`).
+/// differences below `2^62`, so for values `|x| < 2^61`), `-2^62` for signs from an opening
+/// (exact for every difference, so for values `|x| < 2^62`).
 pub fn pad(comparison: Comparison) -> u64 {
     let bits = match comparison {
         Comparison::Paper => 61,
-        Comparison::Opened { bits } => bits.clamp(2, 64) - 2,
+        Comparison::Opened => 62,
     };
     (1u64 << bits).wrapping_neg()
 }
@@ -127,8 +127,8 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
     let w = cx.local2(Kernel::Sub, &left, &right, &pairs);
     let (beta, mut value) = match cx.options.comparison {
         // Step 5 as one product in the rounds of the sign: max = right + beta w.
-        Comparison::Opened { bits } => {
-            let (beta, beta_w) = sign_times(cx, &w, bits);
+        Comparison::Opened => {
+            let (beta, beta_w) = sign_times(cx, &w);
             (beta, cx.local2(Kernel::Add, &right, &beta_w, &pairs))
         }
         Comparison::Paper => {

@@ -19,8 +19,8 @@
 //! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
 //! | comparisons with 0 | [`relu::less_zero`] and others | `relu.rs` |
 //!
-//! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max pooling take
-//! the sign from one masked opening and one PrivateCompare ([`opened::sign`],
+//! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max
+//! pooling take the sign from one masked opening and one PrivateCompare ([`opened::sign`],
 //! [`opened::sign_times`], `opened.rs`):
 //! 3 rounds instead of 8 (9 for ReLU), one comparison of 63 bits instead of two of 64, exact
 //! on the whole ring. The paper's DReLU (ShareConvert, ComputeMSB) is `Comparison::Paper`.
@@ -30,14 +30,14 @@
 //! compiler: server 0's share of anything the helper deals is the expansion of their pair
 //! seed, and only server 1 receives a tensor.
 //!
-//! **Ranges.** Signs from an opening in Z_2^k are exact for `a` in `[-2^(k-1), 2^(k-1))`
-//! ring units: every word for `k = 64`; for `k = 32`, `|x| < 2^15` reals at `f = 16`
-//! fractional bits, the range the fixed-point encoder accepts. The paper's DReLU is exact for
-//! `a` in `[-2^62, 2^62)` (reals in `[-2^46, 2^46)`): it takes the MSB of `2a`, which is the
-//! sign of `a` in that range, because ShareConvert needs an input other than `2^64 - 1` and
-//! `2a` is even. Comparisons of two values (max pooling, argmax) take the sign of a
-//! difference, so they are exact for inputs of half that range; SAME padding cells hold
-//! [`maxpool::pad`], below it, which never wins.
+//! **Ranges.** Signs from an opening are exact for every word of Z_2^64. The paper's DReLU
+//! is exact for `a` in `[-2^62, 2^62)` (reals in `[-2^46, 2^46)` at 16 fractional bits): it
+//! takes the MSB of `2a`, which is the sign of `a` in that range, because ShareConvert needs
+//! an input other than `2^64 - 1` and `2a` is even. Comparisons of two values (max pooling,
+//! argmax) take the sign of a difference, so they are exact for inputs of half that range
+//! (opened: `|x| < 2^62` ring units); SAME padding cells hold [`maxpool::pad`], below it,
+//! which never wins. There is no cheaper narrow mode: signs in Z_2^k for `k < 64` are wrong,
+//! without an error, for hidden values beyond `2^(k-1)`, and no cheap check tells.
 //!
 //! **Sigmoid** is Pond's polynomial (least squares over `[-B, B]`, `CompileOptions::sigmoid`),
 //! so both protocols give the same values; a piecewise-linear sigmoid from DReLU would be

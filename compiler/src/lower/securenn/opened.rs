@@ -2,11 +2,11 @@
 //! rounds, without ShareConvert and ComputeMSB, and its product with the value in the same
 //! three rounds.
 //!
-//! With the helper's random `r` in Z_2^k and `c = a + r mod 2^k` opened to the servers, write
-//! `c = c_top 2^(k-1) + c_low` and `r = r_top 2^(k-1) + r_low`. Subtracting `r` borrows from
-//! the top bit exactly when `r_low > c_low`, so
+//! With the helper's random `r` in Z_2^64 and `c = a + r` opened to the servers, write
+//! `c = c_top 2^63 + c_low` and `r = r_top 2^63 + r_low`. Subtracting `r` borrows from the
+//! top bit exactly when `r_low > c_low`, so
 //!
-//! `msb(a mod 2^k) = c_top XOR r_top XOR (r_low > c_low)`,
+//! `msb(a) = c_top XOR r_top XOR (r_low > c_low)`,
 //!
 //! and the last bit is what PrivateCompare gives the helper (masked by the servers' `beta`).
 //! The helper, who knows `r_top`, deals `s = beta' XOR r_top`; the servers know
@@ -14,29 +14,29 @@
 //! with its DReLU is wanted (ReLU, the maximum of two candidates), the helper also receives
 //! `a + m` (`m` the servers' common randomness, hidden from it) in the first round and deals
 //! `s (a + m)`; the servers subtract `m s` and flip by `t`. So one ReLU is 3 rounds (the paper:
-//! 8 for DReLU, 9 with the product), and the bits compared are `k - 1` instead of twice 64.
+//! 8 for DReLU, 9 with the product), and the bits compared are 63 instead of twice 64.
 //!
 //! What each party sees: the servers `c` (masked by `r`, which neither knows alone); the
 //! helper the masked, rotated PrivateCompare shares (which tell it `beta'` only, uniform as
 //! `beta` is) and `a + m` (uniform as `m` is). Every share they receive is a uniform
 //! correction, as everywhere else.
 //!
-//! Exact for `a` in `[-2^(k-1), 2^(k-1))` ring units, as `a mod 2^k` keeps its sign there; for
-//! `k = 64`, every word.
+//! Exact for every word of Z_2^64. (Comparing fewer bits, the sign of `a mod 2^k` for
+//! `k < 64`, would be cheaper but silently wrong for `|a| >= 2^(k-1)`, and telling whether a
+//! hidden value lies in that range costs a comparison as wide as the one saved.)
 
 use shareflow_ops::ValueKind;
 
 use super::private_compare::private_compare;
-use super::{Public, SERVERS};
+use super::{Public, SERVERS, WORD_BITS};
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, Shared, HELPER};
 
-/// Shares over Z_2^64 of `DReLU(a)` (1 where `a >= 0`, integers), the sign taken in
-/// Z_2^`bits` (`bits` from 2 to 64).
+/// Shares over Z_2^64 of `DReLU(a)` (1 where `a >= 0`, integers), for every word `a`.
 ///
 /// - Common randomness: P0, P1 hold a random bit `beta` and shares of 0 (`u_j`).
-pub fn sign(cx: &mut Lowerer, a: &Shared, bits: u32) -> Shared {
-    let dealt = steps_1_to_6(cx, a, bits);
+pub fn sign(cx: &mut Lowerer, a: &Shared) -> Shared {
+    let dealt = steps_1_to_6(cx, a);
     drelu(cx, &dealt)
 }
 
@@ -44,9 +44,9 @@ pub fn sign(cx: &mut Lowerer, a: &Shared, bits: u32) -> Shared {
 ///
 /// - Common randomness: P0, P1 hold a random bit `beta`, ring words `m` and `z`, and shares of
 ///   0 (`u_j`).
-pub fn sign_times(cx: &mut Lowerer, a: &Shared, bits: u32) -> (Shared, Shared) {
+pub fn sign_times(cx: &mut Lowerer, a: &Shared) -> (Shared, Shared) {
     let shape = cx.shape(a.s[0]).to_vec();
-    let dealt = steps_1_to_6(cx, a, bits);
+    let dealt = steps_1_to_6(cx, a);
     // Step 4 (with step 3, as `a` is ready): P0 sends <a>_0 + m + z and P1 <a>_1 - z to the
     // helper, who adds them: a + m.
     let m = cx.servers_random(Draw::Ring, &shape);
@@ -95,24 +95,24 @@ fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
 }
 
 /// Steps 1-3, 5 and 6 (without the product of step 4).
-fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, bits: u32) -> Dealt {
+fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
-    let k = bits.clamp(2, 64);
-    let low = u64::MAX >> (65 - k);
+    let top = (WORD_BITS - 1) as u32;
+    let low = u64::MAX >> 1;
     let beta = cx.servers_random(Draw::Bits, &shape);
     // Step 1: the helper's random r; both shares are seed expansions, so free to send.
     let (r, r_shared) = cx.dealer_random(&shape);
     let r_top = cx.emit(
         HELPER,
-        Kernel::BitAt { bit: k - 1 },
+        Kernel::BitAt { bit: top },
         &[r],
         ValueKind::Small,
         &shape,
     );
     let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
-    // Step 2: the helper deals the low k - 1 bits of r over Z_p.
-    let r_bits = cx.helper_share_bits(r_low, (k - 1) as usize);
-    // Step 3: the servers open c = a + r (mod 2^64; only its low k bits are read).
+    // Step 2: the helper deals the low 63 bits of r over Z_p.
+    let r_bits = cx.helper_share_bits(r_low, WORD_BITS - 1);
+    // Step 3: the servers open c = a + r.
     let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
     let c = cx.open(&masked);
     let mut c_low = c;
@@ -121,7 +121,7 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, bits: u32) -> Dealt {
         c_low[j] = cx.emit_like(Kernel::AndConst { value: low }, &[c[j]]);
         let c_top = cx.emit(
             host,
-            Kernel::BitAt { bit: k - 1 },
+            Kernel::BitAt { bit: top },
             &[c[j]],
             ValueKind::Small,
             &shape,

@@ -39,7 +39,7 @@ pub fn select_share(
 pub fn drelu(cx: &mut Lowerer, a: &Shared) -> Shared {
     match cx.options.comparison {
         Comparison::Paper => drelu_paper(cx, a),
-        Comparison::Opened { bits } => sign(cx, a, bits),
+        Comparison::Opened => sign(cx, a),
     }
 }
 
@@ -77,7 +77,7 @@ pub fn drelu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
 pub fn relu(cx: &mut Lowerer, a: &Shared) -> Shared {
     match cx.options.comparison {
         Comparison::Paper => relu_paper(cx, a),
-        Comparison::Opened { bits } => sign_times(cx, a, bits).1,
+        Comparison::Opened => sign_times(cx, a).1,
     }
 }
 
