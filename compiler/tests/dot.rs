@@ -43,17 +43,25 @@ fn securenn_a_is_one_box_per_layer_and_party() {
     let g = compiled(ModelKind::A, ProtocolKind::SecureNN);
     let view = View::of(&g, &Detail::Layers).unwrap();
     let names: Vec<&str> = view.layers.names().iter().map(String::as_str).collect();
-    for layer in ["image", "dense1", "relu1", "dense2", "relu2", "dense3", "logits"] {
+    for layer in [
+        "image", "dense1", "relu1", "dense2", "relu2", "dense3", "logits",
+    ] {
         assert!(names.contains(&layer), "no layer {layer} in {names:?}");
     }
     // Every party has boxes, and no box is a single kernel.
     for host in 0..g.parties.len() {
-        assert!(view.vertices.values().any(|v| v.host == host), "party {host}");
+        assert!(
+            view.vertices.values().any(|v| v.host == host),
+            "party {host}"
+        );
     }
     assert!(view.vertices.keys().all(|k| matches!(k, Key::Group { .. })));
     assert!(view.vertices.len() <= names.len() * g.parties.len());
     let kernels: usize = view.vertices.values().map(|v| v.kernels).sum();
-    assert_eq!(kernels, g.programs.iter().map(|p| p.instrs.len()).sum::<usize>());
+    assert_eq!(
+        kernels,
+        g.programs.iter().map(|p| p.instrs.len()).sum::<usize>()
+    );
     assert_rounds_add_up(&g, &view);
     // The logits are revealed to the client, by both servers, in the last rounds.
     let logits = view.layers.find("logits").unwrap();
@@ -69,11 +77,17 @@ fn securenn_a_is_one_box_per_layer_and_party() {
     assert_eq!(reveals.len(), 2, "{reveals:?}");
     for ((a, _, round), flow) in reveals {
         // Towards the client's box only.
-        assert_eq!((flow.forward, flow.backward), (*a != client_logits, *a == client_logits));
+        assert_eq!(
+            (flow.forward, flow.backward),
+            (*a != client_logits, *a == client_logits)
+        );
         // One share of the [1, 10] logits: an entry header, two dimensions, ten words.
         assert_eq!(flow.bytes, 10 + 2 * 8 + 10 * 8);
         assert!(*round + 2 >= g.rounds, "round {round} of {}", g.rounds);
-        assert_eq!(flow.kinds.keys().copied().collect::<Vec<_>>(), [Exchange::Reveal]);
+        assert_eq!(
+            flow.kinds.keys().copied().collect::<Vec<_>>(),
+            [Exchange::Reveal]
+        );
     }
 }
 
@@ -113,9 +127,8 @@ fn one_layer_or_every_layer_in_detail() {
             .filter(|i| layer_kernels(i))
             .count()
     };
-    let in_dense2 = |i: &shareflow_compiler::Instr| {
-        i.origin.as_deref().is_some_and(|o| o.contains("'dense2/"))
-    };
+    let in_dense2 =
+        |i: &shareflow_compiler::Instr| i.origin.as_deref().is_some_and(|o| o.contains("'dense2/"));
     let dense2_kernels = sends(&|i| {
         in_dense2(i) && !matches!(i.kernel, shareflow_compiler::ir::Kernel::Send { .. })
     });
@@ -127,7 +140,12 @@ fn one_layer_or_every_layer_in_detail() {
     assert_eq!(singles, dense2_kernels);
     assert_eq!(
         one.vertices.len(),
-        layers.vertices.len() - layers.vertices.values().filter(|v| v.layer == dense2).count()
+        layers.vertices.len()
+            - layers
+                .vertices
+                .values()
+                .filter(|v| v.layer == dense2)
+                .count()
             + singles
     );
     let all = View::of(&g, &Detail::All).unwrap();

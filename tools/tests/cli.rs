@@ -101,12 +101,29 @@ fn compiled_graphs_render_as_a_box_per_layer_and_party() {
 #[test]
 fn dot_draws_one_layer_in_detail() {
     let text = String::from_utf8(dot_of(&[
-        "dot", "--model", "A", "--protocol", "pond", "--detail", "dense2",
+        "dot",
+        "--model",
+        "A",
+        "--protocol",
+        "pond",
+        "--detail",
+        "dense2",
     ]))
     .unwrap();
     assert!(text.contains("subgraph cluster_l") && text.contains("label=\"dense2\""));
-    assert!(text.contains("matmul\\n[1, 128]"), "no matmul kernel of dense2");
-    let out = shareflow(&["dot", "--model", "A", "--protocol", "pond", "--detail", "conv9"]);
+    assert!(
+        text.contains("matmul\\n[1, 128]"),
+        "no matmul kernel of dense2"
+    );
+    let out = shareflow(&[
+        "dot",
+        "--model",
+        "A",
+        "--protocol",
+        "pond",
+        "--detail",
+        "conv9",
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("conv9") && err.contains("dense2"), "{err}");

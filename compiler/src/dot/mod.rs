@@ -55,7 +55,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -128,7 +128,11 @@ pub fn render(view: &View, cost: &crate::CostReport) -> String {
     );
     for r in 0..=last_rank {
         let bytes = cost.bytes_per_round.get(r as usize).copied().unwrap_or(0);
-        let messages = cost.messages_per_round.get(r as usize).copied().unwrap_or(0);
+        let messages = cost
+            .messages_per_round
+            .get(r as usize)
+            .copied()
+            .unwrap_or(0);
         let traffic = if messages > 0 {
             format!("\\n{} B, {messages} msg", thousands(bytes))
         } else {
@@ -168,14 +172,11 @@ pub fn render(view: &View, cost: &crate::CostReport) -> String {
                 Key::Group { .. } => {
                     let _ = writeln!(
                         out,
-                        "    {} [label=\"{}\\n{} kernels, {}\", fillcolor=\"{colour}\", \
-                         tooltip=\"{} on {}\"];",
+                        "    {} [label=\"{}\\n{} kernels, {}\", fillcolor=\"{colour}\"];",
                         id(k),
                         escape(view.layers.name(v.layer)),
                         v.kernels,
-                        rounds_text(v),
-                        escape(view.layers.name(v.layer)),
-                        escape(party)
+                        rounds_text(v)
                     );
                 }
                 Key::Kernel(_) => detailed.entry(v.layer.0).or_default().push((k, v)),
@@ -207,7 +208,8 @@ pub fn render(view: &View, cost: &crate::CostReport) -> String {
         let _ = writeln!(out, "  }}");
     }
 
-    // Ranks: every vertex between the heading of its last round and the next heading.
+    // Ranks: every vertex between the heading of its last round and the next heading; the
+    // other edges do not constrain ranks.
     for (k, v) in &view.vertices {
         let next = if v.last < last_rank {
             format!("round{}", v.last + 1)
@@ -225,10 +227,9 @@ pub fn render(view: &View, cost: &crate::CostReport) -> String {
     for ((from, to), n) in &view.data {
         let _ = writeln!(
             out,
-            "  {} -> {} [color=\"#999999\", arrowsize=0.6, tooltip=\"{n} value{}\"];",
+            "  {} -> {} [constraint=false, color=\"#999999\", arrowsize=0.6, weight={n}];",
             id(from),
-            id(to),
-            if *n == 1 { "" } else { "s" }
+            id(to)
         );
     }
     for ((from, to, round), flow) in &view.flows {
@@ -249,7 +250,7 @@ pub fn render(view: &View, cost: &crate::CostReport) -> String {
         };
         let _ = writeln!(
             out,
-            "  {} -> {} [dir={dir}, color=\"{colour}\", fontcolor=\"{colour}\", penwidth={width:.1}, \
+            "  {} -> {} [constraint=false, dir={dir}, color=\"{colour}\", fontcolor=\"{colour}\", penwidth={width:.1}, \
              xlabel=\"r{round}: {} B\\n{}\"];",
             id(from),
             id(to),

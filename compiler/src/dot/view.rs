@@ -80,10 +80,7 @@ impl Flow {
     /// The kind with the most values (the first of those on a tie).
     pub fn main_kind(&self) -> Option<Exchange> {
         let most = self.kinds.values().copied().max()?;
-        self.kinds
-            .iter()
-            .find(|(_, &n)| n == most)
-            .map(|(&k, _)| k)
+        self.kinds.iter().find(|(_, &n)| n == most).map(|(&k, _)| k)
     }
 }
 
@@ -140,12 +137,13 @@ impl View {
         let mut sends: HashMap<ValueId, (Key, Exchange)> = HashMap::new();
         for p in &g.programs {
             for i in &p.instrs {
-                let layer = view.layers.of_origin(&i.origin).ok_or_else(|| {
-                    CompileError::Node {
+                let layer = view
+                    .layers
+                    .of_origin(&i.origin)
+                    .ok_or_else(|| CompileError::Node {
                         node: i.id.to_string(),
                         message: "an origin that no layer holds".into(),
-                    }
-                })?;
+                    })?;
                 let detailed = is_expanded(layer);
                 let key = match (&i.kernel, detailed) {
                     (Kernel::Send { .. }, true) => {
