@@ -82,9 +82,14 @@ fn compiled_graphs_render_as_a_box_per_layer_and_party() {
         let svg = render(&dot_of(&args));
         let case = format!("{model} under {protocol}");
         for (host, party) in parties.iter().enumerate() {
+            // A serving session's model owner takes part in its setup only.
+            if serving && *party == "model-owner" {
+                continue;
+            }
+            let text = party.replace('-', "&#45;");
             assert!(
                 svg.contains(&format!("<title>cluster_p{host}</title>"))
-                    && svg.contains(&format!(">{party}</text>")),
+                    && svg.contains(&format!(">{text}</text>")),
                 "{case}: no cluster for {party}"
             );
         }
