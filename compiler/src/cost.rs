@@ -78,6 +78,10 @@ pub struct CostReport {
     pub layers: Vec<LayerCost>,
     /// Per round: the largest number of bytes on one link (the round's transfer time).
     pub busiest_link_per_round: Vec<u64>,
+    /// Per round: the bytes on every link, frame headers included.
+    pub bytes_per_round: Vec<u64>,
+    /// Per round: the messages (one per ordered party pair that exchanges anything).
+    pub messages_per_round: Vec<u64>,
 }
 
 impl CostReport {
@@ -124,6 +128,8 @@ impl CostReport {
         }
         let mut links = vec![vec![Link::default(); n]; n];
         let mut busiest = vec![0u64; rounds];
+        let mut round_bytes = vec![0u64; rounds];
+        let mut round_messages = vec![0u64; rounds];
         for (r, round) in entries.iter().enumerate() {
             for from in 0..n {
                 for to in 0..n {
@@ -135,6 +141,8 @@ impl CostReport {
                     links[from][to].bytes += frame;
                     links[from][to].messages += 1;
                     busiest[r] = busiest[r].max(frame);
+                    round_bytes[r] += frame;
+                    round_messages[r] += 1;
                 }
             }
         }
@@ -159,6 +167,8 @@ impl CostReport {
             rounds: g.rounds,
             layers,
             busiest_link_per_round: busiest,
+            bytes_per_round: round_bytes,
+            messages_per_round: round_messages,
             ..Default::default()
         };
         for (from, row) in links.into_iter().enumerate() {
@@ -241,6 +251,8 @@ mod tests {
             pos("matmul") < pos("add") && pos("add") < pos("y"),
             "{names:?}"
         );
+        assert_eq!(r.bytes_per_round.iter().sum::<u64>(), r.bytes);
+        assert_eq!(r.messages_per_round.iter().sum::<u64>(), r.messages);
         // 2 rounds of traffic per product; latency: half a round trip per round at least.
         assert!(r.latency_ms(10.0, 1e3) >= r.rounds as f64 * 5.0);
     }

@@ -22,6 +22,8 @@ pub enum CompileError {
     Node { node: String, message: String },
     #[error("party {party}: {message}")]
     Party { party: String, message: String },
+    #[error("no layer {layer:?} in this compiled graph (layers: {known})")]
+    Layer { layer: String, known: String },
     #[error("compiled graph JSON: {message}")]
     Json { message: String },
     /// A compile option outside its sound range (`CompileOptions::validate`).

@@ -40,7 +40,7 @@ pub enum Draw {
 
 /// Why a value crosses parties: what the receiver learns. The security test checks that a
 /// server only ever receives seeds, shares and masked openings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exchange {
     /// A PRG seed.

@@ -13,15 +13,20 @@ fn shareflow(args: &[&str]) -> std::process::Output {
         .expect("run shareflow")
 }
 
-#[test]
-fn dot_of_network_c_renders_as_svg() {
-    let out = shareflow(&["dot", "--model", "C"]);
+/// `shareflow dot` with `args`, which must succeed.
+fn dot_of(args: &[&str]) -> Vec<u8> {
+    let out = shareflow(args);
     assert!(
         out.status.success(),
-        "{}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let Some(svg) = render_svg(&out.stdout) else {
+    out.stdout
+}
+
+#[test]
+fn dot_of_network_c_renders_as_svg() {
+    let Some(svg) = render_svg(&dot_of(&["dot", "--model", "C"])) else {
         return;
     };
     assert!(svg.contains("<svg") && svg.contains("conv1/kernel"));
@@ -48,23 +53,73 @@ fn render_tests_skip_without_graphviz() {
 }
 
 #[test]
-fn dot_of_a_compiled_graph_has_a_cluster_per_party() {
-    // A compiled network has thousands of kernels: Graphviz takes minutes to lay it out, so
-    // only the text is checked here.
-    let out = shareflow(&["dot", "--model", "A", "--protocol", "pond"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    for party in ["server0", "server1", "helper", "model-owner", "client"] {
-        assert!(
-            text.contains(&format!("label=\"{party}\"")),
-            "no cluster for {party}"
-        );
+fn compiled_graphs_render_as_a_box_per_layer_and_party() {
+    let parties = ["server0", "server1", "helper", "model-owner", "client"];
+    for (model, protocol, serving) in [
+        ("C", "securenn", false),
+        ("A", "securenn", false),
+        ("A", "pond", false),
+        ("D", "pond", true),
+    ] {
+        let mut args = vec!["dot", "--model", model, "--protocol", protocol];
+        if serving {
+            args.push("--serving");
+        }
+        let Some(svg) = render_svg(&dot_of(&args)) else {
+            return;
+        };
+        let case = format!("{model} under {protocol}");
+        for (host, party) in parties.iter().enumerate() {
+            // A serving session's model owner takes part in its setup only.
+            if serving && *party == "model-owner" {
+                continue;
+            }
+            let text = party.replace('-', "&#45;");
+            assert!(
+                svg.contains(&format!("<title>cluster_p{host}</title>"))
+                    && svg.contains(&format!(">{text}</text>")),
+                "{case}: no cluster for {party}"
+            );
+        }
+        // A box per layer and party and a heading per round, not a node per kernel.
+        let nodes = svg.matches("class=\"node\"").count();
+        let edges = svg.matches("class=\"edge\"").count();
+        assert!(nodes <= 110, "{case}: {nodes} nodes");
+        assert!(edges <= 400, "{case}: {edges} edges");
+        assert!(svg.contains(">round 1</text>"), "{case}");
+        assert!(svg.contains("masked opening"), "{case}");
     }
-    assert!(text.contains(" B, round "));
+}
+
+#[test]
+fn dot_draws_one_layer_in_detail() {
+    let text = String::from_utf8(dot_of(&[
+        "dot",
+        "--model",
+        "A",
+        "--protocol",
+        "pond",
+        "--detail",
+        "dense2",
+    ]))
+    .unwrap();
+    assert!(text.contains("subgraph cluster_l") && text.contains("label=\"dense2\""));
+    assert!(
+        text.contains("matmul\\n[1, 128]"),
+        "no matmul kernel of dense2"
+    );
+    let out = shareflow(&[
+        "dot",
+        "--model",
+        "A",
+        "--protocol",
+        "pond",
+        "--detail",
+        "conv9",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("conv9") && err.contains("dense2"), "{err}");
 }
 
 #[test]

@@ -169,13 +169,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Prints a network's graph as Graphviz DOT.
+    /// Prints a network's graph as Graphviz DOT: the logical graph, or the compiled graph with
+    /// one cluster per party, one box per layer and party, rounds top to bottom.
     Dot {
         #[arg(long)]
         model: ModelKind,
         /// Draw the graph compiled for this protocol instead of the logical graph.
         #[arg(long)]
         protocol: Option<String>,
+        /// Draw this layer (`conv1`, `relu2`, ...) kernel by kernel, or `all` of them.
+        #[arg(long, default_value = "layers")]
+        detail: shareflow_compiler::dot::Detail,
+        /// Draw the per-prediction program of a serving session.
+        #[arg(long)]
+        serving: bool,
+        /// With --serving: draw the setup program instead.
+        #[arg(long)]
+        setup: bool,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
     },
@@ -356,8 +366,18 @@ fn run(command: Command) -> Result<(), ToolError> {
         Command::Dot {
             model,
             protocol,
+            detail,
+            serving,
+            setup,
             protocol_options,
-        } => dot::run(model, protocol.as_deref(), protocol_options.options()?),
+        } => dot::run(dot::DotArgs {
+            model,
+            protocol,
+            detail,
+            serving,
+            setup,
+            options: protocol_options.options()?,
+        }),
         Command::Compile {
             model,
             protocol,
