@@ -17,6 +17,7 @@ pub mod ir;
 pub mod lower;
 pub mod options;
 pub mod passes;
+mod plain_grad;
 pub mod plain_op;
 pub mod program;
 pub mod serving;

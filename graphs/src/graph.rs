@@ -241,6 +241,14 @@ impl Graph {
             .collect()
     }
 
+    /// The variable nodes (`Op::Variable`) of the graph, in id order.
+    pub fn variable_nodes(&self) -> Vec<NodeId> {
+        self.nodes()
+            .filter(|(_, n)| matches!(n.op, Op::Variable { .. }))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Checks parties, cycles, arities, shapes and visibilities; fills in the shape and
     /// visibility of every node from its inputs. Returns the topological order.
     pub fn validate(&mut self) -> Result<Vec<NodeId>, GraphError> {
@@ -278,6 +286,7 @@ impl Graph {
                 n.visibility = visibility;
             }
         }
+        crate::variables::check(self)?;
         Ok(order)
     }
 }
