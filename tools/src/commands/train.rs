@@ -1,4 +1,6 @@
-//! `shareflow train`: trains a network of the zoo in plaintext and saves its weights.
+//! `shareflow train`: trains a network of the zoo and saves its weights. The plaintext
+//! reference runs the network's training graph (forward, backward and update in one graph)
+//! in a plaintext session.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,11 +12,13 @@ use shareflow_runtime::plain::train::{accuracy, predict, train, TrainConfig};
 
 use super::weights_path;
 use crate::report::Report;
-use crate::Result;
+use crate::{Result, ToolError};
 
 /// Options of `train`.
 pub struct TrainArgs {
     pub model: ModelKind,
+    /// `plaintext`; the protocols cannot train yet.
+    pub protocol: String,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub config: TrainConfig,
@@ -22,6 +26,12 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.protocol != "plaintext" {
+        return Err(ToolError::Usage(format!(
+            "--protocol {}: training runs in plaintext only for now (--protocol plaintext)",
+            args.protocol
+        )));
+    }
     let dir = data_dir(args.data);
     let train_set = Mnist::load(&dir, Split::Train, None)?;
     let test_set = Mnist::load(&dir, Split::Test, None)?;
