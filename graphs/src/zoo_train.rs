@@ -91,3 +91,129 @@ impl ZooModel {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Init, Op};
+    use crate::{GraphBuilder, GraphError};
+
+    fn spec() -> TrainSpec {
+        TrainSpec {
+            seed: 1,
+            momentum: 0.9,
+        }
+    }
+
+    #[test]
+    fn training_graph_round_trips_through_json_and_draws() {
+        let m = ZooModel::build_training(ModelKind::C, 2, &spec()).unwrap();
+        let json = m.graph.to_json().unwrap();
+        let back = crate::Graph::from_json(&json).unwrap();
+        assert_eq!(back.to_json().unwrap(), json);
+        assert_eq!(back.len(), m.graph.len());
+        // Parameters and velocities; one assign each.
+        assert_eq!(back.variable_nodes().len(), 2 * m.params.len());
+        let assigns = back
+            .nodes()
+            .filter(|(_, n)| matches!(n.op, Op::Assign))
+            .count();
+        assert_eq!(assigns, 2 * m.params.len());
+        let dot = back.to_dot();
+        assert!(dot.contains("variable") && dot.contains("conv2d_backprop_input"));
+    }
+
+    #[test]
+    fn only_the_loss_is_revealed() {
+        let m = ZooModel::build_training(ModelKind::A, 2, &spec()).unwrap();
+        assert_eq!(m.graph.output_nodes(), vec![m.loss_output]);
+        for id in m.graph.output_nodes() {
+            for input in m.graph.inputs(id) {
+                let op = &m.graph.node(input).unwrap().op;
+                assert!(!matches!(op, Op::Variable { .. }), "{op:?} is revealed");
+            }
+        }
+        for &v in &m.variables {
+            let node = m.graph.node(v).unwrap();
+            assert_eq!(node.visibility, crate::Visibility::Shared);
+            assert!(matches!(
+                node.op,
+                Op::Variable {
+                    trainable: true,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn kernels_take_consecutive_parts_of_one_stream() {
+        let m = ZooModel::build_training(ModelKind::A, 2, &spec()).unwrap();
+        let inits: Vec<Init> = m
+            .variables
+            .iter()
+            .map(|&v| match m.graph.node(v).unwrap().op {
+                Op::Variable { init, .. } => init,
+                _ => unreachable!("a parameter is a variable"),
+            })
+            .collect();
+        assert_eq!(
+            inits[..4],
+            [
+                Init::HeNormal {
+                    fan_in: 784,
+                    seed: 1,
+                    offset: 0
+                },
+                Init::Zeros,
+                Init::HeNormal {
+                    fan_in: 128,
+                    seed: 1,
+                    offset: 784 * 128
+                },
+                Init::Zeros,
+            ]
+        );
+    }
+
+    #[test]
+    fn assigns_are_checked() {
+        let g = GraphBuilder::new();
+        let p = g.party("owner");
+        let x = g.input(p, "x", [3]);
+        let _ = g.assign(&x, &x);
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::AssignToNonVariable { ref target, .. } if target.contains("'x'")),
+            "{err}"
+        );
+
+        let g = GraphBuilder::new();
+        let v = g.variable("v", [3], Init::Zeros);
+        let _ = g.assign(&v, &g.constant([2], vec![1.0, 2.0]));
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::Shape { op: "assign", ref node, .. } if node.contains("v/assign")),
+            "{err}"
+        );
+
+        let g = GraphBuilder::new();
+        let v = g.variable("v", [1], Init::Zeros);
+        let _ = g.assign(&v, &g.constant([1], vec![1.0]));
+        let _ = g.assign(&v, &g.constant([1], vec![2.0]));
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::DuplicateAssign { ref variable, .. } if variable.contains("'v'")),
+            "{err}"
+        );
+
+        let g = GraphBuilder::new();
+        let _ = g.variable("v", [1], Init::Zeros);
+        let _ = g.variable("v", [2], Init::Zeros);
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::DuplicateVariable { ref name, .. } if name == "v"),
+            "{err}"
+        );
+    }
+}
