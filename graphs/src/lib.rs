@@ -7,6 +7,11 @@
 //! Graphviz DOT ([`dot`]). [`nn`] has the usual layers and [`zoo`] the four MNIST networks of the
 //! SecureNN paper.
 //!
+//! Training is part of the graph: [`Op::Variable`] values live across the runs of a session,
+//! [`Op::Assign`] writes their next values, [`GraphBuilder::gradients`] ([`autodiff`]) adds the
+//! backward pass as ordinary nodes and [`optim`] the updates, so one training graph runs on
+//! every backend ([`zoo_train`] builds the zoo networks' training graphs).
+//!
 //! This crate knows nothing of protocols: it says *what* is computed and *who* owns what.
 //!
 //! Layout conventions (as TensorFlow): images are NHWC, convolution filters HWIO, and
