@@ -104,7 +104,9 @@ pub(crate) fn backprop(
             let dims = node.shape.dims().to_vec();
             let last = dims.len().saturating_sub(1);
             let mut kept = dims.clone();
-            kept[last] = 1;
+            if let Some(d) = kept.get_mut(last) {
+                *d = 1;
+            }
             let dot = dy.mul(&y).reduce_sum(last).reshape(kept).broadcast_to(dims);
             out.push((0, y.mul(&dy.sub(&dot))));
         }
@@ -185,8 +187,7 @@ fn unbroadcast(dy: &Tensor, target: &Shape) -> Tensor {
 /// The adjoint of [`Op::BroadcastTo`]: sums over the added leading axes and over the axes
 /// that were 1.
 fn unbroadcast_ones(dy: &Tensor, target: &Shape) -> Tensor {
-    let d = unbroadcast(dy, target);
-    let mut d = d;
+    let mut d = unbroadcast(dy, target);
     for (axis, &t) in target.dims().iter().enumerate() {
         if t == 1 && d.shape().dims().get(axis).is_some_and(|&n| n != 1) {
             let mut kept = d.shape().0;
