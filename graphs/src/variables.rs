@@ -14,13 +14,11 @@ pub(crate) fn check(graph: &Graph) -> Result<(), GraphError> {
     let mut assigned: HashMap<NodeId, NodeId> = HashMap::new();
     for (id, node) in graph.nodes() {
         match &node.op {
-            Op::Variable { name, .. } => {
-                if names.insert(name.as_str(), id).is_some() {
-                    return Err(GraphError::DuplicateVariable {
-                        node: graph.label(id),
-                        name: name.clone(),
-                    });
-                }
+            Op::Variable { name, .. } if names.insert(name.as_str(), id).is_some() => {
+                return Err(GraphError::DuplicateVariable {
+                    node: graph.label(id),
+                    name: name.clone(),
+                });
             }
             Op::Assign => {
                 let Some(&target) = graph.inputs(id).first() else {

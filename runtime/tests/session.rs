@@ -20,7 +20,7 @@ fn momentum_in_the_graph_matches_the_reference_optimiser() {
     let w = g.variable("w", [3], Init::Owner { party: owner });
     let target = g.constant([3], vec![0.5, -1.0, 2.0]);
     let loss = w.mean_squared_error(&target);
-    let grads = g.gradients(&loss, &[w.clone()]).unwrap();
+    let grads = g.gradients(&loss, std::slice::from_ref(&w)).unwrap();
     let rate = g.parameter("lr", []);
     momentum(&g, &[w], &grads, &rate, 0.9).unwrap();
     let graph = g.build().unwrap();
