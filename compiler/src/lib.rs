@@ -18,6 +18,7 @@ pub mod limits;
 pub mod lower;
 pub mod options;
 pub mod passes;
+mod plain_grad;
 pub mod plain_op;
 pub mod program;
 pub mod serving;

@@ -1,16 +1,15 @@
 //! One logical op evaluated in f32 on the reference kernels: shared by the plaintext executor,
 //! constant folding, and the parties that compute on their own private values in the clear.
 
-use ndarray::{Array4, ArrayD, Ix1, Ix2, Ix4, IxDyn};
+use ndarray::{ArrayD, Ix1, Ix2, Ix4, IxDyn};
 use shareflow_graphs::op::Window;
 use shareflow_graphs::{Op, Padding, Shape};
 use shareflow_ops::plain::{self as k, to_rank};
 use shareflow_ops::OpsError;
 
-/// The value of an op, and the argmax of a max-pool (for backward).
+/// The value of an op.
 pub struct PlainOut {
     pub value: ArrayD<f32>,
-    pub argmax: Option<Array4<usize>>,
 }
 
 /// The ops-crate padding for a graph padding.
@@ -35,22 +34,26 @@ fn invalid(op: &'static str, message: String) -> OpsError {
 }
 
 /// Evaluates `op` on `args` (its inputs, in order); `shape` is the node's static shape. An
-/// `Input` or `Output` passes its first argument through (the caller supplies the input).
+/// `Input`, `Variable`, `Parameter` or `Output` passes its first argument through (the caller
+/// supplies the value); an `Assign` gives the value assigned.
 pub fn eval(op: &Op, shape: &Shape, args: &[&ArrayD<f32>]) -> Result<PlainOut, OpsError> {
-    if args.len() != op.arity() && !matches!(op, Op::Input { .. }) {
+    let supplied = matches!(
+        op,
+        Op::Input { .. } | Op::Variable { .. } | Op::Parameter { .. }
+    );
+    if args.len() != op.arity() && !supplied {
         return Err(invalid(
             op.name(),
             format!("{} arguments for {} inputs", args.len(), op.arity()),
         ));
     }
     let arg = |i: usize| args[i].view();
-    let mut argmax = None;
     let value = match op {
         Op::Constant { values } => ArrayD::from_shape_vec(IxDyn(shape.dims()), values.clone())
             .map_err(|e| invalid("constant", e.to_string()))?,
-        Op::Input { .. } => match args.first() {
+        Op::Input { .. } | Op::Variable { .. } | Op::Parameter { .. } => match args.first() {
             Some(v) => (*v).clone(),
-            None => return Err(invalid("input", "no value supplied".into())),
+            None => return Err(invalid(op.name(), "no value supplied".into())),
         },
         Op::Add => k::add(arg(0), arg(1))?,
         Op::Sub => k::sub(arg(0), arg(1))?,
@@ -72,9 +75,9 @@ pub fn eval(op: &Op, shape: &Shape, args: &[&ArrayD<f32>]) -> Result<PlainOut, O
             k::avgpool2d(to_rank::<_, Ix4>(arg(0), "avgpool2d")?, &window(w))?.into_dyn()
         }
         Op::MaxPool2d { window: w } => {
-            let out = k::maxpool2d(to_rank::<_, Ix4>(arg(0), "maxpool2d")?, &window(w))?;
-            argmax = Some(out.argmax);
-            out.y.into_dyn()
+            k::maxpool2d(to_rank::<_, Ix4>(arg(0), "maxpool2d")?, &window(w))?
+                .y
+                .into_dyn()
         }
         Op::Relu => k::relu(arg(0)),
         Op::Sigmoid => k::sigmoid(arg(0)),
@@ -103,6 +106,8 @@ pub fn eval(op: &Op, shape: &Shape, args: &[&ArrayD<f32>]) -> Result<PlainOut, O
         Op::ReduceSum { axis } => k::reduce_sum(arg(0), *axis, false)?,
         Op::Argmax => k::argmax_last(arg(0))?.mapv(|i| i as f32),
         Op::Output { .. } => args[0].clone(),
+        Op::Assign => args[1].clone(),
+        _ => crate::plain_grad::eval_grad(op, shape, args)?,
     };
-    Ok(PlainOut { value, argmax })
+    Ok(PlainOut { value })
 }

@@ -161,3 +161,22 @@ fn the_dealer_only_deals_for_fresh_inputs() {
         }
     }
 }
+
+#[test]
+fn training_graphs_are_refused_by_name_until_the_protocols_train() {
+    let spec = shareflow_graphs::zoo_train::TrainSpec {
+        seed: 1,
+        momentum: 0.9,
+    };
+    let model = ZooModel::build_training(ModelKind::A, 2, &spec).unwrap();
+    for protocol in [ProtocolKind::Pond, ProtocolKind::SecureNN] {
+        let err = shareflow_compiler::compile(&model.graph, protocol, CompileOptions::default())
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, shareflow_compiler::CompileError::Unsupported { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("variable"), "{err}");
+    }
+}

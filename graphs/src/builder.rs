@@ -9,13 +9,13 @@ use std::rc::Rc;
 use crate::error::GraphError;
 use crate::graph::{Graph, Node};
 use crate::infer::{infer, InputInfo};
-use crate::op::{Op, Window};
+use crate::op::{Init, Op, Window};
 use crate::types::{DType, Padding, Shape, Visibility};
 use crate::{NodeId, PartyId};
 
-struct State {
-    graph: Graph,
-    error: Option<GraphError>,
+pub(crate) struct State {
+    pub(crate) graph: Graph,
+    pub(crate) error: Option<GraphError>,
     counter: usize,
     scope: Vec<String>,
 }
@@ -23,7 +23,7 @@ struct State {
 /// Builds a [`Graph`].
 #[derive(Clone)]
 pub struct GraphBuilder {
-    state: Rc<RefCell<State>>,
+    pub(crate) state: Rc<RefCell<State>>,
 }
 
 /// A handle to a node under construction.
@@ -90,6 +90,62 @@ impl GraphBuilder {
         )
     }
 
+    /// A trainable variable: a value the servers hold across the runs of a session, whose
+    /// first value comes from `init` (see [`Op::Variable`]).
+    pub fn variable(&self, name: &str, shape: impl Into<Shape>, init: Init) -> Tensor {
+        self.variable_with(name, shape, init, true)
+    }
+
+    /// A variable that is trainable or not (a frozen layer, an optimiser's velocity).
+    pub fn variable_with(
+        &self,
+        name: &str,
+        shape: impl Into<Shape>,
+        init: Init,
+        trainable: bool,
+    ) -> Tensor {
+        let name = self.scoped_name(name);
+        add(
+            &self.state,
+            Op::Variable {
+                name: name.clone(),
+                init,
+                trainable,
+            },
+            Some(name),
+            shape.into(),
+            &[],
+        )
+    }
+
+    /// Makes `value` the next value of `variable` (an [`Op::Assign`], a root of the graph).
+    pub fn assign(&self, variable: &Tensor, value: &Tensor) -> Tensor {
+        let name = match self.state.borrow().graph.node(variable.id) {
+            Ok(n) => format!("{}/assign", n.name),
+            Err(_) => "assign".into(),
+        };
+        add(
+            &self.state,
+            Op::Assign,
+            Some(name),
+            Shape::default(),
+            &[variable.id, value.id],
+        )
+    }
+
+    /// A public value given to every party at each run under `name` (see
+    /// [`Op::Parameter`]).
+    pub fn parameter(&self, name: &str, shape: impl Into<Shape>) -> Tensor {
+        let name = self.scoped_name(name);
+        add(
+            &self.state,
+            Op::Parameter { name: name.clone() },
+            Some(name),
+            shape.into(),
+            &[],
+        )
+    }
+
     /// A public constant (row-major values).
     pub fn constant(&self, shape: impl Into<Shape>, values: Vec<f32>) -> Tensor {
         add(
@@ -131,7 +187,7 @@ impl GraphBuilder {
     }
 }
 
-fn add(
+pub(crate) fn add(
     state: &Rc<RefCell<State>>,
     op: Op,
     name: Option<String>,
@@ -209,6 +265,21 @@ impl Tensor {
             .node(self.id)
             .map(|n| n.visibility)
             .unwrap_or(Visibility::Shared)
+    }
+
+    /// The node's op (`None` for a node that does not exist).
+    pub fn op(&self) -> Option<Op> {
+        self.state
+            .borrow()
+            .graph
+            .node(self.id)
+            .ok()
+            .map(|n| n.op.clone())
+    }
+
+    /// How errors name the node.
+    pub fn label(&self) -> String {
+        self.state.borrow().graph.label(self.id)
     }
 
     /// Renames the node.
@@ -318,6 +389,26 @@ impl Tensor {
     }
     pub fn argmax(&self) -> Tensor {
         self.unary(Op::Argmax)
+    }
+    /// The mean softmax cross-entropy of these logits `[N, K]` against one-hot `labels`
+    /// `[N, K]`, a scalar.
+    pub fn softmax_cross_entropy(&self, labels: &Tensor) -> Tensor {
+        self.binary(Op::SoftmaxCrossEntropy, labels)
+    }
+    /// The mean of `(self - target)^2` over every element, a scalar.
+    pub fn mean_squared_error(&self, target: &Tensor) -> Tensor {
+        self.binary(Op::MeanSquaredError, target)
+    }
+    /// Adds `op` with these inputs (the backward ops of [`GraphBuilder::gradients`]).
+    pub(crate) fn apply(&self, op: Op, inputs: &[&Tensor]) -> Tensor {
+        let ids: Vec<NodeId> = inputs.iter().map(|t| t.id).collect();
+        add(&self.state, op, None, Shape::default(), &ids)
+    }
+    /// Repeats this value to `shape` (see [`Op::BroadcastTo`]).
+    pub fn broadcast_to(&self, shape: impl Into<Shape>) -> Tensor {
+        self.unary(Op::BroadcastTo {
+            shape: shape.into().0,
+        })
     }
     /// Reveals this value to `party` under `name`.
     pub fn output_to(&self, party: PartyId, name: &str) -> Tensor {

@@ -67,6 +67,9 @@ pub fn to_dot(graph: &Graph) -> String {
         let detail = match &node.op {
             Op::Input { party, .. } => format!("input of {}", graph.party_name(*party)),
             Op::Output { party, .. } => format!("output to {}", graph.party_name(*party)),
+            Op::Variable {
+                trainable: false, ..
+            } => "variable (frozen)".into(),
             op => op.name().to_string(),
         };
         let _ = writeln!(

@@ -56,6 +56,18 @@ pub enum GraphError {
     Json { message: String },
     #[error("graph JSON: format version {found} is not supported (this build reads {supported})")]
     Version { found: u32, supported: u32 },
+    #[error("node {node}: assigns to {target}, which is not a variable")]
+    AssignToNonVariable { node: String, target: String },
+    #[error("node {node}: a second assign to variable {variable}")]
+    DuplicateAssign { node: String, variable: String },
+    #[error("node {node}: variable name {name:?} is taken")]
+    DuplicateVariable { node: String, name: String },
+    #[error("node {node} ({op}): has no gradient")]
+    NoGradient { node: String, op: &'static str },
+    #[error("node {node}: variable is not trainable, it has no gradient")]
+    NotTrainable { node: String },
+    #[error("node {node}: the loss {loss} does not depend on it")]
+    Unconnected { node: String, loss: String },
     #[error("no node named {name}")]
     NoSuchName { name: String },
 }

@@ -245,6 +245,14 @@ impl Graph {
             .collect()
     }
 
+    /// The variable nodes (`Op::Variable`) of the graph, in id order.
+    pub fn variable_nodes(&self) -> Vec<NodeId> {
+        self.nodes()
+            .filter(|(_, n)| matches!(n.op, Op::Variable { .. }))
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     /// Checks parties, cycles, arities, shapes, visibilities and the names of inputs and
     /// outputs ([`Graph::check_io_names`]); fills in the shape and visibility of every node
     /// from its inputs. Returns the topological order.
@@ -299,6 +307,7 @@ impl Graph {
             }
         }
         self.check_io_names()?;
+        crate::variables::check(self)?;
         Ok(order)
     }
 

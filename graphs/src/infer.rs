@@ -168,6 +168,18 @@ pub fn infer(
         Op::Output { party, .. } => {
             return Ok((inputs[0].shape.clone(), Visibility::Private(*party)));
         }
+        Op::Variable { .. } => return Ok((own_shape.clone(), Visibility::Shared)),
+        Op::Parameter { .. } => return Ok((own_shape.clone(), Visibility::Public)),
+        Op::Assign => {
+            if inputs[0].shape != inputs[1].shape {
+                return Err(err(format!(
+                    "value {} of shape {} for variable {} of shape {}",
+                    inputs[1].label, inputs[1].shape, inputs[0].label, inputs[0].shape
+                )));
+            }
+            return Ok((inputs[0].shape.clone(), Visibility::Shared));
+        }
+        _ => return crate::infer_grad::infer_grad(op, inputs, &err).map(|s| (s, vis)),
     };
     Ok((shape, vis))
 }

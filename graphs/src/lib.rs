@@ -7,28 +7,39 @@
 //! Graphviz DOT ([`dot`]). [`nn`] has the usual layers and [`zoo`] the four MNIST networks of the
 //! SecureNN paper.
 //!
+//! Training is part of the graph: [`Op::Variable`] values live across the runs of a session,
+//! [`Op::Assign`] writes their next values, [`GraphBuilder::gradients`] ([`autodiff`]) adds the
+//! backward pass as ordinary nodes and [`optim`] the updates, so one training graph runs on
+//! every backend ([`zoo_train`] builds the zoo networks' training graphs).
+//!
 //! This crate knows nothing of protocols: it says *what* is computed and *who* owns what.
 //!
 //! Layout conventions (as TensorFlow): images are NHWC, convolution filters HWIO, and
 //! `Padding::Same` puts the extra row/column of padding at the bottom/right.
 
+pub mod autodiff;
+mod autodiff_rules;
 pub mod builder;
 pub mod dot;
 pub mod error;
 pub mod graph;
 pub mod ids;
 pub mod infer;
+mod infer_grad;
 pub mod json;
 pub mod nn;
 pub mod op;
+pub mod optim;
 pub mod types;
+mod variables;
 pub mod zoo;
+pub mod zoo_train;
 
 pub use builder::{GraphBuilder, Tensor};
 pub use error::GraphError;
 pub use graph::{Graph, Node};
 pub use ids::{NodeId, PartyId};
-pub use op::Op;
+pub use op::{Init, Op};
 pub use types::{DType, Padding, Shape, Visibility};
 
 /// Result of this crate.
@@ -40,5 +51,5 @@ pub mod prelude {
     pub use crate::nn::{AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential};
     pub use crate::types::{DType, Padding, Shape, Visibility};
     pub use crate::zoo::{ModelKind, ZooModel};
-    pub use crate::{Graph, GraphError, NodeId, Op, PartyId};
+    pub use crate::{Graph, GraphError, Init, NodeId, Op, PartyId};
 }

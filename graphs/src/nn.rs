@@ -1,9 +1,58 @@
-//! Neural-network layers on the builder. A layer's parameters are private inputs of the
-//! model owner, named `<layer>/kernel` and `<layer>/bias`.
+//! Neural-network layers on the builder. A layer's parameters are named `<layer>/kernel` and
+//! `<layer>/bias`; [`Params`] says whether they are private inputs of the model owner (for
+//! prediction) or variables (for training), so one layer list builds both graphs.
+
+use std::cell::Cell;
 
 use crate::builder::{GraphBuilder, Tensor};
+use crate::op::Init;
 use crate::types::Padding;
 use crate::PartyId;
+
+/// Where the parameters of layers come from.
+#[derive(Debug)]
+pub enum Params {
+    /// Private inputs of this party (the model owner), for prediction.
+    Inputs(PartyId),
+    /// Trainable variables: He-normal kernels drawn in layer order from one ChaCha20 stream
+    /// seeded with `seed` (each kernel takes the next part of the stream), zero biases.
+    Variables {
+        seed: u64,
+        /// Samples of the stream that the kernels so far took.
+        drawn: Cell<u64>,
+    },
+}
+
+impl Params {
+    /// Variables initialised from `seed`.
+    pub fn variables(seed: u64) -> Self {
+        Params::Variables {
+            seed,
+            drawn: Cell::new(0),
+        }
+    }
+
+    /// The tensor of the parameter `spec`.
+    pub fn tensor(&self, g: &GraphBuilder, spec: &ParamSpec) -> Tensor {
+        match self {
+            Params::Inputs(owner) => g.input(*owner, &spec.name, spec.shape.clone()),
+            Params::Variables { seed, drawn } => {
+                let init = if spec.name.ends_with("/bias") {
+                    Init::Zeros
+                } else {
+                    let offset = drawn.get();
+                    drawn.set(offset + spec.shape.iter().product::<usize>() as u64);
+                    Init::HeNormal {
+                        fan_in: spec.fan_in,
+                        seed: *seed,
+                        offset,
+                    }
+                };
+                g.variable(&spec.name, spec.shape.clone(), init)
+            }
+        }
+    }
+}
 
 /// A trainable parameter of a layer: its input name, shape and fan-in (for initialisation).
 #[derive(Debug, Clone, PartialEq)]
@@ -13,10 +62,10 @@ pub struct ParamSpec {
     pub fan_in: usize,
 }
 
-/// A layer: adds its nodes after `x`, with parameters owned by `owner`.
+/// A layer: adds its nodes after `x`, with parameters from `params`.
 pub trait Layer {
     /// Adds the layer's nodes.
-    fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor;
+    fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor;
     /// The parameters it declares (empty for parameter-free layers).
     fn params(&self) -> Vec<ParamSpec> {
         Vec::new()
@@ -44,17 +93,22 @@ impl Dense {
 }
 
 impl Layer for Dense {
-    fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
-        let w = g.input(
-            owner,
-            &format!("{}/kernel", self.name),
-            [self.inputs, self.units],
-        );
-        let b = g.input(owner, &format!("{}/bias", self.name), [self.units]);
+    fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor {
+        let [w, b] = self.param_specs().map(|p| params.tensor(g, &p));
         g.scoped(&self.name, || x.matmul(&w) + &b)
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![
+        self.param_specs().to_vec()
+    }
+    fn describe(&self) -> String {
+        format!("{}: dense {} -> {}", self.name, self.inputs, self.units)
+    }
+}
+
+impl Dense {
+    /// The kernel and the bias.
+    pub fn param_specs(&self) -> [ParamSpec; 2] {
+        [
             ParamSpec {
                 name: format!("{}/kernel", self.name),
                 shape: vec![self.inputs, self.units],
@@ -66,9 +120,6 @@ impl Layer for Dense {
                 fan_in: self.inputs,
             },
         ]
-    }
-    fn describe(&self) -> String {
-        format!("{}: dense {} -> {}", self.name, self.inputs, self.units)
     }
 }
 
@@ -104,31 +155,12 @@ impl Conv2D {
 }
 
 impl Layer for Conv2D {
-    fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
-        let [kh, kw] = self.kernel;
-        let w = g.input(
-            owner,
-            &format!("{}/kernel", self.name),
-            [kh, kw, self.in_channels, self.out_channels],
-        );
-        let b = g.input(owner, &format!("{}/bias", self.name), [self.out_channels]);
+    fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor {
+        let [w, b] = self.param_specs().map(|p| params.tensor(g, &p));
         g.scoped(&self.name, || x.conv2d(&w, self.stride, self.padding) + &b)
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let [kh, kw] = self.kernel;
-        let fan_in = kh * kw * self.in_channels;
-        vec![
-            ParamSpec {
-                name: format!("{}/kernel", self.name),
-                shape: vec![kh, kw, self.in_channels, self.out_channels],
-                fan_in,
-            },
-            ParamSpec {
-                name: format!("{}/bias", self.name),
-                shape: vec![self.out_channels],
-                fan_in,
-            },
-        ]
+        self.param_specs().to_vec()
     }
     fn describe(&self) -> String {
         format!(
@@ -144,6 +176,26 @@ impl Layer for Conv2D {
     }
 }
 
+impl Conv2D {
+    /// The kernel and the bias.
+    pub fn param_specs(&self) -> [ParamSpec; 2] {
+        let [kh, kw] = self.kernel;
+        let fan_in = kh * kw * self.in_channels;
+        [
+            ParamSpec {
+                name: format!("{}/kernel", self.name),
+                shape: vec![kh, kw, self.in_channels, self.out_channels],
+                fan_in,
+            },
+            ParamSpec {
+                name: format!("{}/bias", self.name),
+                shape: vec![self.out_channels],
+                fan_in,
+            },
+        ]
+    }
+}
+
 /// Max pooling.
 #[derive(Debug, Clone)]
 pub struct MaxPool2D {
@@ -153,7 +205,7 @@ pub struct MaxPool2D {
 }
 
 impl Layer for MaxPool2D {
-    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+    fn apply(&self, _g: &GraphBuilder, _params: &Params, x: &Tensor) -> Tensor {
         x.maxpool2d(self.size, self.stride, self.padding)
     }
     fn describe(&self) -> String {
@@ -173,7 +225,7 @@ pub struct AvgPool2D {
 }
 
 impl Layer for AvgPool2D {
-    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+    fn apply(&self, _g: &GraphBuilder, _params: &Params, x: &Tensor) -> Tensor {
         x.avgpool2d(self.size, self.stride, self.padding)
     }
     fn describe(&self) -> String {
@@ -189,7 +241,7 @@ impl Layer for AvgPool2D {
 pub struct ReLU;
 
 impl Layer for ReLU {
-    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+    fn apply(&self, _g: &GraphBuilder, _params: &Params, x: &Tensor) -> Tensor {
         x.relu()
     }
     fn describe(&self) -> String {
@@ -202,7 +254,7 @@ impl Layer for ReLU {
 pub struct Flatten;
 
 impl Layer for Flatten {
-    fn apply(&self, _g: &GraphBuilder, _owner: PartyId, x: &Tensor) -> Tensor {
+    fn apply(&self, _g: &GraphBuilder, _params: &Params, x: &Tensor) -> Tensor {
         x.flatten()
     }
     fn describe(&self) -> String {
@@ -230,9 +282,9 @@ impl Sequential {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
     /// Applies every layer to `x`.
-    pub fn apply(&self, g: &GraphBuilder, owner: PartyId, x: &Tensor) -> Tensor {
+    pub fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor {
         self.layers
             .iter()
-            .fold(x.clone(), |h, layer| layer.apply(g, owner, &h))
+            .fold(x.clone(), |h, layer| layer.apply(g, params, &h))
     }
 }

@@ -13,6 +13,28 @@ pub struct Window {
     pub padding: Padding,
 }
 
+/// How a [`Op::Variable`] gets its first value.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Init {
+    /// The owner provides the first value under the variable's name, like an input.
+    Owner { party: PartyId },
+    /// All zeros (momentum velocities, biases).
+    Zeros,
+    /// Normal samples with standard deviation `sqrt(2 / fan_in)` (He initialisation); see
+    /// [`Init::Normal`] for the stream.
+    HeNormal {
+        fan_in: usize,
+        seed: u64,
+        offset: u64,
+    },
+    /// Normal samples with standard deviation `std`, drawn by Box-Muller from the ChaCha20
+    /// stream seeded with `seed`, skipping the first `offset` samples (so that several
+    /// variables can take consecutive parts of one stream, as the plaintext trainer always
+    /// did). Public: every party computes the same value.
+    Normal { std: f32, seed: u64, offset: u64 },
+}
+
 /// An operation of the logical graph. Inputs are the node's input list, in the order given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -77,6 +99,61 @@ pub enum Op {
         party: PartyId,
         name: String,
     },
+    /// A value held by the servers across the runs of a session (secret-shared under a
+    /// protocol, never opened unless the graph says so). No inputs; its first value comes
+    /// from `init`, later ones from its [`Op::Assign`].
+    Variable {
+        name: String,
+        init: Init,
+        /// Whether [`crate::GraphBuilder::gradients`] may differentiate with respect to it.
+        trainable: bool,
+    },
+    /// Inputs `variable, value`: `value` becomes the variable's value for the next run. A root
+    /// of the graph, like an output; at most one per variable.
+    Assign,
+    /// A public value that the session gives every party at each run under `name` (a
+    /// learning rate that changes per step). No inputs.
+    Parameter {
+        name: String,
+    },
+    /// Inputs `dy, w`: the gradient of a [`Op::Conv2d`] with respect to its input, whose
+    /// shape is `input_shape`.
+    Conv2dBackpropInput {
+        stride: [usize; 2],
+        padding: Padding,
+        input_shape: Vec<usize>,
+    },
+    /// Inputs `x, dy`: the gradient of a [`Op::Conv2d`] with respect to its filter, whose
+    /// shape is `filter_shape`.
+    Conv2dBackpropFilter {
+        stride: [usize; 2],
+        padding: Padding,
+        filter_shape: Vec<usize>,
+    },
+    /// Inputs `x, dy`: `dy` where `x > 0`, else 0 (the gradient of [`Op::Relu`]).
+    ReluGrad,
+    /// Inputs `x, dy`: routes each `dy` to the arg max of its window of `x` (the first on
+    /// ties), summing where windows overlap (the gradient of [`Op::MaxPool2d`]).
+    MaxPoolGrad {
+        window: Window,
+    },
+    /// Input `dy`: spreads each `dy` evenly over its window (the gradient of
+    /// [`Op::AvgPool2d`] of an input of shape `input_shape`).
+    AvgPoolGrad {
+        window: Window,
+        input_shape: Vec<usize>,
+    },
+    /// Repeats the input to `shape`: aligned at the last axis, each input dimension equals
+    /// the target's or is 1, missing leading dimensions are added (NumPy's `broadcast_to`).
+    BroadcastTo {
+        shape: Vec<usize>,
+    },
+    /// Inputs `logits [N, K]`, one-hot `labels [N, K]`: the mean over the rows of
+    /// `-sum(labels * log_softmax(logits))`, a scalar.
+    SoftmaxCrossEntropy,
+    /// Inputs `prediction, target` of one shape: the mean of `(prediction - target)^2` over
+    /// every element, a scalar.
+    MeanSquaredError,
 }
 
 impl Op {
@@ -102,13 +179,26 @@ impl Op {
             Op::ReduceSum { .. } => "reduce_sum",
             Op::Argmax => "argmax",
             Op::Output { .. } => "output",
+            Op::Variable { .. } => "variable",
+            Op::Assign => "assign",
+            Op::Parameter { .. } => "parameter",
+            Op::Conv2dBackpropInput { .. } => "conv2d_backprop_input",
+            Op::Conv2dBackpropFilter { .. } => "conv2d_backprop_filter",
+            Op::ReluGrad => "relu_grad",
+            Op::MaxPoolGrad { .. } => "maxpool_grad",
+            Op::AvgPoolGrad { .. } => "avgpool_grad",
+            Op::BroadcastTo { .. } => "broadcast_to",
+            Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
+            Op::MeanSquaredError => "mean_squared_error",
         }
     }
 
     /// How many inputs the op takes.
     pub fn arity(&self) -> usize {
         match self {
-            Op::Constant { .. } | Op::Input { .. } => 0,
+            Op::Constant { .. } | Op::Input { .. } | Op::Variable { .. } | Op::Parameter { .. } => {
+                0
+            }
             Op::Neg
             | Op::AvgPool2d { .. }
             | Op::MaxPool2d { .. }
@@ -119,16 +209,33 @@ impl Op {
             | Op::Transpose { .. }
             | Op::ReduceSum { .. }
             | Op::Argmax
-            | Op::Output { .. } => 1,
-            Op::Add | Op::Sub | Op::Mul | Op::MatMul | Op::Conv2d { .. } => 2,
+            | Op::Output { .. }
+            | Op::AvgPoolGrad { .. }
+            | Op::BroadcastTo { .. } => 1,
+            Op::Add
+            | Op::Sub
+            | Op::Mul
+            | Op::MatMul
+            | Op::Conv2d { .. }
+            | Op::Assign
+            | Op::Conv2dBackpropInput { .. }
+            | Op::Conv2dBackpropFilter { .. }
+            | Op::ReluGrad
+            | Op::MaxPoolGrad { .. }
+            | Op::SoftmaxCrossEntropy
+            | Op::MeanSquaredError => 2,
             Op::BatchNorm { .. } => 5,
         }
     }
 
-    /// The party this op names (an input's owner or an output's receiver).
+    /// The party this op names (an input's or a variable's owner, an output's receiver).
     pub fn party(&self) -> Option<PartyId> {
         match self {
             Op::Input { party, .. } | Op::Output { party, .. } => Some(*party),
+            Op::Variable {
+                init: Init::Owner { party },
+                ..
+            } => Some(*party),
             _ => None,
         }
     }

@@ -15,7 +15,7 @@ use std::str::FromStr;
 
 use crate::builder::GraphBuilder;
 use crate::error::GraphError;
-use crate::nn::{Conv2D, Dense, Flatten, MaxPool2D, ParamSpec, ReLU, Sequential};
+use crate::nn::{Conv2D, Dense, Flatten, MaxPool2D, ParamSpec, Params, ReLU, Sequential};
 use crate::types::Padding;
 use crate::{Graph, NodeId, PartyId};
 
@@ -151,7 +151,7 @@ impl ZooModel {
         let model_owner = g.party(MODEL_OWNER);
         let client = g.party(CLIENT);
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let logits = layers.apply(&g, model_owner, &image);
+        let logits = layers.apply(&g, &Params::Inputs(model_owner), &image);
         let output = logits.output_to(client, LOGITS);
         let graph = g.build()?;
         Ok(ZooModel {

@@ -128,6 +128,16 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 );
                 Operand::Private { host, value }
             }
+            (op @ (Op::Variable { .. } | Op::Assign | Op::Parameter { .. }), _) => {
+                return Err(CompileError::Unsupported {
+                    node: graph.label(id),
+                    op: op.name(),
+                    protocol: protocol.name(),
+                    hint: "variables, assigns and run-time parameters need a training session, \
+                           which the protocols do not have yet; train with --protocol plaintext"
+                        .into(),
+                })
+            }
             (Op::Output { party, name }, _) => {
                 let to = host_of(*party);
                 let value = match &inputs[0] {

@@ -1,4 +1,5 @@
-//! Test helpers: seeded random tensors and a central-difference gradient check.
+//! Test helpers: seeded random tensors and a central-difference gradient check, for the tests
+//! of this crate and of the crates above (they panic on a failed check, as a test should).
 //!
 //! The check probes the scalar `L(x) = sum(f(x) * r)` for a fixed random `r`, whose gradient
 //! is the backward op applied to `dy = r`. Differences use a step of `1e-2` in f32 with the

@@ -1,6 +1,7 @@
-//! Softmax cross-entropy with integer labels, fused with its gradient.
+//! Losses: softmax cross-entropy (with integer labels fused with its gradient, or with
+//! one-hot labels) and the mean squared error.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewD, Axis, Zip};
 
 use crate::{OpsError, Result};
 
@@ -45,6 +46,47 @@ pub fn softmax_cross_entropy(
         row[label] -= inv_n;
     }
     Ok(((total / n as f64) as f32, grad))
+}
+
+/// Mean softmax cross-entropy of `logits` `[N, K]` against one-hot (or any probability)
+/// `labels` `[N, K]`: the mean over rows of `-sum(labels * log_softmax(logits))`, stable for
+/// large logits.
+pub fn softmax_cross_entropy_onehot(
+    logits: ArrayView2<f32>,
+    labels: ArrayView2<f32>,
+) -> Result<f32> {
+    let op = "softmax_cross_entropy";
+    if logits.shape() != labels.shape() || logits.is_empty() {
+        return Err(OpsError::ShapeMismatch {
+            op,
+            left: logits.shape().to_vec(),
+            right: labels.shape().to_vec(),
+        });
+    }
+    let mut total = 0.0f64;
+    for (row, y) in logits.outer_iter().zip(labels.outer_iter()) {
+        let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let log_sum = row.iter().map(|&v| (v - m).exp()).sum::<f32>().ln();
+        total -= Zip::from(&row)
+            .and(&y)
+            .fold(0.0f64, |acc, &z, &t| acc + (t * (z - m - log_sum)) as f64);
+    }
+    Ok((total / logits.nrows() as f64) as f32)
+}
+
+/// Mean of `(prediction - target)^2` over every element.
+pub fn mean_squared_error(prediction: ArrayViewD<f32>, target: ArrayViewD<f32>) -> Result<f32> {
+    if prediction.shape() != target.shape() || prediction.is_empty() {
+        return Err(OpsError::ShapeMismatch {
+            op: "mean_squared_error",
+            left: prediction.shape().to_vec(),
+            right: target.shape().to_vec(),
+        });
+    }
+    let sum = Zip::from(&prediction)
+        .and(&target)
+        .fold(0.0f64, |acc, &p, &t| acc + ((p - t) as f64).powi(2));
+    Ok((sum / prediction.len() as f64) as f32)
 }
 
 #[cfg(test)]

@@ -12,12 +12,13 @@
 //!
 //! Modules: [`linalg`] (matmul, broadcasting arithmetic, reductions), [`conv`], [`maxpool`],
 //! [`avgpool`], [`activation`] (relu, sigmoid, softmax), [`loss`]
-//! (softmax cross-entropy), [`norm`] (batch normalisation at inference), [`optim`] (SGD with
-//! momentum).
+//! (softmax cross-entropy, mean squared error), [`init`] (seeded normal samples), [`norm`] (batch normalisation at inference), [`optim`] (SGD with
+//! momentum), [`gradcheck`] (central differences for tests).
 
 pub mod activation;
 pub mod avgpool;
 pub mod conv;
+pub mod init;
 pub mod linalg;
 pub mod loss;
 pub mod maxpool;
@@ -26,8 +27,7 @@ pub mod optim;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
-#[cfg(test)]
-pub(crate) mod gradcheck;
+pub mod gradcheck;
 
 pub use crate::im2col::{Padding, Window2d};
 pub use activation::{relu, relu_backward, sigmoid, sigmoid_backward, softmax};
@@ -39,7 +39,7 @@ pub use linalg::{
     add, argmax_last, broadcast_shape, matmul, matmul_backward, mul, reduce_sum, reduce_to_shape,
     sub,
 };
-pub use loss::softmax_cross_entropy;
+pub use loss::{mean_squared_error, softmax_cross_entropy, softmax_cross_entropy_onehot};
 pub use maxpool::{maxpool2d, maxpool2d_backward, MaxPoolOutput, NO_ARGMAX};
 pub use norm::batchnorm_inference;
 pub use optim::Sgd;

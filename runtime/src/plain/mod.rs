@@ -1,27 +1,27 @@
 //! The plaintext reference executor: runs a logical graph in f32 with no protocol at all.
 //!
 //! It is the "TensorFlow" column of every accuracy table and the oracle of every protocol
-//! test. [`forward`] evaluates every node; [`backward`](backward::backward) differentiates
-//! through the ops that training needs; [`train`] trains the networks of the zoo.
+//! test. [`forward`] evaluates every node of a graph without variables; a [`Session`] runs a
+//! graph with variables many times (a training step per run: the backward pass is part of the
+//! graph, see `shareflow_graphs::GraphBuilder::gradients`); [`train`] trains the networks of
+//! the zoo through their training graphs.
 
-pub mod backward;
 mod forward;
+pub mod session;
 pub mod train;
 
 use std::collections::HashMap;
 
-use ndarray::{Array4, ArrayD};
+use ndarray::ArrayD;
 use shareflow_graphs::{Graph, NodeId, Op};
 
-pub use backward::backward;
 pub use forward::forward;
+pub use session::Session;
 
-/// Every node's value after a forward pass, plus what backward needs.
+/// Every node's value after a run.
 #[derive(Debug, Default)]
 pub struct Evaluation {
     pub values: HashMap<NodeId, ArrayD<f32>>,
-    /// The winners of each max-pool node.
-    pub argmax: HashMap<NodeId, Array4<usize>>,
 }
 
 impl Evaluation {
@@ -100,5 +100,3 @@ impl Evaluation {
         count
     }
 }
-
-pub(crate) use shareflow_compiler::plain_op::{padding, window};

@@ -105,10 +105,14 @@ enum Command {
     /// Runs one party of a compiled graph over QUIC (the same as the `run-graph` binary).
     #[command(name = "run-graph")]
     RunGraph(run_graph::Args),
-    /// Trains a network of the zoo (A, B, C, D) in plaintext and saves its weights as .npz.
+    /// Trains a network of the zoo (A, B, C, D) and saves its weights as .npz: one run of the
+    /// network's training graph (forward, backward and update) per step.
     Train {
         #[arg(long)]
         model: ModelKind,
+        /// Only plaintext for now (the private training of the protocols is to come).
+        #[arg(long, default_value = "plaintext")]
+        protocol: String,
         /// MNIST directory (default: $SHAREFLOW_DATA or ../shared/data/mnist).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -314,6 +318,7 @@ fn run(command: Command) -> Result<(), ToolError> {
     match command {
         Command::Train {
             model,
+            protocol,
             data,
             out,
             force,
@@ -326,6 +331,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         } => train::run(train::TrainArgs {
             model,
+            protocol,
             data,
             out,
             force,

@@ -1,6 +1,7 @@
-//! `shareflow train`: trains a network of the zoo in plaintext and saves its weights where it
-//! is told (`--out`, else `models/<x>.npz` under the current directory), never over an existing
-//! file unless `--force` says so.
+//! `shareflow train`: trains a network of the zoo and saves its weights where it is told
+//! (`--out`, else `models/<x>.npz` under the current directory), never over an existing file
+//! unless `--force` says so. The plaintext reference runs the network's training graph
+//! (forward, backward and update in one graph) in a plaintext session.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -17,6 +18,8 @@ use crate::{Result, ToolError};
 /// Options of `train`.
 pub struct TrainArgs {
     pub model: ModelKind,
+    /// `plaintext`; the protocols cannot train yet.
+    pub protocol: String,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     /// Overwrite an existing file at the output path.
@@ -28,6 +31,12 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.protocol != "plaintext" {
+        return Err(ToolError::Usage(format!(
+            "--protocol {}: training runs in plaintext only for now (--protocol plaintext)",
+            args.protocol
+        )));
+    }
     let out = trained_weights_path(args.model, args.out);
     if out.exists() && !args.force {
         return Err(ToolError::File {

@@ -1,0 +1,219 @@
+//! The training graph of a zoo network: the same layers as [`ZooModel::build`], with the
+//! parameters as variables, softmax cross-entropy against one-hot labels, the symbolic
+//! gradients and SGD with momentum, all in one graph (one training step per run).
+//!
+//! Inputs per step: `image` `[batch, 28, 28, 1]` and one-hot `labels` `[batch, 10]` of party
+//! `client` (the data owner), the public parameter `learning_rate` `[]`. The mean loss is
+//! revealed to `client` (an explicit output: the only value of the step that leaves it).
+
+use crate::builder::GraphBuilder;
+use crate::error::GraphError;
+use crate::nn::{ParamSpec, Params};
+use crate::optim::momentum;
+use crate::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
+use crate::{Graph, NodeId, PartyId};
+
+/// The name of the one-hot labels input.
+pub const LABELS: &str = "labels";
+/// The name of the learning-rate parameter.
+pub const LEARNING_RATE: &str = "learning_rate";
+/// The name of the revealed loss.
+pub const LOSS: &str = "loss";
+
+/// How the training graph initialises and updates the weights.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainSpec {
+    /// Seeds the He-normal initial kernels.
+    pub seed: u64,
+    /// The momentum coefficient of SGD.
+    pub momentum: f32,
+}
+
+/// A zoo network's training graph, built for one batch size.
+pub struct TrainingModel {
+    pub kind: ModelKind,
+    pub batch: usize,
+    pub graph: Graph,
+    pub client: PartyId,
+    pub image: NodeId,
+    pub labels: NodeId,
+    pub learning_rate: NodeId,
+    /// The mean loss before it is revealed.
+    pub loss: NodeId,
+    /// The output that reveals the loss to the client.
+    pub loss_output: NodeId,
+    /// The parameters' variables, in layer order (as [`TrainingModel::params`]).
+    pub variables: Vec<NodeId>,
+    /// The parameters, in layer order.
+    pub params: Vec<ParamSpec>,
+}
+
+impl ZooModel {
+    /// The training graph of network `kind` for batches of `batch` images.
+    pub fn build_training(
+        kind: ModelKind,
+        batch: usize,
+        spec: &TrainSpec,
+    ) -> Result<TrainingModel, GraphError> {
+        let layers = kind.layers();
+        let g = GraphBuilder::new();
+        // The same parties as the prediction graph; the model owner has nothing to give here.
+        g.party(MODEL_OWNER);
+        let client = g.party(CLIENT);
+        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
+        let labels = g.input(client, LABELS, [batch, 10]);
+        let lr = g.parameter(LEARNING_RATE, []);
+        let params = Params::variables(spec.seed);
+        let logits = layers.apply(&g, &params, &image);
+        let loss = logits.softmax_cross_entropy(&labels);
+        let specs = layers.params();
+        let mut vars = Vec::with_capacity(specs.len());
+        for p in &specs {
+            let id = g.state.borrow().graph.find(&p.name)?;
+            vars.push(g.tensor(id));
+        }
+        let grads = g.gradients(&loss, &vars)?;
+        momentum(&g, &vars, &grads, &lr, spec.momentum)?;
+        let loss_output = loss.output_to(client, LOSS);
+        let graph = g.build()?;
+        Ok(TrainingModel {
+            kind,
+            batch,
+            graph,
+            client,
+            image: image.id(),
+            labels: labels.id(),
+            learning_rate: lr.id(),
+            loss: loss.id(),
+            loss_output: loss_output.id(),
+            variables: vars.iter().map(|v| v.id()).collect(),
+            params: specs,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::{Init, Op};
+    use crate::{GraphBuilder, GraphError};
+
+    fn spec() -> TrainSpec {
+        TrainSpec {
+            seed: 1,
+            momentum: 0.9,
+        }
+    }
+
+    #[test]
+    fn training_graph_round_trips_through_json_and_draws() {
+        let m = ZooModel::build_training(ModelKind::C, 2, &spec()).unwrap();
+        let json = m.graph.to_json().unwrap();
+        let back = crate::Graph::from_json(&json).unwrap();
+        assert_eq!(back.to_json().unwrap(), json);
+        assert_eq!(back.len(), m.graph.len());
+        // Parameters and velocities; one assign each.
+        assert_eq!(back.variable_nodes().len(), 2 * m.params.len());
+        let assigns = back
+            .nodes()
+            .filter(|(_, n)| matches!(n.op, Op::Assign))
+            .count();
+        assert_eq!(assigns, 2 * m.params.len());
+        let dot = back.to_dot();
+        assert!(dot.contains("variable") && dot.contains("conv2d_backprop_input"));
+    }
+
+    #[test]
+    fn only_the_loss_is_revealed() {
+        let m = ZooModel::build_training(ModelKind::A, 2, &spec()).unwrap();
+        assert_eq!(m.graph.output_nodes(), vec![m.loss_output]);
+        for id in m.graph.output_nodes() {
+            for input in m.graph.inputs(id) {
+                let op = &m.graph.node(input).unwrap().op;
+                assert!(!matches!(op, Op::Variable { .. }), "{op:?} is revealed");
+            }
+        }
+        for &v in &m.variables {
+            let node = m.graph.node(v).unwrap();
+            assert_eq!(node.visibility, crate::Visibility::Shared);
+            assert!(matches!(
+                node.op,
+                Op::Variable {
+                    trainable: true,
+                    ..
+                }
+            ));
+        }
+    }
+
+    #[test]
+    fn kernels_take_consecutive_parts_of_one_stream() {
+        let m = ZooModel::build_training(ModelKind::A, 2, &spec()).unwrap();
+        let inits: Vec<Init> = m
+            .variables
+            .iter()
+            .map(|&v| match m.graph.node(v).unwrap().op {
+                Op::Variable { init, .. } => init,
+                _ => unreachable!("a parameter is a variable"),
+            })
+            .collect();
+        assert_eq!(
+            inits[..4],
+            [
+                Init::HeNormal {
+                    fan_in: 784,
+                    seed: 1,
+                    offset: 0
+                },
+                Init::Zeros,
+                Init::HeNormal {
+                    fan_in: 128,
+                    seed: 1,
+                    offset: 784 * 128
+                },
+                Init::Zeros,
+            ]
+        );
+    }
+
+    #[test]
+    fn assigns_are_checked() {
+        let g = GraphBuilder::new();
+        let p = g.party("owner");
+        let x = g.input(p, "x", [3]);
+        let _ = g.assign(&x, &x);
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::AssignToNonVariable { ref target, .. } if target.contains("'x'")),
+            "{err}"
+        );
+
+        let g = GraphBuilder::new();
+        let v = g.variable("v", [3], Init::Zeros);
+        let _ = g.assign(&v, &g.constant([2], vec![1.0, 2.0]));
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::Shape { op: "assign", ref node, .. } if node.contains("v/assign")),
+            "{err}"
+        );
+
+        let g = GraphBuilder::new();
+        let v = g.variable("v", [1], Init::Zeros);
+        let _ = g.assign(&v, &g.constant([1], vec![1.0]));
+        let _ = g.assign(&v, &g.constant([1], vec![2.0]));
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::DuplicateAssign { ref variable, .. } if variable.contains("'v'")),
+            "{err}"
+        );
+
+        let g = GraphBuilder::new();
+        let _ = g.variable("v", [1], Init::Zeros);
+        let _ = g.variable("v", [2], Init::Zeros);
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(err, GraphError::DuplicateVariable { ref name, .. } if name == "v"),
+            "{err}"
+        );
+    }
+}
