@@ -10,7 +10,8 @@ use crate::plain::{conv2d_backward_filter, conv2d_backward_input};
 /// Small integers in `[-4, 4]`, a fixed pattern per `seed`.
 fn ints(shape: [usize; 4], seed: usize) -> Array4<f32> {
     Array::from_shape_fn(shape, |(a, b, c, d)| {
-        (((a * 31 + b * 17 + c * 7 + d * 3 + seed * 13) * 2_654_435_761usize >> 7) % 9) as f32 - 4.0
+        ((((a * 31 + b * 17 + c * 7 + d * 3 + seed * 13) * 2_654_435_761usize) >> 7) % 9) as f32
+            - 4.0
     })
 }
 
@@ -28,8 +29,11 @@ fn words(x: &ArrayD<u64>, salt: u64) -> ArrayD<u64> {
     })
 }
 
-/// `(x shape, filter shape, strides, padding)`: both paddings, stride 1 and 2, odd sizes.
-fn cases() -> Vec<([usize; 4], [usize; 4], (usize, usize), Padding)> {
+/// `(x shape, filter shape, strides, padding)`.
+type Case = ([usize; 4], [usize; 4], (usize, usize), Padding);
+
+/// Both paddings, stride 1 and 2, odd sizes.
+fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for padding in [Padding::Same, Padding::Valid] {
         out.push(([2, 5, 5, 2], [3, 3, 2, 3], (1, 1), padding));

@@ -178,12 +178,12 @@ fn index_round(cx: &mut Lowerer, ind: &Shared, beta: &Shared, lanes: &[usize], m
     let l = pick(cx, ind, lanes, 0, 2, half);
     let r = pick(cx, ind, lanes, 1, 2, half);
     let index = select_share(cx, beta, &r, &l, &pairs);
-    if m % 2 == 0 {
-        return index;
+    if m % 2 == 1 {
+        let odd = pick(cx, ind, lanes, m - 1, 1, 1);
+        let next = [lanes, &[half + 1, 1]].concat();
+        return cx.local2(Kernel::Concat { axis: lanes.len() }, &index, &odd, &next);
     }
-    let odd = pick(cx, ind, lanes, m - 1, 1, 1);
-    let next = [lanes, &[half + 1, 1]].concat();
-    cx.local2(Kernel::Concat { axis: lanes.len() }, &index, &odd, &next)
+    index
 }
 
 /// One level of the tree: candidates `2i` and `2i + 1` meet; an odd one out goes on. Returns
