@@ -96,6 +96,20 @@ pub enum Kernel {
         stride: [usize; 2],
         padding: Padding,
     },
+    /// The gradient of `Conv2d` with respect to its input of shape `input_shape` (NHWC): inputs
+    /// `dy` (NHWC) and the filter (HWIO). Bilinear, like `Conv2d`.
+    Conv2dBackpropInput {
+        stride: [usize; 2],
+        padding: Padding,
+        input_shape: [usize; 4],
+    },
+    /// The gradient of `Conv2d` with respect to its filter of shape `filter_shape` (HWIO):
+    /// inputs `x` (NHWC) and `dy` (NHWC). Bilinear, like `Conv2d`.
+    Conv2dBackpropFilter {
+        stride: [usize; 2],
+        padding: Padding,
+        filter_shape: [usize; 4],
+    },
     /// Sum over each window (average pooling before the division).
     SumPool2d {
         window: Window,
@@ -225,6 +239,12 @@ pub enum Kernel {
         window: Window,
         pad: u64,
     },
+    /// The adjoint of `Windows`: each cell of `[N, OH, OW, C, KH*KW]` added back into the
+    /// input cell it was read from, giving `input_shape` (NHWC); padding cells dropped.
+    WindowsAdd {
+        window: Window,
+        input_shape: [usize; 4],
+    },
     /// `len` elements of `axis` from `start`, every `step`-th (ring).
     StridedSlice {
         axis: usize,
@@ -268,6 +288,8 @@ impl Kernel {
             Kernel::Mul => "mul",
             Kernel::MatMul => "matmul",
             Kernel::Conv2d { .. } => "conv2d",
+            Kernel::Conv2dBackpropInput { .. } => "conv2d_backprop_input",
+            Kernel::Conv2dBackpropFilter { .. } => "conv2d_backprop_filter",
             Kernel::SumPool2d { .. } => "sumpool2d",
             Kernel::ShrArith { .. } => "shr_arith",
             Kernel::ShrLogical { .. } => "shr_logical",
@@ -300,6 +322,7 @@ impl Kernel {
             Kernel::AnyZeroSum { .. } => "any_zero_sum",
             Kernel::BitsMinus { .. } => "bits_minus",
             Kernel::Windows { .. } => "windows",
+            Kernel::WindowsAdd { .. } => "windows_add",
             Kernel::StridedSlice { .. } => "strided_slice",
             Kernel::Concat { .. } => "concat",
             Kernel::Iota { .. } => "iota",

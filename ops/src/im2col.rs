@@ -245,14 +245,35 @@ where
     })
 }
 
+/// The addition [`col2im_add`] accumulates with: `+` for floats, wrapping mod 2^64 for ring
+/// words.
+pub trait Accumulate: Copy + Default + Send + Sync {
+    /// `*self += v`.
+    fn accumulate(&mut self, v: Self);
+}
+
+impl Accumulate for f32 {
+    #[inline]
+    fn accumulate(&mut self, v: f32) {
+        *self += v;
+    }
+}
+
+impl Accumulate for u64 {
+    #[inline]
+    fn accumulate(&mut self, v: u64) {
+        *self = self.wrapping_add(v);
+    }
+}
+
 /// The adjoint of [`im2col`]: adds every entry of `cols` (`[N*OH*OW, KH*KW*C]`) back into the
 /// input cell it was copied from, giving a tensor of `input_shape` (NHWC). Padding entries are
-/// dropped. Used by the backward pass of conv2d.
-pub fn col2im_add(
-    cols: ArrayView2<f32>,
+/// dropped. Used by the backward pass of conv2d (f32, and Z_2^64 with wrapping additions).
+pub fn col2im_add<T: Accumulate>(
+    cols: ArrayView2<T>,
     input_shape: [usize; 4],
     win: &Window2d,
-) -> Result<Array4<f32>> {
+) -> Result<Array4<T>> {
     let g = win.geometry(input_shape)?;
     let ncols = g.kh * g.kw * g.c;
     let rows = g.n * g.oh * g.ow;
@@ -269,10 +290,10 @@ pub fn col2im_add(
         message: "columns are not contiguous".into(),
     })?;
     let image = g.h * g.w * g.c;
-    let mut out = vec![0f32; g.n * image];
+    let mut out = vec![T::default(); g.n * image];
     // One chunk per image; the rows of one image only touch that image.
     let par = rows * ncols >= PAR_THRESHOLD;
-    let work = |n: usize, img: &mut [f32]| {
+    let work = |n: usize, img: &mut [T]| {
         for oy in 0..g.oh {
             for ky in 0..g.kh {
                 let Some(y) = g.in_y(oy, ky) else { continue };
@@ -286,7 +307,7 @@ pub fn col2im_add(
                     let s = r + (ky * g.kw + kx0) * g.c;
                     let d = (y * g.w + x0) * g.c;
                     for (o, v) in img[d..d + len].iter_mut().zip(&src[s..s + len]) {
-                        *o += *v;
+                        o.accumulate(*v);
                     }
                 }
             }

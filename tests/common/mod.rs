@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod lowered;
+
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use ndarray::ArrayD;
+use shareflow_graphs::op::Window;
 use shareflow_ops::fixed::FixedPoint;
 use shareflow_ops::ValueKind;
 
@@ -31,6 +32,17 @@ pub struct Lowerer {
     sends: HashMap<(ValueId, Host), ValueId>,
     next_stream: u64,
     pub(crate) masked: HashMap<[ValueId; 2], Masked>,
+    /// Shares made from other shares by a local shape kernel (reshape, transpose): the kernel
+    /// and the source, so that [`Lowerer::mask`] derives their mask from the source's.
+    pub(crate) reshaped: HashMap<[ValueId; 2], (Kernel, Shared)>,
+    /// SecureNN: shares of `DReLU(x)` (0/1 words) by the shares of `x`, from the forward
+    /// ReLU, for the backward pass.
+    pub(crate) drelus: HashMap<[ValueId; 2], Shared>,
+    /// SecureNN: the decisions of a max pool's comparison tree by the shares of its input and
+    /// its window (one shared bit tensor per level), for the backward pass.
+    pub(crate) pool_trees: HashMap<([ValueId; 2], Window), Vec<Shared>>,
+    /// SecureNN: the one-hot routing of a max pool's windows, by the same key.
+    pub(crate) routings: HashMap<([ValueId; 2], Window), Shared>,
     /// The shares of a value of one party, shared once however many ops use it.
     shared: HashMap<ValueId, Shared>,
     /// Set when lowering for serving ([`Lowerer::serve`]).
@@ -48,6 +60,10 @@ impl Lowerer {
             sends: HashMap::new(),
             next_stream: 0,
             masked: HashMap::new(),
+            reshaped: HashMap::new(),
+            drelus: HashMap::new(),
+            pool_trees: HashMap::new(),
+            routings: HashMap::new(),
             shared: HashMap::new(),
             serving: None,
         }
@@ -290,11 +306,16 @@ impl Lowerer {
         [o0, o1]
     }
 
-    /// Applies the same local kernel to both shares (a linear op).
+    /// Applies the same local kernel to both shares (a linear op). A shape kernel (reshape,
+    /// transpose) is remembered, so that the result is masked by reshaping the mask of `x`.
     pub fn local(&mut self, kernel: Kernel, x: &Shared, shape: &[usize]) -> Shared {
         let a = self.emit(S0, kernel.clone(), &[x.s[0]], ValueKind::Ring, shape);
-        let b = self.emit(S1, kernel, &[x.s[1]], ValueKind::Ring, shape);
-        Shared { s: [a, b] }
+        let b = self.emit(S1, kernel.clone(), &[x.s[1]], ValueKind::Ring, shape);
+        let y = Shared { s: [a, b] };
+        if matches!(kernel, Kernel::Reshape { .. } | Kernel::Transpose { .. }) {
+            self.reshaped.insert(y.s, (kernel, *x));
+        }
+        y
     }
 
     /// Applies a binary kernel share-wise: `kernel(x_i, y_i)` (add, sub).

@@ -36,9 +36,28 @@ impl Lowerer {
 
     /// Masks `x` with dealer randomness and opens `x - a` to both servers, once per value
     /// (and, when serving, once per session if `x` is a setup value such as a weight).
+    ///
+    /// A value made by a local shape kernel `L` (reshape, transpose) from shares `y` is not
+    /// opened again: its mask is `L` applied to the mask of `y` (`L(a)` on the helper, `L(a_i)`
+    /// on server i, and the opened `L(e) = L(y) - L(a)`), all local. So in a training step
+    /// `x`, `W` and `dy` are each opened once for `x.W`, `x^T.dy` and `dy.W^T` (the
+    /// generalised triples), whichever of `y` and `L(y)` is masked first.
     pub fn mask(&mut self, x: &Shared) -> Masked {
         if let Some(m) = self.masked.get(&x.s) {
             return *m;
+        }
+        if let Some((kernel, source)) = self.reshaped.get(&x.s).cloned() {
+            let m = self.mask(&source);
+            let shape = self.shape(x.s[0]).to_vec();
+            let a = self.emit(HELPER, kernel.clone(), &[m.a], ValueKind::Ring, &shape);
+            let a_shared = self.local(kernel.clone(), &m.a_shared, &shape);
+            let e = [S0, S1].map(|host| {
+                let e = m.e[host];
+                self.emit(host, kernel.clone(), &[e], ValueKind::Ring, &shape)
+            });
+            let derived = Masked { a, a_shared, e };
+            self.masked.insert(x.s, derived);
+            return derived;
         }
         let setup = self.all_setup(&x.s);
         let m = self.setup_if(setup, |cx| {

@@ -49,6 +49,64 @@ pub fn windows(x: &ArrayRefD<u64>, win: &Window2d, pad: u64) -> Result<ArrayD<u6
         .map_err(|e| invalid("windows", e.to_string()))
 }
 
+/// The adjoint of [`windows`]: adds every window cell of `cells` (`[N, OH, OW, C, KH*KW]`)
+/// back into the input cell it was read from, giving the NHWC `input_shape` (wrapping mod
+/// 2^64); padding cells are dropped. The scatter of max pooling's backward pass.
+///
+/// Errors: [`OpsError::InvalidArgument`] if `input_shape` is not 4-D, the window does not fit
+/// or `cells` is not the windows' shape.
+pub fn windows_add(
+    cells: &ArrayRefD<u64>,
+    input_shape: &[usize],
+    win: &Window2d,
+) -> Result<ArrayD<u64>> {
+    let &[n, h, w, c] = input_shape else {
+        return Err(invalid(
+            "windows_add",
+            format!("expected an NHWC shape, got {input_shape:?}"),
+        ));
+    };
+    let g = win.geometry([n, h, w, c])?;
+    let k = g.kh * g.kw;
+    if cells.shape() != [n, g.oh, g.ow, c, k] {
+        return Err(invalid(
+            "windows_add",
+            format!(
+                "expected windows of shape {:?}, got {:?}",
+                [n, g.oh, g.ow, c, k],
+                cells.shape()
+            ),
+        ));
+    }
+    let cs = cells.as_standard_layout();
+    let src = cs
+        .as_slice()
+        .ok_or_else(|| invalid("windows_add", "windows are not contiguous".into()))?;
+    let mut out = vec![0u64; n * h * w * c];
+    let image = h * w * c;
+    // One chunk per image: its windows only touch it.
+    for_each_chunk(&mut out, image, |img, dst| {
+        for oy in 0..g.oh {
+            for ky in 0..g.kh {
+                let Some(iy) = g.in_y(oy, ky) else { continue };
+                for ox in 0..g.ow {
+                    let row = ((img * g.oh + oy) * g.ow + ox) * c;
+                    for kx in 0..g.kw {
+                        let Some(ix) = g.in_x(ox, kx) else { continue };
+                        let d = (iy * w + ix) * c;
+                        for ch in 0..c {
+                            let v = src[(row + ch) * k + ky * g.kw + kx];
+                            dst[d + ch] = dst[d + ch].wrapping_add(v);
+                        }
+                    }
+                }
+            }
+        }
+    });
+    ArrayD::from_shape_vec(IxDyn(input_shape), out)
+        .map_err(|e| invalid("windows_add", e.to_string()))
+}
+
 /// `len` elements of `axis` from `start`, every `step`-th, as a new tensor.
 ///
 /// Errors: [`OpsError::InvalidArgument`] if the axis or the range is out of bounds.

@@ -13,6 +13,7 @@
 mod arith;
 mod bits;
 mod conv;
+mod conv_grad;
 mod field;
 mod kernels;
 mod lanes;
@@ -25,6 +26,8 @@ mod shape;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_conv_grad;
+#[cfg(test)]
 mod tests_matmul;
 
 pub use arith::{
@@ -33,8 +36,9 @@ pub use arith::{
 };
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use conv::conv2d;
+pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
 pub use field::PrimeField;
-pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows};
+pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows, windows_add};
 pub use matmul::{matmul, matmul_2d, matmul_naive, KC, MC, MR, NR};
 pub use odd::{
     odd_add, odd_add_words, odd_mul, odd_mul_scalar, odd_mul_words, odd_neg, odd_neg_word,

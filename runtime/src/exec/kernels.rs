@@ -104,6 +104,34 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             )
             .map_err(at)?,
         ),
+        Kernel::Conv2dBackpropInput {
+            stride,
+            padding,
+            input_shape,
+        } => Value::Ring(
+            ring::conv2d_backprop_input(
+                r(0)?,
+                r(1)?,
+                input_shape,
+                (stride[0], stride[1]),
+                plain_op::padding(*padding),
+            )
+            .map_err(at)?,
+        ),
+        Kernel::Conv2dBackpropFilter {
+            stride,
+            padding,
+            filter_shape,
+        } => Value::Ring(
+            ring::conv2d_backprop_filter(
+                r(0)?,
+                r(1)?,
+                filter_shape,
+                (stride[0], stride[1]),
+                plain_op::padding(*padding),
+            )
+            .map_err(at)?,
+        ),
         Kernel::SumPool2d { window } => {
             Value::Ring(sum_pool(r(0)?, window, &instr.shape).map_err(at)?)
         }
@@ -212,6 +240,12 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Windows { window, pad } => {
             Value::Ring(ring::windows(ring_at(0)?, &plain_op::window(window), *pad).map_err(at)?)
         }
+        Kernel::WindowsAdd {
+            window,
+            input_shape,
+        } => Value::Ring(
+            ring::windows_add(ring_at(0)?, input_shape, &plain_op::window(window)).map_err(at)?,
+        ),
         Kernel::StridedSlice {
             axis,
             start,

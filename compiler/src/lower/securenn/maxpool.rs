@@ -58,6 +58,18 @@ pub fn maxpool(
     with_index: bool,
     index_scale: u64,
 ) -> (Shared, Option<Shared>) {
+    let (value, index, _) = tree(cx, x, with_index, index_scale);
+    (value, index)
+}
+
+/// [`maxpool`], and the tree's decisions: per level, the shared bits `[lanes.., pairs, 1]`
+/// that are 1 where the left candidate won.
+pub(crate) fn tree(
+    cx: &mut Lowerer,
+    x: &Shared,
+    with_index: bool,
+    index_scale: u64,
+) -> (Shared, Option<Shared>, Vec<Shared>) {
     let shape = cx.shape(x.s[0]).to_vec();
     let (lanes, n) = match shape.split_last() {
         Some((&n, lanes)) => (lanes.to_vec(), n),
@@ -78,50 +90,110 @@ pub fn maxpool(
         m: n,
     };
     if with_index {
-        // Step 1: ind = (the position of each candidate), public: on P0, 0 on P1.
-        let axis = c.lanes.len();
-        let index = cx.on_servers(
-            |j| Kernel::Iota {
-                axis,
-                scale: if j == 0 { index_scale } else { 0 },
-            },
-            |_| vec![],
-            ValueKind::Ring,
-            &full,
-        );
-        c.index = Some(Shared { s: index });
+        c.index = Some(positions(cx, &full, index_scale));
     }
+    let mut decisions = Vec::new();
     while c.m > 1 {
-        c = knockout_round(cx, c);
+        let beta;
+        (c, beta) = knockout_round(cx, c);
+        decisions.push(beta);
     }
     let out = c.lanes.clone();
     let value = cx.local(Kernel::Reshape { shape: out.clone() }, &c.value, &out);
     let index = c
         .index
         .map(|i| cx.local(Kernel::Reshape { shape: out.clone() }, &i, &out));
-    (value, index)
+    (value, index, decisions)
 }
 
-/// One level of the tree: candidates `2i` and `2i + 1` meet; an odd one out goes on.
-fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
+/// Step 1: ind = (the position of each candidate along the axis before the last of
+/// `full`, times `scale`), public: on P0, 0 on P1.
+fn positions(cx: &mut Lowerer, full: &[usize], scale: u64) -> Shared {
+    let axis = full.len().saturating_sub(2);
+    let index = cx.on_servers(
+        |j| Kernel::Iota {
+            axis,
+            scale: if j == 0 { scale } else { 0 },
+        },
+        |_| vec![],
+        ValueKind::Ring,
+        full,
+    );
+    Shared { s: index }
+}
+
+/// The index of the first maximum of `[lanes.., n]` candidates (integers), from the
+/// decisions of a tree that compared them: the index half of the tree (step 6 at every
+/// level), without a comparison.
+pub(crate) fn replay_index(
+    cx: &mut Lowerer,
+    decisions: &[Shared],
+    lanes: &[usize],
+    n: usize,
+) -> Shared {
+    let full = [lanes, &[n, 1]].concat();
+    let mut index = positions(cx, &full, 1);
+    let mut m = n;
+    for beta in decisions {
+        index = index_round(cx, &index, beta, lanes, m);
+        m = m / 2 + m % 2;
+    }
+    cx.local(
+        Kernel::Reshape {
+            shape: lanes.to_vec(),
+        },
+        &index,
+        lanes,
+    )
+}
+
+/// `count` candidates from `start`, every `step`-th, along the tree's axis.
+fn pick(
+    cx: &mut Lowerer,
+    x: &Shared,
+    lanes: &[usize],
+    start: usize,
+    step: usize,
+    len: usize,
+) -> Shared {
+    let axis = lanes.len();
+    let shape = [lanes, &[len, 1]].concat();
+    cx.local(
+        Kernel::StridedSlice {
+            axis,
+            start,
+            step,
+            len,
+        },
+        x,
+        &shape,
+    )
+}
+
+/// Step 6 for one level of `m` candidates: ind = SelectShare(beta, ind_right, ind_left), the
+/// odd one out going on.
+fn index_round(cx: &mut Lowerer, ind: &Shared, beta: &Shared, lanes: &[usize], m: usize) -> Shared {
+    let half = m / 2;
+    let pairs = [lanes, &[half, 1]].concat();
+    let l = pick(cx, ind, lanes, 0, 2, half);
+    let r = pick(cx, ind, lanes, 1, 2, half);
+    let index = select_share(cx, beta, &r, &l, &pairs);
+    if m % 2 == 1 {
+        let odd = pick(cx, ind, lanes, m - 1, 1, 1);
+        let next = [lanes, &[half + 1, 1]].concat();
+        return cx.local2(Kernel::Concat { axis: lanes.len() }, &index, &odd, &next);
+    }
+    index
+}
+
+/// One level of the tree: candidates `2i` and `2i + 1` meet; an odd one out goes on. Returns
+/// the next candidates and the level's decisions `beta`.
+fn knockout_round(cx: &mut Lowerer, c: Candidates) -> (Candidates, Shared) {
     let axis = c.lanes.len();
     let half = c.m / 2;
     let pairs = c.shape(half);
-    let pick =
-        |cx: &mut Lowerer, x: &Shared, start: usize, step: usize, len: usize, shape: &[usize]| {
-            cx.local(
-                Kernel::StridedSlice {
-                    axis,
-                    start,
-                    step,
-                    len,
-                },
-                x,
-                shape,
-            )
-        };
-    let left = pick(cx, &c.value, 0, 2, half, &pairs);
-    let right = pick(cx, &c.value, 1, 2, half, &pairs);
+    let left = pick(cx, &c.value, &c.lanes, 0, 2, half);
+    let right = pick(cx, &c.value, &c.lanes, 1, 2, half);
     // Steps 3-4: <w>_j = <left>_j - <right>_j and beta = DReLU(w): 1 where the left
     // candidate is at least the right one (it wins ties).
     let w = cx.local2(Kernel::Sub, &left, &right, &pairs);
@@ -139,27 +211,21 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> Candidates {
         }
     };
     // Step 6: ind = SelectShare(beta, ind_right, ind_left).
-    let mut index = c.index.map(|ind| {
-        let l = pick(cx, &ind, 0, 2, half, &pairs);
-        let r = pick(cx, &ind, 1, 2, half, &pairs);
-        select_share(cx, &beta, &r, &l, &pairs)
-    });
+    let index = c
+        .index
+        .map(|ind| index_round(cx, &ind, &beta, &c.lanes, c.m));
     if c.m % 2 == 1 {
         let next = c.shape(half + 1);
-        let one = c.shape(1);
-        let odd = pick(cx, &c.value, c.m - 1, 1, 1, &one);
+        let odd = pick(cx, &c.value, &c.lanes, c.m - 1, 1, 1);
         value = cx.local2(Kernel::Concat { axis }, &value, &odd, &next);
-        if let (Some(i), Some(all)) = (index, c.index) {
-            let odd = pick(cx, &all, c.m - 1, 1, 1, &one);
-            index = Some(cx.local2(Kernel::Concat { axis }, &i, &odd, &next));
-        }
     }
-    Candidates {
+    let next = Candidates {
         value,
         index,
         lanes: c.lanes,
         m: half + c.m % 2,
-    }
+    };
+    (next, beta)
 }
 
 /// Max pooling of NHWC shares over `window`, to `out` (`[N, OH, OW, C]`): the windows as a
@@ -172,11 +238,13 @@ pub fn maxpool2d(
     out: &[usize],
 ) -> Result<Shared, CompileError> {
     let windows = pool_windows(cx, x, window, out)?;
-    Ok(maxpool(cx, &windows, false, 1).0)
+    let (value, _, decisions) = tree(cx, &windows, false, 1);
+    cx.pool_trees.entry((x.s, *window)).or_insert(decisions);
+    Ok(value)
 }
 
 /// The windows of NHWC shares as `[N, OH, OW, C, KH*KW]`.
-fn pool_windows(
+pub(crate) fn pool_windows(
     cx: &mut Lowerer,
     x: &Shared,
     window: &Window,

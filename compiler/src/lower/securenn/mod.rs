@@ -18,6 +18,7 @@
 //! | 10 DMaxPool | [`maxpool::dmaxpool`], [`maxpool::dmaxpool2d`] | `maxpool.rs` |
 //! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
 //! | comparisons with 0 | [`relu::less_zero`] and others | `relu.rs` |
+//! | ReLU and max-pool gradients | [`grads::relu_grad`], [`grads::maxpool_grad`] (the forward's comparisons reused) | `grads.rs` |
 //!
 //! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max
 //! pooling take the sign from one masked opening and one PrivateCompare ([`opened::sign`],
@@ -49,6 +50,7 @@
 //! in the cheap order by the lowering driver (`lower::relu_before_maxpool`).
 
 pub mod compute_msb;
+pub mod grads;
 pub mod maxpool;
 pub mod opened;
 pub mod private_compare;

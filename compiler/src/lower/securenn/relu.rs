@@ -73,23 +73,34 @@ pub fn drelu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
     cx.rerandomise(&Shared { s: gamma })
 }
 
-/// Shares of `max(a, 0)` by the configured method ([`Comparison`]).
+/// Shares of `max(a, 0)` by the configured method ([`Comparison`]). The sign bits it takes
+/// are kept for the backward pass ([`super::grads::drelu_of`]).
 pub fn relu(cx: &mut Lowerer, a: &Shared) -> Shared {
-    match cx.options.comparison {
-        Comparison::Paper => relu_paper(cx, a),
-        Comparison::Opened => sign_times(cx, a).1,
-    }
+    let (bit, out) = match cx.options.comparison {
+        Comparison::Paper => {
+            let alpha = drelu_paper(cx, a);
+            (alpha, relu_paper_with(cx, a, &alpha))
+        }
+        Comparison::Opened => sign_times(cx, a),
+    };
+    cx.drelus.entry(a.s).or_insert(bit);
+    out
 }
 
 /// ReLU Π_ReLU({P0, P1}, P2): shares of `max(a, 0)`, exact for `a` in `[-2^62, 2^62)`.
 ///
 /// - Common randomness: P0, P1 hold shares of 0, `u_0`, `u_1`.
 pub fn relu_paper(cx: &mut Lowerer, a: &Shared) -> Shared {
-    let shape = cx.shape(a.s[0]).to_vec();
     // Step 1: DReLU: <alpha>_j.
     let alpha = drelu_paper(cx, a);
+    relu_paper_with(cx, a, &alpha)
+}
+
+/// Steps 2-3 of ReLU, given step 1's `<alpha>_j`.
+fn relu_paper_with(cx: &mut Lowerer, a: &Shared, alpha: &Shared) -> Shared {
+    let shape = cx.shape(a.s[0]).to_vec();
     // Step 2: <c>_j = <alpha>_j <a>_j, a product with the helper (Algorithm 1).
-    let c = cx.beaver(&alpha, a, Kernel::Mul, &shape);
+    let c = cx.beaver(alpha, a, Kernel::Mul, &shape);
     // Step 3: P_j outputs <c>_j + u_j.
     cx.rerandomise(&c)
 }
