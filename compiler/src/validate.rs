@@ -50,6 +50,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::IsZero
         | Kernel::BitTo { .. }
         | Kernel::Windows { .. }
+        | Kernel::WindowsAdd { .. }
         | Kernel::StridedSlice { .. }
         | Kernel::OneHot { .. } => 1,
         Kernel::Add
@@ -57,6 +58,8 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::Mul
         | Kernel::MatMul
         | Kernel::Conv2d { .. }
+        | Kernel::Conv2dBackpropInput { .. }
+        | Kernel::Conv2dBackpropFilter { .. }
         | Kernel::OddAdd
         | Kernel::OddSub
         | Kernel::Wrap

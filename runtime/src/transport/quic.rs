@@ -454,10 +454,7 @@ impl QuicTransport {
                 ))
             }
             Some(Some(End::Failed(why))) => {
-                return Err(self.failed(
-                    from,
-                    format!("{why}; its batch of {round} never came"),
-                ))
+                return Err(self.failed(from, format!("{why}; its batch of {round} never came")))
             }
             _ => {}
         }
