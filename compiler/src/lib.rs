@@ -79,7 +79,11 @@ pub fn compile(
     options: CompileOptions,
 ) -> Result<CompiledGraph> {
     let (cx, low) = lower_and_optimise(graph, protocol, options, None)?;
-    Ok(partition(graph, protocol, cx.parties, cx.options, &low))
+    let compiled = partition(graph, protocol, cx.parties, cx.options, &low);
+    // What the compiler writes, `run-graph` loads: refuse here what loading would refuse
+    // (a tensor over the size limit of `limits`, say), not on every party at run time.
+    compiled.validate()?;
+    Ok(compiled)
 }
 
 /// Validates `options`, lowers `graph` (for serving if `persistent` names the hosts whose

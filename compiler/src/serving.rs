@@ -94,9 +94,12 @@ pub fn compile_serving_with(
     setup.outputs.clear();
     let mut predict = partition(graph, protocol, cx.parties, cx.options, &split.predict);
     predict.inputs.retain(|io| !persists(&io.party));
-    Ok(ServingGraph {
+    let serving = ServingGraph {
         persistent: persistent.to_vec(),
         setup,
         predict,
-    })
+    };
+    // refused here rather than by every party at load
+    serving.validate()?;
+    Ok(serving)
 }
