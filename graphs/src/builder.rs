@@ -548,6 +548,21 @@ mod tests {
     }
 
     #[test]
+    fn a_variable_named_as_an_input_is_refused() {
+        // The owner gives a variable's first value by its name, as an input's.
+        let g = GraphBuilder::new();
+        let a = g.party("alice");
+        let x = g.input(a, "w", [2]);
+        let w = g.variable("w", [2], crate::Init::Zeros);
+        let _ = (&x + &w).output_to(a, "z");
+        let err = g.build().unwrap_err();
+        assert!(
+            matches!(&err, GraphError::DuplicateInput { name, .. } if name == "w"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn two_outputs_with_one_name_to_one_party_are_refused() {
         let g = GraphBuilder::new();
         let a = g.party("alice");

@@ -344,6 +344,19 @@ impl Graph {
                 _ => {}
             }
         }
+        // A variable's owner and a parameter's session give their values by name too: a name
+        // shared with an input would give two nodes one value.
+        for (id, node) in self.nodes() {
+            if let Op::Variable { name, .. } | Op::Parameter { name } = &node.op {
+                if let Some(&first) = inputs.get(name.as_str()) {
+                    return Err(GraphError::DuplicateInput {
+                        name: name.clone(),
+                        first: self.label(first),
+                        second: self.label(id),
+                    });
+                }
+            }
+        }
         Ok(())
     }
 }
