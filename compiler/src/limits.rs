@@ -16,14 +16,19 @@ pub const MAX_NDIM: usize = 32;
 /// in blocks of this size).
 pub const MAX_ROUNDS: u32 = 1 << 16;
 
-/// Bytes of one element of `kind` (a seed is one element of 32 bytes).
-fn width(kind: ValueKind) -> u64 {
-    match kind {
+/// Bytes of a value of `kind` and `shape` (a seed is one element of 32 bytes), or `None`
+/// when the size overflows: the one size computation of the load-time checks.
+pub fn value_bytes(kind: ValueKind, shape: &[usize]) -> Option<u64> {
+    let n = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))?;
+    let width = match kind {
         ValueKind::Ring | ValueKind::OddRing => 8,
         ValueKind::Small => 1,
         ValueKind::Float => 4,
         ValueKind::Seed => 32,
-    }
+    };
+    n.checked_mul(width).filter(|&b| usize::try_from(b).is_ok())
 }
 
 /// The kind of what an `Expand` draws.
@@ -51,11 +56,7 @@ pub fn check_shape(kind: ValueKind, shape: &[usize], what: &str) -> Result<(), S
             kind.name()
         )
     };
-    let elements = shape
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
-        .ok_or_else(too_big)?;
-    let bytes = elements.checked_mul(width(kind)).ok_or_else(too_big)?;
+    let bytes = value_bytes(kind, shape).ok_or_else(too_big)?;
     if bytes > MAX_TENSOR_BYTES {
         return Err(too_big());
     }

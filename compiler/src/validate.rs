@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use shareflow_ops::ValueKind;
 
 use crate::ir::{Kernel, ValueId};
+use crate::limits::value_bytes;
 use crate::program::{CompiledGraph, Instr, IoSpec, Program};
 use crate::serving::ServingGraph;
 use crate::{CompileError, Result};
@@ -75,20 +76,6 @@ pub fn arity(kernel: &Kernel) -> usize {
     }
 }
 
-/// Bytes of a value of `kind` and `shape`, or `None` when the size overflows.
-pub fn value_bytes(kind: ValueKind, shape: &[usize]) -> Option<u64> {
-    let n = shape
-        .iter()
-        .try_fold(1u64, |acc, &d| acc.checked_mul(u64::try_from(d).ok()?))?;
-    match kind {
-        ValueKind::Ring | ValueKind::OddRing => n.checked_mul(8),
-        ValueKind::Small => Some(n),
-        ValueKind::Float => n.checked_mul(4),
-        ValueKind::Seed => Some(32),
-    }
-    .filter(|&b| usize::try_from(b).is_ok())
-}
-
 fn node_err(p: &Program, i: &Instr, message: String) -> CompileError {
     CompileError::Node {
         node: format!("{} ({}) of party {}", i.id, i.kernel.name(), p.party),
@@ -107,7 +94,7 @@ impl CompiledGraph {
     /// it): the structure ([`CompiledGraph::check`]); at most [`MAX_PARTIES`] distinct
     /// parties; unique instruction ids; every kernel with its number of inputs, every input
     /// ready in the instruction's round (a received value one round after it travels), shapes
-    /// whose sizes do not overflow, constants as long as their shapes; every receive of the
+    /// within [`crate::limits`], constants as long as their shapes; every receive of the
     /// kind and shape its send sends, every send received once; `rounds` one more than the last
     /// round a message travels in, with a message in every round; every input and output
     /// kernel declared in `inputs`/`outputs` with its shape.
@@ -204,9 +191,7 @@ impl CompiledGraph {
                     None => return Err(bad(format!("uses {input} before it is defined"))),
                 }
             }
-            if value_bytes(i.kind, &i.shape).is_none() {
-                return Err(bad(format!("shape {:?} overflows", i.shape)));
-            }
+            // `check` has bounded every shape ([`crate::limits`]).
             let elements = |len: usize| match i.kind {
                 ValueKind::Seed => false,
                 _ => value_bytes(ValueKind::Small, &i.shape) == Some(len as u64),
@@ -225,9 +210,6 @@ impl CompiledGraph {
                         values.len(),
                         i.shape
                     )))
-                }
-                Kernel::Expand { shape, .. } if value_bytes(ValueKind::Ring, shape).is_none() => {
-                    return Err(bad(format!("shape {shape:?} overflows")))
                 }
                 Kernel::Recv { send, .. } => {
                     // `check` matched the send's parties and round.
