@@ -21,6 +21,26 @@ impl fmt::Display for ValueId {
     }
 }
 
+/// Where a party's session store keeps a value across the runs of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKey {
+    /// A value of a serving setup, by its id in the compiled graph.
+    Value(ValueId),
+    /// This party's share of a variable, by the variable's name: the same key in every program
+    /// of a session (init, training step, prediction, reveal).
+    Variable(String),
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKey::Value(v) => write!(f, "{v}"),
+            StoreKey::Variable(name) => write!(f, "variable {name:?}"),
+        }
+    }
+}
+
 /// A party of the compiled graph: an index into [`crate::CompiledGraph::parties`].
 pub type Host = usize;
 
@@ -133,6 +153,10 @@ pub enum Kernel {
     Reshape {
         shape: Vec<usize>,
     },
+    /// Repeats the input to `shape` (NumPy's `broadcast_to`).
+    BroadcastTo {
+        shape: Vec<usize>,
+    },
     Transpose {
         perm: Vec<usize>,
     },
@@ -157,14 +181,25 @@ pub enum Kernel {
         from: Host,
         send: ValueId,
     },
-    /// Keeps the input in this party's store under `key` (the id of the stored value), for the
-    /// later runs of a serving session (a setup program's persistent values).
+    /// Keeps the input in this party's session store under `key`, for the later runs of the
+    /// session (a serving setup's persistent values, a training step's new variable shares).
+    /// Written when the run ends, so a run that fails changes nothing and every `Load` of a run
+    /// reads the value from before it.
     Store {
-        key: ValueId,
+        key: StoreKey,
     },
-    /// The value a setup run stored under `key` (a per-prediction program's persistent input).
+    /// The value an earlier run of the session stored under `key`.
     Load {
-        key: ValueId,
+        key: StoreKey,
+    },
+    /// A public value given to the party at each run under `name` (a graph's
+    /// [`Op::Parameter`], such as a learning rate), as a float.
+    Parameter {
+        name: String,
+    },
+    /// The public first value of a variable, drawn from its seeded initialiser (a float).
+    Initializer {
+        init: shareflow_graphs::Init,
     },
     // SecureNN (compiler/src/lower/securenn): the odd ring Z_{2^64-1}, bits and Z_p, and the
     // layout of comparison trees.
@@ -296,6 +331,7 @@ impl Kernel {
             Kernel::Shl { .. } => "shl",
             Kernel::XorConst { .. } => "xor_const",
             Kernel::Reshape { .. } => "reshape",
+            Kernel::BroadcastTo { .. } => "broadcast_to",
             Kernel::Transpose { .. } => "transpose",
             Kernel::ReduceSum { .. } => "reduce_sum",
             Kernel::SampleSeed => "sample_seed",
@@ -304,6 +340,8 @@ impl Kernel {
             Kernel::Recv { .. } => "recv",
             Kernel::Store { .. } => "store",
             Kernel::Load { .. } => "load",
+            Kernel::Parameter { .. } => "parameter",
+            Kernel::Initializer { .. } => "initializer",
             Kernel::OddAdd => "odd_add",
             Kernel::OddSub => "odd_sub",
             Kernel::RingToOdd => "ring_to_odd",

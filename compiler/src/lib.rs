@@ -86,6 +86,44 @@ pub fn compile(
     Ok(compiled)
 }
 
+/// Compiles the program that starts a session of `graph`: the first value of every variable
+/// is secret-shared into the servers' stores (an owner's value is that owner's input named
+/// like the variable; see [`lower::session`]). The session's other programs are the graphs
+/// that read and assign its variables, compiled with [`compile`].
+pub fn compile_init(
+    graph: &Graph,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+) -> Result<CompiledGraph> {
+    options.validate()?;
+    let parties = compiled_parties(graph)?;
+    let mut cx = Lowerer::new(parties, options);
+    lower::session::lower_init(graph, &mut cx)?;
+    let mut low = std::mem::take(&mut cx.low);
+    passes::dce::remove_dead(&mut low);
+    passes::cse::run(&mut low);
+    passes::dce::remove_dead(&mut low);
+    let mut compiled = partition(graph, protocol, cx.parties, cx.options, &low);
+    compiled.inputs = graph
+        .nodes()
+        .filter_map(|(_, n)| match &n.op {
+            Op::Variable {
+                name,
+                init: shareflow_graphs::Init::Owner { party },
+                ..
+            } => Some(IoSpec {
+                party: graph.party_name(*party).to_string(),
+                name: name.clone(),
+                shape: n.shape.dims().to_vec(),
+            }),
+            _ => None,
+        })
+        .collect();
+    compiled.outputs.clear();
+    compiled.validate()?;
+    Ok(compiled)
+}
+
 /// Validates `options`, lowers `graph` (for serving if `persistent` names the hosts whose
 /// inputs persist), then removes dead code and common subexpressions. Returns the lowering context (parties,
 /// options, serving pins) and the optimised graph.

@@ -10,8 +10,9 @@ use crate::CompileError;
 
 /// The format name in every compiled-graph file.
 pub const FORMAT: &str = "shareflow-compiled";
-/// The version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes and reads (2: session stores keyed by value or variable,
+/// run-time parameters and initialisers).
+pub const VERSION: u32 = 2;
 
 /// One instruction of a party's program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use shareflow_ops::ValueKind;
 
-use crate::ir::{Kernel, ValueId};
+use crate::ir::{Kernel, StoreKey, ValueId};
 use crate::limits::value_bytes;
 use crate::program::{CompiledGraph, Instr, IoSpec, Program};
 use crate::serving::ServingGraph;
@@ -26,6 +26,8 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::SampleSeed
         | Kernel::Recv { .. }
         | Kernel::Load { .. }
+        | Kernel::Parameter { .. }
+        | Kernel::Initializer { .. }
         | Kernel::Iota { .. } => 0,
         Kernel::Plain { op } => op.arity(),
         Kernel::Output { .. }
@@ -38,6 +40,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::Shl { .. }
         | Kernel::XorConst { .. }
         | Kernel::Reshape { .. }
+        | Kernel::BroadcastTo { .. }
         | Kernel::Transpose { .. }
         | Kernel::ReduceSum { .. }
         | Kernel::Expand { .. }
@@ -294,17 +297,17 @@ impl ServingGraph {
             });
         }
         for (setup, predict) in self.setup.programs.iter().zip(&self.predict.programs) {
-            let stored: HashSet<ValueId> = setup
+            let stored: HashSet<&StoreKey> = setup
                 .instrs
                 .iter()
-                .filter_map(|i| match i.kernel {
+                .filter_map(|i| match &i.kernel {
                     Kernel::Store { key } => Some(key),
                     _ => None,
                 })
                 .collect();
             for i in &predict.instrs {
-                if let Kernel::Load { key } = i.kernel {
-                    if !stored.contains(&key) {
+                if let Kernel::Load { key } = &i.kernel {
+                    if !stored.contains(key) {
                         return Err(node_err(
                             predict,
                             i,

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::ir::{Exchange, Host, Kernel, ValueId};
+use crate::ir::{Exchange, Host, Kernel, StoreKey, ValueId};
 use crate::lower::COMPUTE_PARTIES;
 use crate::program::{CompiledGraph, Instr, Program};
 use crate::{CompileError, ServingGraph};
@@ -38,9 +38,9 @@ enum Taint {
 /// Stored values of a setup program, as the prediction program's loads see them.
 #[derive(Debug, Clone, Default)]
 struct Stored {
-    taint: HashMap<ValueId, Taint>,
+    taint: HashMap<StoreKey, Taint>,
     /// Who holds each stored seed.
-    holders: HashMap<ValueId, BTreeSet<Host>>,
+    holders: HashMap<StoreKey, BTreeSet<Host>>,
 }
 
 /// Checks every program of `graph` (see the module docs).
@@ -263,10 +263,10 @@ fn verify_program(g: &CompiledGraph, p: &Program, stored: &Stored) -> Result<Sto
             Kernel::Store { key } => {
                 if let Some(v) = i.inputs.first() {
                     if let Some(t) = taints.get(v) {
-                        kept.taint.insert(*key, t.clone());
+                        kept.taint.insert(key.clone(), t.clone());
                     }
                     if let Some(h) = holders.get(v) {
-                        kept.holders.insert(*key, h.clone());
+                        kept.holders.insert(key.clone(), h.clone());
                     }
                 }
             }

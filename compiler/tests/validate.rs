@@ -166,7 +166,7 @@ fn a_serving_graph_that_loads_what_setup_never_stored_is_refused() {
     for program in v["setup"]["programs"].as_array_mut().unwrap() {
         for instr in program["instrs"].as_array_mut().unwrap() {
             if instr["kernel"]["kernel"] == "store" {
-                instr["kernel"]["key"] = json!(u32::MAX);
+                instr["kernel"]["key"] = json!({ "value": u32::MAX });
             }
         }
     }

@@ -3,14 +3,16 @@
 //! gradients and SGD with momentum, all in one graph (one training step per run).
 //!
 //! Inputs per step: `image` `[batch, 28, 28, 1]` and one-hot `labels` `[batch, 10]` of party
-//! `client` (the data owner), the public parameter `learning_rate` `[]`. The mean loss is
-//! revealed to `client` (an explicit output: the only value of the step that leaves it).
+//! `client` (the data owner), the public parameter `learning_rate` `[]`. With
+//! [`TrainSpec::reveal_loss`] the mean loss is revealed to `client` (an explicit output: the
+//! only value of the step that leaves it); without, nothing leaves a step.
 
 use crate::builder::GraphBuilder;
 use crate::error::GraphError;
 use crate::nn::{ParamSpec, Params};
+use crate::op::Init;
 use crate::optim::momentum;
-use crate::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
+use crate::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use crate::{Graph, NodeId, PartyId};
 
 /// The name of the one-hot labels input.
@@ -27,6 +29,8 @@ pub struct TrainSpec {
     pub seed: u64,
     /// The momentum coefficient of SGD.
     pub momentum: f32,
+    /// Whether each step reveals the mean loss to the client.
+    pub reveal_loss: bool,
 }
 
 /// A zoo network's training graph, built for one batch size.
@@ -40,8 +44,8 @@ pub struct TrainingModel {
     pub learning_rate: NodeId,
     /// The mean loss before it is revealed.
     pub loss: NodeId,
-    /// The output that reveals the loss to the client.
-    pub loss_output: NodeId,
+    /// The output that reveals the loss to the client, if the spec asks for it.
+    pub loss_output: Option<NodeId>,
     /// The parameters' variables, in layer order (as [`TrainingModel::params`]).
     pub variables: Vec<NodeId>,
     /// The parameters, in layer order.
@@ -74,7 +78,7 @@ impl ZooModel {
         }
         let grads = g.gradients(&loss, &vars)?;
         momentum(&g, &vars, &grads, &lr, spec.momentum)?;
-        let loss_output = loss.output_to(client, LOSS);
+        let loss_output = spec.reveal_loss.then(|| loss.output_to(client, LOSS).id());
         let graph = g.build()?;
         Ok(TrainingModel {
             kind,
@@ -85,11 +89,51 @@ impl ZooModel {
             labels: labels.id(),
             learning_rate: lr.id(),
             loss: loss.id(),
-            loss_output: loss_output.id(),
+            loss_output,
             variables: vars.iter().map(|v| v.id()).collect(),
             params: specs,
         })
     }
+}
+
+impl ZooModel {
+    /// The prediction graph of network `kind` held by a training session: the parameters are
+    /// the session's variables (named as in [`ZooModel::build_training`]), never revealed; the
+    /// client gives the image and receives the logits.
+    pub fn build_from_variables(kind: ModelKind, batch: usize) -> Result<ZooModel, GraphError> {
+        let layers = kind.layers();
+        let g = GraphBuilder::new();
+        let model_owner = g.party(MODEL_OWNER);
+        let client = g.party(CLIENT);
+        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
+        let logits = layers.apply(&g, &Params::variables(0), &image);
+        let output = logits.output_to(client, LOGITS);
+        let graph = g.build()?;
+        Ok(ZooModel {
+            kind,
+            batch,
+            graph,
+            model_owner,
+            client,
+            image: image.id(),
+            logits: logits.id(),
+            output: output.id(),
+            params: layers.params(),
+        })
+    }
+}
+
+/// The graph that reveals every parameter of network `kind` to the model owner, under its
+/// name: the `reveal` run of a training session, the only one that opens the weights.
+pub fn reveal_graph(kind: ModelKind) -> Result<Graph, GraphError> {
+    let g = GraphBuilder::new();
+    let owner = g.party(MODEL_OWNER);
+    g.party(CLIENT);
+    for p in kind.layers().params() {
+        g.variable(&p.name, p.shape.clone(), Init::Zeros)
+            .output_to(owner, &p.name);
+    }
+    g.build()
 }
 
 #[cfg(test)]
@@ -102,6 +146,7 @@ mod tests {
         TrainSpec {
             seed: 1,
             momentum: 0.9,
+            reveal_loss: true,
         }
     }
 
@@ -126,7 +171,10 @@ mod tests {
     #[test]
     fn only_the_loss_is_revealed() {
         let m = ZooModel::build_training(ModelKind::A, 2, &spec()).unwrap();
-        assert_eq!(m.graph.output_nodes(), vec![m.loss_output]);
+        assert_eq!(
+            m.graph.output_nodes(),
+            m.loss_output.into_iter().collect::<Vec<_>>()
+        );
         for id in m.graph.output_nodes() {
             for input in m.graph.inputs(id) {
                 let op = &m.graph.node(input).unwrap().op;

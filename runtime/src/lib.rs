@@ -17,6 +17,7 @@ pub mod keys;
 pub mod party;
 pub mod plain;
 pub mod round;
+pub mod train;
 pub mod transport;
 pub mod wire;
 

@@ -312,7 +312,10 @@ impl Lowerer {
         let a = self.emit(S0, kernel.clone(), &[x.s[0]], ValueKind::Ring, shape);
         let b = self.emit(S1, kernel.clone(), &[x.s[1]], ValueKind::Ring, shape);
         let y = Shared { s: [a, b] };
-        if matches!(kernel, Kernel::Reshape { .. } | Kernel::Transpose { .. }) {
+        if matches!(
+            kernel,
+            Kernel::Reshape { .. } | Kernel::Transpose { .. } | Kernel::BroadcastTo { .. }
+        ) {
             self.reshaped.insert(y.s, (kernel, *x));
         }
         y

@@ -8,7 +8,9 @@ use shareflow_graphs::{Op, Padding, Shape};
 use super::poly::{Fit, Target};
 use super::{to_shared, Lowerer, Operand, Shared, S0, S1};
 use crate::ir::Kernel;
+use crate::ir::ValueId;
 use crate::CompileError;
+use shareflow_ops::ValueKind;
 
 /// Lowers `op` if it is one of the common ops; `None` for the protocol's own (relu, maxpool,
 /// argmax). Sigmoid is Pond's polynomial under both protocols, so that they give the same
@@ -55,6 +57,61 @@ pub fn lower_common(
                 dims,
             )
         }),
+        Op::BroadcastTo { shape } => to_shared(cx, &inputs[0]).map(|x| {
+            cx.local(
+                Kernel::BroadcastTo {
+                    shape: shape.clone(),
+                },
+                &x,
+                dims,
+            )
+        }),
+        Op::Conv2dBackpropInput {
+            stride,
+            padding,
+            input_shape,
+        } => match four(cx, input_shape) {
+            Ok(input_shape) => product(
+                cx,
+                Kernel::Conv2dBackpropInput {
+                    stride: *stride,
+                    padding: *padding,
+                    input_shape,
+                },
+                &inputs[0],
+                &inputs[1],
+                dims,
+            ),
+            Err(e) => Err(e),
+        },
+        Op::Conv2dBackpropFilter {
+            stride,
+            padding,
+            filter_shape,
+        } => match four(cx, filter_shape) {
+            Ok(filter_shape) => product(
+                cx,
+                Kernel::Conv2dBackpropFilter {
+                    stride: *stride,
+                    padding: *padding,
+                    filter_shape,
+                },
+                &inputs[0],
+                &inputs[1],
+                dims,
+            ),
+            Err(e) => Err(e),
+        },
+        Op::AvgPoolGrad {
+            window,
+            input_shape,
+        } => to_shared(cx, &inputs[0]).and_then(|dy| avgpool_grad(cx, &dy, window, input_shape)),
+        Op::MeanSquaredError => mean_squared_error(cx, &inputs[0], &inputs[1]),
+        Op::SoftmaxCrossEntropy => Err(cx.error(
+            "the value of a softmax cross-entropy loss needs a logarithm on shares, which is not \
+             lowered (its gradient is, and training does not need the value); reveal the logits \
+             or train without revealing the loss",
+        )),
         Op::Transpose { perm } => to_shared(cx, &inputs[0])
             .map(|x| cx.local(Kernel::Transpose { perm: perm.clone() }, &x, dims)),
         Op::ReduceSum { axis } => {
@@ -77,6 +134,24 @@ fn add_sub(
             let p = if sub { p.mapv(|v| -v) } else { p.clone() };
             let p0 = cx.public_ring(S0, &p)?;
             Ok(cx.add_public(&x, p0, dims))
+        }
+        (x, Operand::Parameter(p)) => {
+            let x = to_shared(cx, x)?;
+            let p0 = if sub {
+                cx.emit_like(Kernel::Neg, &[p[0]])
+            } else {
+                p[0]
+            };
+            Ok(cx.add_public(&x, p0, dims))
+        }
+        (Operand::Parameter(p), y) => {
+            let y = to_shared(cx, y)?;
+            let y = if sub {
+                cx.local(Kernel::Neg, &y, dims)
+            } else {
+                y
+            };
+            Ok(cx.add_public(&y, p[0], dims))
         }
         (Operand::Public(p), y) => {
             let y = to_shared(cx, y)?;
@@ -106,40 +181,84 @@ fn product(
     b: &Operand,
     dims: &[usize],
 ) -> Result<Shared, CompileError> {
-    match (a, b) {
-        (Operand::Public(p), y) => {
-            let y = to_shared(cx, y)?;
-            let p = [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?];
-            let z0 = cx.emit(
-                S0,
-                k.clone(),
-                &[p[0], y.s[0]],
-                shareflow_ops::ValueKind::Ring,
-                dims,
-            );
-            let z1 = cx.emit(S1, k, &[p[1], y.s[1]], shareflow_ops::ValueKind::Ring, dims);
-            Ok(cx.truncate(&Shared { s: [z0, z1] }))
-        }
-        (x, Operand::Public(p)) => {
-            let x = to_shared(cx, x)?;
-            let p = [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?];
-            let z0 = cx.emit(
-                S0,
-                k.clone(),
-                &[x.s[0], p[0]],
-                shareflow_ops::ValueKind::Ring,
-                dims,
-            );
-            let z1 = cx.emit(S1, k, &[x.s[1], p[1]], shareflow_ops::ValueKind::Ring, dims);
-            Ok(cx.truncate(&Shared { s: [z0, z1] }))
-        }
-        (x, y) => {
-            let x = to_shared(cx, x)?;
-            let y = to_shared(cx, y)?;
-            let z = cx.beaver(&x, &y, k, dims);
-            Ok(cx.truncate(&z))
-        }
+    let public = |cx: &mut Lowerer, o: &Operand| -> Result<Option<[ValueId; 2]>, CompileError> {
+        Ok(match o {
+            Operand::Public(p) => Some([cx.public_ring(S0, p)?, cx.public_ring(S1, p)?]),
+            Operand::Parameter(p) => Some(*p),
+            _ => None,
+        })
+    };
+    if let Some(p) = public(cx, a)? {
+        let y = to_shared(cx, b)?;
+        let z0 = cx.emit(S0, k.clone(), &[p[0], y.s[0]], ValueKind::Ring, dims);
+        let z1 = cx.emit(S1, k, &[p[1], y.s[1]], ValueKind::Ring, dims);
+        return Ok(cx.truncate(&Shared { s: [z0, z1] }));
     }
+    if let Some(p) = public(cx, b)? {
+        let x = to_shared(cx, a)?;
+        let z0 = cx.emit(S0, k.clone(), &[x.s[0], p[0]], ValueKind::Ring, dims);
+        let z1 = cx.emit(S1, k, &[x.s[1], p[1]], ValueKind::Ring, dims);
+        return Ok(cx.truncate(&Shared { s: [z0, z1] }));
+    }
+    let x = to_shared(cx, a)?;
+    let y = to_shared(cx, b)?;
+    let z = cx.beaver(&x, &y, k, dims);
+    Ok(cx.truncate(&z))
+}
+
+/// The mean of `(p - t)^2` over every element: one product, a local sum, a public scale.
+fn mean_squared_error(cx: &mut Lowerer, p: &Operand, t: &Operand) -> Result<Shared, CompileError> {
+    let shape = match p {
+        Operand::Shared(x) => cx.shape(x.s[0]).to_vec(),
+        Operand::Private { value, .. } => cx.shape(*value).to_vec(),
+        Operand::Public(a) => a.shape().to_vec(),
+        Operand::Parameter(v) => cx.shape(v[0]).to_vec(),
+    };
+    let n: usize = shape.iter().product();
+    let d = add_sub(cx, true, p, t, &shape)?;
+    let squared = cx.beaver(&d, &d, Kernel::Mul, &shape);
+    let squared = cx.truncate(&squared);
+    let flat = cx.local(Kernel::Reshape { shape: vec![n] }, &squared, &[n]);
+    let sum = cx.local(Kernel::ReduceSum { axis: 0 }, &flat, &[]);
+    let scale = ArrayD::from_elem(vec![], 1.0 / n.max(1) as f32);
+    let scale = [cx.public_ring(S0, &scale)?, cx.public_ring(S1, &scale)?];
+    Ok(cx.mul_public(&sum, scale, &[]))
+}
+
+/// A rank-4 shape of a backward op, or an error naming the node.
+fn four(cx: &Lowerer, dims: &[usize]) -> Result<[usize; 4], CompileError> {
+    dims.try_into()
+        .map_err(|_| cx.error(format!("expected an NHWC or HWIO shape, got {dims:?}")))
+}
+
+/// The gradient of average pooling, local: `dy` divided by each window's cell count, repeated
+/// over the window's cells and added back into the input's cells (overlapping windows add up).
+fn avgpool_grad(
+    cx: &mut Lowerer,
+    dy: &Shared,
+    window: &shareflow_graphs::op::Window,
+    input_shape: &[usize],
+) -> Result<Shared, CompileError> {
+    let input = four(cx, input_shape)?;
+    let out = cx.shape(dy.s[0]).to_vec();
+    let divisor = pool_divisor(cx, window, input_shape, &out)?;
+    let scaled = cx.mul_public(dy, divisor, &out);
+    let k = window.size[0] * window.size[1];
+    let one = [&out[..], &[1]].concat();
+    let cells = [&out[..], &[k]].concat();
+    let column = cx.local(Kernel::Reshape { shape: one.clone() }, &scaled, &one);
+    let spread = cx.local(
+        Kernel::BroadcastTo {
+            shape: cells.clone(),
+        },
+        &column,
+        &cells,
+    );
+    let scatter = Kernel::WindowsAdd {
+        window: *window,
+        input_shape: input,
+    };
+    Ok(cx.local(scatter, &spread, input_shape))
 }
 
 /// `1 / (cells in the window)` as a public ring tensor on both servers: a scalar for VALID

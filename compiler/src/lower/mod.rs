@@ -13,6 +13,7 @@ pub mod phase;
 pub mod poly;
 pub mod pond;
 pub mod securenn;
+pub mod session;
 
 use std::collections::HashMap;
 
@@ -54,6 +55,9 @@ pub enum Operand {
     Private { host: Host, value: ValueId },
     /// Secret-shared between the servers.
     Shared(Shared),
+    /// A public value given at run time (a graph's parameter, such as a learning rate): fixed
+    /// point on server 0 and on server 1.
+    Parameter([ValueId; 2]),
 }
 
 /// A secure protocol: how an op on shared values becomes kernels and exchanges.
@@ -103,7 +107,11 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
     let host_of = |p: shareflow_graphs::PartyId| COMPUTE_PARTIES.len() + p.index();
     let mut values: HashMap<NodeId, Operand> = HashMap::new();
     let deferred = relu_before_maxpool(graph);
+    let live = live_nodes(graph);
     for id in graph.topo_order()? {
+        if !live.contains(&id) {
+            continue;
+        }
         let node = graph.node(id)?;
         cx.origin = Some(graph.label(id));
         let inputs: Vec<Operand> = graph
@@ -128,15 +136,21 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 );
                 Operand::Private { host, value }
             }
-            (op @ (Op::Variable { .. } | Op::Assign | Op::Parameter { .. }), _) => {
-                return Err(CompileError::Unsupported {
-                    node: graph.label(id),
-                    op: op.name(),
-                    protocol: protocol.name(),
-                    hint: "variables, assigns and run-time parameters need a training session, \
-                           which the protocols do not have yet; train with --protocol plaintext"
-                        .into(),
-                })
+            (Op::Variable { name, .. }, _) => {
+                Operand::Shared(cx.load_variable(name, node.shape.dims()))
+            }
+            (Op::Assign, _) => {
+                let var = graph.inputs(id).first().copied();
+                let name = match var.map(|v| graph.node(v)).transpose()?.map(|n| &n.op) {
+                    Some(Op::Variable { name, .. }) => name.clone(),
+                    _ => return Err(cx.error("assigns to something that is not a variable")),
+                };
+                let value = to_shared(cx, &inputs[1])?;
+                cx.store_variable(&name, &value);
+                Operand::Shared(value)
+            }
+            (Op::Parameter { name }, _) => {
+                Operand::Parameter(cx.parameter(name, node.shape.dims()))
             }
             (Op::Output { party, name }, _) => {
                 let to = host_of(*party);
@@ -144,6 +158,7 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                     Operand::Public(a) => cx.public_float(to, a),
                     Operand::Private { value, .. } => cx.send(*value, to, Exchange::Reveal),
                     Operand::Shared(x) => cx.reveal(x, to),
+                    Operand::Parameter(_) => return Err(cx.error(PARAMETER_USE)),
                 };
                 let shape = cx.shape(value).to_vec();
                 cx.emit(
@@ -160,6 +175,7 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                     .iter()
                     .map(|o| match o {
                         Operand::Public(a) => Ok(a),
+                        Operand::Parameter(_) => Err(cx.error(PARAMETER_USE)),
                         _ => Err(cx.error("a public node has a non-public input")),
                     })
                     .collect::<Result<_, _>>()?;
@@ -175,6 +191,7 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                         Operand::Public(a) => Ok(cx.public_float(host, a)),
                         Operand::Private { value, .. } => Ok(*value),
                         Operand::Shared(_) => Err(cx.error("a private node has a shared input")),
+                        Operand::Parameter(_) => Err(cx.error(PARAMETER_USE)),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let value = cx.emit(
@@ -200,6 +217,7 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                     Operand::Shared(x) => cx.reveal(x, host),
                     Operand::Private { value, .. } => cx.send(*value, host, Exchange::Reveal),
                     Operand::Public(a) => cx.public_float(host, a),
+                    Operand::Parameter(_) => return Err(cx.error(PARAMETER_USE)),
                 };
                 let value = cx.emit(
                     host,
@@ -234,6 +252,23 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
     Ok(())
 }
 
+/// The nodes that an output or an assign depends on: the others are not lowered (a training
+/// graph's loss, say, when nothing reveals it).
+pub fn live_nodes(graph: &Graph) -> std::collections::HashSet<NodeId> {
+    let mut live = std::collections::HashSet::new();
+    let mut todo: Vec<NodeId> = graph
+        .nodes()
+        .filter(|(_, n)| matches!(n.op, Op::Output { .. } | Op::Assign))
+        .map(|(id, _)| id)
+        .collect();
+    while let Some(id) = todo.pop() {
+        if live.insert(id) {
+            todo.extend(graph.inputs(id).iter().copied());
+        }
+    }
+    live
+}
+
 /// The shared ReLUs whose every user is a max pool: `maxpool(relu(x)) = relu(maxpool(x))`
 /// exactly (ReLU is monotone), and the right side applies ReLU to `k^2` times fewer values of
 /// a `k x k` pool, so the driver lowers these ReLUs after the pools instead.
@@ -266,9 +301,19 @@ fn sole_output_party(graph: &Graph, id: NodeId) -> Option<shareflow_graphs::Part
     party
 }
 
+/// What the protocols do with a run-time parameter: products and sums with shared values.
+const PARAMETER_USE: &str = "a run-time parameter may only be added to or multiplied with \
+                             shared values (compute anything else from it outside the graph)";
+
 /// The shares of an operand, sharing a private value or placing a public one on server 0.
 pub fn to_shared(cx: &mut Lowerer, x: &Operand) -> Result<Shared, CompileError> {
     Ok(match x {
+        Operand::Parameter(p) => {
+            let shape = cx.shape(p[1]).to_vec();
+            let n = shape.iter().product();
+            let zero = cx.ring_words(S1, &shape, vec![0; n]);
+            Shared { s: [p[0], zero] }
+        }
         Operand::Shared(s) => *s,
         Operand::Private { value, .. } => cx.share(*value),
         Operand::Public(a) => {

@@ -42,6 +42,17 @@ impl Protocol for Pond {
                 "max pooling needs exact comparisons; compile with --protocol securenn \
                  (or use avgpool2d)",
             )),
+            Op::ReluGrad | Op::MaxPoolGrad { .. } => Err(unsupported(
+                cx,
+                "the gradients of ReLU and max pooling need exact comparisons; train with \
+                 --protocol securenn, or use sigmoid and average pooling under Pond",
+            )),
+            Op::Softmax => Err(unsupported(
+                cx,
+                "a softmax on shares needs comparisons (the row maximum), which Pond does not \
+                 have; train with sigmoid and mean squared error under Pond, or use --protocol \
+                 securenn",
+            )),
             Op::Argmax => Err(unsupported(
                 cx,
                 "argmax needs exact comparisons; compile with --protocol securenn, or reveal \

@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use shareflow_ops::ValueKind;
 
-use crate::ir::{Kernel, LowGraph, LowNode, ValueId};
+use crate::ir::{Kernel, LowGraph, LowNode, StoreKey, ValueId};
 use crate::passes::dce::remove_dead;
 use crate::CompileError;
 
@@ -140,7 +140,9 @@ pub fn split(low: &LowGraph, pinned: &HashSet<ValueId>) -> Result<Split, Compile
             Phase::Predict => setup.dead[i] = true,
             Phase::Setup if stored.contains(&id) => {
                 let node = &mut predict.nodes[i];
-                node.kernel = Kernel::Load { key: id };
+                node.kernel = Kernel::Load {
+                    key: StoreKey::Value(id),
+                };
                 node.inputs.clear();
             }
             Phase::Setup => predict.dead[i] = true,
@@ -151,7 +153,9 @@ pub fn split(low: &LowGraph, pinned: &HashSet<ValueId>) -> Result<Split, Compile
         let node = low.node(key);
         setup.push(LowNode {
             host: node.host,
-            kernel: Kernel::Store { key },
+            kernel: Kernel::Store {
+                key: StoreKey::Value(key),
+            },
             inputs: vec![key],
             kind: node.kind,
             shape: node.shape.clone(),
@@ -301,7 +305,9 @@ mod tests {
         assert_eq!(live(&s.setup), vec![0, 2, 3, 5, 7, 8, 11, 12, 17, 18]);
         assert_eq!(
             s.setup.node(ValueId(17)).kernel,
-            Kernel::Store { key: ValueId(2) }
+            Kernel::Store {
+                key: StoreKey::Value(ValueId(2))
+            }
         );
         // Prediction: loads under the same ids, the constant again, x's fresh path.
         assert_eq!(
@@ -310,7 +316,9 @@ mod tests {
         );
         assert_eq!(
             s.predict.node(ValueId(12)).kernel,
-            Kernel::Load { key: ValueId(12) }
+            Kernel::Load {
+                key: StoreKey::Value(ValueId(12))
+            }
         );
         assert!(s.predict.node(ValueId(12)).inputs.is_empty());
     }

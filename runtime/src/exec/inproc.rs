@@ -178,7 +178,7 @@ fn check_inputs(
             .filter(|io| &io.party == party)
             .map(|io| io.name.as_str())
             .chain(program.instrs.iter().filter_map(|i| match &i.kernel {
-                Kernel::Input { name } => Some(name.as_str()),
+                Kernel::Input { name } | Kernel::Parameter { name } => Some(name.as_str()),
                 _ => None,
             }))
             .collect();

@@ -61,6 +61,29 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             }
             Value::Float(v.clone())
         }
+        Kernel::Parameter { name } => {
+            let v = cx.inputs.get(name).ok_or_else(|| RuntimeError::Node {
+                node: label(instr),
+                message: format!("no value given for parameter {name:?}"),
+            })?;
+            if v.shape() != instr.shape.as_slice() {
+                return Err(RuntimeError::Node {
+                    node: label(instr),
+                    message: format!(
+                        "parameter {name:?} has shape {:?}, the graph expects {:?}",
+                        v.shape(),
+                        instr.shape
+                    ),
+                });
+            }
+            Value::Float(v.clone())
+        }
+        Kernel::Initializer { init } => Value::Float(
+            crate::plain::public_initial(init, &instr.shape).ok_or_else(|| RuntimeError::Node {
+                node: label(instr),
+                message: "a variable given by its owner has no public initialiser".into(),
+            })?,
+        ),
         Kernel::FloatConst { values } => Value::Float(
             ArrayD::from_shape_vec(IxDyn(&instr.shape), values.clone())
                 .map_err(|e| shape_err(instr, e))?,
@@ -141,6 +164,17 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::XorConst { value } => Value::Ring(r(0)?.mapv(|w| w ^ value)),
         Kernel::AndConst { value } => Value::Ring(r(0)?.mapv(|w| w & value)),
         Kernel::Reshape { shape } => Value::Ring(ring::reshape(r(0)?, shape).map_err(at)?),
+        Kernel::BroadcastTo { shape } => {
+            let x = r(0)?;
+            let b = x.broadcast(IxDyn(shape)).ok_or_else(|| {
+                at(OpsError::ShapeMismatch {
+                    op: "broadcast_to",
+                    left: x.shape().to_vec(),
+                    right: shape.clone(),
+                })
+            })?;
+            Value::Ring(b.to_owned())
+        }
         Kernel::Transpose { perm } => Value::Ring(ring::transpose(r(0)?, perm).map_err(at)?),
         Kernel::ReduceSum { axis } => Value::Ring(ring::sum_axis(r(0)?, *axis).map_err(at)?),
         Kernel::SampleSeed => Value::Seed(sample_seed(instr, cx).map_err(at)?),

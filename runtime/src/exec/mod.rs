@@ -6,13 +6,14 @@ pub mod kernels;
 pub mod metrics;
 pub mod plan;
 pub mod serving;
+pub mod session;
 mod store;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use ndarray::ArrayD;
-use shareflow_compiler::ir::{Kernel, ValueId};
+use shareflow_compiler::ir::{Kernel, StoreKey, ValueId};
 use shareflow_compiler::Program;
 use shareflow_ops::Value;
 
@@ -20,6 +21,7 @@ pub use inproc::{run_in_process, run_in_process_full, run_in_process_with, InPro
 pub use metrics::PartyMetrics;
 pub use plan::Plan;
 pub use serving::ServingSession;
+pub use session::{Session, SessionProgram};
 pub use store::Store;
 
 use crate::transport::Transport;
@@ -85,8 +87,25 @@ pub enum Randomness {
     Replay([u8; 32]),
 }
 
-/// [`run_party_with`] with an explicit source of randomness.
+/// [`run_party_with`] with an explicit source of randomness. What the run stores is written
+/// to `store` only if it succeeds.
 pub fn run_party_full(
+    program: &Program,
+    plan: &Plan,
+    transport: &mut dyn Transport,
+    inputs: &HashMap<String, ArrayD<f32>>,
+    store: &mut Store,
+    randomness: &Randomness,
+) -> Result<PartyResult> {
+    let result = run_rounds(program, plan, transport, inputs, store, randomness);
+    match result {
+        Ok(_) => store.commit(),
+        Err(_) => store.discard(),
+    }
+    result
+}
+
+fn run_rounds(
     program: &Program,
     plan: &Plan,
     transport: &mut dyn Transport,
@@ -111,7 +130,7 @@ pub fn run_party_full(
     };
     let mut values: HashMap<ValueId, Value> = HashMap::new();
     // Values of `Load` instructions: the key they read in `store`.
-    let mut loaded: HashMap<ValueId, ValueId> = HashMap::new();
+    let mut loaded: HashMap<ValueId, StoreKey> = HashMap::new();
     let mut outputs = HashMap::new();
     let mut metrics = PartyMetrics::new(&program.party);
     let before = transport.stats().clone();
@@ -219,13 +238,13 @@ pub fn run_party_full(
 /// A run's values: computed or received ones, and those read from the store.
 struct Values<'a> {
     values: &'a HashMap<ValueId, Value>,
-    loaded: &'a HashMap<ValueId, ValueId>,
+    loaded: &'a HashMap<ValueId, StoreKey>,
     store: &'a Store,
 }
 
 impl<'a> Values<'a> {
     fn lookup(&self, instr: &shareflow_compiler::Instr, id: ValueId) -> Result<&'a Value> {
-        let stored = || self.loaded.get(&id).and_then(|key| self.store.get(*key));
+        let stored = || self.loaded.get(&id).and_then(|key| self.store.get(key));
         self.values
             .get(&id)
             .or_else(stored)

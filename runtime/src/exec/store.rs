@@ -1,10 +1,15 @@
-//! A party's store of a serving session: the values its setup run keeps (`Store` kernels) for
-//! the later prediction runs (`Load` kernels). It lives as long as the session, across runs;
-//! a run's other values are dropped when the run ends.
+//! A party's store of a session: the values a run keeps (`Store` kernels) for the later runs
+//! (`Load` kernels): a serving setup's masked weights for the predictions, a training step's
+//! new variable shares for the next step. It lives as long as the session, across runs; a
+//! run's other values are dropped when the run ends.
+//!
+//! What a run stores is written when the run succeeds ([`Store::commit`]): every `Load` of a
+//! run reads the values from before it (a training step loads a weight and stores its update
+//! under the same key), and a run that fails leaves the store as it was.
 
 use std::collections::HashMap;
 
-use shareflow_compiler::ir::{Kernel, ValueId};
+use shareflow_compiler::ir::{Kernel, StoreKey, ValueId};
 use shareflow_compiler::Instr;
 use shareflow_ops::Value;
 
@@ -15,7 +20,9 @@ use crate::{Result, RuntimeError};
 /// the digest of the serving graph whose setup filled it (see [`Store::stamped`]).
 #[derive(Debug, Clone, Default)]
 pub struct Store {
-    values: HashMap<ValueId, Value>,
+    values: HashMap<StoreKey, Value>,
+    /// What the current run stores, written by [`Store::commit`].
+    pending: HashMap<StoreKey, Value>,
     graph: Option<[u8; 32]>,
 }
 
@@ -28,8 +35,8 @@ impl Store {
     /// ([`crate::exec::serving::serving_digest`]).
     pub fn stamped(graph: [u8; 32]) -> Store {
         Store {
-            values: HashMap::new(),
             graph: Some(graph),
+            ..Store::default()
         }
     }
 
@@ -78,8 +85,28 @@ impl Store {
     }
 
     /// The value stored under `key`.
-    pub fn get(&self, key: ValueId) -> Option<&Value> {
-        self.values.get(&key)
+    pub fn get(&self, key: &StoreKey) -> Option<&Value> {
+        self.values.get(key)
+    }
+
+    /// The keys of the stored values.
+    pub fn keys(&self) -> impl Iterator<Item = &StoreKey> {
+        self.values.keys()
+    }
+
+    /// Stores `value` under `key` at once (restoring a checkpoint).
+    pub fn insert(&mut self, key: StoreKey, value: Value) {
+        self.values.insert(key, value);
+    }
+
+    /// Writes what the run stored; called when a run succeeds.
+    pub fn commit(&mut self) {
+        self.values.extend(self.pending.drain());
+    }
+
+    /// Forgets what the run stored; called when a run fails.
+    pub fn discard(&mut self) {
+        self.pending.clear();
     }
 
     /// Bytes of the stored tensors (payload only).
@@ -94,25 +121,31 @@ impl Store {
         &mut self,
         instr: &Instr,
         values: &HashMap<ValueId, Value>,
-        loaded: &mut HashMap<ValueId, ValueId>,
+        loaded: &mut HashMap<ValueId, StoreKey>,
     ) -> Result<bool> {
-        match instr.kernel {
+        match &instr.kernel {
             Kernel::Store { key } => {
                 let input = instr.inputs.first().and_then(|i| values.get(i));
                 let v = input.ok_or_else(|| RuntimeError::Node {
                     node: label(instr),
                     message: "the value to store has not been computed".into(),
                 })?;
-                self.values.insert(key, v.clone());
+                self.pending.insert(key.clone(), v.clone());
                 Ok(true)
             }
             Kernel::Load { key } => {
-                let v = self.values.get(&key).ok_or_else(|| RuntimeError::Node {
+                let v = self.values.get(key).ok_or_else(|| RuntimeError::Node {
                     node: label(instr),
-                    message: format!(
-                        "nothing stored under {key}: run the setup program of this serving \
-                         session first"
-                    ),
+                    message: match key {
+                        StoreKey::Value(_) => format!(
+                            "nothing stored under {key}: run the setup program of this serving \
+                             session first"
+                        ),
+                        StoreKey::Variable(_) => format!(
+                            "this party holds no {key}: initialise the session's variables \
+                             first"
+                        ),
+                    },
                 })?;
                 if v.kind() != instr.kind || v.shape() != instr.shape.as_slice() {
                     return Err(RuntimeError::Node {
@@ -127,7 +160,7 @@ impl Store {
                         ),
                     });
                 }
-                loaded.insert(instr.id, key);
+                loaded.insert(instr.id, key.clone());
                 Ok(true)
             }
             _ => Ok(false),

@@ -16,7 +16,7 @@ use ndarray::ArrayD;
 use shareflow_graphs::{Graph, NodeId, Op};
 
 pub use forward::forward;
-pub use session::Session;
+pub use session::{public_initial, Session};
 
 /// Every node's value after a run.
 #[derive(Debug, Default)]

@@ -16,6 +16,21 @@ use super::forward::evaluate;
 use super::Evaluation;
 use crate::{Result, RuntimeError};
 
+/// The first value of a variable of shape `dims` from its public initialiser; `None` for a
+/// value its owner gives.
+pub fn public_initial(init: &Init, dims: &[usize]) -> Option<ArrayD<f32>> {
+    Some(match *init {
+        Init::Owner { .. } => return None,
+        Init::Zeros => ArrayD::zeros(IxDyn(dims)),
+        Init::HeNormal {
+            fan_in,
+            seed,
+            offset,
+        } => normal(dims, (2.0 / fan_in.max(1) as f32).sqrt(), seed, offset),
+        Init::Normal { std, seed, offset } => normal(dims, std, seed, offset),
+    })
+}
+
 /// A graph and the current values of its variables.
 pub struct Session {
     graph: Graph,
@@ -36,8 +51,9 @@ impl Session {
             match &node.op {
                 Op::Variable { name, init, .. } => {
                     let dims = node.shape.dims();
-                    let value = match *init {
-                        Init::Owner { .. } => {
+                    let value = match public_initial(init, dims) {
+                        Some(v) => v,
+                        None => {
                             let v = owners.get(name).ok_or_else(|| RuntimeError::Node {
                                 node: graph.label(id),
                                 message: format!("its owner gave no value for {name:?}"),
@@ -54,13 +70,6 @@ impl Session {
                             }
                             v.clone()
                         }
-                        Init::Zeros => ArrayD::zeros(IxDyn(dims)),
-                        Init::HeNormal {
-                            fan_in,
-                            seed,
-                            offset,
-                        } => normal(dims, (2.0 / fan_in.max(1) as f32).sqrt(), seed, offset),
-                        Init::Normal { std, seed, offset } => normal(dims, std, seed, offset),
                     };
                     variables.insert(id, value);
                 }

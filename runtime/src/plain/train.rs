@@ -73,6 +73,40 @@ pub fn one_hot(labels: &[u8]) -> Result<ArrayD<f32>> {
     Ok(out)
 }
 
+/// One step of a training run: its epoch, number, learning rate and examples.
+#[derive(Debug, Clone)]
+pub struct ScheduledStep {
+    pub epoch: usize,
+    pub step: usize,
+    pub lr: f32,
+    pub indices: Vec<usize>,
+}
+
+/// The steps of training on `n` examples with `cfg`, the same for every protocol: an order
+/// shuffled every epoch from the seed, full batches (a final partial one is dropped), and the
+/// learning rate decayed by a cosine over all steps.
+pub fn schedule(n: usize, cfg: &TrainConfig) -> Vec<ScheduledStep> {
+    let batch = cfg.batch.max(1);
+    let total = (n / batch) * cfg.epochs;
+    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut steps = Vec::with_capacity(total);
+    for epoch in 0..cfg.epochs {
+        order.shuffle(&mut rng);
+        for chunk in order.chunks_exact(batch) {
+            let step = steps.len();
+            let lr = cfg.lr * 0.5 * (1.0 + (PI * step as f32 / total as f32).cos());
+            steps.push(ScheduledStep {
+                epoch,
+                step,
+                lr,
+                indices: chunk.to_vec(),
+            });
+        }
+    }
+    steps
+}
+
 /// Trains network `kind` on `data`; calls `progress` after every step.
 pub fn train(
     kind: ModelKind,
@@ -94,38 +128,34 @@ pub fn train(
     let spec = TrainSpec {
         seed: cfg.seed,
         momentum: cfg.momentum,
+        reveal_loss: false,
     };
     let model = ZooModel::build_training(kind, cfg.batch, &spec)?;
-    let loss_output = model.loss_output;
+    let loss_node = model.loss;
     let mut session = Session::new(model.graph, &HashMap::new())?;
-    let mut rng = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed);
-    let total = steps_per_epoch * cfg.epochs;
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    let mut step = 0;
+    let schedule = schedule(data.len(), cfg);
     let mut inputs: HashMap<String, ArrayD<f32>> = HashMap::new();
-    for epoch in 0..cfg.epochs {
-        order.shuffle(&mut rng);
-        for chunk in order.chunks_exact(cfg.batch) {
-            let lr = cfg.lr * 0.5 * (1.0 + (PI * step as f32 / total as f32).cos());
-            inputs.insert(IMAGE.to_string(), data.gather(chunk));
-            let labels: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
-            inputs.insert(LABELS.to_string(), one_hot(&labels)?);
-            inputs.insert(LEARNING_RATE.to_string(), ArrayD::from_elem(IxDyn(&[]), lr));
-            let eval = session.run(&inputs)?;
-            let loss = eval
-                .value(session.graph(), loss_output)?
-                .iter()
-                .next()
-                .copied()
-                .unwrap_or(f32::NAN);
-            step += 1;
-            progress(Progress {
-                epoch,
-                step,
-                steps: total,
-                loss,
-            });
-        }
+    for s in &schedule {
+        inputs.insert(IMAGE.to_string(), data.gather(&s.indices));
+        let labels: Vec<u8> = s.indices.iter().map(|&i| data.labels[i]).collect();
+        inputs.insert(LABELS.to_string(), one_hot(&labels)?);
+        inputs.insert(
+            LEARNING_RATE.to_string(),
+            ArrayD::from_elem(IxDyn(&[]), s.lr),
+        );
+        let eval = session.run(&inputs)?;
+        let loss = eval
+            .value(session.graph(), loss_node)?
+            .iter()
+            .next()
+            .copied()
+            .unwrap_or(f32::NAN);
+        progress(Progress {
+            epoch: s.epoch,
+            step: s.step + 1,
+            steps: schedule.len(),
+            loss,
+        });
     }
     let mut weights = Weights::default();
     for p in &model.params {

@@ -105,14 +105,25 @@ enum Command {
     /// Runs one party of a compiled graph over QUIC (the same as the `run-graph` binary).
     #[command(name = "run-graph")]
     RunGraph(run_graph::Args),
-    /// Trains a network of the zoo (A, B, C, D) and saves its weights as .npz: one run of the
-    /// network's training graph (forward, backward and update) per step.
+    /// Trains a network of the zoo (A, B, C, D): one run of the network's training graph
+    /// (forward, backward and update) per step, in plaintext (weights saved as .npz) or on
+    /// shares under SecureNN or Pond (every party a thread of this process).
     Train {
         #[arg(long)]
         model: ModelKind,
-        /// Only plaintext for now (the private training of the protocols is to come).
+        /// plaintext, securenn or pond. Under a protocol the servers train on shares of the
+        /// images, labels and weights; nothing is revealed during training (not the loss);
+        /// the test accuracy is that of private predictions from the still-shared model.
         #[arg(long, default_value = "plaintext")]
         protocol: String,
+        /// Under a protocol: reveal the trained weights to the model owner and write them to
+        /// --out (this opens the model; without it the weights stay shared and are
+        /// discarded with the session).
+        #[arg(long)]
+        reveal: bool,
+        /// Test on the first N test images only.
+        #[arg(long)]
+        test_limit: Option<usize>,
         /// MNIST directory (default: $SHAREFLOW_DATA or ../shared/data/mnist).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -319,6 +330,8 @@ fn run(command: Command) -> Result<(), ToolError> {
         Command::Train {
             model,
             protocol,
+            reveal,
+            test_limit,
             data,
             out,
             force,
@@ -332,6 +345,8 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => train::run(train::TrainArgs {
             model,
             protocol,
+            reveal,
+            test_limit,
             data,
             out,
             force,

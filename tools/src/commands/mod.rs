@@ -13,6 +13,7 @@ pub mod run_graph;
 pub mod run_graph_serving;
 pub mod secure;
 pub mod train;
+pub mod train_private;
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,12 @@
 //! (`--out`, else `models/<x>.npz` under the current directory), never over an existing file
 //! unless `--force` says so. The plaintext reference runs the network's training graph
 //! (forward, backward and update in one graph) in a plaintext session.
+//!
+//! Under `--protocol securenn` (or `pond`) the same graph is compiled for the protocol and the
+//! servers train on shares ([`shareflow_runtime::train`]): the test accuracy is that of private
+//! predictions from the still-shared model. The weights are revealed to the model owner and
+//! written only with `--reveal`; then the report also gives the agreement of the private
+//! predictions with plaintext predictions from the revealed weights.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,8 +24,12 @@ use crate::{Result, ToolError};
 /// Options of `train`.
 pub struct TrainArgs {
     pub model: ModelKind,
-    /// `plaintext`; the protocols cannot train yet.
+    /// `plaintext`, `securenn` or `pond`.
     pub protocol: String,
+    /// Reveal the privately trained weights to the model owner and write them.
+    pub reveal: bool,
+    /// Test on the first N test images only.
+    pub test_limit: Option<usize>,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     /// Overwrite an existing file at the output path.
@@ -32,10 +42,7 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     if args.protocol != "plaintext" {
-        return Err(ToolError::Usage(format!(
-            "--protocol {}: training runs in plaintext only for now (--protocol plaintext)",
-            args.protocol
-        )));
+        return super::train_private::run(args);
     }
     let out = trained_weights_path(args.model, args.out);
     if out.exists() && !args.force {
@@ -46,7 +53,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let dir = data_dir(args.data);
     let train_set = Mnist::load(&dir, Split::Train, args.limit)?;
-    let test_set = Mnist::load(&dir, Split::Test, None)?;
+    let test_set = Mnist::load(&dir, Split::Test, args.test_limit)?;
     let cfg = args.config;
     let steps = (train_set.len() / cfg.batch) * cfg.epochs;
     let bar = if args.json {

@@ -110,6 +110,16 @@ impl Protocol for SecureNN {
                 let x = to_shared(cx, &inputs[0])?;
                 maxpool::argmax(cx, &x)
             }
+            Op::ReluGrad => {
+                let x = to_shared(cx, &inputs[0])?;
+                let dy = to_shared(cx, &inputs[1])?;
+                Ok(grads::relu_grad(cx, &x, &dy))
+            }
+            Op::MaxPoolGrad { window } => {
+                let x = to_shared(cx, &inputs[0])?;
+                let dy = to_shared(cx, &inputs[1])?;
+                grads::maxpool_grad(cx, &x, &dy, window)
+            }
             other => Err(unsupported(
                 cx,
                 other,

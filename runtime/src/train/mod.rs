@@ -1,0 +1,214 @@
+//! Private training of the zoo networks: the training graph of
+//! [`ZooModel::build_training`] (forward pass, softmax cross-entropy, symbolic gradients and
+//! SGD with momentum, one graph per step) compiled for a secure protocol and run in a
+//! [`Session`] whose servers keep the weights and velocities as shares.
+//!
+//! The runs of a training session:
+//!
+//! - `init`: the servers share the first values of the variables (the seeded He-normal
+//!   kernels and zero biases, the same values as the plaintext run's; zero velocities);
+//! - `step`, once per batch: the client (data owner) secret-shares the images and one-hot
+//!   labels, the servers are given the public learning rate, and update every variable;
+//!   nothing leaves the step (the loss is not computed unless revealed);
+//! - `predict`: the client shares images and receives logits computed from the still-shared
+//!   model ([`ZooModel::build_from_variables`]): the model is never opened for it;
+//! - `reveal`, only when asked: the weights to the model owner ([`reveal_graph`]).
+//!
+//! The batch order and the learning-rate schedule are the plaintext run's
+//! ([`crate::plain::train::schedule`]), so the two runs see the same batches.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ndarray::{Array2, ArrayD, Axis, Ix2, IxDyn};
+use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LABELS, LEARNING_RATE};
+use shareflow_ops::plain::to_rank;
+
+use crate::data::{Mnist, Weights};
+use crate::exec::serving::Inputs;
+use crate::exec::{InProcessRun, Session, SessionProgram};
+use crate::plain::train::{one_hot, schedule, TrainConfig};
+use crate::{Result, RuntimeError};
+
+/// The servers, who are given the run-time parameters.
+const SERVERS: [&str; 2] = ["server0", "server1"];
+
+/// What one step cost, as measured.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport {
+    pub epoch: usize,
+    /// 1-based.
+    pub step: usize,
+    pub steps: usize,
+    pub ms: f64,
+    pub bytes: u64,
+    pub rounds: u32,
+}
+
+/// A network trained (or being trained) privately: the session whose servers hold it.
+pub struct PrivateModel {
+    pub kind: ModelKind,
+    pub protocol: ProtocolKind,
+    pub options: CompileOptions,
+    session: Session,
+    /// The compiled training step.
+    step: SessionProgram,
+    /// Prediction programs by batch size.
+    predict: HashMap<usize, SessionProgram>,
+}
+
+/// The compiled programs of a training session of network `kind` with batches of `batch`.
+pub struct TrainingPrograms {
+    pub init: SessionProgram,
+    pub step: SessionProgram,
+}
+
+/// Compiles the init and step programs of a training session.
+pub fn training_programs(
+    kind: ModelKind,
+    batch: usize,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+) -> Result<TrainingPrograms> {
+    let spec = TrainSpec {
+        seed: cfg.seed,
+        momentum: cfg.momentum,
+        reveal_loss: false,
+    };
+    let model = ZooModel::build_training(kind, batch, &spec)?;
+    let init = SessionProgram::new(compile_init(&model.graph, protocol, options)?)?;
+    let step = SessionProgram::new(compile(&model.graph, protocol, options)?)?;
+    Ok(TrainingPrograms { init, step })
+}
+
+/// Trains network `kind` on `data` under `protocol`; calls `report` after every step.
+pub fn train_private(
+    kind: ModelKind,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    mut report: impl FnMut(StepReport),
+) -> Result<PrivateModel> {
+    let steps = schedule(data.len(), cfg);
+    if steps.is_empty() {
+        return Err(RuntimeError::Node {
+            node: "train".into(),
+            message: format!(
+                "{} images are fewer than one batch of {}",
+                data.len(),
+                cfg.batch
+            ),
+        });
+    }
+    let programs = training_programs(kind, cfg.batch, cfg, protocol, options)?;
+    let mut model = PrivateModel {
+        kind,
+        protocol,
+        options,
+        session: Session::new(
+            programs.step.graph.parties.clone(),
+            Duration::from_secs(600),
+        ),
+        step: programs.step,
+        predict: HashMap::new(),
+    };
+    model.session.run(&programs.init, &Inputs::new())?;
+    for s in &steps {
+        let labels: Vec<u8> = s.indices.iter().map(|&i| data.labels[i]).collect();
+        let mut inputs = Inputs::new();
+        let client = inputs.entry(CLIENT.to_string()).or_default();
+        client.insert(IMAGE.to_string(), data.gather(&s.indices));
+        client.insert(LABELS.to_string(), one_hot(&labels)?);
+        let lr = ArrayD::from_elem(IxDyn(&[]), s.lr);
+        for server in SERVERS {
+            let params = inputs.entry(server.to_string()).or_default();
+            params.insert(LEARNING_RATE.to_string(), lr.clone());
+        }
+        let run = model.session.run(&model.step, &inputs)?;
+        report(StepReport {
+            epoch: s.epoch,
+            step: s.step + 1,
+            steps: steps.len(),
+            ms: run.wall_ms,
+            bytes: run.bytes(),
+            rounds: run.rounds(),
+        });
+    }
+    Ok(model)
+}
+
+impl PrivateModel {
+    /// The compiled training step (for its cost report).
+    pub fn step_graph(&self) -> &shareflow_compiler::CompiledGraph {
+        &self.step.graph
+    }
+
+    /// The session that holds the model.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Logits `[n, 10]` of `images` `[n, 28, 28, 1]` from the still-shared model, in batches of
+    /// at most `batch`: each batch is a private prediction whose logits only the client
+    /// receives.
+    pub fn predict(&mut self, images: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
+        let n = images.shape().first().copied().unwrap_or(0);
+        let mut out = Array2::zeros((n, 10));
+        let mut start = 0;
+        while start < n {
+            let size = batch.max(1).min(n - start);
+            let run = self.predict_batch(images, start, size)?;
+            let logits = run.float(CLIENT, LOGITS)?;
+            let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
+            out.slice_mut(ndarray::s![start..start + size, ..])
+                .assign(&logits);
+            start += size;
+        }
+        Ok(out)
+    }
+
+    fn predict_batch(
+        &mut self,
+        images: &ArrayD<f32>,
+        start: usize,
+        size: usize,
+    ) -> Result<InProcessRun> {
+        if !self.predict.contains_key(&size) {
+            let graph = ZooModel::build_from_variables(self.kind, size)?.graph;
+            let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
+            self.predict.insert(size, program);
+        }
+        let program = self.predict.get(&size).ok_or_else(|| RuntimeError::Node {
+            node: "predict".into(),
+            message: format!("no prediction program for batches of {size}"),
+        })?;
+        let slice = images
+            .slice_axis(Axis(0), (start..start + size).into())
+            .to_owned();
+        let mut inputs = Inputs::new();
+        inputs
+            .entry(CLIENT.to_string())
+            .or_default()
+            .insert(IMAGE.to_string(), slice);
+        self.session.run(program, &inputs)
+    }
+
+    /// Opens the weights to the model owner (the only run that reveals them).
+    pub fn reveal(&mut self) -> Result<Weights> {
+        let graph = reveal_graph(self.kind)?;
+        let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
+        let run = self.session.run(&program, &Inputs::new())?;
+        let owner = run.party(MODEL_OWNER)?;
+        let mut weights = Weights::default();
+        for p in self.kind.layers().params() {
+            weights
+                .arrays
+                .insert(p.name.clone(), owner.float(&p.name)?.clone());
+        }
+        Ok(weights)
+    }
+}

@@ -1,0 +1,56 @@
+//! Private training under SecureNN: the same graph, initial weights and batches as the
+//! plaintext run, the weights kept as shares by the servers between steps.
+
+use shareflow_compiler::{CompileOptions, ProtocolKind};
+use shareflow_graphs::zoo::ModelKind;
+use shareflow_runtime::data::{data_dir, Mnist, Split};
+use shareflow_runtime::plain::train::{self, TrainConfig};
+use shareflow_runtime::train::train_private;
+
+fn config(batch: usize) -> TrainConfig {
+    TrainConfig {
+        epochs: 1,
+        batch,
+        lr: 0.05,
+        momentum: 0.9,
+        seed: 3,
+    }
+}
+
+#[test]
+fn network_a_trains_under_securenn_like_the_plaintext_run() {
+    let data = Mnist::load(&data_dir(None), Split::Train, Some(64)).unwrap();
+    let cfg = config(16);
+    let plain = train::train(ModelKind::A, &data, &cfg, |_| {}).unwrap();
+    let mut reports = Vec::new();
+    let mut private = train_private(
+        ModelKind::A,
+        &data,
+        &cfg,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        |r| reports.push(r),
+    )
+    .unwrap();
+    assert_eq!(reports.len(), 4);
+    let revealed = private.reveal().unwrap();
+    let mut worst = 0f32;
+    for (name, w) in &plain.arrays {
+        let got = &revealed.arrays[name];
+        for (a, b) in got.iter().zip(w.iter()) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!(
+        "largest weight difference {worst:e}; step bytes {} rounds {}",
+        reports[0].bytes, reports[0].rounds
+    );
+    assert!(worst < 1e-2, "largest weight difference {worst}");
+    let test = Mnist::load(&data_dir(None), Split::Test, Some(20)).unwrap();
+    let images = test.images.clone().into_dyn();
+    let logits = private.predict(&images, 10).unwrap();
+    let reference = train::predict(ModelKind::A, &revealed, &images, 10).unwrap();
+    for (a, b) in logits.iter().zip(reference.iter()) {
+        assert!((a - b).abs() < 0.05, "{a} vs {b}");
+    }
+}
