@@ -55,6 +55,27 @@ impl ZooModel {
         batch: usize,
         spec: &TrainSpec,
     ) -> Result<TrainingModel, GraphError> {
+        Self::training_graph(kind, batch, spec.momentum, |_| Params::variables(spec.seed))
+    }
+
+    /// The training graph of network `kind` whose parameters start from values the client
+    /// gives under the parameters' names (`Init::Owner`): a data owner training a global model
+    /// further on its own data (federated learning).
+    pub fn build_training_from_client(
+        kind: ModelKind,
+        batch: usize,
+        momentum: f32,
+    ) -> Result<TrainingModel, GraphError> {
+        Self::training_graph(kind, batch, momentum, Params::OwnerVariables)
+    }
+
+    /// The training graph with the parameters `params(client)`.
+    fn training_graph(
+        kind: ModelKind,
+        batch: usize,
+        momentum_coefficient: f32,
+        params: impl FnOnce(PartyId) -> Params,
+    ) -> Result<TrainingModel, GraphError> {
         let layers = kind.layers();
         let g = GraphBuilder::new();
         // The same parties as the prediction graph; the model owner has nothing to give here.
@@ -63,7 +84,7 @@ impl ZooModel {
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
         let labels = g.input(client, LABELS, [batch, 10]);
         let lr = g.parameter(LEARNING_RATE, []);
-        let params = Params::variables(spec.seed);
+        let params = params(client);
         let logits = layers.apply(&g, &params, &image);
         let loss = logits.softmax_cross_entropy(&labels);
         let specs = layers.params();
@@ -73,7 +94,7 @@ impl ZooModel {
             vars.push(g.tensor(id));
         }
         let grads = g.gradients(&loss, &vars)?;
-        momentum(&g, &vars, &grads, &lr, spec.momentum)?;
+        momentum(&g, &vars, &grads, &lr, momentum_coefficient)?;
         let loss_output = loss.output_to(client, LOSS);
         let graph = g.build()?;
         Ok(TrainingModel {

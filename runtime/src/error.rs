@@ -10,6 +10,9 @@ pub enum RuntimeError {
     Ops(#[from] shareflow_ops::OpsError),
     #[error(transparent)]
     Graph(#[from] shareflow_graphs::GraphError),
+    /// Compiling a graph this crate builds (federated aggregation).
+    #[error(transparent)]
+    Compile(#[from] shareflow_compiler::CompileError),
     #[error("{path}: {message}")]
     File { path: String, message: String },
     #[error("node {node}: {message}")]
@@ -218,6 +221,7 @@ impl RuntimeError {
             }
             RuntimeError::Ops(_) | RuntimeError::Kernel { .. } => (FailureKind::Kernel, me),
             RuntimeError::Graph(_)
+            | RuntimeError::Compile(_)
             | RuntimeError::Node { .. }
             | RuntimeError::UnknownParty { .. }
             | RuntimeError::UnknownInput { .. } => (FailureKind::Program, me),
