@@ -38,7 +38,7 @@ struct Args {
 fn parse() -> Result<Args, String> {
     let mut a = Args {
         owners: 10,
-        rounds: 10,
+        rounds: 20,
         steps: 20,
         protocol: ProtocolKind::SecureNN,
         data: None,

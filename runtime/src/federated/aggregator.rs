@@ -30,7 +30,9 @@ pub struct Aggregate {
 /// Runs one secure aggregation of the owners' updates (one [`Weights`] per owner, in the
 /// order of [`AggregationGraph::owners`]).
 pub trait Aggregator {
-    fn aggregate(&mut self, updates: &[Weights]) -> Result<Aggregate>;
+    /// Its error; the FedAvg loop's own errors convert into it.
+    type Error: From<RuntimeError>;
+    fn aggregate(&mut self, updates: &[Weights]) -> std::result::Result<Aggregate, Self::Error>;
 }
 
 /// Each owner's inputs, by party name then input name: its update of every tensor.
@@ -105,6 +107,8 @@ impl InProcess {
 }
 
 impl Aggregator for InProcess {
+    type Error = RuntimeError;
+
     fn aggregate(&mut self, updates: &[Weights]) -> Result<Aggregate> {
         let inputs = owner_inputs(&self.spec, updates)?;
         let run = run_in_process(&self.compiled, &self.plans, &inputs, self.timeout)?;

@@ -144,13 +144,13 @@ pub fn test_accuracy(kind: ModelKind, weights: &Weights, test: &Mnist) -> Result
 /// Runs `cfg.rounds` rounds of FedAvg on `train` split into `cfg.owners` shards, the
 /// aggregation by `aggregator` (built for `cfg.owners` owners and [`tensors`]); calls `report`
 /// after every round and returns the final global model.
-pub fn federated_averaging(
+pub fn federated_averaging<A: Aggregator>(
     cfg: &FedConfig,
     train: &Mnist,
     test: &Mnist,
-    aggregator: &mut dyn Aggregator,
+    aggregator: &mut A,
     mut report: impl FnMut(&RoundReport),
-) -> Result<Weights> {
+) -> std::result::Result<Weights, A::Error> {
     let trainer = LocalTrainer::new(cfg.kind, cfg.local)?;
     let shards = shards(train.len(), cfg.owners, cfg.seed);
     if shards.len() != cfg.owners {
@@ -161,7 +161,8 @@ pub fn federated_averaging(
                 train.len(),
                 cfg.owners
             ),
-        });
+        }
+        .into());
     }
     let mut global = initial_model(cfg.kind, cfg.seed)?;
     for round in 1..=cfg.rounds {
