@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! cargo run --release --example secure_aggregation -- [--owners K] [--rounds R] [--steps E]
-//!     [--protocol securenn|pond] [--data DIR]
+//!     [--absent P] [--protocol securenn|pond] [--data DIR]
 //! ```
 //!
 //! The MNIST training subset is split into K disjoint shards, one per data owner. In every round
 //! each owner trains the global network A for E SGD steps on its shard in plaintext and
 //! secret-shares its update `local - global`; the servers (every party a thread here) average
-//! the K updates under the protocol, and only the model owner receives the mean and adds it to
-//! the global model. Prints per round the test accuracy of the global model, the bytes and
+//! the updates under the protocol, and only the model owner receives the mean and adds it to
+//! the global model. With `--absent P` each owner misses a round with probability P and is left
+//! out of it (the count of contributors is public and printed). Prints per round the test accuracy of the global model, the bytes and
 //! communication rounds of the aggregation, and the largest difference between the secure and
 //! the plaintext mean (fixed-point error); at the end, plaintext training on the pooled shards
 //! with the same number of steps. The same over QUIC, one process per party:
@@ -23,7 +24,7 @@ use shareflow::graphs::zoo::ModelKind;
 use shareflow::runtime::data::{data_dir, Mnist, Split};
 use shareflow::runtime::federated::rounds::tensors;
 use shareflow::runtime::federated::{
-    aggregation_graph, federated_averaging, pooled_baseline, FedConfig, InProcess, LocalConfig,
+    federated_averaging, owner_name, pooled_baseline, FedConfig, InProcess, LocalConfig,
     LocalTrainer,
 };
 
@@ -31,6 +32,7 @@ struct Args {
     owners: usize,
     rounds: usize,
     steps: usize,
+    absent: f64,
     protocol: ProtocolKind,
     data: Option<PathBuf>,
 }
@@ -40,6 +42,7 @@ fn parse() -> Result<Args, String> {
         owners: 10,
         rounds: 20,
         steps: 20,
+        absent: 0.0,
         protocol: ProtocolKind::SecureNN,
         data: None,
     };
@@ -55,6 +58,13 @@ fn parse() -> Result<Args, String> {
             "--owners" => a.owners = count()?,
             "--rounds" => a.rounds = count()?,
             "--steps" => a.steps = count()?,
+            "--absent" => {
+                a.absent = value
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| (0.0..1.0).contains(p))
+                    .ok_or_else(|| format!("--absent {value}: expected a probability below 1"))?
+            }
             "--protocol" => a.protocol = value.parse().map_err(|e| format!("{e}"))?,
             "--data" => a.data = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
@@ -75,15 +85,16 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             steps: a.steps,
             ..LocalConfig::default()
         },
+        absent: a.absent,
         seed: 1,
     };
     let trainer = LocalTrainer::new(cfg.kind, cfg.local)?;
-    let spec = aggregation_graph(&tensors(&trainer), cfg.owners)?;
-    let mut aggregator = InProcess::new(spec, a.protocol, CompileOptions::default())?;
-    let cost = aggregator.compiled().cost();
+    let mut aggregator = InProcess::new(&tensors(&trainer), a.protocol, CompileOptions::default());
+    let everyone: Vec<String> = (0..cfg.owners).map(owner_name).collect();
+    let cost = aggregator.compiled(&everyone)?.cost();
     println!(
         "network A, {} owners of {} images each, {} rounds of {} local steps (batch {}), \
-         aggregation under {}: {} bytes in {} rounds (compiler's cost report)",
+         aggregation under {}: {} bytes in {} rounds with every owner (compiler's cost report)",
         cfg.owners,
         train.len() / cfg.owners.max(1),
         cfg.rounds,
@@ -93,15 +104,20 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         cost.bytes,
         cost.rounds
     );
-    println!("round  accuracy  bytes      rounds  aggregation_ms  train_ms  max_error");
+    println!("round  owners  accuracy     bytes  rounds  aggregation_ms  train_ms  max_error");
     federated_averaging(&cfg, &train, &test, &mut aggregator, |r| {
+        let (bytes, rounds, ms) = r
+            .aggregate
+            .as_ref()
+            .map_or((0, 0, 0.0), |a| (a.bytes, a.rounds, a.wall_ms));
         println!(
-            "{:>5}  {:>7.2}%  {:>9}  {:>6}  {:>14.1}  {:>8.0}  {:.2e}",
+            "{:>5}  {:>6}  {:>7.2}%  {:>8}  {:>6}  {:>14.1}  {:>8.0}  {:.2e}",
             r.round,
+            r.contributors,
             100.0 * r.accuracy,
-            r.aggregate.bytes,
-            r.aggregate.rounds,
-            r.aggregate.wall_ms,
+            bytes,
+            rounds,
+            ms,
             r.train_ms,
             r.max_error
         );

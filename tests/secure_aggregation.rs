@@ -1,7 +1,7 @@
 //! Secure aggregation for federated learning (`runtime::federated`), on a small slice: the
 //! securely averaged update equals the plaintext mean within the fixed-point tolerance, only
 //! the model owner receives an output, an owner's update reaches the servers only as seeds and
-//! shares, and a few FedAvg rounds of network A learn.
+//! shares, a missing owner is left out and counted, and a few FedAvg rounds of network A learn.
 //!
 //! Tolerance at `f = 16` fractional bits: every input is rounded to the nearest ulp (at most
 //! 2^-17, and the mean of K such errors is at most 2^-17), the public 1/K is encoded with an
@@ -18,8 +18,8 @@ use shareflow::runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow::runtime::federated::aggregator::Aggregator;
 use shareflow::runtime::federated::rounds::{max_abs_diff, plain_mean, tensors};
 use shareflow::runtime::federated::{
-    aggregation_graph, federated_averaging, FedConfig, InProcess, LocalConfig, LocalTrainer,
-    TensorSpec,
+    aggregation_graph, federated_averaging, owner_name, Contribution, FedConfig, InProcess,
+    LocalConfig, LocalTrainer, TensorSpec,
 };
 
 const ULP_HALF: f32 = 1.0 / (1 << 17) as f32;
@@ -37,35 +37,44 @@ fn specs() -> Vec<TensorSpec> {
     ]
 }
 
-/// Owner `i`'s update: uniform in [-1, 1).
-fn updates(owners: usize) -> Vec<Weights> {
-    (0..owners)
-        .map(|i| {
+/// The updates of owners `ids` (from 0): uniform in [-1, 1), owner by owner.
+fn updates(ids: &[usize]) -> Vec<Contribution> {
+    ids.iter()
+        .map(|&i| {
             let mut w = Weights::default();
             for (j, t) in specs().iter().enumerate() {
                 let seed = 10 * i as u64 + j as u64;
                 w.arrays
                     .insert(t.name.clone(), common::uniform(&t.shape, -1.0, 1.0, seed));
             }
-            w
+            (owner_name(i), w)
         })
         .collect()
 }
 
+fn names(owners: usize) -> Vec<String> {
+    (0..owners).map(owner_name).collect()
+}
+
 fn compiled(owners: usize, protocol: ProtocolKind) -> CompiledGraph {
-    let spec = aggregation_graph(&specs(), owners).unwrap();
+    let spec = aggregation_graph(&specs(), &names(owners)).unwrap();
     compile(&spec.graph, protocol, CompileOptions::default()).unwrap()
+}
+
+fn plain(contributions: &[Contribution]) -> Weights {
+    let u: Vec<Weights> = contributions.iter().map(|(_, w)| w.clone()).collect();
+    plain_mean(&u)
 }
 
 #[test]
 fn the_secure_mean_is_the_plaintext_mean() {
     for protocol in [ProtocolKind::SecureNN, ProtocolKind::Pond] {
+        let mut agg = InProcess::new(&specs(), protocol, CompileOptions::default());
         for owners in [1, 3, 7] {
-            let spec = aggregation_graph(&specs(), owners).unwrap();
-            let mut agg = InProcess::new(spec, protocol, CompileOptions::default()).unwrap();
-            let u = updates(owners);
+            let ids: Vec<usize> = (0..owners).collect();
+            let u = updates(&ids);
             let got = agg.aggregate(&u).unwrap();
-            let want = plain_mean(&u);
+            let want = plain(&u);
             let err = max_abs_diff(&want, &got.mean);
             let tol = (4.0 + owners as f32) * ULP_HALF;
             assert!(
@@ -74,10 +83,62 @@ fn the_secure_mean_is_the_plaintext_mean() {
                 protocol.name()
             );
             // the measured traffic is the compiler's cost report
-            let cost = agg.compiled().cost();
+            let cost = agg.compiled(&names(owners)).unwrap().cost();
             assert_eq!((got.bytes, got.rounds), (cost.bytes, cost.rounds));
         }
     }
+}
+
+#[test]
+fn a_missing_owner_is_left_out_and_counted() {
+    let mut agg = InProcess::new(&specs(), ProtocolKind::SecureNN, CompileOptions::default());
+    // owner-2 did not show up: the mean is over owner-1 and owner-3, divided by 2
+    let u = updates(&[0, 2]);
+    let got = agg.aggregate(&u).unwrap();
+    let err = max_abs_diff(&plain(&u), &got.mean);
+    assert!(err <= 6.0 * ULP_HALF, "{err}");
+    let g = agg.compiled(&contributors_of(&u)).unwrap();
+    assert!(g.parties.iter().any(|p| p == "owner-3"));
+    assert!(!g.parties.iter().any(|p| p == "owner-2"), "{:?}", g.parties);
+    // updates that do not match the graph's owners are refused, not misattributed
+    let spec = aggregation_graph(&specs(), &names(3)).unwrap();
+    let e = shareflow::runtime::federated::aggregator::owner_inputs(&spec, &u).unwrap_err();
+    assert!(e.to_string().contains("owner-2"), "{e}");
+
+    // in the loop: with owners missing rounds, the count is reported and the model still learns
+    let dir = data_dir(None);
+    let train = Mnist::load(&dir, Split::Train, Some(1200)).unwrap();
+    let test = Mnist::load(&dir, Split::Test, Some(300)).unwrap();
+    let cfg = FedConfig {
+        kind: ModelKind::A,
+        owners: 4,
+        rounds: 4,
+        local: LocalConfig {
+            steps: 3,
+            ..LocalConfig::default()
+        },
+        absent: 0.4,
+        seed: 3,
+    };
+    let trainer = LocalTrainer::new(cfg.kind, cfg.local).unwrap();
+    let mut agg = InProcess::new(
+        &tensors(&trainer),
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    );
+    let mut counts = Vec::new();
+    federated_averaging(&cfg, &train, &test, &mut agg, |r| {
+        counts.push(r.contributors);
+        assert_eq!(r.aggregate.is_some(), r.contributors > 0);
+    })
+    .unwrap();
+    assert_eq!(counts.len(), 4);
+    assert!(counts.iter().any(|&c| c < 4), "{counts:?}");
+    assert!(counts.iter().all(|&c| c <= 4), "{counts:?}");
+}
+
+fn contributors_of(u: &[Contribution]) -> Vec<String> {
+    u.iter().map(|(o, _)| o.clone()).collect()
 }
 
 #[test]
@@ -161,11 +222,15 @@ fn a_few_federated_rounds_of_network_a_learn() {
             steps: 5,
             ..LocalConfig::default()
         },
+        absent: 0.0,
         seed: 1,
     };
     let trainer = LocalTrainer::new(cfg.kind, cfg.local).unwrap();
-    let spec = aggregation_graph(&tensors(&trainer), cfg.owners).unwrap();
-    let mut agg = InProcess::new(spec, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let mut agg = InProcess::new(
+        &tensors(&trainer),
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    );
     let mut reports = Vec::new();
     let w =
         federated_averaging(&cfg, &train, &test, &mut agg, |r| reports.push(r.clone())).unwrap();
@@ -181,7 +246,9 @@ fn a_few_federated_rounds_of_network_a_learn() {
             r.round,
             r.max_error
         );
-        assert_eq!(r.aggregate.rounds, agg.compiled().cost().rounds);
+        let cost = agg.compiled(&names(3)).unwrap().cost();
+        let a = r.aggregate.as_ref().unwrap();
+        assert_eq!((a.bytes, a.rounds), (cost.bytes, cost.rounds));
     }
     let last = reports.last().map(|r| r.accuracy).unwrap_or(0.0);
     assert!(last > 0.7, "accuracy after 3 rounds: {last}");

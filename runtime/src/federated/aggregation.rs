@@ -4,7 +4,8 @@
 //!
 //! Owner `i` (`owner-1` ... `owner-K`) gives tensor `t` as the input `owner-i/update/t`; the
 //! model owner receives it as the output `mean/t`. The owners receive nothing, and the
-//! servers, which the compiler adds, see the inputs only as shares.
+//! servers, which the compiler adds, see the inputs only as shares. A graph is built for the
+//! owners that contribute to one round: their names, and so their count `K`, are public.
 
 use shareflow_graphs::zoo::MODEL_OWNER;
 use shareflow_graphs::{Graph, GraphBuilder};
@@ -42,24 +43,25 @@ pub struct AggregationGraph {
     pub tensors: Vec<TensorSpec>,
 }
 
-/// The graph that averages `tensors` over `owners` data owners (at least one) for the model
-/// owner.
-pub fn aggregation_graph(tensors: &[TensorSpec], owners: usize) -> Result<AggregationGraph> {
-    if owners == 0 || tensors.is_empty() {
+/// The graph that averages `tensors` over the data owners named `owners` (at least one) for
+/// the model owner.
+pub fn aggregation_graph(tensors: &[TensorSpec], owners: &[String]) -> Result<AggregationGraph> {
+    if owners.is_empty() || tensors.is_empty() {
         return Err(RuntimeError::Node {
             node: "aggregation".into(),
             message: format!(
-                "needs at least one owner and one tensor ({owners} owners, {} tensors)",
+                "needs at least one owner and one tensor ({} owners, {} tensors)",
+                owners.len(),
                 tensors.len()
             ),
         });
     }
     let g = GraphBuilder::new();
     let model_owner = g.party(MODEL_OWNER);
-    let names: Vec<String> = (0..owners).map(owner_name).collect();
+    let names = owners.to_vec();
     let parties: Vec<_> = names.iter().map(|n| g.party(n)).collect();
     // 1/K as a public constant: the scaling is local to the servers (one truncation).
-    let scale = g.constant([], vec![1.0 / owners as f32]);
+    let scale = g.constant([], vec![1.0 / owners.len() as f32]);
     for t in tensors {
         let mut sum = None;
         for (name, &party) in names.iter().zip(&parties) {

@@ -4,8 +4,8 @@
 //!
 //! - [`aggregation`]: the logical graph of one aggregation (K owners' updates in, the mean out
 //!   to the model owner).
-//! - [`aggregator`]: who runs it ([`Aggregator`]; [`InProcess`] compiles once and runs every
-//!   party as a thread).
+//! - [`aggregator`]: who runs it ([`Aggregator`]; [`InProcess`] compiles the graph of each set
+//!   of contributors once and runs every party as a thread).
 //! - [`local`]: an owner's plaintext training from the global model.
 //! - [`rounds`]: the FedAvg loop and its plaintext reference on the pooled data.
 //!
@@ -17,7 +17,7 @@ pub mod aggregator;
 pub mod local;
 pub mod rounds;
 
-pub use aggregation::{aggregation_graph, AggregationGraph, TensorSpec};
-pub use aggregator::{Aggregate, Aggregator, InProcess};
+pub use aggregation::{aggregation_graph, owner_name, AggregationGraph, TensorSpec};
+pub use aggregator::{compile_for, Aggregate, Aggregator, Compiled, Contribution, InProcess};
 pub use local::{LocalConfig, LocalTrainer};
 pub use rounds::{federated_averaging, pooled_baseline, FedConfig, RoundReport};

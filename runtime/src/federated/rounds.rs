@@ -3,17 +3,22 @@
 //! average the owners' updates `local - global` under the protocol ([`Aggregator`]), and the
 //! model owner adds the mean to the global model, which it then hands to the owners for the
 //! next round. The global model is evaluated on the test set after every round.
+//!
+//! An owner may miss a round (a phone that is off: [`FedConfig::absent`] is the probability,
+//! drawn from the seed): it is left out, the mean is over the owners that contributed, and
+//! their count is public and reported. A round nobody contributes to leaves the model as it
+//! was.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 use shareflow_graphs::zoo_train::TrainSpec;
 
-use super::aggregation::TensorSpec;
+use super::aggregation::{owner_name, TensorSpec};
 use super::aggregator::{Aggregate, Aggregator};
 use super::local::{difference, LocalConfig, LocalTrainer};
 use crate::data::{Mnist, Weights};
@@ -30,7 +35,9 @@ pub struct FedConfig {
     /// Federated rounds.
     pub rounds: usize,
     pub local: LocalConfig,
-    /// Seeds the initial model, the shards and the owners' batches.
+    /// The probability that an owner misses a round (0: every owner contributes every round).
+    pub absent: f64,
+    /// Seeds the initial model, the shards, the owners' batches and who misses a round.
     pub seed: u64,
 }
 
@@ -43,8 +50,8 @@ pub struct RoundReport {
     pub contributors: usize,
     /// Test accuracy of the global model after the round.
     pub accuracy: f64,
-    /// Bytes, rounds and wall time of the secure aggregation.
-    pub aggregate: Aggregate,
+    /// Bytes, rounds and wall time of the secure aggregation (none if nobody contributed).
+    pub aggregate: Option<Aggregate>,
     /// Time of the owners' local training (one after the other).
     pub train_ms: f64,
     /// Largest difference between the securely averaged update and the plaintext average.
@@ -141,9 +148,9 @@ pub fn test_accuracy(kind: ModelKind, weights: &Weights, test: &Mnist) -> Result
     Ok(accuracy(&logits, &test.labels))
 }
 
-/// Runs `cfg.rounds` rounds of FedAvg on `train` split into `cfg.owners` shards, the
-/// aggregation by `aggregator` (built for `cfg.owners` owners and [`tensors`]); calls `report`
-/// after every round and returns the final global model.
+/// Runs `cfg.rounds` rounds of FedAvg on `train` split into `cfg.owners` shards, the updates
+/// (of the network's [`tensors`]) of each round's contributors averaged by `aggregator`; calls
+/// `report` after every round and returns the final global model.
 pub fn federated_averaging<A: Aggregator>(
     cfg: &FedConfig,
     train: &Mnist,
@@ -165,24 +172,35 @@ pub fn federated_averaging<A: Aggregator>(
         .into());
     }
     let mut global = initial_model(cfg.kind, cfg.seed)?;
+    let mut absence = ChaCha20Rng::seed_from_u64(cfg.seed ^ 0xab5e);
     for round in 1..=cfg.rounds {
         let start = Instant::now();
-        let mut updates = Vec::with_capacity(cfg.owners);
+        let mut contributions = Vec::with_capacity(cfg.owners);
         for (i, shard) in shards.iter().enumerate() {
+            if absence.random_bool(cfg.absent.clamp(0.0, 1.0)) {
+                continue;
+            }
             let seed = cfg.seed ^ ((round as u64) << 32) ^ (i as u64 + 1);
             let local = trainer.train(&global, train, shard, seed)?;
-            updates.push(difference(&local, &global)?);
+            contributions.push((owner_name(i), difference(&local, &global)?));
         }
         let train_ms = start.elapsed().as_secs_f64() * 1e3;
-        let aggregate = aggregator.aggregate(&updates)?;
-        let max_error = max_abs_diff(&plain_mean(&updates), &aggregate.mean);
-        for (name, w) in global.arrays.iter_mut() {
-            let m = aggregate.mean.get(name, w.shape())?;
-            *w += m;
-        }
+        let contributors = contributions.len();
+        let (aggregate, max_error) = if contributions.is_empty() {
+            (None, 0.0)
+        } else {
+            let aggregate = aggregator.aggregate(&contributions)?;
+            let updates: Vec<Weights> = contributions.into_iter().map(|(_, u)| u).collect();
+            let max_error = max_abs_diff(&plain_mean(&updates), &aggregate.mean);
+            for (name, w) in global.arrays.iter_mut() {
+                let m = aggregate.mean.get(name, w.shape())?;
+                *w += m;
+            }
+            (Some(aggregate), max_error)
+        };
         report(&RoundReport {
             round,
-            contributors: updates.len(),
+            contributors,
             accuracy: test_accuracy(cfg.kind, &global, test)?,
             aggregate,
             train_ms,

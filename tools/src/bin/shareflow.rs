@@ -107,7 +107,11 @@ enum Command {
         /// Momentum of the local SGD (the velocity starts at zero every round).
         #[arg(long, default_value_t = 0.9)]
         momentum: f32,
-        /// Seeds the initial model, the shards and the batches.
+        /// The probability that an owner misses a round (left out of it; the count of
+        /// contributors is public and reported).
+        #[arg(long, default_value_t = 0.0)]
+        absent: f64,
+        /// Seeds the initial model, the shards, the batches and who misses a round.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// pond or securenn (the aggregation is additions and one public scaling: both exact
@@ -518,6 +522,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             batch,
             lr,
             momentum,
+            absent,
             seed,
             protocol,
             transport,
@@ -534,6 +539,7 @@ fn run(command: Command) -> Result<(), ToolError> {
                 lr,
                 momentum,
             },
+            absent,
             seed,
             protocol: protocol.parse()?,
             options: protocol_options.options()?,

@@ -16,15 +16,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use shareflow_compiler::{compile, CompiledGraph, ProtocolKind};
+use shareflow_compiler::{CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, MODEL_OWNER};
 use shareflow_runtime::data::npy::read_npy;
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
-use shareflow_runtime::federated::aggregator::{collect_mean, owner_inputs};
+use shareflow_runtime::federated::aggregator::{collect_mean, contributors, owner_inputs};
 use shareflow_runtime::federated::rounds::tensors;
 use shareflow_runtime::federated::{
-    aggregation_graph, federated_averaging, pooled_baseline, Aggregate, AggregationGraph,
-    Aggregator, FedConfig, InProcess, LocalConfig, LocalTrainer, RoundReport,
+    compile_for, federated_averaging, owner_name, pooled_baseline, Aggregate, Aggregator, Compiled,
+    Contribution, FedConfig, InProcess, LocalConfig, LocalTrainer, RoundReport, TensorSpec,
 };
 
 use super::interrupt;
@@ -38,6 +38,8 @@ pub struct FedavgArgs {
     /// Federated rounds.
     pub rounds: usize,
     pub local: LocalConfig,
+    /// The probability that an owner misses a round.
+    pub absent: f64,
     pub seed: u64,
     pub protocol: ProtocolKind,
     pub options: super::Options,
@@ -58,6 +60,12 @@ pub fn run(args: FedavgArgs) -> Result<()> {
             "--owners and --rounds must be at least 1".into(),
         ));
     }
+    if !(0.0..1.0).contains(&args.absent) {
+        return Err(ToolError::Usage(format!(
+            "--absent {} must be in [0, 1)",
+            args.absent
+        )));
+    }
     let dir = data_dir(args.data.clone());
     let train = Mnist::load(&dir, Split::Train, None)?;
     let test = Mnist::load(&dir, Split::Test, None)?;
@@ -66,11 +74,17 @@ pub fn run(args: FedavgArgs) -> Result<()> {
         owners: args.owners,
         rounds: args.rounds,
         local: args.local,
+        absent: args.absent,
         seed: args.seed,
     };
     let trainer = LocalTrainer::new(MODEL, cfg.local)?;
-    let spec = aggregation_graph(&tensors(&trainer), cfg.owners)?;
+    let tensors = tensors(&trainer);
     let options = args.options.for_model(MODEL);
+    // The cost of an aggregation over every owner (fewer contributors send less).
+    let everyone: Vec<String> = (0..cfg.owners).map(owner_name).collect();
+    let static_cost = compile_for(&tensors, &everyone, args.protocol, options)?
+        .compiled
+        .cost();
     if !args.json {
         println!(
             "network {MODEL}, {} owners of {} images each, {} rounds of {} local steps (batch {}), \
@@ -90,43 +104,54 @@ pub fn run(args: FedavgArgs) -> Result<()> {
     let mut per_round = Vec::new();
     let mut show = |r: &RoundReport| {
         if !args.json {
+            let (bytes, rounds, wall_ms) = r
+                .aggregate
+                .as_ref()
+                .map_or((0, 0, 0.0), |a| (a.bytes, a.rounds, a.wall_ms));
             println!(
                 "{:>5}  {:>6}  {:>7.2}%  {:>10}  {:>6}  {:>14.1}  {:>8.0}  {:.2e}",
                 r.round,
                 r.contributors,
                 100.0 * r.accuracy,
-                r.aggregate.bytes,
-                r.aggregate.rounds,
-                r.aggregate.wall_ms,
+                bytes,
+                rounds,
+                wall_ms,
                 r.train_ms,
                 r.max_error
             );
         }
+        let (bytes, rounds, wall_ms) = r
+            .aggregate
+            .as_ref()
+            .map_or((0, 0, 0.0), |a| (a.bytes, a.rounds, a.wall_ms));
         per_round.push(json!({
             "round": r.round,
             "contributors": r.contributors,
             "accuracy": r.accuracy,
-            "bytes": r.aggregate.bytes,
-            "rounds": r.aggregate.rounds,
-            "wall_ms": r.aggregate.wall_ms,
+            "bytes": bytes,
+            "rounds": rounds,
+            "wall_ms": wall_ms,
             "train_ms": r.train_ms,
             "max_error": r.max_error,
         }));
     };
-    let static_cost = match args.transport.as_str() {
+    match args.transport.as_str() {
         "inproc" => {
-            let mut agg = InProcess::new(spec, args.protocol, options)?;
-            let cost = agg.compiled().cost();
+            let mut agg = InProcess::new(&tensors, args.protocol, options);
             federated_averaging(&cfg, &train, &test, &mut agg, &mut show)?;
-            cost
         }
         "quic" => {
-            let compiled = compile(&spec.graph, args.protocol, options)?;
-            let cost = compiled.cost();
             interrupt::catch()?;
             let folder = tempfile::tempdir()
                 .map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
-            let mut agg = Quic::new(spec, &compiled, folder.path(), args.timeout_s)?;
+            let mut agg = Quic {
+                tensors: tensors.clone(),
+                protocol: args.protocol,
+                options,
+                graph: None,
+                dir: folder.path().to_path_buf(),
+                timeout_s: args.timeout_s,
+            };
             let ran = federated_averaging(&cfg, &train, &test, &mut agg, &mut show);
             let path = folder.path().to_path_buf();
             let removed = folder.close().map_err(|e| ToolError::File {
@@ -136,14 +161,13 @@ pub fn run(args: FedavgArgs) -> Result<()> {
             interrupt::check()?;
             ran?;
             removed?;
-            cost
         }
         other => {
             return Err(ToolError::Usage(format!(
                 "--transport {other}: expected inproc or quic"
             )))
         }
-    };
+    }
     let (_, pooled) = pooled_baseline(&cfg, &train, &test)?;
     let last = per_round.last().cloned().unwrap_or(Value::Null);
     let mut r = Report::new();
@@ -151,6 +175,7 @@ pub fn run(args: FedavgArgs) -> Result<()> {
         .set("protocol", args.protocol.name())
         .set("transport", args.transport.as_str())
         .set("owners", cfg.owners)
+        .set("absent", cfg.absent)
         .set("federated_rounds", cfg.rounds)
         .set("local_steps", cfg.local.steps)
         .set("batch", cfg.local.batch)
@@ -188,44 +213,54 @@ fn owner_bytes(sent: &std::collections::BTreeMap<String, u64>) -> u64 {
 }
 
 /// The aggregation with every party a `run-graph` process over QUIC, started afresh every
-/// round in `dir` (the compiled graph, the owners' updates, the outputs).
+/// round in `dir` (the compiled graph of the round's contributors, their updates, the
+/// outputs).
 struct Quic {
-    spec: AggregationGraph,
-    parties: Vec<String>,
+    tensors: Vec<TensorSpec>,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    /// The last graph compiled and where it was written.
+    graph: Option<(Compiled, PathBuf)>,
     dir: PathBuf,
-    graph_path: PathBuf,
     timeout_s: f64,
 }
 
 impl Quic {
-    fn new(
-        spec: AggregationGraph,
-        compiled: &CompiledGraph,
-        dir: &Path,
-        timeout_s: f64,
-    ) -> Result<Quic> {
-        let graph_path = dir.join("compiled.json");
-        std::fs::write(&graph_path, compiled.to_json()?).map_err(|e| ToolError::File {
-            path: graph_path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(Quic {
-            spec,
-            parties: compiled.parties.clone(),
-            dir: dir.to_path_buf(),
-            graph_path,
-            timeout_s,
-        })
+    /// The compiled graph for `owners` and its file, compiled and written unless the last
+    /// round had the same contributors.
+    fn graph_for(&mut self, owners: &[String]) -> Result<&(Compiled, PathBuf)> {
+        let stale = self
+            .graph
+            .as_ref()
+            .is_none_or(|(c, _)| c.spec.owners != owners);
+        if stale {
+            let c = compile_for(&self.tensors, owners, self.protocol, self.options)?;
+            let path = self.dir.join("compiled.json");
+            std::fs::write(&path, c.compiled.to_json()?).map_err(|e| io(&path, e))?;
+            self.graph = Some((c, path));
+        }
+        self.graph
+            .as_ref()
+            .ok_or_else(|| ToolError::Usage("no compiled aggregation".into()))
+    }
+}
+
+fn io(path: &Path, e: impl ToString) -> ToolError {
+    ToolError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
     }
 }
 
 impl Aggregator for Quic {
     type Error = ToolError;
 
-    fn aggregate(&mut self, updates: &[Weights]) -> Result<Aggregate> {
+    fn aggregate(&mut self, contributions: &[Contribution]) -> Result<Aggregate> {
+        let (dir, timeout_s) = (self.dir.clone(), self.timeout_s);
+        let (c, graph_path) = self.graph_for(&contributors(contributions))?;
         let mut given = PartyInputs::default();
-        for (owner, inputs) in owner_inputs(&self.spec, updates)? {
-            let path = self.dir.join(format!("{owner}.npz"));
+        for (owner, inputs) in owner_inputs(&c.spec, contributions)? {
+            let path = dir.join(format!("{owner}.npz"));
             Weights {
                 arrays: inputs.into_iter().collect(),
             }
@@ -237,11 +272,11 @@ impl Aggregator for Quic {
             .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
         let reports = run_local_parties(
             &exe,
-            &self.parties,
-            &self.dir,
-            &self.graph_path,
+            &c.compiled.parties,
+            &dir,
+            graph_path,
             &given,
-            self.timeout_s,
+            timeout_s,
             None,
         )?;
         let wall_ms = start.elapsed().as_secs_f64() * 1e3;
@@ -252,8 +287,8 @@ impl Aggregator for Quic {
         };
         let bytes = metric("bytes_sent").sum();
         let rounds = metric("rounds").max().unwrap_or(0);
-        let out = self.dir.join(format!("out-{MODEL_OWNER}"));
-        let mean = collect_mean(&self.spec, |name| {
+        let out = dir.join(format!("out-{MODEL_OWNER}"));
+        let mean = collect_mean(&c.spec, |name| {
             read_npy(&out.join(format!("{}.npy", name.replace('/', "_"))))
         })?;
         Ok(Aggregate {
