@@ -168,6 +168,20 @@ mod tests {
     }
 
     #[test]
+    fn a_global_model_given_by_the_client_starts_every_parameter() {
+        let m = ZooModel::build_training_from_client(ModelKind::A, 2, 0.0).unwrap();
+        for &v in &m.variables {
+            let node = m.graph.node(v).unwrap();
+            assert!(
+                matches!(node.op, Op::Variable { init: Init::Owner { party }, trainable: true, .. } if party == m.client),
+                "{:?}",
+                node.op
+            );
+        }
+        assert_eq!(m.variables.len(), m.params.len());
+    }
+
+    #[test]
     fn kernels_take_consecutive_parts_of_one_stream() {
         let m = ZooModel::build_training(ModelKind::A, 2, &spec()).unwrap();
         let inits: Vec<Init> = m

@@ -4,8 +4,11 @@
 //! the servers average the updates under the protocol, and only the model owner receives the
 //! mean and updates the model ([`shareflow_runtime::federated`]).
 //!
-//! `--transport inproc` runs every party of the aggregation as a thread (compiled once);
-//! `--transport quic` starts one `run-graph` process per party every round over QUIC with
+//! The aggregation is compiled for each round's contributors (`--absent P`: an owner misses a
+//! round with probability P and is left out; their count is public and reported).
+//! `--transport inproc` runs every party of the aggregation as a thread (each set of
+//! contributors compiled once); `--transport quic` starts one `run-graph` process per party
+//! every round over QUIC with
 //! mutual TLS ([`run_local_parties`], as `demo` does), each owner giving its update as an
 //! `.npz` in a private temporary folder that is removed at the end (and on a signal).
 //! Prints per round the test accuracy, the bytes and communication rounds of the aggregation
