@@ -21,6 +21,9 @@ pub enum Params {
         /// Samples of the stream that the kernels so far took.
         drawn: Cell<u64>,
     },
+    /// Trainable variables whose first value this party gives by name (a global model handed
+    /// to a data owner that trains it further, as in federated learning).
+    OwnerVariables(PartyId),
 }
 
 impl Params {
@@ -50,6 +53,11 @@ impl Params {
                 };
                 g.variable(&spec.name, spec.shape.clone(), init)
             }
+            Params::OwnerVariables(party) => g.variable(
+                &spec.name,
+                spec.shape.clone(),
+                Init::Owner { party: *party },
+            ),
         }
     }
 }

@@ -59,6 +59,30 @@ impl ZooModel {
         batch: usize,
         spec: &TrainSpec,
     ) -> Result<TrainingModel, GraphError> {
+        Self::training_graph(kind, batch, spec.momentum, spec.reveal_loss, |_| {
+            Params::variables(spec.seed)
+        })
+    }
+
+    /// The training graph of network `kind` whose parameters start from values the client
+    /// gives under the parameters' names (`Init::Owner`): a data owner training a global model
+    /// further on its own data (federated learning).
+    pub fn build_training_from_client(
+        kind: ModelKind,
+        batch: usize,
+        momentum: f32,
+    ) -> Result<TrainingModel, GraphError> {
+        Self::training_graph(kind, batch, momentum, false, Params::OwnerVariables)
+    }
+
+    /// The training graph with the parameters `params(client)`.
+    fn training_graph(
+        kind: ModelKind,
+        batch: usize,
+        momentum_coefficient: f32,
+        reveal_loss: bool,
+        params: impl FnOnce(PartyId) -> Params,
+    ) -> Result<TrainingModel, GraphError> {
         let layers = kind.layers();
         let g = GraphBuilder::new();
         // The same parties as the prediction graph; the model owner has nothing to give here.
@@ -67,7 +91,7 @@ impl ZooModel {
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
         let labels = g.input(client, LABELS, [batch, 10]);
         let lr = g.parameter(LEARNING_RATE, []);
-        let params = Params::variables(spec.seed);
+        let params = params(client);
         let logits = layers.apply(&g, &params, &image);
         let loss = logits.softmax_cross_entropy(&labels);
         let specs = layers.params();
@@ -77,8 +101,8 @@ impl ZooModel {
             vars.push(g.tensor(id));
         }
         let grads = g.gradients(&loss, &vars)?;
-        momentum(&g, &vars, &grads, &lr, spec.momentum)?;
-        let loss_output = spec.reveal_loss.then(|| loss.output_to(client, LOSS).id());
+        momentum(&g, &vars, &grads, &lr, momentum_coefficient)?;
+        let loss_output = reveal_loss.then(|| loss.output_to(client, LOSS).id());
         let graph = g.build()?;
         Ok(TrainingModel {
             kind,
@@ -192,6 +216,20 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[test]
+    fn a_global_model_given_by_the_client_starts_every_parameter() {
+        let m = ZooModel::build_training_from_client(ModelKind::A, 2, 0.0).unwrap();
+        for &v in &m.variables {
+            let node = m.graph.node(v).unwrap();
+            assert!(
+                matches!(node.op, Op::Variable { init: Init::Owner { party }, trainable: true, .. } if party == m.client),
+                "{:?}",
+                node.op
+            );
+        }
+        assert_eq!(m.variables.len(), m.params.len());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub enum RuntimeError {
     Ops(#[from] shareflow_ops::OpsError),
     #[error(transparent)]
     Graph(#[from] shareflow_graphs::GraphError),
+    /// Compiling a graph this crate builds (training sessions, federated aggregation).
     #[error(transparent)]
     Compile(#[from] shareflow_compiler::CompileError),
     #[error("{path}: {message}")]

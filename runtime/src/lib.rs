@@ -8,11 +8,13 @@
 //! - [`wire`]: the frame format on the wire: raw little-endian words behind a small header.
 //! - [`cluster`] and [`keys`]: the cluster file and the certificates of its parties.
 //! - [`data`]: MNIST IDX loading and NumPy files.
+//! - [`federated`]: federated averaging whose aggregation is a secure computation.
 
 pub mod cluster;
 pub mod data;
 pub mod error;
 pub mod exec;
+pub mod federated;
 pub mod keys;
 pub mod party;
 pub mod plain;

@@ -1,5 +1,5 @@
 //! The command-line tools of shareflow: the `shareflow` CLI (train, eval, compile, dot,
-//! inspect, keys, demo, bench) and `run-graph`. Each command lives in its own module; the
+//! inspect, keys, demo, bench, fedavg) and `run-graph`. Each command lives in its own module; the
 //! binaries only parse arguments.
 
 pub mod commands;

@@ -7,9 +7,12 @@ use clap::{Parser, Subcommand};
 use shareflow_compiler::options::Comparison;
 use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_graphs::zoo::ModelKind;
+use shareflow_runtime::federated::LocalConfig;
 use shareflow_runtime::plain::train::TrainConfig;
 use shareflow_tools::commands::Options;
-use shareflow_tools::commands::{bench, compile, demo, dot, eval, inspect, keys, run_graph, train};
+use shareflow_tools::commands::{
+    bench, compile, demo, dot, eval, fedavg, inspect, keys, run_graph, train,
+};
 use shareflow_tools::ToolError;
 
 #[derive(Parser)]
@@ -79,6 +82,50 @@ enum Command {
         /// QUIC processes started afresh) instead of predictions of a serving session.
         #[arg(long)]
         single: bool,
+        #[command(flatten)]
+        protocol_options: ProtocolArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Federated learning of network A with secure aggregation: K data owners train on
+    /// disjoint shards in plaintext and secret-share their updates, the servers average them,
+    /// only the model owner receives the mean.
+    Fedavg {
+        /// Data owners (the training subset is split into this many disjoint shards).
+        #[arg(long, default_value_t = 10)]
+        owners: usize,
+        /// Federated rounds.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Local SGD steps of each owner per round.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        #[arg(long, default_value_t = 0.05)]
+        lr: f32,
+        /// Momentum of the local SGD (the velocity starts at zero every round).
+        #[arg(long, default_value_t = 0.9)]
+        momentum: f32,
+        /// The probability that an owner misses a round (left out of it; the count of
+        /// contributors is public and reported).
+        #[arg(long, default_value_t = 0.0)]
+        absent: f64,
+        /// Seeds the initial model, the shards, the batches and who misses a round.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// pond or securenn (the aggregation is additions and one public scaling: both exact
+        /// up to fixed point).
+        #[arg(long, default_value = "securenn")]
+        protocol: String,
+        /// inproc (every party a thread) or quic (one process per party every round).
+        #[arg(long, default_value = "inproc")]
+        transport: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Seconds a QUIC party waits for a peer.
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
         #[arg(long)]
@@ -483,6 +530,39 @@ fn run(command: Command) -> Result<(), ToolError> {
                 markdown,
             })
         }
+        Command::Fedavg {
+            owners,
+            rounds,
+            steps,
+            batch,
+            lr,
+            momentum,
+            absent,
+            seed,
+            protocol,
+            transport,
+            data,
+            timeout,
+            protocol_options,
+            json,
+        } => fedavg::run(fedavg::FedavgArgs {
+            owners,
+            rounds,
+            local: LocalConfig {
+                steps,
+                batch,
+                lr,
+                momentum,
+            },
+            absent,
+            seed,
+            protocol: protocol.parse()?,
+            options: protocol_options.options()?,
+            transport,
+            data,
+            timeout_s: timeout,
+            json,
+        }),
         Command::RunGraph(args) => run_graph::run(args),
     }
 }

@@ -35,7 +35,7 @@ use shareflow_runtime::exec::{run_in_process, InProcessRun, ServingSession};
 use shareflow_runtime::plain::train::{accuracy, predict};
 
 use super::load_weights;
-use super::parties::run_local_parties;
+use super::parties::{run_local_parties, PartyInputs};
 use super::secure::{agreement, mean_kl, summary, SecureModel};
 use crate::report::Report;
 use crate::{Result, ToolError};
@@ -452,8 +452,8 @@ impl PartyFiles {
     ) -> Result<Vec<(String, Value)>> {
         let run = || {
             let (dir, timeout) = (self.dir.path(), args.timeout_s);
-            let (graph, image) = (&self.graph, &self.image);
-            run_local_parties(exe, parties, dir, graph, image, model, timeout, serving)
+            let given = PartyInputs::zoo(model, &self.image);
+            run_local_parties(exe, parties, dir, &self.graph, &given, timeout, serving)
         };
         run().or_else(|e| {
             progress(&format!("quic run failed, retrying once: {e}"));

@@ -16,7 +16,7 @@ use shareflow_runtime::data::npy::{read_npy, write_npy};
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{argmax, predict};
 
-use super::parties::run_local_parties;
+use super::parties::{run_local_parties, PartyInputs};
 use super::{interrupt, load_weights};
 use crate::report::Report;
 use crate::{Result, ToolError};
@@ -181,8 +181,7 @@ fn run_parties(
         &compiled.parties,
         dir,
         &graph_path,
-        &image_path,
-        args.model,
+        &PartyInputs::zoo(args.model, &image_path),
         args.timeout_s,
         None,
     )?

@@ -5,6 +5,7 @@ pub mod compile;
 pub mod demo;
 pub mod dot;
 pub mod eval;
+pub mod fedavg;
 pub mod inspect;
 pub mod interrupt;
 pub mod keys;

@@ -1,8 +1,9 @@
-//! Every party of a compiled zoo network as a separate `run-graph` process on 127.0.0.1, as
-//! `shareflow demo` and `shareflow bench` start them.
+//! Every party of a compiled graph as a separate `run-graph` process on 127.0.0.1, as
+//! `shareflow demo`, `shareflow bench` and `shareflow fedavg` start them.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -15,21 +16,41 @@ use shareflow_runtime::keys::Existing;
 use super::{interrupt, weights_path};
 use crate::{Result, ToolError};
 
+/// What each party's `run-graph` is given, by party name: an `.npz` whose arrays are all
+/// inputs (`--weights`) and single inputs `NAME=FILE.npy` (`--input`).
+#[derive(Debug, Clone, Default)]
+pub struct PartyInputs {
+    pub weights: HashMap<String, PathBuf>,
+    pub inputs: HashMap<String, Vec<(String, PathBuf)>>,
+}
+
+impl PartyInputs {
+    /// A zoo network's prediction: the model owner gives the network's weights, the client
+    /// the image at `image_path`.
+    pub fn zoo(model: ModelKind, image_path: &Path) -> PartyInputs {
+        let mut p = PartyInputs::default();
+        p.weights
+            .insert(MODEL_OWNER.to_string(), weights_path(model, None));
+        p.inputs.insert(
+            CLIENT.to_string(),
+            vec![(IMAGE.to_string(), image_path.to_path_buf())],
+        );
+        p
+    }
+}
+
 /// Makes a fresh loopback cluster (CA, certificates, free ports) in `dir`, starts one
-/// `exe run-graph` per party (the model owner with the network's weights, the client with
-/// `image_path`; outputs in `dir/out-PARTY`), waits for all, and returns each party's name and
+/// `exe run-graph` per party (with its files of `given`; outputs in `dir/out-PARTY`), waits for all, and returns each party's name and
 /// its report. With `serving: Some(n)`, `graph_path` is a serving graph and every party runs
 /// its setup once and then `n` predictions over the same connections. If any party fails, the
 /// error lists every failure. On an error, or a signal after [`interrupt::catch`], the parties
 /// still running are killed before it returns.
-#[allow(clippy::too_many_arguments)]
 pub fn run_local_parties(
     exe: &Path,
     parties: &[String],
     dir: &Path,
     graph_path: &Path,
-    image_path: &Path,
-    model: ModelKind,
+    given: &PartyInputs,
     timeout_s: f64,
     serving: Option<usize>,
 ) -> Result<Vec<(String, Value)>> {
@@ -56,12 +77,11 @@ pub fn run_local_parties(
         if let Some(n) = serving {
             cmd.arg("--serving").arg("--predictions").arg(n.to_string());
         }
-        if party == MODEL_OWNER {
-            cmd.arg("--weights").arg(weights_path(model, None));
+        if let Some(w) = given.weights.get(party) {
+            cmd.arg("--weights").arg(w);
         }
-        if party == CLIENT {
-            cmd.arg("--input")
-                .arg(format!("{IMAGE}={}", image_path.display()));
+        for (name, file) in given.inputs.get(party).into_iter().flatten() {
+            cmd.arg("--input").arg(format!("{name}={}", file.display()));
         }
         let child = cmd
             .spawn()
