@@ -4,7 +4,8 @@
 //! evaluated at compile time (constant folding); a party's private subgraph runs in the clear
 //! on that party (`Kernel::Plain`); an op on values of several owners is secret-shared between
 //! the two servers and lowered by the [`Protocol`]. A softmax whose only users are outputs to
-//! one party is computed by that party after the logits are revealed to it.
+//! one party is computed by that party after the logits are revealed to it; any other shared
+//! softmax is the protocol's (SecureNN computes it on shares, Pond refuses it).
 
 pub mod context;
 pub mod dealer;
@@ -116,7 +117,18 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 })
             })
             .collect::<Result<_, _>>()?;
-        let out = match (&node.op, node.visibility) {
+        // A shared softmax whose users are all outputs to one party: that party receives the
+        // probabilities anyway, so it gets the logits and computes them in the clear (cheaper
+        // than on shares). Any other shared softmax is the protocol's.
+        let receiver = match (&node.op, node.visibility) {
+            (Op::Softmax, Visibility::Shared) => sole_output_party(graph, id),
+            _ => None,
+        };
+        let out =
+            if let Some(to) = receiver {
+                softmax_at(cx, &inputs[0], host_of(to), node.shape.dims())
+            } else {
+                match (&node.op, node.visibility) {
             (Op::Input { party, name }, _) => {
                 let host = host_of(*party);
                 let value = cx.emit(
@@ -186,30 +198,6 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 );
                 Operand::Private { host, value }
             }
-            (Op::Softmax, Visibility::Shared) => {
-                let to = sole_output_party(graph, id).ok_or_else(|| CompileError::Unsupported {
-                    node: graph.label(id),
-                    op: "softmax",
-                    protocol: protocol.name(),
-                    hint: "a shared softmax must feed only outputs to one party, who computes \
-                           it in the clear from the revealed logits"
-                        .into(),
-                })?;
-                let host = host_of(to);
-                let logits = match &inputs[0] {
-                    Operand::Shared(x) => cx.reveal(x, host),
-                    Operand::Private { value, .. } => cx.send(*value, host, Exchange::Reveal),
-                    Operand::Public(a) => cx.public_float(host, a),
-                };
-                let value = cx.emit(
-                    host,
-                    Kernel::Plain { op: Op::Softmax },
-                    &[logits],
-                    ValueKind::Float,
-                    node.shape.dims(),
-                );
-                Operand::Private { host, value }
-            }
             // A ReLU whose users are all max pools is applied after them (see
             // `relu_before_maxpool`): here it passes its input through.
             (Op::Relu, Visibility::Shared) if deferred.contains(&id) => inputs[0].clone(),
@@ -227,7 +215,8 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
             (op, Visibility::Shared) => {
                 Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
             }
-        };
+        }
+            };
         values.insert(id, out);
     }
     cx.origin = None;
@@ -252,6 +241,23 @@ pub fn relu_before_maxpool(graph: &Graph) -> std::collections::HashSet<NodeId> {
         })
         .map(|(id, _)| id)
         .collect()
+}
+
+/// The softmax of `logits` computed in the clear by `host`, who receives them.
+fn softmax_at(cx: &mut Lowerer, logits: &Operand, host: Host, dims: &[usize]) -> Operand {
+    let logits = match logits {
+        Operand::Shared(x) => cx.reveal(x, host),
+        Operand::Private { value, .. } => cx.send(*value, host, Exchange::Reveal),
+        Operand::Public(a) => cx.public_float(host, a),
+    };
+    let value = cx.emit(
+        host,
+        Kernel::Plain { op: Op::Softmax },
+        &[logits],
+        ValueKind::Float,
+        dims,
+    );
+    Operand::Private { host, value }
 }
 
 /// The party that every user of `id` outputs to, if they are all outputs to one party.
