@@ -109,18 +109,24 @@ impl Lowerer {
 
     /// Divides by `2^f` after a product, with the configured method.
     pub fn truncate(&mut self, z: &Shared) -> Shared {
+        let f = self.frac_bits();
+        self.truncate_by(z, f)
+    }
+
+    /// Divides by `2^bits` (`0 < bits < 64`) with the configured method: [`Lowerer::truncate`]
+    /// for a product whose factors do not both have `f` fractional bits.
+    pub fn truncate_by(&mut self, z: &Shared, bits: u32) -> Shared {
         let setup = self.all_setup(&z.s);
         self.setup_if(setup, |cx| match cx.options.truncation {
-            Truncation::Dealer => cx.truncate_dealer(z),
-            Truncation::Local => cx.truncate_local(z),
+            Truncation::Dealer => cx.truncate_dealer(z, bits),
+            Truncation::Local => cx.truncate_local(z, bits),
         })
     }
 
-    /// SecureML's local truncation: server 0 shifts its share, server 1 shifts the negation of
+    /// SecureML's local truncation by `2^f`: server 0 shifts its share, server 1 shifts the negation of
     /// its share. Off by one ulp at most, except with probability about `|x| / 2^63`, when the
     /// result is wrong by about `2^(64-f)`.
-    pub fn truncate_local(&mut self, z: &Shared) -> Shared {
-        let f = self.frac_bits();
+    pub fn truncate_local(&mut self, z: &Shared, f: u32) -> Shared {
         let a = self.emit_like(Kernel::ShrArith { bits: f }, &[z.s[0]]);
         let neg = self.emit_like(Kernel::Neg, &[z.s[1]]);
         let shifted = self.emit_like(Kernel::ShrArith { bits: f }, &[neg]);
@@ -128,7 +134,7 @@ impl Lowerer {
         Shared { s: [a, b] }
     }
 
-    /// Truncation with a dealer pair `(r, r >> f, msb(r))`, exact up to one ulp for every
+    /// Truncation by `2^f` with a dealer pair `(r, r >> f, msb(r))`, exact up to one ulp for every
     /// `|x| < 2^62` (no probabilistic wrap error):
     ///
     /// 1. the servers add a bias `2^62` (so `x' = x + 2^62` lies in `[0, 2^63)`) and the mask
@@ -137,8 +143,7 @@ impl Lowerer {
     ///    wrap is `(1 - msb(c)) * msb(r)`, linear in the shared `msb(r)`;
     /// 3. `x' >> f = (c >> f) - (r >> f) + wrap * 2^(64-f)` (+1 ulp from the low bits), and the
     ///    bias `2^(62-f)` is subtracted again.
-    pub fn truncate_dealer(&mut self, z: &Shared) -> Shared {
-        let f = self.frac_bits();
+    pub fn truncate_dealer(&mut self, z: &Shared, f: u32) -> Shared {
         let shape = self.shape(z.s[0]).to_vec();
         // The helper's pair: r, r >> f and msb(r), each shared.
         let (r, r_shared) = self.dealer_random(&shape);

@@ -4,7 +4,8 @@
 //! evaluated at compile time (constant folding); a party's private subgraph runs in the clear
 //! on that party (`Kernel::Plain`); an op on values of several owners is secret-shared between
 //! the two servers and lowered by the [`Protocol`]. A softmax whose only users are outputs to
-//! one party is computed by that party after the logits are revealed to it.
+//! one party is computed by that party after the logits are revealed to it; any other shared
+//! softmax is the protocol's (SecureNN computes it on shares, Pond refuses it).
 
 pub mod context;
 pub mod dealer;
@@ -124,126 +125,118 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 })
             })
             .collect::<Result<_, _>>()?;
-        let out = match (&node.op, node.visibility) {
-            (Op::Input { party, name }, _) => {
-                let host = host_of(*party);
-                let value = cx.emit(
-                    host,
-                    Kernel::Input { name: name.clone() },
-                    &[],
-                    ValueKind::Float,
-                    node.shape.dims(),
-                );
-                Operand::Private { host, value }
-            }
-            (Op::Variable { name, .. }, _) => {
-                Operand::Shared(cx.load_variable(name, node.shape.dims()))
-            }
-            (Op::Assign, _) => {
-                let var = graph.inputs(id).first().copied();
-                let name = match var.map(|v| graph.node(v)).transpose()?.map(|n| &n.op) {
-                    Some(Op::Variable { name, .. }) => name.clone(),
-                    _ => return Err(cx.error("assigns to something that is not a variable")),
-                };
-                let value = to_shared(cx, &inputs[1])?;
-                cx.store_variable(&name, &value);
-                Operand::Shared(value)
-            }
-            (Op::Parameter { name }, _) => {
-                Operand::Parameter(cx.parameter(name, node.shape.dims()))
-            }
-            (Op::Output { party, name }, _) => {
-                let to = host_of(*party);
-                let value = match &inputs[0] {
-                    Operand::Public(a) => cx.public_float(to, a),
-                    Operand::Private { value, .. } => cx.send(*value, to, Exchange::Reveal),
-                    Operand::Shared(x) => cx.reveal(x, to),
-                    Operand::Parameter(_) => return Err(cx.error(PARAMETER_USE)),
-                };
-                let shape = cx.shape(value).to_vec();
-                cx.emit(
-                    to,
-                    Kernel::Output { name: name.clone() },
-                    &[value],
-                    ValueKind::Float,
-                    &shape,
-                );
-                Operand::Private { host: to, value }
-            }
-            (op, Visibility::Public) => {
-                let args: Vec<&ArrayD<f32>> = inputs
-                    .iter()
-                    .map(|o| match o {
-                        Operand::Public(a) => Ok(a),
-                        Operand::Parameter(_) => Err(cx.error(PARAMETER_USE)),
-                        _ => Err(cx.error("a public node has a non-public input")),
-                    })
-                    .collect::<Result<_, _>>()?;
-                let out =
-                    plain_op::eval(op, &node.shape, &args).map_err(|e| cx.error(e.to_string()))?;
-                Operand::Public(out.value)
-            }
-            (op, Visibility::Private(p)) => {
-                let host = host_of(p);
-                let args = inputs
-                    .iter()
-                    .map(|o| match o {
-                        Operand::Public(a) => Ok(cx.public_float(host, a)),
-                        Operand::Private { value, .. } => Ok(*value),
-                        Operand::Shared(_) => Err(cx.error("a private node has a shared input")),
-                        Operand::Parameter(_) => Err(cx.error(PARAMETER_USE)),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let value = cx.emit(
-                    host,
-                    Kernel::Plain { op: op.clone() },
-                    &args,
-                    ValueKind::Float,
-                    node.shape.dims(),
-                );
-                Operand::Private { host, value }
-            }
-            (Op::Softmax, Visibility::Shared) => {
-                let to = sole_output_party(graph, id).ok_or_else(|| CompileError::Unsupported {
-                    node: graph.label(id),
-                    op: "softmax",
-                    protocol: protocol.name(),
-                    hint: "a shared softmax must feed only outputs to one party, who computes \
-                           it in the clear from the revealed logits"
-                        .into(),
-                })?;
-                let host = host_of(to);
-                let logits = match &inputs[0] {
-                    Operand::Shared(x) => cx.reveal(x, host),
-                    Operand::Private { value, .. } => cx.send(*value, host, Exchange::Reveal),
-                    Operand::Public(a) => cx.public_float(host, a),
-                    Operand::Parameter(_) => return Err(cx.error(PARAMETER_USE)),
-                };
-                let value = cx.emit(
-                    host,
-                    Kernel::Plain { op: Op::Softmax },
-                    &[logits],
-                    ValueKind::Float,
-                    node.shape.dims(),
-                );
-                Operand::Private { host, value }
-            }
-            // A ReLU whose users are all max pools is applied after them (see
-            // `relu_before_maxpool`): here it passes its input through.
-            (Op::Relu, Visibility::Shared) if deferred.contains(&id) => inputs[0].clone(),
-            (op @ Op::MaxPool2d { .. }, Visibility::Shared)
-                if graph
-                    .inputs(id)
-                    .first()
-                    .is_some_and(|i| deferred.contains(i)) =>
-            {
-                let pooled = protocol.lower_op(cx, op, &node.shape, &inputs)?;
-                let relu =
-                    protocol.lower_op(cx, &Op::Relu, &node.shape, &[Operand::Shared(pooled)])?;
-                Operand::Shared(relu)
-            }
-            (op, Visibility::Shared) => {
-                Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
+        // A shared softmax whose users are all outputs to one party: that party receives the
+        // probabilities anyway, so it gets the logits and computes them in the clear (cheaper
+        // than on shares). Any other shared softmax is the protocol's.
+        let receiver = match (&node.op, node.visibility) {
+            (Op::Softmax, Visibility::Shared) => sole_output_party(graph, id),
+            _ => None,
+        };
+        let out = if let Some(to) = receiver {
+            softmax_at(cx, &inputs[0], host_of(to), node.shape.dims())?
+        } else {
+            match (&node.op, node.visibility) {
+                (Op::Input { party, name }, _) => {
+                    let host = host_of(*party);
+                    let value = cx.emit(
+                        host,
+                        Kernel::Input { name: name.clone() },
+                        &[],
+                        ValueKind::Float,
+                        node.shape.dims(),
+                    );
+                    Operand::Private { host, value }
+                }
+                (Op::Variable { name, .. }, _) => {
+                    Operand::Shared(cx.load_variable(name, node.shape.dims()))
+                }
+                (Op::Assign, _) => {
+                    let var = graph.inputs(id).first().copied();
+                    let name = match var.map(|v| graph.node(v)).transpose()?.map(|n| &n.op) {
+                        Some(Op::Variable { name, .. }) => name.clone(),
+                        _ => return Err(cx.error("assigns to something that is not a variable")),
+                    };
+                    let value = to_shared(cx, &inputs[1])?;
+                    cx.store_variable(&name, &value);
+                    Operand::Shared(value)
+                }
+                (Op::Parameter { name }, _) => {
+                    Operand::Parameter(cx.parameter(name, node.shape.dims()))
+                }
+                (Op::Output { party, name }, _) => {
+                    let to = host_of(*party);
+                    let value = match &inputs[0] {
+                        Operand::Public(a) => cx.public_float(to, a),
+                        Operand::Private { value, .. } => cx.send(*value, to, Exchange::Reveal),
+                        Operand::Shared(x) => cx.reveal(x, to),
+                        Operand::Parameter(_) => return Err(cx.error(PARAMETER_USE)),
+                    };
+                    let shape = cx.shape(value).to_vec();
+                    cx.emit(
+                        to,
+                        Kernel::Output { name: name.clone() },
+                        &[value],
+                        ValueKind::Float,
+                        &shape,
+                    );
+                    Operand::Private { host: to, value }
+                }
+                (op, Visibility::Public) => {
+                    let args: Vec<&ArrayD<f32>> = inputs
+                        .iter()
+                        .map(|o| match o {
+                            Operand::Public(a) => Ok(a),
+                            Operand::Parameter(_) => Err(cx.error(PARAMETER_USE)),
+                            _ => Err(cx.error("a public node has a non-public input")),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let out = plain_op::eval(op, &node.shape, &args)
+                        .map_err(|e| cx.error(e.to_string()))?;
+                    Operand::Public(out.value)
+                }
+                (op, Visibility::Private(p)) => {
+                    let host = host_of(p);
+                    let args = inputs
+                        .iter()
+                        .map(|o| match o {
+                            Operand::Public(a) => Ok(cx.public_float(host, a)),
+                            Operand::Private { value, .. } => Ok(*value),
+                            Operand::Shared(_) => {
+                                Err(cx.error("a private node has a shared input"))
+                            }
+                            Operand::Parameter(_) => Err(cx.error(PARAMETER_USE)),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let value = cx.emit(
+                        host,
+                        Kernel::Plain { op: op.clone() },
+                        &args,
+                        ValueKind::Float,
+                        node.shape.dims(),
+                    );
+                    Operand::Private { host, value }
+                }
+                // A ReLU whose users are all max pools is applied after them (see
+                // `relu_before_maxpool`): here it passes its input through.
+                (Op::Relu, Visibility::Shared) if deferred.contains(&id) => inputs[0].clone(),
+                (op @ Op::MaxPool2d { .. }, Visibility::Shared)
+                    if graph
+                        .inputs(id)
+                        .first()
+                        .is_some_and(|i| deferred.contains(i)) =>
+                {
+                    let pooled = protocol.lower_op(cx, op, &node.shape, &inputs)?;
+                    let relu = protocol.lower_op(
+                        cx,
+                        &Op::Relu,
+                        &node.shape,
+                        &[Operand::Shared(pooled)],
+                    )?;
+                    Operand::Shared(relu)
+                }
+                (op, Visibility::Shared) => {
+                    Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
+                }
             }
         };
         values.insert(id, out);
@@ -287,6 +280,29 @@ pub fn relu_before_maxpool(graph: &Graph) -> std::collections::HashSet<NodeId> {
         })
         .map(|(id, _)| id)
         .collect()
+}
+
+/// The softmax of `logits` computed in the clear by `host`, who receives them.
+fn softmax_at(
+    cx: &mut Lowerer,
+    logits: &Operand,
+    host: Host,
+    dims: &[usize],
+) -> Result<Operand, CompileError> {
+    let logits = match logits {
+        Operand::Shared(x) => cx.reveal(x, host),
+        Operand::Private { value, .. } => cx.send(*value, host, Exchange::Reveal),
+        Operand::Public(a) => cx.public_float(host, a),
+        Operand::Parameter(_) => return Err(cx.error(PARAMETER_USE)),
+    };
+    let value = cx.emit(
+        host,
+        Kernel::Plain { op: Op::Softmax },
+        &[logits],
+        ValueKind::Float,
+        dims,
+    );
+    Ok(Operand::Private { host, value })
 }
 
 /// The party that every user of `id` outputs to, if they are all outputs to one party.

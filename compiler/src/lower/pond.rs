@@ -1,7 +1,7 @@
 //! Pond: two servers hold additive shares over Z_2^64, a crypto producer (the helper) deals
 //! triples and truncation pairs, and non-linear activations are polynomials.
 //!
-//! Max pooling, argmax and exact ReLU need comparisons, which Pond does not have: they are
+//! Max pooling, argmax, exact ReLU and a softmax on shares need comparisons, which Pond does not have: they are
 //! compile errors that point to SecureNN, never a silent approximation.
 
 use shareflow_graphs::{Op, Shape};
@@ -47,16 +47,16 @@ impl Protocol for Pond {
                 "the gradients of ReLU and max pooling need exact comparisons; train with \
                  --protocol securenn, or use sigmoid and average pooling under Pond",
             )),
-            Op::Softmax => Err(unsupported(
-                cx,
-                "a softmax on shares needs comparisons (the row maximum), which Pond does not \
-                 have; train with sigmoid and mean squared error under Pond, or use --protocol \
-                 securenn",
-            )),
             Op::Argmax => Err(unsupported(
                 cx,
                 "argmax needs exact comparisons; compile with --protocol securenn, or reveal \
                  the logits to the output's receiver",
+            )),
+            Op::Softmax => Err(unsupported(
+                cx,
+                "a softmax on shares needs exact comparisons (the row maximum), which Pond \
+                 does not have; train with sigmoid and mean squared error, compile with \
+                 --protocol securenn, or make the softmax's only users outputs to one party",
             )),
             other => Err(unsupported(
                 cx,

@@ -19,6 +19,7 @@
 //! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
 //! | comparisons with 0 | [`relu::less_zero`] and others | `relu.rs` |
 //! | ReLU and max-pool gradients | [`grads::relu_grad`], [`grads::maxpool_grad`] (the forward's comparisons reused) | `grads.rs` |
+//! | softmax on shares (not in the paper) | [`softmax::softmax`]: row max by the MaxPool tree, clamp by ReLU, exp by a limit, 1/sum by Newton | `softmax.rs` |
 //!
 //! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max
 //! pooling take the sign from one masked opening and one PrivateCompare ([`opened::sign`],
@@ -57,6 +58,7 @@ pub mod private_compare;
 pub mod relu;
 pub mod share_convert;
 mod shares;
+pub mod softmax;
 
 use shareflow_graphs::{Op, Shape};
 
@@ -119,6 +121,10 @@ impl Protocol for SecureNN {
                 let x = to_shared(cx, &inputs[0])?;
                 let dy = to_shared(cx, &inputs[1])?;
                 grads::maxpool_grad(cx, &x, &dy, window)
+            }
+            Op::Softmax => {
+                let x = to_shared(cx, &inputs[0])?;
+                softmax::softmax(cx, &x)
             }
             other => Err(unsupported(
                 cx,
