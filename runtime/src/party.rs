@@ -192,7 +192,7 @@ pub fn run_serving_over_quic(
 /// most the given bytes), calls `on_connected`, then runs `body` over the connections.
 /// Succeeds only once every party has finished: a session succeeds for all or for none; on an
 /// error the party tells its peers why.
-fn over_quic<T>(
+pub(crate) fn over_quic<T>(
     cluster: &ClusterConfig,
     party: &str,
     (parties, frames): (&[String], &[usize]),

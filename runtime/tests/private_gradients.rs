@@ -143,3 +143,39 @@ fn pond_steps_equal_the_plaintext_steps() {
     eprintln!("pond: largest variable difference after 3 steps {worst:e}");
     assert!(worst < 5e-3, "{worst}");
 }
+
+#[test]
+fn a_failed_step_leaves_the_variables_as_they_were() {
+    let graph = training_graph(true);
+    let protocol = ProtocolKind::SecureNN;
+    let options = CompileOptions::default();
+    let init = SessionProgram::new(compile_init(&graph, protocol, options).unwrap()).unwrap();
+    let step = SessionProgram::new(compile(&graph, protocol, options).unwrap()).unwrap();
+    let reveal = SessionProgram::new(compile(&reveal_graph(), protocol, options).unwrap()).unwrap();
+    let mut session = Session::new(step.graph.parties.clone(), Duration::from_secs(60));
+    session.run(&init, &Inputs::new()).unwrap();
+    let before = session.run(&reveal, &Inputs::new()).unwrap();
+    // The client gives no labels: the step fails at the client, after the servers may have
+    // computed part of it.
+    let (x, _) = batch(0);
+    let mut inputs = Inputs::new();
+    inputs.insert("client".into(), HashMap::from([("x".to_string(), x)]));
+    for server in ["server0", "server1"] {
+        let lr = ArrayD::from_elem(IxDyn(&[]), 0.1f32);
+        inputs.insert(server.into(), HashMap::from([("lr".to_string(), lr)]));
+    }
+    assert!(session.run(&step, &inputs).is_err());
+    let after = session.run(&reveal, &Inputs::new()).unwrap();
+    for (name, _) in VARS {
+        let (a, b) = (
+            before.float("owner", name).unwrap(),
+            after.float("owner", name).unwrap(),
+        );
+        assert_eq!(a, b, "{name} changed");
+    }
+    let plain = plain::Session::new(graph, &HashMap::new()).unwrap();
+    let w = before.float("owner", "w").unwrap();
+    for (a, b) in w.iter().zip(plain.variable("w").unwrap().iter()) {
+        assert!((a - b).abs() < 1e-4, "initial w {a} vs {b}");
+    }
+}

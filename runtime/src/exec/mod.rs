@@ -21,7 +21,7 @@ pub use inproc::{run_in_process, run_in_process_full, run_in_process_with, InPro
 pub use metrics::PartyMetrics;
 pub use plan::Plan;
 pub use serving::ServingSession;
-pub use session::{Session, SessionProgram};
+pub use session::{Session, SessionParty, SessionProgram};
 pub use store::Store;
 
 use crate::transport::Transport;

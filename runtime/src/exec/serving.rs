@@ -276,14 +276,14 @@ impl ServingParty {
 }
 
 /// Run `k` of several over one transport: its own session id and round range.
-struct RunTransport<'a> {
+pub(crate) struct RunTransport<'a> {
     inner: &'a mut dyn Transport,
     session: [u8; 16],
     offset: u32,
 }
 
 impl<'a> RunTransport<'a> {
-    fn new(inner: &'a mut dyn Transport, run: u32) -> Result<RunTransport<'a>> {
+    pub(crate) fn new(inner: &'a mut dyn Transport, run: u32) -> Result<RunTransport<'a>> {
         let offset = run
             .checked_mul(RUN_ROUNDS)
             .ok_or_else(|| RuntimeError::Node {

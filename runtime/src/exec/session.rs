@@ -7,12 +7,17 @@
 //! A run that fails at any party leaves every store as it was before the run (in process,
 //! the stores are restored), so a session never holds a half-applied step.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use shareflow_compiler::CompiledGraph;
+use ndarray::ArrayD;
+use shareflow_compiler::{CompiledGraph, Program};
 
-use super::serving::Inputs;
-use super::{run_in_process_with, InProcessRun, Plan, Store};
+use super::serving::{Inputs, RunTransport, RUN_ROUNDS};
+use super::{
+    run_in_process_with, run_party_full, InProcessRun, PartyResult, Plan, Randomness, Store,
+};
+use crate::transport::Transport;
 use crate::{Result, RuntimeError};
 
 /// A compiled program of a session and its plans.
@@ -83,5 +88,89 @@ impl Session {
             self.stores = before;
         }
         run
+    }
+}
+
+/// One party of a session in its own process: its program of each of the session's compiled
+/// graphs, their plans, and its store. The runs go over one transport in the same order at
+/// every party; run `k` has its own session id and range of rounds (as the runs of a serving
+/// party), so no two runs share randomness or batches.
+#[derive(Debug)]
+pub struct SessionParty {
+    programs: Vec<(Program, Plan)>,
+    store: Store,
+    runs: u32,
+}
+
+impl SessionParty {
+    /// Party `party` of every graph in `graphs` (all of the same parties). Each graph is
+    /// checked first: shapes and rounds within [`shareflow_compiler::limits`], and what each
+    /// program lets leave its party ([`shareflow_compiler::verify`]).
+    pub fn new(graphs: &[&CompiledGraph], party: &str) -> Result<SessionParty> {
+        let mut programs = Vec::with_capacity(graphs.len());
+        for (i, g) in graphs.iter().enumerate() {
+            let refused = |e: shareflow_compiler::CompileError| RuntimeError::Node {
+                node: format!("program {i} of the session"),
+                message: e.to_string(),
+            };
+            if g.parties != graphs[0].parties {
+                return Err(refused(shareflow_compiler::CompileError::Party {
+                    party: party.to_string(),
+                    message: "the session's programs have different parties".into(),
+                }));
+            }
+            g.check().map_err(refused)?;
+            shareflow_compiler::verify(g).map_err(refused)?;
+            let program = g.program(party).cloned().map_err(refused)?;
+            let plan = Plan::new(&program)?;
+            if plan.rounds.len() >= RUN_ROUNDS as usize {
+                return Err(RuntimeError::Node {
+                    node: format!("party {party}"),
+                    message: format!("a program of more than {RUN_ROUNDS} rounds"),
+                });
+            }
+            programs.push((program, plan));
+        }
+        Ok(SessionParty {
+            programs,
+            store: Store::new(),
+            runs: 0,
+        })
+    }
+
+    /// Per party (of `parties`), the largest batch any program receives from it.
+    pub fn largest_batches(&self, parties: usize) -> Vec<usize> {
+        let mut out = vec![0; parties];
+        for (program, plan) in &self.programs {
+            for (o, b) in out.iter_mut().zip(plan.largest_batches(program, parties)) {
+                *o = (*o).max(b);
+            }
+        }
+        out
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs program `index` (of the graphs given to [`SessionParty::new`]) over `transport`
+    /// with this party's `inputs` of this run.
+    pub fn run(
+        &mut self,
+        index: usize,
+        transport: &mut dyn Transport,
+        inputs: &HashMap<String, ArrayD<f32>>,
+        randomness: &Randomness,
+    ) -> Result<PartyResult> {
+        let (program, plan) = self.programs.get(index).ok_or_else(|| RuntimeError::Node {
+            node: "session".into(),
+            message: format!(
+                "no program {index} (the session has {})",
+                self.programs.len()
+            ),
+        })?;
+        let mut run = RunTransport::new(transport, self.runs)?;
+        self.runs += 1;
+        run_party_full(program, plan, &mut run, inputs, &mut self.store, randomness)
     }
 }

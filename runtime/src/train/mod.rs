@@ -17,6 +17,8 @@
 //! The batch order and the learning-rate schedule are the plaintext run's
 //! ([`crate::plain::train::schedule`]), so the two runs see the same batches.
 
+pub mod quic;
+
 use std::collections::HashMap;
 use std::time::Duration;
 

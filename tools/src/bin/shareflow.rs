@@ -171,6 +171,15 @@ enum Command {
         /// Test on the first N test images only.
         #[arg(long)]
         test_limit: Option<usize>,
+        /// Under a protocol: also train in plaintext from the same initial weights on the
+        /// same batches, and report its accuracy (and, with --reveal, the largest difference
+        /// between the two runs' weights).
+        #[arg(long)]
+        reference: bool,
+        /// Under a protocol: inproc (every party a thread of this process) or quic (every
+        /// party its own run-graph process on 127.0.0.1, as the demo starts them).
+        #[arg(long, default_value = "inproc")]
+        transport: String,
         /// MNIST directory (default: $SHAREFLOW_DATA or ../shared/data/mnist).
         #[arg(long)]
         data: Option<PathBuf>,
@@ -379,6 +388,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             protocol,
             reveal,
             test_limit,
+            reference,
+            transport,
             data,
             out,
             force,
@@ -394,6 +405,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             protocol,
             reveal,
             test_limit,
+            reference,
+            transport,
             data,
             out,
             force,

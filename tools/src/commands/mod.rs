@@ -12,9 +12,11 @@ pub mod keys;
 pub mod parties;
 pub mod run_graph;
 pub mod run_graph_serving;
+pub mod run_graph_training;
 pub mod secure;
 pub mod train;
 pub mod train_private;
+pub mod train_quic;
 
 use std::path::{Path, PathBuf};
 

@@ -22,6 +22,10 @@ use crate::{Result, ToolError};
 pub struct PartyInputs {
     pub weights: HashMap<String, PathBuf>,
     pub inputs: HashMap<String, Vec<(String, PathBuf)>>,
+    /// More arguments for every party's `run-graph` (`--training`).
+    pub args: Vec<String>,
+    /// More arguments for one party (the data owner's `--data DIR`).
+    pub party_args: HashMap<String, Vec<String>>,
 }
 
 impl PartyInputs {
@@ -83,6 +87,8 @@ pub fn run_local_parties(
         for (name, file) in given.inputs.get(party).into_iter().flatten() {
             cmd.arg("--input").arg(format!("{name}={}", file.display()));
         }
+        cmd.args(&given.args);
+        cmd.args(given.party_args.get(party).into_iter().flatten());
         let child = cmd
             .spawn()
             .map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;

@@ -25,6 +25,9 @@
 //! run-graph --serving --predictions 2 --party client --cluster cluster.toml \
 //!     --graph serving.json --input image=a.npy --input image=b.npy --output-dir out/
 //! ```
+//!
+//! With `--training`, `--graph` is a training plan and the party runs a whole private
+//! training session; see [`crate::commands::run_graph_training`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -80,11 +83,22 @@ pub struct Args {
     /// how often this party's prediction inputs are repeated, else 1).
     #[arg(long, requires = "serving")]
     pub predictions: Option<usize>,
+    /// The graph is a training plan (`shareflow train --transport quic` writes one): run the
+    /// whole private training session over the same connections.
+    #[arg(long, conflicts_with = "serving")]
+    pub training: bool,
+    /// With --training, for the data owner (`client`): its MNIST directory (default:
+    /// $SHAREFLOW_DATA or ../shared/data/mnist).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> Result<(), ToolError> {
     if args.serving {
         return super::run_graph_serving::run(args);
+    }
+    if args.training {
+        return super::run_graph_training::run(args);
     }
     let text = std::fs::read_to_string(&args.graph).map_err(|e| ToolError::File {
         path: args.graph.display().to_string(),

@@ -30,6 +30,10 @@ pub struct TrainArgs {
     pub reveal: bool,
     /// Test on the first N test images only.
     pub test_limit: Option<usize>,
+    /// Under a protocol: also train in plaintext with the same recipe and compare.
+    pub reference: bool,
+    /// Under a protocol: `inproc` (every party a thread) or `quic` (every party a process).
+    pub transport: String,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
     /// Overwrite an existing file at the output path.

@@ -1,13 +1,16 @@
-//! `shareflow train --protocol securenn|pond`: private training in process (every party a
-//! thread), then private predictions of the test set from the still-shared model.
+//! `shareflow train --protocol securenn|pond`: private training, every party a thread of this
+//! process (`--transport inproc`) or its own `run-graph` process over QUIC (`--transport
+//! quic`, see [`super::train_quic`]), then private predictions of the test set from the
+//! still-shared model.
 
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
 use shareflow_compiler::cost::CostReport;
 use shareflow_compiler::ProtocolKind;
-use shareflow_runtime::data::{data_dir, Mnist, Split};
-use shareflow_runtime::plain::train::{accuracy, argmax, predict};
+use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
+use shareflow_runtime::plain::train::{accuracy, argmax, predict, train};
 use shareflow_runtime::train::train_private;
 
 use super::train::TrainArgs;
@@ -16,7 +19,21 @@ use crate::report::Report;
 use crate::{Result, ToolError};
 
 /// Images per private prediction of the test set.
-const EVAL_BATCH: usize = 128;
+pub const EVAL_BATCH: usize = 128;
+
+/// What a private training run gives, whatever the transport.
+pub struct Trained {
+    /// The client's logits of the test images (private predictions).
+    pub logits: Array2<f32>,
+    /// The weights, if revealed to the model owner.
+    pub weights: Option<Weights>,
+    pub step_ms: Vec<f64>,
+    /// Bytes (all parties) and rounds of one step, as measured.
+    pub step_bytes: u64,
+    pub step_rounds: u32,
+    /// The static cost of one step.
+    pub cost: CostReport,
+}
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let protocol: ProtocolKind = args.protocol.parse()?;
@@ -32,17 +49,93 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     } else if args.out.is_some() {
         return Err(ToolError::Usage(
-            "--out writes revealed weights: add --reveal (the weights are then opened to the \\
+            "--out writes revealed weights: add --reveal (the weights are then opened to the \
              model owner)"
                 .into(),
         ));
     }
-    let dir = data_dir(args.data);
+    let dir = data_dir(args.data.clone());
     let train_set = Mnist::load(&dir, Split::Train, args.limit)?;
     let test_set = Mnist::load(&dir, Split::Test, args.test_limit)?;
     let cfg = args.config;
-    let steps = (train_set.len() / cfg.batch.max(1)) * cfg.epochs;
-    let bar = if args.json {
+    let options = crate::commands::Options::from(shareflow_compiler::CompileOptions::default())
+        .for_model(args.model);
+    let start = Instant::now();
+    let trained = match args.transport.as_str() {
+        "inproc" => in_process(&args, protocol, options, &train_set, &test_set)?,
+        "quic" => super::train_quic::over_quic(&args, protocol, options, &train_set, &test_set)?,
+        other => {
+            return Err(ToolError::Usage(format!(
+                "--transport {other}: expected inproc or quic"
+            )))
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let acc = accuracy(&trained.logits, &test_set.labels);
+    let mut step_ms = trained.step_ms.clone();
+    step_ms.sort_by(f64::total_cmp);
+    let median = step_ms.get(step_ms.len() / 2).copied().unwrap_or(0.0);
+    let mut r = Report::new();
+    r.set("model", args.model.to_string())
+        .set("protocol", protocol.name())
+        .set("transport", args.transport.as_str())
+        .set("epochs", cfg.epochs)
+        .set("batch", cfg.batch)
+        .set("lr", cfg.lr as f64)
+        .set("momentum", cfg.momentum as f64)
+        .set("seed", cfg.seed)
+        .set("train_images", train_set.len())
+        .set("images", test_set.len())
+        .set("accuracy", acc)
+        .set("train_seconds", seconds)
+        .set("step_median_ms", median)
+        .set("step_bytes", trained.step_bytes)
+        .set("step_rounds", trained.step_rounds)
+        .set("cost_step_bytes", trained.cost.bytes)
+        .set("cost_step_rounds", trained.cost.rounds);
+    let images = test_set.images.clone().into_dyn();
+    let reference = if args.reference {
+        let weights = train(args.model, &train_set, &cfg, |_| {})?;
+        let logits = predict(args.model, &weights, &images, 1000)?;
+        r.set("reference_accuracy", accuracy(&logits, &test_set.labels));
+        Some(weights)
+    } else {
+        None
+    };
+    if let (Some(out), Some(weights)) = (out, &trained.weights) {
+        if let Some(plain) = &reference {
+            let mut worst = 0f32;
+            for (name, w) in &plain.arrays {
+                let got = weights.arrays.get(name).ok_or_else(|| {
+                    ToolError::Usage(format!("the revealed weights have no {name:?}"))
+                })?;
+                for (a, b) in got.iter().zip(w.iter()) {
+                    worst = worst.max((a - b).abs());
+                }
+            }
+            r.set("reference_max_weight_diff", worst as f64);
+        }
+        weights.save(&out)?;
+        let plain = predict(args.model, weights, &images, 1000)?;
+        let agree = trained
+            .logits
+            .outer_iter()
+            .zip(plain.outer_iter())
+            .filter(|(a, b)| {
+                argmax(a.as_slice().unwrap_or(&[])) == argmax(b.as_slice().unwrap_or(&[]))
+            })
+            .count();
+        let out = std::path::absolute(&out).unwrap_or(out);
+        r.set("agreement", agree as f64 / test_set.len().max(1) as f64)
+            .set("weights", out.display().to_string());
+    }
+    r.print(args.json);
+    Ok(())
+}
+
+/// A progress bar over `steps` steps, hidden under `--json`.
+pub fn progress_bar(steps: usize, json: bool) -> ProgressBar {
+    let bar = if json {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(steps as u64)
@@ -54,12 +147,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let options = crate::commands::Options::from(shareflow_compiler::CompileOptions::default())
-        .for_model(args.model);
-    let start = Instant::now();
+    bar
+}
+
+fn in_process(
+    args: &TrainArgs,
+    protocol: ProtocolKind,
+    options: shareflow_compiler::CompileOptions,
+    train_set: &Mnist,
+    test_set: &Mnist,
+) -> Result<Trained> {
+    let cfg = args.config;
+    let steps = (train_set.len() / cfg.batch.max(1)) * cfg.epochs;
+    let bar = progress_bar(steps, args.json);
     let mut step_ms = Vec::with_capacity(steps);
     let mut measured = (0u64, 0u32);
-    let mut model = train_private(args.model, &train_set, &cfg, protocol, options, |r| {
+    let mut model = train_private(args.model, train_set, &cfg, protocol, options, |r| {
         step_ms.push(r.ms);
         measured = (r.bytes, r.rounds);
         bar.set_prefix(format!("{}/{}", r.epoch + 1, cfg.epochs));
@@ -67,46 +170,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bar.set_position(r.step as u64);
     })?;
     bar.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let cost = CostReport::of(model.step_graph());
-    let images = test_set.images.clone().into_dyn();
-    let logits = model.predict(&images, EVAL_BATCH)?;
-    let acc = accuracy(&logits, &test_set.labels);
-    step_ms.sort_by(f64::total_cmp);
-    let median = step_ms.get(step_ms.len() / 2).copied().unwrap_or(0.0);
-    let mut r = Report::new();
-    r.set("model", args.model.to_string())
-        .set("protocol", protocol.name())
-        .set("transport", "inproc")
-        .set("epochs", cfg.epochs)
-        .set("batch", cfg.batch)
-        .set("lr", cfg.lr as f64)
-        .set("momentum", cfg.momentum as f64)
-        .set("seed", cfg.seed)
-        .set("train_images", train_set.len())
-        .set("images", test_set.len())
-        .set("accuracy", acc)
-        .set("train_seconds", seconds)
-        .set("step_median_ms", median)
-        .set("step_bytes", measured.0)
-        .set("step_rounds", measured.1)
-        .set("cost_step_bytes", cost.bytes)
-        .set("cost_step_rounds", cost.rounds);
-    if let Some(out) = out {
-        let weights = model.reveal()?;
-        weights.save(&out)?;
-        let reference = predict(args.model, &weights, &images, 1000)?;
-        let agree = logits
-            .outer_iter()
-            .zip(reference.outer_iter())
-            .filter(|(a, b)| {
-                argmax(a.as_slice().unwrap_or(&[])) == argmax(b.as_slice().unwrap_or(&[]))
-            })
-            .count();
-        let out = std::path::absolute(&out).unwrap_or(out);
-        r.set("agreement", agree as f64 / test_set.len().max(1) as f64)
-            .set("weights", out.display().to_string());
-    }
-    r.print(args.json);
-    Ok(())
+    let logits = model.predict(&test_set.images.clone().into_dyn(), EVAL_BATCH)?;
+    let weights = if args.reveal {
+        Some(model.reveal()?)
+    } else {
+        None
+    };
+    Ok(Trained {
+        logits,
+        weights,
+        step_ms,
+        step_bytes: measured.0,
+        step_rounds: measured.1,
+        cost: CostReport::of(model.step_graph()),
+    })
 }

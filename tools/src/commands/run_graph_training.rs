@@ -1,0 +1,137 @@
+//! `run-graph --training`: one party of a private training session (a plan from `shareflow
+//! train --transport quic`, [`shareflow_runtime::train::quic`]) over QUIC. The party connects
+//! once and runs, over the same connections, the initialisation of the variables, every SGD
+//! step, the private predictions of the test images from the still-shared model and, if the
+//! plan says so, the reveal of the weights. The servers and the helper keep their shares in
+//! memory between the runs.
+//!
+//! The data owner (`client`) reads its MNIST files from `--data DIR` (the first images the plan
+//! names) and writes the logits of the test images to `DIR/logits.npy`; the model owner writes
+//! the revealed weights to `DIR/weights.npz` (both atomically, at the end). The report (one
+//! JSON object on stdout) has the init's metrics, each step's time, bytes and rounds, and the
+//! predictions'.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ndarray::{s, Array2, ArrayD};
+use shareflow_graphs::zoo::{CLIENT, LOGITS, MODEL_OWNER};
+use shareflow_runtime::cluster::ClusterConfig;
+use shareflow_runtime::data::npy::write_npy_atomic;
+use shareflow_runtime::data::{Mnist, Split, Weights};
+use shareflow_runtime::exec::Randomness;
+use shareflow_runtime::train::quic::{run_training_over_quic, TrainingPlan, TrainingRun};
+
+use super::run_graph::Args;
+use crate::ToolError;
+
+pub fn run(args: Args) -> Result<(), ToolError> {
+    let file_err = |path: &Path, message: String| ToolError::File {
+        path: path.display().to_string(),
+        message,
+    };
+    let text =
+        std::fs::read_to_string(&args.graph).map_err(|e| file_err(&args.graph, e.to_string()))?;
+    let plan = TrainingPlan::from_json(&text).map_err(|e| {
+        file_err(
+            &args.graph,
+            format!("{e} (a training plan comes from `shareflow train --transport quic`)"),
+        )
+    })?;
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        return Err(ToolError::Usage(format!(
+            "--timeout {} must be positive",
+            args.timeout
+        )));
+    }
+    let cluster = ClusterConfig::load(&args.cluster)?;
+    let data = if args.party == CLIENT {
+        let dir = shareflow_runtime::data::data_dir(args.data.clone());
+        let train = Mnist::load(&dir, Split::Train, Some(plan.train_images))?;
+        let test = Mnist::load(&dir, Split::Test, Some(plan.test_images))?;
+        Some((train, test))
+    } else {
+        None
+    };
+    std::fs::create_dir_all(&args.output_dir)
+        .map_err(|e| file_err(&args.output_dir, e.to_string()))?;
+    let mut logits = Array2::<f32>::zeros((plan.test_images, 10));
+    let mut weights = Weights::default();
+    let mut init = serde_json::Value::Null;
+    let mut steps = Vec::new();
+    let mut predictions = Vec::new();
+    let mut reveal = serde_json::Value::Null;
+    run_training_over_quic(
+        &plan,
+        &args.party,
+        &cluster,
+        data.as_ref().map(|(a, b)| (a, b)),
+        Duration::from_secs_f64(args.timeout),
+        &Randomness::Os,
+        |c| {
+            eprintln!(
+                "run-graph: {}: connected to {}, training: {} steps",
+                c.party,
+                c.peers.join(", "),
+                plan.schedule().len()
+            );
+        },
+        |run, result| {
+            let m = serde_json::json!({
+                "wall_ms": result.metrics.wall_ms,
+                "bytes": result.metrics.bytes_sent,
+                "rounds": result.metrics.rounds,
+            });
+            match run {
+                TrainingRun::Init => init = m,
+                TrainingRun::Step { .. } => steps.push(m),
+                TrainingRun::Predict { start, size } => {
+                    if let Ok(l) = result.float(LOGITS) {
+                        let l = l
+                            .view()
+                            .into_dimensionality::<ndarray::Ix2>()
+                            .map_err(|e| shareflow_runtime::RuntimeError::Node {
+                                node: "logits".into(),
+                                message: e.to_string(),
+                            })?;
+                        logits.slice_mut(s![start..start + size, ..]).assign(&l);
+                    }
+                    predictions.push(m);
+                }
+                TrainingRun::Reveal => {
+                    for (name, v) in &result.outputs {
+                        if let shareflow_ops::Value::Float(a) = v {
+                            weights.arrays.insert(name.clone(), a.clone());
+                        }
+                    }
+                    reveal = m;
+                }
+            }
+            Ok(())
+        },
+    )?;
+    let mut written = Vec::new();
+    if args.party == CLIENT {
+        let path = args.output_dir.join("logits.npy");
+        write_npy_atomic(&path, &ArrayD::from(logits.into_dyn()))?;
+        written.push(path.display().to_string());
+    }
+    if args.party == MODEL_OWNER && !weights.arrays.is_empty() {
+        let path = args.output_dir.join("weights.npz");
+        weights.save(&path)?;
+        written.push(path.display().to_string());
+    }
+    let report = serde_json::json!({
+        "party": args.party,
+        "protocol": plan.step.protocol,
+        "transport": "quic",
+        "training": true,
+        "outputs": written,
+        "init": init,
+        "steps": steps,
+        "predictions": predictions,
+        "reveal": reveal,
+    });
+    println!("{report}");
+    Ok(())
+}
