@@ -31,7 +31,7 @@ use shareflow_ops::plain::to_rank;
 use crate::data::{Mnist, Weights};
 use crate::exec::serving::Inputs;
 use crate::exec::{InProcessRun, Session, SessionProgram};
-use crate::plain::train::{one_hot, schedule, TrainConfig};
+use crate::plain::train::{one_hot, schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
 
 /// The servers, who are given the run-time parameters.
@@ -86,6 +86,34 @@ pub fn training_programs(
     Ok(TrainingPrograms { init, step })
 }
 
+/// The inputs of one training step: the client's images and one-hot labels of `step`'s
+/// examples, and the learning rate for each server. An index beyond `data` is an error.
+pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
+    let labels = step
+        .indices
+        .iter()
+        .map(|&i| {
+            data.labels
+                .get(i)
+                .copied()
+                .ok_or_else(|| RuntimeError::Node {
+                    node: "train".into(),
+                    message: format!("example {i} is beyond the {} images", data.len()),
+                })
+        })
+        .collect::<Result<Vec<u8>>>()?;
+    let mut inputs = Inputs::new();
+    let client = inputs.entry(CLIENT.to_string()).or_default();
+    client.insert(IMAGE.to_string(), data.gather(&step.indices));
+    client.insert(LABELS.to_string(), one_hot(&labels)?);
+    let lr = ArrayD::from_elem(IxDyn(&[]), step.lr);
+    for server in SERVERS {
+        let params = inputs.entry(server.to_string()).or_default();
+        params.insert(LEARNING_RATE.to_string(), lr.clone());
+    }
+    Ok(inputs)
+}
+
 /// Trains network `kind` on `data` under `protocol`; calls `report` after every step.
 pub fn train_private(
     kind: ModelKind,
@@ -120,16 +148,7 @@ pub fn train_private(
     };
     model.session.run(&programs.init, &Inputs::new())?;
     for s in &steps {
-        let labels: Vec<u8> = s.indices.iter().map(|&i| data.labels[i]).collect();
-        let mut inputs = Inputs::new();
-        let client = inputs.entry(CLIENT.to_string()).or_default();
-        client.insert(IMAGE.to_string(), data.gather(&s.indices));
-        client.insert(LABELS.to_string(), one_hot(&labels)?);
-        let lr = ArrayD::from_elem(IxDyn(&[]), s.lr);
-        for server in SERVERS {
-            let params = inputs.entry(server.to_string()).or_default();
-            params.insert(LEARNING_RATE.to_string(), lr.clone());
-        }
+        let inputs = step_inputs(data, s)?;
         let run = model.session.run(&model.step, &inputs)?;
         report(StepReport {
             epoch: s.epoch,

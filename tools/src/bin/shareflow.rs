@@ -48,21 +48,23 @@ enum Command {
         json: bool,
     },
     /// The benchmark table of networks A-D: time, bytes, rounds, accuracy and KL per network,
-    /// protocol, transport and batch size.
+    /// protocol, transport and batch size (with --train: the SGD step of private training).
     Bench {
         /// Comma-separated networks.
         #[arg(long, value_delimiter = ',', default_value = "A,B,C,D")]
         model: Vec<ModelKind>,
-        /// Comma-separated protocols (Pond is skipped for B and C: no maxpool). Pond's ReLU is
-        /// a polynomial, garbage outside its interval (see --relu-interval).
+        /// Comma-separated protocols (Pond is skipped for B and C: no maxpool; with --train,
+        /// for every network it cannot train). Pond's ReLU is a polynomial, garbage outside
+        /// its interval (see --relu-interval).
         #[arg(long, value_delimiter = ',', default_value = "pond,securenn")]
         protocol: Vec<String>,
         /// Comma-separated transports: inproc (every party in this process) and/or quic (one
-        /// process per party on 127.0.0.1).
-        #[arg(long, value_delimiter = ',', default_value = "inproc,quic")]
+        /// process per party on 127.0.0.1) [default: inproc,quic; with --train: inproc, the
+        /// only one it takes].
+        #[arg(long, value_delimiter = ',')]
         transport: Vec<String>,
-        /// Comma-separated batch sizes.
-        #[arg(long, value_delimiter = ',', default_value = "1,128")]
+        /// Comma-separated batch sizes [default: 1,128; with --train: 128].
+        #[arg(long, value_delimiter = ',')]
         batch: Vec<usize>,
         /// Timed repetitions after a warm-up.
         #[arg(long, default_value_t = 5)]
@@ -82,6 +84,14 @@ enum Command {
         /// QUIC processes started afresh) instead of predictions of a serving session.
         #[arg(long)]
         single: bool,
+        /// Time SGD steps of private training instead of predictions: per network, protocol
+        /// and batch, the session's init once, then a warm-up and --reps steps on MNIST
+        /// training batches (from --data or SHAREFLOW_DATA), with the plaintext step of the
+        /// same graph and the step program's cost report; fails if the measured bytes or
+        /// rounds differ from the cost report's. In process only; Pond is skipped (with a
+        /// note) for networks it cannot train.
+        #[arg(long)]
+        train: bool,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
         #[arg(long)]
@@ -524,12 +534,24 @@ fn run(command: Command) -> Result<(), ToolError> {
             timeout,
             markdown,
             single,
+            train,
             protocol_options,
             json,
         } => {
             let options = protocol_options.options()?;
+            let transport = match (transport.is_empty(), train) {
+                (false, _) => transport,
+                (true, false) => vec!["inproc".into(), "quic".into()],
+                (true, true) => vec!["inproc".into()],
+            };
+            let batch = match (batch.is_empty(), train) {
+                (false, _) => batch,
+                (true, false) => vec![1, 128],
+                (true, true) => vec![128],
+            };
             bench::run(bench::BenchArgs {
                 single,
+                train,
                 models: model,
                 protocols: bench::parse_protocols(&protocol)?,
                 transports: transport,

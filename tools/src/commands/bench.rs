@@ -19,6 +19,8 @@
 //! parties of `metrics.wall_ms`), not process start-up.
 //!
 //! Pond has no maxpool, so Pond with networks B and C is skipped with a note.
+//!
+//! With `--train` the rows are training steps instead ([`super::bench_train`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -62,6 +64,8 @@ pub struct BenchArgs {
     pub markdown: Option<PathBuf>,
     /// One whole program per prediction instead of a serving session.
     pub single: bool,
+    /// Time SGD steps of a private training session instead of predictions.
+    pub train: bool,
 }
 
 /// One party's figures over the timed repetitions.
@@ -76,10 +80,10 @@ struct PartyFigures {
 
 /// The timed repetitions of one combination.
 #[derive(Default)]
-struct Timing {
-    ms: Vec<f64>,
-    bytes: u64,
-    rounds: u64,
+pub(super) struct Timing {
+    pub(super) ms: Vec<f64>,
+    pub(super) bytes: u64,
+    pub(super) rounds: u64,
     parties: BTreeMap<String, PartyFigures>,
     /// A serving session's setup: wall milliseconds and bytes, once.
     setup: Option<(f64, u64)>,
@@ -87,7 +91,7 @@ struct Timing {
 
 impl Timing {
     /// Adds one repetition from the parties' metrics (as JSON, the way `run-graph` prints them).
-    fn add(&mut self, metrics: &[Value], wall_ms: f64) {
+    pub(super) fn add(&mut self, metrics: &[Value], wall_ms: f64) {
         self.ms.push(wall_ms);
         let mut bytes = 0;
         for m in metrics {
@@ -111,7 +115,7 @@ impl Timing {
         self.bytes = bytes;
     }
 
-    fn per_party(&self) -> Value {
+    pub(super) fn per_party(&self) -> Value {
         let mut out = Map::new();
         let reps = self.ms.len().max(1) as f64;
         for (p, f) in &self.parties {
@@ -135,7 +139,7 @@ impl Timing {
     }
 }
 
-fn round3(x: f64) -> f64 {
+pub(super) fn round3(x: f64) -> f64 {
     (x * 1e3).round() / 1e3
 }
 
@@ -148,14 +152,14 @@ struct Quality {
     kl: f64,
 }
 
-fn io(path: &Path, e: impl ToString) -> ToolError {
+pub(super) fn io(path: &Path, e: impl ToString) -> ToolError {
     ToolError::File {
         path: path.display().to_string(),
         message: e.to_string(),
     }
 }
 
-fn progress(msg: &str) {
+pub(super) fn progress(msg: &str) {
     eprintln!("[bench] {msg}");
 }
 
@@ -172,6 +176,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.batches.contains(&0) {
         return Err(ToolError::Usage("--batch must be at least 1".into()));
+    }
+    if args.train {
+        return super::bench_train::run(&args);
     }
     let max_batch = args.batches.iter().copied().max().unwrap_or(1);
     let dir = data_dir(args.data.clone());
@@ -542,7 +549,7 @@ fn slowest<'a>(metrics: impl IntoIterator<Item = &'a Value>) -> f64 {
 }
 
 /// `nproc` and the CPU model.
-fn machine() -> String {
+pub(super) fn machine() -> String {
     let n = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -559,7 +566,7 @@ fn machine() -> String {
 }
 
 /// Today's date (UTC) as YYYY-MM-DD.
-fn today() -> String {
+pub(super) fn today() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod bench;
+pub mod bench_train;
 pub mod compile;
 pub mod demo;
 pub mod dot;
