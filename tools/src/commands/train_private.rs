@@ -1,5 +1,9 @@
 //! `shareflow train --protocol securenn|pond`: private training in process (every party a
 //! thread), then private predictions of the test set from the still-shared model.
+//!
+//! With `--checkpoint DIR` the servers save their shares every `--checkpoint-every` steps
+//! ([`shareflow_runtime::train::checkpoint`]); `--resume` continues from the last checkpoint
+//! that every server has.
 
 use std::time::Instant;
 
@@ -8,7 +12,8 @@ use shareflow_compiler::cost::CostReport;
 use shareflow_compiler::ProtocolKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{accuracy, argmax, predict};
-use shareflow_runtime::train::train_private;
+use shareflow_runtime::train::checkpoint::{CheckpointOptions, DEFAULT_EVERY};
+use shareflow_runtime::train::{train_private_with, TrainOptions};
 
 use super::train::TrainArgs;
 use super::trained_weights_path;
@@ -32,7 +37,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     } else if args.out.is_some() {
         return Err(ToolError::Usage(
-            "--out writes revealed weights: add --reveal (the weights are then opened to the \\
+            "--out writes revealed weights: add --reveal (the weights are then opened to the \
              model owner)"
                 .into(),
         ));
@@ -59,13 +64,30 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let start = Instant::now();
     let mut step_ms = Vec::with_capacity(steps);
     let mut measured = (0u64, 0u32);
-    let mut model = train_private(args.model, &train_set, &cfg, protocol, options, |r| {
-        step_ms.push(r.ms);
-        measured = (r.bytes, r.rounds);
-        bar.set_prefix(format!("{}/{}", r.epoch + 1, cfg.epochs));
-        bar.set_message(format!("{:.0} ms/step", r.ms));
-        bar.set_position(r.step as u64);
-    })?;
+    let opts = TrainOptions {
+        checkpoint: args.checkpoint.clone().map(|dir| CheckpointOptions {
+            dir,
+            every: args.checkpoint_every.unwrap_or(DEFAULT_EVERY),
+            force: args.force,
+        }),
+        resume: args.resume,
+        stop_after: args.stop_after,
+    };
+    let mut model = train_private_with(
+        args.model,
+        &train_set,
+        &cfg,
+        protocol,
+        options,
+        &opts,
+        |r| {
+            step_ms.push(r.ms);
+            measured = (r.bytes, r.rounds);
+            bar.set_prefix(format!("{}/{}", r.epoch + 1, cfg.epochs));
+            bar.set_message(format!("{:.0} ms/step", r.ms));
+            bar.set_position(r.step as u64);
+        },
+    )?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let cost = CostReport::of(model.step_graph());
@@ -92,6 +114,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .set("step_rounds", measured.1)
         .set("cost_step_bytes", cost.bytes)
         .set("cost_step_rounds", cost.rounds);
+    if let Some(dir) = &args.checkpoint {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        r.set("checkpoint", dir.display().to_string())
+            .set("resumed_from_step", model.resumed_from())
+            .set("steps_run", step_ms.len());
+    }
     if let Some(out) = out {
         let weights = model.reveal()?;
         weights.save(&out)?;
