@@ -102,3 +102,38 @@ fn train_writes_under_the_current_directory_and_refuses_to_overwrite() {
     );
     assert_untouched(&before);
 }
+
+/// A private training stopped after a checkpoint continues with `--resume`; a new session in
+/// the same directory is refused without `--force`.
+#[test]
+fn private_training_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let private = [
+        "--protocol",
+        "securenn",
+        "--batch",
+        "64",
+        "--test-limit",
+        "20",
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "2",
+    ];
+    let first = train(dir.path(), &[&private[..], &["--stop-after", "2"]].concat());
+    assert!(first.status.success(), "{}", show(&first));
+    assert!(show(&first).contains("\"steps_run\":2"), "{}", show(&first));
+    for server in ["server0", "server1"] {
+        let file = dir.path().join("ckpt").join(server).join("step-2.npz");
+        assert!(file.is_file(), "{} missing", file.display());
+    }
+    let again = train(dir.path(), &private);
+    assert!(!again.status.success());
+    assert!(show(&again).contains("--resume"), "{}", show(&again));
+    let resumed = train(dir.path(), &[&private[..], &["--resume"]].concat());
+    assert!(resumed.status.success(), "{}", show(&resumed));
+    let report = show(&resumed);
+    assert!(report.contains("\"resumed_from_step\":2"), "{report}");
+    assert!(report.contains("\"steps_run\":2"), "{report}");
+    assert!(dir.path().join("ckpt/server1/step-4.npz").is_file());
+}

@@ -63,6 +63,22 @@ impl Session {
         &self.stores
     }
 
+    /// Replaces the store of the party at `index` (a store restored from a checkpoint).
+    pub fn restore(&mut self, index: usize, store: Store) -> Result<()> {
+        let slot = self
+            .stores
+            .get_mut(index)
+            .ok_or_else(|| RuntimeError::Node {
+                node: "session".into(),
+                message: format!(
+                    "no party {index} in a session of {} parties",
+                    self.parties.len()
+                ),
+            })?;
+        *slot = store;
+        Ok(())
+    }
+
     /// Runs `program` with `inputs` (by party, then name; run-time parameters go to the
     /// servers that read them). Every party's store is restored if the run fails.
     pub fn run(&mut self, program: &SessionProgram, inputs: &Inputs) -> Result<InProcessRun> {

@@ -94,6 +94,14 @@ impl Store {
         self.values.keys()
     }
 
+    /// This party's variable shares by variable name (what a training checkpoint saves).
+    pub fn variables(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().filter_map(|(k, v)| match k {
+            StoreKey::Variable(name) => Some((name.as_str(), v)),
+            StoreKey::Value(_) => None,
+        })
+    }
+
     /// Stores `value` under `key` at once (restoring a checkpoint).
     pub fn insert(&mut self, key: StoreKey, value: Value) {
         self.values.insert(key, value);

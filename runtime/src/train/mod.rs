@@ -16,6 +16,12 @@
 //!
 //! The batch order and the learning-rate schedule are the plaintext run's
 //! ([`crate::plain::train::schedule`]), so the two runs see the same batches.
+//!
+//! With [`TrainOptions::checkpoint`] the servers save their shares every K steps
+//! ([`checkpoint`]); with [`TrainOptions::resume`] a session starts from the last checkpoint
+//! instead of `init` and continues with the next step of the same schedule.
+
+pub mod checkpoint;
 
 pub mod quic;
 
@@ -33,6 +39,7 @@ use crate::exec::serving::Inputs;
 use crate::exec::{InProcessRun, Session, SessionProgram};
 use crate::plain::train::{one_hot, schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
+use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
 
 /// The servers, who are given the run-time parameters.
 const SERVERS: [&str; 2] = ["server0", "server1"];
@@ -59,6 +66,8 @@ pub struct PrivateModel {
     step: SessionProgram,
     /// Prediction programs by batch size.
     predict: HashMap<usize, SessionProgram>,
+    /// The steps already done when this session started (restored from a checkpoint).
+    start: usize,
 }
 
 /// The compiled programs of a training session of network `kind` with batches of `batch`.
@@ -114,6 +123,18 @@ pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
     Ok(inputs)
 }
 
+/// How a training session starts, what it saves and where it stops.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Write checkpoints of the servers' shares.
+    pub checkpoint: Option<CheckpointOptions>,
+    /// Start from the last checkpoint that every server has in [`TrainOptions::checkpoint`]'s
+    /// directory instead of initialising the variables.
+    pub resume: bool,
+    /// Stop after this many steps of the schedule (the rest is left to a resumed session).
+    pub stop_after: Option<usize>,
+}
+
 /// Trains network `kind` on `data` under `protocol`; calls `report` after every step.
 pub fn train_private(
     kind: ModelKind,
@@ -121,6 +142,20 @@ pub fn train_private(
     cfg: &TrainConfig,
     protocol: ProtocolKind,
     options: CompileOptions,
+    report: impl FnMut(StepReport),
+) -> Result<PrivateModel> {
+    let opts = TrainOptions::default();
+    train_private_with(kind, data, cfg, protocol, options, &opts, report)
+}
+
+/// [`train_private`] with checkpoints, a resumed start or an early stop (`opts`).
+pub fn train_private_with(
+    kind: ModelKind,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    opts: &TrainOptions,
     mut report: impl FnMut(StepReport),
 ) -> Result<PrivateModel> {
     let steps = schedule(data.len(), cfg);
@@ -145,9 +180,43 @@ pub fn train_private(
         ),
         step: programs.step,
         predict: HashMap::new(),
+        start: 0,
     };
-    model.session.run(&programs.init, &Inputs::new())?;
-    for s in &steps {
+    let checkpoints = opts
+        .checkpoint
+        .as_ref()
+        .map(|c| {
+            let id = ScheduleId::new(data.len(), cfg);
+            Checkpointer::new(&c.dir, c.every, &model.step.graph, id).map(|k| (k, c.force))
+        })
+        .transpose()?;
+    let start = match (&checkpoints, opts.resume) {
+        (Some((k, _)), true) => {
+            let step = k.latest()?;
+            for (index, store) in k.load(step)? {
+                model.session.restore(index, store)?;
+            }
+            step
+        }
+        (None, true) => {
+            return Err(RuntimeError::Node {
+                node: "train".into(),
+                message: "resuming needs the checkpoint directory (--checkpoint DIR)".into(),
+            })
+        }
+        (Some((k, force)), false) => {
+            k.prepare_new(*force)?;
+            model.session.run(&programs.init, &Inputs::new())?;
+            0
+        }
+        (None, false) => {
+            model.session.run(&programs.init, &Inputs::new())?;
+            0
+        }
+    };
+    model.start = start;
+    let end = opts.stop_after.unwrap_or(steps.len()).min(steps.len());
+    for s in steps.iter().take(end).skip(start) {
         let inputs = step_inputs(data, s)?;
         let run = model.session.run(&model.step, &inputs)?;
         report(StepReport {
@@ -158,6 +227,11 @@ pub fn train_private(
             bytes: run.bytes(),
             rounds: run.rounds(),
         });
+        if let Some((k, _)) = &checkpoints {
+            if k.due(s.step + 1) {
+                k.save(s.step + 1, model.session.stores())?;
+            }
+        }
     }
     Ok(model)
 }
@@ -166,6 +240,11 @@ impl PrivateModel {
     /// The compiled training step (for its cost report).
     pub fn step_graph(&self) -> &shareflow_compiler::CompiledGraph {
         &self.step.graph
+    }
+
+    /// The steps restored from a checkpoint when the session started (0 for a new session).
+    pub fn resumed_from(&self) -> usize {
+        self.start
     }
 
     /// The session that holds the model.

@@ -197,9 +197,26 @@ enum Command {
         /// directory).
         #[arg(short, long)]
         out: Option<PathBuf>,
-        /// Overwrite the output file if it exists.
+        /// Overwrite the output file if it exists; with --checkpoint, start a new session in a
+        /// directory that holds checkpoints (deleting them).
         #[arg(long)]
         force: bool,
+        /// Under a protocol: every --checkpoint-every steps each server writes its own shares
+        /// of the variables (uniformly random: one server's files alone reveal nothing), the
+        /// step and the step program's digest to DIR/<server>/step-<n>.npz, atomically.
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// Steps between two checkpoints (default 50 with --checkpoint).
+        #[arg(long, value_name = "K", requires = "checkpoint")]
+        checkpoint_every: Option<usize>,
+        /// Continue from the last checkpoint in --checkpoint DIR that every server has (same
+        /// network, protocol, data and hyper-parameters; another step program is refused).
+        #[arg(long, requires = "checkpoint")]
+        resume: bool,
+        /// Stop after N steps of the schedule (a later --resume continues from the last
+        /// checkpoint).
+        #[arg(long, value_name = "N")]
+        stop_after: Option<usize>,
         /// Train on the first N training images only.
         #[arg(long)]
         limit: Option<usize>,
@@ -403,6 +420,10 @@ fn run(command: Command) -> Result<(), ToolError> {
             data,
             out,
             force,
+            checkpoint,
+            checkpoint_every,
+            resume,
+            stop_after,
             limit,
             epochs,
             batch,
@@ -420,6 +441,10 @@ fn run(command: Command) -> Result<(), ToolError> {
             data,
             out,
             force,
+            checkpoint,
+            checkpoint_every,
+            resume,
+            stop_after,
             limit,
             config: TrainConfig {
                 epochs,

@@ -36,8 +36,18 @@ pub struct TrainArgs {
     pub transport: String,
     pub data: Option<PathBuf>,
     pub out: Option<PathBuf>,
-    /// Overwrite an existing file at the output path.
+    /// Overwrite an existing file at the output path; start a new session in a checkpoint
+    /// directory that holds checkpoints.
     pub force: bool,
+    /// Private training: the checkpoint directory.
+    pub checkpoint: Option<PathBuf>,
+    /// Steps between two checkpoints (default
+    /// [`shareflow_runtime::train::checkpoint::DEFAULT_EVERY`]).
+    pub checkpoint_every: Option<usize>,
+    /// Private training: continue from the last checkpoint.
+    pub resume: bool,
+    /// Private training: stop after this many steps.
+    pub stop_after: Option<usize>,
     /// Train on the first N training images only.
     pub limit: Option<usize>,
     pub config: TrainConfig,
@@ -47,6 +57,13 @@ pub struct TrainArgs {
 pub fn run(args: TrainArgs) -> Result<()> {
     if args.protocol != "plaintext" {
         return super::train_private::run(args);
+    }
+    if args.checkpoint.is_some() || args.stop_after.is_some() {
+        return Err(ToolError::Usage(
+            "--checkpoint, --resume and --stop-after are for private training (--protocol \
+             securenn or pond)"
+                .into(),
+        ));
     }
     let out = trained_weights_path(args.model, args.out);
     if out.exists() && !args.force {

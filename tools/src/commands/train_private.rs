@@ -2,6 +2,10 @@
 //! process (`--transport inproc`) or its own `run-graph` process over QUIC (`--transport
 //! quic`, see [`super::train_quic`]), then private predictions of the test set from the
 //! still-shared model.
+//!
+//! With `--checkpoint DIR` (in process) the servers save their shares every
+//! `--checkpoint-every` steps ([`shareflow_runtime::train::checkpoint`]); `--resume` continues
+//! from the last checkpoint that every server has.
 
 use std::time::Instant;
 
@@ -11,7 +15,8 @@ use shareflow_compiler::cost::CostReport;
 use shareflow_compiler::ProtocolKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow_runtime::plain::train::{accuracy, argmax, predict, train};
-use shareflow_runtime::train::train_private;
+use shareflow_runtime::train::checkpoint::{CheckpointOptions, DEFAULT_EVERY};
+use shareflow_runtime::train::{train_private_with, TrainOptions};
 
 use super::train::TrainArgs;
 use super::trained_weights_path;
@@ -33,6 +38,8 @@ pub struct Trained {
     pub step_rounds: u32,
     /// The static cost of one step.
     pub cost: CostReport,
+    /// The step a resumed session started from (0 for a new one).
+    pub resumed_from: usize,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -63,6 +70,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let start = Instant::now();
     let trained = match args.transport.as_str() {
         "inproc" => in_process(&args, protocol, options, &train_set, &test_set)?,
+        "quic" if args.checkpoint.is_some() => {
+            return Err(ToolError::Usage(
+                "--checkpoint: checkpoints are written by in-process sessions only for now \
+                 (--transport inproc)"
+                    .into(),
+            ))
+        }
         "quic" => super::train_quic::over_quic(&args, protocol, options, &train_set, &test_set)?,
         other => {
             return Err(ToolError::Usage(format!(
@@ -93,6 +107,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .set("step_rounds", trained.step_rounds)
         .set("cost_step_bytes", trained.cost.bytes)
         .set("cost_step_rounds", trained.cost.rounds);
+    if let Some(dir) = &args.checkpoint {
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
+        r.set("checkpoint", dir.display().to_string())
+            .set("resumed_from_step", trained.resumed_from)
+            .set("steps_run", trained.step_ms.len());
+    }
     let images = test_set.images.clone().into_dyn();
     let reference = if args.reference {
         let weights = train(args.model, &train_set, &cfg, |_| {})?;
@@ -162,13 +182,23 @@ fn in_process(
     let bar = progress_bar(steps, args.json);
     let mut step_ms = Vec::with_capacity(steps);
     let mut measured = (0u64, 0u32);
-    let mut model = train_private(args.model, train_set, &cfg, protocol, options, |r| {
-        step_ms.push(r.ms);
-        measured = (r.bytes, r.rounds);
-        bar.set_prefix(format!("{}/{}", r.epoch + 1, cfg.epochs));
-        bar.set_message(format!("{:.0} ms/step", r.ms));
-        bar.set_position(r.step as u64);
-    })?;
+    let opts = TrainOptions {
+        checkpoint: args.checkpoint.clone().map(|dir| CheckpointOptions {
+            dir,
+            every: args.checkpoint_every.unwrap_or(DEFAULT_EVERY),
+            force: args.force,
+        }),
+        resume: args.resume,
+        stop_after: args.stop_after,
+    };
+    let mut model =
+        train_private_with(args.model, train_set, &cfg, protocol, options, &opts, |r| {
+            step_ms.push(r.ms);
+            measured = (r.bytes, r.rounds);
+            bar.set_prefix(format!("{}/{}", r.epoch + 1, cfg.epochs));
+            bar.set_message(format!("{:.0} ms/step", r.ms));
+            bar.set_position(r.step as u64);
+        })?;
     bar.finish_and_clear();
     let logits = model.predict(&test_set.images.clone().into_dyn(), EVAL_BATCH)?;
     let weights = if args.reveal {
@@ -183,5 +213,6 @@ fn in_process(
         step_bytes: measured.0,
         step_rounds: measured.1,
         cost: CostReport::of(model.step_graph()),
+        resumed_from: model.resumed_from(),
     })
 }

@@ -124,5 +124,6 @@ fn run_parties(
         step_bytes,
         step_rounds,
         cost: CostReport::of(&plan.step),
+        resumed_from: 0,
     })
 }
