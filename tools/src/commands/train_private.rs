@@ -15,7 +15,9 @@ use super::trained_weights_path;
 use crate::report::Report;
 use crate::{Result, ToolError};
 
-/// Images per private prediction of the test set.
+/// Images per private prediction of the test set, at most: never more than the training
+/// batch, so that a prediction (a part of a training step) fits the wire's message limit
+/// whenever the step does (P's predictions of 128 images need a 1.3 GB message).
 const EVAL_BATCH: usize = 128;
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -70,7 +72,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let seconds = start.elapsed().as_secs_f64();
     let cost = CostReport::of(model.step_graph());
     let images = test_set.images.clone().into_dyn();
-    let logits = model.predict(&images, EVAL_BATCH)?;
+    let logits = model.predict(&images, EVAL_BATCH.min(cfg.batch.max(1)))?;
     let acc = accuracy(&logits, &test_set.labels);
     step_ms.sort_by(f64::total_cmp);
     let median = step_ms.get(step_ms.len() / 2).copied().unwrap_or(0.0);
