@@ -83,6 +83,13 @@ pub(crate) fn eval_grad(
             )?;
             scalar(shape, loss, "softmax_cross_entropy")?
         }
+        Op::SigmoidCrossEntropy => {
+            let loss = k::sigmoid_cross_entropy(
+                to_rank::<_, Ix2>(arg(0), "sigmoid_cross_entropy")?,
+                to_rank::<_, Ix2>(arg(1), "sigmoid_cross_entropy")?,
+            )?;
+            scalar(shape, loss, "sigmoid_cross_entropy")?
+        }
         Op::MeanSquaredError => {
             let loss = k::mean_squared_error(arg(0), arg(1))?;
             scalar(shape, loss, "mean_squared_error")?

@@ -182,3 +182,31 @@ fn a_revealed_cross_entropy_loss_is_refused_with_a_reason() {
         assert!(err.to_string().contains(reason), "{err}");
     }
 }
+
+#[test]
+fn a_revealed_sigmoid_cross_entropy_loss_is_refused_with_a_reason() {
+    let spec = shareflow_graphs::zoo_train::TrainSpec {
+        seed: 1,
+        momentum: 0.9,
+        reveal_loss: true,
+    };
+    let model = ZooModel::build_training(ModelKind::P, 2, &spec).unwrap();
+    // Pond computes the gradient's sigmoid on shares, not the loss's logarithm.
+    let err =
+        shareflow_compiler::compile(&model.graph, ProtocolKind::Pond, CompileOptions::default())
+            .err()
+            .unwrap();
+    assert!(
+        err.to_string()
+            .contains("sigmoid cross-entropy loss needs a logarithm"),
+        "{err}"
+    );
+    // Without the revealed loss the same step compiles.
+    let spec = shareflow_graphs::zoo_train::TrainSpec {
+        reveal_loss: false,
+        ..spec
+    };
+    let model = ZooModel::build_training(ModelKind::P, 2, &spec).unwrap();
+    shareflow_compiler::compile(&model.graph, ProtocolKind::Pond, CompileOptions::default())
+        .unwrap();
+}

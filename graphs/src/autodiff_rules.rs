@@ -147,6 +147,15 @@ pub(crate) fn backprop(
             let scale = dy.mul(&g.constant(Shape::default(), vec![1.0 / n as f32]));
             out.push((0, x(0).softmax().sub(&x(1)).mul(&scale)));
         }
+        Op::SigmoidCrossEntropy => {
+            if wanted(1) {
+                return Err(no_gradient());
+            }
+            // (sigmoid(z) - y) / N, times the incoming scalar.
+            let n = shape(0)?.dims().first().copied().unwrap_or(1).max(1);
+            let scale = dy.mul(&g.constant(Shape::default(), vec![1.0 / n as f32]));
+            out.push((0, x(0).sigmoid().sub(&x(1)).mul(&scale)));
+        }
         Op::MeanSquaredError => {
             // 2 (p - t) / numel, and its negative for the target.
             let n = shape(0)?.numel().max(1);

@@ -395,6 +395,11 @@ impl Tensor {
     pub fn softmax_cross_entropy(&self, labels: &Tensor) -> Tensor {
         self.binary(Op::SoftmaxCrossEntropy, labels)
     }
+    /// The mean over rows of the summed binary cross-entropies of `sigmoid(self)` (logits
+    /// `[N, K]`) against `labels` `[N, K]`, a scalar (see [`Op::SigmoidCrossEntropy`]).
+    pub fn sigmoid_cross_entropy(&self, labels: &Tensor) -> Tensor {
+        self.binary(Op::SigmoidCrossEntropy, labels)
+    }
     /// The mean of `(self - target)^2` over every element, a scalar.
     pub fn mean_squared_error(&self, target: &Tensor) -> Tensor {
         self.binary(Op::MeanSquaredError, target)

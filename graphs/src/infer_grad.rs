@@ -70,7 +70,7 @@ pub(crate) fn infer_grad(
             }
             Ok(Shape::new(target.clone()))
         }
-        Op::SoftmaxCrossEntropy => {
+        Op::SoftmaxCrossEntropy | Op::SigmoidCrossEntropy => {
             same(shape(0), shape(1), err)?;
             if shape(0).rank() != 2 || shape(0).numel() == 0 {
                 return Err(err(format!(

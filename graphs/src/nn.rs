@@ -257,6 +257,19 @@ impl Layer for ReLU {
     }
 }
 
+/// The logistic sigmoid (a polynomial on shares under both protocols: no comparison).
+#[derive(Debug, Clone, Copy)]
+pub struct Sigmoid;
+
+impl Layer for Sigmoid {
+    fn apply(&self, _g: &GraphBuilder, _params: &Params, x: &Tensor) -> Tensor {
+        x.sigmoid()
+    }
+    fn describe(&self) -> String {
+        "sigmoid".into()
+    }
+}
+
 /// Flattens all axes but the first (NHWC row-major order, as TensorFlow).
 #[derive(Debug, Clone, Copy)]
 pub struct Flatten;

@@ -151,6 +151,12 @@ pub enum Op {
     /// Inputs `logits [N, K]`, one-hot `labels [N, K]`: the mean over the rows of
     /// `-sum(labels * log_softmax(logits))`, a scalar.
     SoftmaxCrossEntropy,
+    /// Inputs `logits [N, K]`, `labels [N, K]` (each in `[0, 1]`): every class an independent
+    /// binary decision, the mean over the rows of
+    /// `-sum(labels * log(sigmoid(logits)) + (1 - labels) * log(1 - sigmoid(logits)))`, a
+    /// scalar. Its gradient needs only a sigmoid, which both protocols compute on shares
+    /// (the loss of networks trained without comparisons, under Pond).
+    SigmoidCrossEntropy,
     /// Inputs `prediction, target` of one shape: the mean of `(prediction - target)^2` over
     /// every element, a scalar.
     MeanSquaredError,
@@ -189,6 +195,7 @@ impl Op {
             Op::AvgPoolGrad { .. } => "avgpool_grad",
             Op::BroadcastTo { .. } => "broadcast_to",
             Op::SoftmaxCrossEntropy => "softmax_cross_entropy",
+            Op::SigmoidCrossEntropy => "sigmoid_cross_entropy",
             Op::MeanSquaredError => "mean_squared_error",
         }
     }
@@ -223,6 +230,7 @@ impl Op {
             | Op::ReluGrad
             | Op::MaxPoolGrad { .. }
             | Op::SoftmaxCrossEntropy
+            | Op::SigmoidCrossEntropy
             | Op::MeanSquaredError => 2,
             Op::BatchNorm { .. } => 5,
         }

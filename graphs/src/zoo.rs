@@ -7,6 +7,17 @@
 //! | C | LeNet | Conv 5x5 1->20 valid, MaxPool 2x2, ReLU, Conv 5x5 20->50 valid, MaxPool 2x2, ReLU, FC 800->500, ReLU, FC 500->10 |
 //! | D | Chameleon | Conv 5x5 1->5 stride 2 same, ReLU, FC 980->100, ReLU, FC 100->10 |
 //!
+//! and a fifth network without comparisons, trainable under Pond:
+//!
+//! | | network | layers |
+//! |---|---|---|
+//! | P | Pond proof of concept | Conv 3x3 1->32 same, Sigmoid, Conv 3x3 32->32 same, Sigmoid, AvgPool 2x2, FC 6272->128, Sigmoid, FC 128->10 |
+//!
+//! P is the Keras network of Morten Dahl's "Private image analysis with MPC" (2017) without
+//! its dropout: sigmoids instead of ReLUs and average instead of max pooling, so that every
+//! layer, forward and backward, is arithmetic on shares. Its training loss is the sigmoid
+//! cross-entropy ([`ModelKind::loss`]), whose gradient needs no softmax either.
+//!
 //! Every network takes `image` [batch, 28, 28, 1] (pixels / 255) from party `client`, has its
 //! parameters as inputs of party `model-owner`, and reveals `logits` [batch, 10] to `client`.
 
@@ -15,7 +26,9 @@ use std::str::FromStr;
 
 use crate::builder::GraphBuilder;
 use crate::error::GraphError;
-use crate::nn::{Conv2D, Dense, Flatten, MaxPool2D, ParamSpec, Params, ReLU, Sequential};
+use crate::nn::{
+    AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ParamSpec, Params, ReLU, Sequential, Sigmoid,
+};
 use crate::types::Padding;
 use crate::{Graph, NodeId, PartyId};
 
@@ -28,16 +41,30 @@ pub const IMAGE: &str = "image";
 /// The name of the output.
 pub const LOGITS: &str = "logits";
 
-/// One of networks A-D.
+/// One of networks A-D of the SecureNN paper, or P.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelKind {
     A,
     B,
     C,
     D,
+    /// The Pond proof-of-concept network: no comparison in any layer.
+    P,
+}
+
+/// The loss a network is trained with (against one-hot labels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    /// Softmax cross-entropy: its gradient needs a softmax (comparisons and an exponential on
+    /// shares: SecureNN only).
+    SoftmaxCrossEntropy,
+    /// Sigmoid cross-entropy: its gradient needs a sigmoid only (Pond and SecureNN).
+    SigmoidCrossEntropy,
 }
 
 impl ModelKind {
+    /// The four networks of the SecureNN paper, those of the benchmark table and of the
+    /// committed weights; [`ModelKind::P`] is apart.
     pub const ALL: [ModelKind; 4] = [ModelKind::A, ModelKind::B, ModelKind::C, ModelKind::D];
 
     /// The paper's name of the network.
@@ -47,6 +74,16 @@ impl ModelKind {
             ModelKind::B => "MiniONN",
             ModelKind::C => "LeNet",
             ModelKind::D => "Chameleon",
+            ModelKind::P => "Pond proof of concept",
+        }
+    }
+
+    /// The training loss: the sigmoid cross-entropy for P (trainable without comparisons),
+    /// the softmax cross-entropy for the others.
+    pub fn loss(self) -> Loss {
+        match self {
+            ModelKind::P => Loss::SigmoidCrossEntropy,
+            ModelKind::A | ModelKind::B | ModelKind::C | ModelKind::D => Loss::SoftmaxCrossEntropy,
         }
     }
 
@@ -95,6 +132,20 @@ impl ModelKind {
                 .push(Dense::new("dense1", 980, 100))
                 .push(ReLU)
                 .push(Dense::new("dense2", 100, 10)),
+            ModelKind::P => Sequential::new()
+                .push(Conv2D::new("conv1", [3, 3], 1, 32, [1, 1], Padding::Same))
+                .push(Sigmoid)
+                .push(Conv2D::new("conv2", [3, 3], 32, 32, [1, 1], Padding::Same))
+                .push(Sigmoid)
+                .push(AvgPool2D {
+                    size: [2, 2],
+                    stride: [2, 2],
+                    padding: valid,
+                })
+                .push(Flatten)
+                .push(Dense::new("dense1", 14 * 14 * 32, 128))
+                .push(Sigmoid)
+                .push(Dense::new("dense2", 128, 10)),
         }
     }
 }
@@ -106,6 +157,7 @@ impl fmt::Display for ModelKind {
             ModelKind::B => "B",
             ModelKind::C => "C",
             ModelKind::D => "D",
+            ModelKind::P => "P",
         };
         f.write_str(s)
     }
@@ -119,8 +171,9 @@ impl FromStr for ModelKind {
             "B" => Ok(ModelKind::B),
             "C" => Ok(ModelKind::C),
             "D" => Ok(ModelKind::D),
+            "P" => Ok(ModelKind::P),
             _ => Err(GraphError::NoSuchName {
-                name: format!("model {s:?} (networks are A, B, C, D)"),
+                name: format!("model {s:?} (networks are A, B, C, D, P)"),
             }),
         }
     }
@@ -179,6 +232,7 @@ mod tests {
             (ModelKind::B, 33_542),
             (ModelKind::C, 431_080),
             (ModelKind::D, 99_240),
+            (ModelKind::P, 813_802),
         ];
         for (kind, count) in expect {
             let m = ZooModel::build(kind, 3).unwrap();

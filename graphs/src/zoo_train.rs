@@ -1,6 +1,7 @@
 //! The training graph of a zoo network: the same layers as [`ZooModel::build`], with the
-//! parameters as variables, softmax cross-entropy against one-hot labels, the symbolic
-//! gradients and SGD with momentum, all in one graph (one training step per run).
+//! parameters as variables, the network's loss against one-hot labels ([`ModelKind::loss`]:
+//! softmax cross-entropy, or sigmoid cross-entropy for P), the symbolic gradients and SGD
+//! with momentum, all in one graph (one training step per run).
 //!
 //! Inputs per step: `image` `[batch, 28, 28, 1]` and one-hot `labels` `[batch, 10]` of party
 //! `client` (the data owner), the public parameter `learning_rate` `[]`. With
@@ -12,7 +13,7 @@ use crate::error::GraphError;
 use crate::nn::{ParamSpec, Params};
 use crate::op::Init;
 use crate::optim::momentum;
-use crate::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use crate::zoo::{Loss, ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use crate::{Graph, NodeId, PartyId};
 
 /// The name of the one-hot labels input.
@@ -93,7 +94,10 @@ impl ZooModel {
         let lr = g.parameter(LEARNING_RATE, []);
         let params = params(client);
         let logits = layers.apply(&g, &params, &image);
-        let loss = logits.softmax_cross_entropy(&labels);
+        let loss = match kind.loss() {
+            Loss::SoftmaxCrossEntropy => logits.softmax_cross_entropy(&labels),
+            Loss::SigmoidCrossEntropy => logits.sigmoid_cross_entropy(&labels),
+        };
         let specs = layers.params();
         let mut vars = Vec::with_capacity(specs.len());
         for p in &specs {
@@ -190,6 +194,43 @@ mod tests {
         assert_eq!(assigns, 2 * m.params.len());
         let dot = back.to_dot();
         assert!(dot.contains("variable") && dot.contains("conv2d_backprop_input"));
+    }
+
+    #[test]
+    fn p_trains_with_the_sigmoid_cross_entropy_and_no_comparison() {
+        let count = |m: &TrainingModel, name: &str| {
+            m.graph.nodes().filter(|(_, n)| n.op.name() == name).count()
+        };
+        let p = ZooModel::build_training(ModelKind::P, 2, &spec()).unwrap();
+        assert_eq!(count(&p, "sigmoid_cross_entropy"), 1);
+        for op in [
+            "softmax_cross_entropy",
+            "softmax",
+            "relu",
+            "relu_grad",
+            "maxpool2d",
+            "maxpool_grad",
+        ] {
+            assert_eq!(count(&p, op), 0, "{op} in P's training graph");
+        }
+        assert!(matches!(
+            p.graph.node(p.loss).unwrap().op,
+            Op::SigmoidCrossEntropy
+        ));
+        let json = p.graph.to_json().unwrap();
+        assert_eq!(
+            crate::Graph::from_json(&json).unwrap().to_json().unwrap(),
+            json
+        );
+        for kind in ModelKind::ALL {
+            let m = ZooModel::build_training(kind, 2, &spec()).unwrap();
+            assert_eq!(count(&m, "softmax_cross_entropy"), 1, "network {kind}");
+            assert_eq!(count(&m, "sigmoid_cross_entropy"), 0, "network {kind}");
+        }
+        // The prediction graph still ends in the logits.
+        let m = ZooModel::build_from_variables(ModelKind::P, 3).unwrap();
+        assert_eq!(m.graph.node(m.logits).unwrap().op, Op::Add);
+        assert_eq!(m.graph.node(m.logits).unwrap().shape.dims(), &[3, 10]);
     }
 
     #[test]

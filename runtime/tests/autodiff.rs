@@ -167,6 +167,12 @@ fn losses() {
         let y = g.constant([4, 5], labels.iter().copied().collect());
         v[0].softmax_cross_entropy(&y)
     });
+    let logits = random(&[4, 5], 22).mapv(|v| 3.0 * v);
+    let labels = random(&[4, 5], 23).mapv(|v| (v > 0.0) as u8 as f32);
+    check("sigmoid cross-entropy", &[logits], |g, v| {
+        let y = g.constant([4, 5], labels.iter().copied().collect());
+        v[0].sigmoid_cross_entropy(&y)
+    });
     let values = [random(&[3, 4], 20), random(&[3, 4], 21)];
     check("mean squared error", &values, |_, v| {
         v[0].mean_squared_error(&v[1])

@@ -112,6 +112,11 @@ pub fn lower_common(
              lowered (its gradient is, and training does not need the value); reveal the logits \
              or train without revealing the loss",
         )),
+        Op::SigmoidCrossEntropy => Err(cx.error(
+            "the value of a sigmoid cross-entropy loss needs a logarithm on shares, which is not \
+             lowered (its gradient is, and training does not need the value); reveal the logits \
+             or train without revealing the loss",
+        )),
         Op::Transpose { perm } => to_shared(cx, &inputs[0])
             .map(|x| cx.local(Kernel::Transpose { perm: perm.clone() }, &x, dims)),
         Op::ReduceSum { axis } => {

@@ -1,5 +1,5 @@
 //! Losses: softmax cross-entropy (with integer labels fused with its gradient, or with
-//! one-hot labels) and the mean squared error.
+//! one-hot labels), sigmoid cross-entropy and the mean squared error.
 
 use ndarray::{Array2, ArrayView2, ArrayViewD, Axis, Zip};
 
@@ -74,6 +74,25 @@ pub fn softmax_cross_entropy_onehot(
     Ok((total / logits.nrows() as f64) as f32)
 }
 
+/// Sigmoid cross-entropy of `logits` `[N, K]` against `labels` `[N, K]` (each in `[0, 1]`):
+/// the mean over rows of the sum over classes of
+/// `-(y log(sigmoid(z)) + (1 - y) log(1 - sigmoid(z)))`, computed as
+/// `max(z, 0) - z y + log(1 + exp(-|z|))`, stable for large logits.
+pub fn sigmoid_cross_entropy(logits: ArrayView2<f32>, labels: ArrayView2<f32>) -> Result<f32> {
+    if logits.shape() != labels.shape() || logits.is_empty() {
+        return Err(OpsError::ShapeMismatch {
+            op: "sigmoid_cross_entropy",
+            left: logits.shape().to_vec(),
+            right: labels.shape().to_vec(),
+        });
+    }
+    let total = Zip::from(&logits).and(&labels).fold(0.0f64, |acc, &z, &y| {
+        let (z, y) = (f64::from(z), f64::from(y));
+        acc + z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
+    });
+    Ok((total / logits.nrows() as f64) as f32)
+}
+
 /// Mean of `(prediction - target)^2` over every element.
 pub fn mean_squared_error(prediction: ArrayViewD<f32>, target: ArrayViewD<f32>) -> Result<f32> {
     if prediction.shape() != target.shape() || prediction.is_empty() {
@@ -121,6 +140,35 @@ mod tests {
         assert!(softmax_cross_entropy(z.view(), &[0, 1]).is_err());
         let empty = Array2::<f32>::zeros((0, 2));
         assert!(softmax_cross_entropy(empty.view(), &[]).is_err());
+    }
+
+    #[test]
+    fn sigmoid_cross_entropy_values_and_gradient() {
+        // z = 0: ln 2 per class whatever the label; two classes per row.
+        let z = array![[0.0f32, 0.0], [0.0, 0.0]];
+        let y = array![[1.0f32, 0.0], [0.0, 1.0]];
+        let loss = sigmoid_cross_entropy(z.view(), y.view()).unwrap();
+        assert!((loss - 2.0 * 2.0f32.ln()).abs() < 1e-6, "{loss}");
+        // Huge logits stay finite: right with certainty costs 0, wrong costs |z|.
+        let z = array![[1000.0f32, -1000.0]];
+        let right = sigmoid_cross_entropy(z.view(), array![[1.0f32, 0.0]].view()).unwrap();
+        let wrong = sigmoid_cross_entropy(z.view(), array![[0.0f32, 1.0]].view()).unwrap();
+        assert!(
+            right.abs() < 1e-6 && (wrong - 2000.0).abs() < 1e-2,
+            "{right} {wrong}"
+        );
+        assert!(sigmoid_cross_entropy(z.view(), array![[1.0f32]].view()).is_err());
+        // The gradient (sigmoid(z) - y) / N of the graph's backward rule.
+        let z = random(&[4, 5], 62).mapv(|v| 3.0 * v);
+        let y = random(&[4, 5], 63).mapv(|v| (v > 0.0) as u8 as f32);
+        let y2 = y.view().into_dimensionality::<Ix2>().unwrap();
+        let analytic = ndarray::Zip::from(&z)
+            .and(&y)
+            .map_collect(|&z, &y| (1.0 / (1.0 + (-z).exp()) - y) / 4.0);
+        let numeric = numeric_grad(&z, |z: &ArrayD<f32>| {
+            sigmoid_cross_entropy(z.view().into_dimensionality().unwrap(), y2).unwrap() as f64
+        });
+        assert_close("sigmoid cross-entropy", &analytic, &numeric);
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub use linalg::{
     add, argmax_last, broadcast_shape, matmul, matmul_backward, mul, reduce_sum, reduce_to_shape,
     sub,
 };
-pub use loss::{mean_squared_error, softmax_cross_entropy, softmax_cross_entropy_onehot};
+pub use loss::{
+    mean_squared_error, sigmoid_cross_entropy, softmax_cross_entropy, softmax_cross_entropy_onehot,
+};
 pub use maxpool::{maxpool2d, maxpool2d_backward, MaxPoolOutput, NO_ARGMAX};
 pub use norm::batchnorm_inference;
 pub use optim::Sgd;

@@ -1,8 +1,8 @@
 //! Plaintext training and prediction of the zoo networks.
 //!
 //! Training runs the network's training graph ([`ZooModel::build_training`]: forward pass,
-//! softmax cross-entropy, symbolic gradients and SGD with momentum as one graph) in a plaintext
-//! [`Session`], one run per step: He-normal initial kernels and zero biases from the seed, a
+//! the network's loss (softmax cross-entropy; sigmoid cross-entropy for P), symbolic gradients
+//! and SGD with momentum as one graph) in a plaintext [`Session`], one run per step: He-normal initial kernels and zero biases from the seed, a
 //! cosine learning-rate decay over all steps given as the graph's public `learning_rate`
 //! parameter, mini-batches drawn from a shuffled order every epoch (a final partial batch is
 //! dropped).

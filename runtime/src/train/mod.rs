@@ -1,5 +1,5 @@
 //! Private training of the zoo networks: the training graph of
-//! [`ZooModel::build_training`] (forward pass, softmax cross-entropy, symbolic gradients and
+//! [`ZooModel::build_training`] (forward pass, the network's loss, symbolic gradients and
 //! SGD with momentum, one graph per step) compiled for a secure protocol and run in a
 //! [`Session`] whose servers keep the weights and velocities as shares.
 //!

@@ -162,9 +162,10 @@ enum Command {
     /// Runs one party of a compiled graph over QUIC (the same as the `run-graph` binary).
     #[command(name = "run-graph")]
     RunGraph(run_graph::Args),
-    /// Trains a network of the zoo (A, B, C, D): one run of the network's training graph
-    /// (forward, backward and update) per step, in plaintext (weights saved as .npz) or on
-    /// shares under SecureNN or Pond (every party a thread of this process).
+    /// Trains a network of the zoo (A, B, C, D, or P: sigmoids, average pooling and sigmoid
+    /// cross-entropy, the network trainable under Pond): one run of the network's training
+    /// graph (forward, backward and update) per step, in plaintext (weights saved as .npz) or
+    /// on shares under SecureNN or Pond (every party a thread of this process).
     Train {
         #[arg(long)]
         model: ModelKind,

@@ -89,13 +89,13 @@ impl From<CompileOptions> for Options {
 /// Pond's ReLU polynomial for each network, chosen by agreement with plaintext on the test
 /// set: the pre-activations of A, B and C stay within [-8, 8] (degree 10: 99.2% agreement
 /// on A, KL 0.006), while D's strided first layer goes beyond it and needs [-16, 16] (degree
-/// 14: 98.4% agreement on 500 images; with [-8, 8] only 67%).
+/// 14: 98.4% agreement on 500 images; with [-8, 8] only 67%). P has no ReLU.
 pub fn pond_relu(kind: ModelKind) -> PolyApprox {
     match kind {
         ModelKind::D => PolyApprox {
             interval: 16.0,
             degree: 14,
         },
-        ModelKind::A | ModelKind::B | ModelKind::C => CompileOptions::default().relu,
+        ModelKind::A | ModelKind::B | ModelKind::C | ModelKind::P => CompileOptions::default().relu,
     }
 }

@@ -23,8 +23,15 @@ use super::trained_weights_path;
 use crate::report::Report;
 use crate::{Result, ToolError};
 
-/// Images per private prediction of the test set.
+/// Images per private prediction of the test set, at most: never more than the training
+/// batch, so that a prediction (a part of a training step) fits the wire's message limit
+/// whenever the step does (P's predictions of 128 images need a 1.3 GB message).
 pub const EVAL_BATCH: usize = 128;
+
+/// The images per private prediction for training batches of `batch`.
+pub fn eval_batch(batch: usize) -> usize {
+    EVAL_BATCH.min(batch.max(1))
+}
 
 /// What a private training run gives, whatever the transport.
 pub struct Trained {
@@ -200,7 +207,7 @@ fn in_process(
             bar.set_position(r.step as u64);
         })?;
     bar.finish_and_clear();
-    let logits = model.predict(&test_set.images.clone().into_dyn(), EVAL_BATCH)?;
+    let logits = model.predict(&test_set.images.clone().into_dyn(), eval_batch(cfg.batch))?;
     let weights = if args.reveal {
         Some(model.reveal()?)
     } else {

@@ -17,7 +17,7 @@ use shareflow_runtime::train::quic::TrainingPlan;
 use super::interrupt;
 use super::parties::{run_local_parties, PartyInputs};
 use super::train::TrainArgs;
-use super::train_private::{Trained, EVAL_BATCH};
+use super::train_private::{eval_batch, Trained};
 use crate::{Result, ToolError};
 
 /// Seconds a party waits for a peer in any round (a step of network C takes seconds).
@@ -37,7 +37,7 @@ pub fn over_quic(
         options,
         train_set.len(),
         test_set.len(),
-        EVAL_BATCH,
+        eval_batch(args.config.batch),
         args.reveal,
     )?;
     let cost = CostReport::of(&plan.step);
