@@ -199,12 +199,21 @@ pub struct ZooModel {
 impl ZooModel {
     /// Builds network `kind` for images in batches of `batch`.
     pub fn build(kind: ModelKind, batch: usize) -> Result<ZooModel, GraphError> {
+        Self::prediction_graph(kind, batch, Params::Inputs)
+    }
+
+    /// The prediction graph of network `kind` with the parameters `params(model_owner)`.
+    pub(crate) fn prediction_graph(
+        kind: ModelKind,
+        batch: usize,
+        params: impl FnOnce(PartyId) -> Params,
+    ) -> Result<ZooModel, GraphError> {
         let layers = kind.layers();
         let g = GraphBuilder::new();
         let model_owner = g.party(MODEL_OWNER);
         let client = g.party(CLIENT);
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let logits = layers.apply(&g, &Params::Inputs(model_owner), &image);
+        let logits = layers.apply(&g, &params(model_owner), &image);
         let output = logits.output_to(client, LOGITS);
         let graph = g.build()?;
         Ok(ZooModel {

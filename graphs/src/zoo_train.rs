@@ -13,7 +13,7 @@ use crate::error::GraphError;
 use crate::nn::{ParamSpec, Params};
 use crate::op::Init;
 use crate::optim::momentum;
-use crate::zoo::{Loss, ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use crate::zoo::{Loss, ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
 use crate::{Graph, NodeId, PartyId};
 
 /// The name of the one-hot labels input.
@@ -129,25 +129,7 @@ impl ZooModel {
     /// the session's variables (named as in [`ZooModel::build_training`]), never revealed; the
     /// client gives the image and receives the logits.
     pub fn build_from_variables(kind: ModelKind, batch: usize) -> Result<ZooModel, GraphError> {
-        let layers = kind.layers();
-        let g = GraphBuilder::new();
-        let model_owner = g.party(MODEL_OWNER);
-        let client = g.party(CLIENT);
-        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let logits = layers.apply(&g, &Params::variables(0), &image);
-        let output = logits.output_to(client, LOGITS);
-        let graph = g.build()?;
-        Ok(ZooModel {
-            kind,
-            batch,
-            graph,
-            model_owner,
-            client,
-            image: image.id(),
-            logits: logits.id(),
-            output: output.id(),
-            params: layers.params(),
-        })
+        Self::prediction_graph(kind, batch, |_| Params::variables(0))
     }
 }
 

@@ -12,7 +12,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::plain::train::{accuracy, predict, train, TrainConfig};
@@ -77,18 +76,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let test_set = Mnist::load(&dir, Split::Test, args.test_limit)?;
     let cfg = args.config;
     let steps = (train_set.len() / cfg.batch) * cfg.epochs;
-    let bar = if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(steps as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} epoch {prefix} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    let bar = super::train_private::progress_bar(steps, args.json);
     let start = Instant::now();
     let mut smoothed = None::<f32>;
     let weights = train(args.model, &train_set, &cfg, |p| {
