@@ -44,40 +44,8 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
     let ring_at = |i: usize| arg(i)?.as_ring(instr.kernel.name()).map_err(at);
     let field = |p: u8| PrimeField::new(p).map_err(at);
     let value = match &instr.kernel {
-        Kernel::Input { name } => {
-            let v = cx.inputs.get(name).ok_or_else(|| RuntimeError::Node {
-                node: label(instr),
-                message: format!("no value given for input {name:?}"),
-            })?;
-            if v.shape() != instr.shape.as_slice() {
-                return Err(RuntimeError::Node {
-                    node: label(instr),
-                    message: format!(
-                        "input {name:?} has shape {:?}, the graph expects {:?}",
-                        v.shape(),
-                        instr.shape
-                    ),
-                });
-            }
-            Value::Float(v.clone())
-        }
-        Kernel::Parameter { name } => {
-            let v = cx.inputs.get(name).ok_or_else(|| RuntimeError::Node {
-                node: label(instr),
-                message: format!("no value given for parameter {name:?}"),
-            })?;
-            if v.shape() != instr.shape.as_slice() {
-                return Err(RuntimeError::Node {
-                    node: label(instr),
-                    message: format!(
-                        "parameter {name:?} has shape {:?}, the graph expects {:?}",
-                        v.shape(),
-                        instr.shape
-                    ),
-                });
-            }
-            Value::Float(v.clone())
-        }
+        Kernel::Input { name } => Value::Float(given(instr, cx, name, "input")?),
+        Kernel::Parameter { name } => Value::Float(given(instr, cx, name, "parameter")?),
         Kernel::Initializer { init } => Value::Float(
             crate::plain::public_initial(init, &instr.shape).ok_or_else(|| RuntimeError::Node {
                 node: label(instr),
@@ -308,6 +276,26 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         }
     };
     Ok(value)
+}
+
+/// The value given to the party under `name` (an input or a run-time parameter, `what`), of
+/// the instruction's shape.
+fn given(instr: &Instr, cx: &KernelContext<'_>, name: &str, what: &str) -> Result<ArrayD<f32>> {
+    let v = cx.inputs.get(name).ok_or_else(|| RuntimeError::Node {
+        node: label(instr),
+        message: format!("no value given for {what} {name:?}"),
+    })?;
+    if v.shape() != instr.shape.as_slice() {
+        return Err(RuntimeError::Node {
+            node: label(instr),
+            message: format!(
+                "{what} {name:?} has shape {:?}, the graph expects {:?}",
+                v.shape(),
+                instr.shape
+            ),
+        });
+    }
+    Ok(v.clone())
 }
 
 /// Sums over each window: im2col (zero padding) then a sum over the window cells.

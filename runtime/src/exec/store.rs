@@ -89,11 +89,6 @@ impl Store {
         self.values.get(key)
     }
 
-    /// The keys of the stored values.
-    pub fn keys(&self) -> impl Iterator<Item = &StoreKey> {
-        self.values.keys()
-    }
-
     /// This party's variable shares by variable name (what a training checkpoint saves).
     pub fn variables(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.values.iter().filter_map(|(k, v)| match k {

@@ -4,17 +4,17 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use shareflow_graphs::nn::ParamSpec;
-use shareflow_graphs::zoo::{ModelKind, ZooModel, IMAGE};
-use shareflow_graphs::zoo_train::{LABELS, LEARNING_RATE};
+use shareflow_graphs::zoo::{ModelKind, ZooModel};
+use shareflow_graphs::zoo_train::LEARNING_RATE;
 use shareflow_graphs::Graph;
 
 use crate::data::{Mnist, Weights};
-use crate::plain::train::one_hot;
+use crate::plain::train::{batch_inputs, learning_rate};
 use crate::plain::Session;
 use crate::{Result, RuntimeError};
 
@@ -93,28 +93,12 @@ impl LocalTrainer {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let mut session = Session::new(self.graph.clone(), &start)?;
-        let mut inputs: HashMap<String, ArrayD<f32>> = HashMap::new();
-        inputs.insert(
-            LEARNING_RATE.to_string(),
-            ArrayD::from_elem(IxDyn(&[]), self.cfg.lr),
-        );
         for batch in batches(shard, self.cfg.steps, self.cfg.batch, seed)? {
-            inputs.insert(IMAGE.to_string(), data.gather(&batch));
-            let labels: Vec<u8> = batch.iter().map(|&i| data.labels[i]).collect();
-            inputs.insert(LABELS.to_string(), one_hot(&labels)?);
+            let mut inputs = batch_inputs(data, &batch)?;
+            inputs.insert(LEARNING_RATE.to_string(), learning_rate(self.cfg.lr));
             session.run(&inputs)?;
         }
-        let mut out = Weights::default();
-        for p in &self.params {
-            let v = session
-                .variable(&p.name)
-                .ok_or_else(|| RuntimeError::Node {
-                    node: p.name.clone(),
-                    message: "the training graph has no such variable".into(),
-                })?;
-            out.arrays.insert(p.name.clone(), v.clone());
-        }
-        Ok(out)
+        session.weights(&self.params)
     }
 }
 

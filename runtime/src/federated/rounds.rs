@@ -95,18 +95,7 @@ pub fn initial_model(kind: ModelKind, seed: u64) -> Result<Weights> {
             reveal_loss: false,
         },
     )?;
-    let session = Session::new(model.graph, &HashMap::new())?;
-    let mut w = Weights::default();
-    for p in &model.params {
-        let v = session
-            .variable(&p.name)
-            .ok_or_else(|| RuntimeError::Node {
-                node: p.name.clone(),
-                message: "the training graph has no such variable".into(),
-            })?;
-        w.arrays.insert(p.name.clone(), v.clone());
-    }
-    Ok(w)
+    Session::new(model.graph, &HashMap::new())?.weights(&model.params)
 }
 
 /// The elementwise mean of `updates` (the plaintext reference of the secure aggregation).

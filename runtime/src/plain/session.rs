@@ -112,6 +112,22 @@ impl Session {
         Ok(eval)
     }
 
+    /// The current values of the variables of `params`, by name (a network's weights).
+    pub fn weights(
+        &self,
+        params: &[shareflow_graphs::nn::ParamSpec],
+    ) -> Result<crate::data::Weights> {
+        let mut weights = crate::data::Weights::default();
+        for p in params {
+            let value = self.variable(&p.name).ok_or_else(|| RuntimeError::Node {
+                node: p.name.clone(),
+                message: "the training graph has no such variable".into(),
+            })?;
+            weights.arrays.insert(p.name.clone(), value.clone());
+        }
+        Ok(weights)
+    }
+
     /// The current value of the variable named `name`.
     pub fn variable(&self, name: &str) -> Option<&ArrayD<f32>> {
         self.variables.iter().find_map(|(id, v)| {

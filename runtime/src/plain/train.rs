@@ -107,6 +107,32 @@ pub fn schedule(n: usize, cfg: &TrainConfig) -> Vec<ScheduledStep> {
     steps
 }
 
+/// A training batch as the data owner gives it: the images of `indices` under `image` and
+/// their one-hot labels under `labels`. An index beyond `data` is an error.
+pub fn batch_inputs(data: &Mnist, indices: &[usize]) -> Result<HashMap<String, ArrayD<f32>>> {
+    let labels = indices
+        .iter()
+        .map(|&i| {
+            data.labels
+                .get(i)
+                .copied()
+                .ok_or_else(|| RuntimeError::Node {
+                    node: "train".into(),
+                    message: format!("example {i} is beyond the {} images", data.len()),
+                })
+        })
+        .collect::<Result<Vec<u8>>>()?;
+    Ok(HashMap::from([
+        (IMAGE.to_string(), data.gather(indices)),
+        (LABELS.to_string(), one_hot(&labels)?),
+    ]))
+}
+
+/// A learning rate as the graph's run-time parameter (a scalar).
+pub fn learning_rate(lr: f32) -> ArrayD<f32> {
+    ArrayD::from_elem(IxDyn(&[]), lr)
+}
+
 /// Trains network `kind` on `data`; calls `progress` after every step.
 pub fn train(
     kind: ModelKind,
@@ -134,15 +160,9 @@ pub fn train(
     let loss_node = model.loss;
     let mut session = Session::new(model.graph, &HashMap::new())?;
     let schedule = schedule(data.len(), cfg);
-    let mut inputs: HashMap<String, ArrayD<f32>> = HashMap::new();
     for s in &schedule {
-        inputs.insert(IMAGE.to_string(), data.gather(&s.indices));
-        let labels: Vec<u8> = s.indices.iter().map(|&i| data.labels[i]).collect();
-        inputs.insert(LABELS.to_string(), one_hot(&labels)?);
-        inputs.insert(
-            LEARNING_RATE.to_string(),
-            ArrayD::from_elem(IxDyn(&[]), s.lr),
-        );
+        let mut inputs = batch_inputs(data, &s.indices)?;
+        inputs.insert(LEARNING_RATE.to_string(), learning_rate(s.lr));
         let eval = session.run(&inputs)?;
         let loss = eval
             .value(session.graph(), loss_node)?
@@ -157,17 +177,7 @@ pub fn train(
             loss,
         });
     }
-    let mut weights = Weights::default();
-    for p in &model.params {
-        let value = session
-            .variable(&p.name)
-            .ok_or_else(|| RuntimeError::Node {
-                node: p.name.clone(),
-                message: "the training graph has no such variable".into(),
-            })?;
-        weights.arrays.insert(p.name.clone(), value.clone());
-    }
-    Ok(weights)
+    session.weights(&model.params)
 }
 
 /// Logits `[n, 10]` of network `kind` with `weights` on `images` `[n, 28, 28, 1]`, in batches

@@ -28,16 +28,16 @@ pub mod quic;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ndarray::{Array2, ArrayD, Axis, Ix2, IxDyn};
+use ndarray::{Array2, ArrayD, Axis, Ix2};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LABELS, LEARNING_RATE};
+use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LEARNING_RATE};
 use shareflow_ops::plain::to_rank;
 
 use crate::data::{Mnist, Weights};
 use crate::exec::serving::Inputs;
 use crate::exec::{InProcessRun, Session, SessionProgram};
-use crate::plain::train::{one_hot, schedule, ScheduledStep, TrainConfig};
+use crate::plain::train::{batch_inputs, learning_rate, schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
 use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
 
@@ -79,7 +79,6 @@ pub struct TrainingPrograms {
 /// Compiles the init and step programs of a training session.
 pub fn training_programs(
     kind: ModelKind,
-    batch: usize,
     cfg: &TrainConfig,
     protocol: ProtocolKind,
     options: CompileOptions,
@@ -89,7 +88,7 @@ pub fn training_programs(
         momentum: cfg.momentum,
         reveal_loss: false,
     };
-    let model = ZooModel::build_training(kind, batch, &spec)?;
+    let model = ZooModel::build_training(kind, cfg.batch, &spec)?;
     let init = SessionProgram::new(compile_init(&model.graph, protocol, options)?)?;
     let step = SessionProgram::new(compile(&model.graph, protocol, options)?)?;
     Ok(TrainingPrograms { init, step })
@@ -98,29 +97,17 @@ pub fn training_programs(
 /// The inputs of one training step: the client's images and one-hot labels of `step`'s
 /// examples, and the learning rate for each server. An index beyond `data` is an error.
 pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
-    let labels = step
-        .indices
-        .iter()
-        .map(|&i| {
-            data.labels
-                .get(i)
-                .copied()
-                .ok_or_else(|| RuntimeError::Node {
-                    node: "train".into(),
-                    message: format!("example {i} is beyond the {} images", data.len()),
-                })
-        })
-        .collect::<Result<Vec<u8>>>()?;
     let mut inputs = Inputs::new();
-    let client = inputs.entry(CLIENT.to_string()).or_default();
-    client.insert(IMAGE.to_string(), data.gather(&step.indices));
-    client.insert(LABELS.to_string(), one_hot(&labels)?);
-    let lr = ArrayD::from_elem(IxDyn(&[]), step.lr);
+    inputs.insert(CLIENT.to_string(), batch_inputs(data, &step.indices)?);
     for server in SERVERS {
-        let params = inputs.entry(server.to_string()).or_default();
-        params.insert(LEARNING_RATE.to_string(), lr.clone());
+        inputs.insert(server.to_string(), server_inputs(step));
     }
     Ok(inputs)
+}
+
+/// A server's inputs of one training step: the public learning rate.
+pub fn server_inputs(step: &ScheduledStep) -> HashMap<String, ArrayD<f32>> {
+    HashMap::from([(LEARNING_RATE.to_string(), learning_rate(step.lr))])
 }
 
 /// How a training session starts, what it saves and where it stops.
@@ -169,7 +156,7 @@ pub fn train_private_with(
             ),
         });
     }
-    let programs = training_programs(kind, cfg.batch, cfg, protocol, options)?;
+    let programs = training_programs(kind, cfg, protocol, options)?;
     let mut model = PrivateModel {
         kind,
         protocol,

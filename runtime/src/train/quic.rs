@@ -14,17 +14,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ndarray::{ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, CompiledGraph, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE};
-use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LABELS, LEARNING_RATE};
+use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec};
 
 use crate::cluster::ClusterConfig;
 use crate::data::Mnist;
 use crate::exec::{PartyResult, Randomness, SessionParty};
 use crate::party::{json_digest, over_quic, Connected};
-use crate::plain::train::{one_hot, schedule, ScheduledStep, TrainConfig};
+use crate::plain::train::{batch_inputs, schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
 
 /// The format name of a training plan file.
@@ -223,16 +222,11 @@ pub fn run_training_over_quic(
             let r = session.run(0, t, &none, randomness)?;
             on_run(TrainingRun::Init, &r)?;
             for s in &steps {
-                let mut inputs = HashMap::new();
-                if let Some((train, _)) = data {
-                    let labels: Vec<u8> = s.indices.iter().map(|&i| train.labels[i]).collect();
-                    inputs.insert(IMAGE.to_string(), train.gather(&s.indices));
-                    inputs.insert(LABELS.to_string(), one_hot(&labels)?);
-                }
-                if server {
-                    let lr = ArrayD::from_elem(IxDyn(&[]), s.lr);
-                    inputs.insert(LEARNING_RATE.to_string(), lr);
-                }
+                let inputs = match data {
+                    Some((train, _)) => batch_inputs(train, &s.indices)?,
+                    None if server => super::server_inputs(s),
+                    None => HashMap::new(),
+                };
                 let r = session.run(1, t, &inputs, randomness)?;
                 let run = TrainingRun::Step {
                     k: s.step,

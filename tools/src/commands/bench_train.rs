@@ -110,7 +110,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                 let steps = schedule(batch * steps_per_row, &cfg);
                 let options = args.options.for_model(model);
                 let compile_start = Instant::now();
-                let programs = match training_programs(model, batch, &cfg, protocol, options) {
+                let programs = match training_programs(model, &cfg, protocol, options) {
                     Ok(p) => p,
                     Err(RuntimeError::Compile(e @ CompileError::Unsupported { .. })) => {
                         let note = format!(

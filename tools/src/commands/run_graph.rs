@@ -93,6 +93,19 @@ pub struct Args {
     pub data: Option<PathBuf>,
 }
 
+impl Args {
+    /// `--timeout` as a duration; it must be positive and finite.
+    pub fn timeout(&self) -> Result<Duration, ToolError> {
+        if !(self.timeout > 0.0 && self.timeout.is_finite()) {
+            return Err(ToolError::Usage(format!(
+                "--timeout {} must be positive",
+                self.timeout
+            )));
+        }
+        Ok(Duration::from_secs_f64(self.timeout))
+    }
+}
+
 pub fn run(args: Args) -> Result<(), ToolError> {
     if args.serving {
         return super::run_graph_serving::run(args);
@@ -119,12 +132,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
             .ok_or_else(|| ToolError::Usage(format!("--input {spec:?}: expected NAME=FILE.npy")))?;
         inputs.insert(name.to_string(), read_npy(&PathBuf::from(file))?);
     }
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(ToolError::Usage(format!(
-            "--timeout {} must be positive",
-            args.timeout
-        )));
-    }
+    let timeout = args.timeout()?;
     std::fs::create_dir_all(&args.output_dir).map_err(|e| ToolError::File {
         path: args.output_dir.display().to_string(),
         message: e.to_string(),
@@ -134,7 +142,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         &args.party,
         &cluster,
         &inputs,
-        Duration::from_secs_f64(args.timeout),
+        timeout,
         &Randomness::Os,
         |c| {
             let session: String = c.session.iter().map(|b| format!("{b:02x}")).collect();

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ndarray::ArrayD;
 use shareflow_compiler::ServingGraph;
@@ -40,12 +39,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
             format!("{e} (a serving graph comes from `shareflow compile --serving -o FILE`)"),
         )
     })?;
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(ToolError::Usage(format!(
-            "--timeout {} must be positive",
-            args.timeout
-        )));
-    }
+    let timeout = args.timeout()?;
     let cluster = ClusterConfig::load(&args.cluster)?;
     let (setup, predictions) = split_inputs(&graph, &args)?;
     std::fs::create_dir_all(&args.output_dir)
@@ -57,7 +51,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         &cluster,
         &setup,
         &predictions,
-        Duration::from_secs_f64(args.timeout),
+        timeout,
         &Randomness::Os,
         |c| {
             let session: String = c.session.iter().map(|b| format!("{b:02x}")).collect();

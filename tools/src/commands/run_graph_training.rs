@@ -12,7 +12,6 @@
 //! predictions'.
 
 use std::path::Path;
-use std::time::Duration;
 
 use ndarray::{s, Array2, ArrayD};
 use shareflow_graphs::zoo::{CLIENT, LOGITS, MODEL_OWNER};
@@ -38,12 +37,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
             format!("{e} (a training plan comes from `shareflow train --transport quic`)"),
         )
     })?;
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        return Err(ToolError::Usage(format!(
-            "--timeout {} must be positive",
-            args.timeout
-        )));
-    }
+    let timeout = args.timeout()?;
     let cluster = ClusterConfig::load(&args.cluster)?;
     let data = if args.party == CLIENT {
         let dir = shareflow_runtime::data::data_dir(args.data.clone());
@@ -66,7 +60,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         &args.party,
         &cluster,
         data.as_ref().map(|(a, b)| (a, b)),
-        Duration::from_secs_f64(args.timeout),
+        timeout,
         &Randomness::Os,
         |c| {
             eprintln!(
