@@ -159,7 +159,7 @@ impl Prg {
     }
 
     /// A tensor of `shape` uniform in the field Z_p, two elements from each accepted 16-bit
-    /// draw ([`pair_table`]).
+    /// draw (a table of the accepted pairs).
     ///
     /// Errors: as [`ring`](Self::ring).
     pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {

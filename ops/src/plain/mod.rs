@@ -7,7 +7,7 @@
 //!   the extra padding cell, when the total is odd, at the bottom / right; "VALID" pads nothing.
 //! - Convolution is cross-correlation (no filter flip), as in TensorFlow and PyTorch; it runs as
 //!   [`im2col`](crate::im2col::im2col) followed by one GEMM.
-//! - Every kernel checks its shapes and returns [`OpsError`](crate::OpsError) instead of
+//! - Every kernel checks its shapes and returns [`crate::OpsError`] instead of
 //!   panicking.
 //!
 //! Modules: [`linalg`] (matmul, broadcasting arithmetic, reductions), [`conv`], [`maxpool`],

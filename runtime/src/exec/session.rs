@@ -121,7 +121,7 @@ pub struct SessionParty {
 impl SessionParty {
     /// Party `party` of every graph in `graphs` (all of the same parties). Each graph is
     /// checked first: shapes and rounds within [`shareflow_compiler::limits`], and what each
-    /// program lets leave its party ([`shareflow_compiler::verify`]).
+    /// program lets leave its party ([`shareflow_compiler::verify()`]).
     pub fn new(graphs: &[&CompiledGraph], party: &str) -> Result<SessionParty> {
         let mut programs = Vec::with_capacity(graphs.len());
         for (i, g) in graphs.iter().enumerate() {

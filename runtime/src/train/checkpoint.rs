@@ -291,7 +291,7 @@ impl Checkpointer {
     }
 
     /// Writes every holder's shares after `step` steps (each file atomically), then deletes
-    /// each holder's checkpoints older than its [`KEEP`] newest.
+    /// each holder's checkpoints older than its two newest.
     pub fn save(&self, step: usize, stores: &[Store]) -> Result<()> {
         for h in &self.holders {
             let store = stores.get(h.index).ok_or_else(|| RuntimeError::Node {

@@ -2,7 +2,7 @@
 //!
 //! Every party binds one quinn endpoint to its cluster address and presents its certificate;
 //! peers are verified against the cluster CA only and identified by the party name in their
-//! certificate. On connect, parties run a handshake ([`super::quic_hello`]): every party sends
+//! certificate. On connect, parties run a handshake (`quic_hello`): every party sends
 //! its name, its graph digest and a fresh random contribution, the session id is a hash of all
 //! contributions, and every party confirms that it holds the same ones (its own included); a
 //! peer started with another compiled graph is refused by both sides. The API is
@@ -11,7 +11,7 @@
 //! Failures spread: a party waiting for one peer fails at once, naming the culprit, when any
 //! other peer's connection is lost or closed by a failing party; a failing party closes its
 //! connections ([`QuicTransport::abort`]) with the kind of its error and the party it is about
-//! as the reason (never data: see [`super::quic_close`]), so that every peer names the root
+//! as the reason (never data: see `quic_close`), so that every peer names the root
 //! cause. [`QuicTransport::finish`] ends a run only when every party has finished
 //! its program: a session succeeds for all parties or for none.
 

@@ -18,7 +18,7 @@ const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
 /// Which signal arrived (0: none yet).
 static CAUGHT: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
 
-/// From now on, [`SIGNALS`] no longer end this process at once: the first is recorded for
+/// From now on, Ctrl-C, SIGTERM and SIGHUP no longer end this process at once: the first is recorded for
 /// [`check`]; a second one ends the process with status 128 + its number. Idempotent.
 pub fn catch() -> Result<()> {
     if CAUGHT.get().is_some() {
