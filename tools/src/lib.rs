@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod error;
+pub mod logging;
 pub mod report;
 
 pub use error::ToolError;

@@ -112,19 +112,28 @@ pub fn run_in_process_full(
             .zip(stores.iter_mut())
             .map(|(((mut t, program), plan), store)| {
                 let inputs = inputs.get(&program.party).unwrap_or(&empty);
-                s.spawn(move || run_party_full(program, plan, &mut t, inputs, store, randomness))
+                // Named after the party: its track in a trace, its name in a panic message.
+                std::thread::Builder::new()
+                    .name(program.party.clone())
+                    .spawn_scoped(s, move || {
+                        run_party_full(program, plan, &mut t, inputs, store, randomness)
+                    })
             })
             .collect();
         handles
             .into_iter()
             .zip(&graph.programs)
             .map(|(h, p)| {
-                h.join().unwrap_or_else(|_| {
-                    Err(RuntimeError::Node {
-                        node: p.party.clone(),
-                        message: "the party's thread panicked".into(),
-                    })
-                })
+                let failed = |message: &str| RuntimeError::Node {
+                    node: p.party.clone(),
+                    message: message.into(),
+                };
+                match h {
+                    Ok(h) => h
+                        .join()
+                        .unwrap_or_else(|_| Err(failed("the party's thread panicked"))),
+                    Err(_) => Err(failed("cannot start the party's thread")),
+                }
             })
             .collect()
     });

@@ -135,8 +135,12 @@ fn run_rounds(
     let mut metrics = PartyMetrics::new(&program.party);
     let before = transport.stats().clone();
     for (r, round) in plan.rounds.iter().enumerate() {
+        // Spans for traces (`shareflow --trace`): disabled, and nearly free, unless a
+        // subscriber asks for this target at trace level.
+        let _round = tracing::trace_span!("round", round = r).entered();
         for &idx in &round.local {
             let instr = &program.instrs[idx];
+            let _kernel = tracing::trace_span!("kernel", kernel = instr.kernel.name()).entered();
             let t = Instant::now();
             if let Kernel::Output { name } = &instr.kernel {
                 let at = Values {
@@ -165,6 +169,19 @@ fn run_rounds(
                 loaded.remove(v);
             }
         }
+        let exchange = if round.sends.is_empty() && round.recvs.is_empty() {
+            tracing::Span::none()
+        } else {
+            tracing::trace_span!(
+                "exchange",
+                round = r,
+                bytes_sent = tracing::field::Empty,
+                bytes_received = tracing::field::Empty,
+                messages = tracing::field::Empty,
+            )
+        };
+        let traffic_before = (!exchange.is_disabled()).then(|| transport.stats().clone());
+        let exchange = exchange.entered();
         for (&to, sends) in &round.sends {
             let mut batch = transport.batch(to, r as u32);
             for &idx in sends {
@@ -224,6 +241,12 @@ fn run_rounds(
                 }
                 values.insert(instr.id, v);
             }
+        }
+        if let Some(b) = traffic_before {
+            let now = transport.stats();
+            exchange.record("bytes_sent", now.bytes_sent() - b.bytes_sent());
+            exchange.record("bytes_received", now.bytes_received() - b.bytes_received());
+            exchange.record("messages", now.messages_sent() - b.messages_sent());
         }
     }
     metrics.finish(

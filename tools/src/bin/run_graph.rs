@@ -7,7 +7,15 @@ use clap::Parser;
 use shareflow_tools::commands::run_graph::{run, Args};
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
+    let args = Args::parse();
+    let _tracing = match shareflow_tools::logging::init(args.trace.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("run-graph: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("run-graph: error: {e}");

@@ -20,6 +20,12 @@ use shareflow_tools::ToolError;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Write a Chrome trace of the command here (chrome://tracing, ui.perfetto.dev): a track
+    /// per party, a span per kernel, per round and per exchange (with its bytes and messages);
+    /// parties run as processes (demo, --transport quic) are merged in, each a process of its
+    /// own. Logs go to stderr, filtered by RUST_LOG (default: warn).
+    #[arg(long, global = true, value_name = "FILE")]
+    trace: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -397,7 +403,18 @@ impl ProtocolArgs {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    let tracing = match shareflow_tools::logging::init(cli.trace.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(cli.command);
+    // The trace is complete (the parties' traces merged in) before the process ends.
+    drop(tracing);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

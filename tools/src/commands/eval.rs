@@ -18,6 +18,7 @@ use shareflow_runtime::plain::Outside;
 
 use super::load_weights;
 use super::secure::{agreement, mean_kl, summary, SecureModel};
+use super::train_private::images_bar;
 use crate::report::Report;
 use crate::Result;
 
@@ -84,9 +85,11 @@ pub fn evaluate(args: &EvalArgs) -> Result<Report> {
     };
     let mut model = SecureModel::new(args.model, protocol, options);
     model.persist = args.persist;
+    model.progress = images_bar(test.len(), args.json);
     let start = Instant::now();
     let (logits, stats) = model.predict(&weights, &images, args.batch)?;
     let total_ms = start.elapsed().as_secs_f64() * 1e3;
+    model.progress.finish_and_clear();
     let (median, min, max) = summary(&stats.batch_ms);
     let mut per_party = serde_json::Map::new();
     let mut parties: Vec<_> = stats.per_party.iter().collect();

@@ -87,6 +87,9 @@ pub fn run_local_parties(
         for (name, file) in given.inputs.get(party).into_iter().flatten() {
             cmd.arg("--input").arg(format!("{name}={}", file.display()));
         }
+        if let Some(trace) = crate::logging::party_trace_path(dir, party) {
+            cmd.arg("--trace").arg(trace);
+        }
         cmd.args(&given.args);
         cmd.args(given.party_args.get(party).into_iter().flatten());
         let child = cmd
@@ -98,6 +101,9 @@ pub fn run_local_parties(
     let mut failures = Vec::new();
     for (party, status, stdout, stderr) in running.wait()? {
         if status.success() {
+            if let Some(trace) = crate::logging::party_trace_path(dir, &party) {
+                crate::logging::collect_party_trace(&party, &trace)?;
+            }
             let v: Value = serde_json::from_slice(&stdout)
                 .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
             reports.push((party, v));

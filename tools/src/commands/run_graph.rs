@@ -91,6 +91,10 @@ pub struct Args {
     /// $SHAREFLOW_DATA or ../shared/data/mnist).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Write a Chrome trace of this party here (chrome://tracing, ui.perfetto.dev): a span per
+    /// kernel, round and exchange, with its bytes.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
 }
 
 impl Args {

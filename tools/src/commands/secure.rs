@@ -58,6 +58,8 @@ pub struct SecureModel {
     pub options: CompileOptions,
     /// Serving sessions (setup once, then predictions) rather than one program per batch.
     pub persist: bool,
+    /// Advanced by the images of every predicted batch (hidden by default).
+    pub progress: indicatif::ProgressBar,
     compiled: HashMap<usize, (CompiledGraph, Vec<Plan>)>,
     serving: HashMap<usize, ServingGraph>,
 }
@@ -69,6 +71,7 @@ impl SecureModel {
             protocol,
             options,
             persist: true,
+            progress: indicatif::ProgressBar::hidden(),
             compiled: HashMap::new(),
             serving: HashMap::new(),
         }
@@ -161,6 +164,7 @@ impl SecureModel {
             logits.slice_mut(s![start..start + size, ..]).assign(&out);
             stats.add_batch(&run);
             start += size;
+            self.progress.inc(size as u64);
         }
         Ok((logits, stats))
     }

@@ -177,6 +177,23 @@ pub fn progress_bar(steps: usize, json: bool) -> ProgressBar {
     bar
 }
 
+/// A progress bar over `images` predicted images (images/s and ETA), hidden under `--json`
+/// and without a terminal.
+pub fn images_bar(images: usize, json: bool) -> ProgressBar {
+    if json {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(images as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{bar:40}] {pos}/{len} images, {per_sec} ({elapsed}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
 fn in_process(
     args: &TrainArgs,
     protocol: ProtocolKind,
