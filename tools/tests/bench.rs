@@ -78,7 +78,10 @@ fn check_row(row: &Value, transport: &str, images: u64, reps: u64, serving: bool
     } else {
         assert!(row["setup_bytes"].is_null());
     }
-    let sum: u64 = parties.values().map(|v| v["bytes"].as_u64().unwrap()).sum();
+    let sum: u64 = parties
+        .values()
+        .map(|v| v["bytes_sent"].as_u64().unwrap())
+        .sum();
     assert_eq!(sum, row["bytes"].as_u64().unwrap());
     assert!(sum > 100_000);
 }

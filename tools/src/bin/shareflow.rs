@@ -164,6 +164,9 @@ enum Command {
         /// Replace the files of an earlier run: a new CA and every certificate and key.
         #[arg(long)]
         force: bool,
+        /// One JSON object: the directory, the CA, the cluster file and the parties.
+        #[arg(long)]
+        json: bool,
     },
     /// Runs one party of a compiled graph over QUIC (the same as the `run-graph` binary).
     #[command(name = "run-graph")]
@@ -565,7 +568,8 @@ fn run(command: Command) -> Result<(), ToolError> {
             out,
             base_port,
             force,
-        } => keys::run(&parties, &out, base_port, force),
+            json,
+        } => keys::run(&parties, &out, base_port, force, json),
         Command::Bench {
             model,
             protocol,

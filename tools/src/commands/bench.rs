@@ -39,7 +39,7 @@ use shareflow_runtime::plain::train::{accuracy, predict};
 use super::load_weights;
 use super::parties::{run_local_parties, PartyInputs};
 use super::secure::{agreement, mean_kl, summary, SecureModel};
-use crate::report::Report;
+use crate::report::{party_figures, Report};
 use crate::{Result, ToolError};
 
 /// Batch size of the accuracy pass (in process).
@@ -72,6 +72,7 @@ pub struct BenchArgs {
 #[derive(Default)]
 struct PartyFigures {
     bytes: u64,
+    bytes_received: u64,
     wall_ms: Vec<f64>,
     kernel_ms: Vec<f64>,
     /// Per kernel kind: total milliseconds, summed over repetitions.
@@ -100,6 +101,7 @@ impl Timing {
             let b = m["bytes_sent"].as_u64().unwrap_or(0);
             bytes += b;
             f.bytes = b;
+            f.bytes_received = m["bytes_received"].as_u64().unwrap_or(0);
             f.wall_ms.push(m["wall_ms"].as_f64().unwrap_or(0.0));
             let mut kernel_ms = 0.0;
             if let Some(k) = m["kernels"].as_object() {
@@ -115,7 +117,24 @@ impl Timing {
         self.bytes = bytes;
     }
 
+    /// Per party, per repetition: bytes sent and received, median wall time.
     pub(super) fn per_party(&self) -> Value {
+        let out: Map<String, Value> = self
+            .parties
+            .iter()
+            .map(|(p, f)| {
+                let ms = round3(summary(&f.wall_ms).0);
+                (
+                    p.clone(),
+                    party_figures(f.bytes, f.bytes_received, Some(ms)),
+                )
+            })
+            .collect();
+        Value::Object(out)
+    }
+
+    /// Per party: the median time in kernels and the mean time per kernel kind.
+    pub(super) fn kernels_per_party(&self) -> Value {
         let mut out = Map::new();
         let reps = self.ms.len().max(1) as f64;
         for (p, f) in &self.parties {
@@ -128,8 +147,6 @@ impl Timing {
             out.insert(
                 p.clone(),
                 json!({
-                    "bytes": f.bytes,
-                    "wall_ms": round3(summary(&f.wall_ms).0),
                     "kernel_ms": round3(summary(&f.kernel_ms).0),
                     "kernels": kernels,
                 }),
@@ -322,7 +339,8 @@ fn row(
         .set("setup_ms", t.setup.map(|(ms, _)| round3(ms)))
         .set("setup_bytes", t.setup.map(|(_, b)| b))
         .set("reps", t.ms.len())
-        .set("per_party", t.per_party());
+        .set("per_party", t.per_party())
+        .set("per_party_kernels", t.kernels_per_party());
     r.json()
 }
 

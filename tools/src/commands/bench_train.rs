@@ -292,7 +292,8 @@ impl TrainRow {
             .set("init_bytes", self.measured.init_bytes)
             .set("compile_ms", round3(self.compile_ms))
             .set("reps", t.ms.len())
-            .set("per_party", t.per_party());
+            .set("per_party", t.per_party())
+            .set("per_party_kernels", t.kernels_per_party());
         r.json()
     }
 }

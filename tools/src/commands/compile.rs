@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use shareflow_compiler::{compile, compile_serving, CostReport, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
-use crate::report::Report;
+use crate::report::{party_figures, Report};
 use crate::{Result, ToolError};
 
 /// Options of `compile`.
@@ -90,7 +90,7 @@ fn figures(c: &CostReport, args: &CompileArgs) -> Value {
         for (party, field) in [(&l.from, "bytes_sent"), (&l.to, "bytes_received")] {
             let entry = per_party
                 .entry(party.clone())
-                .or_insert_with(|| json!({"bytes_sent": 0, "bytes_received": 0}));
+                .or_insert_with(|| party_figures(0, 0, None));
             entry[field] = json!(entry[field].as_u64().unwrap_or(0) + l.bytes);
         }
     }

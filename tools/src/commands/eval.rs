@@ -19,7 +19,7 @@ use shareflow_runtime::plain::Outside;
 use super::load_weights;
 use super::secure::{agreement, mean_kl, summary, SecureModel};
 use super::train_private::images_bar;
-use crate::report::Report;
+use crate::report::{party_figures, Report};
 use crate::Result;
 
 /// Options of `eval`.
@@ -93,9 +93,9 @@ pub fn evaluate(args: &EvalArgs) -> Result<Report> {
     let (median, min, max) = summary(&stats.batch_ms);
     let mut per_party = serde_json::Map::new();
     let mut parties: Vec<_> = stats.per_party.iter().collect();
-    parties.sort();
-    for (p, b) in parties {
-        per_party.insert(p.clone(), serde_json::json!({ "bytes": b }));
+    parties.sort_by(|a, b| a.0.cmp(b.0));
+    for (p, &(sent, received, ms)) in parties {
+        per_party.insert(p.clone(), party_figures(sent, received, Some(ms)));
     }
     r.set("accuracy", accuracy(&logits, &test.labels))
         .set("plaintext_accuracy", accuracy(&plain, &test.labels))

@@ -21,7 +21,7 @@ pub fn run(model: ModelKind, json: bool) -> Result<()> {
         if matches!(n.op, Op::Input { .. }) && id != zoo.image {
             continue;
         }
-        nodes.push((n.name.clone(), n.op.name(), n.shape.to_string()));
+        nodes.push((n.name.clone(), n.op.name(), n.shape.clone()));
     }
     if json {
         let mut r = Report::new();
@@ -40,7 +40,14 @@ pub fn run(model: ModelKind, json: bool) -> Result<()> {
                 "nodes",
                 nodes
                     .iter()
-                    .map(|(n, op, s)| serde_json::json!({"name": n, "op": op, "shape": s}))
+                    .map(|(n, op, s)| serde_json::json!({"name": n, "op": op, "shape": s.dims()}))
+                    .collect::<Vec<_>>(),
+            )
+            .set(
+                "params",
+                zoo.params
+                    .iter()
+                    .map(|p| serde_json::json!({"name": p.name, "shape": p.shape}))
                     .collect::<Vec<_>>(),
             );
         r.print(true);

@@ -30,8 +30,8 @@ pub struct SecureStats {
     pub bytes: u64,
     /// Rounds of one prediction batch.
     pub rounds: u32,
-    /// Bytes sent per party, over all prediction batches.
-    pub per_party: HashMap<String, u64>,
+    /// Per party, over all prediction batches: bytes sent, bytes received, wall milliseconds.
+    pub per_party: HashMap<String, (u64, u64, f64)>,
     /// Bytes sent by all parties in the setup runs (0 without persistence).
     pub setup_bytes: u64,
     /// Wall time of the setup runs, in milliseconds.
@@ -46,7 +46,10 @@ impl SecureStats {
         self.bytes += run.bytes();
         self.rounds = self.rounds.max(run.rounds());
         for p in &run.parties {
-            *self.per_party.entry(p.metrics.party.clone()).or_default() += p.metrics.bytes_sent;
+            let e = self.per_party.entry(p.metrics.party.clone()).or_default();
+            e.0 += p.metrics.bytes_sent;
+            e.1 += p.metrics.bytes_received;
+            e.2 += p.metrics.wall_ms;
         }
     }
 }
