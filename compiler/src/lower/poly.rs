@@ -19,6 +19,9 @@ use crate::CompileError;
 pub enum Target {
     Relu,
     Sigmoid,
+    /// `ln(x + (1 + k) / 2)`: the logarithm of a softmax's sum over `k` classes (in `[1, k]`)
+    /// shifted to the symmetric interval `[-(k - 1) / 2, (k - 1) / 2]`.
+    LnOfSum { classes: u32 },
 }
 
 impl Target {
@@ -26,6 +29,7 @@ impl Target {
         match self {
             Target::Relu => x.max(0.0),
             Target::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Target::LnOfSum { classes } => (x + (1.0 + f64::from(classes)) / 2.0).ln(),
         }
     }
 }
