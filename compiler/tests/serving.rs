@@ -172,12 +172,17 @@ fn a_revealed_cross_entropy_loss_compiles_under_securenn_only() {
     let model = ZooModel::build_training(ModelKind::A, 2, &spec).unwrap();
     // Pond has no softmax on shares at all; SecureNN computes the loss on shares (its
     // logarithm a polynomial) and reveals it to the client only.
-    let err = shareflow_compiler::compile(&model.graph, ProtocolKind::Pond, CompileOptions::default())
-        .err()
-        .unwrap();
+    let err =
+        shareflow_compiler::compile(&model.graph, ProtocolKind::Pond, CompileOptions::default())
+            .err()
+            .unwrap();
     assert!(err.to_string().contains("softmax"), "{err}");
-    shareflow_compiler::compile(&model.graph, ProtocolKind::SecureNN, CompileOptions::default())
-        .unwrap();
+    shareflow_compiler::compile(
+        &model.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap();
 }
 
 #[test]

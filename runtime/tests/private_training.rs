@@ -94,10 +94,40 @@ fn the_model_owners_first_weights_and_the_revealed_loss_are_the_plaintext_runs()
             assert!((a - b).abs() < 1e-2, "{name}: {a} vs {b}");
         }
     }
+    // from the seeded first weights the loss is large (about ln 10 at first): the logarithm's
+    // polynomial over its whole interval
+    let mut plain_losses = Vec::new();
+    train::train(ModelKind::A, &data, &cfg, |p| plain_losses.push(p.loss)).unwrap();
+    let opts = TrainOptions {
+        reveal_loss: true,
+        ..TrainOptions::default()
+    };
+    let mut losses = Vec::new();
+    let seeded = |r: shareflow_runtime::train::StepReport| losses.push(r.loss.unwrap());
+    train_private_with(
+        ModelKind::A,
+        &data,
+        &cfg,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        &opts,
+        seeded,
+    )
+    .unwrap();
+    eprintln!("seeded: losses {losses:?}, plaintext {plain_losses:?}");
+    assert!(plain_losses[0] > 1.0, "{plain_losses:?}");
+    for (a, b) in losses.iter().zip(&plain_losses) {
+        assert!((a - b).abs() < 5e-3, "revealed loss {a}, plaintext {b}");
+    }
     // the weights never go to a server
     assert!(private.reveal_to("server0").is_err());
     // another network's weights are refused, naming the array
     let c = Weights::load(&models_dir().join("c.npz")).unwrap();
-    let err = check_initial_weights(ModelKind::A, &c, "c.npz").unwrap_err().to_string();
-    assert!(err.contains("c.npz") && err.contains("dense1/kernel"), "{err}");
+    let err = check_initial_weights(ModelKind::A, &c, "c.npz")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("c.npz") && err.contains("dense1/kernel"),
+        "{err}"
+    );
 }

@@ -109,13 +109,24 @@ fn over_quic_the_model_owner_gives_the_first_weights_and_the_client_sees_the_los
     assert!(loss > 0.0 && loss < 1.0, "{r}");
     assert!(r["accuracy"].as_f64().unwrap() > 0.9, "{r}");
     assert_eq!(r["weights_to"], "client");
-    assert_eq!(r["init"].as_str(), Some(first.display().to_string().as_str()));
+    assert_eq!(
+        r["init"].as_str(),
+        Some(first.display().to_string().as_str())
+    );
     assert_eq!(Weights::load(&out).unwrap().arrays.len(), 6);
 
     // another network's weights are refused before anything starts, naming file and array
     let c = shareflow_runtime::data::models_dir().join("c.npz");
     let output = Command::new(env!("CARGO_BIN_EXE_shareflow"))
-        .args(["train", "--model", "A", "--protocol", "securenn", "--transport", "quic"])
+        .args([
+            "train",
+            "--model",
+            "A",
+            "--protocol",
+            "securenn",
+            "--transport",
+            "quic",
+        ])
         .args(["--limit", "64", "--batch", "32", "--init"])
         .arg(&c)
         .stdin(Stdio::null())
@@ -123,5 +134,8 @@ fn over_quic_the_model_owner_gives_the_first_weights_and_the_client_sees_the_los
         .unwrap();
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(err.contains("c.npz") && err.contains("dense1/kernel"), "{err}");
+    assert!(
+        err.contains("c.npz") && err.contains("dense1/kernel"),
+        "{err}"
+    );
 }

@@ -1,8 +1,9 @@
 //! Checkpoints of private training over QUIC: a server process killed after a checkpoint makes
 //! every other party stop with an error naming it; the session restarted with `--resume`
 //! continues from the newest checkpoint that both servers have and ends with the model of an
-//! uninterrupted run (up to fixed-point noise: the binaries draw fresh randomness); no
-//! temporary file is ever taken for a checkpoint.
+//! uninterrupted run (up to fixed-point noise: the binaries draw fresh randomness) and its
+//! test accuracy; no temporary file is ever taken for a checkpoint. The runs train the
+//! committed network A further (`--init models/a.npz`, the model owner's first weights).
 
 #![cfg(target_os = "linux")]
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
 use serde_json::Value;
-use shareflow_runtime::data::{data_dir, Weights};
+use shareflow_runtime::data::{data_dir, models_dir, Weights};
 
 const SHAREFLOW: &str = env!("CARGO_BIN_EXE_shareflow");
 /// Seconds a party waits for a peer: a killed server is noticed within it.
@@ -30,6 +31,10 @@ fn train(more: &[&str]) -> Command {
         .args(["--test-limit", "1000", "--transport", "quic"])
         .args(["--timeout", TIMEOUT_S, "--json", "--data"])
         .arg(std::path::absolute(data_dir(None)).unwrap())
+        // further training of the committed model: its predictions are far from ties, so
+        // that two runs' fixed-point noise does not move the accuracy
+        .arg("--init")
+        .arg(models_dir().join("a.npz"))
         .args(more)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,7 +101,10 @@ fn wait(mut child: Child, limit: Duration) -> Output {
 
 /// `step-<n>.npz` → n.
 fn step_of(name: &str) -> Option<usize> {
-    name.strip_prefix("step-")?.strip_suffix(".npz")?.parse().ok()
+    name.strip_prefix("step-")?
+        .strip_suffix(".npz")?
+        .parse()
+        .ok()
 }
 
 /// The complete checkpoints of a server's directory, each read whole (every array).
@@ -114,7 +122,10 @@ fn complete_checkpoints(dir: &Path) -> Vec<usize> {
         let mut npz = NpzReader::new(File::open(entry.path()).unwrap())
             .unwrap_or_else(|e| panic!("{name} is not a complete archive: {e}"));
         let names = npz.names().unwrap();
-        assert!(names.iter().any(|n| n.starts_with("checkpoint")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.starts_with("checkpoint")),
+            "{names:?}"
+        );
         for n in names {
             let n = n.trim_end_matches(".npy").to_string();
             let read: Result<ArrayD<u64>, _> = npz.by_name(&n);
@@ -149,14 +160,21 @@ fn a_killed_server_stops_the_session_and_resume_finishes_the_run() {
         (dir.path().join("whole.npz"), dir.path().join("resumed.npz"));
 
     // the uninterrupted run
-    let out = train(&["--reveal", "-o", path_arg(&whole)]).output().unwrap();
+    let out = train(&["--reveal", "-o", path_arg(&whole)])
+        .output()
+        .unwrap();
     let uninterrupted = report(&out);
 
     // the run whose server1 is killed once it has written its first checkpoint
     let every = EVERY.to_string();
-    let child = train(&["--checkpoint", path_arg(&ckpt), "--checkpoint-every", &every])
-        .spawn()
-        .unwrap();
+    let child = train(&[
+        "--checkpoint",
+        path_arg(&ckpt),
+        "--checkpoint-every",
+        &every,
+    ])
+    .spawn()
+    .unwrap();
     let first = ckpt.join("server1").join(format!("step-{EVERY}.npz"));
     let deadline = Instant::now() + Duration::from_secs(120);
     while !first.exists() {
@@ -185,7 +203,7 @@ fn a_killed_server_stops_the_session_and_resume_finishes_the_run() {
     let (c0, c1) = (complete_checkpoints(&s0), complete_checkpoints(&s1));
     let common = c0.iter().filter(|s| c1.contains(s)).max().copied();
     let common = common.expect("a checkpoint both servers have");
-    assert!(common >= EVERY && common < 20, "{c0:?} {c1:?}");
+    assert!((EVERY..20).contains(&common), "{c0:?} {c1:?}");
     for d in [&s0, &s1] {
         std::fs::write(d.join(".step-20.npz.tmp"), b"half a checkpoint").unwrap();
     }
@@ -216,6 +234,6 @@ fn a_killed_server_stops_the_session_and_resume_finishes_the_run() {
     // velocities or a step would be off by far more)
     let worst = largest_difference(&whole, &resumed);
     println!("largest weight difference {worst}");
-    assert!(worst < 2e-2, "largest weight difference {worst}");
+    assert!(worst < 5e-3, "largest weight difference {worst}");
     assert_eq!(complete_checkpoints(&s0).last(), Some(&20));
 }

@@ -21,7 +21,9 @@ pub enum Target {
     Sigmoid,
     /// `ln(x + (1 + k) / 2)`: the logarithm of a softmax's sum over `k` classes (in `[1, k]`)
     /// shifted to the symmetric interval `[-(k - 1) / 2, (k - 1) / 2]`.
-    LnOfSum { classes: u32 },
+    LnOfSum {
+        classes: u32,
+    },
 }
 
 impl Target {

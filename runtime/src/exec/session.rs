@@ -201,7 +201,10 @@ impl SessionParty {
         if mine.len() > MAX_ANNOUNCED {
             return Err(RuntimeError::Node {
                 node: format!("party {}", run.party_name(me)),
-                message: format!("{} numbers to announce, at most {MAX_ANNOUNCED}", mine.len()),
+                message: format!(
+                    "{} numbers to announce, at most {MAX_ANNOUNCED}",
+                    mine.len()
+                ),
             });
         }
         if senders.contains(&me) {
@@ -225,7 +228,9 @@ impl SessionParty {
                 message,
             };
             match batch.entries.as_slice() {
-                [(0, shareflow_ops::Value::Ring(a))] if a.ndim() == 1 && a.len() <= MAX_ANNOUNCED => {
+                [(0, shareflow_ops::Value::Ring(a))]
+                    if a.ndim() == 1 && a.len() <= MAX_ANNOUNCED =>
+                {
                     out.push(a.iter().copied().collect())
                 }
                 _ => {

@@ -334,7 +334,11 @@ impl Checkpointer {
         self.save_with(step, |_| Some(store))
     }
 
-    fn save_with<'s>(&self, step: usize, store_of: impl Fn(usize) -> Option<&'s Store>) -> Result<()> {
+    fn save_with<'s>(
+        &self,
+        step: usize,
+        store_of: impl Fn(usize) -> Option<&'s Store>,
+    ) -> Result<()> {
         for h in &self.holders {
             let store = store_of(h.index).ok_or_else(|| RuntimeError::Node {
                 node: "checkpoint".into(),
@@ -567,13 +571,19 @@ mod tests {
     #[test]
     fn the_common_step_is_the_newest_every_server_has() {
         let l = |a: &[usize], b: &[usize]| {
-            vec![("server0".to_string(), a.to_vec()), ("server1".to_string(), b.to_vec())]
+            vec![
+                ("server0".to_string(), a.to_vec()),
+                ("server1".to_string(), b.to_vec()),
+            ]
         };
         assert_eq!(common_step(&l(&[4, 8], &[4, 8])), Ok(8));
         // server1 crashed before writing step 8
         assert_eq!(common_step(&l(&[4, 8], &[0, 4])), Ok(4));
         let e = common_step(&l(&[8], &[])).unwrap_err();
-        assert!(e.contains("server0: [8]") && e.contains("server1: []"), "{e}");
+        assert!(
+            e.contains("server0: [8]") && e.contains("server1: []"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -30,9 +30,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ndarray::{Array2, ArrayD, Axis, Ix2};
+use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use serde::{Deserialize, Serialize};
 use shareflow_graphs::zoo_train::{reveal_graph_to, TrainSpec, LEARNING_RATE, LOSS};
 use shareflow_ops::plain::to_rank;
 
@@ -195,7 +195,10 @@ pub fn init_inputs(weights: Option<&Weights>) -> Inputs {
     if let Some(w) = weights {
         inputs.insert(
             MODEL_OWNER.to_string(),
-            w.arrays.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            w.arrays
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         );
     }
     inputs

@@ -277,7 +277,10 @@ pub fn run_training_over_quic(
         }
         (false, _) => None,
     };
-    let init = match (party == MODEL_OWNER && plan.spec.owner_init, files.init_weights) {
+    let init = match (
+        party == MODEL_OWNER && plan.spec.owner_init,
+        files.init_weights,
+    ) {
         (true, Some(w)) => {
             let kind: ModelKind = plan.model.parse().map_err(|e| RuntimeError::Node {
                 node: "training plan".into(),
@@ -338,12 +341,11 @@ pub fn run_training_over_quic(
                         (name, list)
                     })
                     .collect();
-                let step = checkpoint::common_step(&named).map_err(|message| {
-                    RuntimeError::Node {
+                let step =
+                    checkpoint::common_step(&named).map_err(|message| RuntimeError::Node {
                         node: "resume".into(),
                         message,
-                    }
-                })?;
+                    })?;
                 if step > steps.len() {
                     return Err(RuntimeError::Node {
                         node: "resume".into(),

@@ -76,7 +76,11 @@ struct TrainRow {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if let Some(t) = args.transports.iter().find(|t| *t != "inproc" && *t != "quic") {
+    if let Some(t) = args
+        .transports
+        .iter()
+        .find(|t| *t != "inproc" && *t != "quic")
+    {
         return Err(ToolError::Usage(format!(
             "--transport {t}: expected inproc and/or quic"
         )));
@@ -256,13 +260,19 @@ fn measured_over_quic(reports: &[(String, Value)]) -> Measured {
         .iter()
         .map(|(_, r)| r["steps"].as_array().cloned().unwrap_or_default())
         .collect();
-    let server0 = reports.iter().position(|(p, _)| p == "server0").unwrap_or(0);
+    let server0 = reports
+        .iter()
+        .position(|(p, _)| p == "server0")
+        .unwrap_or(0);
     let n = steps.iter().map(Vec::len).min().unwrap_or(0);
     let mut timing = Timing::default();
     let mut traffic = Vec::with_capacity(n);
     for i in 0..n {
         let metrics: Vec<Value> = steps.iter().map(|s| s[i].clone()).collect();
-        let bytes = metrics.iter().filter_map(|m| m["bytes_sent"].as_u64()).sum();
+        let bytes = metrics
+            .iter()
+            .filter_map(|m| m["bytes_sent"].as_u64())
+            .sum();
         let rounds = metrics.iter().filter_map(|m| m["rounds"].as_u64()).max();
         traffic.push((bytes, rounds.unwrap_or(0)));
         if i > 0 {

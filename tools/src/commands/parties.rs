@@ -139,7 +139,11 @@ pub fn run_local_parties(
 /// ended when it printed none (killed by a signal, say).
 fn why_failed(status: ExitStatus, stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
     let errors: Vec<&str> = lines
         .iter()
         .copied()
@@ -236,7 +240,10 @@ impl Drop for Running {
 type OnLine = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Reads a child's pipe to its end on a thread, showing `watch` each line as it comes.
-fn read_all(pipe: Option<impl Read + Send + 'static>, watch: Option<OnLine>) -> JoinHandle<Vec<u8>> {
+fn read_all(
+    pipe: Option<impl Read + Send + 'static>,
+    watch: Option<OnLine>,
+) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
         let Some(pipe) = pipe else {

@@ -139,8 +139,8 @@ pub fn run_plan<T>(
     launch: &Launch,
     collect: impl FnOnce(&Path, &[(String, Value)]) -> Result<T>,
 ) -> Result<T> {
-    let json = serde_json::to_string(plan)
-        .map_err(|e| ToolError::Usage(format!("training plan: {e}")))?;
+    let json =
+        serde_json::to_string(plan).map_err(|e| ToolError::Usage(format!("training plan: {e}")))?;
     let exe = std::env::current_exe()
         .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
     interrupt::catch()?;
