@@ -6,10 +6,11 @@
 //! memory between the runs.
 //!
 //! The data owner (`client`) reads its MNIST files from `--data DIR` (the first images the plan
-//! names), prints one line per step on stderr (`run-graph: client: step K/N MS ms`, with the
-//! revealed mean loss if the plan reveals it) and writes the logits of the test images to
+//! names) and writes the logits of the test images to
 //! `DIR/logits.npy`; the party the weights are revealed to (model owner or data owner) writes
-//! them to `DIR/weights.npz` (both atomically, at the end). The model owner gives the first
+//! them to `DIR/weights.npz` (both atomically, at the end). Every party prints one line per
+//! step on stderr (`run-graph: PARTY: step K/N MS ms`; the data owner adds the revealed mean
+//! loss when the plan reveals it). The model owner gives the first
 //! weights with `--weights FILE.npz` when the plan takes them from it; a server given
 //! `--checkpoint DIR` writes its own checkpoints there. The report (one JSON object on stdout)
 //! has the init's time, bytes and rounds, each step's metrics (and revealed loss), the
@@ -102,21 +103,19 @@ pub fn run(args: Args) -> Result<(), ToolError> {
                             message: e.to_string(),
                         }
                     })?;
-                    if args.party == CLIENT {
-                        let loss = if reveal_loss {
-                            let l = mean_loss(result.float(LOSS)?);
-                            m["loss"] = serde_json::json!(l);
-                            format!(" loss {l:.6}")
-                        } else {
-                            String::new()
-                        };
-                        eprintln!(
-                            "run-graph: {}: step {}/{n} {:.1} ms{loss}",
-                            args.party,
-                            k + 1,
-                            result.metrics.wall_ms
-                        );
-                    }
+                    let loss = if args.party == CLIENT && reveal_loss {
+                        let l = mean_loss(result.float(LOSS)?);
+                        m["loss"] = serde_json::json!(l);
+                        format!(" loss {l:.6}")
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "run-graph: {}: step {}/{n} {:.1} ms{loss}",
+                        args.party,
+                        k + 1,
+                        result.metrics.wall_ms
+                    );
                     steps.push(m)
                 }
                 TrainingRun::Predict { start, size } => {

@@ -4,7 +4,8 @@
 //! written to a temporary folder, removed at the end and on a signal; only the data owner's
 //! process reads the MNIST files, only the model owner's the first weights (`--init
 //! FILE.npz`), and each server writes its own checkpoints (`--checkpoint DIR`, in
-//! `DIR/<server>/`). The data owner's progress lines drive the progress bar.
+//! `DIR/<server>/`). Server 0's progress lines (the data owner's when it sees the loss) drive
+//! the progress bar.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub struct Launch {
     pub init: Option<PathBuf>,
     /// Seconds a party waits for a peer.
     pub timeout_s: f64,
-    /// The data owner's stderr lines (one per step), as they come.
+    /// One party's stderr lines (one per step), as they come.
     pub watch: Option<Watch>,
 }
 
@@ -96,8 +97,10 @@ pub fn over_quic(
             .transpose()
             .map_err(|e| ToolError::Usage(format!("initial weights: {e}")))?,
         timeout_s: args.timeout_s.unwrap_or(TIMEOUT_S),
+        // server 0's steps end when the step does; the data owner's only once it has the
+        // revealed loss (without it, it runs ahead of the servers)
         watch: Some(Watch {
-            party: CLIENT.to_string(),
+            party: if args.reveal_loss { CLIENT } else { "server0" }.to_string(),
             on_line: Arc::new(move |line| show_step(&shown, line, steps, epochs)),
         }),
     };
@@ -108,7 +111,7 @@ pub fn over_quic(
     trained
 }
 
-/// Moves the progress bar on a data owner's line `run-graph: client: step K/N MS ms [loss L]`.
+/// Moves the progress bar on a party's line `run-graph: PARTY: step K/N MS ms [loss L]`.
 fn show_step(bar: &ProgressBar, line: &str, steps: usize, epochs: usize) {
     let Some(rest) = line.split_once(": step ").map(|(_, r)| r) else {
         return;
