@@ -121,6 +121,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .set("lr", cfg.lr as f64)
         .set("momentum", cfg.momentum as f64)
         .set("seed", cfg.seed)
+        .set(
+            "init",
+            init.as_ref()
+                .map_or("seed".to_string(), |(p, _)| p.display().to_string()),
+        )
         .set("train_images", train_set.len())
         .set("images", test_set.len())
         .set("accuracy", acc)
