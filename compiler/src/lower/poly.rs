@@ -217,6 +217,15 @@ mod tests {
             relu.coefficients
         );
         assert!(relu.max_error < 0.1);
+        // ln s on [1, 10] (the softmax cross-entropy's): documented within 1e-3
+        let ln = Fit::new(
+            Target::LnOfSum { classes: 10 },
+            &PolyApprox {
+                interval: 4.5,
+                degree: crate::lower::securenn::softmax::LN_DEGREE,
+            },
+        );
+        assert!(ln.max_error < 1e-3, "ln error {}", ln.max_error);
     }
 
     #[test]
