@@ -60,8 +60,21 @@ impl ZooModel {
         batch: usize,
         spec: &TrainSpec,
     ) -> Result<TrainingModel, GraphError> {
-        Self::training_graph(kind, batch, spec.momentum, spec.reveal_loss, |_| {
+        Self::training_graph(kind, batch, spec.momentum, spec.reveal_loss, |_, _| {
             Params::variables(spec.seed)
+        })
+    }
+
+    /// [`ZooModel::build_training`] whose parameters start from the values the model owner
+    /// gives under the parameters' names (`Init::Owner`: its inputs of the init run, secret-
+    /// shared to the servers) instead of seeded He-normal kernels; `spec.seed` is unused.
+    pub fn build_training_from_owner(
+        kind: ModelKind,
+        batch: usize,
+        spec: &TrainSpec,
+    ) -> Result<TrainingModel, GraphError> {
+        Self::training_graph(kind, batch, spec.momentum, spec.reveal_loss, |owner, _| {
+            Params::OwnerVariables(owner)
         })
     }
 
@@ -73,26 +86,29 @@ impl ZooModel {
         batch: usize,
         momentum: f32,
     ) -> Result<TrainingModel, GraphError> {
-        Self::training_graph(kind, batch, momentum, false, Params::OwnerVariables)
+        Self::training_graph(kind, batch, momentum, false, |_, client| {
+            Params::OwnerVariables(client)
+        })
     }
 
-    /// The training graph with the parameters `params(client)`.
+    /// The training graph with the parameters `params(model_owner, client)`.
     fn training_graph(
         kind: ModelKind,
         batch: usize,
         momentum_coefficient: f32,
         reveal_loss: bool,
-        params: impl FnOnce(PartyId) -> Params,
+        params: impl FnOnce(PartyId, PartyId) -> Params,
     ) -> Result<TrainingModel, GraphError> {
         let layers = kind.layers();
         let g = GraphBuilder::new();
-        // The same parties as the prediction graph; the model owner has nothing to give here.
-        g.party(MODEL_OWNER);
+        // The same parties as the prediction graph; the model owner gives the first weights
+        // only when the parameters are its variables.
+        let owner = g.party(MODEL_OWNER);
         let client = g.party(CLIENT);
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
         let labels = g.input(client, LABELS, [batch, 10]);
         let lr = g.parameter(LEARNING_RATE, []);
-        let params = params(client);
+        let params = params(owner, client);
         let logits = layers.apply(&g, &params, &image);
         let loss = match kind.loss() {
             Loss::SoftmaxCrossEntropy => logits.softmax_cross_entropy(&labels),
@@ -136,12 +152,30 @@ impl ZooModel {
 /// The graph that reveals every parameter of network `kind` to the model owner, under its
 /// name: the `reveal` run of a training session, the only one that opens the weights.
 pub fn reveal_graph(kind: ModelKind) -> Result<Graph, GraphError> {
+    reveal_graph_to(kind, MODEL_OWNER)
+}
+
+/// [`reveal_graph`] with the weights going to `receiver`: the model owner or the data owner
+/// (`client`), the two parties that are not servers; any other name is refused.
+pub fn reveal_graph_to(kind: ModelKind, receiver: &str) -> Result<Graph, GraphError> {
     let g = GraphBuilder::new();
     let owner = g.party(MODEL_OWNER);
-    g.party(CLIENT);
+    let client = g.party(CLIENT);
+    let to = match receiver {
+        MODEL_OWNER => owner,
+        CLIENT => client,
+        other => {
+            return Err(GraphError::OutputToUnknownParty {
+                node: "reveal".into(),
+                party: format!(
+                    "{other} (the weights go to {MODEL_OWNER} or {CLIENT}, never to a server)"
+                ),
+            })
+        }
+    };
     for p in kind.layers().params() {
         g.variable(&p.name, p.shape.clone(), Init::Zeros)
-            .output_to(owner, &p.name);
+            .output_to(to, &p.name);
     }
     g.build()
 }

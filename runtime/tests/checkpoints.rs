@@ -68,12 +68,14 @@ fn stop_and_resume(data: &Mnist, dir: &Path) -> PrivateModel {
         checkpoint: Some(checkpoints(dir, 2)),
         resume: false,
         stop_after: Some(2),
+        ..TrainOptions::default()
     };
     drop(run(data, 16, &first).unwrap());
     let resume = TrainOptions {
         checkpoint: Some(checkpoints(dir, 2)),
         resume: true,
         stop_after: None,
+        ..TrainOptions::default()
     };
     let resumed = run(data, 16, &resume).unwrap();
     assert_eq!(resumed.resumed_from(), 2);
@@ -115,6 +117,7 @@ fn checkpoints_hold_shares_not_weights_and_refuse_another_program() {
         checkpoint: Some(checkpoints(dir.path(), 2)),
         resume: false,
         stop_after: Some(2),
+        ..TrainOptions::default()
     };
     let mut model = run(&data, 16, &opts).unwrap();
     let weights = model.reveal().unwrap();
@@ -152,6 +155,7 @@ fn checkpoints_hold_shares_not_weights_and_refuse_another_program() {
         checkpoint: Some(checkpoints(dir.path(), 2)),
         resume: true,
         stop_after: None,
+        ..TrainOptions::default()
     };
     let err = run(&data, 8, &other)
         .err()
@@ -165,6 +169,7 @@ fn checkpoints_hold_shares_not_weights_and_refuse_another_program() {
         checkpoint: Some(checkpoints(dir.path(), 2)),
         resume: false,
         stop_after: Some(0),
+        ..TrainOptions::default()
     };
     let message = run(&data, 8, &fresh)
         .err()
@@ -188,6 +193,7 @@ fn checkpoints_hold_shares_not_weights_and_refuse_another_program() {
         checkpoint: Some(checkpoints(dir.path(), 0)),
         resume: true,
         stop_after: Some(2),
+        ..TrainOptions::default()
     };
     let mut resumed = run(&data, 16, &resume).unwrap();
     assert_eq!(resumed.resumed_from(), 2);

@@ -108,9 +108,9 @@ pub fn lower_common(
         } => to_shared(cx, &inputs[0]).and_then(|dy| avgpool_grad(cx, &dy, window, input_shape)),
         Op::MeanSquaredError => mean_squared_error(cx, &inputs[0], &inputs[1]),
         Op::SoftmaxCrossEntropy => Err(cx.error(
-            "the value of a softmax cross-entropy loss needs a logarithm on shares, which is not \
-             lowered (its gradient is, and training does not need the value); reveal the logits \
-             or train without revealing the loss",
+            "the value of a softmax cross-entropy loss needs a softmax and a logarithm on \
+             shares, which only SecureNN lowers (its gradient is all training needs); train \
+             without revealing the loss",
         )),
         Op::SigmoidCrossEntropy => Err(cx.error(
             "the value of a sigmoid cross-entropy loss needs a logarithm on shares, which is not \

@@ -19,6 +19,11 @@ use crate::CompileError;
 pub enum Target {
     Relu,
     Sigmoid,
+    /// `ln(x + (1 + k) / 2)`: the logarithm of a softmax's sum over `k` classes (in `[1, k]`)
+    /// shifted to the symmetric interval `[-(k - 1) / 2, (k - 1) / 2]`.
+    LnOfSum {
+        classes: u32,
+    },
 }
 
 impl Target {
@@ -26,6 +31,7 @@ impl Target {
         match self {
             Target::Relu => x.max(0.0),
             Target::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Target::LnOfSum { classes } => (x + (1.0 + f64::from(classes)) / 2.0).ln(),
         }
     }
 }
@@ -211,6 +217,15 @@ mod tests {
             relu.coefficients
         );
         assert!(relu.max_error < 0.1);
+        // ln s on [1, 10] (the softmax cross-entropy's): documented within 1e-3
+        let ln = Fit::new(
+            Target::LnOfSum { classes: 10 },
+            &PolyApprox {
+                interval: 4.5,
+                degree: crate::lower::securenn::softmax::LN_DEGREE,
+            },
+        );
+        assert!(ln.max_error < 1e-3, "ln error {}", ln.max_error);
     }
 
     #[test]

@@ -107,6 +107,14 @@ impl Session {
     }
 }
 
+/// The most numbers one [`SessionParty::announce`] carries from one party.
+pub const MAX_ANNOUNCED: usize = 16;
+
+/// The bytes of the largest batch of [`SessionParty::announce`]: the header, one entry of a
+/// vector of [`MAX_ANNOUNCED`] words.
+const ANNOUNCE_BYTES: usize =
+    crate::wire::HEADER_LEN + crate::wire::ENTRY_HEADER_LEN + 8 + 8 * MAX_ANNOUNCED;
+
 /// One party of a session in its own process: its program of each of the session's compiled
 /// graphs, their plans, and its store. The runs go over one transport in the same order at
 /// every party; run `k` has its own session id and range of rounds (as the runs of a serving
@@ -154,9 +162,10 @@ impl SessionParty {
         })
     }
 
-    /// Per party (of `parties`), the largest batch any program receives from it.
+    /// Per party (of `parties`), the largest batch any program (or
+    /// [`SessionParty::announce`]) receives from it.
     pub fn largest_batches(&self, parties: usize) -> Vec<usize> {
-        let mut out = vec![0; parties];
+        let mut out = vec![ANNOUNCE_BYTES; parties];
         for (program, plan) in &self.programs {
             for (o, b) in out.iter_mut().zip(plan.largest_batches(program, parties)) {
                 *o = (*o).max(b);
@@ -167,6 +176,71 @@ impl SessionParty {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Replaces this party's store (its shares restored from a checkpoint).
+    pub fn restore(&mut self, store: Store) {
+        self.store = store;
+    }
+
+    /// A run without a program, over `transport` like the others: each party of `senders`
+    /// (party indices) sends every other party the same short list of public numbers (at
+    /// most [`MAX_ANNOUNCED`]), `mine` if this party is one of them. Returns every sender's
+    /// list, in the order of `senders`. A sender's list that is not one short vector of
+    /// numbers is an error naming it. Only for values every party may know (the steps of a
+    /// sender's checkpoints, say): nothing here is masked.
+    pub fn announce(
+        &mut self,
+        transport: &mut dyn Transport,
+        senders: &[usize],
+        mine: &[u64],
+    ) -> Result<Vec<Vec<u64>>> {
+        let mut run = RunTransport::new(transport, self.runs)?;
+        self.runs += 1;
+        let me = run.me();
+        if mine.len() > MAX_ANNOUNCED {
+            return Err(RuntimeError::Node {
+                node: format!("party {}", run.party_name(me)),
+                message: format!(
+                    "{} numbers to announce, at most {MAX_ANNOUNCED}",
+                    mine.len()
+                ),
+            });
+        }
+        if senders.contains(&me) {
+            for to in (0..run.num_parties()).filter(|&p| p != me) {
+                let mut batch = run.batch(to, 0);
+                let list = ndarray::Array1::from(mine.to_vec()).into_dyn();
+                batch.entries.push((0, shareflow_ops::Value::Ring(list)));
+                run.send(to, batch)?;
+            }
+        }
+        let mut out = Vec::with_capacity(senders.len());
+        for &from in senders {
+            if from == me {
+                out.push(mine.to_vec());
+                continue;
+            }
+            let batch = run.recv(from, 0)?;
+            let peer = run.party_name(from).to_string();
+            let bad = |message: String| RuntimeError::Transport {
+                peer: peer.clone(),
+                message,
+            };
+            match batch.entries.as_slice() {
+                [(0, shareflow_ops::Value::Ring(a))]
+                    if a.ndim() == 1 && a.len() <= MAX_ANNOUNCED =>
+                {
+                    out.push(a.iter().copied().collect())
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "announced something other than at most {MAX_ANNOUNCED} public numbers"
+                    )))
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Runs program `index` (of the graphs given to [`SessionParty::new`]) over `transport`

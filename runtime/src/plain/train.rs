@@ -138,6 +138,18 @@ pub fn train(
     kind: ModelKind,
     data: &Mnist,
     cfg: &TrainConfig,
+    progress: impl FnMut(Progress),
+) -> Result<Weights> {
+    train_from(kind, data, cfg, None, progress)
+}
+
+/// [`train`] from the first weights `init` (by parameter name) instead of the seeded
+/// He-normal kernels, when given.
+pub fn train_from(
+    kind: ModelKind,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    init: Option<&Weights>,
     mut progress: impl FnMut(Progress),
 ) -> Result<Weights> {
     let steps_per_epoch = data.len() / cfg.batch.max(1);
@@ -156,9 +168,18 @@ pub fn train(
         momentum: cfg.momentum,
         reveal_loss: false,
     };
-    let model = ZooModel::build_training(kind, cfg.batch, &spec)?;
+    let (model, owners) = match init {
+        Some(w) => (
+            ZooModel::build_training_from_owner(kind, cfg.batch, &spec)?,
+            w.arrays.clone().into_iter().collect(),
+        ),
+        None => (
+            ZooModel::build_training(kind, cfg.batch, &spec)?,
+            HashMap::new(),
+        ),
+    };
     let loss_node = model.loss;
-    let mut session = Session::new(model.graph, &HashMap::new())?;
+    let mut session = Session::new(model.graph, &owners)?;
     let schedule = schedule(data.len(), cfg);
     for s in &schedule {
         let mut inputs = batch_inputs(data, &s.indices)?;

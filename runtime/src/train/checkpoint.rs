@@ -174,6 +174,36 @@ fn sync_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The parties of the step program that hold variable shares, with what they load.
+fn holders_of(step: &CompiledGraph) -> Vec<Holder> {
+    let mut holders = Vec::new();
+    for (index, p) in step.programs.iter().enumerate() {
+        let mut variables = BTreeMap::new();
+        for instr in &p.instrs {
+            if let Kernel::Load {
+                key: StoreKey::Variable(name),
+            } = &instr.kernel
+            {
+                variables.insert(name.clone(), (instr.kind, instr.shape.clone()));
+            }
+        }
+        if !variables.is_empty() {
+            holders.push(Holder {
+                index,
+                party: p.party.clone(),
+                variables,
+            });
+        }
+    }
+    holders
+}
+
+/// The indices (in the session's party order) of the parties that write checkpoints of the
+/// training step program `step`: those that hold variable shares (the servers).
+pub fn holder_indices(step: &CompiledGraph) -> Vec<usize> {
+    holders_of(step).iter().map(|h| h.index).collect()
+}
+
 impl Checkpointer {
     /// The checkpoints of the session whose step program is `step` and schedule `schedule`,
     /// written every `every` steps under `dir`.
@@ -184,25 +214,7 @@ impl Checkpointer {
         schedule: ScheduleId,
     ) -> Result<Checkpointer> {
         let program = hex(&crate::party::json_digest("training step", step)?);
-        let mut holders = Vec::new();
-        for (index, p) in step.programs.iter().enumerate() {
-            let mut variables = BTreeMap::new();
-            for instr in &p.instrs {
-                if let Kernel::Load {
-                    key: StoreKey::Variable(name),
-                } = &instr.kernel
-                {
-                    variables.insert(name.clone(), (instr.kind, instr.shape.clone()));
-                }
-            }
-            if !variables.is_empty() {
-                holders.push(Holder {
-                    index,
-                    party: p.party.clone(),
-                    variables,
-                });
-            }
-        }
+        let holders = holders_of(step);
         if holders.is_empty() {
             return Err(RuntimeError::Node {
                 node: "checkpoint".into(),
@@ -290,11 +302,45 @@ impl Checkpointer {
         Ok(())
     }
 
+    /// The same checkpoints seen by one party only (a server of a session over QUIC, which
+    /// writes and reads only its own files); `None` if `party` holds no variables.
+    pub fn only(&self, party: &str) -> Option<Checkpointer> {
+        let holder = self.holders.iter().find(|h| h.party == party)?.clone();
+        Some(Checkpointer {
+            holders: vec![holder],
+            ..self.clone()
+        })
+    }
+
     /// Writes every holder's shares after `step` steps (each file atomically), then deletes
     /// each holder's checkpoints older than its two newest.
     pub fn save(&self, step: usize, stores: &[Store]) -> Result<()> {
+        self.save_with(step, |index| stores.get(index))
+    }
+
+    /// For the checkpointer of one party ([`Checkpointer::only`]): writes its `store` after
+    /// `step` steps, as [`Checkpointer::save`] does.
+    pub fn save_own(&self, step: usize, store: &Store) -> Result<()> {
+        if self.holders.len() != 1 {
+            return Err(RuntimeError::Node {
+                node: "checkpoint".into(),
+                message: format!(
+                    "one store given for {} parties ({})",
+                    self.holders.len(),
+                    self.parties().join(", ")
+                ),
+            });
+        }
+        self.save_with(step, |_| Some(store))
+    }
+
+    fn save_with<'s>(
+        &self,
+        step: usize,
+        store_of: impl Fn(usize) -> Option<&'s Store>,
+    ) -> Result<()> {
         for h in &self.holders {
-            let store = stores.get(h.index).ok_or_else(|| RuntimeError::Node {
+            let store = store_of(h.index).ok_or_else(|| RuntimeError::Node {
                 node: "checkpoint".into(),
                 message: format!("the session has no store for {}", h.party),
             })?;
@@ -366,26 +412,11 @@ impl Checkpointer {
     /// The newest step of which every holder has a complete checkpoint. A holder may have a
     /// newer one (a crash between two servers' writes): the older common step is used.
     pub fn latest(&self) -> Result<usize> {
-        let mut common: Option<BTreeSet<usize>> = None;
-        let mut seen = Vec::new();
+        let mut lists = Vec::new();
         for h in &self.holders {
-            let steps = self.steps(&h.party)?;
-            seen.push(format!("{}: {:?}", h.party, steps));
-            let steps: BTreeSet<usize> = steps.into_iter().collect();
-            common = Some(match common {
-                None => steps,
-                Some(c) => c.intersection(&steps).copied().collect(),
-            });
+            lists.push((h.party.clone(), self.steps(&h.party)?));
         }
-        common.and_then(|c| c.last().copied()).ok_or_else(|| {
-            file_err(
-                &self.dir,
-                format!(
-                    "no checkpoint that every server has ({}) to resume from",
-                    seen.join("; ")
-                ),
-            )
-        })
+        common_step(&lists).map_err(|m| file_err(&self.dir, m))
     }
 
     /// Every holder's store restored from its checkpoint after `step` steps, by party index,
@@ -481,6 +512,27 @@ impl Checkpointer {
     }
 }
 
+/// The newest step that appears in every party's list of checkpoint steps (`(party,
+/// steps)`): the step a session resumes from. The error (no common step) lists every party's
+/// steps.
+pub fn common_step(lists: &[(String, Vec<usize>)]) -> std::result::Result<usize, String> {
+    let mut common: Option<BTreeSet<usize>> = None;
+    for (_, steps) in lists {
+        let steps: BTreeSet<usize> = steps.iter().copied().collect();
+        common = Some(match common {
+            None => steps,
+            Some(c) => c.intersection(&steps).copied().collect(),
+        });
+    }
+    common.and_then(|c| c.last().copied()).ok_or_else(|| {
+        let seen: Vec<String> = lists.iter().map(|(p, s)| format!("{p}: {s:?}")).collect();
+        format!(
+            "no checkpoint that every server has ({}) to resume from",
+            seen.join("; ")
+        )
+    })
+}
+
 fn open(path: &Path) -> Result<NpzReader<File>> {
     let file = File::open(path).map_err(|e| file_err(path, e.to_string()))?;
     let len = file
@@ -514,7 +566,25 @@ fn read_meta(path: &Path) -> Result<Meta> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_name;
+    use super::{common_step, parse_name};
+
+    #[test]
+    fn the_common_step_is_the_newest_every_server_has() {
+        let l = |a: &[usize], b: &[usize]| {
+            vec![
+                ("server0".to_string(), a.to_vec()),
+                ("server1".to_string(), b.to_vec()),
+            ]
+        };
+        assert_eq!(common_step(&l(&[4, 8], &[4, 8])), Ok(8));
+        // server1 crashed before writing step 8
+        assert_eq!(common_step(&l(&[4, 8], &[0, 4])), Ok(4));
+        let e = common_step(&l(&[8], &[])).unwrap_err();
+        assert!(
+            e.contains("server0: [8]") && e.contains("server1: []"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn only_complete_files_are_checkpoints() {

@@ -12,7 +12,8 @@
 //!   nothing leaves the step (the loss is not computed unless revealed);
 //! - `predict`: the client shares images and receives logits computed from the still-shared
 //!   model ([`ZooModel::build_from_variables`]): the model is never opened for it;
-//! - `reveal`, only when asked: the weights to the model owner ([`reveal_graph`]).
+//! - `reveal`, only when asked: the weights to the model owner or the data owner
+//!   ([`reveal_graph_to`]).
 //!
 //! The batch order and the learning-rate schedule are the plaintext run's
 //! ([`crate::plain::train::schedule`]), so the two runs see the same batches.
@@ -29,9 +30,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ndarray::{Array2, ArrayD, Axis, Ix2};
+use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LEARNING_RATE};
+use shareflow_graphs::zoo_train::{reveal_graph_to, TrainSpec, LEARNING_RATE, LOSS};
 use shareflow_ops::plain::to_rank;
 
 use crate::data::{Mnist, Weights};
@@ -44,8 +46,16 @@ use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
 /// The servers, who are given the run-time parameters.
 const SERVERS: [&str; 2] = ["server0", "server1"];
 
+/// The mean of a revealed loss (a scalar, or one value per example).
+pub fn mean_loss(loss: &ArrayD<f32>) -> f32 {
+    if loss.is_empty() {
+        return f32::NAN;
+    }
+    loss.iter().sum::<f32>() / loss.len() as f32
+}
+
 /// What one step cost, as measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StepReport {
     pub epoch: usize,
     /// 1-based.
@@ -54,6 +64,11 @@ pub struct StepReport {
     pub ms: f64,
     pub bytes: u64,
     pub rounds: u32,
+    /// Each party's bytes sent, bytes received and wall milliseconds in the step.
+    pub per_party: Vec<(String, u64, u64, f64)>,
+    /// The mean loss of the step's batch, revealed to the data owner only when the session
+    /// was asked to ([`TrainOptions::reveal_loss`]).
+    pub loss: Option<f32>,
 }
 
 /// A network trained (or being trained) privately: the session whose servers hold it.
@@ -76,6 +91,39 @@ pub struct TrainingPrograms {
     pub step: SessionProgram,
 }
 
+/// What the programs of a training session do beyond the recipe (both are part of the step
+/// program, so a checkpoint is resumed only with the same choice).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpec {
+    /// The first weights are the model owner's inputs of the init run (`--init FILE.npz`,
+    /// secret-shared by the model owner), not seeded He-normal kernels.
+    #[serde(default)]
+    pub owner_init: bool,
+    /// Every step reveals the mean loss of its batch to the data owner (`--reveal-loss`);
+    /// without it nothing leaves a step.
+    #[serde(default)]
+    pub reveal_loss: bool,
+}
+
+/// The training graph of network `kind` for the recipe `cfg` and `spec`.
+pub fn training_graph(
+    kind: ModelKind,
+    cfg: &TrainConfig,
+    spec: StepSpec,
+) -> Result<shareflow_graphs::Graph> {
+    let train = TrainSpec {
+        seed: cfg.seed,
+        momentum: cfg.momentum,
+        reveal_loss: spec.reveal_loss,
+    };
+    let model = if spec.owner_init {
+        ZooModel::build_training_from_owner(kind, cfg.batch, &train)?
+    } else {
+        ZooModel::build_training(kind, cfg.batch, &train)?
+    };
+    Ok(model.graph)
+}
+
 /// Compiles the init and step programs of a training session.
 pub fn training_programs(
     kind: ModelKind,
@@ -83,15 +131,77 @@ pub fn training_programs(
     protocol: ProtocolKind,
     options: CompileOptions,
 ) -> Result<TrainingPrograms> {
-    let spec = TrainSpec {
-        seed: cfg.seed,
-        momentum: cfg.momentum,
-        reveal_loss: false,
-    };
-    let model = ZooModel::build_training(kind, cfg.batch, &spec)?;
-    let init = SessionProgram::new(compile_init(&model.graph, protocol, options)?)?;
-    let step = SessionProgram::new(compile(&model.graph, protocol, options)?)?;
+    training_programs_with(kind, cfg, protocol, options, StepSpec::default())
+}
+
+/// [`training_programs`] with the choices of `spec`.
+pub fn training_programs_with(
+    kind: ModelKind,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    spec: StepSpec,
+) -> Result<TrainingPrograms> {
+    let graph = training_graph(kind, cfg, spec)?;
+    let init = SessionProgram::new(compile_init(&graph, protocol, options)?)?;
+    let step = SessionProgram::new(compile(&graph, protocol, options)?)?;
     Ok(TrainingPrograms { init, step })
+}
+
+/// Checks that `weights` (read from `source`) holds exactly the parameters of network `kind`
+/// with their shapes: the first weights a model owner gives (`--init FILE.npz`).
+pub fn check_initial_weights(kind: ModelKind, weights: &Weights, source: &str) -> Result<()> {
+    let err = |message: String| RuntimeError::File {
+        path: source.to_string(),
+        message,
+    };
+    let params = kind.layers().params();
+    for p in &params {
+        match weights.arrays.get(&p.name) {
+            None => {
+                return Err(err(format!(
+                    "no array {:?}: network {kind}'s initial weights need {:?} of shape {:?}",
+                    p.name, p.name, p.shape
+                )))
+            }
+            Some(a) if a.shape() != p.shape.as_slice() => {
+                return Err(err(format!(
+                    "array {:?} has shape {:?}, network {kind} expects {:?}",
+                    p.name,
+                    a.shape(),
+                    p.shape
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(extra) = weights
+        .arrays
+        .keys()
+        .find(|k| !params.iter().any(|p| &p.name == *k))
+    {
+        let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+        return Err(err(format!(
+            "array {extra:?} is not a parameter of network {kind} (its parameters: {})",
+            names.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// The model owner's inputs of the init run: its first weights, if it gives them.
+pub fn init_inputs(weights: Option<&Weights>) -> Inputs {
+    let mut inputs = Inputs::new();
+    if let Some(w) = weights {
+        inputs.insert(
+            MODEL_OWNER.to_string(),
+            w.arrays
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+    }
+    inputs
 }
 
 /// The inputs of one training step: the client's images and one-hot labels of `step`'s
@@ -120,6 +230,22 @@ pub struct TrainOptions {
     pub resume: bool,
     /// Stop after this many steps of the schedule (the rest is left to a resumed session).
     pub stop_after: Option<usize>,
+    /// The model owner's first weights (checked with [`check_initial_weights`]); `None`: the
+    /// seeded He-normal kernels of the recipe.
+    pub init_weights: Option<Weights>,
+    /// Every step reveals the mean loss of its batch to the data owner
+    /// ([`StepReport::loss`]).
+    pub reveal_loss: bool,
+}
+
+impl TrainOptions {
+    /// What the session's programs do beyond the recipe.
+    pub fn step_spec(&self) -> StepSpec {
+        StepSpec {
+            owner_init: self.init_weights.is_some(),
+            reveal_loss: self.reveal_loss,
+        }
+    }
 }
 
 /// Trains network `kind` on `data` under `protocol`; calls `report` after every step.
@@ -156,7 +282,7 @@ pub fn train_private_with(
             ),
         });
     }
-    let programs = training_programs(kind, cfg, protocol, options)?;
+    let programs = training_programs_with(kind, cfg, protocol, options, opts.step_spec())?;
     let mut model = PrivateModel {
         kind,
         protocol,
@@ -177,6 +303,10 @@ pub fn train_private_with(
             Checkpointer::new(&c.dir, c.every, &model.step.graph, id).map(|k| (k, c.force))
         })
         .transpose()?;
+    if let Some(w) = &opts.init_weights {
+        check_initial_weights(kind, w, "the initial weights")?;
+    }
+    let init = init_inputs(opts.init_weights.as_ref());
     let start = match (&checkpoints, opts.resume) {
         (Some((k, _)), true) => {
             let step = k.latest()?;
@@ -193,11 +323,11 @@ pub fn train_private_with(
         }
         (Some((k, force)), false) => {
             k.prepare_new(*force)?;
-            model.session.run(&programs.init, &Inputs::new())?;
+            model.session.run(&programs.init, &init)?;
             0
         }
         (None, false) => {
-            model.session.run(&programs.init, &Inputs::new())?;
+            model.session.run(&programs.init, &init)?;
             0
         }
     };
@@ -213,6 +343,19 @@ pub fn train_private_with(
             ms: run.wall_ms,
             bytes: run.bytes(),
             rounds: run.rounds(),
+            per_party: run
+                .parties
+                .iter()
+                .map(|p| {
+                    let m = &p.metrics;
+                    (m.party.clone(), m.bytes_sent, m.bytes_received, m.wall_ms)
+                })
+                .collect(),
+            loss: if opts.reveal_loss {
+                Some(mean_loss(run.float(CLIENT, LOSS)?))
+            } else {
+                None
+            },
         });
         if let Some((k, _)) = &checkpoints {
             if k.due(s.step + 1) {
@@ -286,10 +429,16 @@ impl PrivateModel {
 
     /// Opens the weights to the model owner (the only run that reveals them).
     pub fn reveal(&mut self) -> Result<Weights> {
-        let graph = reveal_graph(self.kind)?;
+        self.reveal_to(MODEL_OWNER)
+    }
+
+    /// Opens the weights to `receiver`: the model owner or the data owner (`client`), never
+    /// a server ([`reveal_graph_to`]).
+    pub fn reveal_to(&mut self, receiver: &str) -> Result<Weights> {
+        let graph = reveal_graph_to(self.kind, receiver)?;
         let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
         let run = self.session.run(&program, &Inputs::new())?;
-        let owner = run.party(MODEL_OWNER)?;
+        let owner = run.party(receiver)?;
         let mut weights = Weights::default();
         for p in self.kind.layers().params() {
             weights

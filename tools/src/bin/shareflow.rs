@@ -65,8 +65,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "pond,securenn")]
         protocol: Vec<String>,
         /// Comma-separated transports: inproc (every party in this process) and/or quic (one
-        /// process per party on 127.0.0.1) [default: inproc,quic; with --train: inproc, the
-        /// only one it takes].
+        /// process per party on 127.0.0.1) [default: inproc,quic; with --train: inproc].
         #[arg(long, value_delimiter = ',')]
         transport: Vec<String>,
         /// Comma-separated batch sizes [default: 1,128; with --train: 128].
@@ -94,8 +93,8 @@ enum Command {
         /// and batch, the session's init once, then a warm-up and --reps steps on MNIST
         /// training batches (from --data or SHAREFLOW_DATA), with the plaintext step of the
         /// same graph and the step program's cost report; fails if the measured bytes or
-        /// rounds differ from the cost report's. In process only; Pond is skipped (with a
-        /// note) for networks it cannot train.
+        /// rounds differ from the cost report's. In process or (--transport quic) with every
+        /// party its own process; Pond is skipped (with a note) for networks it cannot train.
         #[arg(long)]
         train: bool,
         #[command(flatten)]
@@ -174,7 +173,8 @@ enum Command {
     /// Trains a network of the zoo (A, B, C, D, or P: sigmoids, average pooling and sigmoid
     /// cross-entropy, the network trainable under Pond): one run of the network's training
     /// graph (forward, backward and update) per step, in plaintext (weights saved as .npz) or
-    /// on shares under SecureNN or Pond (every party a thread of this process).
+    /// on shares under SecureNN or Pond (every party a thread of this process, or its own
+    /// process over QUIC).
     Train {
         #[arg(long)]
         model: ModelKind,
@@ -188,6 +188,22 @@ enum Command {
         /// discarded with the session).
         #[arg(long)]
         reveal: bool,
+        /// Under a protocol: who receives the trained weights, model-owner (the default of
+        /// --reveal) or client (the data owner); implies --reveal. Never a server.
+        #[arg(long, value_name = "PARTY")]
+        reveal_to: Option<String>,
+        /// Under a protocol: reveal each step's mean loss over its batch to the data owner
+        /// (client), which prints it (progress bar and report). This opens one number per
+        /// step, a function of the still-shared weights and the batch: how well the model
+        /// fits the data owner's own batch. The data owner learns it, no server does. Off by
+        /// default: then no loss is computed in the clear and none is printed.
+        #[arg(long)]
+        reveal_loss: bool,
+        /// The first weights: seed (He-normal kernels drawn from --seed, zero biases) or
+        /// FILE.npz, one float32 array per parameter named as the network's (`dense1/kernel`,
+        /// ...; shapes checked), which the model owner secret-shares to the servers.
+        #[arg(long, value_name = "seed|FILE.npz")]
+        init: Option<String>,
         /// Test on the first N test images only.
         #[arg(long)]
         test_limit: Option<usize>,
@@ -230,6 +246,10 @@ enum Command {
         /// Train on the first N training images only.
         #[arg(long)]
         limit: Option<usize>,
+        /// With --transport quic: seconds a party waits for a peer in any round before it
+        /// stops naming that peer (default 600).
+        #[arg(long, value_name = "S")]
+        timeout: Option<f64>,
         #[arg(long, default_value_t = 15)]
         epochs: usize,
         #[arg(long, default_value_t = 64)]
@@ -435,6 +455,9 @@ fn run(command: Command) -> Result<(), ToolError> {
             model,
             protocol,
             reveal,
+            reveal_to,
+            reveal_loss,
+            init,
             test_limit,
             reference,
             transport,
@@ -446,6 +469,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             resume,
             stop_after,
             limit,
+            timeout,
             epochs,
             batch,
             lr,
@@ -456,6 +480,9 @@ fn run(command: Command) -> Result<(), ToolError> {
             model,
             protocol,
             reveal,
+            reveal_to,
+            reveal_loss,
+            init,
             test_limit,
             reference,
             transport,
@@ -467,6 +494,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             resume,
             stop_after,
             limit,
+            timeout_s: timeout,
             config: TrainConfig {
                 epochs,
                 batch,

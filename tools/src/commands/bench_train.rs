@@ -17,7 +17,10 @@
 //! batches (a warm-up, then `reps` timed steps); `slowdown` is the private median over the
 //! plaintext median.
 //!
-//! Every party runs in this process (`inproc`); training over QUIC is not benchmarked yet.
+//! With `--transport inproc` every party runs in this process; with `--transport quic` every
+//! party is its own `run-graph --training` process on 127.0.0.1 (the session `shareflow train
+//! --transport quic` runs, [`super::train_quic::run_plan`]), the same steps on the same
+//! batches, each step's time that of server 0, its bytes those of every party's report.
 //! A protocol that cannot compile a network's training graph (Pond has no exact comparisons,
 //! hence no softmax on shares nor max pooling: none of A-D today) is skipped with a note
 //! naming the op.
@@ -28,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
 use serde_json::Value;
-use shareflow_compiler::{CompileError, CostReport, ProtocolKind};
+use shareflow_compiler::{CompileError, CompileOptions, CostReport, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
 use shareflow_graphs::zoo_train::TrainSpec;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
@@ -36,16 +39,15 @@ use shareflow_runtime::exec::serving::Inputs;
 use shareflow_runtime::exec::{InProcessRun, Session};
 use shareflow_runtime::plain;
 use shareflow_runtime::plain::train::{schedule, ScheduledStep, TrainConfig};
-use shareflow_runtime::train::{step_inputs, training_programs, TrainingPrograms};
+use shareflow_runtime::train::quic::TrainingPlan;
+use shareflow_runtime::train::{step_inputs, training_programs, StepSpec, TrainingPrograms};
 use shareflow_runtime::RuntimeError;
 
 use super::bench::{io, machine, progress, round3, today, BenchArgs, Timing};
 use super::secure::summary;
+use super::train_quic::{run_plan, Launch, TIMEOUT_S};
 use crate::report::Report;
 use crate::{Result, ToolError};
-
-/// The only transport of the training benchmark for now.
-const TRANSPORT: &str = "inproc";
 
 /// Bounds every receive of a training session's runs.
 const TIMEOUT: Duration = Duration::from_secs(600);
@@ -61,10 +63,11 @@ struct Measured {
     traffic: Vec<(u64, u64)>,
 }
 
-/// The figures of one network, protocol and batch size.
+/// The figures of one network, protocol, transport and batch size.
 struct TrainRow {
     model: ModelKind,
     protocol: ProtocolKind,
+    transport: String,
     batch: usize,
     measured: Measured,
     plain_ms: Vec<f64>,
@@ -73,12 +76,14 @@ struct TrainRow {
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
-    if args.transports.iter().any(|t| t != TRANSPORT) {
-        return Err(ToolError::Usage(
-            "bench --train runs every party in this process: use --transport inproc (training \
-             over QUIC is not benchmarked yet)"
-                .into(),
-        ));
+    if let Some(t) = args
+        .transports
+        .iter()
+        .find(|t| *t != "inproc" && *t != "quic")
+    {
+        return Err(ToolError::Usage(format!(
+            "--transport {t}: expected inproc and/or quic"
+        )));
     }
     if args.single || args.limit.is_some() {
         return Err(ToolError::Usage(
@@ -125,24 +130,39 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     Err(e) => return Err(e.into()),
                 };
                 let compile_ms = compile_start.elapsed().as_secs_f64() * 1e3;
-                progress(&format!(
-                    "{model} {} batch {batch}: init, 1 warm-up + {} steps ({:.0} s so far)",
-                    protocol.name(),
-                    args.reps,
-                    started.elapsed().as_secs_f64()
-                ));
                 let cost = CostReport::of(&programs.step.graph);
-                let measured = time_private(&programs, &steps, &data)?;
                 let plain_ms = time_plain(model, batch, &cfg, &steps, &data)?;
-                rows.push(TrainRow {
-                    model,
-                    protocol,
-                    batch,
-                    measured,
-                    plain_ms,
-                    cost,
-                    compile_ms,
-                });
+                for transport in &args.transports {
+                    progress(&format!(
+                        "{model} {} {transport} batch {batch}: init, 1 warm-up + {} steps ({:.0} \
+                         s so far)",
+                        protocol.name(),
+                        args.reps,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    let measured = if transport == "quic" {
+                        let run = QuicRun {
+                            model,
+                            protocol,
+                            options,
+                            cfg: &cfg,
+                            images: steps.len() * batch,
+                        };
+                        time_quic(&run, args)?
+                    } else {
+                        time_private(&programs, &steps, &data)?
+                    };
+                    rows.push(TrainRow {
+                        model,
+                        protocol,
+                        transport: transport.clone(),
+                        batch,
+                        measured,
+                        plain_ms: plain_ms.clone(),
+                        cost: cost.clone(),
+                        compile_ms,
+                    });
+                }
             }
         }
     }
@@ -201,6 +221,76 @@ fn time_private(
     })
 }
 
+/// A training session over QUIC to time: the first `images` training images in one epoch.
+struct QuicRun<'a> {
+    model: ModelKind,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    cfg: &'a TrainConfig,
+    images: usize,
+}
+
+/// The same session with every party its own process over QUIC: init, then a warm-up step
+/// and the timed ones (no predictions, nothing revealed). A step's time is server 0's wall
+/// time of its run.
+fn time_quic(run: &QuicRun<'_>, args: &BenchArgs) -> Result<Measured> {
+    let plan = TrainingPlan::new(
+        run.model,
+        run.cfg,
+        run.protocol,
+        run.options,
+        run.images,
+        0,
+        1,
+        StepSpec::default(),
+        None,
+    )?;
+    let launch = Launch {
+        data: std::path::absolute(data_dir(args.data.clone()))
+            .map_err(|e| ToolError::Usage(format!("data directory: {e}")))?,
+        timeout_s: args.timeout_s.max(TIMEOUT_S),
+        ..Launch::default()
+    };
+    run_plan(&plan, &launch, |_, reports| Ok(measured_over_quic(reports)))
+}
+
+/// The figures of a QUIC session from its parties' reports.
+fn measured_over_quic(reports: &[(String, Value)]) -> Measured {
+    let steps: Vec<Vec<Value>> = reports
+        .iter()
+        .map(|(_, r)| r["steps"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let server0 = reports
+        .iter()
+        .position(|(p, _)| p == "server0")
+        .unwrap_or(0);
+    let n = steps.iter().map(Vec::len).min().unwrap_or(0);
+    let mut timing = Timing::default();
+    let mut traffic = Vec::with_capacity(n);
+    for i in 0..n {
+        let metrics: Vec<Value> = steps.iter().map(|s| s[i].clone()).collect();
+        let bytes = metrics
+            .iter()
+            .filter_map(|m| m["bytes_sent"].as_u64())
+            .sum();
+        let rounds = metrics.iter().filter_map(|m| m["rounds"].as_u64()).max();
+        traffic.push((bytes, rounds.unwrap_or(0)));
+        if i > 0 {
+            let ms = steps[server0][i]["wall_ms"].as_f64().unwrap_or(0.0);
+            timing.add(&metrics, ms);
+        }
+    }
+    let init = |r: &Value, k: &str| r["init"][k].as_f64().unwrap_or(0.0);
+    Measured {
+        timing,
+        init_ms: reports
+            .get(server0)
+            .map_or(0.0, |(_, r)| init(r, "wall_ms")),
+        init_bytes: reports.iter().map(|(_, r)| init(r, "bytes") as u64).sum(),
+        traffic,
+    }
+}
+
 /// Each party's metrics as JSON, the way [`Timing::add`] reads them.
 fn metrics(run: &InProcessRun) -> Vec<Value> {
     run.parties
@@ -252,9 +342,10 @@ impl TrainRow {
             .find(|(_, t)| **t != cost)?;
         Some(ToolError::CostMismatch {
             what: format!(
-                "{} under {} at batch {}, training step {step}",
+                "{} under {} over {} at batch {}, training step {step}",
                 self.model,
                 self.protocol.name(),
+                self.transport,
                 self.batch
             ),
             measured_bytes: measured.0,
@@ -271,7 +362,7 @@ impl TrainRow {
         let mut r = Report::new();
         r.set("model", self.model.to_string())
             .set("protocol", self.protocol.name())
-            .set("transport", TRANSPORT)
+            .set("transport", self.transport.as_str())
             .set("batch", self.batch)
             .set("train", true)
             .set("median_ms", round3(median))
@@ -305,8 +396,9 @@ fn markdown(rows: &[Value], notes: &[String], machine: &str, date: &str, reps: u
         "Measured {date} on {machine} with `shareflow bench --train`: one SGD step of private \
          training (forward pass, softmax cross-entropy, gradients and the momentum update on \
          shares) on a batch of MNIST training images, median (min-max) of {reps} steps after \
-         the session's init and a warm-up step, every party in this process. Bytes are sent by \
-         all parties per step, next to the step program's static cost report. Plaintext: the \
+         the session's init and a warm-up step, every party in this process (inproc) or its own \
+         process on 127.0.0.1 (quic: server 0's time of each step). Bytes are sent by all \
+         parties per step, next to the step program's static cost report. Plaintext: the \
          same training graph in a plaintext session on the same batches."
     );
     s.push('\n');

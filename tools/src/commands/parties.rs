@@ -2,9 +2,10 @@
 //! `shareflow demo`, `shareflow bench` and `shareflow fedavg` start them.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,10 +17,25 @@ use shareflow_runtime::keys::Existing;
 use super::{interrupt, weights_path};
 use crate::{Result, ToolError};
 
+/// A party whose stderr lines are shown to a callback as they come (progress).
+#[derive(Clone)]
+pub struct Watch {
+    pub party: String,
+    pub on_line: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch").field("party", &self.party).finish()
+    }
+}
+
 /// What each party's `run-graph` is given, by party name: an `.npz` whose arrays are all
 /// inputs (`--weights`) and single inputs `NAME=FILE.npy` (`--input`).
 #[derive(Debug, Clone, Default)]
 pub struct PartyInputs {
+    /// One party's stderr lines, shown as they come.
+    pub watch: Option<Watch>,
     pub weights: HashMap<String, PathBuf>,
     pub inputs: HashMap<String, Vec<(String, PathBuf)>>,
     /// More arguments for every party's `run-graph` (`--training`).
@@ -95,7 +111,12 @@ pub fn run_local_parties(
         let child = cmd
             .spawn()
             .map_err(|e| ToolError::Usage(format!("starting party {party}: {e}")))?;
-        running.push(party, child);
+        let watch = given
+            .watch
+            .as_ref()
+            .filter(|w| &w.party == party)
+            .map(|w| w.on_line.clone());
+        running.push(party, child, watch);
     }
     let mut reports = Vec::new();
     let mut failures = Vec::new();
@@ -108,10 +129,7 @@ pub fn run_local_parties(
                 .map_err(|e| ToolError::Usage(format!("party {party} printed no report: {e}")))?;
             reports.push((party, v));
         } else {
-            failures.push(format!(
-                "{party}: {}",
-                String::from_utf8_lossy(&stderr).trim()
-            ));
+            failures.push(format!("{party}: {}", why_failed(status, &stderr)));
         }
     }
     if !failures.is_empty() {
@@ -121,6 +139,36 @@ pub fn run_local_parties(
         )));
     }
     Ok(reports)
+}
+
+/// One line on why a party failed: its error lines (its progress lines left out), or how it
+/// ended when it printed none (killed by a signal, say).
+fn why_failed(status: ExitStatus, stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("run-graph: "))
+        .collect();
+    if !errors.is_empty() {
+        return errors.join(" | ");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return format!("killed by signal {signal}");
+        }
+    }
+    match lines.last() {
+        Some(last) => format!("{status}; last said: {last}"),
+        None => status.to_string(),
+    }
 }
 
 /// How often [`Running::wait`] looks at the parties and for a signal.
@@ -143,9 +191,9 @@ struct Running(Vec<Party>);
 type Ended = (String, ExitStatus, Vec<u8>, Vec<u8>);
 
 impl Running {
-    fn push(&mut self, name: &str, mut child: Child) {
-        let stdout = read_all(child.stdout.take());
-        let stderr = read_all(child.stderr.take());
+    fn push(&mut self, name: &str, mut child: Child, watch: Option<OnLine>) {
+        let stdout = read_all(child.stdout.take(), None);
+        let stderr = read_all(child.stderr.take(), watch);
         self.0.push(Party {
             name: name.to_string(),
             child,
@@ -194,12 +242,33 @@ impl Drop for Running {
     }
 }
 
-/// Reads a child's pipe to its end on a thread.
-fn read_all(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+/// A callback shown each line of a watched party's stderr.
+type OnLine = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Reads a child's pipe to its end on a thread, showing `watch` each line as it comes.
+fn read_all(
+    pipe: Option<impl Read + Send + 'static>,
+    watch: Option<OnLine>,
+) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
+        let Some(pipe) = pipe else {
+            return bytes;
+        };
+        match watch {
+            None => {
+                let mut pipe = pipe;
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            Some(on_line) => {
+                let mut reader = std::io::BufReader::new(pipe);
+                let mut line = Vec::new();
+                while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                    on_line(String::from_utf8_lossy(&line).trim_end());
+                    bytes.extend_from_slice(&line);
+                    line.clear();
+                }
+            }
         }
         bytes
     })

@@ -95,6 +95,15 @@ pub struct Args {
     /// kernel, round and exchange, with its bytes.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// With --training, for a server when the plan has checkpoints: its checkpoint directory
+    /// (it writes its own shares to DIR/<party>/step-<n>.npz, atomically, and resumes from
+    /// them when the plan says so).
+    #[arg(long, value_name = "DIR", requires = "training")]
+    pub checkpoint: Option<PathBuf>,
+    /// With --training and --checkpoint: start a new session in a directory that holds
+    /// checkpoints (deleting them).
+    #[arg(long, requires = "checkpoint")]
+    pub force: bool,
 }
 
 impl Args {

@@ -6,20 +6,29 @@
 //! memory between the runs.
 //!
 //! The data owner (`client`) reads its MNIST files from `--data DIR` (the first images the plan
-//! names) and writes the logits of the test images to `DIR/logits.npy`; the model owner writes
-//! the revealed weights to `DIR/weights.npz` (both atomically, at the end). The report (one
-//! JSON object on stdout) has the init's metrics, each step's time, bytes and rounds, and the
-//! predictions'.
+//! names) and writes the logits of the test images to
+//! `DIR/logits.npy`; the party the weights are revealed to (model owner or data owner) writes
+//! them to `DIR/weights.npz` (both atomically, at the end). Every party prints one line per
+//! step on stderr (`run-graph: PARTY: step K/N MS ms`; the data owner adds the revealed mean
+//! loss when the plan reveals it). The model owner gives the first
+//! weights with `--weights FILE.npz` when the plan takes them from it; a server given
+//! `--checkpoint DIR` writes its own checkpoints there. The report (one JSON object on stdout)
+//! has the init's time, bytes and rounds, each step's metrics (and revealed loss), the
+//! predictions', and the step the session resumed from.
 
 use std::path::Path;
 
 use ndarray::{s, Array2, ArrayD};
-use shareflow_graphs::zoo::{CLIENT, LOGITS, MODEL_OWNER};
+use shareflow_graphs::zoo::{CLIENT, LOGITS};
+use shareflow_graphs::zoo_train::LOSS;
 use shareflow_runtime::cluster::ClusterConfig;
 use shareflow_runtime::data::npy::write_npy_atomic;
 use shareflow_runtime::data::{Mnist, Split, Weights};
 use shareflow_runtime::exec::Randomness;
-use shareflow_runtime::train::quic::{run_training_over_quic, TrainingPlan, TrainingRun};
+use shareflow_runtime::train::mean_loss;
+use shareflow_runtime::train::quic::{
+    run_training_over_quic, PartyFiles, TrainingPlan, TrainingRun,
+};
 
 use super::run_graph::Args;
 use crate::ToolError;
@@ -55,11 +64,19 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     let mut steps = Vec::new();
     let mut predictions = Vec::new();
     let mut reveal = serde_json::Value::Null;
-    run_training_over_quic(
+    let first_weights = args.weights.as_deref().map(Weights::load).transpose()?;
+    let files = PartyFiles {
+        data: data.as_ref().map(|(a, b)| (a, b)),
+        checkpoint: args.checkpoint.as_deref(),
+        force: args.force,
+        init_weights: first_weights.as_ref(),
+    };
+    let reveal_loss = plan.spec.reveal_loss;
+    let outcome = run_training_over_quic(
         &plan,
         &args.party,
         &cluster,
-        data.as_ref().map(|(a, b)| (a, b)),
+        files,
         timeout,
         &Randomness::Os,
         |c| {
@@ -78,7 +95,29 @@ pub fn run(args: Args) -> Result<(), ToolError> {
             });
             match run {
                 TrainingRun::Init => init = m,
-                TrainingRun::Step { .. } => steps.push(m),
+                TrainingRun::Step { k, steps: n } => {
+                    // a step's full metrics (kernel times too: the training benchmark's)
+                    let mut m = serde_json::to_value(&result.metrics).map_err(|e| {
+                        shareflow_runtime::RuntimeError::Node {
+                            node: "metrics".into(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    let loss = if args.party == CLIENT && reveal_loss {
+                        let l = mean_loss(result.float(LOSS)?);
+                        m["loss"] = serde_json::json!(l);
+                        format!(" loss {l:.6}")
+                    } else {
+                        String::new()
+                    };
+                    eprintln!(
+                        "run-graph: {}: step {}/{n} {:.1} ms{loss}",
+                        args.party,
+                        k + 1,
+                        result.metrics.wall_ms
+                    );
+                    steps.push(m)
+                }
                 TrainingRun::Predict { start, size } => {
                     if let Ok(l) = result.float(LOGITS) {
                         let l = l
@@ -110,7 +149,7 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         write_npy_atomic(&path, &ArrayD::from(logits.into_dyn()))?;
         written.push(path.display().to_string());
     }
-    if args.party == MODEL_OWNER && !weights.arrays.is_empty() {
+    if !weights.arrays.is_empty() {
         let path = args.output_dir.join("weights.npz");
         weights.save(&path)?;
         written.push(path.display().to_string());
@@ -125,6 +164,8 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         "steps": steps,
         "predictions": predictions,
         "reveal": reveal,
+        "resumed_from_step": outcome.resumed_from,
+        "steps_run": outcome.steps_run,
     });
     println!("{report}");
     Ok(())

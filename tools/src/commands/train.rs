@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
-use shareflow_runtime::plain::train::{accuracy, predict, train, TrainConfig};
+use shareflow_runtime::plain::train::{accuracy, predict, train_from, TrainConfig};
 
 use super::trained_weights_path;
 use crate::report::Report;
@@ -49,6 +49,16 @@ pub struct TrainArgs {
     pub stop_after: Option<usize>,
     /// Train on the first N training images only.
     pub limit: Option<usize>,
+    /// Over QUIC: seconds a party waits for a peer (default 600).
+    pub timeout_s: Option<f64>,
+    /// `seed` (the seeded He-normal kernels) or an `.npz` of the first weights (under a
+    /// protocol, the model owner secret-shares them).
+    pub init: Option<String>,
+    /// Under a protocol: reveal each step's mean loss to the data owner, who prints it.
+    pub reveal_loss: bool,
+    /// Under a protocol: who receives the final weights (model-owner or client); implies
+    /// revealing them.
+    pub reveal_to: Option<String>,
     pub config: TrainConfig,
     pub json: bool,
 }
@@ -57,13 +67,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.protocol != "plaintext" {
         return super::train_private::run(args);
     }
-    if args.checkpoint.is_some() || args.stop_after.is_some() {
+    if args.checkpoint.is_some()
+        || args.stop_after.is_some()
+        || args.reveal_loss
+        || args.reveal_to.is_some()
+    {
         return Err(ToolError::Usage(
-            "--checkpoint, --resume and --stop-after are for private training (--protocol \
-             securenn or pond)"
+            "--checkpoint, --resume, --stop-after, --reveal-loss and --reveal-to are for \
+             private training (--protocol securenn or pond); plaintext training shows its loss"
                 .into(),
         ));
     }
+    let init = super::train_private::initial_weights(&args)?;
     let out = trained_weights_path(args.model, args.out);
     if out.exists() && !args.force {
         return Err(ToolError::File {
@@ -79,7 +94,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let bar = super::train_private::progress_bar(steps, args.json);
     let start = Instant::now();
     let mut smoothed = None::<f32>;
-    let weights = train(args.model, &train_set, &cfg, |p| {
+    let first = init.as_ref().map(|(_, w)| w);
+    let weights = train_from(args.model, &train_set, &cfg, first, |p| {
         let s = smoothed.map_or(p.loss, |s| 0.98 * s + 0.02 * p.loss);
         smoothed = Some(s);
         bar.set_prefix(format!("{}/{}", p.epoch + 1, cfg.epochs));
@@ -105,6 +121,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .set("lr", cfg.lr as f64)
         .set("momentum", cfg.momentum as f64)
         .set("seed", cfg.seed)
+        .set(
+            "init",
+            init.as_ref()
+                .map_or("seed".to_string(), |(p, _)| p.display().to_string()),
+        )
         .set("train_images", train_set.len())
         .set("images", test_set.len())
         .set("accuracy", acc)

@@ -3,24 +3,32 @@
 //! quic`, see [`super::train_quic`]), then private predictions of the test set from the
 //! still-shared model.
 //!
-//! With `--checkpoint DIR` (in process) the servers save their shares every
-//! `--checkpoint-every` steps ([`shareflow_runtime::train::checkpoint`]); `--resume` continues
-//! from the last checkpoint that every server has.
+//! With `--checkpoint DIR` the servers save their shares every `--checkpoint-every` steps
+//! ([`shareflow_runtime::train::checkpoint`]; over QUIC each server process writes its own
+//! files); `--resume` continues from the last checkpoint that every server has.
+//!
+//! `--init FILE.npz` has the model owner secret-share the first weights (shapes checked);
+//! `--reveal-loss` reveals each step's mean loss to the data owner, who alone prints it;
+//! `--reveal-to PARTY` opens the final weights to that party (the model owner by default,
+//! or the data owner), never to a server.
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use shareflow_compiler::cost::CostReport;
 use shareflow_compiler::ProtocolKind;
+use shareflow_graphs::zoo::{CLIENT, MODEL_OWNER};
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
-use shareflow_runtime::plain::train::{accuracy, argmax, predict, train};
+use shareflow_runtime::plain::train::{accuracy, argmax, predict, train_from};
 use shareflow_runtime::train::checkpoint::{CheckpointOptions, DEFAULT_EVERY};
-use shareflow_runtime::train::{train_private_with, TrainOptions};
+use shareflow_runtime::train::{check_initial_weights, train_private_with, TrainOptions};
 
 use super::train::TrainArgs;
 use super::trained_weights_path;
-use crate::report::Report;
+use crate::report::{party_figures, Report};
 use crate::{Result, ToolError};
 
 /// Images per private prediction of the test set, at most: never more than the training
@@ -31,6 +39,37 @@ pub const EVAL_BATCH: usize = 128;
 /// The images per private prediction for training batches of `batch`.
 pub fn eval_batch(batch: usize) -> usize {
     EVAL_BATCH.min(batch.max(1))
+}
+
+/// `--init`: `seed` (the recipe's seeded He-normal kernels) or an `.npz` file of the first
+/// weights, whose arrays must be exactly the network's parameters with their shapes.
+pub fn initial_weights(args: &TrainArgs) -> Result<Option<(PathBuf, Weights)>> {
+    match args.init.as_deref() {
+        None | Some("seed") => Ok(None),
+        Some(file) => {
+            let path = PathBuf::from(file);
+            let weights = Weights::load(&path)?;
+            check_initial_weights(args.model, &weights, &path.display().to_string())?;
+            Ok(Some((path, weights)))
+        }
+    }
+}
+
+/// Who receives the final weights: `--reveal-to PARTY`, else the model owner under
+/// `--reveal`, else nobody. Only the model owner or the data owner may.
+pub fn weights_receiver(args: &TrainArgs) -> Result<Option<String>> {
+    let to = match (&args.reveal_to, args.reveal) {
+        (Some(p), _) => p.clone(),
+        (None, true) => MODEL_OWNER.to_string(),
+        (None, false) => return Ok(None),
+    };
+    if to != MODEL_OWNER && to != CLIENT {
+        return Err(ToolError::Usage(format!(
+            "--reveal-to {to}: the weights go to {MODEL_OWNER} (the default) or {CLIENT} (the \
+             data owner), never to a server or the helper"
+        )));
+    }
+    Ok(Some(to))
 }
 
 /// What a private training run gives, whatever the transport.
@@ -47,13 +86,20 @@ pub struct Trained {
     pub cost: CostReport,
     /// The step a resumed session started from (0 for a new one).
     pub resumed_from: usize,
+    /// Each party's bytes sent, bytes received and wall milliseconds in one step (the wall
+    /// time where measured).
+    pub per_party: Vec<(String, u64, u64, Option<f64>)>,
+    /// Each step's mean loss, when revealed to the data owner (`--reveal-loss`).
+    pub losses: Vec<f32>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let protocol: ProtocolKind = args.protocol.parse()?;
-    let out = args
-        .reveal
-        .then(|| trained_weights_path(args.model, args.out.clone()));
+    let receiver = weights_receiver(&args)?;
+    let init = initial_weights(&args)?;
+    let out = receiver
+        .as_ref()
+        .map(|_| trained_weights_path(args.model, args.out.clone()));
     if let Some(out) = &out {
         if out.exists() && !args.force {
             return Err(ToolError::File {
@@ -64,7 +110,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     } else if args.out.is_some() {
         return Err(ToolError::Usage(
             "--out writes revealed weights: add --reveal (the weights are then opened to the \
-             model owner)"
+             model owner) or --reveal-to PARTY"
                 .into(),
         ));
     }
@@ -76,15 +122,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .for_model(args.model);
     let start = Instant::now();
     let trained = match args.transport.as_str() {
-        "inproc" => in_process(&args, protocol, options, &train_set, &test_set)?,
-        "quic" if args.checkpoint.is_some() => {
-            return Err(ToolError::Usage(
-                "--checkpoint: checkpoints are written by in-process sessions only for now \
-                 (--transport inproc)"
-                    .into(),
-            ))
-        }
-        "quic" => super::train_quic::over_quic(&args, protocol, options, &train_set, &test_set)?,
+        "inproc" => in_process(
+            &args,
+            protocol,
+            options,
+            (&train_set, &test_set),
+            init.as_ref().map(|(_, w)| w),
+            receiver.as_deref(),
+        )?,
+        "quic" => super::train_quic::over_quic(
+            &args,
+            protocol,
+            options,
+            (&train_set, &test_set),
+            init.as_ref().map(|(p, _)| p.as_path()),
+            receiver.as_deref(),
+        )?,
         other => {
             return Err(ToolError::Usage(format!(
                 "--transport {other}: expected inproc or quic"
@@ -96,6 +149,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut step_ms = trained.step_ms.clone();
     step_ms.sort_by(f64::total_cmp);
     let median = step_ms.get(step_ms.len() / 2).copied().unwrap_or(0.0);
+    let per_party: serde_json::Map<String, serde_json::Value> = trained
+        .per_party
+        .iter()
+        .map(|(p, sent, received, ms)| (p.clone(), party_figures(*sent, *received, *ms)))
+        .collect();
     let mut r = Report::new();
     r.set("model", args.model.to_string())
         .set("protocol", protocol.name())
@@ -105,15 +163,30 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .set("lr", cfg.lr as f64)
         .set("momentum", cfg.momentum as f64)
         .set("seed", cfg.seed)
+        .set(
+            "init",
+            init.as_ref()
+                .map_or("seed".to_string(), |(p, _)| p.display().to_string()),
+        )
         .set("train_images", train_set.len())
         .set("images", test_set.len())
         .set("accuracy", acc)
         .set("train_seconds", seconds)
-        .set("step_median_ms", median)
-        .set("step_bytes", trained.step_bytes)
-        .set("step_rounds", trained.step_rounds)
-        .set("cost_step_bytes", trained.cost.bytes)
-        .set("cost_step_rounds", trained.cost.rounds);
+        .set("median_ms", median)
+        .set("min_ms", step_ms.first().copied().unwrap_or(0.0))
+        .set("max_ms", step_ms.last().copied().unwrap_or(0.0))
+        .set("bytes", trained.step_bytes)
+        .set("rounds", trained.step_rounds)
+        .set("cost_bytes", trained.cost.bytes)
+        .set("cost_rounds", trained.cost.rounds)
+        .set("per_party", serde_json::Value::Object(per_party));
+    if let Some(loss) = trained.losses.last() {
+        r.set("loss", *loss as f64)
+            .set("loss_first_step", trained.losses[0] as f64);
+    }
+    if let Some(to) = &receiver {
+        r.set("weights_to", to.as_str());
+    }
     if let Some(dir) = &args.checkpoint {
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
         r.set("checkpoint", dir.display().to_string())
@@ -122,7 +195,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let images = test_set.images.clone().into_dyn();
     let reference = if args.reference {
-        let weights = train(args.model, &train_set, &cfg, |_| {})?;
+        let first = init.as_ref().map(|(_, w)| w);
+        let weights = train_from(args.model, &train_set, &cfg, first, |_| {})?;
         let logits = predict(args.model, &weights, &images, 1000)?;
         r.set("reference_accuracy", accuracy(&logits, &test_set.labels));
         Some(weights)
@@ -160,9 +234,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar over `steps` steps, hidden under `--json`.
+/// A progress bar over `steps` steps on stderr, hidden under `--json` or when stderr is not
+/// a terminal.
 pub fn progress_bar(steps: usize, json: bool) -> ProgressBar {
-    let bar = if json {
+    let bar = if json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(steps as u64)
@@ -194,18 +269,29 @@ pub fn images_bar(images: usize, json: bool) -> ProgressBar {
     bar
 }
 
+/// The progress bar's message after a step: its time, and its loss if revealed.
+pub fn step_message(ms: f64, loss: Option<f32>) -> String {
+    match loss {
+        Some(l) => format!("{ms:.0} ms/step, loss {l:.4}"),
+        None => format!("{ms:.0} ms/step"),
+    }
+}
+
 fn in_process(
     args: &TrainArgs,
     protocol: ProtocolKind,
     options: shareflow_compiler::CompileOptions,
-    train_set: &Mnist,
-    test_set: &Mnist,
+    (train_set, test_set): (&Mnist, &Mnist),
+    init: Option<&Weights>,
+    receiver: Option<&str>,
 ) -> Result<Trained> {
     let cfg = args.config;
     let steps = (train_set.len() / cfg.batch.max(1)) * cfg.epochs;
     let bar = progress_bar(steps, args.json);
     let mut step_ms = Vec::with_capacity(steps);
     let mut measured = (0u64, 0u32);
+    let mut per_party = Vec::new();
+    let mut losses = Vec::new();
     let opts = TrainOptions {
         checkpoint: args.checkpoint.clone().map(|dir| CheckpointOptions {
             dir,
@@ -214,21 +300,28 @@ fn in_process(
         }),
         resume: args.resume,
         stop_after: args.stop_after,
+        init_weights: init.cloned(),
+        reveal_loss: args.reveal_loss,
     };
     let mut model =
         train_private_with(args.model, train_set, &cfg, protocol, options, &opts, |r| {
             step_ms.push(r.ms);
             measured = (r.bytes, r.rounds);
+            per_party = r
+                .per_party
+                .iter()
+                .map(|(p, sent, received, ms)| (p.clone(), *sent, *received, Some(*ms)))
+                .collect();
+            losses.extend(r.loss);
             bar.set_prefix(format!("{}/{}", r.epoch + 1, cfg.epochs));
-            bar.set_message(format!("{:.0} ms/step", r.ms));
+            bar.set_message(step_message(r.ms, r.loss));
             bar.set_position(r.step as u64);
         })?;
     bar.finish_and_clear();
     let logits = model.predict(&test_set.images.clone().into_dyn(), eval_batch(cfg.batch))?;
-    let weights = if args.reveal {
-        Some(model.reveal()?)
-    } else {
-        None
+    let weights = match receiver {
+        Some(to) => Some(model.reveal_to(to)?),
+        None => None,
     };
     Ok(Trained {
         logits,
@@ -238,5 +331,7 @@ fn in_process(
         step_rounds: measured.1,
         cost: CostReport::of(model.step_graph()),
         resumed_from: model.resumed_from(),
+        per_party,
+        losses,
     })
 }

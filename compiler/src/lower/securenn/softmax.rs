@@ -39,8 +39,12 @@ use ndarray::ArrayD;
 
 use super::maxpool::maxpool;
 use super::relu::relu;
+use shareflow_graphs::Shape;
+
 use crate::ir::{Kernel, ValueId};
+use crate::lower::poly::{Fit, Target};
 use crate::lower::{to_shared, Lowerer, Operand, Shared, S0, S1};
+use crate::options::PolyApprox;
 use crate::CompileError;
 
 /// The clamp `T`: differences from the row maximum below `-T` count as `-T`.
@@ -80,6 +84,64 @@ pub fn softmax(cx: &mut Lowerer, x: &Shared) -> Result<Shared, CompileError> {
     // Step 6: e / s.
     let p = cx.beaver(&e, &inv, Kernel::Mul, &shape);
     Ok(cx.truncate(&p))
+}
+
+/// The degree of the polynomial of `ln s` for `s` in `[1, K]` in
+/// [`softmax_cross_entropy`].
+pub const LN_DEGREE: usize = 12;
+
+/// The mean softmax cross-entropy of logits `x` (`[N, K]` shares) against labels `y` (one-hot,
+/// `[N, K]` shares) as shares of a scalar, with no logit revealed: the loss of a step that a
+/// user asked to reveal. With `d = x - max_k x` and `s = sum_k exp(max(d, -T))` as in
+/// [`softmax`], the loss of row `i` is `ln s_i - sum_k y_ik d_ik`; `ln s` on `[1, K]` is a
+/// least-squares polynomial of degree [`LN_DEGREE`] (within 1e-3 of `ln` for `K = 10`), so
+/// the mean is within about 2e-3 of the exact loss (the exponential's limit adds its own
+/// small error). The row maximum's comparisons are this loss's own (the gradient's softmax
+/// makes its own).
+pub fn softmax_cross_entropy(
+    cx: &mut Lowerer,
+    x: &Shared,
+    y: &Shared,
+) -> Result<Shared, CompileError> {
+    let shape = cx.shape(x.s[0]).to_vec();
+    let &[n, k] = shape.as_slice() else {
+        return Err(cx.error(format!(
+            "softmax cross-entropy on shares takes logits [N, K]; got shape {shape:?}"
+        )));
+    };
+    if k < 2 || n == 0 {
+        return Err(cx.error(format!(
+            "softmax cross-entropy of {n} rows over {k} classes: needs rows and at least two \
+             classes"
+        )));
+    }
+    let m = row_max(cx, x, n);
+    let d = cx.local2(Kernel::Sub, x, &m, &shape);
+    let clamped = clamp_below(cx, &d, CLAMP);
+    let e = exp_limit(cx, &clamped, SQUARINGS)?;
+    let s = cx.local(Kernel::ReduceSum { axis: 1 }, &e, &[n]);
+    // ln s = q(s - (1 + K) / 2) on [-(K - 1) / 2, (K - 1) / 2]
+    let center = ArrayD::from_elem(vec![], -((1.0 + k as f32) / 2.0));
+    let center = cx.public_ring(S0, &center)?;
+    let shifted = cx.add_public(&s, center, &[n]);
+    let classes = u32::try_from(k).map_err(|_| cx.error(format!("{k} classes")))?;
+    let fit = Fit::new(
+        Target::LnOfSum { classes },
+        &PolyApprox {
+            interval: (k as f64 - 1.0) / 2.0,
+            degree: LN_DEGREE,
+        },
+    );
+    let ln_s = cx.polynomial(&shifted, &fit, &Shape::new(vec![n]))?;
+    // sum_k y_ik d_ik
+    let yd = cx.beaver(y, &d, Kernel::Mul, &shape);
+    let yd = cx.truncate(&yd);
+    let yd = cx.local(Kernel::ReduceSum { axis: 1 }, &yd, &[n]);
+    let rows = cx.local2(Kernel::Sub, &ln_s, &yd, &[n]);
+    let total = cx.local(Kernel::ReduceSum { axis: 0 }, &rows, &[]);
+    let inv = ArrayD::from_elem(vec![], 1.0 / n as f32);
+    let inv = [cx.public_ring(S0, &inv)?, cx.public_ring(S1, &inv)?];
+    Ok(cx.mul_public(&total, inv, &[]))
 }
 
 /// Shares of the maximum of each row of `x` (`[N, K]`) as `[N, 1]`, by the max-pool tree
