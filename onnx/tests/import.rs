@@ -176,3 +176,148 @@ fn bytes_that_are_not_a_model_are_refused() {
     let err = OnnxModel::parse("junk.onnx", b"\xff\xff\xff not protobuf").unwrap_err();
     assert!(matches!(err, OnnxError::Decode { .. }), "{err}");
 }
+
+fn initializer(name: &str, dims: &[i64], values: Vec<f32>) -> shareflow_onnx::proto::TensorProto {
+    shareflow_onnx::proto::TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(DataType::Float as i32),
+        float_data: values,
+        ..Default::default()
+    }
+}
+
+fn attr_ints(name: &str, ints: &[i64]) -> shareflow_onnx::proto::AttributeProto {
+    shareflow_onnx::proto::AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(shareflow_onnx::proto::attribute_proto::AttributeType::Ints as i32),
+        ints: ints.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// `x [1, 1, 4, 4] -> Conv 3x3 (2 filters, SAME pads) [-> Relu] -> BatchNormalization -> y`.
+fn conv_bn_model(relu_between: bool) -> Vec<u8> {
+    let w: Vec<f32> = (0..18).map(|i| (i as f32 - 9.0) / 7.0).collect();
+    let mut node = vec![NodeProto {
+        name: Some("conv".into()),
+        op_type: Some("Conv".into()),
+        input: vec!["x".into(), "w".into(), "b".into()],
+        output: vec!["c".into()],
+        attribute: vec![attr_ints("pads", &[1, 1, 1, 1])],
+        ..Default::default()
+    }];
+    let mut bn_input = "c";
+    if relu_between {
+        node.push(NodeProto {
+            name: Some("relu".into()),
+            op_type: Some("Relu".into()),
+            input: vec!["c".into()],
+            output: vec!["r".into()],
+            ..Default::default()
+        });
+        bn_input = "r";
+    }
+    node.push(NodeProto {
+        name: Some("bn".into()),
+        op_type: Some("BatchNormalization".into()),
+        input: ["", "gamma", "beta", "mean", "var"]
+            .iter()
+            .map(|s| {
+                if s.is_empty() {
+                    bn_input.to_string()
+                } else {
+                    s.to_string()
+                }
+            })
+            .collect(),
+        output: vec!["y".into()],
+        ..Default::default()
+    });
+    ModelProto {
+        ir_version: Some(8),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            node,
+            initializer: vec![
+                initializer("w", &[2, 1, 3, 3], w),
+                initializer("b", &[2], vec![0.5, -0.25]),
+                initializer("gamma", &[2], vec![2.0, 0.5]),
+                initializer("beta", &[2], vec![0.1, -0.2]),
+                initializer("mean", &[2], vec![0.3, -0.4]),
+                initializer("var", &[2], vec![4.0, 0.25]),
+            ],
+            input: vec![value_info("x", &[1, 1, 4, 4])],
+            output: vec![value_info("y", &[1, 2, 4, 4])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+#[test]
+fn a_batch_normalisation_after_a_conv_is_folded_into_it() {
+    let m = OnnxModel::parse("conv_bn.onnx", &conv_bn_model(false))
+        .unwrap()
+        .import(1)
+        .unwrap();
+    // Folded: the weights are the filter and bias only, no statistics.
+    let names: Vec<&str> = m.weights.keys().map(String::as_str).collect();
+    assert_eq!(names, ["b", "w"]);
+    let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut inputs: HashMap<String, ArrayD<f32>> = m.weights.clone().into_iter().collect();
+    inputs.insert(
+        IMAGE.to_string(),
+        ArrayD::from_shape_vec(vec![1, 4, 4, 1], x.clone()).unwrap(),
+    );
+    let eval = forward(&m.graph, &inputs).unwrap();
+    let got = eval.value(&m.graph, m.logits).unwrap();
+    assert_eq!(got.shape(), &[1, 2, 4, 4]);
+    // The reference: a direct NCHW convolution with padding 1, then the normalisation.
+    let w: Vec<f32> = (0..18).map(|i| (i as f32 - 9.0) / 7.0).collect();
+    let (b, gamma, beta, mean, var) = (
+        [0.5, -0.25],
+        [2.0, 0.5],
+        [0.1, -0.2],
+        [0.3, -0.4],
+        [4.0f32, 0.25],
+    );
+    for o in 0..2 {
+        for i in 0..4i32 {
+            for j in 0..4i32 {
+                let mut acc = b[o];
+                for di in 0..3i32 {
+                    for dj in 0..3i32 {
+                        let (y, xx) = (i + di - 1, j + dj - 1);
+                        if (0..4).contains(&y) && (0..4).contains(&xx) {
+                            acc += w[o * 9 + (di * 3 + dj) as usize] * x[(y * 4 + xx) as usize];
+                        }
+                    }
+                }
+                let want = (acc - mean[o]) / (var[o] + 1e-5).sqrt() * gamma[o] + beta[o];
+                let have = got[[0, o, i as usize, j as usize]];
+                assert!(
+                    (have - want).abs() < 1e-5,
+                    "[{o},{i},{j}]: {have} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_batch_normalisation_that_cannot_be_folded_is_refused() {
+    let err = OnnxModel::parse("conv_relu_bn.onnx", &conv_bn_model(true))
+        .unwrap()
+        .import(1)
+        .err()
+        .expect("a batch normalisation after a ReLU must be refused");
+    assert!(
+        matches!(&err, OnnxError::Node { node, op, .. } if node.contains("bn") && op == "BatchNormalization"),
+        "{err}"
+    );
+}
