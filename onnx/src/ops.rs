@@ -924,7 +924,7 @@ fn reshape_target(from: &[usize], spec: &[i64], allow_zero: bool) -> Result<Vec<
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("shape {spec:?} does not fit {total} elements"));
         }
         out[i] = total / known;

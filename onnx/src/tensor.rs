@@ -189,8 +189,7 @@ impl<'a> Attrs<'a> {
             private: false,
         };
         for a in self.attrs {
-            let kind = AttributeType::try_from(a.r#type()).unwrap_or(AttributeType::Undefined);
-            match (a.name(), kind) {
+            match (a.name(), a.r#type()) {
                 ("value", _) => {
                     let t =
                         a.t.as_ref()
@@ -199,10 +198,16 @@ impl<'a> Attrs<'a> {
                     k.name = output.to_string();
                     return Ok(k);
                 }
-                ("value_float", _) => return Ok(scalar(a.f(), None)),
-                ("value_int", _) => return Ok(scalar(a.i() as f32, Some(a.i()))),
-                ("value_floats", _) => return Ok(vector(a.floats.clone(), None)),
-                ("value_ints", _) => {
+                ("value_float", AttributeType::Float | AttributeType::Undefined) => {
+                    return Ok(scalar(a.f(), None))
+                }
+                ("value_int", AttributeType::Int | AttributeType::Undefined) => {
+                    return Ok(scalar(a.i() as f32, Some(a.i())))
+                }
+                ("value_floats", AttributeType::Floats | AttributeType::Undefined) => {
+                    return Ok(vector(a.floats.clone(), None))
+                }
+                ("value_ints", AttributeType::Ints | AttributeType::Undefined) => {
                     return Ok(vector(
                         a.ints.iter().map(|&i| i as f32).collect(),
                         Some(a.ints.clone()),

@@ -98,7 +98,7 @@ fn imported_fixtures_predict_as_the_exporter_under_securenn() {
         let got = run.float(CLIENT, LOGITS).unwrap();
         let expected = read_npy(&fixture(&format!("{name}.logits.npy"))).unwrap();
         let expected = expected.slice_axis(Axis(0), (0..N).into()).to_owned();
-        assert_eq!(argmax_rows(&got), argmax_rows(&expected), "{name}");
+        assert_eq!(argmax_rows(got), argmax_rows(&expected), "{name}");
         let err = got
             .iter()
             .zip(&expected)

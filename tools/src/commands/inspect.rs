@@ -8,9 +8,13 @@ use super::network::Network;
 use crate::report::Report;
 use crate::Result;
 
+/// Parameters by name, with their shapes.
+type ParamShapes = Vec<(String, Vec<usize>)>;
+
+/// Prints (or with `json`, reports) the network's layers, graph nodes and parameters.
 pub fn run(model: Network, json: bool) -> Result<()> {
     let built = model.build(1)?;
-    let (origin, layers, params): (String, Vec<String>, Vec<(String, Vec<usize>)>) = match &model {
+    let (origin, layers, params): (String, Vec<String>, ParamShapes) = match &model {
         Network::Zoo(kind) => (
             kind.origin().to_string(),
             kind.layers().layers.iter().map(|l| l.describe()).collect(),

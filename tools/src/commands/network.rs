@@ -163,12 +163,10 @@ impl Network {
         let mut start = 0;
         while start < n {
             let size = batch.max(1).min(n - start);
-            if !built.contains_key(&size) {
-                built.insert(size, self.build(size)?);
-            }
-            let net = built
-                .get(&size)
-                .ok_or_else(|| ToolError::Usage("graph missing".into()))?;
+            let net = match built.entry(size) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(self.build(size)?),
+            };
             let mut inputs: HashMap<String, ArrayD<f32>> =
                 weights.arrays.clone().into_iter().collect();
             inputs.insert(
