@@ -171,7 +171,13 @@ impl<'a> Converter<'a> {
                 }
             }
         }
-        let live = if shape.len() == 4 {
+        // A 4-D input is NCHW and given NHWC, unless the model itself transposes it from
+        // NHWC to NCHW first (tf2onnx's Keras models): then it is NHWC already.
+        let nhwc_model = self.only_consumer(input.name()).is_some_and(|n| {
+            n.op_type() == "Transpose"
+                && crate::tensor::Attrs::new(&n.attribute).ints("perm") == Some(&[0, 3, 1, 2])
+        });
+        let live = if shape.len() == 4 && !nhwc_model {
             let graph_shape = vec![shape[0], shape[2], shape[3], shape[1]];
             let t = self.g.input(client, name, graph_shape);
             Live {

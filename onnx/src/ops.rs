@@ -780,6 +780,25 @@ impl Converter<'_> {
             Value::Live(_) => {
                 let x = self.live(ctx, 0)?;
                 let shape: Vec<usize> = perm.iter().map(|&p| x.shape[p]).collect();
+                // NHWC to NCHW and back (as tf2onnx writes around a Keras convolution) only
+                // relabel the graph's NHWC tensor.
+                match (x.layout, perm.as_slice()) {
+                    (Layout::Plain, [0, 3, 1, 2]) => {
+                        return Ok(live_output(
+                            ctx,
+                            Live {
+                                t: x.t,
+                                layout: Layout::Nhwc,
+                                shape,
+                                pads: None,
+                            },
+                        ))
+                    }
+                    (Layout::Nhwc, [0, 2, 3, 1]) => {
+                        return Ok(live_output(ctx, Live::plain(x.t, shape)))
+                    }
+                    _ => {}
+                }
                 let t = match x.layout {
                     // Graph axis of ONNX axis a: [0, 3, 1, 2][a].
                     Layout::Nhwc => {
