@@ -13,7 +13,8 @@ use crate::tensor::{decode, Known};
 /// The operators the importer converts.
 pub const SUPPORTED: &str = "Gemm, MatMul, Add, Sub, Mul, Conv, MaxPool, AveragePool, \
     GlobalAveragePool, Relu, Sigmoid, Softmax, BatchNormalization (after a Conv or Gemm), \
-    Flatten, Reshape, Transpose, Identity, Dropout, Constant, Pad (zeros, before a Conv)";
+    Flatten, Reshape, Transpose, Identity, Dropout, Constant, Pad (zeros, before a Conv), and \
+    Shape, Gather, Cast, Slice, Concat, Unsqueeze, Squeeze on values known at import time";
 
 /// An ONNX value during the conversion.
 #[derive(Clone)]
@@ -171,13 +172,11 @@ impl<'a> Converter<'a> {
                 }
             }
         }
-        // A 4-D input is NCHW and given NHWC, unless the model itself transposes it from
-        // NHWC to NCHW first (tf2onnx's Keras models): then it is NHWC already.
-        let nhwc_model = self.only_consumer(input.name()).is_some_and(|n| {
-            n.op_type() == "Transpose"
-                && crate::tensor::Attrs::new(&n.attribute).ints("perm") == Some(&[0, 3, 1, 2])
-        });
-        let live = if shape.len() == 4 && !nhwc_model {
+        // A 4-D input is NCHW (and given NHWC) when a convolution or pooling reads it,
+        // through elementwise operators only; otherwise the model arranges it itself (tf2onnx
+        // transposes Keras' NHWC input, a Flatten flattens it) and it is given as declared.
+        let nchw = self.reaches_spatial_op(input.name());
+        let live = if shape.len() == 4 && nchw {
             let graph_shape = vec![shape[0], shape[2], shape[3], shape[1]];
             let t = self.g.input(client, name, graph_shape);
             Live {
@@ -328,6 +327,37 @@ impl<'a> Converter<'a> {
     /// The index of a node of the graph.
     pub fn index_of(&self, node: &NodeProto) -> Option<usize> {
         self.graph.node.iter().position(|n| std::ptr::eq(n, node))
+    }
+
+    /// Whether a convolution or pooling reads `value`, directly or through elementwise
+    /// operators.
+    fn reaches_spatial_op(&self, value: &str) -> bool {
+        let mut todo = vec![value.to_string()];
+        let mut seen = HashSet::new();
+        while let Some(v) = todo.pop() {
+            if !seen.insert(v.clone()) {
+                continue;
+            }
+            for &i in self
+                .consumers
+                .get(&v)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                let Some(n) = self.graph.node.get(i) else {
+                    continue;
+                };
+                match n.op_type() {
+                    "Conv" | "MaxPool" | "AveragePool" | "GlobalAveragePool" | "Pad"
+                    | "BatchNormalization" => return true,
+                    "Add" | "Sub" | "Mul" | "Relu" | "Sigmoid" | "Identity" | "Dropout" => {
+                        todo.extend(n.output.iter().take(1).cloned())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        false
     }
 
     /// Whether any node or graph output reads `value`.

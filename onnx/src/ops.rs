@@ -100,11 +100,14 @@ impl Converter<'_> {
                 "a batch normalisation is folded into the Conv or Gemm right before it, whose \
                  output nothing else reads; this one follows no such layer",
             )),
-            op => Err(OnnxError::Unsupported {
-                node: ctx.label.clone(),
-                op: op.to_string(),
-                supported: SUPPORTED,
-            }),
+            op => match self.shape_op(ctx, op) {
+                Some(result) => result,
+                None => Err(OnnxError::Unsupported {
+                    node: ctx.label.clone(),
+                    op: op.to_string(),
+                    supported: SUPPORTED,
+                }),
+            },
         }
     }
 
@@ -740,6 +743,22 @@ impl Converter<'_> {
                 }
                 if x.layout != Layout::Plain && target == x.shape {
                     return Ok(live_output(ctx, x));
+                }
+                // `[N, H, W, 1] -> [N, 1, H, W]` is NHWC to NCHW with one channel: a relabel.
+                if x.layout == Layout::Plain
+                    && x.shape.len() == 4
+                    && x.shape[3] == 1
+                    && target == [x.shape[0], 1, x.shape[1], x.shape[2]]
+                {
+                    return Ok(live_output(
+                        ctx,
+                        Live {
+                            t: x.t,
+                            layout: Layout::Nhwc,
+                            shape: target,
+                            pads: None,
+                        },
+                    ));
                 }
                 let x = x.to_plain();
                 let t = x.t.reshape(target.clone());

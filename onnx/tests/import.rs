@@ -1,5 +1,6 @@
 //! The PyTorch fixtures (networks A-D of the zoo and a residual CNN with batch normalisation,
-//! exported by `torch.onnx.export`; see `fixtures/make_fixtures.py`) imported as graphs: the
+//! exported by `torch.onnx.export`; see `fixtures/make_fixtures.py`) and the Keras ones
+//! (A-D through tf2onnx; `fixtures/make_keras_fixtures.py`) imported as graphs: the
 //! exporter's logits on the first 20 MNIST test images in plaintext, the same predictions
 //! under SecureNN, and a refusal naming the node and operator of an unsupported model.
 
@@ -21,7 +22,17 @@ use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::exec::{run_in_process, Plan};
 use shareflow_runtime::plain::forward;
 
-const FIXTURES: [&str; 5] = ["torch_a", "torch_b", "torch_c", "torch_d", "torch_residual"];
+const FIXTURES: [&str; 9] = [
+    "torch_a",
+    "torch_b",
+    "torch_c",
+    "torch_d",
+    "torch_residual",
+    "keras_a",
+    "keras_b",
+    "keras_c",
+    "keras_d",
+];
 
 fn fixture(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,9 +61,17 @@ fn imported_fixtures_give_the_exporters_logits_in_plaintext() {
     for name in FIXTURES {
         let model = OnnxModel::load(&fixture(&format!("{name}.onnx"))).unwrap();
         let m = model.import(20).unwrap();
-        assert_eq!(m.input_shape, vec![20, 28, 28, 1], "{name}");
+        // An NCHW image is given NHWC; a model that arranges its input itself takes it as
+        // declared (`[N, 1, 28, 28]`, Keras' `[N, 28, 28, 1]`): one channel, the same order.
+        assert_eq!(m.input_shape.iter().product::<usize>(), 20 * 784, "{name}");
         let mut inputs: HashMap<String, ArrayD<f32>> = m.weights.clone().into_iter().collect();
-        inputs.insert(IMAGE.to_string(), images.clone());
+        inputs.insert(
+            IMAGE.to_string(),
+            images
+                .clone()
+                .into_shape_with_order(m.input_shape.clone())
+                .unwrap(),
+        );
         let eval = forward(&m.graph, &inputs).unwrap();
         let got = eval.value(&m.graph, m.logits).unwrap();
         let expected = read_npy(&fixture(&format!("{name}.logits.npy"))).unwrap();
@@ -91,7 +110,13 @@ fn imported_fixtures_predict_as_the_exporter_under_securenn() {
             ),
             (
                 CLIENT.to_string(),
-                HashMap::from([(IMAGE.to_string(), images.clone())]),
+                HashMap::from([(
+                    IMAGE.to_string(),
+                    images
+                        .clone()
+                        .into_shape_with_order(m.input_shape.clone())
+                        .unwrap(),
+                )]),
             ),
         ]);
         let run = run_in_process(&compiled, &plans, &inputs, Duration::from_secs(120)).unwrap();
