@@ -1,11 +1,13 @@
 //! `--onnx` on the tools: an imported PyTorch export of network A evaluated like the zoo's A,
-//! in plaintext and under SecureNN, and `import` writing a graph and weights that load back.
+//! in plaintext and under SecureNN, the Keras export of A in the QUIC demo, and `import`
+//! writing a graph and weights that load back.
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use shareflow_compiler::CompileOptions;
 use shareflow_graphs::Graph;
-use shareflow_runtime::data::Weights;
+use shareflow_runtime::data::{data_dir, Weights};
 use shareflow_tools::commands::eval::{evaluate, EvalArgs};
 use shareflow_tools::commands::import::{self, ImportArgs};
 use shareflow_tools::commands::network::Network;
@@ -64,4 +66,28 @@ fn import_writes_a_graph_and_weights_that_load_back() {
     let params: usize = w.arrays.values().map(|a| a.len()).sum();
     assert_eq!(params, 33_542);
     assert!(graph.len() > 10);
+}
+
+#[test]
+fn the_demo_runs_an_onnx_model_one_process_per_party() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_shareflow"))
+        .args(["demo", "--json", "--timeout", "120", "--onnx"])
+        .arg(fixture("keras_a.onnx"))
+        .arg("--data")
+        .arg(std::path::absolute(data_dir(None)).unwrap())
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["agreement"].as_f64(), Some(1.0), "{r}");
+    assert_eq!(r["label"].as_u64(), Some(7), "{r}");
+    assert_eq!(r["predicted"].as_u64(), Some(7), "{r}");
+    assert_eq!(r["bytes"], r["static_bytes"], "{r}");
 }

@@ -28,8 +28,13 @@ enum Command {
     /// The main job: a private prediction of an MNIST digit, every party a separate process
     /// on 127.0.0.1 over QUIC with mutual TLS.
     Demo {
-        #[arg(long, default_value = "C")]
-        model: ModelKind,
+        /// A network of the zoo [default: C].
+        #[arg(long, conflicts_with = "onnx")]
+        model: Option<ModelKind>,
+        /// An ONNX model instead of a zoo network (its initializers are the model owner's
+        /// weights).
+        #[arg(long)]
+        onnx: Option<PathBuf>,
         /// pond (ReLU and sigmoid are polynomials: approximations
         /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
         /// (exact ReLU, max pooling and argmax).
@@ -574,6 +579,7 @@ fn run(command: Command) -> Result<(), ToolError> {
         }),
         Command::Demo {
             model,
+            onnx,
             protocol,
             index,
             data,
@@ -583,6 +589,10 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => {
             let options = protocol_options.options()?;
             let protocol = protocol.parse::<shareflow_compiler::ProtocolKind>()?;
+            let model = match (model, onnx.as_deref()) {
+                (None, None) => Network::Zoo(ModelKind::C),
+                (model, onnx) => Network::from_args(model, onnx)?,
+            };
             demo::run(demo::DemoArgs {
                 model,
                 protocol,
