@@ -3,7 +3,8 @@
 //! Write a model as a static dataflow graph ([`graphs`]), say which party owns each input and
 //! who may see each output, compile it for a secure protocol ([`compiler`]: Pond or SecureNN)
 //! and run each party's program ([`runtime`]), in one process or one process per party over
-//! QUIC. [`ops`] holds the local kernels.
+//! QUIC. [`ops`] holds the local kernels; [`onnx`] imports a model exported to ONNX (from PyTorch
+//! or Keras) as a graph.
 //!
 //! ```
 //! use shareflow::prelude::*;
@@ -21,6 +22,7 @@
 
 pub use shareflow_compiler as compiler;
 pub use shareflow_graphs as graphs;
+pub use shareflow_onnx as onnx;
 pub use shareflow_ops as ops;
 pub use shareflow_runtime as runtime;
 

@@ -8,6 +8,8 @@ pub enum ToolError {
     #[error(transparent)]
     Graph(#[from] shareflow_graphs::GraphError),
     #[error(transparent)]
+    Onnx(#[from] shareflow_onnx::OnnxError),
+    #[error(transparent)]
     Runtime(#[from] shareflow_runtime::RuntimeError),
     #[error(transparent)]
     Ops(#[from] shareflow_ops::OpsError),

@@ -67,7 +67,7 @@ fn eval_args(protocol: &str, limit: usize, relu_interval: Option<f64>) -> EvalAr
         base.relu.interval = i;
     }
     EvalArgs {
-        model: ModelKind::A,
+        model: ModelKind::A.into(),
         protocol: protocol.into(),
         limit: Some(limit),
         batch: limit,

@@ -9,9 +9,10 @@ use shareflow_compiler::{CompileOptions, Truncation};
 use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::federated::LocalConfig;
 use shareflow_runtime::plain::train::TrainConfig;
+use shareflow_tools::commands::network::Network;
 use shareflow_tools::commands::Options;
 use shareflow_tools::commands::{
-    bench, compile, demo, dot, eval, fedavg, inspect, keys, run_graph, train,
+    bench, compile, demo, dot, eval, fedavg, import, inspect, keys, run_graph, train,
 };
 use shareflow_tools::ToolError;
 
@@ -33,8 +34,13 @@ enum Command {
     /// The main job: a private prediction of an MNIST digit, every party a separate process
     /// on 127.0.0.1 over QUIC with mutual TLS.
     Demo {
-        #[arg(long, default_value = "C")]
-        model: ModelKind,
+        /// A network of the zoo [default: C].
+        #[arg(long, conflicts_with = "onnx")]
+        model: Option<ModelKind>,
+        /// An ONNX model instead of a zoo network (its initializers are the model owner's
+        /// weights).
+        #[arg(long)]
+        onnx: Option<PathBuf>,
         /// pond (ReLU and sigmoid are polynomials: approximations
         /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
         /// (exact ReLU, max pooling and argmax).
@@ -269,8 +275,8 @@ enum Command {
     /// and `setup_ms` report the setup apart from the per-batch figures (`--no-persist`: one
     /// single program per batch).
     Eval {
-        #[arg(long)]
-        model: ModelKind,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// plaintext, pond (ReLU and sigmoid are polynomials: approximations
         /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
         /// (exact ReLU, max pooling and argmax).
@@ -300,8 +306,8 @@ enum Command {
     /// Prints a network's graph as Graphviz DOT: the logical graph, or the compiled graph with
     /// one cluster per party, one box per layer and party, rounds top to bottom.
     Dot {
-        #[arg(long)]
-        model: ModelKind,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// Draw the graph compiled for this protocol instead of the logical graph.
         #[arg(long)]
         protocol: Option<String>,
@@ -320,8 +326,8 @@ enum Command {
     /// Compiles a network for a protocol; prints its static cost report (rounds, bytes per
     /// party pair, per layer, a latency estimate) without running it.
     Compile {
-        #[arg(long)]
-        model: ModelKind,
+        #[command(flatten)]
+        network: NetworkArgs,
         /// pond (ReLU and sigmoid are polynomials: approximations
         /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
         /// (exact ReLU, max pooling and argmax).
@@ -353,11 +359,47 @@ enum Command {
     },
     /// Lists a network's layers, shapes and parameters.
     Inspect {
-        #[arg(long)]
-        model: ModelKind,
+        #[command(flatten)]
+        network: NetworkArgs,
         #[arg(long)]
         json: bool,
     },
+    /// Imports an ONNX model as a logical graph (JSON): its initializers become the model
+    /// owner's private inputs, its input the client's `image`, its output the client's
+    /// `logits`. Unsupported operators are refused by name.
+    Import {
+        /// The .onnx file.
+        onnx: PathBuf,
+        /// Where to write the graph (JSON).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Also write the model owner's weights here (.npz).
+        #[arg(long)]
+        weights_out: Option<PathBuf>,
+        /// Inputs per prediction.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The network a command runs: a zoo network or an ONNX model.
+#[derive(clap::Args)]
+struct NetworkArgs {
+    /// A network of the zoo: A, B, C, D (or P).
+    #[arg(long, conflicts_with = "onnx", required_unless_present = "onnx")]
+    model: Option<ModelKind>,
+    /// An ONNX model instead of a zoo network (its initializers are the model owner's
+    /// weights; NCHW images are given NHWC).
+    #[arg(long)]
+    onnx: Option<PathBuf>,
+}
+
+impl NetworkArgs {
+    fn network(&self) -> Result<Network, ToolError> {
+        Network::from_args(self.model, self.onnx.as_deref())
+    }
 }
 
 /// Options of the secure protocols. Their ranges are checked by the compiler
@@ -505,7 +547,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         }),
         Command::Eval {
-            model,
+            network,
             protocol,
             limit,
             batch,
@@ -517,7 +559,7 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => {
             let options = protocol_options.options()?;
             eval::run(eval::EvalArgs {
-                model,
+                model: network.network()?,
                 protocol,
                 limit,
                 batch,
@@ -529,14 +571,14 @@ fn run(command: Command) -> Result<(), ToolError> {
             })
         }
         Command::Dot {
-            model,
+            network,
             protocol,
             detail,
             serving,
             setup,
             protocol_options,
         } => dot::run(dot::DotArgs {
-            model,
+            model: network.network()?,
             protocol,
             detail,
             serving,
@@ -544,7 +586,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             options: protocol_options.options()?,
         }),
         Command::Compile {
-            model,
+            network,
             protocol,
             batch,
             out,
@@ -557,7 +599,7 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => {
             let options = protocol_options.options()?;
             compile::run(compile::CompileArgs {
-                model,
+                model: network.network()?,
                 protocol,
                 batch,
                 options,
@@ -569,9 +611,23 @@ fn run(command: Command) -> Result<(), ToolError> {
                 json,
             })
         }
-        Command::Inspect { model, json } => inspect::run(model, json),
+        Command::Inspect { network, json } => inspect::run(network.network()?, json),
+        Command::Import {
+            onnx,
+            out,
+            weights_out,
+            batch,
+            json,
+        } => import::run(import::ImportArgs {
+            onnx,
+            out,
+            weights_out,
+            batch,
+            json,
+        }),
         Command::Demo {
             model,
+            onnx,
             protocol,
             index,
             data,
@@ -581,6 +637,10 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => {
             let options = protocol_options.options()?;
             let protocol = protocol.parse::<shareflow_compiler::ProtocolKind>()?;
+            let model = match (model, onnx.as_deref()) {
+                (None, None) => Network::Zoo(ModelKind::C),
+                (model, onnx) => Network::from_args(model, onnx)?,
+            };
             demo::run(demo::DemoArgs {
                 model,
                 protocol,

@@ -496,7 +496,10 @@ fn time_quic_serving(
     args: &BenchArgs,
     exe: &Path,
 ) -> Result<Timing> {
-    let model = secure.kind;
+    let model = secure
+        .network
+        .kind()
+        .ok_or_else(|| ToolError::Usage("the QUIC benchmark runs the zoo's networks".into()))?;
     let graph = secure.serving(batch)?;
     let json = serde_json::to_string(graph).map_err(|e| ToolError::Usage(e.to_string()))?;
     let parties = graph.predict.parties.clone();
@@ -538,7 +541,10 @@ fn time_quic(
     args: &BenchArgs,
     exe: &Path,
 ) -> Result<Timing> {
-    let model = secure.kind;
+    let model = secure
+        .network
+        .kind()
+        .ok_or_else(|| ToolError::Usage("the QUIC benchmark runs the zoo's networks".into()))?;
     let (graph, _) = secure.compiled(batch)?;
     let json = graph.to_json()?;
     let parties = graph.parties.clone();

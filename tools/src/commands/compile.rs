@@ -8,15 +8,18 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 use shareflow_compiler::{compile, compile_serving, CostReport, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel};
+#[cfg(test)]
+use shareflow_graphs::zoo::ModelKind;
 
+use super::network::Network;
 use crate::report::{party_figures, Report};
 use crate::{Result, ToolError};
 
 /// Options of `compile`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CompileArgs {
-    pub model: ModelKind,
+    /// A zoo network or an ONNX model.
+    pub model: Network,
     pub protocol: String,
     pub batch: usize,
     pub options: super::Options,
@@ -52,7 +55,7 @@ pub fn compile_report(args: &CompileArgs) -> Result<Report> {
         ));
     }
     let protocol: ProtocolKind = args.protocol.parse()?;
-    let zoo = ZooModel::build(args.model, args.batch)?;
+    let zoo = args.model.build(args.batch)?;
     let mut r = Report::new();
     r.set("model", args.model.to_string())
         .set("protocol", protocol.name())
@@ -61,13 +64,13 @@ pub fn compile_report(args: &CompileArgs) -> Result<Report> {
         .set("rtt_ms", args.rtt_ms)
         .set("mbps", args.mbps);
     let (text, costs) = if args.serving {
-        let s = compile_serving(&zoo.graph, protocol, args.options.for_model(args.model))?;
+        let s = compile_serving(&zoo.graph, protocol, args.model.options(&args.options))?;
         let text = serde_json::to_string(&s)
             .map_err(|e| ToolError::Usage(format!("compiled graph JSON: {e}")))?;
         r.set("setup", figures(&s.setup.cost(), args));
         (text, s.predict.cost())
     } else {
-        let g = compile(&zoo.graph, protocol, args.options.for_model(args.model))?;
+        let g = compile(&zoo.graph, protocol, args.model.options(&args.options))?;
         (g.to_json()?, g.cost())
     };
     for (k, v) in figures(&costs, args).as_object().into_iter().flatten() {
@@ -181,7 +184,7 @@ mod tests {
 
     fn args(model: ModelKind, protocol: &str, serving: bool) -> CompileArgs {
         CompileArgs {
-            model,
+            model: model.into(),
             protocol: protocol.into(),
             batch: 1,
             options: shareflow_compiler::CompileOptions::default().into(),

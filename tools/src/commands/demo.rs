@@ -11,19 +11,21 @@ use std::time::Instant;
 use ndarray::ArrayD;
 use serde_json::Value;
 use shareflow_compiler::{compile, CompiledGraph, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, LOGITS};
+use shareflow_graphs::zoo::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_runtime::data::npy::{read_npy, write_npy};
-use shareflow_runtime::data::{data_dir, Mnist, Split};
-use shareflow_runtime::plain::train::{argmax, predict};
+use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
+use shareflow_runtime::plain::train::argmax;
 
+use super::interrupt;
+use super::network::Network;
 use super::parties::{run_local_parties, PartyInputs};
-use super::{interrupt, load_weights};
 use crate::report::{party_figures, Report};
 use crate::{Result, ToolError};
 
 /// Options of `demo`.
 pub struct DemoArgs {
-    pub model: ModelKind,
+    /// A zoo network or an ONNX model.
+    pub model: Network,
     pub protocol: ProtocolKind,
     pub options: super::Options,
     /// Which test image.
@@ -52,15 +54,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
             args.index
         )));
     }
-    let image = test.batch(args.index, args.index + 1);
+    let image = args.model.inputs(&test.batch(args.index, args.index + 1))?;
     let label = test.labels[args.index];
-    let weights = load_weights(args.model, None)?;
-    let zoo = ZooModel::build(args.model, 1)?;
-    let compiled = compile(
-        &zoo.graph,
-        args.protocol,
-        args.options.for_model(args.model),
-    )?;
+    let weights = args.model.weights(None)?;
+    let zoo = args.model.build(1)?;
+    let compiled = compile(&zoo.graph, args.protocol, args.model.options(&args.options))?;
     let cost = compiled.cost();
 
     // From here a private folder holds keys, the image and the logits: a signal stops the
@@ -68,7 +66,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     interrupt::catch()?;
     let dir =
         tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
-    let ran = run_parties(&args, &compiled, dir.path(), &image);
+    let ran = run_parties(&args, &compiled, dir.path(), &image, &weights);
     let path = dir.path().to_path_buf();
     let removed = dir.close().map_err(|e| io(&path, e));
     // A Ctrl-C reaches the parties too: report the signal, not their deaths.
@@ -81,7 +79,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     removed?;
 
     let secure_digit = argmax(logits.as_slice().unwrap_or(&[]));
-    let plain = predict(args.model, &weights, &image, 1)?;
+    let plain = args
+        .model
+        .predict_plain(&weights, &image, 1, &mut |_, _| {})?;
     let plain_digit = argmax(plain.as_slice().unwrap_or(&[]));
     let bytes: u64 = metrics
         .iter()
@@ -158,6 +158,28 @@ pub fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// The parties' files: a zoo network's committed weights, or an ONNX model's initializers
+/// written to `dir` as `.npz`, and the image.
+fn party_inputs(
+    model: &Network,
+    weights: &Weights,
+    dir: &Path,
+    image_path: &Path,
+) -> Result<PartyInputs> {
+    if let Some(kind) = model.kind() {
+        return Ok(PartyInputs::zoo(kind, image_path));
+    }
+    let weights_path = dir.join("weights.npz");
+    weights.save(&weights_path)?;
+    let mut p = PartyInputs::default();
+    p.weights.insert(MODEL_OWNER.to_string(), weights_path);
+    p.inputs.insert(
+        CLIENT.to_string(),
+        vec![(IMAGE.to_string(), image_path.to_path_buf())],
+    );
+    Ok(p)
+}
+
 /// What the parties' processes gave.
 struct Ran {
     /// Each party's metrics.
@@ -175,6 +197,7 @@ fn run_parties(
     compiled: &CompiledGraph,
     dir: &Path,
     image: &ArrayD<f32>,
+    weights: &Weights,
 ) -> Result<Ran> {
     let graph_path = dir.join("compiled.json");
     let json = compiled.to_json()?;
@@ -189,7 +212,7 @@ fn run_parties(
         &compiled.parties,
         dir,
         &graph_path,
-        &PartyInputs::zoo(args.model, &image_path),
+        &party_inputs(&args.model, weights, dir, &image_path)?,
         args.timeout_s,
         None,
     )?

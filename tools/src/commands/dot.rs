@@ -5,14 +5,15 @@
 
 use shareflow_compiler::dot::{to_dot_with, Detail};
 use shareflow_compiler::{compile, compile_serving, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
+use super::network::Network;
 use crate::{Result, ToolError};
 
 /// What `shareflow dot` draws.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DotArgs {
-    pub model: ModelKind,
+    /// A zoo network or an ONNX model.
+    pub model: Network,
     /// `None` or `plaintext`: the logical graph.
     pub protocol: Option<String>,
     pub detail: Detail,
@@ -24,7 +25,7 @@ pub struct DotArgs {
 
 /// The DOT text that `shareflow dot` prints.
 pub fn dot_text(args: &DotArgs) -> Result<String> {
-    let zoo = ZooModel::build(args.model, 1)?;
+    let zoo = args.model.build(1)?;
     let protocol = match args.protocol.as_deref() {
         None | Some("plaintext") => {
             if args.serving || args.setup || args.detail != Detail::Layers {
@@ -43,7 +44,7 @@ pub fn dot_text(args: &DotArgs) -> Result<String> {
             "--setup draws the setup program of a serving session: add --serving".into(),
         ));
     }
-    let options = args.options.for_model(args.model);
+    let options = args.model.options(&args.options);
     let compiled = if args.serving {
         let s = compile_serving(&zoo.graph, protocol, options)?;
         if args.setup {

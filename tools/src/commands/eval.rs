@@ -11,12 +11,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use shareflow_compiler::{CompileOptions, ProtocolKind};
-use shareflow_graphs::zoo::ModelKind;
 use shareflow_runtime::data::{data_dir, Mnist, Split};
-use shareflow_runtime::plain::train::{accuracy, predict_observed};
+use shareflow_runtime::plain::train::accuracy;
 use shareflow_runtime::plain::Outside;
 
-use super::load_weights;
+use super::network::Network;
 use super::secure::{agreement, mean_kl, summary, SecureModel};
 use super::train_private::images_bar;
 use crate::report::{party_figures, Report};
@@ -24,7 +23,8 @@ use crate::Result;
 
 /// Options of `eval`.
 pub struct EvalArgs {
-    pub model: ModelKind,
+    /// A zoo network or an ONNX model.
+    pub model: Network,
     pub protocol: String,
     pub limit: Option<usize>,
     pub batch: usize,
@@ -56,21 +56,23 @@ pub fn polynomial_intervals(
 /// The figures of `eval` (what [`run`] prints).
 pub fn evaluate(args: &EvalArgs) -> Result<Report> {
     let test = Mnist::load(&data_dir(args.data.clone()), Split::Test, args.limit)?;
-    let weights = load_weights(args.model, args.weights.clone())?;
-    let images = test.images.clone().into_dyn();
+    let weights = args.model.weights(args.weights.clone())?;
+    let images = args.model.inputs(&test.images.clone().into_dyn())?;
     let secure = match args.protocol.as_str() {
         "plaintext" => None,
         name => Some(name.parse::<ProtocolKind>()?),
     };
-    let options = args.options.for_model(args.model);
+    let options = args.model.options(&args.options);
     let (relu, sigmoid) = secure
         .map(|p| polynomial_intervals(p, &options))
         .unwrap_or((None, None));
     let mut outside = Outside::default();
     let start = Instant::now();
-    let plain = predict_observed(args.model, &weights, &images, args.batch, &mut |g, e| {
-        outside += e.outside(g, relu, sigmoid)
-    })?;
+    let plain = args
+        .model
+        .predict_plain(&weights, &images, args.batch, &mut |g, e| {
+            outside += e.outside(g, relu, sigmoid)
+        })?;
     let plain_ms = start.elapsed().as_secs_f64() * 1e3;
     let mut r = Report::new();
     r.set("model", args.model.to_string())
@@ -83,7 +85,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<Report> {
             .set("total_ms", plain_ms);
         return Ok(r);
     };
-    let mut model = SecureModel::new(args.model, protocol, options);
+    let mut model = SecureModel::new(args.model.clone(), protocol, options);
     model.persist = args.persist;
     model.progress = images_bar(test.len(), args.json);
     let start = Instant::now();

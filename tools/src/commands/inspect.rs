@@ -1,24 +1,64 @@
-//! `shareflow inspect`: a network's layers, shapes and parameter count.
+//! `shareflow inspect`: a network's layers, shapes and parameter count (for an ONNX model:
+//! its operators and the weights it imports as).
 
-use shareflow_graphs::zoo::{ModelKind, ZooModel};
+use shareflow_graphs::zoo::ZooModel;
 use shareflow_graphs::Op;
 
+use super::network::Network;
 use crate::report::Report;
 use crate::Result;
 
-pub fn run(model: ModelKind, json: bool) -> Result<()> {
-    let zoo = ZooModel::build(model, 1)?;
-    let layers = model.layers();
-    let params: usize = zoo
-        .params
+/// Parameters by name, with their shapes.
+type ParamShapes = Vec<(String, Vec<usize>)>;
+
+/// Prints (or with `json`, reports) the network's layers, graph nodes and parameters.
+pub fn run(model: Network, json: bool) -> Result<()> {
+    let built = model.build(1)?;
+    let (origin, layers, params): (String, Vec<String>, ParamShapes) = match &model {
+        Network::Zoo(kind) => (
+            kind.origin().to_string(),
+            kind.layers().layers.iter().map(|l| l.describe()).collect(),
+            ZooModel::build(*kind, 1)?
+                .params
+                .into_iter()
+                .map(|p| (p.name, p.shape))
+                .collect(),
+        ),
+        Network::Onnx(m) => {
+            let imported = m.import(1)?;
+            let graph = m.proto().graph.as_ref();
+            let layers = graph
+                .map(|g| {
+                    g.node
+                        .iter()
+                        .map(|n| format!("{}: {}", n.name(), n.op_type()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                format!(
+                    "ONNX, opset {}, from {}",
+                    m.opset(),
+                    m.proto().producer_name()
+                ),
+                layers,
+                imported
+                    .weights
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.shape().to_vec()))
+                    .collect(),
+            )
+        }
+    };
+    let count: usize = params
         .iter()
-        .map(|p| p.shape.iter().product::<usize>())
+        .map(|(_, s)| s.iter().product::<usize>())
         .sum();
-    let g = &zoo.graph;
+    let g = &built.graph;
     let mut nodes = Vec::new();
     for id in g.topo_order()? {
         let n = g.node(id)?;
-        if matches!(n.op, Op::Input { .. }) && id != zoo.image {
+        if matches!(n.op, Op::Input { .. }) && id != built.image {
             continue;
         }
         nodes.push((n.name.clone(), n.op.name(), n.shape.clone()));
@@ -26,16 +66,9 @@ pub fn run(model: ModelKind, json: bool) -> Result<()> {
     if json {
         let mut r = Report::new();
         r.set("model", model.to_string())
-            .set("origin", model.origin())
-            .set("parameters", params)
-            .set(
-                "layers",
-                layers
-                    .layers
-                    .iter()
-                    .map(|l| l.describe())
-                    .collect::<Vec<_>>(),
-            )
+            .set("origin", origin)
+            .set("parameters", count)
+            .set("layers", layers)
             .set(
                 "nodes",
                 nodes
@@ -45,29 +78,29 @@ pub fn run(model: ModelKind, json: bool) -> Result<()> {
             )
             .set(
                 "params",
-                zoo.params
+                params
                     .iter()
-                    .map(|p| serde_json::json!({"name": p.name, "shape": p.shape}))
+                    .map(|(name, shape)| serde_json::json!({"name": name, "shape": shape}))
                     .collect::<Vec<_>>(),
             );
         r.print(true);
         return Ok(());
     }
-    println!("network {model} ({}), {params} parameters", model.origin());
+    println!("network {model} ({origin}), {count} parameters");
     println!("layers:");
-    for l in &layers.layers {
-        println!("  {}", l.describe());
+    for l in &layers {
+        println!("  {l}");
     }
     println!("nodes (batch 1):");
     for (name, op, shape) in nodes {
         println!("  {name:<24} {op:<10} {shape}");
     }
-    for p in &zoo.params {
+    for (name, shape) in &params {
         println!(
             "  param {:<18} {:?} ({} values)",
-            p.name,
-            p.shape,
-            p.shape.iter().product::<usize>()
+            name,
+            shape,
+            shape.iter().product::<usize>()
         );
     }
     Ok(())

@@ -14,10 +14,11 @@ use ndarray::{s, Array2, ArrayD, Axis, Ix2};
 use shareflow_compiler::{
     compile, compile_serving, CompileOptions, CompiledGraph, ProtocolKind, ServingGraph,
 };
-use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::zoo::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::{run_in_process, InProcessRun, Plan, ServingSession};
 
+use super::network::Network;
 use crate::{Result, ToolError};
 
 /// Figures of a run over many batches. With persistence, the setup runs (one per batch size)
@@ -56,7 +57,7 @@ impl SecureStats {
 
 /// A network compiled for one protocol, per batch size.
 pub struct SecureModel {
-    pub kind: ModelKind,
+    pub network: Network,
     pub protocol: ProtocolKind,
     pub options: CompileOptions,
     /// Serving sessions (setup once, then predictions) rather than one program per batch.
@@ -68,9 +69,14 @@ pub struct SecureModel {
 }
 
 impl SecureModel {
-    pub fn new(kind: ModelKind, protocol: ProtocolKind, options: CompileOptions) -> Self {
+    /// `network` (a zoo network or an ONNX model) for `protocol`, compiled on first use.
+    pub fn new(
+        network: impl Into<Network>,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+    ) -> Self {
         SecureModel {
-            kind,
+            network: network.into(),
             protocol,
             options,
             persist: true,
@@ -83,8 +89,8 @@ impl SecureModel {
     /// The serving graph (setup and prediction programs) for batches of `batch` images.
     pub fn serving(&mut self, batch: usize) -> Result<&ServingGraph> {
         if !self.serving.contains_key(&batch) {
-            let zoo = ZooModel::build(self.kind, batch)?;
-            let g = compile_serving(&zoo.graph, self.protocol, self.options)?;
+            let net = self.network.build(batch)?;
+            let g = compile_serving(&net.graph, self.protocol, self.options)?;
             self.serving.insert(batch, g);
         }
         self.serving
@@ -95,8 +101,8 @@ impl SecureModel {
     /// The compiled graph for batches of `batch` images.
     pub fn compiled(&mut self, batch: usize) -> Result<&(CompiledGraph, Vec<Plan>)> {
         if !self.compiled.contains_key(&batch) {
-            let zoo = ZooModel::build(self.kind, batch)?;
-            let g = compile(&zoo.graph, self.protocol, self.options)?;
+            let net = self.network.build(batch)?;
+            let g = compile(&net.graph, self.protocol, self.options)?;
             let plans = g
                 .programs
                 .iter()
@@ -109,7 +115,8 @@ impl SecureModel {
             .ok_or_else(|| ToolError::Usage("compiled graph missing".into()))
     }
 
-    /// Logits `[n, 10]` for `images` `[n, 28, 28, 1]`, in batches of at most `batch`.
+    /// Logits `[n, classes]` for `images` (`[n, 28, 28, 1]`, or the network's input shape),
+    /// in batches of at most `batch`.
     pub fn predict(
         &mut self,
         weights: &Weights,
@@ -129,7 +136,7 @@ impl SecureModel {
         } else {
             setup.clone()
         };
-        let mut logits = Array2::zeros((n, 10));
+        let mut logits = Array2::zeros((0, 0));
         let mut stats = SecureStats::default();
         let timeout = Duration::from_secs(120);
         let mut sessions: HashMap<usize, ServingSession> = HashMap::new();
@@ -164,6 +171,9 @@ impl SecureModel {
                 .view()
                 .into_dimensionality::<Ix2>()
                 .map_err(|e| ToolError::Usage(format!("logits: {e}")))?;
+            if logits.nrows() != n {
+                logits = Array2::zeros((n, out.ncols()));
+            }
             logits.slice_mut(s![start..start + size, ..]).assign(&out);
             stats.add_batch(&run);
             start += size;
