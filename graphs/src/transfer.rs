@@ -169,6 +169,29 @@ impl Transfer {
         })
     }
 
+    /// The network for `n` images with its parameters as inputs of the model owner (as
+    /// [`ZooModel::build`]): the plaintext evaluation of given weights.
+    pub fn network(&self, n: usize) -> Result<ZooModel, GraphError> {
+        let g = GraphBuilder::new();
+        let model_owner = g.party(MODEL_OWNER);
+        let client = g.party(CLIENT);
+        let image = g.input(client, IMAGE, [n, 28, 28, 1]);
+        let layers = self.layers();
+        let logits = layers.apply(&g, &Params::Inputs(model_owner), &image);
+        let output = logits.output_to(client, LOGITS);
+        Ok(ZooModel {
+            kind: self.kind,
+            batch: n,
+            graph: g.build()?,
+            model_owner,
+            client,
+            image: image.id(),
+            logits: logits.id(),
+            output: output.id(),
+            params: layers.params(),
+        })
+    }
+
     /// The data owner's feature extraction of `n` images: the feature layers with their
     /// parameters as inputs of the model owner, the features revealed to the client (run in
     /// plaintext by the data owner, who then holds the frozen weights). The model's `logits`

@@ -23,7 +23,9 @@
 
 pub mod checkpoint;
 
+pub mod joint;
 pub mod quic;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,6 +34,7 @@ use ndarray::{Array2, ArrayD, Axis, Ix2};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LEARNING_RATE};
+use shareflow_graphs::{Graph, Op};
 use shareflow_ops::plain::to_rank;
 
 use crate::data::{Mnist, Weights};
@@ -56,16 +59,43 @@ pub struct StepReport {
     pub rounds: u32,
 }
 
+/// The graphs of a private training session besides its step: how to predict from the
+/// session's variables and how to reveal them. [`ZooGraphs`] for the zoo networks; the
+/// transfer-learning and joint-training sessions have their own.
+pub trait SessionGraphs {
+    /// The prediction graph for `n` examples from the session's variables: the client gives
+    /// the examples under the returned input name and alone receives `logits` `[n, classes]`.
+    fn prediction(&self, n: usize) -> Result<(Graph, String)>;
+    /// The graph that reveals the trained parameters to the model owner, under their names.
+    fn reveal(&self) -> Result<Graph>;
+}
+
+/// The session graphs of a zoo network trained by its own training graph.
+#[derive(Debug, Clone, Copy)]
+pub struct ZooGraphs(pub ModelKind);
+
+impl SessionGraphs for ZooGraphs {
+    fn prediction(&self, n: usize) -> Result<(Graph, String)> {
+        Ok((
+            ZooModel::build_from_variables(self.0, n)?.graph,
+            IMAGE.to_string(),
+        ))
+    }
+    fn reveal(&self) -> Result<Graph> {
+        Ok(reveal_graph(self.0)?)
+    }
+}
+
 /// A network trained (or being trained) privately: the session whose servers hold it.
 pub struct PrivateModel {
-    pub kind: ModelKind,
     pub protocol: ProtocolKind,
     pub options: CompileOptions,
+    graphs: Box<dyn SessionGraphs>,
     session: Session,
     /// The compiled training step.
     step: SessionProgram,
     /// Prediction programs by batch size.
-    predict: HashMap<usize, SessionProgram>,
+    predict: HashMap<usize, (SessionProgram, String)>,
     /// The steps already done when this session started (restored from a checkpoint).
     start: usize,
 }
@@ -89,9 +119,20 @@ pub fn training_programs(
         reveal_loss: false,
     };
     let model = ZooModel::build_training(kind, cfg.batch, &spec)?;
-    let init = SessionProgram::new(compile_init(&model.graph, protocol, options)?)?;
-    let step = SessionProgram::new(compile(&model.graph, protocol, options)?)?;
-    Ok(TrainingPrograms { init, step })
+    TrainingPrograms::compile(&model.graph, protocol, options)
+}
+
+impl TrainingPrograms {
+    /// The init and step programs of the training graph `graph`.
+    pub fn compile(
+        graph: &Graph,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+    ) -> Result<TrainingPrograms> {
+        let init = SessionProgram::new(compile_init(graph, protocol, options)?)?;
+        let step = SessionProgram::new(compile(graph, protocol, options)?)?;
+        Ok(TrainingPrograms { init, step })
+    }
 }
 
 /// The inputs of one training step: the client's images and one-hot labels of `step`'s
@@ -103,6 +144,40 @@ pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
         inputs.insert(server.to_string(), server_inputs(step));
     }
     Ok(inputs)
+}
+
+/// The inputs of one step of a session: the data owners' `owners` (by party, then name) and
+/// the learning rate of `step` for each server.
+pub fn with_learning_rate(mut owners: Inputs, step: &ScheduledStep) -> Inputs {
+    for server in SERVERS {
+        owners.insert(server.to_string(), server_inputs(step));
+    }
+    owners
+}
+
+/// Runs `steps` in `model` (the first `stop_after` only, if given), with the data owners'
+/// inputs of each step from `inputs` (the servers' learning rate is added); calls `report`
+/// after every step.
+pub fn run_steps(
+    model: &mut PrivateModel,
+    steps: &[ScheduledStep],
+    stop_after: Option<usize>,
+    mut inputs: impl FnMut(&ScheduledStep) -> Result<Inputs>,
+    mut report: impl FnMut(StepReport),
+) -> Result<()> {
+    let end = stop_after.unwrap_or(steps.len()).min(steps.len());
+    for s in &steps[..end] {
+        let run = model.step(&with_learning_rate(inputs(s)?, s))?;
+        report(StepReport {
+            epoch: s.epoch,
+            step: s.step + 1,
+            steps: end,
+            ms: run.wall_ms,
+            bytes: run.bytes(),
+            rounds: run.rounds(),
+        });
+    }
+    Ok(())
 }
 
 /// A server's inputs of one training step: the public learning rate.
@@ -157,18 +232,8 @@ pub fn train_private_with(
         });
     }
     let programs = training_programs(kind, cfg, protocol, options)?;
-    let mut model = PrivateModel {
-        kind,
-        protocol,
-        options,
-        session: Session::new(
-            programs.step.graph.parties.clone(),
-            Duration::from_secs(600),
-        ),
-        step: programs.step,
-        predict: HashMap::new(),
-        start: 0,
-    };
+    let init = programs.init.clone();
+    let mut model = PrivateModel::new(programs, Box::new(ZooGraphs(kind)), protocol, options);
     let checkpoints = opts
         .checkpoint
         .as_ref()
@@ -193,11 +258,11 @@ pub fn train_private_with(
         }
         (Some((k, force)), false) => {
             k.prepare_new(*force)?;
-            model.session.run(&programs.init, &Inputs::new())?;
+            model.session.run(&init, &Inputs::new())?;
             0
         }
         (None, false) => {
-            model.session.run(&programs.init, &Inputs::new())?;
+            model.session.run(&init, &Inputs::new())?;
             0
         }
     };
@@ -205,7 +270,7 @@ pub fn train_private_with(
     let end = opts.stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in steps.iter().take(end).skip(start) {
         let inputs = step_inputs(data, s)?;
-        let run = model.session.run(&model.step, &inputs)?;
+        let run = model.step(&inputs)?;
         report(StepReport {
             epoch: s.epoch,
             step: s.step + 1,
@@ -224,6 +289,50 @@ pub fn train_private_with(
 }
 
 impl PrivateModel {
+    /// A session of the compiled `programs` (whose init is not run yet: see
+    /// [`PrivateModel::init`]) whose predictions and reveal are `graphs`'.
+    pub fn new(
+        programs: TrainingPrograms,
+        graphs: Box<dyn SessionGraphs>,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+    ) -> PrivateModel {
+        PrivateModel {
+            protocol,
+            options,
+            graphs,
+            session: Session::new(
+                programs.step.graph.parties.clone(),
+                Duration::from_secs(600),
+            ),
+            step: programs.step,
+            predict: HashMap::new(),
+            start: 0,
+        }
+    }
+
+    /// Starts a session of the training graph `graph`: compiles it, then runs its init with
+    /// `inputs` (the first values of the variables whose owner gives them, by party and name).
+    pub fn start(
+        graph: &Graph,
+        graphs: Box<dyn SessionGraphs>,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+        inputs: &Inputs,
+    ) -> Result<PrivateModel> {
+        let programs = TrainingPrograms::compile(graph, protocol, options)?;
+        let init = programs.init.clone();
+        let mut model = PrivateModel::new(programs, graphs, protocol, options);
+        model.session.run(&init, inputs)?;
+        Ok(model)
+    }
+
+    /// One training step with `inputs` (by party, then name: the data owners' batches, the
+    /// servers' learning rate).
+    pub fn step(&mut self, inputs: &Inputs) -> Result<InProcessRun> {
+        self.session.run(&self.step, inputs)
+    }
+
     /// The compiled training step (for its cost report).
     pub fn step_graph(&self) -> &shareflow_compiler::CompiledGraph {
         &self.step.graph
@@ -239,62 +348,69 @@ impl PrivateModel {
         &self.session
     }
 
-    /// Logits `[n, 10]` of `images` `[n, 28, 28, 1]` from the still-shared model, in batches of
-    /// at most `batch`: each batch is a private prediction whose logits only the client
-    /// receives.
-    pub fn predict(&mut self, images: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
-        let n = images.shape().first().copied().unwrap_or(0);
-        let mut out = Array2::zeros((n, 10));
+    /// Logits `[n, classes]` of `examples` (images `[n, 28, 28, 1]`, or what the session's
+    /// prediction graph takes) from the still-shared model, in batches of at most `batch`:
+    /// each batch is a private prediction whose logits only the client receives.
+    pub fn predict(&mut self, examples: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
+        let n = examples.shape().first().copied().unwrap_or(0);
+        let mut out: Option<Array2<f32>> = None;
         let mut start = 0;
         while start < n {
             let size = batch.max(1).min(n - start);
-            let run = self.predict_batch(images, start, size)?;
+            let run = self.predict_batch(examples, start, size)?;
             let logits = run.float(CLIENT, LOGITS)?;
             let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
+            let out = out.get_or_insert_with(|| Array2::zeros((n, logits.ncols())));
             out.slice_mut(ndarray::s![start..start + size, ..])
                 .assign(&logits);
             start += size;
         }
-        Ok(out)
+        Ok(out.unwrap_or_else(|| Array2::zeros((0, 0))))
     }
 
     fn predict_batch(
         &mut self,
-        images: &ArrayD<f32>,
+        examples: &ArrayD<f32>,
         start: usize,
         size: usize,
     ) -> Result<InProcessRun> {
         if !self.predict.contains_key(&size) {
-            let graph = ZooModel::build_from_variables(self.kind, size)?.graph;
+            let (graph, input) = self.graphs.prediction(size)?;
             let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
-            self.predict.insert(size, program);
+            self.predict.insert(size, (program, input));
         }
-        let program = self.predict.get(&size).ok_or_else(|| RuntimeError::Node {
+        let (program, input) = self.predict.get(&size).ok_or_else(|| RuntimeError::Node {
             node: "predict".into(),
             message: format!("no prediction program for batches of {size}"),
         })?;
-        let slice = images
+        let slice = examples
             .slice_axis(Axis(0), (start..start + size).into())
             .to_owned();
         let mut inputs = Inputs::new();
         inputs
             .entry(CLIENT.to_string())
             .or_default()
-            .insert(IMAGE.to_string(), slice);
+            .insert(input.clone(), slice);
         self.session.run(program, &inputs)
     }
 
     /// Opens the weights to the model owner (the only run that reveals them).
     pub fn reveal(&mut self) -> Result<Weights> {
-        let graph = reveal_graph(self.kind)?;
-        let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
+        let graph = self.graphs.reveal()?;
+        self.reveal_with(&graph)
+    }
+
+    /// Runs `graph`, a graph of this session's parties whose outputs all go to the model
+    /// owner (variables revealed under their names), and returns what it receives.
+    pub fn reveal_with(&mut self, graph: &Graph) -> Result<Weights> {
+        let program = SessionProgram::new(compile(graph, self.protocol, self.options)?)?;
         let run = self.session.run(&program, &Inputs::new())?;
         let owner = run.party(MODEL_OWNER)?;
         let mut weights = Weights::default();
-        for p in self.kind.layers().params() {
-            weights
-                .arrays
-                .insert(p.name.clone(), owner.float(&p.name)?.clone());
+        for (_, node) in graph.nodes() {
+            if let Op::Output { name, .. } = &node.op {
+                weights.arrays.insert(name.clone(), owner.float(name)?.clone());
+            }
         }
         Ok(weights)
     }
