@@ -41,14 +41,8 @@ fn concat_and_slice_forward_and_backward() {
     let (x, y, z) = (&inputs["a"]["a"], &inputs["b"]["b"], &inputs["a"]["c"]);
     let want = ndarray::concatenate(Axis(1), &[x.view(), y.view()]).unwrap();
     assert_eq!(plain["joined"], want);
-    assert_eq!(
-        plain["da"],
-        z.slice_axis(Axis(1), (0..3).into()).to_owned()
-    );
-    assert_eq!(
-        plain["db"],
-        z.slice_axis(Axis(1), (3..5).into()).to_owned()
-    );
+    assert_eq!(plain["da"], z.slice_axis(Axis(1), (0..3).into()).to_owned());
+    assert_eq!(plain["db"], z.slice_axis(Axis(1), (3..5).into()).to_owned());
     assert_eq!(
         plain["middle"],
         want.slice_axis(Axis(1), (1..4).into()).to_owned()
@@ -72,7 +66,10 @@ fn concat_and_slice_forward_and_backward() {
     let x = ArrayD::zeros(IxDyn(&[4, 2]));
     let eval = forward(&graph, &HashMap::from([("x".to_string(), x)])).unwrap();
     let (_, _, dx) = eval.outputs(&graph).remove(0);
-    assert_eq!(dx.iter().copied().collect::<Vec<f32>>(), [0., 0., 1., 1., 1., 1., 0., 0.]);
+    assert_eq!(
+        dx.iter().copied().collect::<Vec<f32>>(),
+        [0., 0., 1., 1., 1., 1., 0., 0.]
+    );
 }
 
 fn data() -> Mnist {
@@ -115,7 +112,10 @@ fn private_joint_training_gives_the_plaintext_weights_of_the_same_graph() {
         assert_eq!(private.arrays.len(), 6);
         for (name, p) in &plain.arrays {
             let err = common::max_abs_diff(&private.arrays[name], p);
-            assert!(err < 2e-3, "{owners} owners, {split:?}: {name} differs by {err}");
+            assert!(
+                err < 2e-3,
+                "{owners} owners, {split:?}: {name} differs by {err}"
+            );
         }
     }
 }
@@ -206,7 +206,11 @@ fn the_owners_parts_reach_the_servers_only_as_seeds_and_shares() {
                     }
                 }
                 // Every owner shares its part of each step, and nothing at init.
-                let expected = if name == "step" { j.owner_names() } else { vec![] };
+                let expected = if name == "step" {
+                    j.owner_names()
+                } else {
+                    vec![]
+                };
                 assert_eq!(senders.into_iter().collect::<Vec<_>>(), expected, "{name}");
             }
         }

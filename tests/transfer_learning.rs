@@ -98,7 +98,10 @@ fn only_shares_reach_the_servers_and_nothing_is_revealed_while_fine_tuning() {
         let graph = C5.fine_tuning(2, frozen, 0.9).unwrap().graph;
         let o = CompileOptions::default();
         for (name, g) in [
-            ("init", compile_init(&graph, ProtocolKind::SecureNN, o).unwrap()),
+            (
+                "init",
+                compile_init(&graph, ProtocolKind::SecureNN, o).unwrap(),
+            ),
             ("step", compile(&graph, ProtocolKind::SecureNN, o).unwrap()),
         ] {
             verify(&g).unwrap();

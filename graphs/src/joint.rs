@@ -206,7 +206,10 @@ mod tests {
         assert_eq!(j.parts(8), vec![10, 9, 9]);
         let m = j.training(8, &spec()).unwrap();
         assert_eq!(m.graph.node(m.image).unwrap().shape.dims(), &[8, 28, 28, 1]);
-        assert_eq!(m.graph.node(m.image).unwrap().visibility, Visibility::Shared);
+        assert_eq!(
+            m.graph.node(m.image).unwrap().visibility,
+            Visibility::Shared
+        );
         let inputs: Vec<(String, Vec<usize>)> = m
             .graph
             .nodes()

@@ -49,7 +49,9 @@ pub struct Transfer {
 impl Transfer {
     /// Every layer: the features, then the classifier.
     pub fn layers(&self) -> Sequential {
-        self.kind.features().then(self.kind.classifier(self.classes))
+        self.kind
+            .features()
+            .then(self.kind.classifier(self.classes))
     }
 
     /// The parameters of the feature layers.
@@ -70,7 +72,9 @@ impl Transfer {
         g.party(MODEL_OWNER);
         let client = g.party(CLIENT);
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let logits = self.layers().apply(&g, &Params::variables(spec.seed), &image);
+        let logits = self
+            .layers()
+            .apply(&g, &Params::variables(spec.seed), &image);
         self.finish(g, batch, image, logits, spec.momentum, spec.reveal_loss)
     }
 
@@ -90,7 +94,10 @@ impl Transfer {
         let (input, features) = match frozen {
             FrozenFeatures::OnShares => {
                 let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-                let f = self.kind.features().apply(&g, &Params::Frozen(owner), &image);
+                let f = self
+                    .kind
+                    .features()
+                    .apply(&g, &Params::Frozen(owner), &image);
                 (image, f)
             }
             FrozenFeatures::AtOwner => {
@@ -98,11 +105,10 @@ impl Transfer {
                 (f.clone(), f)
             }
         };
-        let logits = self.kind.classifier(self.classes).apply(
-            &g,
-            &Params::OwnerVariables(owner),
-            &features,
-        );
+        let logits =
+            self.kind
+                .classifier(self.classes)
+                .apply(&g, &Params::OwnerVariables(owner), &features);
         let mut model = self.finish(g, batch, input, logits, momentum, false)?;
         model.params = self.classifier_params();
         Ok(model)

@@ -173,10 +173,8 @@ pub fn train_plain(
     let mut session = Session::new(graph, &HashMap::new())?;
     let end = stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in &steps[..end] {
-        let mut inputs: HashMap<String, ArrayD<f32>> = owner_inputs(j, data, s)?
-            .into_values()
-            .flatten()
-            .collect();
+        let mut inputs: HashMap<String, ArrayD<f32>> =
+            owner_inputs(j, data, s)?.into_values().flatten().collect();
         inputs.insert(LEARNING_RATE.to_string(), learning_rate(s.lr));
         session.run(&inputs)?;
     }
@@ -195,8 +193,13 @@ pub fn train_private(
     report: impl FnMut(StepReport),
 ) -> Result<PrivateModel> {
     let (graph, steps) = graph(j, data, cfg)?;
-    let mut model =
-        PrivateModel::start(&graph, Box::new(JointGraphs(*j)), protocol, options, &Inputs::new())?;
+    let mut model = PrivateModel::start(
+        &graph,
+        Box::new(JointGraphs(*j)),
+        protocol,
+        options,
+        &Inputs::new(),
+    )?;
     run_steps(
         &mut model,
         &steps,

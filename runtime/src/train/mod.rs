@@ -409,7 +409,9 @@ impl PrivateModel {
         let mut weights = Weights::default();
         for (_, node) in graph.nodes() {
             if let Op::Output { name, .. } = &node.op {
-                weights.arrays.insert(name.clone(), owner.float(name)?.clone());
+                weights
+                    .arrays
+                    .insert(name.clone(), owner.float(name)?.clone());
             }
         }
         Ok(weights)

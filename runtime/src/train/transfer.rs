@@ -240,7 +240,8 @@ pub fn fine_tune_private(
         reveal: t.classifier_params(),
     };
     let init = Inputs::from([(MODEL_OWNER.to_string(), owner_values(t, frozen, weights)?)]);
-    let mut private = PrivateModel::start(&model.graph, Box::new(graphs), protocol, options, &init)?;
+    let mut private =
+        PrivateModel::start(&model.graph, Box::new(graphs), protocol, options, &init)?;
     let steps = schedule(data.len(), cfg);
     let owner_ms = std::cell::Cell::new(0.0);
     run_steps(
@@ -253,7 +254,16 @@ pub fn fine_tune_private(
             owner_ms.set(started.elapsed().as_secs_f64() * 1e3);
             Ok(Inputs::from([(CLIENT.to_string(), batch)]))
         },
-        |r| report(r, if frozen == FrozenFeatures::AtOwner { owner_ms.get() } else { 0.0 }),
+        |r| {
+            report(
+                r,
+                if frozen == FrozenFeatures::AtOwner {
+                    owner_ms.get()
+                } else {
+                    0.0
+                },
+            )
+        },
     )?;
     Ok(private)
 }
@@ -278,8 +288,13 @@ pub fn train_from_scratch(
         input: FrozenFeatures::OnShares,
         reveal: t.layers().params(),
     };
-    let mut private =
-        PrivateModel::start(&model.graph, Box::new(graphs), protocol, options, &Inputs::new())?;
+    let mut private = PrivateModel::start(
+        &model.graph,
+        Box::new(graphs),
+        protocol,
+        options,
+        &Inputs::new(),
+    )?;
     let steps = schedule(data.len(), cfg);
     run_steps(
         &mut private,
