@@ -56,11 +56,11 @@ struct Args {
 fn parse() -> Result<Args, String> {
     let mut a = Args {
         model: ModelKind::C,
-        pretrain_epochs: 2,
+        pretrain_epochs: 1,
         epochs: 1,
         batch: 32,
-        limit: 2000,
-        test_limit: 1000,
+        limit: 1000,
+        test_limit: 500,
         scratch_steps: 3,
         variants: vec!["b".into(), "a".into(), "scratch".into()],
         protocol: ProtocolKind::SecureNN,
