@@ -49,8 +49,11 @@ pub fn split_evenly(n: usize, parts: usize) -> Vec<usize> {
 /// A zoo network trained on the data of `owners` owners, split as `split`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Joint {
+    /// The zoo network trained.
     pub kind: ModelKind,
+    /// How many data owners (at least one).
     pub owners: usize,
+    /// How their data is split.
     pub split: Split,
 }
 

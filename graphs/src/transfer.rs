@@ -42,7 +42,9 @@ pub enum FrozenFeatures {
 /// A zoo network split into frozen features and a classifier for `classes` classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transfer {
+    /// The zoo network whose layers are split.
     pub kind: ModelKind,
+    /// The classes of the classifier (its last dense layer's units).
     pub classes: usize,
 }
 

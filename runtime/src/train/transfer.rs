@@ -30,8 +30,11 @@ use crate::{Result, RuntimeError};
 /// ([`FrozenFeatures::OnShares`]) or from features ([`FrozenFeatures::AtOwner`]), and the
 /// reveal of `reveal` to the model owner.
 pub struct TransferGraphs {
+    /// The split network.
     pub transfer: Transfer,
+    /// What predictions take: images, or the data owner's features.
     pub input: FrozenFeatures,
+    /// The parameters the reveal opens to the model owner.
     pub reveal: Vec<ParamSpec>,
 }
 
