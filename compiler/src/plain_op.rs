@@ -103,6 +103,19 @@ pub fn eval(op: &Op, shape: &Shape, args: &[&ArrayD<f32>]) -> Result<PlainOut, O
                 .as_standard_layout()
                 .into_owned()
         }
+        Op::Concat { axis } => ndarray::concatenate(ndarray::Axis(*axis), &[arg(0), arg(1)])
+            .map_err(|e| invalid("concat", e.to_string()))?,
+        Op::Slice { axis, start, len } => {
+            let x = arg(0);
+            if x.shape().get(*axis).is_none_or(|&n| start + len > n) {
+                return Err(invalid(
+                    "slice",
+                    format!("{start}..{} of axis {axis} of {:?}", start + len, x.shape()),
+                ));
+            }
+            x.slice_axis(ndarray::Axis(*axis), (*start..start + len).into())
+                .to_owned()
+        }
         Op::ReduceSum { axis } => k::reduce_sum(arg(0), *axis, false)?,
         Op::Argmax => k::argmax_last(arg(0))?.mapv(|i| i as f32),
         Op::Output { .. } => args[0].clone(),

@@ -128,6 +128,36 @@ pub(crate) fn backprop(
             }
             out.push((0, dy.transpose(&inverse)));
         }
+        Op::Concat { axis } => {
+            // Each input's gradient is its part of `dy`.
+            let first = shape(0)?.dims().get(*axis).copied().unwrap_or(0);
+            if wanted(0) {
+                out.push((0, dy.slice(*axis, 0, first)));
+            }
+            if wanted(1) {
+                let second = shape(1)?.dims().get(*axis).copied().unwrap_or(0);
+                out.push((1, dy.slice(*axis, first, second)));
+            }
+        }
+        Op::Slice { axis, start, len } => {
+            // `dy` in its place, zeros around it.
+            let full = shape(0)?;
+            let zeros = |n: usize| {
+                let mut d = full.0.clone();
+                d[*axis] = n;
+                let count = d.iter().product();
+                g.constant(d, vec![0.0; count])
+            };
+            let mut d = dy.clone();
+            if *start > 0 {
+                d = zeros(*start).concat(&d, *axis);
+            }
+            let after = full.0[*axis] - start - len;
+            if after > 0 {
+                d = d.concat(&zeros(after), *axis);
+            }
+            out.push((0, d));
+        }
         Op::ReduceSum { axis } => {
             let dims = shape(0)?.0;
             let mut kept = dims.clone();

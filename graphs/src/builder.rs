@@ -384,6 +384,14 @@ impl Tensor {
             perm: perm.to_vec(),
         })
     }
+    /// This value and `other` joined along `axis` (see [`Op::Concat`]).
+    pub fn concat(&self, other: &Tensor, axis: usize) -> Tensor {
+        self.binary(Op::Concat { axis }, other)
+    }
+    /// `len` elements of `axis` from `start` (see [`Op::Slice`]).
+    pub fn slice(&self, axis: usize, start: usize, len: usize) -> Tensor {
+        self.unary(Op::Slice { axis, start, len })
+    }
     pub fn reduce_sum(&self, axis: usize) -> Tensor {
         self.unary(Op::ReduceSum { axis })
     }

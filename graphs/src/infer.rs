@@ -149,6 +149,37 @@ pub fn infer(
             }
             Shape::new(perm.iter().map(|&p| d[p]).collect::<Vec<_>>())
         }
+        Op::Concat { axis } => {
+            let (a, b) = (dims(0), dims(1));
+            let fits = a.len() == b.len()
+                && *axis < a.len()
+                && a.iter().zip(b).enumerate().all(|(i, (x, y))| i == *axis || x == y);
+            if !fits {
+                return Err(err(format!(
+                    "cannot join {} and {} along axis {axis}",
+                    inputs[0].shape, inputs[1].shape
+                )));
+            }
+            let mut out = a.to_vec();
+            out[*axis] += b[*axis];
+            Shape::new(out)
+        }
+        Op::Slice { axis, start, len } => {
+            let d = dims(0);
+            let fits = d
+                .get(*axis)
+                .is_some_and(|&n| start.checked_add(*len).is_some_and(|end| end <= n));
+            if !fits {
+                return Err(err(format!(
+                    "elements {start}..{} of axis {axis} are not in {}",
+                    start.saturating_add(*len),
+                    inputs[0].shape
+                )));
+            }
+            let mut out = d.to_vec();
+            out[*axis] = *len;
+            Shape::new(out)
+        }
         Op::ReduceSum { axis } => {
             let d = dims(0);
             if *axis >= d.len() {

@@ -24,6 +24,9 @@ pub enum Params {
     /// Trainable variables whose first value this party gives by name (a global model handed
     /// to a data owner that trains it further, as in federated learning).
     OwnerVariables(PartyId),
+    /// Frozen variables (`trainable: false`) whose first value this party gives by name:
+    /// pre-trained layers kept secret-shared but neither differentiated nor updated.
+    Frozen(PartyId),
 }
 
 impl Params {
@@ -57,6 +60,12 @@ impl Params {
                 &spec.name,
                 spec.shape.clone(),
                 Init::Owner { party: *party },
+            ),
+            Params::Frozen(party) => g.variable_with(
+                &spec.name,
+                spec.shape.clone(),
+                Init::Owner { party: *party },
+                false,
             ),
         }
     }
@@ -301,6 +310,11 @@ impl Sequential {
     /// Every parameter of every layer, in order.
     pub fn params(&self) -> Vec<ParamSpec> {
         self.layers.iter().flat_map(|l| l.params()).collect()
+    }
+    /// These layers, then those of `next`.
+    pub fn then(mut self, next: Sequential) -> Self {
+        self.layers.extend(next.layers);
+        self
     }
     /// Applies every layer to `x`.
     pub fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor {

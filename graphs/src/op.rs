@@ -88,6 +88,18 @@ pub enum Op {
     Transpose {
         perm: Vec<usize>,
     },
+    /// Inputs `a, b`: joined along `axis` (every other dimension equal); `a` first. Joins
+    /// the parts that several owners hold (their rows, or their feature columns); more than
+    /// two parts are joined by chaining.
+    Concat {
+        axis: usize,
+    },
+    /// `len` consecutive elements of `axis` from `start` (the gradient of [`Op::Concat`]).
+    Slice {
+        axis: usize,
+        start: usize,
+        len: usize,
+    },
     /// Sums over one axis, which disappears.
     ReduceSum {
         axis: usize,
@@ -182,6 +194,8 @@ impl Op {
             Op::BatchNorm { .. } => "batchnorm",
             Op::Reshape { .. } => "reshape",
             Op::Transpose { .. } => "transpose",
+            Op::Concat { .. } => "concat",
+            Op::Slice { .. } => "slice",
             Op::ReduceSum { .. } => "reduce_sum",
             Op::Argmax => "argmax",
             Op::Output { .. } => "output",
@@ -214,6 +228,7 @@ impl Op {
             | Op::Softmax
             | Op::Reshape { .. }
             | Op::Transpose { .. }
+            | Op::Slice { .. }
             | Op::ReduceSum { .. }
             | Op::Argmax
             | Op::Output { .. }
@@ -224,6 +239,7 @@ impl Op {
             | Op::Mul
             | Op::MatMul
             | Op::Conv2d { .. }
+            | Op::Concat { .. }
             | Op::Assign
             | Op::Conv2dBackpropInput { .. }
             | Op::Conv2dBackpropFilter { .. }

@@ -87,8 +87,14 @@ impl ModelKind {
         }
     }
 
-    /// The layer list.
+    /// The layer list: the feature layers, then the classifier for the ten digits.
     pub fn layers(self) -> Sequential {
+        self.features().then(self.classifier(10))
+    }
+
+    /// The feature layers: every layer up to the flatten before the first dense layer (for
+    /// A, the flatten alone). Frozen in transfer learning.
+    pub fn features(self) -> Sequential {
         let valid = Padding::Valid;
         let pool = || MaxPool2D {
             size: [2, 2],
@@ -96,13 +102,7 @@ impl ModelKind {
             padding: valid,
         };
         match self {
-            ModelKind::A => Sequential::new()
-                .push(Flatten)
-                .push(Dense::new("dense1", 784, 128))
-                .push(ReLU)
-                .push(Dense::new("dense2", 128, 128))
-                .push(ReLU)
-                .push(Dense::new("dense3", 128, 10)),
+            ModelKind::A => Sequential::new().push(Flatten),
             ModelKind::B => Sequential::new()
                 .push(Conv2D::new("conv1", [5, 5], 1, 16, [1, 1], valid))
                 .push(pool())
@@ -110,10 +110,7 @@ impl ModelKind {
                 .push(Conv2D::new("conv2", [5, 5], 16, 16, [1, 1], valid))
                 .push(pool())
                 .push(ReLU)
-                .push(Flatten)
-                .push(Dense::new("dense1", 256, 100))
-                .push(ReLU)
-                .push(Dense::new("dense2", 100, 10)),
+                .push(Flatten),
             ModelKind::C => Sequential::new()
                 .push(Conv2D::new("conv1", [5, 5], 1, 20, [1, 1], valid))
                 .push(pool())
@@ -121,17 +118,11 @@ impl ModelKind {
                 .push(Conv2D::new("conv2", [5, 5], 20, 50, [1, 1], valid))
                 .push(pool())
                 .push(ReLU)
-                .push(Flatten)
-                .push(Dense::new("dense1", 800, 500))
-                .push(ReLU)
-                .push(Dense::new("dense2", 500, 10)),
+                .push(Flatten),
             ModelKind::D => Sequential::new()
                 .push(Conv2D::new("conv1", [5, 5], 1, 5, [2, 2], Padding::Same))
                 .push(ReLU)
-                .push(Flatten)
-                .push(Dense::new("dense1", 980, 100))
-                .push(ReLU)
-                .push(Dense::new("dense2", 100, 10)),
+                .push(Flatten),
             ModelKind::P => Sequential::new()
                 .push(Conv2D::new("conv1", [3, 3], 1, 32, [1, 1], Padding::Same))
                 .push(Sigmoid)
@@ -142,10 +133,43 @@ impl ModelKind {
                     stride: [2, 2],
                     padding: valid,
                 })
-                .push(Flatten)
-                .push(Dense::new("dense1", 14 * 14 * 32, 128))
+                .push(Flatten),
+        }
+    }
+
+    /// The length of a feature vector (the output of [`ModelKind::features`] per image).
+    pub fn feature_size(self) -> usize {
+        match self {
+            ModelKind::A => 784,
+            ModelKind::B => 256,
+            ModelKind::C => 800,
+            ModelKind::D => 980,
+            ModelKind::P => 14 * 14 * 32,
+        }
+    }
+
+    /// The classification layers after the features, ending in `classes` logits.
+    pub fn classifier(self, classes: usize) -> Sequential {
+        let f = self.feature_size();
+        match self {
+            ModelKind::A => Sequential::new()
+                .push(Dense::new("dense1", f, 128))
+                .push(ReLU)
+                .push(Dense::new("dense2", 128, 128))
+                .push(ReLU)
+                .push(Dense::new("dense3", 128, classes)),
+            ModelKind::B | ModelKind::D => Sequential::new()
+                .push(Dense::new("dense1", f, 100))
+                .push(ReLU)
+                .push(Dense::new("dense2", 100, classes)),
+            ModelKind::C => Sequential::new()
+                .push(Dense::new("dense1", f, 500))
+                .push(ReLU)
+                .push(Dense::new("dense2", 500, classes)),
+            ModelKind::P => Sequential::new()
+                .push(Dense::new("dense1", f, 128))
                 .push(Sigmoid)
-                .push(Dense::new("dense2", 128, 10)),
+                .push(Dense::new("dense2", 128, classes)),
         }
     }
 }

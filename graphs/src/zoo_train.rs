@@ -8,10 +8,10 @@
 //! [`TrainSpec::reveal_loss`] the mean loss is revealed to `client` (an explicit output: the
 //! only value of the step that leaves it); without, nothing leaves a step.
 
-use crate::builder::GraphBuilder;
+use crate::builder::{GraphBuilder, Tensor};
 use crate::error::GraphError;
 use crate::nn::{ParamSpec, Params};
-use crate::op::Init;
+use crate::op::{Init, Op};
 use crate::optim::momentum;
 use crate::zoo::{Loss, ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
 use crate::{Graph, NodeId, PartyId};
@@ -107,22 +107,10 @@ impl ZooModel {
         let client = g.party(CLIENT);
         let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
         let labels = g.input(client, LABELS, [batch, 10]);
-        let lr = g.parameter(LEARNING_RATE, []);
         let params = params(owner, client);
         let logits = layers.apply(&g, &params, &image);
-        let loss = match kind.loss() {
-            Loss::SoftmaxCrossEntropy => logits.softmax_cross_entropy(&labels),
-            Loss::SigmoidCrossEntropy => logits.sigmoid_cross_entropy(&labels),
-        };
-        let specs = layers.params();
-        let mut vars = Vec::with_capacity(specs.len());
-        for p in &specs {
-            let id = g.state.borrow().graph.find(&p.name)?;
-            vars.push(g.tensor(id));
-        }
-        let grads = g.gradients(&loss, &vars)?;
-        momentum(&g, &vars, &grads, &lr, momentum_coefficient)?;
-        let loss_output = reveal_loss.then(|| loss.output_to(client, LOSS).id());
+        let step = add_training(&g, &logits, &labels, kind.loss(), momentum_coefficient)?;
+        let loss_output = reveal_loss.then(|| step.loss.output_to(client, LOSS).id());
         let graph = g.build()?;
         Ok(TrainingModel {
             kind,
@@ -131,13 +119,66 @@ impl ZooModel {
             client,
             image: image.id(),
             labels: labels.id(),
-            learning_rate: lr.id(),
-            loss: loss.id(),
+            learning_rate: step.learning_rate.id(),
+            loss: step.loss.id(),
             loss_output,
-            variables: vars.iter().map(|v| v.id()).collect(),
-            params: specs,
+            variables: step.variables.iter().map(|v| v.id()).collect(),
+            params: layers.params(),
         })
     }
+}
+
+/// The nodes that [`add_training`] adds.
+pub struct TrainingStep {
+    /// The mean loss (not revealed).
+    pub loss: Tensor,
+    /// The public learning-rate parameter of each step.
+    pub learning_rate: Tensor,
+    /// The trainable variables, in the order of the graph.
+    pub variables: Vec<Tensor>,
+}
+
+/// Ends a training graph: the loss of `logits` against `labels`, its gradients with respect to
+/// every trainable variable of the graph so far, and SGD with momentum (the learning rate a
+/// public parameter named [`LEARNING_RATE`]). Frozen variables (`trainable: false`) are
+/// neither differentiated nor updated, and no backward op runs through layers that lead to the
+/// loss only from them and from the inputs.
+pub fn add_training(
+    g: &GraphBuilder,
+    logits: &Tensor,
+    labels: &Tensor,
+    loss: Loss,
+    momentum_coefficient: f32,
+) -> Result<TrainingStep, GraphError> {
+    let lr = g.parameter(LEARNING_RATE, []);
+    let loss = match loss {
+        Loss::SoftmaxCrossEntropy => logits.softmax_cross_entropy(labels),
+        Loss::SigmoidCrossEntropy => logits.sigmoid_cross_entropy(labels),
+    };
+    let trainable: Vec<NodeId> = g
+        .state
+        .borrow()
+        .graph
+        .nodes()
+        .filter(|(_, n)| {
+            matches!(
+                n.op,
+                Op::Variable {
+                    trainable: true,
+                    ..
+                }
+            )
+        })
+        .map(|(id, _)| id)
+        .collect();
+    let vars: Vec<Tensor> = trainable.into_iter().map(|id| g.tensor(id)).collect();
+    let grads = g.gradients(&loss, &vars)?;
+    momentum(g, &vars, &grads, &lr, momentum_coefficient)?;
+    Ok(TrainingStep {
+        loss,
+        learning_rate: lr,
+        variables: vars,
+    })
 }
 
 impl ZooModel {
@@ -183,7 +224,6 @@ pub fn reveal_graph_to(kind: ModelKind, receiver: &str) -> Result<Graph, GraphEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::op::{Init, Op};
     use crate::{GraphBuilder, GraphError};
 
     fn spec() -> TrainSpec {

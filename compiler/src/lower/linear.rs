@@ -119,6 +119,19 @@ pub fn lower_common(
         )),
         Op::Transpose { perm } => to_shared(cx, &inputs[0])
             .map(|x| cx.local(Kernel::Transpose { perm: perm.clone() }, &x, dims)),
+        Op::Concat { axis } => to_shared(cx, &inputs[0]).and_then(|a| {
+            let b = to_shared(cx, &inputs[1])?;
+            Ok(cx.local2(Kernel::Concat { axis: *axis }, &a, &b, dims))
+        }),
+        Op::Slice { axis, start, len } => to_shared(cx, &inputs[0]).map(|x| {
+            let k = Kernel::StridedSlice {
+                axis: *axis,
+                start: *start,
+                step: 1,
+                len: *len,
+            };
+            cx.local(k, &x, dims)
+        }),
         Op::ReduceSum { axis } => {
             to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::ReduceSum { axis: *axis }, &x, dims))
         }

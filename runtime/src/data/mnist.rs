@@ -117,6 +117,18 @@ impl Mnist {
     pub fn gather(&self, indices: &[usize]) -> ArrayD<f32> {
         self.images.select(Axis(0), indices).into_dyn()
     }
+
+    /// The examples whose label is one of the `count` digits from `first`, in order, with
+    /// their labels counted from `first` (digits 5-9 become the classes 0-4).
+    pub fn digits(&self, first: u8, count: u8) -> Mnist {
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| (first..first.saturating_add(count)).contains(&self.labels[i]))
+            .collect();
+        Mnist {
+            images: self.images.select(Axis(0), &keep),
+            labels: keep.iter().map(|&i| self.labels[i] - first).collect(),
+        }
+    }
 }
 
 fn find(dir: &Path, stem: &str) -> Result<PathBuf> {

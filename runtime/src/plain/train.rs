@@ -60,12 +60,18 @@ const CLASSES: usize = 10;
 
 /// One-hot rows `[n, 10]` of these labels, or an error naming the first label out of range.
 pub fn one_hot(labels: &[u8]) -> Result<ArrayD<f32>> {
-    let mut out = ArrayD::zeros(IxDyn(&[labels.len(), CLASSES]));
+    one_hot_of(labels, CLASSES)
+}
+
+/// One-hot rows `[n, classes]` of these labels, or an error naming the first label out of
+/// range.
+pub fn one_hot_of(labels: &[u8], classes: usize) -> Result<ArrayD<f32>> {
+    let mut out = ArrayD::zeros(IxDyn(&[labels.len(), classes]));
     for (i, &l) in labels.iter().enumerate() {
-        if usize::from(l) >= CLASSES {
+        if usize::from(l) >= classes {
             return Err(RuntimeError::Node {
                 node: LABELS.into(),
-                message: format!("label {l} of example {i} is not below {CLASSES}"),
+                message: format!("label {l} of example {i} is not below {classes}"),
             });
         }
         out[[i, usize::from(l)]] = 1.0;

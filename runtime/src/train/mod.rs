@@ -24,7 +24,9 @@
 
 pub mod checkpoint;
 
+pub mod joint;
 pub mod quic;
+pub mod transfer;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_graphs::zoo_train::{reveal_graph_to, TrainSpec, LEARNING_RATE, LOSS};
+use shareflow_graphs::{Graph, Op};
 use shareflow_ops::plain::to_rank;
 
 use crate::data::{Mnist, Weights};
@@ -71,16 +74,59 @@ pub struct StepReport {
     pub loss: Option<f32>,
 }
 
+/// The graphs of a private training session besides its step: how to predict from the
+/// session's variables and how to reveal them. [`ZooGraphs`] for the zoo networks; the
+/// transfer-learning and joint-training sessions have their own.
+pub trait SessionGraphs {
+    /// The prediction graph for `n` examples from the session's variables: the client gives
+    /// the examples under the returned input name and alone receives `logits` `[n, classes]`.
+    fn prediction(&self, n: usize) -> Result<(Graph, String)>;
+    /// The graph that reveals the trained parameters to the model owner, under their names.
+    fn reveal(&self) -> Result<Graph>;
+    /// The graph that reveals the trained parameters to `receiver`; by default only the
+    /// model owner may receive them.
+    fn reveal_to(&self, receiver: &str) -> Result<Graph> {
+        if receiver == MODEL_OWNER {
+            return self.reveal();
+        }
+        Err(RuntimeError::Node {
+            node: "reveal".into(),
+            message: format!(
+                "this session reveals its weights to {MODEL_OWNER} only, not {receiver}"
+            ),
+        })
+    }
+}
+
+/// The session graphs of a zoo network trained by its own training graph.
+#[derive(Debug, Clone, Copy)]
+pub struct ZooGraphs(pub ModelKind);
+
+impl SessionGraphs for ZooGraphs {
+    fn prediction(&self, n: usize) -> Result<(Graph, String)> {
+        Ok((
+            ZooModel::build_from_variables(self.0, n)?.graph,
+            IMAGE.to_string(),
+        ))
+    }
+    fn reveal(&self) -> Result<Graph> {
+        self.reveal_to(MODEL_OWNER)
+    }
+    fn reveal_to(&self, receiver: &str) -> Result<Graph> {
+        Ok(reveal_graph_to(self.0, receiver)?)
+    }
+}
+
 /// A network trained (or being trained) privately: the session whose servers hold it.
 pub struct PrivateModel {
-    pub kind: ModelKind,
     pub protocol: ProtocolKind,
     pub options: CompileOptions,
+    graphs: Box<dyn SessionGraphs>,
     session: Session,
     /// The compiled training step.
     step: SessionProgram,
     /// Prediction programs by batch size.
-    predict: HashMap<usize, SessionProgram>,
+    predict: HashMap<usize, (SessionProgram, String)>,
     /// The steps already done when this session started (restored from a checkpoint).
     start: usize,
 }
@@ -124,6 +170,29 @@ pub fn training_graph(
     Ok(model.graph)
 }
 
+impl StepReport {
+    /// The report of step `s` (of `steps`) from its run.
+    fn of(s: &ScheduledStep, steps: usize, run: &InProcessRun, loss: Option<f32>) -> StepReport {
+        StepReport {
+            epoch: s.epoch,
+            step: s.step + 1,
+            steps,
+            ms: run.wall_ms,
+            bytes: run.bytes(),
+            rounds: run.rounds(),
+            per_party: run
+                .parties
+                .iter()
+                .map(|p| {
+                    let m = &p.metrics;
+                    (m.party.clone(), m.bytes_sent, m.bytes_received, m.wall_ms)
+                })
+                .collect(),
+            loss,
+        }
+    }
+}
+
 /// Compiles the init and step programs of a training session.
 pub fn training_programs(
     kind: ModelKind,
@@ -143,9 +212,20 @@ pub fn training_programs_with(
     spec: StepSpec,
 ) -> Result<TrainingPrograms> {
     let graph = training_graph(kind, cfg, spec)?;
-    let init = SessionProgram::new(compile_init(&graph, protocol, options)?)?;
-    let step = SessionProgram::new(compile(&graph, protocol, options)?)?;
-    Ok(TrainingPrograms { init, step })
+    TrainingPrograms::compile(&graph, protocol, options)
+}
+
+impl TrainingPrograms {
+    /// The init and step programs of the training graph `graph`.
+    pub fn compile(
+        graph: &Graph,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+    ) -> Result<TrainingPrograms> {
+        let init = SessionProgram::new(compile_init(graph, protocol, options)?)?;
+        let step = SessionProgram::new(compile(graph, protocol, options)?)?;
+        Ok(TrainingPrograms { init, step })
+    }
 }
 
 /// Checks that `weights` (read from `source`) holds exactly the parameters of network `kind`
@@ -213,6 +293,33 @@ pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
         inputs.insert(server.to_string(), server_inputs(step));
     }
     Ok(inputs)
+}
+
+/// The inputs of one step of a session: the data owners' `owners` (by party, then name) and
+/// the learning rate of `step` for each server.
+pub fn with_learning_rate(mut owners: Inputs, step: &ScheduledStep) -> Inputs {
+    for server in SERVERS {
+        owners.insert(server.to_string(), server_inputs(step));
+    }
+    owners
+}
+
+/// Runs `steps` in `model` (the first `stop_after` only, if given), with the data owners'
+/// inputs of each step from `inputs` (the servers' learning rate is added); calls `report`
+/// after every step.
+pub fn run_steps(
+    model: &mut PrivateModel,
+    steps: &[ScheduledStep],
+    stop_after: Option<usize>,
+    mut inputs: impl FnMut(&ScheduledStep) -> Result<Inputs>,
+    mut report: impl FnMut(StepReport),
+) -> Result<()> {
+    let end = stop_after.unwrap_or(steps.len()).min(steps.len());
+    for s in &steps[..end] {
+        let run = model.step(&with_learning_rate(inputs(s)?, s))?;
+        report(StepReport::of(s, end, &run, None));
+    }
+    Ok(())
 }
 
 /// A server's inputs of one training step: the public learning rate.
@@ -283,18 +390,8 @@ pub fn train_private_with(
         });
     }
     let programs = training_programs_with(kind, cfg, protocol, options, opts.step_spec())?;
-    let mut model = PrivateModel {
-        kind,
-        protocol,
-        options,
-        session: Session::new(
-            programs.step.graph.parties.clone(),
-            Duration::from_secs(600),
-        ),
-        step: programs.step,
-        predict: HashMap::new(),
-        start: 0,
-    };
+    let init_program = programs.init.clone();
+    let mut model = PrivateModel::new(programs, Box::new(ZooGraphs(kind)), protocol, options);
     let checkpoints = opts
         .checkpoint
         .as_ref()
@@ -323,11 +420,11 @@ pub fn train_private_with(
         }
         (Some((k, force)), false) => {
             k.prepare_new(*force)?;
-            model.session.run(&programs.init, &init)?;
+            model.session.run(&init_program, &init)?;
             0
         }
         (None, false) => {
-            model.session.run(&programs.init, &init)?;
+            model.session.run(&init_program, &init)?;
             0
         }
     };
@@ -335,28 +432,13 @@ pub fn train_private_with(
     let end = opts.stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in steps.iter().take(end).skip(start) {
         let inputs = step_inputs(data, s)?;
-        let run = model.session.run(&model.step, &inputs)?;
-        report(StepReport {
-            epoch: s.epoch,
-            step: s.step + 1,
-            steps: steps.len(),
-            ms: run.wall_ms,
-            bytes: run.bytes(),
-            rounds: run.rounds(),
-            per_party: run
-                .parties
-                .iter()
-                .map(|p| {
-                    let m = &p.metrics;
-                    (m.party.clone(), m.bytes_sent, m.bytes_received, m.wall_ms)
-                })
-                .collect(),
-            loss: if opts.reveal_loss {
-                Some(mean_loss(run.float(CLIENT, LOSS)?))
-            } else {
-                None
-            },
-        });
+        let run = model.step(&inputs)?;
+        let loss = if opts.reveal_loss {
+            Some(mean_loss(run.float(CLIENT, LOSS)?))
+        } else {
+            None
+        };
+        report(StepReport::of(s, steps.len(), &run, loss));
         if let Some((k, _)) = &checkpoints {
             if k.due(s.step + 1) {
                 k.save(s.step + 1, model.session.stores())?;
@@ -367,6 +449,50 @@ pub fn train_private_with(
 }
 
 impl PrivateModel {
+    /// A session of the compiled `programs` (whose init is not run yet: see
+    /// [`PrivateModel::init`]) whose predictions and reveal are `graphs`'.
+    pub fn new(
+        programs: TrainingPrograms,
+        graphs: Box<dyn SessionGraphs>,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+    ) -> PrivateModel {
+        PrivateModel {
+            protocol,
+            options,
+            graphs,
+            session: Session::new(
+                programs.step.graph.parties.clone(),
+                Duration::from_secs(600),
+            ),
+            step: programs.step,
+            predict: HashMap::new(),
+            start: 0,
+        }
+    }
+
+    /// Starts a session of the training graph `graph`: compiles it, then runs its init with
+    /// `inputs` (the first values of the variables whose owner gives them, by party and name).
+    pub fn start(
+        graph: &Graph,
+        graphs: Box<dyn SessionGraphs>,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+        inputs: &Inputs,
+    ) -> Result<PrivateModel> {
+        let programs = TrainingPrograms::compile(graph, protocol, options)?;
+        let init = programs.init.clone();
+        let mut model = PrivateModel::new(programs, graphs, protocol, options);
+        model.session.run(&init, inputs)?;
+        Ok(model)
+    }
+
+    /// One training step with `inputs` (by party, then name: the data owners' batches, the
+    /// servers' learning rate).
+    pub fn step(&mut self, inputs: &Inputs) -> Result<InProcessRun> {
+        self.session.run(&self.step, inputs)
+    }
+
     /// The compiled training step (for its cost report).
     pub fn step_graph(&self) -> &shareflow_compiler::CompiledGraph {
         &self.step.graph
@@ -382,48 +508,49 @@ impl PrivateModel {
         &self.session
     }
 
-    /// Logits `[n, 10]` of `images` `[n, 28, 28, 1]` from the still-shared model, in batches of
-    /// at most `batch`: each batch is a private prediction whose logits only the client
-    /// receives.
-    pub fn predict(&mut self, images: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
-        let n = images.shape().first().copied().unwrap_or(0);
-        let mut out = Array2::zeros((n, 10));
+    /// Logits `[n, classes]` of `examples` (images `[n, 28, 28, 1]`, or what the session's
+    /// prediction graph takes) from the still-shared model, in batches of at most `batch`:
+    /// each batch is a private prediction whose logits only the client receives.
+    pub fn predict(&mut self, examples: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
+        let n = examples.shape().first().copied().unwrap_or(0);
+        let mut out: Option<Array2<f32>> = None;
         let mut start = 0;
         while start < n {
             let size = batch.max(1).min(n - start);
-            let run = self.predict_batch(images, start, size)?;
+            let run = self.predict_batch(examples, start, size)?;
             let logits = run.float(CLIENT, LOGITS)?;
             let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
+            let out = out.get_or_insert_with(|| Array2::zeros((n, logits.ncols())));
             out.slice_mut(ndarray::s![start..start + size, ..])
                 .assign(&logits);
             start += size;
         }
-        Ok(out)
+        Ok(out.unwrap_or_else(|| Array2::zeros((0, 0))))
     }
 
     fn predict_batch(
         &mut self,
-        images: &ArrayD<f32>,
+        examples: &ArrayD<f32>,
         start: usize,
         size: usize,
     ) -> Result<InProcessRun> {
         if !self.predict.contains_key(&size) {
-            let graph = ZooModel::build_from_variables(self.kind, size)?.graph;
+            let (graph, input) = self.graphs.prediction(size)?;
             let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
-            self.predict.insert(size, program);
+            self.predict.insert(size, (program, input));
         }
-        let program = self.predict.get(&size).ok_or_else(|| RuntimeError::Node {
+        let (program, input) = self.predict.get(&size).ok_or_else(|| RuntimeError::Node {
             node: "predict".into(),
             message: format!("no prediction program for batches of {size}"),
         })?;
-        let slice = images
+        let slice = examples
             .slice_axis(Axis(0), (start..start + size).into())
             .to_owned();
         let mut inputs = Inputs::new();
         inputs
             .entry(CLIENT.to_string())
             .or_default()
-            .insert(IMAGE.to_string(), slice);
+            .insert(input.clone(), slice);
         self.session.run(program, &inputs)
     }
 
@@ -433,17 +560,25 @@ impl PrivateModel {
     }
 
     /// Opens the weights to `receiver`: the model owner or the data owner (`client`), never
-    /// a server ([`reveal_graph_to`]).
+    /// a server ([`SessionGraphs::reveal_to`]).
     pub fn reveal_to(&mut self, receiver: &str) -> Result<Weights> {
-        let graph = reveal_graph_to(self.kind, receiver)?;
-        let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
+        let graph = self.graphs.reveal_to(receiver)?;
+        self.reveal_with(&graph, receiver)
+    }
+
+    /// Runs `graph`, a graph of this session's parties whose outputs all go to `receiver`
+    /// (variables revealed under their names), and returns what it receives.
+    pub fn reveal_with(&mut self, graph: &Graph, receiver: &str) -> Result<Weights> {
+        let program = SessionProgram::new(compile(graph, self.protocol, self.options)?)?;
         let run = self.session.run(&program, &Inputs::new())?;
         let owner = run.party(receiver)?;
         let mut weights = Weights::default();
-        for p in self.kind.layers().params() {
-            weights
-                .arrays
-                .insert(p.name.clone(), owner.float(&p.name)?.clone());
+        for (_, node) in graph.nodes() {
+            if let Op::Output { name, .. } = &node.op {
+                weights
+                    .arrays
+                    .insert(name.clone(), owner.float(name)?.clone());
+            }
         }
         Ok(weights)
     }
