@@ -175,6 +175,23 @@ impl GraphBuilder {
         full
     }
 
+    /// Records `error` as the builder's error unless one is already kept (a layer that cannot
+    /// be built says why; [`GraphBuilder::build`] returns the first error).
+    pub fn fail(&self, error: GraphError) {
+        self.state.borrow_mut().error.get_or_insert(error);
+    }
+
+    /// How many nodes the graph has so far (the nodes a layer adds are those numbered from
+    /// the count before it to the count after it).
+    pub fn node_count(&self) -> usize {
+        self.state.borrow().graph.len()
+    }
+
+    /// The name of node `id` (`None` for a node that does not exist).
+    pub fn node_name(&self, id: NodeId) -> Option<String> {
+        self.state.borrow().graph.node(id).ok().map(|n| n.name.clone())
+    }
+
     /// Validates and returns the graph, or the first error met while building.
     pub fn build(&self) -> Result<Graph, GraphError> {
         let s = self.state.borrow();

@@ -8,13 +8,11 @@
 //! [`TrainSpec::reveal_loss`] the mean loss is revealed to `client` (an explicit output: the
 //! only value of the step that leaves it); without, nothing leaves a step.
 
-use crate::builder::GraphBuilder;
 use crate::error::GraphError;
-use crate::nn::{ParamSpec, Params};
-use crate::op::Init;
-use crate::optim::momentum;
-use crate::zoo::{Loss, ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
-use crate::{Graph, NodeId, PartyId};
+use crate::network::TrainingGraph;
+use crate::nn::Params;
+use crate::zoo::{ModelKind, ZooModel};
+use crate::{Graph, PartyId};
 
 /// The name of the one-hot labels input.
 pub const LABELS: &str = "labels";
@@ -34,24 +32,8 @@ pub struct TrainSpec {
     pub reveal_loss: bool,
 }
 
-/// A zoo network's training graph, built for one batch size.
-pub struct TrainingModel {
-    pub kind: ModelKind,
-    pub batch: usize,
-    pub graph: Graph,
-    pub client: PartyId,
-    pub image: NodeId,
-    pub labels: NodeId,
-    pub learning_rate: NodeId,
-    /// The mean loss before it is revealed.
-    pub loss: NodeId,
-    /// The output that reveals the loss to the client, if the spec asks for it.
-    pub loss_output: Option<NodeId>,
-    /// The parameters' variables, in layer order (as [`TrainingModel::params`]).
-    pub variables: Vec<NodeId>,
-    /// The parameters, in layer order.
-    pub params: Vec<ParamSpec>,
-}
+/// A zoo network's training graph (see [`TrainingGraph`]).
+pub type TrainingModel = TrainingGraph;
 
 impl ZooModel {
     /// The training graph of network `kind` for batches of `batch` images.
@@ -84,43 +66,8 @@ impl ZooModel {
         reveal_loss: bool,
         params: impl FnOnce(PartyId) -> Params,
     ) -> Result<TrainingModel, GraphError> {
-        let layers = kind.layers();
-        let g = GraphBuilder::new();
-        // The same parties as the prediction graph; the model owner has nothing to give here.
-        g.party(MODEL_OWNER);
-        let client = g.party(CLIENT);
-        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let labels = g.input(client, LABELS, [batch, 10]);
-        let lr = g.parameter(LEARNING_RATE, []);
-        let params = params(client);
-        let logits = layers.apply(&g, &params, &image);
-        let loss = match kind.loss() {
-            Loss::SoftmaxCrossEntropy => logits.softmax_cross_entropy(&labels),
-            Loss::SigmoidCrossEntropy => logits.sigmoid_cross_entropy(&labels),
-        };
-        let specs = layers.params();
-        let mut vars = Vec::with_capacity(specs.len());
-        for p in &specs {
-            let id = g.state.borrow().graph.find(&p.name)?;
-            vars.push(g.tensor(id));
-        }
-        let grads = g.gradients(&loss, &vars)?;
-        momentum(&g, &vars, &grads, &lr, momentum_coefficient)?;
-        let loss_output = reveal_loss.then(|| loss.output_to(client, LOSS).id());
-        let graph = g.build()?;
-        Ok(TrainingModel {
-            kind,
-            batch,
-            graph,
-            client,
-            image: image.id(),
-            labels: labels.id(),
-            learning_rate: lr.id(),
-            loss: loss.id(),
-            loss_output,
-            variables: vars.iter().map(|v| v.id()).collect(),
-            params: specs,
-        })
+        kind.network()
+            .training(batch, momentum_coefficient, reveal_loss, params)
     }
 }
 
@@ -136,14 +83,7 @@ impl ZooModel {
 /// The graph that reveals every parameter of network `kind` to the model owner, under its
 /// name: the `reveal` run of a training session, the only one that opens the weights.
 pub fn reveal_graph(kind: ModelKind) -> Result<Graph, GraphError> {
-    let g = GraphBuilder::new();
-    let owner = g.party(MODEL_OWNER);
-    g.party(CLIENT);
-    for p in kind.layers().params() {
-        g.variable(&p.name, p.shape.clone(), Init::Zeros)
-            .output_to(owner, &p.name);
-    }
-    g.build()
+    kind.network().reveal_graph()
 }
 
 #[cfg(test)]
