@@ -30,13 +30,16 @@ use std::time::Duration;
 
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec, LEARNING_RATE};
+use shareflow_graphs::network::{DropoutMask, Network};
+use shareflow_graphs::nn::Params;
+use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::zoo_train::LEARNING_RATE;
 use shareflow_ops::plain::to_rank;
 
 use crate::data::{Mnist, Weights};
 use crate::exec::serving::Inputs;
 use crate::exec::{InProcessRun, Session, SessionProgram};
+use crate::plain::dropout::dropout_masks;
 use crate::plain::train::{batch_inputs, learning_rate, schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
 use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
@@ -58,7 +61,8 @@ pub struct StepReport {
 
 /// A network trained (or being trained) privately: the session whose servers hold it.
 pub struct PrivateModel {
-    pub kind: ModelKind,
+    /// The network.
+    pub network: Network,
     pub protocol: ProtocolKind,
     pub options: CompileOptions,
     session: Session,
@@ -83,24 +87,44 @@ pub fn training_programs(
     protocol: ProtocolKind,
     options: CompileOptions,
 ) -> Result<TrainingPrograms> {
-    let spec = TrainSpec {
-        seed: cfg.seed,
-        momentum: cfg.momentum,
-        reveal_loss: false,
-    };
-    let model = ZooModel::build_training(kind, cfg.batch, &spec)?;
+    Ok(network_training_programs(&kind.network(), cfg, protocol, options)?.0)
+}
+
+/// Compiles the init and step programs of a training session of `network`, and gives the
+/// dropout masks each step takes.
+pub fn network_training_programs(
+    network: &Network,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+) -> Result<(TrainingPrograms, Vec<DropoutMask>)> {
+    let model = network.training(cfg.batch, cfg.momentum, false, |_| {
+        Params::variables(cfg.seed)
+    })?;
     let init = SessionProgram::new(compile_init(&model.graph, protocol, options)?)?;
     let step = SessionProgram::new(compile(&model.graph, protocol, options)?)?;
-    Ok(TrainingPrograms { init, step })
+    Ok((TrainingPrograms { init, step }, model.masks))
 }
 
 /// The inputs of one training step: the client's images and one-hot labels of `step`'s
 /// examples, and the learning rate for each server. An index beyond `data` is an error.
 pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
+    step_inputs_with(data, step, &HashMap::new())
+}
+
+/// [`step_inputs`] with the step's public dropout masks, which each server is given (see
+/// [`crate::plain::dropout::dropout_masks`]).
+pub fn step_inputs_with(
+    data: &Mnist,
+    step: &ScheduledStep,
+    masks: &HashMap<String, ArrayD<f32>>,
+) -> Result<Inputs> {
     let mut inputs = Inputs::new();
     inputs.insert(CLIENT.to_string(), batch_inputs(data, &step.indices)?);
     for server in SERVERS {
-        inputs.insert(server.to_string(), server_inputs(step));
+        let mut given = server_inputs(step);
+        given.extend(masks.iter().map(|(k, v)| (k.clone(), v.clone())));
+        inputs.insert(server.to_string(), given);
     }
     Ok(inputs)
 }
@@ -143,6 +167,20 @@ pub fn train_private_with(
     protocol: ProtocolKind,
     options: CompileOptions,
     opts: &TrainOptions,
+    report: impl FnMut(StepReport),
+) -> Result<PrivateModel> {
+    train_network_private(&kind.network(), data, cfg, protocol, options, opts, report)
+}
+
+/// Trains `network` on `data` under `protocol` (the session of [`train_private_with`]: the
+/// servers keep the variables as shares; each step gets its public dropout masks).
+pub fn train_network_private(
+    network: &Network,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    opts: &TrainOptions,
     mut report: impl FnMut(StepReport),
 ) -> Result<PrivateModel> {
     let steps = schedule(data.len(), cfg);
@@ -156,9 +194,9 @@ pub fn train_private_with(
             ),
         });
     }
-    let programs = training_programs(kind, cfg, protocol, options)?;
+    let (programs, masks) = network_training_programs(network, cfg, protocol, options)?;
     let mut model = PrivateModel {
-        kind,
+        network: network.clone(),
         protocol,
         options,
         session: Session::new(
@@ -204,7 +242,7 @@ pub fn train_private_with(
     model.start = start;
     let end = opts.stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in steps.iter().take(end).skip(start) {
-        let inputs = step_inputs(data, s)?;
+        let inputs = step_inputs_with(data, s, &dropout_masks(&masks, cfg.seed, s.step))?;
         let run = model.session.run(&model.step, &inputs)?;
         report(StepReport {
             epoch: s.epoch,
@@ -239,23 +277,35 @@ impl PrivateModel {
         &self.session
     }
 
-    /// Logits `[n, 10]` of `images` `[n, 28, 28, 1]` from the still-shared model, in batches of
-    /// at most `batch`: each batch is a private prediction whose logits only the client
+    /// Logits `[n, k]` of `images` `[n, ...]` from the still-shared model, in batches of at
+    /// most `batch`: each batch is a private prediction whose logits only the client
     /// receives.
     pub fn predict(&mut self, images: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
+        self.predict_observed(images, batch, &mut |_| {})
+    }
+
+    /// [`PrivateModel::predict`], showing `observe` every batch's run (its traffic).
+    pub fn predict_observed(
+        &mut self,
+        images: &ArrayD<f32>,
+        batch: usize,
+        observe: &mut dyn FnMut(&InProcessRun),
+    ) -> Result<Array2<f32>> {
         let n = images.shape().first().copied().unwrap_or(0);
-        let mut out = Array2::zeros((n, 10));
+        let mut out: Option<Array2<f32>> = None;
         let mut start = 0;
         while start < n {
             let size = batch.max(1).min(n - start);
             let run = self.predict_batch(images, start, size)?;
+            observe(&run);
             let logits = run.float(CLIENT, LOGITS)?;
             let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
-            out.slice_mut(ndarray::s![start..start + size, ..])
+            out.get_or_insert_with(|| Array2::zeros((n, logits.ncols())))
+                .slice_mut(ndarray::s![start..start + size, ..])
                 .assign(&logits);
             start += size;
         }
-        Ok(out)
+        Ok(out.unwrap_or_else(|| Array2::zeros((0, 0))))
     }
 
     fn predict_batch(
@@ -265,7 +315,10 @@ impl PrivateModel {
         size: usize,
     ) -> Result<InProcessRun> {
         if !self.predict.contains_key(&size) {
-            let graph = ZooModel::build_from_variables(self.kind, size)?.graph;
+            let graph = self
+                .network
+                .prediction(size, |_| Params::variables(0))?
+                .graph;
             let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
             self.predict.insert(size, program);
         }
@@ -286,12 +339,12 @@ impl PrivateModel {
 
     /// Opens the weights to the model owner (the only run that reveals them).
     pub fn reveal(&mut self) -> Result<Weights> {
-        let graph = reveal_graph(self.kind)?;
+        let graph = self.network.reveal_graph()?;
         let program = SessionProgram::new(compile(&graph, self.protocol, self.options)?)?;
         let run = self.session.run(&program, &Inputs::new())?;
         let owner = run.party(MODEL_OWNER)?;
         let mut weights = Weights::default();
-        for p in self.kind.layers().params() {
+        for p in self.network.params() {
             weights
                 .arrays
                 .insert(p.name.clone(), owner.float(&p.name)?.clone());
