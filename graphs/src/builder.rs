@@ -187,11 +187,6 @@ impl GraphBuilder {
         self.state.borrow().graph.len()
     }
 
-    /// The name of node `id` (`None` for a node that does not exist).
-    pub fn node_name(&self, id: NodeId) -> Option<String> {
-        self.state.borrow().graph.node(id).ok().map(|n| n.name.clone())
-    }
-
     /// Validates and returns the graph, or the first error met while building.
     pub fn build(&self) -> Result<Graph, GraphError> {
         let s = self.state.borrow();

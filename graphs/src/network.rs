@@ -59,8 +59,8 @@ pub struct LayerNodes {
     pub shape: Vec<usize>,
     /// Its parameters' element count.
     pub parameters: usize,
-    /// The names of the nodes it added (its parameter inputs included).
-    pub nodes: Vec<String>,
+    /// The nodes it added (its parameter inputs included).
+    pub nodes: Vec<NodeId>,
 }
 
 /// A network's prediction graph for one batch size.
@@ -197,9 +197,7 @@ impl Network {
         for layer in &self.layers.layers {
             let before = g.node_count();
             h = layer.apply(&g, &params, &h);
-            let nodes = (before..g.node_count())
-                .filter_map(|i| g.node_name(NodeId(i as u32)))
-                .collect();
+            let nodes = (before..g.node_count()).map(|i| NodeId(i as u32)).collect();
             layers.push(LayerNodes {
                 describe: layer.describe(),
                 shape: h.shape().0,
@@ -264,6 +262,9 @@ impl Network {
             body.layers.pop();
         }
         let logits = body.apply_training(&g, &params, &image);
+        if let Some(e) = g.state.borrow().error.clone() {
+            return Err(e);
+        }
         let classes = logits.shape().dims().last().copied().unwrap_or(0);
         let labels = g.input(client, LABELS, [batch, classes]);
         let loss = match self.loss {

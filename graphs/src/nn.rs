@@ -395,4 +395,3 @@ impl Layer for Flatten {
         "flatten".into()
     }
 }
-

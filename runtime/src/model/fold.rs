@@ -59,7 +59,10 @@ pub fn fold_batchnorm(network: &Network, weights: &Weights) -> Result<(Network, 
                 let dims = IxDyn(&[bn.channels]);
                 out.arrays.insert(
                     format!("{}/scale", bn.name),
-                    scale.clone().into_shape_with_order(dims.clone()).map_err(shape_err)?,
+                    scale
+                        .clone()
+                        .into_shape_with_order(dims.clone())
+                        .map_err(shape_err)?,
                 );
                 out.arrays.insert(
                     format!("{}/shift", bn.name),
@@ -110,12 +113,17 @@ mod tests {
         w.arrays.insert("d/bias".into(), vector(&[1.0, 1.0]));
         w.arrays.insert("bn/gamma".into(), vector(&[2.0, 1.0]));
         w.arrays.insert("bn/beta".into(), vector(&[0.5, 0.0]));
-        w.arrays.insert("bn/moving_mean".into(), vector(&[1.0, 0.0]));
-        w.arrays.insert("bn/moving_variance".into(), vector(&[4.0, 1.0]));
+        w.arrays
+            .insert("bn/moving_mean".into(), vector(&[1.0, 0.0]));
+        w.arrays
+            .insert("bn/moving_variance".into(), vector(&[4.0, 1.0]));
         let (folded, fw) = fold_batchnorm(&net, &w).unwrap();
         assert_eq!(folded.layers.layers.len(), 1);
         // s = [2 / 2, 1 / 1] = [1, 1]
-        assert_eq!(fw.arrays["d/kernel"].as_slice().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            fw.arrays["d/kernel"].as_slice().unwrap(),
+            &[1.0, 2.0, 3.0, 4.0]
+        );
         assert_eq!(fw.arrays["d/bias"].as_slice().unwrap(), &[0.5, 1.0]);
         assert!(!fw.arrays.contains_key("bn/gamma"));
     }

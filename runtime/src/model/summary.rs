@@ -90,14 +90,16 @@ impl Model {
             summary.bytes = cost.bytes;
             summary.rounds = cost.rounds;
             summary.setup_bytes = CostReport::of(&serving.setup).bytes;
-            let owner: HashMap<&str, usize> = graph
+            // The cost report names a layer by its node's label.
+            let owner: HashMap<String, usize> = graph
                 .layers
                 .iter()
                 .enumerate()
-                .flat_map(|(i, l)| l.nodes.iter().map(move |n| (n.as_str(), i)))
+                .flat_map(|(i, l)| l.nodes.iter().map(move |&n| (n, i)))
+                .map(|(n, i)| (graph.graph.label(n), i))
                 .collect();
             for layer in &cost.layers {
-                match owner.get(layer.layer.as_str()) {
+                match owner.get(&layer.layer) {
                     Some(&i) => {
                         rows[i].bytes += layer.bytes;
                         rows[i].rounds += layer.rounds;

@@ -59,7 +59,12 @@ mod tests {
         assert_ne!(a, dropout_masks(&m, 7, 4));
         let mask = &a["drop/mask"];
         let dropped = mask.iter().filter(|&&v| v == 0.0).count();
-        assert!((2300..2700).contains(&dropped), "{dropped} of 10000 dropped");
-        assert!(mask.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
+        assert!(
+            (2300..2700).contains(&dropped),
+            "{dropped} of 10000 dropped"
+        );
+        assert!(mask
+            .iter()
+            .all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
     }
 }
