@@ -236,13 +236,6 @@ impl Network {
         reveal_loss: bool,
         params: impl FnOnce(PartyId) -> Params,
     ) -> Result<TrainingGraph, GraphError> {
-        let g = GraphBuilder::new();
-        // The same parties as the prediction graph; the model owner has nothing to give here.
-        g.party(MODEL_OWNER);
-        let client = g.party(CLIENT);
-        let image = g.input(client, IMAGE, self.input_shape(batch));
-        let lr = g.parameter(LEARNING_RATE, []);
-        let params = params(client);
         let mut body = self.layers.clone();
         let ends_in_softmax = body
             .layers
@@ -261,12 +254,16 @@ impl Network {
             }
             body.layers.pop();
         }
-        let logits = body.apply_training(&g, &params, &image);
-        if let Some(e) = g.state.borrow().error.clone() {
-            return Err(e);
-        }
-        let classes = logits.shape().dims().last().copied().unwrap_or(0);
+        let classes = self.training_classes(&body, batch)?;
+        let g = GraphBuilder::new();
+        // The same parties as the prediction graph; the model owner has nothing to give here.
+        g.party(MODEL_OWNER);
+        let client = g.party(CLIENT);
+        let image = g.input(client, IMAGE, self.input_shape(batch));
         let labels = g.input(client, LABELS, [batch, classes]);
+        let lr = g.parameter(LEARNING_RATE, []);
+        let params = params(client);
+        let logits = body.apply_training(&g, &params, &image);
         let loss = match self.loss {
             Loss::SoftmaxCrossEntropy => logits.softmax_cross_entropy(&labels),
             Loss::SigmoidCrossEntropy => logits.sigmoid_cross_entropy(&labels),
@@ -305,6 +302,19 @@ impl Network {
             params: specs,
             masks,
         })
+    }
+
+    /// The width of the training graph's output (the labels'), from a graph of `body` alone
+    /// (which says first why a layer cannot train).
+    fn training_classes(&self, body: &Sequential, batch: usize) -> Result<usize, GraphError> {
+        let g = GraphBuilder::new();
+        let client = g.party(CLIENT);
+        let image = g.input(client, IMAGE, self.input_shape(batch));
+        let out = body.apply_training(&g, &Params::variables(0), &image);
+        if let Some(e) = g.state.borrow().error.clone() {
+            return Err(e);
+        }
+        Ok(out.shape().dims().last().copied().unwrap_or(0))
     }
 
     /// The graph that reveals every parameter to the model owner under its name: the

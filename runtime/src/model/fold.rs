@@ -19,7 +19,7 @@ pub fn fold_batchnorm(network: &Network, weights: &Weights) -> Result<(Network, 
         };
         let [gamma, beta, mean, var] = bn
             .names()
-            .map(|name| weights.get(&name, &[bn.channels]).map(|a| a.clone()));
+            .map(|name| weights.get(&name, &[bn.channels]).cloned());
         let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
         let scale = (&var + bn.epsilon).mapv(|v| 1.0 / v.sqrt()) * &gamma;
         for name in bn.names() {

@@ -1,5 +1,5 @@
 //! Private training of the zoo networks: the training graph of
-//! [`ZooModel::build_training`] (forward pass, the network's loss, symbolic gradients and
+//! [`shareflow_graphs::zoo::ZooModel::build_training`] (forward pass, the network's loss, symbolic gradients and
 //! SGD with momentum, one graph per step) compiled for a secure protocol and run in a
 //! [`Session`] whose servers keep the weights and velocities as shares.
 //!
@@ -11,8 +11,8 @@
 //!   labels, the servers are given the public learning rate, and update every variable;
 //!   nothing leaves the step (the loss is not computed unless revealed);
 //! - `predict`: the client shares images and receives logits computed from the still-shared
-//!   model ([`ZooModel::build_from_variables`]): the model is never opened for it;
-//! - `reveal`, only when asked: the weights to the model owner ([`reveal_graph`]).
+//!   model ([`shareflow_graphs::zoo::ZooModel::build_from_variables`]): the model is never opened for it;
+//! - `reveal`, only when asked: the weights to the model owner ([`Network::reveal_graph`]).
 //!
 //! The batch order and the learning-rate schedule are the plaintext run's
 //! ([`crate::plain::train::schedule`]), so the two runs see the same batches.
