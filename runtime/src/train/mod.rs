@@ -1,6 +1,7 @@
-//! Private training of the zoo networks: the training graph of
-//! [`shareflow_graphs::zoo::ZooModel::build_training`] (forward pass, the network's loss, symbolic gradients and
-//! SGD with momentum, one graph per step) compiled for a secure protocol and run in a
+//! Private training of a network (the zoo's or a user's): its training graph
+//! ([`Network::training`], as [`shareflow_graphs::zoo::ZooModel::build_training`]: forward
+//! pass, the network's loss, symbolic gradients and SGD with momentum, one graph per step)
+//! compiled for a secure protocol and run in a
 //! [`Session`] whose servers keep the weights and velocities as shares.
 //!
 //! The runs of a training session:
@@ -11,7 +12,8 @@
 //!   labels, the servers are given the public learning rate, and update every variable;
 //!   nothing leaves the step (the loss is not computed unless revealed);
 //! - `predict`: the client shares images and receives logits computed from the still-shared
-//!   model ([`shareflow_graphs::zoo::ZooModel::build_from_variables`]): the model is never opened for it;
+//!   model (the prediction graph over the session's variables,
+//!   [`shareflow_graphs::zoo::ZooModel::build_from_variables`]): the model is never opened;
 //! - `reveal`, only when asked: the weights to the model owner ([`Network::reveal_graph`]).
 //!
 //! The batch order and the learning-rate schedule are the plaintext run's
