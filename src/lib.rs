@@ -6,6 +6,26 @@
 //! QUIC. [`ops`] holds the local kernels; [`onnx`] imports a model exported to ONNX (from PyTorch
 //! or Keras) as a graph.
 //!
+//! The Keras-like model API ([`runtime::model::Model`]) builds, trains, evaluates and serves a
+//! network written as a list of layers, privately:
+//!
+//! ```
+//! use shareflow::prelude::*;
+//!
+//! let mut model = Model::new(
+//!     [28, 28, 1],
+//!     Sequential::new()
+//!         .push(Conv2D::new("conv1", [5, 5], 1, 8, [2, 2], Padding::Same))
+//!         .push(ReLU)
+//!         .push(Flatten)
+//!         .push(Dense::new("dense1", 14 * 14 * 8, 10))
+//!         .push(Softmax),
+//! );
+//! model.compile(Protocol::SecureNN, Optimizer::momentum(0.05, 0.9), Loss::SoftmaxCrossEntropy);
+//! let summary = model.summary(Some(ProtocolKind::SecureNN)).unwrap();
+//! assert_eq!(summary.parameters, 5 * 5 * 8 + 8 + 1568 * 10 + 10);
+//! ```
+//!
 //! ```
 //! use shareflow::prelude::*;
 //!
@@ -32,5 +52,7 @@ pub mod prelude {
         compile, CompileOptions, CompiledGraph, ProtocolKind, Truncation,
     };
     pub use shareflow_graphs::prelude::*;
+    pub use shareflow_graphs::zoo::Loss;
     pub use shareflow_runtime::exec::{run_in_process, Plan};
+    pub use shareflow_runtime::model::{Model, Optimizer, Protocol};
 }

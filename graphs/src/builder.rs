@@ -175,6 +175,18 @@ impl GraphBuilder {
         full
     }
 
+    /// Records `error` as the builder's error unless one is already kept (a layer that cannot
+    /// be built says why; [`GraphBuilder::build`] returns the first error).
+    pub fn fail(&self, error: GraphError) {
+        self.state.borrow_mut().error.get_or_insert(error);
+    }
+
+    /// How many nodes the graph has so far (the nodes a layer adds are those numbered from
+    /// the count before it to the count after it).
+    pub fn node_count(&self) -> usize {
+        self.state.borrow().graph.len()
+    }
+
     /// Validates and returns the graph, or the first error met while building.
     pub fn build(&self) -> Result<Graph, GraphError> {
         let s = self.state.borrow();

@@ -135,7 +135,6 @@ impl Joint {
         let logits = layers.apply(&g, &Params::variables(spec.seed), &image);
         let step = add_training(&g, &logits, &labels, self.kind.loss(), spec.momentum)?;
         Ok(TrainingModel {
-            kind: self.kind,
             batch,
             graph: g.build()?,
             client: ids[0],
@@ -146,6 +145,7 @@ impl Joint {
             loss_output: None,
             variables: step.variables.iter().map(|v| v.id()).collect(),
             params: layers.params(),
+            masks: Vec::new(),
         })
     }
 

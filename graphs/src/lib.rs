@@ -4,8 +4,9 @@
 //! inputs, a static [`Shape`], a [`DType`] and a [`Visibility`] (public, private to one party, or
 //! secret-shared). Outputs name the party that receives them. Graphs are validated with typed
 //! errors that name the node ([`GraphError`]), serialise to versioned JSON ([`json`]) and draw as
-//! Graphviz DOT ([`dot`]). [`nn`] has the usual layers and [`zoo`] the four MNIST networks of the
-//! SecureNN paper.
+//! Graphviz DOT ([`dot`]). [`nn`] has the usual layers, [`network`] puts them together with an
+//! input shape and a loss, and [`zoo`] has the four MNIST networks of the SecureNN paper, built
+//! as networks.
 //!
 //! Training is part of the graph: [`Op::Variable`] values live across the runs of a session,
 //! [`Op::Assign`] writes their next values, [`GraphBuilder::gradients`] ([`autodiff`]) adds the
@@ -28,6 +29,7 @@ pub mod infer;
 mod infer_grad;
 pub mod joint;
 pub mod json;
+pub mod network;
 pub mod nn;
 pub mod op;
 pub mod optim;
@@ -50,7 +52,11 @@ pub type Result<T> = std::result::Result<T, GraphError>;
 /// The names most programs need.
 pub mod prelude {
     pub use crate::builder::{GraphBuilder, Tensor};
-    pub use crate::nn::{AvgPool2D, Conv2D, Dense, Flatten, Layer, MaxPool2D, ReLU, Sequential};
+    pub use crate::network::Network;
+    pub use crate::nn::{
+        AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool, Layer, MaxPool2D,
+        ReLU, Reshape, Residual, Scale, Sequential, Sigmoid, Softmax,
+    };
     pub use crate::types::{DType, Padding, Shape, Visibility};
     pub use crate::zoo::{ModelKind, ZooModel};
     pub use crate::{Graph, GraphError, Init, NodeId, Op, PartyId};

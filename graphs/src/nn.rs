@@ -1,13 +1,31 @@
 //! Neural-network layers on the builder. A layer's parameters are named `<layer>/kernel` and
-//! `<layer>/bias`; [`Params`] says whether they are private inputs of the model owner (for
-//! prediction) or variables (for training), so one layer list builds both graphs.
+//! `<layer>/bias` (batch normalisation: `<layer>/gamma`, `/beta`, `/moving_mean`,
+//! `/moving_variance`, as Keras); [`Params`] says whether they are private inputs of the model
+//! owner (for prediction), variables (for training) or public constants, so one layer list
+//! builds every graph. Every layer is made from plain shapes and numbers (no weights): the
+//! weights are given apart, by name.
+//!
+//! [`Sequential`] applies layers in order; [`Residual`] adds a branch's output to its input
+//! (the skip connection of a residual network), so a DAG of residual blocks is a
+//! `Sequential` of `Residual`s. [`crate::network::Network`] puts a layer list, its input
+//! shape and its loss together and builds the prediction, training and reveal graphs.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 
 use crate::builder::{GraphBuilder, Tensor};
+use crate::error::GraphError;
 use crate::op::Init;
 use crate::types::Padding;
 use crate::PartyId;
+
+mod norm;
+mod sequential;
+mod shape;
+
+pub use norm::{BatchNorm, Dropout, Scale};
+pub use sequential::{Residual, Sequential};
+pub use shape::{GlobalAveragePool, Reshape, Softmax};
 
 /// Where the parameters of layers come from.
 #[derive(Debug)]
@@ -27,6 +45,10 @@ pub enum Params {
     /// Frozen variables (`trainable: false`) whose first value this party gives by name:
     /// pre-trained layers kept secret-shared but neither differentiated nor updated.
     Frozen(PartyId),
+    /// Public constants of the graph, by parameter name (row-major values): a public model,
+    /// and the plaintext reference of layers that need public parameters (an unfolded
+    /// [`BatchNorm`]).
+    Constants(BTreeMap<String, Vec<f32>>),
 }
 
 impl Params {
@@ -67,39 +89,106 @@ impl Params {
                 Init::Owner { party: *party },
                 false,
             ),
+            Params::Constants(values) => {
+                let numel = spec.shape.iter().product::<usize>();
+                match values.get(&spec.name) {
+                    Some(v) if v.len() == numel => g.constant(spec.shape.clone(), v.clone()),
+                    found => {
+                        let message = match found {
+                            Some(v) => format!("{} values for shape {:?}", v.len(), spec.shape),
+                            None => "no value given".into(),
+                        };
+                        g.fail(GraphError::Invalid {
+                            node: format!("parameter '{}'", spec.name),
+                            message,
+                        });
+                        g.constant(spec.shape.clone(), vec![0.0; numel])
+                    }
+                }
+            }
         }
+    }
+
+    /// Whether the parameters are public constants.
+    pub fn is_public(&self) -> bool {
+        matches!(self, Params::Constants(_))
     }
 }
 
 /// A trainable parameter of a layer: its input name, shape and fan-in (for initialisation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamSpec {
+    /// The input (or variable) name, `<layer>/<parameter>`.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
+    /// The fan-in of the layer's kernel (the He-normal initialisation's scale).
     pub fan_in: usize,
 }
 
-/// A layer: adds its nodes after `x`, with parameters from `params`.
-pub trait Layer {
-    /// Adds the layer's nodes.
+/// What a layer is, for the passes that look at a layer list as a whole (batch-norm
+/// folding, dropout masks, the loss of a softmax output).
+#[derive(Debug, Clone, Copy)]
+pub enum LayerKind<'a> {
+    /// A linear layer whose kernel's last axis and whose bias are its output channels
+    /// ([`Dense`], [`Conv2D`]): a following [`BatchNorm`] folds into them.
+    Linear {
+        /// The layer's name: its parameters are `<name>/kernel` and `<name>/bias`.
+        name: &'a str,
+    },
+    /// A [`BatchNorm`].
+    BatchNorm(&'a BatchNorm),
+    /// A [`Dropout`].
+    Dropout(&'a Dropout),
+    /// A [`Softmax`].
+    Softmax,
+    /// A [`Residual`] block around these layers.
+    Residual(&'a Sequential),
+    /// Any other layer.
+    Other,
+}
+
+/// A layer: adds its nodes after `x`, with parameters from `params`. Layers are plain data
+/// (shapes and numbers), shared between threads.
+pub trait Layer: Send + Sync {
+    /// Adds the layer's nodes (for inference).
     fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor;
+    /// Adds the layer's nodes in a training graph (the same as [`Layer::apply`] except for
+    /// layers that train differently, such as [`Dropout`]).
+    fn apply_training(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor {
+        self.apply(g, params, x)
+    }
     /// The parameters it declares (empty for parameter-free layers).
     fn params(&self) -> Vec<ParamSpec> {
         Vec::new()
     }
     /// A one-line description for `inspect`.
     fn describe(&self) -> String;
+    /// What the layer is (see [`LayerKind`]).
+    fn kind(&self) -> LayerKind<'_> {
+        LayerKind::Other
+    }
 }
 
 /// Fully connected: `x [n, inputs] x kernel [inputs, units] + bias [units]`.
+///
+/// ```
+/// use shareflow_graphs::nn::{Dense, Layer};
+/// let d = Dense::new("dense1", 784, 128);
+/// assert_eq!(d.params()[0].shape, vec![784, 128]);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Dense {
+    /// The layer's name (its parameters are `<name>/kernel` and `<name>/bias`).
     pub name: String,
+    /// Input features.
     pub inputs: usize,
+    /// Output features.
     pub units: usize,
 }
 
 impl Dense {
+    /// A dense layer from `inputs` to `units` features.
     pub fn new(name: &str, inputs: usize, units: usize) -> Self {
         Dense {
             name: name.into(),
@@ -120,6 +209,14 @@ impl Layer for Dense {
     fn describe(&self) -> String {
         format!("{}: dense {} -> {}", self.name, self.inputs, self.units)
     }
+    fn kind(&self) -> LayerKind<'_> {
+        linear_kind(&self.name)
+    }
+}
+
+/// The [`LayerKind::Linear`] of the layer `name`.
+fn linear_kind(name: &str) -> LayerKind<'_> {
+    LayerKind::Linear { name }
 }
 
 impl Dense {
@@ -143,15 +240,22 @@ impl Dense {
 /// 2-D convolution, NHWC by HWIO, plus a bias per output channel.
 #[derive(Debug, Clone)]
 pub struct Conv2D {
+    /// The layer's name (its parameters are `<name>/kernel` and `<name>/bias`).
     pub name: String,
+    /// Kernel height and width.
     pub kernel: [usize; 2],
+    /// Input channels.
     pub in_channels: usize,
+    /// Output channels (filters).
     pub out_channels: usize,
+    /// Stride (height, width).
     pub stride: [usize; 2],
+    /// `Same` or `Valid`.
     pub padding: Padding,
 }
 
 impl Conv2D {
+    /// A convolution with `kernel` `[kh, kw]` from `in_channels` to `out_channels`.
     pub fn new(
         name: &str,
         kernel: [usize; 2],
@@ -191,6 +295,9 @@ impl Layer for Conv2D {
             self.padding
         )
     }
+    fn kind(&self) -> LayerKind<'_> {
+        linear_kind(&self.name)
+    }
 }
 
 impl Conv2D {
@@ -216,8 +323,11 @@ impl Conv2D {
 /// Max pooling.
 #[derive(Debug, Clone)]
 pub struct MaxPool2D {
+    /// Window height and width.
     pub size: [usize; 2],
+    /// Stride (height, width).
     pub stride: [usize; 2],
+    /// `Same` or `Valid`.
     pub padding: Padding,
 }
 
@@ -236,8 +346,11 @@ impl Layer for MaxPool2D {
 /// Average pooling.
 #[derive(Debug, Clone)]
 pub struct AvgPool2D {
+    /// Window height and width.
     pub size: [usize; 2],
+    /// Stride (height, width).
     pub stride: [usize; 2],
+    /// `Same` or `Valid`.
     pub padding: Padding,
 }
 
@@ -289,37 +402,5 @@ impl Layer for Flatten {
     }
     fn describe(&self) -> String {
         "flatten".into()
-    }
-}
-
-/// Layers applied in order.
-#[derive(Default)]
-pub struct Sequential {
-    pub layers: Vec<Box<dyn Layer>>,
-}
-
-impl Sequential {
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Appends a layer.
-    pub fn push(mut self, layer: impl Layer + 'static) -> Self {
-        self.layers.push(Box::new(layer));
-        self
-    }
-    /// Every parameter of every layer, in order.
-    pub fn params(&self) -> Vec<ParamSpec> {
-        self.layers.iter().flat_map(|l| l.params()).collect()
-    }
-    /// These layers, then those of `next`.
-    pub fn then(mut self, next: Sequential) -> Self {
-        self.layers.extend(next.layers);
-        self
-    }
-    /// Applies every layer to `x`.
-    pub fn apply(&self, g: &GraphBuilder, params: &Params, x: &Tensor) -> Tensor {
-        self.layers
-            .iter()
-            .fold(x.clone(), |h, layer| layer.apply(g, params, &h))
     }
 }

@@ -132,7 +132,6 @@ impl Transfer {
         let loss_output = reveal_loss.then(|| step.loss.output_to(client, LOSS).id());
         let graph = g.build()?;
         Ok(TrainingModel {
-            kind: self.kind,
             batch,
             graph,
             client,
@@ -143,6 +142,7 @@ impl Transfer {
             loss_output,
             variables: step.variables.iter().map(|v| v.id()).collect(),
             params: self.layers().params(),
+            masks: Vec::new(),
         })
     }
 

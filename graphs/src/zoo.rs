@@ -24,8 +24,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::builder::GraphBuilder;
 use crate::error::GraphError;
+use crate::network::Network;
 use crate::nn::{
     AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ParamSpec, Params, ReLU, Sequential, Sigmoid,
 };
@@ -85,6 +85,12 @@ impl ModelKind {
             ModelKind::P => Loss::SigmoidCrossEntropy,
             ModelKind::A | ModelKind::B | ModelKind::C | ModelKind::D => Loss::SoftmaxCrossEntropy,
         }
+    }
+
+    /// The network: the layer list over `[28, 28, 1]` images with the network's loss (every
+    /// graph of a zoo network is built from it, as a user's network's).
+    pub fn network(self) -> Network {
+        Network::new([28, 28, 1], self.layers()).with_loss(self.loss())
     }
 
     /// The layer list: the feature layers, then the classifier for the ten digits.
@@ -232,24 +238,17 @@ impl ZooModel {
         batch: usize,
         params: impl FnOnce(PartyId) -> Params,
     ) -> Result<ZooModel, GraphError> {
-        let layers = kind.layers();
-        let g = GraphBuilder::new();
-        let model_owner = g.party(MODEL_OWNER);
-        let client = g.party(CLIENT);
-        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let logits = layers.apply(&g, &params(model_owner), &image);
-        let output = logits.output_to(client, LOGITS);
-        let graph = g.build()?;
+        let p = kind.network().prediction(batch, params)?;
         Ok(ZooModel {
             kind,
             batch,
-            graph,
-            model_owner,
-            client,
-            image: image.id(),
-            logits: logits.id(),
-            output: output.id(),
-            params: layers.params(),
+            graph: p.graph,
+            model_owner: p.model_owner,
+            client: p.client,
+            image: p.image,
+            logits: p.logits,
+            output: p.output,
+            params: p.params,
         })
     }
 }

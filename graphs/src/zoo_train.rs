@@ -10,10 +10,11 @@
 
 use crate::builder::{GraphBuilder, Tensor};
 use crate::error::GraphError;
-use crate::nn::{ParamSpec, Params};
-use crate::op::{Init, Op};
+use crate::network::TrainingGraph;
+use crate::nn::Params;
+use crate::op::Op;
 use crate::optim::momentum;
-use crate::zoo::{Loss, ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
+use crate::zoo::{Loss, ModelKind, ZooModel};
 use crate::{Graph, NodeId, PartyId};
 
 /// The name of the one-hot labels input.
@@ -34,24 +35,8 @@ pub struct TrainSpec {
     pub reveal_loss: bool,
 }
 
-/// A zoo network's training graph, built for one batch size.
-pub struct TrainingModel {
-    pub kind: ModelKind,
-    pub batch: usize,
-    pub graph: Graph,
-    pub client: PartyId,
-    pub image: NodeId,
-    pub labels: NodeId,
-    pub learning_rate: NodeId,
-    /// The mean loss before it is revealed.
-    pub loss: NodeId,
-    /// The output that reveals the loss to the client, if the spec asks for it.
-    pub loss_output: Option<NodeId>,
-    /// The parameters' variables, in layer order (as [`TrainingModel::params`]).
-    pub variables: Vec<NodeId>,
-    /// The parameters, in layer order.
-    pub params: Vec<ParamSpec>,
-}
+/// A zoo network's training graph (see [`TrainingGraph`]).
+pub type TrainingModel = TrainingGraph;
 
 impl ZooModel {
     /// The training graph of network `kind` for batches of `batch` images.
@@ -99,32 +84,8 @@ impl ZooModel {
         reveal_loss: bool,
         params: impl FnOnce(PartyId, PartyId) -> Params,
     ) -> Result<TrainingModel, GraphError> {
-        let layers = kind.layers();
-        let g = GraphBuilder::new();
-        // The same parties as the prediction graph; the model owner gives the first weights
-        // only when the parameters are its variables.
-        let owner = g.party(MODEL_OWNER);
-        let client = g.party(CLIENT);
-        let image = g.input(client, IMAGE, [batch, 28, 28, 1]);
-        let labels = g.input(client, LABELS, [batch, 10]);
-        let params = params(owner, client);
-        let logits = layers.apply(&g, &params, &image);
-        let step = add_training(&g, &logits, &labels, kind.loss(), momentum_coefficient)?;
-        let loss_output = reveal_loss.then(|| step.loss.output_to(client, LOSS).id());
-        let graph = g.build()?;
-        Ok(TrainingModel {
-            kind,
-            batch,
-            graph,
-            client,
-            image: image.id(),
-            labels: labels.id(),
-            learning_rate: step.learning_rate.id(),
-            loss: step.loss.id(),
-            loss_output,
-            variables: step.variables.iter().map(|v| v.id()).collect(),
-            params: layers.params(),
-        })
+        kind.network()
+            .training(batch, momentum_coefficient, reveal_loss, params)
     }
 }
 
@@ -193,38 +154,19 @@ impl ZooModel {
 /// The graph that reveals every parameter of network `kind` to the model owner, under its
 /// name: the `reveal` run of a training session, the only one that opens the weights.
 pub fn reveal_graph(kind: ModelKind) -> Result<Graph, GraphError> {
-    reveal_graph_to(kind, MODEL_OWNER)
+    reveal_graph_to(kind, crate::zoo::MODEL_OWNER)
 }
 
 /// [`reveal_graph`] with the weights going to `receiver`: the model owner or the data owner
 /// (`client`), the two parties that are not servers; any other name is refused.
 pub fn reveal_graph_to(kind: ModelKind, receiver: &str) -> Result<Graph, GraphError> {
-    let g = GraphBuilder::new();
-    let owner = g.party(MODEL_OWNER);
-    let client = g.party(CLIENT);
-    let to = match receiver {
-        MODEL_OWNER => owner,
-        CLIENT => client,
-        other => {
-            return Err(GraphError::OutputToUnknownParty {
-                node: "reveal".into(),
-                party: format!(
-                    "{other} (the weights go to {MODEL_OWNER} or {CLIENT}, never to a server)"
-                ),
-            })
-        }
-    };
-    for p in kind.layers().params() {
-        g.variable(&p.name, p.shape.clone(), Init::Zeros)
-            .output_to(to, &p.name);
-    }
-    g.build()
+    kind.network().reveal_graph_to(receiver)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{GraphBuilder, GraphError};
+    use crate::{GraphBuilder, GraphError, Init};
 
     fn spec() -> TrainSpec {
         TrainSpec {

@@ -16,6 +16,7 @@ pub mod error;
 pub mod exec;
 pub mod federated;
 pub mod keys;
+pub mod model;
 pub mod party;
 pub mod plain;
 pub mod round;

@@ -6,6 +6,7 @@
 //! graph, see `shareflow_graphs::GraphBuilder::gradients`); [`train`] trains the networks of
 //! the zoo through their training graphs.
 
+pub mod dropout;
 mod forward;
 pub mod session;
 pub mod train;

@@ -1,6 +1,6 @@
 //! Plaintext training and prediction of the zoo networks.
 //!
-//! Training runs the network's training graph ([`ZooModel::build_training`]: forward pass,
+//! Training runs the network's training graph ([`shareflow_graphs::zoo::ZooModel::build_training`]: forward pass,
 //! the network's loss (softmax cross-entropy; sigmoid cross-entropy for P), symbolic gradients
 //! and SGD with momentum as one graph) in a plaintext [`Session`], one run per step: He-normal initial kernels and zero biases from the seed, a
 //! cosine learning-rate decay over all steps given as the graph's public `learning_rate`
@@ -14,11 +14,14 @@ use ndarray::{ArrayD, Axis, Ix2, IxDyn};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use shareflow_graphs::zoo::{ModelKind, ZooModel, IMAGE};
-use shareflow_graphs::zoo_train::{TrainSpec, LABELS, LEARNING_RATE};
+use shareflow_graphs::network::{Network, PredictionGraph};
+use shareflow_graphs::nn::Params;
+use shareflow_graphs::zoo::{ModelKind, IMAGE};
+use shareflow_graphs::zoo_train::{LABELS, LEARNING_RATE};
 use shareflow_graphs::Graph;
 use shareflow_ops::plain::to_rank;
 
+use super::dropout::dropout_masks;
 use super::{forward, Evaluation, Session};
 use crate::data::{Mnist, Weights};
 use crate::{Result, RuntimeError};
@@ -156,6 +159,29 @@ pub fn train_from(
     data: &Mnist,
     cfg: &TrainConfig,
     init: Option<&Weights>,
+    progress: impl FnMut(Progress),
+) -> Result<Weights> {
+    train_network_from(&kind.network(), data, cfg, init, progress)
+}
+
+/// Trains `network` on `data` (its training graph in a plaintext session, one run per step of
+/// [`schedule`], with the step's dropout masks); calls `progress` after every step.
+pub fn train_network(
+    network: &Network,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    progress: impl FnMut(Progress),
+) -> Result<Weights> {
+    train_network_from(network, data, cfg, None, progress)
+}
+
+/// [`train_network`] from the first weights `init` (by parameter name, given by the model
+/// owner) instead of the seeded He-normal kernels, when given.
+pub fn train_network_from(
+    network: &Network,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    init: Option<&Weights>,
     mut progress: impl FnMut(Progress),
 ) -> Result<Weights> {
     let steps_per_epoch = data.len() / cfg.batch.max(1);
@@ -169,18 +195,17 @@ pub fn train_from(
             ),
         });
     }
-    let spec = TrainSpec {
-        seed: cfg.seed,
-        momentum: cfg.momentum,
-        reveal_loss: false,
-    };
     let (model, owners) = match init {
         Some(w) => (
-            ZooModel::build_training_from_owner(kind, cfg.batch, &spec)?,
+            network.training(cfg.batch, cfg.momentum, false, |owner, _| {
+                Params::OwnerVariables(owner)
+            })?,
             w.arrays.clone().into_iter().collect(),
         ),
         None => (
-            ZooModel::build_training(kind, cfg.batch, &spec)?,
+            network.training(cfg.batch, cfg.momentum, false, |_, _| {
+                Params::variables(cfg.seed)
+            })?,
             HashMap::new(),
         ),
     };
@@ -190,6 +215,7 @@ pub fn train_from(
     for s in &schedule {
         let mut inputs = batch_inputs(data, &s.indices)?;
         inputs.insert(LEARNING_RATE.to_string(), learning_rate(s.lr));
+        inputs.extend(dropout_masks(&model.masks, cfg.seed, s.step));
         let eval = session.run(&inputs)?;
         let loss = eval
             .value(session.graph(), loss_node)?
@@ -227,15 +253,30 @@ pub fn predict_observed(
     batch: usize,
     observe: &mut dyn FnMut(&Graph, &Evaluation),
 ) -> Result<ndarray::Array2<f32>> {
+    predict_network(&kind.network(), weights, images, batch, observe)
+}
+
+/// Outputs `[n, k]` of `network` (its prediction graph, the weights as the model owner's
+/// inputs) on `images` `[n, ...]`, in batches of at most `batch`, showing `observe` every
+/// batch's graph and node values.
+pub fn predict_network(
+    network: &Network,
+    weights: &Weights,
+    images: &ArrayD<f32>,
+    batch: usize,
+    observe: &mut dyn FnMut(&Graph, &Evaluation),
+) -> Result<ndarray::Array2<f32>> {
     let n = images.shape().first().copied().unwrap_or(0);
-    let mut out = ndarray::Array2::zeros((n, 10));
-    let mut models: HashMap<usize, ZooModel> = HashMap::new();
+    let mut out: Option<ndarray::Array2<f32>> = None;
+    let mut models: HashMap<usize, PredictionGraph> = HashMap::new();
     let mut start = 0;
     while start < n {
         let size = batch.max(1).min(n - start);
         let model = match models.entry(size) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(ZooModel::build(kind, size)?),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(network.prediction(size, Params::Inputs)?)
+            }
         };
         let mut inputs = HashMap::new();
         for p in &model.params {
@@ -249,11 +290,12 @@ pub fn predict_observed(
         observe(&model.graph, &eval);
         let logits = eval.value(&model.graph, model.logits)?;
         let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
-        out.slice_mut(ndarray::s![start..start + size, ..])
+        out.get_or_insert_with(|| ndarray::Array2::zeros((n, logits.ncols())))
+            .slice_mut(ndarray::s![start..start + size, ..])
             .assign(&logits);
         start += size;
     }
-    Ok(out)
+    Ok(out.unwrap_or_else(|| ndarray::Array2::zeros((0, 0))))
 }
 
 /// Fraction of rows whose argmax equals the label.

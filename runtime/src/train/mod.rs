@@ -1,6 +1,7 @@
-//! Private training of the zoo networks: the training graph of
-//! [`ZooModel::build_training`] (forward pass, the network's loss, symbolic gradients and
-//! SGD with momentum, one graph per step) compiled for a secure protocol and run in a
+//! Private training of a network (the zoo's or a user's): its training graph
+//! ([`Network::training`], as [`shareflow_graphs::zoo::ZooModel::build_training`]: forward
+//! pass, the network's loss, symbolic gradients and SGD with momentum, one graph per step)
+//! compiled for a secure protocol and run in a
 //! [`Session`] whose servers keep the weights and velocities as shares.
 //!
 //! The runs of a training session:
@@ -11,9 +12,10 @@
 //!   labels, the servers are given the public learning rate, and update every variable;
 //!   nothing leaves the step (the loss is not computed unless revealed);
 //! - `predict`: the client shares images and receives logits computed from the still-shared
-//!   model ([`ZooModel::build_from_variables`]): the model is never opened for it;
+//!   model ([`Network::prediction`] over the session's variables): the model is never opened
+//!   for it;
 //! - `reveal`, only when asked: the weights to the model owner or the data owner
-//!   ([`reveal_graph_to`]).
+//!   ([`Network::reveal_graph_to`]).
 //!
 //! The batch order and the learning-rate schedule are the plaintext run's
 //! ([`crate::plain::train::schedule`]), so the two runs see the same batches.
@@ -34,14 +36,17 @@ use std::time::Duration;
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use shareflow_graphs::zoo_train::{reveal_graph_to, TrainSpec, LEARNING_RATE, LOSS};
+use shareflow_graphs::network::{DropoutMask, Network, TrainingGraph};
+use shareflow_graphs::nn::Params;
+use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::zoo_train::{LEARNING_RATE, LOSS};
 use shareflow_graphs::{Graph, Op};
 use shareflow_ops::plain::to_rank;
 
 use crate::data::{Mnist, Weights};
 use crate::exec::serving::Inputs;
 use crate::exec::{InProcessRun, Session, SessionProgram};
+use crate::plain::dropout::dropout_masks;
 use crate::plain::train::{batch_inputs, learning_rate, schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
 use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
@@ -75,7 +80,7 @@ pub struct StepReport {
 }
 
 /// The graphs of a private training session besides its step: how to predict from the
-/// session's variables and how to reveal them. [`ZooGraphs`] for the zoo networks; the
+/// session's variables and how to reveal them. [`Network`] for the zoo's and users' networks; the
 /// transfer-learning and joint-training sessions have their own.
 pub trait SessionGraphs {
     /// The prediction graph for `n` examples from the session's variables: the client gives
@@ -98,22 +103,18 @@ pub trait SessionGraphs {
     }
 }
 
-/// The session graphs of a zoo network trained by its own training graph.
-#[derive(Debug, Clone, Copy)]
-pub struct ZooGraphs(pub ModelKind);
-
-impl SessionGraphs for ZooGraphs {
+/// A network's session: predictions from the session's variables (the client gives
+/// `image` and alone receives the logits), the weights revealed under their names.
+impl SessionGraphs for Network {
     fn prediction(&self, n: usize) -> Result<(Graph, String)> {
-        Ok((
-            ZooModel::build_from_variables(self.0, n)?.graph,
-            IMAGE.to_string(),
-        ))
+        let graph = Network::prediction(self, n, |_| Params::variables(0))?.graph;
+        Ok((graph, IMAGE.to_string()))
     }
     fn reveal(&self) -> Result<Graph> {
-        self.reveal_to(MODEL_OWNER)
+        SessionGraphs::reveal_to(self, MODEL_OWNER)
     }
     fn reveal_to(&self, receiver: &str) -> Result<Graph> {
-        Ok(reveal_graph_to(self.0, receiver)?)
+        Ok(self.reveal_graph_to(receiver)?)
     }
 }
 
@@ -157,17 +158,7 @@ pub fn training_graph(
     cfg: &TrainConfig,
     spec: StepSpec,
 ) -> Result<shareflow_graphs::Graph> {
-    let train = TrainSpec {
-        seed: cfg.seed,
-        momentum: cfg.momentum,
-        reveal_loss: spec.reveal_loss,
-    };
-    let model = if spec.owner_init {
-        ZooModel::build_training_from_owner(kind, cfg.batch, &train)?
-    } else {
-        ZooModel::build_training(kind, cfg.batch, &train)?
-    };
-    Ok(model.graph)
+    Ok(network_training_graph(&kind.network(), cfg, spec)?.graph)
 }
 
 impl StepReport {
@@ -211,10 +202,41 @@ pub fn training_programs_with(
     options: CompileOptions,
     spec: StepSpec,
 ) -> Result<TrainingPrograms> {
-    let graph = training_graph(kind, cfg, spec)?;
-    TrainingPrograms::compile(&graph, protocol, options)
+    Ok(network_training_programs(&kind.network(), cfg, protocol, options, spec)?.0)
 }
 
+/// The training graph of `network` for the recipe `cfg` and `spec`.
+pub fn network_training_graph(
+    network: &Network,
+    cfg: &TrainConfig,
+    spec: StepSpec,
+) -> Result<TrainingGraph> {
+    Ok(
+        network.training(cfg.batch, cfg.momentum, spec.reveal_loss, |owner, _| {
+            if spec.owner_init {
+                Params::OwnerVariables(owner)
+            } else {
+                Params::variables(cfg.seed)
+            }
+        })?,
+    )
+}
+
+/// Compiles the init and step programs of a training session of `network`, and gives the
+/// dropout masks each step takes.
+pub fn network_training_programs(
+    network: &Network,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    spec: StepSpec,
+) -> Result<(TrainingPrograms, Vec<DropoutMask>)> {
+    let model = network_training_graph(network, cfg, spec)?;
+    Ok((
+        TrainingPrograms::compile(&model.graph, protocol, options)?,
+        model.masks,
+    ))
+}
 impl TrainingPrograms {
     /// The init and step programs of the training graph `graph`.
     pub fn compile(
@@ -231,11 +253,21 @@ impl TrainingPrograms {
 /// Checks that `weights` (read from `source`) holds exactly the parameters of network `kind`
 /// with their shapes: the first weights a model owner gives (`--init FILE.npz`).
 pub fn check_initial_weights(kind: ModelKind, weights: &Weights, source: &str) -> Result<()> {
+    check_network_weights(&kind.network(), &kind.to_string(), weights, source)
+}
+
+/// [`check_initial_weights`] for any network (`name` in the messages).
+pub fn check_network_weights(
+    network: &Network,
+    kind: &str,
+    weights: &Weights,
+    source: &str,
+) -> Result<()> {
     let err = |message: String| RuntimeError::File {
         path: source.to_string(),
         message,
     };
-    let params = kind.layers().params();
+    let params = network.params();
     for p in &params {
         match weights.arrays.get(&p.name) {
             None => {
@@ -287,10 +319,22 @@ pub fn init_inputs(weights: Option<&Weights>) -> Inputs {
 /// The inputs of one training step: the client's images and one-hot labels of `step`'s
 /// examples, and the learning rate for each server. An index beyond `data` is an error.
 pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
+    step_inputs_with(data, step, &HashMap::new())
+}
+
+/// [`step_inputs`] with the step's public dropout masks, which each server is given (see
+/// [`crate::plain::dropout::dropout_masks`]).
+pub fn step_inputs_with(
+    data: &Mnist,
+    step: &ScheduledStep,
+    masks: &HashMap<String, ArrayD<f32>>,
+) -> Result<Inputs> {
     let mut inputs = Inputs::new();
     inputs.insert(CLIENT.to_string(), batch_inputs(data, &step.indices)?);
     for server in SERVERS {
-        inputs.insert(server.to_string(), server_inputs(step));
+        let mut given = server_inputs(step);
+        given.extend(masks.iter().map(|(k, v)| (k.clone(), v.clone())));
+        inputs.insert(server.to_string(), given);
     }
     Ok(inputs)
 }
@@ -376,6 +420,20 @@ pub fn train_private_with(
     protocol: ProtocolKind,
     options: CompileOptions,
     opts: &TrainOptions,
+    report: impl FnMut(StepReport),
+) -> Result<PrivateModel> {
+    train_network_private(&kind.network(), data, cfg, protocol, options, opts, report)
+}
+
+/// Trains `network` on `data` under `protocol` (the session of [`train_private_with`]: the
+/// servers keep the variables as shares; each step gets its public dropout masks).
+pub fn train_network_private(
+    network: &Network,
+    data: &Mnist,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    opts: &TrainOptions,
     mut report: impl FnMut(StepReport),
 ) -> Result<PrivateModel> {
     let steps = schedule(data.len(), cfg);
@@ -389,9 +447,10 @@ pub fn train_private_with(
             ),
         });
     }
-    let programs = training_programs_with(kind, cfg, protocol, options, opts.step_spec())?;
+    let (programs, masks) =
+        network_training_programs(network, cfg, protocol, options, opts.step_spec())?;
     let init_program = programs.init.clone();
-    let mut model = PrivateModel::new(programs, Box::new(ZooGraphs(kind)), protocol, options);
+    let mut model = PrivateModel::new(programs, Box::new(network.clone()), protocol, options);
     let checkpoints = opts
         .checkpoint
         .as_ref()
@@ -401,7 +460,7 @@ pub fn train_private_with(
         })
         .transpose()?;
     if let Some(w) = &opts.init_weights {
-        check_initial_weights(kind, w, "the initial weights")?;
+        check_network_weights(network, "this", w, "the initial weights")?;
     }
     let init = init_inputs(opts.init_weights.as_ref());
     let start = match (&checkpoints, opts.resume) {
@@ -431,7 +490,7 @@ pub fn train_private_with(
     model.start = start;
     let end = opts.stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in steps.iter().take(end).skip(start) {
-        let inputs = step_inputs(data, s)?;
+        let inputs = step_inputs_with(data, s, &dropout_masks(&masks, cfg.seed, s.step))?;
         let run = model.step(&inputs)?;
         let loss = if opts.reveal_loss {
             Some(mean_loss(run.float(CLIENT, LOSS)?))
@@ -508,20 +567,32 @@ impl PrivateModel {
         &self.session
     }
 
-    /// Logits `[n, classes]` of `examples` (images `[n, 28, 28, 1]`, or what the session's
-    /// prediction graph takes) from the still-shared model, in batches of at most `batch`:
-    /// each batch is a private prediction whose logits only the client receives.
+    /// Logits `[n, k]` of `examples` `[n, ...]` (images, or what the session's prediction graph
+    /// takes) from the still-shared model, in batches of at
+    /// most `batch`: each batch is a private prediction whose logits only the client
+    /// receives.
     pub fn predict(&mut self, examples: &ArrayD<f32>, batch: usize) -> Result<Array2<f32>> {
+        self.predict_observed(examples, batch, &mut |_| {})
+    }
+
+    /// [`PrivateModel::predict`], showing `observe` every batch's run (its traffic).
+    pub fn predict_observed(
+        &mut self,
+        examples: &ArrayD<f32>,
+        batch: usize,
+        observe: &mut dyn FnMut(&InProcessRun),
+    ) -> Result<Array2<f32>> {
         let n = examples.shape().first().copied().unwrap_or(0);
         let mut out: Option<Array2<f32>> = None;
         let mut start = 0;
         while start < n {
             let size = batch.max(1).min(n - start);
             let run = self.predict_batch(examples, start, size)?;
+            observe(&run);
             let logits = run.float(CLIENT, LOGITS)?;
             let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
-            let out = out.get_or_insert_with(|| Array2::zeros((n, logits.ncols())));
-            out.slice_mut(ndarray::s![start..start + size, ..])
+            out.get_or_insert_with(|| Array2::zeros((n, logits.ncols())))
+                .slice_mut(ndarray::s![start..start + size, ..])
                 .assign(&logits);
             start += size;
         }

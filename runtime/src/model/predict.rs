@@ -1,0 +1,84 @@
+//! [`Model::predict`]'s three ways: plaintext, a serving session over the model owner's
+//! weights, or the servers' shares after private training.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ndarray::{s, Array2, ArrayD, Axis, Ix2};
+use shareflow_compiler::compile_serving;
+use shareflow_graphs::network::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::nn::Params;
+use shareflow_ops::plain::to_rank;
+
+use super::{fold_batchnorm, no_weights, Model};
+use crate::exec::{InProcessRun, ServingSession};
+use crate::plain::train::predict_network;
+use crate::Result;
+
+/// How long a party waits for a peer's message.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Model {
+    /// The outputs, the bytes of the prediction runs and their most rounds.
+    pub(super) fn predict_measured(
+        &mut self,
+        images: &ArrayD<f32>,
+        batch: usize,
+    ) -> Result<(Array2<f32>, u64, u32)> {
+        let mut bytes = 0;
+        let mut rounds = 0;
+        let mut count = |run: &InProcessRun| {
+            bytes += run.bytes();
+            rounds = rounds.max(run.rounds());
+        };
+        let Some(protocol) = self.protocol.secure() else {
+            let weights = self.reveal_weights()?.clone();
+            let (network, weights) = fold_batchnorm(&self.network, &weights)?;
+            let out = predict_network(&network, &weights, images, batch, &mut |_, _| {})?;
+            return Ok((out, 0, 0));
+        };
+        if let Some(private) = self.private.as_mut() {
+            let out = private.predict_observed(images, batch, &mut count)?;
+            return Ok((out, bytes, rounds));
+        }
+        let weights = self.weights.as_ref().ok_or_else(no_weights)?;
+        let (network, weights) = fold_batchnorm(&self.network, weights)?;
+        let n = images.shape().first().copied().unwrap_or(0);
+        let mut out: Option<Array2<f32>> = None;
+        let mut start = 0;
+        while start < n {
+            let size = batch.max(1).min(n - start);
+            let session = match self.serving.entry(size) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => {
+                    let graph = network.prediction(size, Params::Inputs)?.graph;
+                    let serving = compile_serving(&graph, protocol, self.options)?;
+                    let mut session = ServingSession::new(serving, TIMEOUT)?;
+                    let mut owner = HashMap::new();
+                    for p in network.params() {
+                        owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
+                    }
+                    session.setup(&HashMap::from([(MODEL_OWNER.to_string(), owner)]))?;
+                    e.insert(session)
+                }
+            };
+            let slice = images
+                .slice_axis(Axis(0), (start..start + size).into())
+                .to_owned();
+            let inputs = HashMap::from([(
+                CLIENT.to_string(),
+                HashMap::from([(IMAGE.to_string(), slice)]),
+            )]);
+            let run = session.predict(&inputs)?;
+            count(&run);
+            let logits = run.float(CLIENT, LOGITS)?;
+            let logits = to_rank::<_, Ix2>(logits.view(), "logits")?;
+            out.get_or_insert_with(|| Array2::zeros((n, logits.ncols())))
+                .slice_mut(s![start..start + size, ..])
+                .assign(&logits);
+            start += size;
+        }
+        Ok((out.unwrap_or_else(|| Array2::zeros((0, 0))), bytes, rounds))
+    }
+}
