@@ -6,49 +6,91 @@ use thiserror::Error;
 /// at fault.
 #[derive(Debug, Error)]
 pub enum RuntimeError {
+    /// An error of the shared operations (fixed-point encoding, shapes, tensor files).
     #[error(transparent)]
     Ops(#[from] shareflow_ops::OpsError),
+    /// An error of a logical graph (building, validating or loading it).
     #[error(transparent)]
     Graph(#[from] shareflow_graphs::GraphError),
     /// Compiling a graph this crate builds (training sessions, federated aggregation).
     #[error(transparent)]
     Compile(#[from] shareflow_compiler::CompileError),
+    /// A file (data set, weights, checkpoint, graph) that cannot be read or is not valid.
     #[error("{path}: {message}")]
-    File { path: String, message: String },
+    File {
+        /// The file's path.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A node of the program cannot run (missing operand, wrong shape or kind).
     #[error("node {node}: {message}")]
-    Node { node: String, message: String },
+    Node {
+        /// The node's name.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A local kernel failed on its operands.
     #[error("node {node}: {source}")]
     Kernel {
+        /// The node whose kernel failed.
         node: String,
+        /// The kernel's error.
         #[source]
         source: shareflow_ops::OpsError,
     },
     /// Inputs given for a party that the compiled graph does not have.
     #[error("inputs given for party {party:?}, which the graph does not have (parties: {known})")]
-    UnknownParty { party: String, known: String },
+    UnknownParty {
+        /// The party named by the inputs.
+        party: String,
+        /// The graph's parties, comma-separated.
+        known: String,
+    },
     /// An input value given that the party's program does not take (a misspelt name, or
     /// another run's input).
     #[error("party {party}: {input:?} is not one of its inputs in this graph (inputs: {known})")]
     UnknownInput {
+        /// The party the input was given for.
         party: String,
+        /// The input's name.
         input: String,
+        /// The party's inputs in this graph, comma-separated.
         known: String,
     },
     /// A link to a peer failed: it closed, crashed, refused us, or sent something invalid.
     #[error("peer {peer}: {message}")]
-    Transport { peer: String, message: String },
+    Transport {
+        /// The peer's party name.
+        peer: String,
+        /// What happened.
+        message: String,
+    },
     /// A peer failed the handshake: another graph, name, protocol version or session.
     #[error("peer {peer}: {message}")]
-    Handshake { peer: String, message: String },
+    Handshake {
+        /// The peer's party name.
+        peer: String,
+        /// What did not match.
+        message: String,
+    },
     /// A peer closed the connection because a party failed; `failure` says which and how.
     #[error("peer {peer}: {failure}")]
-    PeerFailed { peer: String, failure: Failure },
+    PeerFailed {
+        /// The peer that closed the connection.
+        peer: String,
+        /// Which party failed and how, as the peer told us.
+        failure: Failure,
+    },
     /// A peer's batch of a round did not arrive in time.
     #[error("peer {peer}: no batch of {} arrived within {after:?}", crate::round::Round(*round))]
     Timeout {
+        /// The peer whose batch is missing.
         peer: String,
+        /// The round number on the wire (run and round within the run).
         round: u32,
+        /// How long we waited.
         after: std::time::Duration,
     },
     /// Certificates, keys or the TLS configuration.
@@ -56,14 +98,26 @@ pub enum RuntimeError {
     Tls(String),
     /// A cluster file or transport setting is wrong; `field` names it (e.g. `parties.server0.address`).
     #[error("config {field}: {message}")]
-    Config { field: String, message: String },
+    Config {
+        /// The setting at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Bytes that are not a valid batch; `field` names the header or entry field at fault.
     #[error("wire format: {field}: {message}")]
-    Wire { field: String, message: String },
+    Wire {
+        /// The header or entry field at fault.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// An operating-system error, with what was being done.
     #[error("{context}: {source}")]
     Io {
+        /// What was being done (e.g. binding a socket, reading a file).
         context: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -182,6 +236,7 @@ impl FailureKind {
 pub struct Failure {
     /// The peer refused us during setup (rather than failing during the run).
     pub refused: bool,
+    /// What went wrong.
     pub kind: FailureKind,
     /// The party the failure is about, if it is one of the session's parties.
     pub party: Option<String>,

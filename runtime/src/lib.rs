@@ -9,6 +9,25 @@
 //! - [`cluster`] and [`keys`]: the cluster file and the certificates of its parties.
 //! - [`data`]: MNIST IDX loading and NumPy files.
 //! - [`federated`]: federated averaging whose aggregation is a secure computation.
+//! - [`exec`]: sessions ([`exec::Session`]) that keep variables as shares across program runs.
+//! - [`train`]: private training on secret-shared data, with checkpoints.
+//! - [`model`]: a Keras-like model: a network with its parties' roles, trained, evaluated, saved.
+//! - [`party`]: one party of a compiled graph as its own process over QUIC.
+//! - [`round`]: round numbers as they travel, shown in their parts in errors.
+//!
+//! # Parties
+//!
+//! Some party names are reserved. The compute parties of every compiled program are `server0`
+//! and `server1` (the two servers holding the shares) and `helper` (the crypto producer of
+//! Pond, the dealer and comparison helper of SecureNN); a graph must not use these names for its
+//! own parties. The zoo's networks name their data owners `model-owner` (holds the weights)
+//! and `client` (holds the images).
+//!
+//! The servers see only seeds, shares and masked openings. An output goes only to the party the
+//! graph names: the receiver of a prediction's output learns the logits in the clear (not only
+//! the predicted class), and nothing else is revealed unless the graph asks for it.
+
+#![warn(missing_docs)]
 
 pub mod cluster;
 pub mod data;

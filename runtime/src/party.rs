@@ -128,13 +128,16 @@ pub fn run_over_quic_with(
 /// The outcome of [`run_serving_over_quic`] for one party: its setup run, then each prediction.
 #[derive(Debug, Clone)]
 pub struct ServingRuns {
+    /// The party's result of the setup run.
     pub setup: PartyResult,
+    /// The party's result of each prediction, in order.
     pub predictions: Vec<PartyResult>,
 }
 
 /// Which run of a serving session a result is of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServingRun {
+    /// The setup run (masked weights kept in the store).
     Setup,
     /// Prediction `i` (from 0).
     Prediction(usize),

@@ -12,7 +12,9 @@ use crate::{Result, RuntimeError};
 /// Which part of the data set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
+    /// The 60,000 training images (`train-*` files).
     Train,
+    /// The 10,000 test images (`t10k-*` files).
     Test,
 }
 
@@ -28,7 +30,9 @@ impl Split {
 /// Images as `[n, 28, 28, 1]` in `[0, 1]` (pixel / 255) and their labels.
 #[derive(Debug, Clone)]
 pub struct Mnist {
+    /// The images, `[n, 28, 28, 1]`, pixel values in `[0, 1]`.
     pub images: Array4<f32>,
+    /// The label (digit 0-9) of each image.
     pub labels: Vec<u8>,
 }
 
@@ -97,10 +101,12 @@ impl Mnist {
         Ok(Mnist { images, labels })
     }
 
+    /// The number of images.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether there are no images.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

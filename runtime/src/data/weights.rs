@@ -22,6 +22,7 @@ pub const MAX_NPZ_BYTES: u64 = 1 << 32;
 /// Named f32 arrays.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Weights {
+    /// The arrays by name (e.g. a layer's `w` or `b`).
     pub arrays: BTreeMap<String, ArrayD<f32>>,
 }
 

@@ -14,7 +14,9 @@ use crate::{Result, RuntimeError};
 /// The result of an in-process run: each party's outputs and metrics, and the wall time.
 #[derive(Debug, Clone)]
 pub struct InProcessRun {
+    /// Each party's result, in the graph's party order.
     pub parties: Vec<PartyResult>,
+    /// Wall time of the whole run (all parties), in milliseconds.
     pub wall_ms: f64,
 }
 

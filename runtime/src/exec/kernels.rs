@@ -18,6 +18,7 @@ use crate::{Result, RuntimeError};
 pub struct KernelContext<'a> {
     /// Separates the PRG streams of one run from every other run's.
     pub session: u128,
+    /// The party's input values for this run, by input name.
     pub inputs: &'a HashMap<String, ArrayD<f32>>,
     /// INSECURE, tests only: derive every sampled seed from this one (see
     /// [`super::Randomness::Replay`]).
@@ -357,6 +358,7 @@ fn sample_seed(instr: &Instr, cx: &KernelContext<'_>) -> std::result::Result<[u8
     }
 }
 
+/// An instruction's name for errors and traces: its id, kernel, and the logical node it comes from.
 pub fn label(instr: &Instr) -> String {
     match &instr.origin {
         Some(o) => format!("{} ({} of {o})", instr.id, instr.kernel.name()),

@@ -11,35 +11,50 @@ use crate::transport::{Transport, TransportStats};
 /// Traffic with one peer during a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PeerTraffic {
+    /// The peer's party name.
     pub peer: String,
+    /// Bytes of the batches sent to the peer (frames as on the wire).
     pub bytes_sent: u64,
+    /// Bytes of the batches received from the peer.
     pub bytes_received: u64,
+    /// Batches sent to the peer (one per round with traffic).
     pub messages_sent: u64,
+    /// Batches received from the peer.
     pub messages_received: u64,
 }
 
 /// Time spent in one kind of kernel.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KernelTime {
+    /// How many kernels of this kind ran.
     pub count: u64,
+    /// Their total wall time, in milliseconds.
     pub ms: f64,
 }
 
 /// One party's figures for one run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PartyMetrics {
+    /// The party's name.
     pub party: String,
+    /// Wall time of the run, in milliseconds.
     pub wall_ms: f64,
     /// Rounds of the program (the last round's index plus one).
     pub rounds: u32,
+    /// Bytes sent to all peers.
     pub bytes_sent: u64,
+    /// Bytes received from all peers.
     pub bytes_received: u64,
+    /// Batches sent to all peers.
     pub messages_sent: u64,
+    /// Traffic per peer, for the peers exchanged with.
     pub peers: Vec<PeerTraffic>,
+    /// Time per kernel kind, by kernel name.
     pub kernels: BTreeMap<String, KernelTime>,
 }
 
 impl PartyMetrics {
+    /// Empty figures for `party`.
     pub fn new(party: &str) -> Self {
         PartyMetrics {
             party: party.into(),
@@ -47,6 +62,7 @@ impl PartyMetrics {
         }
     }
 
+    /// Adds one run of the kernel `name` that took `t`.
     pub fn record_kernel(&mut self, name: &str, t: Duration) {
         // No key allocated for the kernels seen before (nearly every call).
         let k = match self.kernels.get_mut(name) {

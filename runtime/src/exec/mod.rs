@@ -32,6 +32,7 @@ use crate::{Result, RuntimeError};
 pub struct PartyResult {
     /// Outputs by name: floats for the outputs of a graph, any kind for hand-built programs.
     pub outputs: HashMap<String, Value>,
+    /// What the party measured during the run.
     pub metrics: PartyMetrics,
 }
 

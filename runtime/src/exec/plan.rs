@@ -24,6 +24,7 @@ pub struct RoundPlan {
 /// The plan of a program.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The rounds, in order: each round's local instructions, sends and receives.
     pub rounds: Vec<RoundPlan>,
     /// For every instruction, the values whose last use it is.
     pub frees: Vec<Vec<ValueId>>,

@@ -90,6 +90,7 @@ impl ServingSession {
         Ok(s)
     }
 
+    /// The serving graph (setup and predict programs) this session runs.
     pub fn graph(&self) -> &ServingGraph {
         &self.graph
     }
@@ -225,10 +226,12 @@ impl ServingParty {
         self.digest
     }
 
+    /// The party's store: the values its setup kept for the predictions.
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    /// Takes the party's store, to keep it for a later session of the same graph.
     pub fn into_store(self) -> Store {
         self.store
     }

@@ -23,6 +23,7 @@ use crate::{Result, RuntimeError};
 /// A compiled program of a session and its plans.
 #[derive(Debug, Clone)]
 pub struct SessionProgram {
+    /// The compiled program (one program per party).
     pub graph: CompiledGraph,
     plans: Vec<Plan>,
 }
@@ -174,6 +175,7 @@ impl SessionParty {
         out
     }
 
+    /// The party's store: the variables' shares and other values kept between runs.
     pub fn store(&self) -> &Store {
         &self.store
     }

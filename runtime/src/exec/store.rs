@@ -27,6 +27,7 @@ pub struct Store {
 }
 
 impl Store {
+    /// An empty store, not stamped with any graph.
     pub fn new() -> Store {
         Store::default()
     }
@@ -76,10 +77,12 @@ impl Store {
         }
     }
 
+    /// The number of values stored.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// Whether nothing is stored.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

@@ -30,16 +30,20 @@ pub fn mean_output(tensor: &str) -> String {
 /// A named tensor of the model: its name and shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorSpec {
+    /// The tensor's name (e.g. `fc1/w`).
     pub name: String,
+    /// The tensor's shape.
     pub shape: Vec<usize>,
 }
 
 /// The aggregation graph and what it was built for.
 #[derive(Debug, Clone)]
 pub struct AggregationGraph {
+    /// The logical graph: each owner inputs its update, the model owner receives the means.
     pub graph: Graph,
     /// The contributing owners' party names, in input order.
     pub owners: Vec<String>,
+    /// The model's tensors, in the order the graph takes them.
     pub tensors: Vec<TensorSpec>,
 }
 

@@ -38,6 +38,7 @@ pub type Contribution = (String, Weights);
 pub trait Aggregator {
     /// Its error; the FedAvg loop's own errors convert into it.
     type Error: From<RuntimeError>;
+    /// Aggregates the contributions (the owners' updates) into their means.
     fn aggregate(
         &mut self,
         contributions: &[Contribution],
@@ -92,7 +93,9 @@ pub fn collect_mean(
 
 /// The aggregation graph of one set of contributors, compiled.
 pub struct Compiled {
+    /// The aggregation graph it was compiled from.
     pub spec: AggregationGraph,
+    /// The compiled program of every party.
     pub compiled: CompiledGraph,
 }
 

@@ -23,7 +23,9 @@ use crate::{Result, RuntimeError};
 pub struct LocalConfig {
     /// SGD steps per round.
     pub steps: usize,
+    /// Images per SGD step.
     pub batch: usize,
+    /// Learning rate.
     pub lr: f32,
     /// Momentum of SGD; the velocity starts at zero every round.
     pub momentum: f32,
@@ -48,6 +50,7 @@ pub struct LocalTrainer {
 }
 
 impl LocalTrainer {
+    /// Builds the training graph of `kind`; refuses zero steps or a zero batch.
     pub fn new(kind: ModelKind, cfg: LocalConfig) -> Result<LocalTrainer> {
         if cfg.steps == 0 || cfg.batch == 0 {
             return Err(RuntimeError::Node {

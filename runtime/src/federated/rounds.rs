@@ -29,11 +29,13 @@ use crate::{Result, RuntimeError};
 /// A federation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FedConfig {
+    /// The network trained.
     pub kind: ModelKind,
     /// Data owners, each with a disjoint shard of the training images.
     pub owners: usize,
     /// Federated rounds.
     pub rounds: usize,
+    /// The owners' local training.
     pub local: LocalConfig,
     /// The probability that an owner misses a round (0: every owner contributes every round).
     pub absent: f64,

@@ -22,6 +22,7 @@ pub use session::{public_initial, Session};
 /// Every node's value after a run.
 #[derive(Debug, Default)]
 pub struct Evaluation {
+    /// The value of every node that ran, by node id.
     pub values: HashMap<NodeId, ArrayD<f32>>,
 }
 

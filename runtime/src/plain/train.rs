@@ -29,9 +29,13 @@ use crate::{Result, RuntimeError};
 /// Hyper-parameters of [`train`].
 #[derive(Debug, Clone, Copy)]
 pub struct TrainConfig {
+    /// Passes over the training images.
     pub epochs: usize,
+    /// Images per SGD step (a final partial batch of an epoch is dropped).
     pub batch: usize,
+    /// Initial learning rate, decayed by a cosine over all steps.
     pub lr: f32,
+    /// Momentum of SGD.
     pub momentum: f32,
     /// Seeds the initial weights and the shuffling (training is then reproducible).
     pub seed: u64,
@@ -52,9 +56,13 @@ impl Default for TrainConfig {
 /// What [`train`] reports after every step.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
+    /// The epoch of the step (from 0).
     pub epoch: usize,
+    /// The steps done, 1-based.
     pub step: usize,
+    /// The steps of the whole run.
     pub steps: usize,
+    /// The mean loss of the step's batch.
     pub loss: f32,
 }
 
@@ -85,9 +93,13 @@ pub fn one_hot_of(labels: &[u8], classes: usize) -> Result<ArrayD<f32>> {
 /// One step of a training run: its epoch, number, learning rate and examples.
 #[derive(Debug, Clone)]
 pub struct ScheduledStep {
+    /// The epoch of the step (from 0).
     pub epoch: usize,
+    /// The step's index over the whole run (from 0).
     pub step: usize,
+    /// The step's learning rate (after the cosine decay).
     pub lr: f32,
+    /// The indices of the batch's examples in the data set.
     pub indices: Vec<usize>,
 }
 

@@ -52,6 +52,7 @@ const KEEP: usize = 2;
 /// Where and how often a training session writes checkpoints.
 #[derive(Debug, Clone)]
 pub struct CheckpointOptions {
+    /// The directory of the checkpoints (each server writes its own shares there).
     pub dir: PathBuf,
     /// Steps between two checkpoints (0: never).
     pub every: usize,
@@ -73,15 +74,22 @@ impl CheckpointOptions {
 /// The schedule a session follows: a resumed session must follow the same one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleId {
+    /// The number of training images.
     pub images: usize,
+    /// Passes over the training images.
     pub epochs: usize,
+    /// Images per step.
     pub batch: usize,
+    /// Initial learning rate.
     pub lr: f32,
+    /// Momentum of SGD.
     pub momentum: f32,
+    /// Seed of the initial weights and the shuffling.
     pub seed: u64,
 }
 
 impl ScheduleId {
+    /// The schedule of training on `images` images with `cfg`.
     pub fn new(images: usize, cfg: &TrainConfig) -> ScheduleId {
         ScheduleId {
             images,

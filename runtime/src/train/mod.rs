@@ -65,12 +65,17 @@ pub fn mean_loss(loss: &ArrayD<f32>) -> f32 {
 /// What one step cost, as measured.
 #[derive(Debug, Clone)]
 pub struct StepReport {
+    /// The epoch of the step (from 0).
     pub epoch: usize,
     /// 1-based.
     pub step: usize,
+    /// The steps of the whole run.
     pub steps: usize,
+    /// Wall time of the step (all parties), in milliseconds.
     pub ms: f64,
+    /// Bytes sent by all parties in the step.
     pub bytes: u64,
+    /// Rounds of the step's program.
     pub rounds: u32,
     /// Each party's bytes sent, bytes received and wall milliseconds in the step.
     pub per_party: Vec<(String, u64, u64, f64)>,
@@ -120,7 +125,9 @@ impl SessionGraphs for Network {
 
 /// A network trained (or being trained) privately: the session whose servers hold it.
 pub struct PrivateModel {
+    /// The protocol the session runs (SecureNN or Pond).
     pub protocol: ProtocolKind,
+    /// The options the session's programs were compiled with.
     pub options: CompileOptions,
     graphs: Box<dyn SessionGraphs>,
     session: Session,
@@ -134,7 +141,9 @@ pub struct PrivateModel {
 
 /// The compiled programs of a training session of network `kind` with batches of `batch`.
 pub struct TrainingPrograms {
+    /// The program that initialises the variables' shares.
     pub init: SessionProgram,
+    /// The program of one training step (forward, backward, update).
     pub step: SessionProgram,
 }
 
@@ -509,7 +518,7 @@ pub fn train_network_private(
 
 impl PrivateModel {
     /// A session of the compiled `programs` (whose init is not run yet: see
-    /// [`PrivateModel::init`]) whose predictions and reveal are `graphs`'.
+    /// [`PrivateModel::start`], which runs it) whose predictions and reveal are `graphs`'.
     pub fn new(
         programs: TrainingPrograms,
         graphs: Box<dyn SessionGraphs>,

@@ -46,12 +46,19 @@ pub const PLAN_FORMAT: &str = "shareflow-training";
 /// programs (JSON; written by `shareflow train --transport quic`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingPlan {
+    /// Always [`PLAN_FORMAT`].
     pub format: String,
+    /// The network's name (a zoo model or a user's network).
     pub model: String,
+    /// Passes over the training images.
     pub epochs: usize,
+    /// Images per step.
     pub batch: usize,
+    /// Initial learning rate.
     pub lr: f32,
+    /// Momentum of SGD.
     pub momentum: f32,
+    /// Seed of the initial weights and the shuffling.
     pub seed: u64,
     /// Training images the data owner uses (the first ones of its training files).
     pub train_images: usize,
@@ -59,7 +66,9 @@ pub struct TrainingPlan {
     pub test_images: usize,
     /// Images per private prediction.
     pub eval_batch: usize,
+    /// The program that initialises the variables' shares.
     pub init: CompiledGraph,
+    /// The program of one training step.
     pub step: CompiledGraph,
     /// Prediction programs: for `eval_batch` images, then for the remainder if any.
     pub predict: Vec<CompiledGraph>,
@@ -112,17 +121,23 @@ pub struct TrainingOutcome {
 /// One run of a training session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrainingRun {
+    /// The run that initialises the variables' shares.
     Init,
     /// Step `k` (0-based) of `steps`.
     Step {
+        /// The step's index.
         k: usize,
+        /// The steps of the whole session.
         steps: usize,
     },
     /// The prediction of test images `start..start + size`.
     Predict {
+        /// The first test image.
         start: usize,
+        /// The number of images.
         size: usize,
     },
+    /// The run that opens the trained weights to their receiver.
     Reveal,
 }
 
@@ -208,6 +223,7 @@ impl TrainingPlan {
         Ok(plan)
     }
 
+    /// The training recipe (epochs, batch, learning rate, momentum, seed) of this plan.
     pub fn config(&self) -> TrainConfig {
         TrainConfig {
             epochs: self.epochs,
