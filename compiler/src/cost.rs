@@ -34,9 +34,13 @@ pub fn entry_bytes(kind: ValueKind, shape: &[usize]) -> usize {
 /// Traffic from one party to another.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Link {
+    /// The sending party.
     pub from: String,
+    /// The receiving party.
     pub to: String,
+    /// Bytes on the link, frame headers included.
     pub bytes: u64,
+    /// Batches on the link (one per round in which it carries anything).
     pub messages: u64,
 }
 
@@ -44,15 +48,20 @@ pub struct Link {
 /// the batches on that link; the batches' frame headers are the link's, no layer's.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LayerLink {
+    /// The sending party.
     pub from: String,
+    /// The receiving party.
     pub to: String,
+    /// Bytes of the layer's entries on the link (payload and entry headers).
     pub bytes: u64,
+    /// The layer's entries (tensors) on the link.
     pub entries: u64,
 }
 
 /// Traffic that one logical node (layer) causes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct LayerCost {
+    /// The logical node's name.
     pub layer: String,
     /// Its entries' bytes on every link (frame headers excluded).
     pub bytes: u64,
@@ -65,9 +74,13 @@ pub struct LayerCost {
 /// Rounds and bytes of a compiled graph.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CostReport {
+    /// The protocol's name (`pond` or `securenn`).
     pub protocol: String,
+    /// Rounds of communication of the whole program.
     pub rounds: u32,
+    /// Bytes sent by all parties, frame headers included.
     pub bytes: u64,
+    /// Batches sent by all parties.
     pub messages: u64,
     /// Per ordered pair of parties that exchange anything.
     pub links: Vec<Link>,

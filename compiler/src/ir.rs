@@ -53,7 +53,10 @@ pub enum Draw {
     /// Uniform in Z_{2^64-1}.
     OddRing,
     /// Uniform in Z_p (a `Small` value).
-    Field { p: u8 },
+    Field {
+        /// The prime modulus.
+        p: u8,
+    },
     /// Uniform bits (a `Small` value).
     Bits,
 }
@@ -79,106 +82,144 @@ pub enum Exchange {
 pub enum Kernel {
     /// A float input this party provides at run time.
     Input {
+        /// The input's name, as the party gives it.
         name: String,
     },
     /// Keeps a float value as this party's output `name`.
     Output {
+        /// The output's name, as the party receives it.
         name: String,
     },
     /// A float constant (row-major).
     FloatConst {
+        /// The values.
         values: Vec<f32>,
     },
     /// A ring constant (row-major words).
     RingConst {
+        /// The words.
         values: Vec<u64>,
     },
     /// A logical op computed in the clear on float values (a party's own private data).
     Plain {
+        /// The op, on the node's float inputs.
         op: Op,
     },
     /// Float to fixed point in Z_2^64 (an error, not a wrap, when a value is out of range).
     Encode {
+        /// Fractional bits of the fixed-point encoding.
         frac_bits: u32,
     },
     /// Fixed point in Z_2^64 to float.
     Decode {
+        /// Fractional bits of the encoding.
         frac_bits: u32,
     },
     /// Z_2^64 arithmetic, the second operand equal in shape or a trailing part (bias).
     Add,
+    /// Z_2^64 subtraction, broadcasting as `Add`.
     Sub,
+    /// Z_2^64 negation.
     Neg,
+    /// Z_2^64 elementwise product, broadcasting as `Add`.
     Mul,
+    /// Z_2^64 matrix product of two 2-D tensors.
     MatMul,
     /// NHWC by HWIO.
     Conv2d {
+        /// Stride along height and width.
         stride: [usize; 2],
+        /// Same or valid padding.
         padding: Padding,
     },
     /// The gradient of `Conv2d` with respect to its input of shape `input_shape` (NHWC): inputs
     /// `dy` (NHWC) and the filter (HWIO). Bilinear, like `Conv2d`.
     Conv2dBackpropInput {
+        /// Stride along height and width.
         stride: [usize; 2],
+        /// Same or valid padding.
         padding: Padding,
+        /// The shape of the forward input (NHWC).
         input_shape: [usize; 4],
     },
     /// The gradient of `Conv2d` with respect to its filter of shape `filter_shape` (HWIO):
     /// inputs `x` (NHWC) and `dy` (NHWC). Bilinear, like `Conv2d`.
     Conv2dBackpropFilter {
+        /// Stride along height and width.
         stride: [usize; 2],
+        /// Same or valid padding.
         padding: Padding,
+        /// The shape of the filter (HWIO).
         filter_shape: [usize; 4],
     },
     /// Sum over each window (average pooling before the division).
     SumPool2d {
+        /// The pooling window (size, stride, padding).
         window: Window,
     },
     /// Arithmetic shift right (as i64).
     ShrArith {
+        /// Bits shifted.
         bits: u32,
     },
     /// Logical shift right.
     ShrLogical {
+        /// Bits shifted.
         bits: u32,
     },
     /// Shift left.
     Shl {
+        /// Bits shifted.
         bits: u32,
     },
     /// Bitwise xor with a constant word.
     XorConst {
+        /// The constant.
         value: u64,
     },
+    /// The same words in another shape (same number of elements).
     Reshape {
+        /// The new shape.
         shape: Vec<usize>,
     },
     /// Repeats the input to `shape` (NumPy's `broadcast_to`).
     BroadcastTo {
+        /// The target shape.
         shape: Vec<usize>,
     },
+    /// Permutes the axes.
     Transpose {
+        /// Input axis of each output axis.
         perm: Vec<usize>,
     },
+    /// Sum along one axis, which is removed.
     ReduceSum {
+        /// The axis summed.
         axis: usize,
     },
     /// A fresh 32-byte seed from the OS.
     SampleSeed,
     /// Expands a seed (the only input) into a tensor; `stream` separates the draws of one seed.
     Expand {
+        /// Separates the draws of one seed.
         stream: u64,
+        /// The distribution drawn from.
         draw: Draw,
+        /// The shape of the tensor drawn.
         shape: Vec<usize>,
     },
     /// Sends the input to `to`.
     Send {
+        /// The receiving party.
         to: Host,
+        /// What the receiver learns.
         exchange: Exchange,
     },
     /// Receives the value that `send` sends.
     Recv {
+        /// The sending party.
         from: Host,
+        /// The id of the matching `Send` node (in the sender's program).
         send: ValueId,
     },
     /// Keeps the input in this party's session store under `key`, for the later runs of the
@@ -186,25 +227,30 @@ pub enum Kernel {
     /// Written when the run ends, so a run that fails changes nothing and every `Load` of a run
     /// reads the value from before it.
     Store {
+        /// The key the value is kept under.
         key: StoreKey,
     },
     /// The value an earlier run of the session stored under `key`.
     Load {
+        /// The key the value was kept under.
         key: StoreKey,
     },
     /// A public value given to the party at each run under `name` (a graph's
     /// [`Op::Parameter`], such as a learning rate), as a float.
     Parameter {
+        /// The parameter's name.
         name: String,
     },
     /// The public first value of a variable, drawn from its seeded initialiser (a float).
     Initializer {
+        /// The variable's initialiser (distribution and seed).
         init: shareflow_graphs::Init,
     },
     // SecureNN (compiler/src/lower/securenn): the odd ring Z_{2^64-1}, bits and Z_p, and the
     // layout of comparison trees.
     /// Z_{2^64-1} addition and subtraction (odd-ring values, broadcasting as `Add`).
     OddAdd,
+    /// Z_{2^64-1} subtraction.
     OddSub,
     /// A Z_2^64 word read as an element of Z_{2^64-1} (reduced mod 2^64 - 1).
     RingToOdd,
@@ -213,18 +259,22 @@ pub enum Kernel {
     /// The lowest `bits` bits (up to 64) of each ring or odd-ring word as a trailing axis,
     /// least significant first (`Small`, valid elements of any Z_p).
     BitDecompose {
+        /// Bits extracted (up to 64).
         bits: u32,
     },
     /// Bit `bit` of each ring word (`Small`).
     BitAt {
+        /// Index of the bit (0 is the least significant).
         bit: u32,
     },
     /// Bitwise and with a constant word (a ring word mod `2^k` with `value = 2^k - 1`).
     AndConst {
+        /// The constant word.
         value: u64,
     },
     /// The XOR of two `Small` bits (same shape), negated if `not`.
     XorBits {
+        /// Negate the XOR.
         not: bool,
     },
     /// The least significant bit of each ring or odd-ring word (`Small`).
@@ -233,15 +283,18 @@ pub enum Kernel {
     IsZero,
     /// A bit (`Small`) as a word 0 or 1 of `kind` (ring or odd ring).
     BitTo {
+        /// The kind of the output word.
         kind: ValueKind,
     },
     /// A share (ring or odd ring) of a bit XOR a public bit (`Small`, same shape):
     /// `s + [add] b - 2 b s`; `add` on exactly one server.
     XorPublicBit {
+        /// Whether this server adds the public bit (exactly one of the two does).
         add: bool,
     },
     /// Z_p subtraction on `Small` values (broadcasting as `Sub`).
     FieldSub {
+        /// The field's modulus.
         p: u8,
     },
     /// Shares of `(b XOR bit) * v` from a ring share of `bit * v`, a public bit `b` (`Small`)
@@ -253,55 +306,73 @@ pub enum Kernel {
     /// seed for their common randomness s_i, z_i, the rotations and u_i, drawn in stream `stream` when the
     /// kernel runs), output the masked, rotated shares `d` `[.., n]` it sends the helper.
     PrivateCompare {
+        /// The server (0 or 1) running the kernel.
         party: u8,
+        /// The field's modulus.
         p: u8,
+        /// The stream of the pair seed the common randomness is drawn from.
         stream: u64,
     },
     /// 1 where some element of the last axis of the sum over Z_p of two `Small` tensors is 0;
     /// the axis is removed (PrivateCompare's steps 15-16 in one pass).
     AnyZeroSum {
+        /// The field's modulus.
         p: u8,
     },
     /// The lowest `n` bits of ring or odd-ring words (the first input) minus a `Small` tensor
     /// `[.., n]` over Z_p (the second): the helper's share of the bits for server 1 when
     /// server 0's is the second input.
     BitsMinus {
+        /// The field's modulus.
         p: u8,
     },
     /// The windows of an NHWC ring tensor as `[N, OH, OW, C, KH*KW]`; cells outside the
     /// input hold the word `pad`.
     Windows {
+        /// The pooling window.
         window: Window,
+        /// The word of cells outside the input.
         pad: u64,
     },
     /// The adjoint of `Windows`: each cell of `[N, OH, OW, C, KH*KW]` added back into the
     /// input cell it was read from, giving `input_shape` (NHWC); padding cells dropped.
     WindowsAdd {
+        /// The pooling window.
         window: Window,
+        /// The shape of the input (NHWC).
         input_shape: [usize; 4],
     },
     /// `len` elements of `axis` from `start`, every `step`-th (ring).
     StridedSlice {
+        /// The axis sliced.
         axis: usize,
+        /// The first index taken.
         start: usize,
+        /// Distance between two indices taken.
         step: usize,
+        /// Number of indices taken.
         len: usize,
     },
     /// Two ring tensors joined along `axis`.
     Concat {
+        /// The axis joined along.
         axis: usize,
     },
     /// A ring tensor of the node's shape holding `scale * i` at position `i` of `axis`.
     Iota {
+        /// The axis along which the value grows.
         axis: usize,
+        /// The step between two positions.
         scale: u64,
     },
     /// For each ring word g, the one-hot ring vector of length `n` with its 1 at `g mod n`.
     OneHot {
+        /// Length of the one-hot vectors.
         n: usize,
     },
     /// `out[.., i] = x[.., (i + k) mod n]` for `i < keep` (x `[.., n]`, k `[..]`, ring).
     RotateLast {
+        /// Positions kept in the last axis.
         keep: usize,
     },
 }
@@ -392,11 +463,15 @@ impl Kernel {
 /// One node of the compiled graph.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LowNode {
+    /// The party computing (or, for an exchange half, holding) the value.
     pub host: Host,
+    /// What the node computes.
     pub kernel: Kernel,
+    /// The node's operands, in order.
     pub inputs: Vec<ValueId>,
     /// The kind and shape of the value (for a `Send`: of the value sent).
     pub kind: ValueKind,
+    /// The shape of the value (for a `Send`: of the value sent).
     pub shape: Vec<usize>,
     /// The logical node (layer) this node was lowered from, for per-layer costs.
     pub origin: Option<String>,
@@ -405,6 +480,7 @@ pub struct LowNode {
 /// The compiled graph of every party before partitioning.
 #[derive(Debug, Clone, Default)]
 pub struct LowGraph {
+    /// Every node, live or dead, by id.
     pub nodes: Vec<LowNode>,
     /// Removed by a pass (ids stay stable).
     pub dead: Vec<bool>,
@@ -418,6 +494,7 @@ impl LowGraph {
         ValueId((self.nodes.len() - 1) as u32)
     }
 
+    /// The node of `id` (panics if `id` is not in the graph).
     pub fn node(&self, id: ValueId) -> &LowNode {
         &self.nodes[id.0 as usize]
     }

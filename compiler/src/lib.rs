@@ -10,6 +10,8 @@
 //! 3. **Partition**: one [`Program`] per party, its instructions tagged with their round.
 //!    [`CompiledGraph::cost`] gives rounds and bytes per party pair without running anything.
 
+#![warn(missing_docs)]
+
 pub mod cost;
 pub mod dot;
 pub mod error;
@@ -45,11 +47,16 @@ pub type Result<T> = std::result::Result<T, CompileError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProtocolKind {
+    /// Pond: two servers, the helper as crypto producer (triples, truncation pairs); activations
+    /// are polynomials.
     Pond,
+    /// SecureNN: two servers, the helper as dealer and comparison helper (exact ReLU and max
+    /// pool).
     SecureNN,
 }
 
 impl ProtocolKind {
+    /// The protocol's name in files and on the command line (`pond`, `securenn`).
     pub fn name(self) -> &'static str {
         match self {
             ProtocolKind::Pond => "pond",

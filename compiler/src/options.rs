@@ -55,7 +55,9 @@ pub enum Truncation {
 /// (`|c| < 2^(31 - f)`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PolyApprox {
+    /// Half-width of the interval fitted, `[-interval, interval]` (real values, not ring units).
     pub interval: f64,
+    /// Degree of the polynomial.
     pub degree: usize,
 }
 
@@ -84,6 +86,7 @@ pub struct CompileOptions {
     /// Fractional bits of fixed point, from [`MIN_FRAC_BITS`] to [`MAX_FRAC_BITS`] (default
     /// 16). Inputs must satisfy `|x| < 2^(31 - f)`; the only place the precision is set.
     pub frac_bits: u32,
+    /// How products are truncated back to `frac_bits` fractional bits.
     pub truncation: Truncation,
     /// Pond's ReLU (see [`PolyApprox`]: wrong outside its interval).
     pub relu: PolyApprox,

@@ -9,6 +9,7 @@ use shareflow_ops::OpsError;
 
 /// The value of an op.
 pub struct PlainOut {
+    /// The op's result.
     pub value: ArrayD<f32>,
 }
 

@@ -17,11 +17,16 @@ pub const VERSION: u32 = 2;
 /// One instruction of a party's program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instr {
+    /// The instruction's value (its node id in the compiled graph).
     pub id: ValueId,
+    /// What it computes.
     pub kernel: Kernel,
+    /// Its operands, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inputs: Vec<ValueId>,
+    /// The kind of its value (float, ring, odd ring, small, seed).
     pub kind: ValueKind,
+    /// The shape of its value.
     pub shape: Vec<usize>,
     /// The round it runs in (for a send or receive: the round the message travels in).
     pub round: u32,
@@ -33,31 +38,45 @@ pub struct Instr {
 /// A party's program: its instructions in an order where inputs come first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Program {
+    /// The party running it.
     pub party: String,
+    /// The party's index in [`CompiledGraph::parties`].
     pub host: Host,
+    /// The instructions.
     pub instrs: Vec<Instr>,
 }
 
 /// An input a party provides, or an output it receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IoSpec {
+    /// The party.
     pub party: String,
+    /// The input's or output's name.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
 }
 
 /// A compiled graph: every party's program, the parties, and the static costs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompiledGraph {
+    /// Always [`FORMAT`].
     pub format: String,
+    /// The format version ([`VERSION`]).
     pub version: u32,
+    /// The protocol's name (`pond` or `securenn`).
     pub protocol: String,
+    /// Every party by host: the compute parties, then the graph's own.
     pub parties: Vec<String>,
+    /// The options compiled with.
     pub options: CompileOptions,
+    /// The inputs the parties provide at run time.
     pub inputs: Vec<IoSpec>,
+    /// The outputs the parties receive.
     pub outputs: Vec<IoSpec>,
     /// Communication rounds.
     pub rounds: u32,
+    /// Each party's program, by host.
     pub programs: Vec<Program>,
 }
 

@@ -38,7 +38,12 @@ impl std::str::FromStr for Detail {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Key {
     /// The kernels of one layer on one party.
-    Group { layer: LayerId, host: Host },
+    Group {
+        /// The layer.
+        layer: LayerId,
+        /// The party.
+        host: Host,
+    },
     /// One kernel (of a layer drawn in detail).
     Kernel(ValueId),
 }
@@ -46,13 +51,16 @@ pub enum Key {
 /// A vertex: what it holds and the rounds it spans.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Vertex {
+    /// The party whose kernels it holds.
     pub host: Host,
+    /// The layer its kernels come from.
     pub layer: LayerId,
     /// Its kernels (sends and receives included).
     pub kernels: usize,
     /// The first and last round in which its kernels run or its received values are ready
     /// (the round after their message travels).
     pub first: u32,
+    /// See `first`.
     pub last: u32,
     /// For a single kernel: its name and shape.
     pub kernel: Option<(&'static str, Vec<usize>)>,
@@ -63,6 +71,7 @@ pub struct Vertex {
 pub struct Flow {
     /// Whether values go from the first vertex to the second, and back.
     pub forward: bool,
+    /// See `forward`.
     pub backward: bool,
     /// The entries' bytes on the wire (payload and entry headers; the frame header of each
     /// message is the round's, see [`View::frame_bytes`]).
@@ -87,10 +96,15 @@ impl Flow {
 /// A drawing of a compiled graph.
 #[derive(Debug, Clone)]
 pub struct View {
+    /// The compiled graph's parties, by host.
     pub parties: Vec<String>,
+    /// The protocol's name.
     pub protocol: String,
+    /// Rounds of the program.
     pub rounds: u32,
+    /// The graph's layers.
     pub layers: Layers,
+    /// The vertices drawn, by key.
     pub vertices: BTreeMap<Key, Vertex>,
     /// Exchanges per (vertex, vertex, round in which the messages travel), the first vertex
     /// the lesser.

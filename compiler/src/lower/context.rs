@@ -23,8 +23,11 @@ pub const COMPUTE_PARTIES: [&str; 3] = ["server0", "server1", "helper"];
 
 /// Builds the compiled graph of every party.
 pub struct Lowerer {
+    /// The compiled graph built so far (every party's nodes).
     pub low: LowGraph,
+    /// The parties by host: the compute parties, then the graph's own.
     pub parties: Vec<String>,
+    /// The options compiled with.
     pub options: CompileOptions,
     /// The logical node being lowered, for per-layer costs and error messages.
     pub origin: Option<String>,
@@ -50,6 +53,7 @@ pub struct Lowerer {
 }
 
 impl Lowerer {
+    /// A lowerer for these parties (compute parties first) and options.
     pub fn new(parties: Vec<String>, options: CompileOptions) -> Self {
         Lowerer {
             low: LowGraph::default(),
@@ -69,6 +73,7 @@ impl Lowerer {
         }
     }
 
+    /// Fractional bits of the fixed-point encoding.
     pub fn frac_bits(&self) -> u32 {
         self.options.frac_bits
     }
@@ -109,10 +114,12 @@ impl Lowerer {
         self.emit(host, kernel, inputs, kind, &shape)
     }
 
+    /// The shape of value `v`.
     pub fn shape(&self, v: ValueId) -> &[usize] {
         &self.low.node(v).shape
     }
 
+    /// The party holding value `v`.
     pub fn host(&self, v: ValueId) -> Host {
         self.low.node(v).host
     }

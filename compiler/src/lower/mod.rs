@@ -32,6 +32,7 @@ use crate::CompileError;
 /// additive shares over Z_2^64 of a fixed-point number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Shared {
+    /// Server 0's share and server 1's share.
     pub s: [ValueId; 2],
 }
 
@@ -53,7 +54,12 @@ pub enum Operand {
     /// Known at compile time.
     Public(ArrayD<f32>),
     /// A float value held in the clear by one party.
-    Private { host: Host, value: ValueId },
+    Private {
+        /// The party holding it.
+        host: Host,
+        /// The value on that party.
+        value: ValueId,
+    },
     /// Secret-shared between the servers.
     Shared(Shared),
     /// A public value given at run time (a graph's parameter, such as a learning rate): fixed

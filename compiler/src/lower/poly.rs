@@ -17,16 +17,20 @@ use crate::CompileError;
 /// The function a polynomial approximates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
+    /// `max(x, 0)`.
     Relu,
+    /// `1 / (1 + e^-x)`.
     Sigmoid,
     /// `ln(x + (1 + k) / 2)`: the logarithm of a softmax's sum over `k` classes (in `[1, k]`)
     /// shifted to the symmetric interval `[-(k - 1) / 2, (k - 1) / 2]`.
     LnOfSum {
+        /// The number of classes `k`.
         classes: u32,
     },
 }
 
 impl Target {
+    /// The function's value at `x`.
     pub fn eval(self, x: f64) -> f64 {
         match self {
             Target::Relu => x.max(0.0),
@@ -39,6 +43,7 @@ impl Target {
 /// A fitted polynomial in the scaled variable `u = x / interval`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
+    /// Half-width of the interval fitted, `[-interval, interval]`.
     pub interval: f64,
     /// Coefficients of `u^0 .. u^d`.
     pub coefficients: Vec<f64>,

@@ -17,6 +17,7 @@ use crate::ir::{Host, Kernel, LowGraph, LowNode, ValueId};
 /// Duplicates and the node each repeats (never itself a duplicate).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Patch {
+    /// Each duplicate's id, mapped to the node it repeats.
     pub replace: BTreeMap<ValueId, ValueId>,
 }
 

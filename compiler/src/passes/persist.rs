@@ -100,7 +100,9 @@ pub fn phases(low: &LowGraph, pinned: &HashSet<ValueId>) -> Vec<Phase> {
 /// The two graphs of a serving session (ids shared: a `Load` has the id of the value it loads).
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// The setup run: computes and stores the persistent values (masked weights).
     pub setup: LowGraph,
+    /// The graph of one prediction: loads the stored values.
     pub predict: LowGraph,
     /// The values setup stores and every prediction loads.
     pub stored: BTreeSet<ValueId>,

@@ -11,6 +11,7 @@ use crate::lower::{Lowerer, Shared, HELPER, S0, S1};
 /// A value additively shared over Z_{2^64-1}: `s[j]` on server `j`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OddShared {
+    /// Server 0's share and server 1's share.
     pub s: [ValueId; 2],
 }
 
@@ -18,6 +19,7 @@ pub struct OddShared {
 /// `Small` tensor with a trailing axis of 64 bits, least significant first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BitShares {
+    /// Server 0's shares and server 1's shares.
     pub s: [ValueId; 2],
 }
 
