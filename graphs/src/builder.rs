@@ -40,6 +40,7 @@ impl Default for GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// An empty graph.
     pub fn new() -> Self {
         let graph = Graph::empty();
         GraphBuilder {
@@ -257,6 +258,7 @@ pub(crate) fn add(
 }
 
 impl Tensor {
+    /// The node this tensor is the value of.
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -316,18 +318,23 @@ impl Tensor {
         )
     }
 
+    /// Elementwise `self + other`; `other` may be a trailing bias (see [`Op::Add`]).
     pub fn add(&self, other: &Tensor) -> Tensor {
         self.binary(Op::Add, other)
     }
+    /// Elementwise `self - other`, broadcasting as [`Tensor::add`].
     pub fn sub(&self, other: &Tensor) -> Tensor {
         self.binary(Op::Sub, other)
     }
+    /// Elementwise `self * other`, broadcasting as [`Tensor::add`].
     pub fn mul(&self, other: &Tensor) -> Tensor {
         self.binary(Op::Mul, other)
     }
+    /// Elementwise `-self`.
     pub fn neg(&self) -> Tensor {
         self.unary(Op::Neg)
     }
+    /// The matrix product `[m, k] x [k, n]`.
     pub fn matmul(&self, other: &Tensor) -> Tensor {
         self.binary(Op::MatMul, other)
     }
@@ -335,6 +342,7 @@ impl Tensor {
     pub fn conv2d(&self, filter: &Tensor, stride: [usize; 2], padding: Padding) -> Tensor {
         self.binary(Op::Conv2d { stride, padding }, filter)
     }
+    /// Max pooling of an NHWC value with windows of `size` moved by `stride`.
     pub fn maxpool2d(&self, size: [usize; 2], stride: [usize; 2], padding: Padding) -> Tensor {
         self.unary(Op::MaxPool2d {
             window: Window {
@@ -344,6 +352,7 @@ impl Tensor {
             },
         })
     }
+    /// Average pooling of an NHWC value with windows of `size` moved by `stride`.
     pub fn avgpool2d(&self, size: [usize; 2], stride: [usize; 2], padding: Padding) -> Tensor {
         self.unary(Op::AvgPool2d {
             window: Window {
@@ -353,12 +362,15 @@ impl Tensor {
             },
         })
     }
+    /// Elementwise `max(x, 0)`.
     pub fn relu(&self) -> Tensor {
         self.unary(Op::Relu)
     }
+    /// Elementwise `1 / (1 + e^-x)`.
     pub fn sigmoid(&self) -> Tensor {
         self.unary(Op::Sigmoid)
     }
+    /// Softmax over the last axis.
     pub fn softmax(&self) -> Tensor {
         self.unary(Op::Softmax)
     }
@@ -379,6 +391,7 @@ impl Tensor {
             &[self.id, mean.id, var.id, gamma.id, beta.id],
         )
     }
+    /// The same elements in `shape` (row-major; same number of elements).
     pub fn reshape(&self, shape: impl Into<Shape>) -> Tensor {
         self.unary(Op::Reshape {
             shape: shape.into().0,
@@ -391,6 +404,7 @@ impl Tensor {
         let rest = dims.iter().skip(1).product::<usize>();
         self.reshape([batch, rest])
     }
+    /// Permutes the axes: axis `i` of the result is axis `perm[i]` of this value.
     pub fn transpose(&self, perm: &[usize]) -> Tensor {
         self.unary(Op::Transpose {
             perm: perm.to_vec(),
@@ -404,9 +418,11 @@ impl Tensor {
     pub fn slice(&self, axis: usize, start: usize, len: usize) -> Tensor {
         self.unary(Op::Slice { axis, start, len })
     }
+    /// Sum along `axis`, which disappears.
     pub fn reduce_sum(&self, axis: usize) -> Tensor {
         self.unary(Op::ReduceSum { axis })
     }
+    /// Index of the largest element of the last axis, which disappears (a float index).
     pub fn argmax(&self) -> Tensor {
         self.unary(Op::Argmax)
     }

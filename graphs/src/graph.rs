@@ -21,9 +21,13 @@ pub const MAX_ELEMENTS: u64 = 1 << 40;
 pub struct Node {
     /// A human-readable name (layer path, input name); not an identity.
     pub name: String,
+    /// What the node computes.
     pub op: Op,
+    /// The shape of its value.
     pub shape: Shape,
+    /// The element type of its value.
     pub dtype: DType,
+    /// Who may see its value (public, one party, or secret-shared).
     pub visibility: Visibility,
 }
 
@@ -142,6 +146,7 @@ impl Graph {
             .map(|i| PartyId(i as u16))
     }
 
+    /// Whether `id` is a node of this graph.
     pub fn contains(&self, id: NodeId) -> bool {
         self.inner.contains_node(NodeIndex::new(id.index()))
     }
@@ -165,6 +170,7 @@ impl Graph {
         self.inner.node_count()
     }
 
+    /// Whether the graph has no nodes.
     pub fn is_empty(&self) -> bool {
         self.inner.node_count() == 0
     }

@@ -26,12 +26,14 @@ impl fmt::Display for PartyId {
 }
 
 impl NodeId {
+    /// The node's index in the graph (creation order).
     pub fn index(self) -> usize {
         self.0 as usize
     }
 }
 
 impl PartyId {
+    /// The party's index in the graph's party list (declaration order).
     pub fn index(self) -> usize {
         self.0 as usize
     }

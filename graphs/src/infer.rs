@@ -6,8 +6,11 @@ use crate::types::{Shape, Visibility};
 
 /// What is known of an input while inferring.
 pub struct InputInfo<'a> {
+    /// The input's name, for error messages.
     pub label: String,
+    /// The input's shape.
     pub shape: &'a Shape,
+    /// Who may see the input.
     pub visibility: Visibility,
 }
 

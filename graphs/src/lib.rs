@@ -18,6 +18,8 @@
 //! Layout conventions (as TensorFlow): images are NHWC, convolution filters HWIO, and
 //! `Padding::Same` puts the extra row/column of padding at the bottom/right.
 
+#![warn(missing_docs)]
+
 pub mod autodiff;
 mod autodiff_rules;
 pub mod builder;

@@ -35,6 +35,7 @@ pub enum Params {
     /// Trainable variables: He-normal kernels drawn in layer order from one ChaCha20 stream
     /// seeded with `seed` (each kernel takes the next part of the stream), zero biases.
     Variables {
+        /// Seed of the ChaCha20 stream.
         seed: u64,
         /// Samples of the stream that the kernels so far took.
         drawn: Cell<u64>,

@@ -8,8 +8,11 @@ use crate::PartyId;
 /// A 2-D window: kernel size and stride (height, width), and padding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Window {
+    /// Window height and width.
     pub size: [usize; 2],
+    /// Step between two windows (height, width).
     pub stride: [usize; 2],
+    /// Same or valid padding.
     pub padding: Padding,
 }
 
@@ -18,21 +21,34 @@ pub struct Window {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Init {
     /// The owner provides the first value under the variable's name, like an input.
-    Owner { party: PartyId },
+    Owner {
+        /// The party giving the first value.
+        party: PartyId,
+    },
     /// All zeros (momentum velocities, biases).
     Zeros,
     /// Normal samples with standard deviation `sqrt(2 / fan_in)` (He initialisation); see
     /// [`Init::Normal`] for the stream.
     HeNormal {
+        /// Inputs per output unit (e.g. `kh * kw * c_in` for a filter).
         fan_in: usize,
+        /// Seed of the ChaCha20 stream.
         seed: u64,
+        /// Samples of the stream skipped.
         offset: u64,
     },
     /// Normal samples with standard deviation `std`, drawn by Box-Muller from the ChaCha20
     /// stream seeded with `seed`, skipping the first `offset` samples (so that several
     /// variables can take consecutive parts of one stream, as the plaintext trainer always
     /// did). Public: every party computes the same value.
-    Normal { std: f32, seed: u64, offset: u64 },
+    Normal {
+        /// Standard deviation.
+        std: f32,
+        /// Seed of the ChaCha20 stream.
+        seed: u64,
+        /// Samples of the stream skipped.
+        offset: u64,
+    },
 }
 
 /// An operation of the logical graph. Inputs are the node's input list, in the order given.
@@ -41,11 +57,14 @@ pub enum Init {
 pub enum Op {
     /// A public constant (row-major values of the node's shape). No inputs.
     Constant {
+        /// The values, row-major.
         values: Vec<f32>,
     },
     /// A private input that `party` provides at run time under `name`. No inputs.
     Input {
+        /// The party providing it.
         party: PartyId,
+        /// The name it is given under.
         name: String,
     },
     /// Elementwise `a + b`; `b` may also be a trailing bias (shape = last dims of `a`).
@@ -60,62 +79,80 @@ pub enum Op {
     MatMul,
     /// NHWC input `x` by HWIO filter `w`.
     Conv2d {
+        /// Stride along height and width.
         stride: [usize; 2],
+        /// Same or valid padding.
         padding: Padding,
     },
     /// Average pooling over NHWC windows.
     AvgPool2d {
+        /// The pooling window.
         window: Window,
     },
     /// Max pooling over NHWC windows.
     MaxPool2d {
+        /// The pooling window.
         window: Window,
     },
+    /// Elementwise `max(x, 0)`.
     Relu,
+    /// Elementwise `1 / (1 + e^-x)`.
     Sigmoid,
     /// Softmax over the last axis.
     Softmax,
     /// Inference batch normalisation over the last axis: inputs `x, mean, var, gamma, beta`,
     /// the last four public.
     BatchNorm {
+        /// Added to the variance before its square root.
         epsilon: f32,
     },
     /// Same elements, another shape (row-major order).
     Reshape {
+        /// The new shape.
         shape: Vec<usize>,
     },
     /// Permutes the axes.
     Transpose {
+        /// Axis `i` of the result is axis `perm[i]` of the input.
         perm: Vec<usize>,
     },
     /// Inputs `a, b`: joined along `axis` (every other dimension equal); `a` first. Joins
     /// the parts that several owners hold (their rows, or their feature columns); more than
     /// two parts are joined by chaining.
     Concat {
+        /// The axis joined along.
         axis: usize,
     },
     /// `len` consecutive elements of `axis` from `start` (the gradient of [`Op::Concat`]).
     Slice {
+        /// The axis sliced.
         axis: usize,
+        /// The first index taken.
         start: usize,
+        /// The number of indices taken.
         len: usize,
     },
     /// Sums over one axis, which disappears.
     ReduceSum {
+        /// The axis summed.
         axis: usize,
     },
     /// Index of the largest element of the last axis, which disappears (a float index).
     Argmax,
     /// Reveals the input to `party` under `name`: the only way a value leaves the graph.
     Output {
+        /// The receiving party.
         party: PartyId,
+        /// The output's name.
         name: String,
     },
     /// A value held by the servers across the runs of a session (secret-shared under a
     /// protocol, never opened unless the graph says so). No inputs; its first value comes
     /// from `init`, later ones from its [`Op::Assign`].
     Variable {
+        /// The variable's name, the same in every program of a session.
         name: String,
+        /// How it gets its first value.
         init: Init,
         /// Whether [`crate::GraphBuilder::gradients`] may differentiate with respect to it.
         trainable: bool,
@@ -126,20 +163,27 @@ pub enum Op {
     /// A public value that the session gives every party at each run under `name` (a
     /// learning rate that changes per step). No inputs.
     Parameter {
+        /// The parameter's name.
         name: String,
     },
     /// Inputs `dy, w`: the gradient of a [`Op::Conv2d`] with respect to its input, whose
     /// shape is `input_shape`.
     Conv2dBackpropInput {
+        /// Stride of the forward convolution.
         stride: [usize; 2],
+        /// Padding of the forward convolution.
         padding: Padding,
+        /// Shape of the forward input (NHWC).
         input_shape: Vec<usize>,
     },
     /// Inputs `x, dy`: the gradient of a [`Op::Conv2d`] with respect to its filter, whose
     /// shape is `filter_shape`.
     Conv2dBackpropFilter {
+        /// Stride of the forward convolution.
         stride: [usize; 2],
+        /// Padding of the forward convolution.
         padding: Padding,
+        /// Shape of the filter (HWIO).
         filter_shape: Vec<usize>,
     },
     /// Inputs `x, dy`: `dy` where `x > 0`, else 0 (the gradient of [`Op::Relu`]).
@@ -147,17 +191,21 @@ pub enum Op {
     /// Inputs `x, dy`: routes each `dy` to the arg max of its window of `x` (the first on
     /// ties), summing where windows overlap (the gradient of [`Op::MaxPool2d`]).
     MaxPoolGrad {
+        /// The forward pooling window.
         window: Window,
     },
     /// Input `dy`: spreads each `dy` evenly over its window (the gradient of
     /// [`Op::AvgPool2d`] of an input of shape `input_shape`).
     AvgPoolGrad {
+        /// The forward pooling window.
         window: Window,
+        /// Shape of the forward input (NHWC).
         input_shape: Vec<usize>,
     },
     /// Repeats the input to `shape`: aligned at the last axis, each input dimension equals
     /// the target's or is 1, missing leading dimensions are added (NumPy's `broadcast_to`).
     BroadcastTo {
+        /// The target shape.
         shape: Vec<usize>,
     },
     /// Inputs `logits [N, K]`, one-hot `labels [N, K]`: the mean over the rows of

@@ -11,12 +11,15 @@ use crate::PartyId;
 pub struct Shape(pub Vec<usize>);
 
 impl Shape {
+    /// A shape of these dimensions.
     pub fn new(dims: impl Into<Vec<usize>>) -> Self {
         Shape(dims.into())
     }
+    /// The dimensions, outermost first.
     pub fn dims(&self) -> &[usize] {
         &self.0
     }
+    /// The number of dimensions.
     pub fn rank(&self) -> usize {
         self.0.len()
     }
@@ -64,7 +67,10 @@ pub enum DType {
     /// A real number (f32 in the clear, fixed point under a protocol).
     Float,
     /// A fixed-point number with this many fractional bits.
-    Fixed { frac_bits: u32 },
+    Fixed {
+        /// Fractional bits.
+        frac_bits: u32,
+    },
     /// A raw element of Z_2^64.
     Ring,
     /// A bit.

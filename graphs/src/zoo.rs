@@ -44,9 +44,13 @@ pub const LOGITS: &str = "logits";
 /// One of networks A-D of the SecureNN paper, or P.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ModelKind {
+    /// SecureML: three fully connected layers.
     A,
+    /// MiniONN: two convolutions with max pooling, two fully connected layers.
     B,
+    /// LeNet: two convolutions with max pooling, two fully connected layers.
     C,
+    /// Chameleon: one strided convolution, two fully connected layers.
     D,
     /// The Pond proof-of-concept network: no comparison in any layer.
     P,
@@ -211,10 +215,15 @@ impl FromStr for ModelKind {
 
 /// A zoo network built for one batch size.
 pub struct ZooModel {
+    /// Which network.
     pub kind: ModelKind,
+    /// Images per prediction (the first dimension of the image input).
     pub batch: usize,
+    /// The prediction graph: the client's images in, the logits out to the client.
     pub graph: Graph,
+    /// The party holding the weights ([`MODEL_OWNER`]).
     pub model_owner: PartyId,
+    /// The party holding the images and receiving the logits ([`CLIENT`]).
     pub client: PartyId,
     /// The image input node.
     pub image: NodeId,

@@ -49,6 +49,7 @@ impl Sequential {
         self
     }
 
+    /// The parameters of every layer, in layer order.
     pub fn params(&self) -> Vec<ParamSpec> {
         self.layers.iter().flat_map(|l| l.params()).collect()
     }
