@@ -96,7 +96,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
     /// With --training, for a server when the plan has checkpoints: its checkpoint directory
-    /// (it writes its own shares to DIR/<party>/step-<n>.npz, atomically, and resumes from
+    /// (it writes its own shares to DIR/PARTY/step-N.npz, atomically, and resumes from
     /// them when the plan says so).
     #[arg(long, value_name = "DIR", requires = "training")]
     pub checkpoint: Option<PathBuf>,
