@@ -9,7 +9,7 @@
 //! - [`cluster`] and [`keys`]: the cluster file and the certificates of its parties.
 //! - [`data`]: MNIST IDX loading and NumPy files.
 //! - [`federated`]: federated averaging whose aggregation is a secure computation.
-//! - [`exec`]: sessions ([`exec::Session`]) that keep variables as shares across program runs.
+//! - [`exec`]: runs one party's program; [`exec::Session`] keeps variables as shares across runs.
 //! - [`train`]: private training on secret-shared data, with checkpoints.
 //! - [`model`]: a Keras-like model: a network with its parties' roles, trained, evaluated, saved.
 //! - [`party`]: one party of a compiled graph as its own process over QUIC.
@@ -24,8 +24,9 @@
 //! and `client` (holds the images).
 //!
 //! The servers see only seeds, shares and masked openings. An output goes only to the party the
-//! graph names: the receiver of a prediction's output learns the logits in the clear (not only
-//! the predicted class), and nothing else is revealed unless the graph asks for it.
+//! graph names. The receiver of a prediction's output (the zoo's and [`model`]'s `client`)
+//! learns the logits in the clear, not only the predicted class; nothing else is revealed
+//! unless the graph asks for it (a loss, the trained weights).
 
 #![warn(missing_docs)]
 
