@@ -13,7 +13,7 @@ use crate::transport::{Transport, TransportStats};
 pub struct PeerTraffic {
     /// The peer's party name.
     pub peer: String,
-    /// Bytes of the batches sent to the peer (frames as on the wire).
+    /// Bytes of the encoded batches (frames) sent to the peer.
     pub bytes_sent: u64,
     /// Bytes of the batches received from the peer.
     pub bytes_received: u64,

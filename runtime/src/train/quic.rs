@@ -48,7 +48,7 @@ pub const PLAN_FORMAT: &str = "shareflow-training";
 pub struct TrainingPlan {
     /// Always [`PLAN_FORMAT`].
     pub format: String,
-    /// The network's name (a zoo model or a user's network).
+    /// The zoo network trained (`A` to `D`, or `P`).
     pub model: String,
     /// Passes over the training images.
     pub epochs: usize,
