@@ -29,6 +29,8 @@
 //! ```
 //! use shareflow::prelude::*;
 //!
+//! use std::collections::HashMap;
+//!
 //! let g = GraphBuilder::new();
 //! let owner = g.party("model-owner");
 //! let client = g.party("client");
@@ -36,10 +38,28 @@
 //! let w = g.input(owner, "w", [3, 2]);
 //! x.matmul(&w).relu().output_to(client, "y");
 //! let graph = g.build().unwrap();
-//! let compiled = compile(&graph, ProtocolKind::Pond, CompileOptions::default()).unwrap();
+//! let compiled = compile(&graph, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
 //! assert!(compiled.rounds > 0);
+//!
+//! // Every party a thread of this process: inputs by party, then by name.
+//! let mut session = Session::new(compiled.parties.clone(), std::time::Duration::from_secs(30));
+//! let program = SessionProgram::new(compiled).unwrap();
+//! let array = |shape: &[usize], v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(shape), v).unwrap();
+//! let inputs = HashMap::from([
+//!     ("client".to_string(), HashMap::from([("x".to_string(), array(&[1, 3], vec![1.0, 2.0, 3.0]))])),
+//!     ("model-owner".to_string(), HashMap::from([("w".to_string(), array(&[3, 2], vec![1.0, -1.0, 1.0, -1.0, 1.0, -1.0]))])),
+//! ]);
+//! let run = session.run(&program, &inputs).unwrap();
+//! let y = run.float("client", "y").unwrap(); // relu([6, -6]), to the client only
+//! assert!((y[[0, 0]] - 6.0).abs() < 1e-2 && y[[0, 1]].abs() < 1e-2);
 //! ```
+//!
+//! The servers' names `server0`, `server1` and `helper` are reserved (the compiler adds them);
+//! a party that receives an output learns that value in the clear, e.g. the logits of a
+//! prediction, not only the predicted class.
 
+/// The n-dimensional arrays of every input and output.
+pub use ndarray;
 pub use shareflow_compiler as compiler;
 pub use shareflow_graphs as graphs;
 pub use shareflow_onnx as onnx;
@@ -48,11 +68,12 @@ pub use shareflow_runtime as runtime;
 
 /// The names most programs need.
 pub mod prelude {
+    pub use ndarray::{ArrayD, IxDyn};
     pub use shareflow_compiler::{
         compile, CompileOptions, CompiledGraph, ProtocolKind, Truncation,
     };
     pub use shareflow_graphs::prelude::*;
     pub use shareflow_graphs::zoo::Loss;
-    pub use shareflow_runtime::exec::{run_in_process, Plan};
+    pub use shareflow_runtime::exec::{run_in_process, Plan, Session, SessionProgram};
     pub use shareflow_runtime::model::{Model, Optimizer, Protocol};
 }
