@@ -15,6 +15,7 @@
 
 use crate::builder::{GraphBuilder, Tensor};
 use crate::error::GraphError;
+use crate::network::reveal_variables;
 use crate::nn::Params;
 use crate::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use crate::zoo_train::{add_training, TrainSpec, TrainingModel, LABELS};
@@ -178,10 +179,7 @@ impl Joint {
         let g = GraphBuilder::new();
         self.parties(&g);
         let owner = g.party(MODEL_OWNER);
-        for p in self.kind.layers().params() {
-            g.variable(&p.name, p.shape.clone(), crate::Init::Zeros)
-                .output_to(owner, &p.name);
-        }
+        reveal_variables(&g, &self.kind.layers().params(), owner);
         g.build()
     }
 }

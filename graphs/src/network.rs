@@ -332,10 +332,7 @@ impl Network {
                 })
             }
         };
-        for p in self.params() {
-            g.variable(&p.name, p.shape.clone(), Init::Zeros)
-                .output_to(to, &p.name);
-        }
+        reveal_variables(&g, &self.params(), to);
         g.build()
     }
 
@@ -353,6 +350,16 @@ impl Network {
             },
             folds,
         )
+    }
+}
+
+/// Adds to `g` the session's variables `params` (their values are the session's stored
+/// shares, whatever the initialiser says), each revealed to `to` under its own name: the body
+/// of every reveal graph.
+pub fn reveal_variables(g: &GraphBuilder, params: &[ParamSpec], to: PartyId) {
+    for p in params {
+        g.variable(&p.name, p.shape.clone(), Init::Zeros)
+            .output_to(to, &p.name);
     }
 }
 

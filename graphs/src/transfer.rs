@@ -18,10 +18,11 @@
 
 use crate::builder::GraphBuilder;
 use crate::error::GraphError;
+use crate::network::reveal_variables;
 use crate::nn::{ParamSpec, Params, Sequential};
 use crate::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use crate::zoo_train::{add_training, TrainSpec, TrainingModel, LABELS, LOSS};
-use crate::{Graph, Init};
+use crate::Graph;
 
 /// The name of the features input (variant [`FrozenFeatures::AtOwner`]) and output
 /// ([`Transfer::feature_graph`]).
@@ -180,13 +181,31 @@ impl Transfer {
     /// The network for `n` images with its parameters as inputs of the model owner (as
     /// [`ZooModel::build`]): the plaintext evaluation of given weights.
     pub fn network(&self, n: usize) -> Result<ZooModel, GraphError> {
+        self.owner_weights_graph(n, self.layers(), LOGITS)
+    }
+
+    /// The data owner's feature extraction of `n` images: the feature layers with their
+    /// parameters as inputs of the model owner, the features revealed to the client (run in
+    /// plaintext by the data owner, who then holds the frozen weights). The model's `logits`
+    /// are the features.
+    pub fn feature_graph(&self, n: usize) -> Result<ZooModel, GraphError> {
+        self.owner_weights_graph(n, self.kind.features(), FEATURES)
+    }
+
+    /// `layers` on the client's `n` images with their parameters as inputs of the model owner,
+    /// the result revealed to the client as `output`.
+    fn owner_weights_graph(
+        &self,
+        n: usize,
+        layers: Sequential,
+        output: &str,
+    ) -> Result<ZooModel, GraphError> {
         let g = GraphBuilder::new();
         let model_owner = g.party(MODEL_OWNER);
         let client = g.party(CLIENT);
         let image = g.input(client, IMAGE, [n, 28, 28, 1]);
-        let layers = self.layers();
         let logits = layers.apply(&g, &Params::Inputs(model_owner), &image);
-        let output = logits.output_to(client, LOGITS);
+        let revealed = logits.output_to(client, output);
         Ok(ZooModel {
             kind: self.kind,
             batch: n,
@@ -195,32 +214,7 @@ impl Transfer {
             client,
             image: image.id(),
             logits: logits.id(),
-            output: output.id(),
-            params: layers.params(),
-        })
-    }
-
-    /// The data owner's feature extraction of `n` images: the feature layers with their
-    /// parameters as inputs of the model owner, the features revealed to the client (run in
-    /// plaintext by the data owner, who then holds the frozen weights). The model's `logits`
-    /// are the features.
-    pub fn feature_graph(&self, n: usize) -> Result<ZooModel, GraphError> {
-        let g = GraphBuilder::new();
-        let model_owner = g.party(MODEL_OWNER);
-        let client = g.party(CLIENT);
-        let image = g.input(client, IMAGE, [n, 28, 28, 1]);
-        let layers = self.kind.features();
-        let features = layers.apply(&g, &Params::Inputs(model_owner), &image);
-        let output = features.output_to(client, FEATURES);
-        Ok(ZooModel {
-            kind: self.kind,
-            batch: n,
-            graph: g.build()?,
-            model_owner,
-            client,
-            image: image.id(),
-            logits: features.id(),
-            output: output.id(),
+            output: revealed.id(),
             params: layers.params(),
         })
     }
@@ -230,10 +224,7 @@ impl Transfer {
         let g = GraphBuilder::new();
         let owner = g.party(MODEL_OWNER);
         g.party(CLIENT);
-        for p in params {
-            g.variable(&p.name, p.shape.clone(), Init::Zeros)
-                .output_to(owner, &p.name);
-        }
+        reveal_variables(&g, params, owner);
         g.build()
     }
 }
@@ -241,7 +232,7 @@ impl Transfer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Op;
+    use crate::{Init, Op};
 
     fn c5() -> Transfer {
         Transfer {

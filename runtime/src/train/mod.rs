@@ -262,13 +262,13 @@ impl TrainingPrograms {
 /// Checks that `weights` (read from `source`) holds exactly the parameters of network `kind`
 /// with their shapes: the first weights a model owner gives (`--init FILE.npz`).
 pub fn check_initial_weights(kind: ModelKind, weights: &Weights, source: &str) -> Result<()> {
-    check_network_weights(&kind.network(), &kind.to_string(), weights, source)
+    check_network_weights(&kind.network(), &format!("network {kind}"), weights, source)
 }
 
-/// [`check_initial_weights`] for any network (`name` in the messages).
+/// [`check_initial_weights`] for any network (`what` names it in the messages).
 pub fn check_network_weights(
     network: &Network,
-    kind: &str,
+    what: &str,
     weights: &Weights,
     source: &str,
 ) -> Result<()> {
@@ -281,13 +281,13 @@ pub fn check_network_weights(
         match weights.arrays.get(&p.name) {
             None => {
                 return Err(err(format!(
-                    "no array {:?}: network {kind}'s initial weights need {:?} of shape {:?}",
+                    "no array {:?}: the initial weights of {what} need {:?} of shape {:?}",
                     p.name, p.name, p.shape
                 )))
             }
             Some(a) if a.shape() != p.shape.as_slice() => {
                 return Err(err(format!(
-                    "array {:?} has shape {:?}, network {kind} expects {:?}",
+                    "array {:?} has shape {:?}, {what} expects {:?}",
                     p.name,
                     a.shape(),
                     p.shape
@@ -303,7 +303,7 @@ pub fn check_network_weights(
     {
         let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
         return Err(err(format!(
-            "array {extra:?} is not a parameter of network {kind} (its parameters: {})",
+            "array {extra:?} is not a parameter of {what} (its parameters: {})",
             names.join(", ")
         )));
     }
@@ -469,7 +469,7 @@ pub fn train_network_private(
         })
         .transpose()?;
     if let Some(w) = &opts.init_weights {
-        check_network_weights(network, "this", w, "the initial weights")?;
+        check_network_weights(network, "the network", w, "the initial weights")?;
     }
     let init = init_inputs(opts.init_weights.as_ref());
     let start = match (&checkpoints, opts.resume) {

@@ -237,34 +237,33 @@ pub fn run(args: TrainArgs) -> Result<()> {
 /// A progress bar over `steps` steps on stderr, hidden under `--json` or when stderr is not
 /// a terminal.
 pub fn progress_bar(steps: usize, json: bool) -> ProgressBar {
-    let bar = if json || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(steps as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} epoch {prefix} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar
+    styled_bar(
+        steps,
+        json,
+        "{spinner} epoch {prefix} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+    )
 }
 
 /// A progress bar over `images` predicted images (images/s and ETA), hidden under `--json`
 /// and without a terminal.
 pub fn images_bar(images: usize, json: bool) -> ProgressBar {
-    if json {
+    styled_bar(
+        images,
+        json,
+        "{spinner} [{bar:40}] {pos}/{len} images, {per_sec} ({elapsed}, eta {eta})",
+    )
+}
+
+/// A bar of `len` drawn with `template`, hidden under `--json` or without a terminal.
+fn styled_bar(len: usize, json: bool, template: &str) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(images as u64);
+    let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{bar:40}] {pos}/{len} images, {per_sec} ({elapsed}, eta {eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar
 }
