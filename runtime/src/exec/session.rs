@@ -13,11 +13,13 @@ use std::time::Duration;
 use ndarray::ArrayD;
 use shareflow_compiler::{CompiledGraph, Program};
 
-use super::serving::{Inputs, RunTransport, RUN_ROUNDS};
+use super::serving::Inputs;
 use super::{
     run_in_process_with, run_party_full, InProcessRun, PartyResult, Plan, Randomness, Store,
 };
-use crate::transport::Transport;
+use crate::round::RUN_ROUNDS;
+use crate::transport::{Transport, TransportStats};
+use crate::wire::Batch;
 use crate::{Result, RuntimeError};
 
 /// A compiled program of a session and its plans.
@@ -108,6 +110,14 @@ impl Session {
     }
 }
 
+/// Why program `index` of a session was refused, with the compiler's reason.
+fn refused(index: usize, e: shareflow_compiler::CompileError) -> RuntimeError {
+    RuntimeError::Node {
+        node: format!("program {index} of the session"),
+        message: e.to_string(),
+    }
+}
+
 /// The most numbers one [`SessionParty::announce`] carries from one party.
 pub const MAX_ANNOUNCED: usize = 16;
 
@@ -132,21 +142,30 @@ impl SessionParty {
     /// checked first: shapes and rounds within [`shareflow_compiler::limits`], and what each
     /// program lets leave its party ([`shareflow_compiler::verify()`]).
     pub fn new(graphs: &[&CompiledGraph], party: &str) -> Result<SessionParty> {
+        let planned = SessionParty::planned(graphs, party)?;
+        for (i, g) in graphs.iter().enumerate() {
+            shareflow_compiler::verify(g).map_err(|e| refused(i, e))?;
+        }
+        Ok(planned)
+    }
+
+    /// Party `party` of `graphs` whose leaks were checked by the caller (a serving graph's
+    /// programs are checked together, [`shareflow_compiler::verify_serving`]): each graph's
+    /// shapes and rounds are checked here, then this party's programs are planned.
+    pub(crate) fn planned(graphs: &[&CompiledGraph], party: &str) -> Result<SessionParty> {
         let mut programs = Vec::with_capacity(graphs.len());
         for (i, g) in graphs.iter().enumerate() {
-            let refused = |e: shareflow_compiler::CompileError| RuntimeError::Node {
-                node: format!("program {i} of the session"),
-                message: e.to_string(),
-            };
             if g.parties != graphs[0].parties {
-                return Err(refused(shareflow_compiler::CompileError::Party {
-                    party: party.to_string(),
-                    message: "the session's programs have different parties".into(),
-                }));
+                return Err(refused(
+                    i,
+                    shareflow_compiler::CompileError::Party {
+                        party: party.to_string(),
+                        message: "the session's programs have different parties".into(),
+                    },
+                ));
             }
-            g.check().map_err(refused)?;
-            shareflow_compiler::verify(g).map_err(refused)?;
-            let program = g.program(party).cloned().map_err(refused)?;
+            g.check().map_err(|e| refused(i, e))?;
+            let program = g.program(party).cloned().map_err(|e| refused(i, e))?;
             let plan = Plan::new(&program)?;
             if plan.rounds.len() >= RUN_ROUNDS as usize {
                 return Err(RuntimeError::Node {
@@ -183,6 +202,11 @@ impl SessionParty {
     /// Replaces this party's store (its shares restored from a checkpoint).
     pub fn restore(&mut self, store: Store) {
         self.store = store;
+    }
+
+    /// Takes the party's store, to keep it for a later session of the same programs.
+    pub fn into_store(self) -> Store {
+        self.store
     }
 
     /// A run without a program, over `transport` like the others: each party of `senders`
@@ -264,5 +288,73 @@ impl SessionParty {
         let mut run = RunTransport::new(transport, self.runs)?;
         self.runs += 1;
         run_party_full(program, plan, &mut run, inputs, &mut self.store, randomness)
+    }
+}
+
+/// Run `k` of several over one transport: its own session id and round range.
+pub(crate) struct RunTransport<'a> {
+    inner: &'a mut dyn Transport,
+    session: [u8; 16],
+    offset: u32,
+}
+
+impl<'a> RunTransport<'a> {
+    pub(crate) fn new(inner: &'a mut dyn Transport, run: u32) -> Result<RunTransport<'a>> {
+        let offset = run
+            .checked_mul(RUN_ROUNDS)
+            .ok_or_else(|| RuntimeError::Node {
+                node: "session party".into(),
+                message: format!(
+                    "more than {} runs over one transport",
+                    u32::MAX / RUN_ROUNDS
+                ),
+            })?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"shareflow serving run");
+        ctx.update(&inner.session());
+        ctx.update(&run.to_le_bytes());
+        let mut session = [0u8; 16];
+        session.copy_from_slice(&ctx.finish().as_ref()[..16]);
+        Ok(RunTransport {
+            inner,
+            session,
+            offset,
+        })
+    }
+}
+
+impl Transport for RunTransport<'_> {
+    fn me(&self) -> usize {
+        self.inner.me()
+    }
+
+    fn num_parties(&self) -> usize {
+        self.inner.num_parties()
+    }
+
+    fn party_name(&self, index: usize) -> &str {
+        self.inner.party_name(index)
+    }
+
+    /// This run's own session id (it separates the PRG streams of the runs); the batches carry
+    /// the transport's.
+    fn session(&self) -> [u8; 16] {
+        self.session
+    }
+
+    fn send(&mut self, to: usize, batch: Batch) -> Result<()> {
+        self.inner.send(to, batch)
+    }
+
+    fn recv(&mut self, from: usize, round: u32) -> Result<Batch> {
+        self.inner.recv(from, round + self.offset)
+    }
+
+    fn stats(&self) -> &TransportStats {
+        self.inner.stats()
+    }
+
+    fn batch(&self, to: usize, round: u32) -> Batch {
+        self.inner.batch(to, round + self.offset)
     }
 }
