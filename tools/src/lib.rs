@@ -1,6 +1,8 @@
 //! The command-line tools of shareflow: the `shareflow` CLI (train, eval, compile, dot,
-//! inspect, keys, demo, bench, fedavg) and `run-graph`. Each command lives in its own module; the
-//! binaries only parse arguments.
+//! inspect, import, export-image, keys, demo, bench, fedavg) and `run-graph`. Each command
+//! lives in its own module; the binaries only parse arguments. The network a command runs is
+//! a [`commands::network::Network`]: a zoo network, an ONNX model, or a user's graph and
+//! weights ([`commands::user_graph`]).
 
 pub mod commands;
 pub mod error;

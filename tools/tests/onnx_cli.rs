@@ -34,8 +34,8 @@ fn eval_args(model: Network, protocol: &str, limit: usize) -> EvalArgs {
 
 #[test]
 fn the_onnx_export_of_a_evaluates_as_the_zoos_a() {
-    let onnx = Network::from_args(None, Some(&fixture("torch_a.onnx"))).unwrap();
-    let zoo = Network::from_args(Some("A".parse().unwrap()), None).unwrap();
+    let onnx = Network::from_args(None, Some(&fixture("torch_a.onnx")), None).unwrap();
+    let zoo = Network::from_args(Some("A".parse().unwrap()), None, None).unwrap();
     let plain = evaluate(&eval_args(onnx.clone(), "plaintext", 40))
         .unwrap()
         .json();
@@ -44,8 +44,8 @@ fn the_onnx_export_of_a_evaluates_as_the_zoos_a() {
     let secure = evaluate(&eval_args(onnx, "securenn", 40)).unwrap().json();
     assert_eq!(secure["agreement"].as_f64(), Some(1.0), "{secure}");
     assert_eq!(secure["rounds"].as_u64(), Some(14), "{secure}");
-    // Exactly one of --model and --onnx.
-    assert!(Network::from_args(None, None).is_err());
+    // Exactly one of --model, --onnx and --graph.
+    assert!(Network::from_args(None, None, None).is_err());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use shareflow_runtime::plain::train::TrainConfig;
 use shareflow_tools::commands::network::Network;
 use shareflow_tools::commands::Options;
 use shareflow_tools::commands::{
-    bench, compile, demo, dot, eval, fedavg, import, inspect, keys, run_graph, train,
+    bench, compile, demo, dot, eval, export_image, fedavg, import, inspect, keys, run_graph, train,
 };
 use shareflow_tools::ToolError;
 
@@ -35,12 +35,21 @@ enum Command {
     /// on 127.0.0.1 over QUIC with mutual TLS.
     Demo {
         /// A network of the zoo [default: C].
-        #[arg(long, conflicts_with = "onnx")]
+        #[arg(long, conflicts_with_all = ["onnx", "graph"])]
         model: Option<ModelKind>,
         /// An ONNX model instead of a zoo network (its initializers are the model owner's
         /// weights).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "graph")]
         onnx: Option<PathBuf>,
+        /// A logical graph (JSON, as `shareflow import` writes it) instead of a zoo network,
+        /// with its weights in --weights; it must take batches of 1 (see README, Bring your
+        /// own model).
+        #[arg(long, requires = "weights")]
+        graph: Option<PathBuf>,
+        /// The model owner's weights (.npz): of --graph, or of --model instead of
+        /// models/<model>.npz. Every party process reads them from this file.
+        #[arg(long)]
+        weights: Option<PathBuf>,
         /// pond (ReLU and sigmoid are polynomials: approximations
         /// inside their interval, garbage outside it, silently; see --relu-interval) or securenn
         /// (exact ReLU, max pooling and argmax).
@@ -59,12 +68,25 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The benchmark table of networks A-D: time, bytes, rounds, accuracy and KL per network,
-    /// protocol, transport and batch size (with --train: the SGD step of private training).
+    /// The benchmark table of networks A-D (or of --onnx FILE, or --graph FILE --weights W):
+    /// time, bytes, rounds, accuracy and KL per network, protocol, transport and batch size
+    /// (with --train: the SGD step of private training).
     Bench {
-        /// Comma-separated networks.
-        #[arg(long, value_delimiter = ',', default_value = "A,B,C,D")]
+        /// Comma-separated networks [default: A,B,C,D].
+        #[arg(long, value_delimiter = ',', conflicts_with_all = ["onnx", "graph"])]
         model: Vec<ModelKind>,
+        /// An ONNX model instead of the zoo's networks (its initializers are the weights).
+        #[arg(long, conflicts_with = "graph")]
+        onnx: Option<PathBuf>,
+        /// A logical graph (JSON, as `shareflow import` writes it) instead of the zoo's
+        /// networks, with its weights in --weights; it runs at its own batch only (the
+        /// default of --batch and of the accuracy pass).
+        #[arg(long, requires = "weights")]
+        graph: Option<PathBuf>,
+        /// The model owner's weights (.npz): of --graph, or of one --model instead of
+        /// models/<model>.npz. The QUIC party processes read them from this file.
+        #[arg(long)]
+        weights: Option<PathBuf>,
         /// Comma-separated protocols (Pond is skipped for B and C: no maxpool; with --train,
         /// for every network it cannot train). Pond's ReLU is a polynomial, garbage outside
         /// its interval (see --relu-interval).
@@ -74,7 +96,8 @@ enum Command {
         /// process per party on 127.0.0.1) [default: inproc,quic; with --train: inproc].
         #[arg(long, value_delimiter = ',')]
         transport: Vec<String>,
-        /// Comma-separated batch sizes [default: 1,128; with --train: 128].
+        /// Comma-separated batch sizes [default: 1,128; with --train: 128; with --graph: the
+        /// graph's].
         #[arg(long, value_delimiter = ',')]
         batch: Vec<usize>,
         /// Timed repetitions after a warm-up.
@@ -287,13 +310,12 @@ enum Command {
         /// Only the first N test images.
         #[arg(long)]
         limit: Option<usize>,
-        #[arg(long, default_value_t = 500)]
-        batch: usize,
+        /// Images per batch [default: 500; with --graph: the graph's batch, the only one it
+        /// takes].
+        #[arg(long)]
+        batch: Option<usize>,
         #[arg(long)]
         data: Option<PathBuf>,
-        /// Weights .npz (default: models/<model>.npz).
-        #[arg(long)]
-        weights: Option<PathBuf>,
         #[command(flatten)]
         protocol_options: ProtocolArgs,
         /// Run every batch as the single program (weights masked per batch) instead of a
@@ -333,9 +355,10 @@ enum Command {
         /// (exact ReLU, max pooling and argmax).
         #[arg(long)]
         protocol: String,
-        /// Images per prediction.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
+        /// Images per prediction [default: 1; with --graph: the graph's batch, the only one
+        /// it takes].
+        #[arg(long)]
+        batch: Option<usize>,
         /// Write the compiled graph (JSON) here.
         #[arg(short, long)]
         out: Option<PathBuf>,
@@ -366,39 +389,97 @@ enum Command {
     },
     /// Imports an ONNX model as a logical graph (JSON): its initializers become the model
     /// owner's private inputs, its input the client's `image`, its output the client's
-    /// `logits`. Unsupported operators are refused by name.
+    /// `logits`. Unsupported operators are refused by name. `-o graph.json --weights-out
+    /// weights.npz` gives what `--graph graph.json --weights weights.npz` runs, with the
+    /// same results as `--onnx model.onnx`.
     Import {
         /// The .onnx file.
         onnx: PathBuf,
         /// Where to write the graph (JSON).
         #[arg(short, long)]
         out: PathBuf,
-        /// Also write the model owner's weights here (.npz).
+        /// Also write the model owner's weights here (.npz; for --weights with --graph).
         #[arg(long)]
         weights_out: Option<PathBuf>,
-        /// Inputs per prediction.
+        /// Inputs per prediction: the graph's batch, fixed (eval, bench, compile run
+        /// --graph at this batch; demo needs 1).
         #[arg(long, default_value_t = 1)]
         batch: usize,
         #[arg(long)]
         json: bool,
     },
+    /// Writes MNIST test images as a .npy file in the layout the graphs take (float32
+    /// [count, 28, 28, 1], pixel / 255, or the input shape of --onnx / --graph), to give a
+    /// client's run-graph directly (`--input image=x.npy`); with --labels, their digits too.
+    #[command(name = "export-image")]
+    ExportImage {
+        /// The first test image.
+        #[arg(long)]
+        index: usize,
+        /// How many images (the batch of the graph they feed).
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Where to write the images (.npy).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Also write their labels here (.npy, float32 [count]).
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// Write in the input shape of this ONNX model.
+        #[arg(long, conflicts_with = "graph")]
+        onnx: Option<PathBuf>,
+        /// Write in the input shape of this logical graph (JSON).
+        #[arg(long)]
+        graph: Option<PathBuf>,
+        /// MNIST directory (default: $SHAREFLOW_DATA or ../shared/data/mnist).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-/// The network a command runs: a zoo network or an ONNX model.
+/// The network a command runs: a zoo network, an ONNX model or a user's graph.
 #[derive(clap::Args)]
 struct NetworkArgs {
     /// A network of the zoo: A, B, C, D (or P).
-    #[arg(long, conflicts_with = "onnx", required_unless_present = "onnx")]
+    #[arg(
+        long,
+        conflicts_with_all = ["onnx", "graph"],
+        required_unless_present_any = ["onnx", "graph"]
+    )]
     model: Option<ModelKind>,
     /// An ONNX model instead of a zoo network (its initializers are the model owner's
     /// weights; NCHW images are given NHWC).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "graph")]
     onnx: Option<PathBuf>,
+    /// A logical graph (JSON, as `shareflow import` writes it): input `image` of `client`
+    /// (batch first, the graph's batch fixed), the weights inputs of `model-owner`, one output
+    /// `logits` [batch, classes] to `client` (see README, Bring your own model).
+    #[arg(long)]
+    graph: Option<PathBuf>,
+    /// The model owner's weights (.npz): required with --graph to evaluate (checked against
+    /// its inputs by name and shape), else models/<model>.npz for --model.
+    #[arg(long)]
+    weights: Option<PathBuf>,
 }
 
 impl NetworkArgs {
     fn network(&self) -> Result<Network, ToolError> {
-        Network::from_args(self.model, self.onnx.as_deref())
+        Network::from_args(self.model, self.onnx.as_deref(), self.graph.as_deref())
+    }
+
+    /// The network, with the weights checked against it when given (for the commands that
+    /// do not run it).
+    fn checked(&self) -> Result<Network, ToolError> {
+        let network = self.network()?;
+        if self.weights.is_some() {
+            network.weights(self.weights.clone())?;
+        }
+        Ok(network)
     }
 }
 
@@ -552,19 +633,19 @@ fn run(command: Command) -> Result<(), ToolError> {
             limit,
             batch,
             data,
-            weights,
             protocol_options,
             no_persist,
             json,
         } => {
             let options = protocol_options.options()?;
+            let model = network.network()?;
             eval::run(eval::EvalArgs {
-                model: network.network()?,
+                batch: batch.or(model.fixed_batch()).unwrap_or(500),
+                model,
                 protocol,
                 limit,
-                batch,
                 data,
-                weights,
+                weights: network.weights,
                 options,
                 persist: !no_persist,
                 json,
@@ -578,7 +659,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             setup,
             protocol_options,
         } => dot::run(dot::DotArgs {
-            model: network.network()?,
+            model: network.checked()?,
             protocol,
             detail,
             serving,
@@ -598,10 +679,11 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         } => {
             let options = protocol_options.options()?;
+            let model = network.checked()?;
             compile::run(compile::CompileArgs {
-                model: network.network()?,
+                batch: batch.or(model.fixed_batch()).unwrap_or(1),
+                model,
                 protocol,
-                batch,
                 options,
                 out,
                 cost,
@@ -611,7 +693,32 @@ fn run(command: Command) -> Result<(), ToolError> {
                 json,
             })
         }
-        Command::Inspect { network, json } => inspect::run(network.network()?, json),
+        Command::Inspect { network, json } => {
+            inspect::run(network.network()?, network.weights, json)
+        }
+        Command::ExportImage {
+            index,
+            count,
+            out,
+            labels,
+            onnx,
+            graph,
+            data,
+            force,
+            json,
+        } => export_image::run(export_image::ExportImageArgs {
+            index,
+            count,
+            network: match (onnx.as_deref(), graph.as_deref()) {
+                (None, None) => None,
+                (onnx, graph) => Some(Network::from_args(None, onnx, graph)?),
+            },
+            data,
+            out,
+            labels,
+            force,
+            json,
+        }),
         Command::Import {
             onnx,
             out,
@@ -628,6 +735,8 @@ fn run(command: Command) -> Result<(), ToolError> {
         Command::Demo {
             model,
             onnx,
+            graph,
+            weights,
             protocol,
             index,
             data,
@@ -637,12 +746,13 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => {
             let options = protocol_options.options()?;
             let protocol = protocol.parse::<shareflow_compiler::ProtocolKind>()?;
-            let model = match (model, onnx.as_deref()) {
-                (None, None) => Network::Zoo(ModelKind::C),
-                (model, onnx) => Network::from_args(model, onnx)?,
+            let model = match (model, onnx.as_deref(), graph.as_deref()) {
+                (None, None, None) => Network::Zoo(ModelKind::C),
+                (model, onnx, graph) => Network::from_args(model, onnx, graph)?,
             };
             demo::run(demo::DemoArgs {
                 model,
+                weights,
                 protocol,
                 options,
                 index,
@@ -660,6 +770,9 @@ fn run(command: Command) -> Result<(), ToolError> {
         } => keys::run(&parties, &out, base_port, force, json),
         Command::Bench {
             model,
+            onnx,
+            graph,
+            weights,
             protocol,
             transport,
             batch,
@@ -679,15 +792,27 @@ fn run(command: Command) -> Result<(), ToolError> {
                 (true, false) => vec!["inproc".into(), "quic".into()],
                 (true, true) => vec!["inproc".into()],
             };
-            let batch = match (batch.is_empty(), train) {
-                (false, _) => batch,
-                (true, false) => vec![1, 128],
-                (true, true) => vec![128],
+            let models = match (onnx.as_deref(), graph.as_deref()) {
+                (None, None) if model.is_empty() => {
+                    [ModelKind::A, ModelKind::B, ModelKind::C, ModelKind::D]
+                        .map(Network::Zoo)
+                        .to_vec()
+                }
+                (None, None) => model.into_iter().map(Network::Zoo).collect(),
+                (onnx, graph) => vec![Network::from_args(None, onnx, graph)?],
+            };
+            let fixed = models.first().and_then(Network::fixed_batch);
+            let batch = match (batch.is_empty(), train, fixed) {
+                (false, _, _) => batch,
+                (true, false, Some(b)) => vec![b],
+                (true, false, None) => vec![1, 128],
+                (true, true, _) => vec![128],
             };
             bench::run(bench::BenchArgs {
                 single,
                 train,
-                models: model,
+                models,
+                weights,
                 protocols: bench::parse_protocols(&protocol)?,
                 transports: transport,
                 batches: batch,

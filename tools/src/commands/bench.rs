@@ -1,4 +1,5 @@
-//! `shareflow bench`: the benchmark table of networks A-D.
+//! `shareflow bench`: the benchmark table of networks A-D (or of an ONNX model, `--onnx`, or a
+//! user's graph, `--graph` with `--weights`).
 //!
 //! For every combination of network, protocol, transport and batch size: a warm-up private
 //! prediction, then `reps` timed ones on the first `batch` test images (median, min and max
@@ -18,7 +19,8 @@
 //! that counts is the parties' own run time after they have connected (the maximum over
 //! parties of `metrics.wall_ms`), not process start-up.
 //!
-//! Pond has no maxpool, so Pond with networks B and C is skipped with a note.
+//! A network a protocol cannot compile (Pond has no maxpool: networks B and C) is skipped under
+//! that protocol with a note.
 //!
 //! With `--train` the rows are training steps instead ([`super::bench_train`]).
 
@@ -30,13 +32,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ndarray::ArrayD;
 use serde_json::{json, Map, Value};
 use shareflow_compiler::ProtocolKind;
-use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
+use shareflow_graphs::zoo::{CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::data::npy::write_npy;
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow_runtime::exec::{run_in_process, InProcessRun, ServingSession};
-use shareflow_runtime::plain::train::{accuracy, predict};
+use shareflow_runtime::plain::train::accuracy;
 
-use super::load_weights;
+use super::network::Network;
 use super::parties::{run_local_parties, PartyInputs};
 use super::secure::{agreement, mean_kl, summary, SecureModel};
 use crate::report::{party_figures, Report};
@@ -47,7 +49,10 @@ const ACCURACY_BATCH: usize = 128;
 
 /// Options of `bench`.
 pub struct BenchArgs {
-    pub models: Vec<ModelKind>,
+    /// Zoo networks, or one ONNX model or user's graph.
+    pub models: Vec<Network>,
+    /// The model owner's weights (`--weights`, one network only; see [`Network::weights`]).
+    pub weights: Option<PathBuf>,
     pub protocols: Vec<ProtocolKind>,
     /// `inproc` and/or `quic`.
     pub transports: Vec<String>,
@@ -208,6 +213,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let acc_images = test.batch(0, acc_n);
     let acc_labels = &test.labels[..acc_n];
+    if args.weights.is_some() && args.models.len() > 1 {
+        return Err(ToolError::Usage(
+            "--weights gives the weights of one network: bench one --model with it".into(),
+        ));
+    }
 
     let mut rows: Vec<Value> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -219,24 +229,32 @@ pub fn run(args: BenchArgs) -> Result<()> {
     } else {
         PathBuf::new()
     };
-    for &model in &args.models {
-        let weights = load_weights(model, None)?;
-        let plain_logits = predict(model, &weights, &acc_images, ACCURACY_BATCH)?;
+    for model in &args.models {
+        // A user's graph runs at its own batch only: the accuracy pass too.
+        let acc_batch = model.fixed_batch().unwrap_or(ACCURACY_BATCH);
+        model.check_batches(acc_n, acc_batch)?;
+        for &batch in &args.batches {
+            model.check_batches(batch, batch)?;
+        }
+        let weights = model.weights(args.weights.clone())?;
+        let acc_inputs = model.inputs(&acc_images)?;
+        let plain_logits = model.predict_plain(&weights, &acc_inputs, acc_batch, &mut |_, _| {})?;
         let plaintext_accuracy = accuracy(&plain_logits, acc_labels);
         for &protocol in &args.protocols {
-            if protocol == ProtocolKind::Pond && matches!(model, ModelKind::B | ModelKind::C) {
-                let note =
-                    format!("{model} under pond: skipped (maxpool is unsupported under Pond)");
+            let mut secure =
+                SecureModel::new(model.clone(), protocol, model.options(&args.options));
+            // A network the protocol cannot compile (maxpool under Pond) is a note of the table.
+            if let Err(e) = secure.serving(acc_batch.min(acc_n).max(1)) {
+                let note = format!("{model} under {}: skipped ({e})", protocol.name());
                 progress(&note);
                 notes.push(note);
                 continue;
             }
-            let mut secure = SecureModel::new(model, protocol, args.options.for_model(model));
             progress(&format!(
                 "{model} {}: accuracy over {acc_n} images",
                 protocol.name()
             ));
-            let (logits, _) = secure.predict(&weights, &acc_images, ACCURACY_BATCH)?;
+            let (logits, _) = secure.predict(&weights, &acc_inputs, acc_batch)?;
             let quality = Quality {
                 images: acc_n,
                 accuracy: accuracy(&logits, acc_labels),
@@ -252,12 +270,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         args.reps,
                         started.elapsed().as_secs_f64()
                     ));
-                    let images = test.batch(0, batch);
+                    let images = model.inputs(&test.batch(0, batch))?;
                     let plain_ms = plaintext_times(model, &weights, &images, batch, args.reps)?;
+                    let owner = Owner {
+                        weights: &weights,
+                        explicit: args.weights.as_deref(),
+                    };
                     let timing = match (transport.as_str(), args.single) {
-                        ("quic", true) => time_quic(&mut secure, &images, batch, &args, &exe),
+                        ("quic", true) => {
+                            time_quic(&mut secure, owner, &images, batch, &args, &exe)
+                        }
                         ("quic", false) => {
-                            time_quic_serving(&mut secure, &images, batch, &args, &exe)
+                            time_quic_serving(&mut secure, owner, &images, batch, &args, &exe)
                         }
                         (_, true) => time_inproc(&mut secure, &weights, &images, batch, args.reps),
                         (_, false) => {
@@ -305,7 +329,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 }
 
 fn row(
-    model: ModelKind,
+    model: &Network,
     protocol: ProtocolKind,
     transport: &str,
     batch: usize,
@@ -346,17 +370,18 @@ fn row(
 
 /// Plaintext prediction of the same images: one warm-up, then `reps` timed runs.
 fn plaintext_times(
-    model: ModelKind,
+    model: &Network,
     weights: &Weights,
     images: &ArrayD<f32>,
     batch: usize,
     reps: usize,
 ) -> Result<Vec<f64>> {
-    predict(model, weights, images, batch)?;
+    let predict = || model.predict_plain(weights, images, batch, &mut |_, _| {});
+    predict()?;
     let mut ms = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t = Instant::now();
-        std::hint::black_box(predict(model, weights, images, batch)?);
+        std::hint::black_box(predict()?);
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(ms)
@@ -446,22 +471,38 @@ fn time_runs(
     Ok(timing)
 }
 
+/// The model owner's weights, and the file they came from if the user gave one.
+#[derive(Clone, Copy)]
+struct Owner<'a> {
+    weights: &'a Weights,
+    explicit: Option<&'a Path>,
+}
+
 /// A temporary directory holding the graph (as `name`, from `json`) and the images, for the
-/// party processes.
-fn party_files(json: String, name: &str, images: &ArrayD<f32>) -> Result<PartyFiles> {
+/// party processes, and the files each party reads (the model owner's weights from the user's
+/// or the committed file, or written there for an ONNX model).
+fn party_files(
+    json: String,
+    name: &str,
+    images: &ArrayD<f32>,
+    network: &Network,
+    owner: Owner,
+) -> Result<PartyFiles> {
     let dir =
         tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
     let graph = dir.path().join(name);
     std::fs::write(&graph, json).map_err(|e| io(&graph, e))?;
     let image = dir.path().join("image.npy");
     write_npy(&image, images)?;
-    Ok(PartyFiles { dir, graph, image })
+    let weights = network.weights_file(owner.explicit, owner.weights, dir.path())?;
+    let given = PartyInputs::prediction(&weights, &image);
+    Ok(PartyFiles { dir, graph, given })
 }
 
 struct PartyFiles {
     dir: tempfile::TempDir,
     graph: PathBuf,
-    image: PathBuf,
+    given: PartyInputs,
 }
 
 impl PartyFiles {
@@ -471,14 +512,20 @@ impl PartyFiles {
         &self,
         exe: &Path,
         parties: &[String],
-        model: ModelKind,
         args: &BenchArgs,
         serving: Option<usize>,
     ) -> Result<Vec<(String, Value)>> {
         let run = || {
             let (dir, timeout) = (self.dir.path(), args.timeout_s);
-            let given = PartyInputs::zoo(model, &self.image);
-            run_local_parties(exe, parties, dir, &self.graph, &given, timeout, serving)
+            run_local_parties(
+                exe,
+                parties,
+                dir,
+                &self.graph,
+                &self.given,
+                timeout,
+                serving,
+            )
         };
         run().or_else(|e| {
             progress(&format!("quic run failed, retrying once: {e}"));
@@ -491,20 +538,17 @@ impl PartyFiles {
 /// warm-up and `reps` timed predictions over the same connections.
 fn time_quic_serving(
     secure: &mut SecureModel,
+    owner: Owner,
     images: &ArrayD<f32>,
     batch: usize,
     args: &BenchArgs,
     exe: &Path,
 ) -> Result<Timing> {
-    let model = secure
-        .network
-        .kind()
-        .ok_or_else(|| ToolError::Usage("the QUIC benchmark runs the zoo's networks".into()))?;
     let graph = secure.serving(batch)?;
     let json = serde_json::to_string(graph).map_err(|e| ToolError::Usage(e.to_string()))?;
     let parties = graph.predict.parties.clone();
-    let files = party_files(json, "serving.json", images)?;
-    let reports = files.run(exe, &parties, model, args, Some(args.reps + 1))?;
+    let files = party_files(json, "serving.json", images, &secure.network, owner)?;
+    let reports = files.run(exe, &parties, args, Some(args.reps + 1))?;
     let setup = || reports.iter().map(|(_, r)| &r["setup"]);
     let setup_bytes = setup().map(|m| m["bytes_sent"].as_u64().unwrap_or(0)).sum();
     let mut timing = Timing {
@@ -536,23 +580,20 @@ fn party_exe(dir: &Path) -> Result<PathBuf> {
 /// One process per party on 127.0.0.1, started afresh for a warm-up and each repetition.
 fn time_quic(
     secure: &mut SecureModel,
+    owner: Owner,
     images: &ArrayD<f32>,
     batch: usize,
     args: &BenchArgs,
     exe: &Path,
 ) -> Result<Timing> {
-    let model = secure
-        .network
-        .kind()
-        .ok_or_else(|| ToolError::Usage("the QUIC benchmark runs the zoo's networks".into()))?;
     let (graph, _) = secure.compiled(batch)?;
     let json = graph.to_json()?;
     let parties = graph.parties.clone();
-    let files = party_files(json, "compiled.json", images)?;
+    let files = party_files(json, "compiled.json", images, &secure.network, owner)?;
     let mut timing = Timing::default();
     for rep in 0..=args.reps {
         let metrics: Vec<Value> = files
-            .run(exe, &parties, model, args, None)?
+            .run(exe, &parties, args, None)?
             .into_iter()
             .map(|(_, r)| r["metrics"].clone())
             .collect();
@@ -621,7 +662,7 @@ fn markdown(
     } else {
         "a serving session per row: the parties connect and share and mask the weights once (setup, reported apart and not timed), then predict over the same connections"
     };
-    let _ = writeln!(s, "Measured {date} on {machine} with `shareflow bench`: private prediction of the first `batch` MNIST test images, median (min-max) of {} runs after a warm-up; {mode}. `quic` is one process per party on 127.0.0.1 and counts the parties' run time after connecting. Bytes are sent by all parties per prediction. Accuracy, agreement with plaintext (argmax) and mean KL divergence are over the first N test images, predicted in process in batches of {ACCURACY_BATCH}.", args.reps);
+    let _ = writeln!(s, "Measured {date} on {machine} with `shareflow bench`: private prediction of the first `batch` MNIST test images, median (min-max) of {} runs after a warm-up; {mode}. `quic` is one process per party on 127.0.0.1 and counts the parties' run time after connecting. Bytes are sent by all parties per prediction. Accuracy, agreement with plaintext (argmax) and mean KL divergence are over the first N test images, predicted in process in batches of {ACCURACY_BATCH} (a `--graph` in batches of its own size).", args.reps);
     s.push('\n');
     s.push_str("| network | protocol | transport | batch | median ms (min-max) | plaintext ms | images/s | MB | rounds | setup MB | accuracy (N) | plaintext accuracy | agreement | KL |\n");
     s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -85,6 +85,22 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "--transport {t}: expected inproc and/or quic"
         )));
     }
+    let models = args
+        .models
+        .iter()
+        .map(|n| {
+            n.kind().ok_or_else(|| {
+                ToolError::Usage(format!(
+                    "--train benchmarks the zoo's networks (--model), not {n}"
+                ))
+            })
+        })
+        .collect::<Result<Vec<ModelKind>>>()?;
+    if args.weights.is_some() {
+        return Err(ToolError::Usage(
+            "--weights is an option of the prediction benchmark, not of --train".into(),
+        ));
+    }
     if args.single || args.limit.is_some() {
         return Err(ToolError::Usage(
             "--single and --limit are options of the prediction benchmark, not of --train".into(),
@@ -104,7 +120,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let mut rows: Vec<TrainRow> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
     let started = Instant::now();
-    for &model in &args.models {
+    for &model in &models {
         for &protocol in &args.protocols {
             for &batch in &args.batches {
                 let cfg = TrainConfig {

@@ -18,7 +18,7 @@ use crate::{Result, ToolError};
 /// Options of `compile`.
 #[derive(Clone)]
 pub struct CompileArgs {
-    /// A zoo network or an ONNX model.
+    /// A zoo network, an ONNX model or a user's graph (compiled at its own batch).
     pub model: Network,
     pub protocol: String,
     pub batch: usize,

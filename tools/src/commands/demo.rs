@@ -11,7 +11,7 @@ use std::time::Instant;
 use ndarray::ArrayD;
 use serde_json::Value;
 use shareflow_compiler::{compile, CompiledGraph, ProtocolKind};
-use shareflow_graphs::zoo::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::zoo::{CLIENT, LOGITS};
 use shareflow_runtime::data::npy::{read_npy, write_npy};
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow_runtime::plain::train::argmax;
@@ -24,8 +24,10 @@ use crate::{Result, ToolError};
 
 /// Options of `demo`.
 pub struct DemoArgs {
-    /// A zoo network or an ONNX model.
+    /// A zoo network, an ONNX model or a user's graph.
     pub model: Network,
+    /// The model owner's weights (`--weights`; see [`Network::weights`]).
+    pub weights: Option<PathBuf>,
     pub protocol: ProtocolKind,
     pub options: super::Options,
     /// Which test image.
@@ -56,7 +58,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let image = args.model.inputs(&test.batch(args.index, args.index + 1))?;
     let label = test.labels[args.index];
-    let weights = args.model.weights(None)?;
+    let weights = args.model.weights(args.weights.clone())?;
     let zoo = args.model.build(1)?;
     let compiled = compile(&zoo.graph, args.protocol, args.model.options(&args.options))?;
     let cost = compiled.cost();
@@ -158,28 +160,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The parties' files: a zoo network's committed weights, or an ONNX model's initializers
-/// written to `dir` as `.npz`, and the image.
-fn party_inputs(
-    model: &Network,
-    weights: &Weights,
-    dir: &Path,
-    image_path: &Path,
-) -> Result<PartyInputs> {
-    if let Some(kind) = model.kind() {
-        return Ok(PartyInputs::zoo(kind, image_path));
-    }
-    let weights_path = dir.join("weights.npz");
-    weights.save(&weights_path)?;
-    let mut p = PartyInputs::default();
-    p.weights.insert(MODEL_OWNER.to_string(), weights_path);
-    p.inputs.insert(
-        CLIENT.to_string(),
-        vec![(IMAGE.to_string(), image_path.to_path_buf())],
-    );
-    Ok(p)
-}
-
 /// What the parties' processes gave.
 struct Ran {
     /// Each party's metrics.
@@ -212,7 +192,12 @@ fn run_parties(
         &compiled.parties,
         dir,
         &graph_path,
-        &party_inputs(&args.model, weights, dir, &image_path)?,
+        &PartyInputs::prediction(
+            &args
+                .model
+                .weights_file(args.weights.as_deref(), weights, dir)?,
+            &image_path,
+        ),
         args.timeout_s,
         None,
     )?

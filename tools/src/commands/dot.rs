@@ -12,7 +12,7 @@ use crate::{Result, ToolError};
 /// What `shareflow dot` draws.
 #[derive(Clone)]
 pub struct DotArgs {
-    /// A zoo network or an ONNX model.
+    /// A zoo network, an ONNX model or a user's graph.
     pub model: Network,
     /// `None` or `plaintext`: the logical graph.
     pub protocol: Option<String>,
@@ -25,7 +25,7 @@ pub struct DotArgs {
 
 /// The DOT text that `shareflow dot` prints.
 pub fn dot_text(args: &DotArgs) -> Result<String> {
-    let zoo = args.model.build(1)?;
+    let zoo = args.model.build(args.model.fixed_batch().unwrap_or(1))?;
     let protocol = match args.protocol.as_deref() {
         None | Some("plaintext") => {
             if args.serving || args.setup || args.detail != Detail::Layers {
@@ -58,7 +58,8 @@ pub fn dot_text(args: &DotArgs) -> Result<String> {
     Ok(to_dot_with(&compiled, &args.detail)?)
 }
 
-/// Prints the logical graph of the network (batch 1) or its compiled graph.
+/// Prints the logical graph of the network (batch 1, or a user's graph's batch) or its
+/// compiled graph.
 pub fn run(args: DotArgs) -> Result<()> {
     print!("{}", dot_text(&args)?);
     Ok(())

@@ -23,12 +23,13 @@ use crate::Result;
 
 /// Options of `eval`.
 pub struct EvalArgs {
-    /// A zoo network or an ONNX model.
+    /// A zoo network, an ONNX model or a user's graph.
     pub model: Network,
     pub protocol: String,
     pub limit: Option<usize>,
     pub batch: usize,
     pub data: Option<PathBuf>,
+    /// The model owner's weights (see [`Network::weights`]).
     pub weights: Option<PathBuf>,
     pub options: super::Options,
     /// Setup once, then predictions (the default); `false`: one single program per batch.

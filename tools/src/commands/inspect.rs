@@ -1,5 +1,8 @@
 //! `shareflow inspect`: a network's layers, shapes and parameter count (for an ONNX model:
-//! its operators and the weights it imports as).
+//! its operators and the weights it imports as; for a user's graph: its nodes and the model
+//! owner's inputs, and with `--weights` the `.npz` checked against them).
+
+use std::path::PathBuf;
 
 use shareflow_graphs::zoo::ZooModel;
 use shareflow_graphs::Op;
@@ -11,9 +14,13 @@ use crate::Result;
 /// Parameters by name, with their shapes.
 type ParamShapes = Vec<(String, Vec<usize>)>;
 
-/// Prints (or with `json`, reports) the network's layers, graph nodes and parameters.
-pub fn run(model: Network, json: bool) -> Result<()> {
-    let built = model.build(1)?;
+/// Prints (or with `json`, reports) the network's layers, graph nodes and parameters, after
+/// checking `weights` (if given) against the network.
+pub fn run(model: Network, weights: Option<PathBuf>, json: bool) -> Result<()> {
+    if weights.is_some() {
+        model.weights(weights)?;
+    }
+    let built = model.build(model.fixed_batch().unwrap_or(1))?;
     let (origin, layers, params): (String, Vec<String>, ParamShapes) = match &model {
         Network::Zoo(kind) => (
             kind.origin().to_string(),
@@ -49,6 +56,17 @@ pub fn run(model: Network, json: bool) -> Result<()> {
                     .collect(),
             )
         }
+        Network::Graph(g) => (
+            format!("logical graph, batch {}", g.batch()),
+            g.graph
+                .topo_order()?
+                .into_iter()
+                .filter_map(|id| g.graph.node(id).ok())
+                .filter(|n| !matches!(n.op, Op::Input { .. } | Op::Output { .. }))
+                .map(|n| format!("{}: {}", n.name, n.op.name()))
+                .collect(),
+            g.params.clone(),
+        ),
     };
     let count: usize = params
         .iter()
@@ -91,7 +109,7 @@ pub fn run(model: Network, json: bool) -> Result<()> {
     for l in &layers {
         println!("  {l}");
     }
-    println!("nodes (batch 1):");
+    println!("nodes (batch {}):", built.input_shape[0]);
     for (name, op, shape) in nodes {
         println!("  {name:<24} {op:<10} {shape}");
     }

@@ -6,6 +6,7 @@ pub mod compile;
 pub mod demo;
 pub mod dot;
 pub mod eval;
+pub mod export_image;
 pub mod fedavg;
 pub mod import;
 pub mod inspect;
@@ -20,6 +21,7 @@ pub mod secure;
 pub mod train;
 pub mod train_private;
 pub mod train_quic;
+pub mod user_graph;
 
 use std::path::{Path, PathBuf};
 

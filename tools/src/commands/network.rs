@@ -1,6 +1,7 @@
-//! The network a command runs: a network of the zoo (`--model A|B|C|D|P`) or a model
-//! imported from ONNX (`--onnx FILE`). Both are graphs with the zoo's parties and names: the
-//! model owner's weights, the client's `image`, the client's `logits`.
+//! The network a command runs: a network of the zoo (`--model A|B|C|D|P`), a model imported
+//! from ONNX (`--onnx FILE`) or a user's logical graph (`--graph FILE --weights FILE.npz`, see
+//! [`super::user_graph`]). All are graphs with the zoo's parties and names: the model owner's
+//! weights, the client's `image`, the client's `logits`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -16,16 +17,20 @@ use shareflow_runtime::data::Weights;
 use shareflow_runtime::plain::train::predict_observed;
 use shareflow_runtime::plain::{forward, Evaluation};
 
-use super::{load_weights, Options};
+use super::user_graph::UserGraph;
+use super::{load_weights, weights_path, Options};
 use crate::{Result, ToolError};
 
-/// A zoo network or an imported ONNX model.
+/// A zoo network, an imported ONNX model or a user's graph.
 #[derive(Clone)]
 pub enum Network {
     /// A network of the zoo, with its committed weights by default.
     Zoo(ModelKind),
     /// An ONNX model: its initializers are the weights.
     Onnx(Arc<OnnxModel>),
+    /// A logical graph from JSON, for the batch size it was written for; its weights come
+    /// from `--weights`.
+    Graph(Arc<UserGraph>),
 }
 
 /// A network's graph for one batch size.
@@ -51,18 +56,24 @@ impl fmt::Display for Network {
         match self {
             Network::Zoo(kind) => write!(f, "{kind}"),
             Network::Onnx(m) => f.write_str(m.source()),
+            Network::Graph(g) => write!(f, "{}", g.path.display()),
         }
     }
 }
 
 impl Network {
-    /// `--model` or `--onnx`, exactly one of them.
-    pub fn from_args(model: Option<ModelKind>, onnx: Option<&Path>) -> Result<Network> {
-        match (model, onnx) {
-            (Some(kind), None) => Ok(Network::Zoo(kind)),
-            (None, Some(path)) => Ok(Network::Onnx(Arc::new(OnnxModel::load(path)?))),
+    /// `--model`, `--onnx` or `--graph`, exactly one of them.
+    pub fn from_args(
+        model: Option<ModelKind>,
+        onnx: Option<&Path>,
+        graph: Option<&Path>,
+    ) -> Result<Network> {
+        match (model, onnx, graph) {
+            (Some(kind), None, None) => Ok(Network::Zoo(kind)),
+            (None, Some(path), None) => Ok(Network::Onnx(Arc::new(OnnxModel::load(path)?))),
+            (None, None, Some(path)) => Ok(Network::Graph(Arc::new(UserGraph::load(path)?))),
             _ => Err(ToolError::Usage(
-                "give either --model A|B|C|D|P or --onnx FILE".into(),
+                "give one of --model A|B|C|D|P, --onnx FILE and --graph FILE".into(),
             )),
         }
     }
@@ -71,8 +82,36 @@ impl Network {
     pub fn kind(&self) -> Option<ModelKind> {
         match self {
             Network::Zoo(kind) => Some(*kind),
-            Network::Onnx(_) => None,
+            Network::Onnx(_) | Network::Graph(_) => None,
         }
+    }
+
+    /// The one batch size the network runs at (a user's graph), `None` if it builds for any.
+    pub fn fixed_batch(&self) -> Option<usize> {
+        match self {
+            Network::Graph(g) => Some(g.batch()),
+            Network::Zoo(_) | Network::Onnx(_) => None,
+        }
+    }
+
+    /// Checks that `n` inputs predicted in batches of at most `batch` give only batches the
+    /// network runs at (for a user's graph: `batch` is its batch and divides `n`).
+    pub fn check_batches(&self, n: usize, batch: usize) -> Result<()> {
+        let Some(b) = self.fixed_batch() else {
+            return Ok(());
+        };
+        let wrong = if batch != b {
+            format!("not {batch}: run with --batch {b}")
+        } else if !n.is_multiple_of(b) {
+            format!("and {n} is no multiple of {b}: give --limit a multiple of {b}")
+        } else {
+            return Ok(());
+        };
+        Err(ToolError::Usage(format!(
+            "{self} takes batches of exactly {b} inputs (the first dimension of its input \
+             `{IMAGE}`), {wrong}, or write the graph for another batch (`shareflow import \
+             --batch N`)"
+        )))
     }
 
     /// The graph for batches of `batch` inputs.
@@ -96,23 +135,69 @@ impl Network {
                     graph: m.graph,
                 }
             }
+            Network::Graph(g) => {
+                if batch != g.batch() {
+                    return Err(ToolError::Usage(format!(
+                        "{self} takes batches of exactly {} inputs (the first dimension of its \
+                         input `{IMAGE}`), not {batch}: write the graph for batches of {batch} \
+                         (`shareflow import --batch {batch}`)",
+                        g.batch()
+                    )));
+                }
+                BuiltNetwork {
+                    graph: g.graph.clone(),
+                    image: g.image,
+                    logits: g.logits,
+                    input_shape: g.input_shape.clone(),
+                }
+            }
         })
     }
 
     /// The model owner's weights: `explicit` or the committed ones for a zoo network, the
-    /// initializers for an ONNX model (which takes no `--weights`).
+    /// initializers for an ONNX model (which takes no `--weights`), `explicit` (required,
+    /// checked against the graph) for a user's graph.
     pub fn weights(&self, explicit: Option<PathBuf>) -> Result<Weights> {
         match self {
             Network::Zoo(kind) => load_weights(*kind, explicit),
             Network::Onnx(model) => {
                 if explicit.is_some() {
                     return Err(ToolError::Usage(
-                        "--weights is for zoo networks: an ONNX model carries its weights".into(),
+                        "--weights is for zoo networks and --graph: an ONNX model carries its \
+                         weights"
+                            .into(),
                     ));
                 }
                 Ok(Weights {
                     arrays: model.import(1)?.weights,
                 })
+            }
+            Network::Graph(g) => match explicit {
+                Some(path) => g.weights(&path),
+                None => Err(ToolError::Usage(format!(
+                    "--graph {self} needs --weights FILE.npz: the model owner's inputs \
+                     (`shareflow import --weights-out` writes them)"
+                ))),
+            },
+        }
+    }
+
+    /// The `.npz` a model owner's party process reads: the given or committed file of a zoo
+    /// network, the file of a user's graph, an ONNX model's initializers (`weights`) written
+    /// to `dir`.
+    pub fn weights_file(
+        &self,
+        explicit: Option<&Path>,
+        weights: &Weights,
+        dir: &Path,
+    ) -> Result<PathBuf> {
+        match (self, explicit) {
+            (Network::Zoo(kind), _) => Ok(weights_path(*kind, explicit.map(Path::to_path_buf))),
+            (Network::Graph(_), Some(path)) => Ok(path.to_path_buf()),
+            (Network::Onnx(_), _) | (Network::Graph(_), None) => {
+                let path = dir.join("weights.npz");
+                weights.save(&path)?;
+                Ok(path)
             }
         }
     }
@@ -121,7 +206,7 @@ impl Network {
     pub fn options(&self, options: &Options) -> CompileOptions {
         match self {
             Network::Zoo(kind) => options.for_model(*kind),
-            Network::Onnx(_) => options.base,
+            Network::Onnx(_) | Network::Graph(_) => options.base,
         }
     }
 
@@ -129,13 +214,17 @@ impl Network {
     /// that takes flat vectors).
     pub fn inputs(&self, images: &ArrayD<f32>) -> Result<ArrayD<f32>> {
         let n = images.shape().first().copied().unwrap_or(0);
-        let per_image = self.build(1)?.input_shape;
+        let per_image = match self {
+            Network::Graph(g) => g.input_shape.clone(),
+            Network::Zoo(_) | Network::Onnx(_) => self.build(1)?.input_shape,
+        };
         let mut shape = vec![n];
         shape.extend_from_slice(&per_image[1..]);
         if shape.iter().product::<usize>() != images.len() {
             return Err(ToolError::Usage(format!(
-                "{self}: the input has shape {per_image:?} per batch of 1, MNIST images have 784 \
-                 values"
+                "{self}: the input `{IMAGE}` has shape {:?} per input, MNIST images have 784 \
+                 values",
+                &per_image[1..]
             )));
         }
         images
@@ -158,6 +247,7 @@ impl Network {
             return Ok(predict_observed(*kind, weights, images, batch, observe)?);
         }
         let n = images.shape().first().copied().unwrap_or(0);
+        self.check_batches(n, batch)?;
         let mut built: HashMap<usize, BuiltNetwork> = HashMap::new();
         let mut rows: Vec<Array2<f32>> = Vec::new();
         let mut start = 0;

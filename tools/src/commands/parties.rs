@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, MODEL_OWNER};
+use shareflow_graphs::zoo::{CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_runtime::cluster::{ClusterConfig, CLUSTER_FILE};
 use shareflow_runtime::keys::Existing;
 
-use super::{interrupt, weights_path};
+use super::interrupt;
 use crate::{Result, ToolError};
 
 /// A party whose stderr lines are shown to a callback as they come (progress).
@@ -45,12 +45,12 @@ pub struct PartyInputs {
 }
 
 impl PartyInputs {
-    /// A zoo network's prediction: the model owner gives the network's weights, the client
-    /// the image at `image_path`.
-    pub fn zoo(model: ModelKind, image_path: &Path) -> PartyInputs {
+    /// A prediction: the model owner gives the weights at `weights_path` (see
+    /// [`super::network::Network::weights_file`]), the client the image at `image_path`.
+    pub fn prediction(weights_path: &Path, image_path: &Path) -> PartyInputs {
         let mut p = PartyInputs::default();
         p.weights
-            .insert(MODEL_OWNER.to_string(), weights_path(model, None));
+            .insert(MODEL_OWNER.to_string(), weights_path.to_path_buf());
         p.inputs.insert(
             CLIENT.to_string(),
             vec![(IMAGE.to_string(), image_path.to_path_buf())],

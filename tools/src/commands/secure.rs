@@ -1,5 +1,6 @@
-//! Private prediction of a zoo network over images, every party in this process: the model
-//! owner provides the weights, the client the images, and only the client receives the logits.
+//! Private prediction of a network (of the zoo, from ONNX or a user's graph) over images, every
+//! party in this process: the model owner provides the weights, the client the images, and only
+//! the client receives the logits.
 //!
 //! By default ([`SecureModel::persist`]) each batch size is a serving session: its setup program
 //! runs once per [`SecureModel::predict`] (the weights shared, masked and opened), then one
@@ -69,7 +70,7 @@ pub struct SecureModel {
 }
 
 impl SecureModel {
-    /// `network` (a zoo network or an ONNX model) for `protocol`, compiled on first use.
+    /// `network` (a zoo network, an ONNX model or a user's graph) for `protocol`, compiled on first use.
     pub fn new(
         network: impl Into<Network>,
         protocol: ProtocolKind,
@@ -124,6 +125,7 @@ impl SecureModel {
         batch: usize,
     ) -> Result<(Array2<f32>, SecureStats)> {
         let n = images.shape().first().copied().unwrap_or(0);
+        self.network.check_batches(n, batch)?;
         let owner_inputs: HashMap<String, ArrayD<f32>> = weights
             .arrays
             .iter()
