@@ -49,6 +49,19 @@ fn check_row(row: &Value, transport: &str, images: u64, reps: u64, serving: bool
     let f = |k: &str| row[k].as_f64().unwrap();
     assert!(f("min_ms") > 0.0 && f("min_ms") <= f("median_ms") && f("median_ms") <= f("max_ms"));
     assert!(f("plaintext_ms") > 0.0);
+    // The floor is rounds x round trip + bytes / bandwidth + plaintext time: at least the
+    // plaintext time, and the ratio is the median over it.
+    assert!(
+        f("floor_ms") >= f("plaintext_ms"),
+        "floor {}",
+        f("floor_ms")
+    );
+    let ratio = f("median_ms") / f("floor_ms");
+    assert!(
+        (f("floor_ratio") - ratio).abs() <= 1e-3 * ratio.max(1.0),
+        "floor ratio {} against {ratio}",
+        f("floor_ratio")
+    );
     assert!(
         (0.8..=1.0).contains(&f("accuracy")),
         "accuracy {}",
@@ -138,4 +151,9 @@ fn bench_over_quic_and_markdown() {
     let text = std::fs::read_to_string(&md).unwrap();
     assert!(text.contains("| A | pond | quic | 1 |"), "{text}");
     assert!(text.contains("skipped"));
+    // The link of the floor, measured in the same run.
+    let link = &v["links"]["quic"];
+    assert!(link["rtt_ms"].as_f64().unwrap() > 0.0, "{link}");
+    assert!(link["bandwidth_mb_s"].as_f64().unwrap() > 1.0, "{link}");
+    assert!(text.contains("Floor over `quic`"), "{text}");
 }

@@ -22,6 +22,9 @@
 //! A network a protocol cannot compile (Pond has no maxpool: networks B and C) is skipped under
 //! that protocol with a note.
 //!
+//! Every row also has its floor ([`super::floor`]): rounds x the measured round trip + bytes /
+//! the measured bandwidth + the plaintext time, and the ratio of the measured median to it.
+//!
 //! With `--train` the rows are training steps instead ([`super::bench_train`]).
 
 use std::collections::{BTreeMap, HashMap};
@@ -38,6 +41,7 @@ use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow_runtime::exec::{run_in_process, InProcessRun, ServingSession};
 use shareflow_runtime::plain::train::accuracy;
 
+use super::floor::Link;
 use super::network::Network;
 use super::parties::{run_local_parties, PartyInputs};
 use super::secure::{agreement, mean_kl, summary, SecureModel};
@@ -221,6 +225,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     let mut rows: Vec<Value> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
+    let mut links: BTreeMap<String, Link> = BTreeMap::new();
+    for t in &args.transports {
+        progress(&format!(
+            "{t}: measuring the round trip and bandwidth of the floor"
+        ));
+        links.insert(t.clone(), Link::measure(t)?);
+    }
     let started = Instant::now();
     let exe_dir =
         tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
@@ -291,7 +302,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
                     // A failed combination is a note of the table, not the end of the run.
                     match timing {
                         Ok(t) => rows.push(row(
-                            model, protocol, transport, batch, &quality, &t, &plain_ms,
+                            model,
+                            protocol,
+                            (transport, &links[transport]),
+                            batch,
+                            &quality,
+                            &t,
+                            &plain_ms,
                         )),
                         Err(e) => {
                             let note = format!(
@@ -309,8 +326,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     let machine = machine();
     let date = today();
+    let link_json: Map<String, Value> = links
+        .iter()
+        .map(|(t, l)| {
+            let v =
+                json!({"rtt_ms": round3(l.rtt_ms), "bandwidth_mb_s": round3(l.bytes_per_ms / 1e3)});
+            (t.clone(), v)
+        })
+        .collect();
     if let Some(path) = &args.markdown {
-        let text = markdown(&rows, &notes, &machine, &date, &args);
+        let text = markdown(&rows, &notes, &links, &machine, &date, &args);
         std::fs::write(path, text).map_err(|e| io(path, e))?;
         progress(&format!("wrote {}", path.display()));
     }
@@ -319,11 +344,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         r.set("date", date)
             .set("machine", machine)
             .set("reps", args.reps)
+            .set("links", Value::Object(link_json))
             .set("rows", Value::Array(rows))
             .set("notes", notes);
         r.print(true);
     } else {
-        print!("{}", markdown(&rows, &notes, &machine, &date, &args));
+        print!(
+            "{}",
+            markdown(&rows, &notes, &links, &machine, &date, &args)
+        );
     }
     Ok(())
 }
@@ -331,13 +360,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
 fn row(
     model: &Network,
     protocol: ProtocolKind,
-    transport: &str,
+    (transport, link): (&str, &Link),
     batch: usize,
     q: &Quality,
     t: &Timing,
     plain_ms: &[f64],
 ) -> Value {
     let (median, min, max) = summary(&t.ms);
+    let plain = summary(plain_ms).0;
+    let floor = link.floor_ms(t.rounds, t.bytes, plain);
     let mut r = Report::new();
     r.set("model", model.to_string())
         .set("protocol", protocol.name())
@@ -351,7 +382,9 @@ fn row(
         .set("median_ms", round3(median))
         .set("min_ms", round3(min))
         .set("max_ms", round3(max))
-        .set("plaintext_ms", round3(summary(plain_ms).0))
+        .set("plaintext_ms", round3(plain))
+        .set("floor_ms", round3(floor))
+        .set("floor_ratio", round3(median / floor.max(1e-9)))
         .set(
             "images_per_s",
             round3(batch as f64 / (median / 1e3).max(1e-9)),
@@ -652,6 +685,7 @@ pub(super) fn today() -> String {
 fn markdown(
     rows: &[Value],
     notes: &[String],
+    links: &BTreeMap<String, Link>,
     machine: &str,
     date: &str,
     args: &BenchArgs,
@@ -664,13 +698,23 @@ fn markdown(
     };
     let _ = writeln!(s, "Measured {date} on {machine} with `shareflow bench`: private prediction of the first `batch` MNIST test images, median (min-max) of {} runs after a warm-up; {mode}. `quic` is one process per party on 127.0.0.1 and counts the parties' run time after connecting. Bytes are sent by all parties per prediction. Accuracy, agreement with plaintext (argmax) and mean KL divergence are over the first N test images, predicted in process in batches of {ACCURACY_BATCH} (a `--graph` in batches of its own size).", args.reps);
     s.push('\n');
-    s.push_str("| network | protocol | transport | batch | median ms (min-max) | plaintext ms | images/s | MB | rounds | setup MB | accuracy (N) | plaintext accuracy | agreement | KL |\n");
-    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (t, l) in links {
+        let _ = writeln!(
+            s,
+            "Floor over `{t}`: round trip {:.3} ms, bandwidth {:.0} MB/s ({}); floor = rounds x round trip + MB / bandwidth + plaintext ms.",
+            l.rtt_ms,
+            l.bytes_per_ms / 1e3,
+            if t == "quic" { "TCP on 127.0.0.1" } else { "a channel between two threads" },
+        );
+    }
+    s.push('\n');
+    s.push_str("| network | protocol | transport | batch | median ms (min-max) | floor ms | x floor | plaintext ms | images/s | MB | rounds | setup MB | accuracy (N) | plaintext accuracy | agreement | KL |\n");
+    s.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.2} | {:.1} | {:.2} | {} | {} | {:.2}% ({}) | {:.2}% | {:.2}% | {:.1e} |",
+            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} | {} | {} | {:.2}% ({}) | {:.2}% | {:.2}% | {:.1e} |",
             r["model"].as_str().unwrap_or("?"),
             r["protocol"].as_str().unwrap_or("?"),
             r["transport"].as_str().unwrap_or("?"),
@@ -678,6 +722,8 @@ fn markdown(
             f("median_ms"),
             f("min_ms"),
             f("max_ms"),
+            f("floor_ms"),
+            f("floor_ratio"),
             f("plaintext_ms"),
             f("images_per_s"),
             f("bytes") / 1e6,

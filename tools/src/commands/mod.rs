@@ -8,6 +8,7 @@ pub mod dot;
 pub mod eval;
 pub mod export_image;
 pub mod fedavg;
+pub mod floor;
 pub mod import;
 pub mod inspect;
 pub mod interrupt;
