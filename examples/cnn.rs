@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example cnn -- [--protocol securenn|plaintext] [--train N]
-//!     [--test N] [--epochs E] [--batch B] [--data DIR] [--save FILE]
+//!     [--test N] [--epochs E] [--batch B] [--transport inproc|quic] [--data DIR] [--save FILE]
 //! ```
 //!
 //! The data owner secret-shares each training batch; the servers (every party a thread of
@@ -12,6 +12,11 @@
 //! images are then predicted from the still-shared model, the logits going to the client
 //! only. The same run in plaintext (`--protocol plaintext`) is the reference. Defaults: 1,280
 //! training images, one epoch of batches of 64, 500 test images.
+//!
+//! With `--transport quic` the fit stays in process, its weights are then revealed to the
+//! model owner, and the evaluation runs with every party a QUIC endpoint on 127.0.0.1 with
+//! mutual TLS, each in its own thread ([`Model::over_quic`]): the model owner secret-shares the
+//! weights once, the client each batch, and only the client receives the logits.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +37,7 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let (mut protocol, mut train_n, mut test_n) = (Protocol::SecureNN, 1280, 500);
     let (mut epochs, mut batch, mut data, mut save) = (1, 64, None, None);
+    let mut quic = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().ok_or(format!("{a} needs a value"));
@@ -50,6 +56,13 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--batch" => batch = value()?.parse()?,
             "--data" => data = Some(PathBuf::from(value()?)),
             "--save" => save = Some(PathBuf::from(value()?)),
+            "--transport" => {
+                quic = match value()?.as_str() {
+                    "quic" => true,
+                    "inproc" => false,
+                    t => return Err(format!("unknown transport {t}").into()),
+                }
+            }
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -91,6 +104,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         fit.bytes as f64 / 1e6,
         fit.rounds
     );
+    // the loopback cluster's certificates, when the parties talk over QUIC
+    let cluster = tempfile::tempdir()?;
+    if quic && protocol.secure().is_some() {
+        // the servers' shares live in this process's session: the model owner receives the
+        // weights and secret-shares them again to the QUIC parties
+        let weights = model.reveal_weights()?.clone();
+        model.set_weights(weights)?;
+        model.over_quic(cluster.path());
+    }
     let eval = model.evaluate(&test.images.clone().into_dyn(), &test.labels, 100)?;
     println!(
         "evaluate ({protocol:?}): accuracy {:.2}% on {} test images in {:.1} s, {:.1} MB, {} rounds per batch",

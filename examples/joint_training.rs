@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --release --example joint_training -- [--owners K] [--split rows,columns]
-//!     [--epochs E] [--batch B] [--limit N] [--test-limit N] [--protocol securenn] [--data DIR]
+//!     [--epochs E] [--batch B] [--limit N] [--test-limit N] [--protocol securenn]
+//!     [--transport inproc|quic] [--data DIR]
 //! ```
 //!
 //! K data owners (`owner-1` ... `owner-K`) hold parts of the 10,000-image training subset:
@@ -18,6 +19,14 @@
 //! graph on the same batches and the largest weight difference to it, plaintext training of A on
 //! the pooled data with the same recipe (`shareflow train --model A`), and the median
 //! milliseconds, bytes and communication rounds per step.
+//!
+//! With `--transport quic` each split runs a second time with every party its own `shareflow
+//! run-graph --training` process on 127.0.0.1 over QUIC (the plan of
+//! `runtime::train::joint::quic_plan`; build `shareflow` first: `cargo build --release -p
+//! shareflow-tools`): every owner's process reads only its own shard (rows) or its own columns
+//! of the MNIST files, the client's its test images. The row `rows/quic` (`columns/quic`)
+//! prints the same figures, its `max_diff` being the largest difference between the weights
+//! revealed over QUIC and those revealed in process.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,9 +34,10 @@ use std::process::ExitCode;
 use shareflow::compiler::{CompileOptions, ProtocolKind};
 use shareflow::graphs::joint::{Joint, Split};
 use shareflow::graphs::zoo::ModelKind;
-use shareflow::runtime::data::{data_dir, Mnist, Split as DataSplit};
+use shareflow::runtime::data::{data_dir, Mnist, Split as DataSplit, Weights};
 use shareflow::runtime::plain::train::{accuracy, predict, train, TrainConfig};
-use shareflow::runtime::train::joint::{train_plain, train_private};
+use shareflow::runtime::train::joint::{quic_plan, train_plain, train_private};
+use shareflow_tools::commands::train_quic::{run_session, shareflow_binary, Launch, TIMEOUT_S};
 
 struct Args {
     owners: usize,
@@ -37,6 +47,7 @@ struct Args {
     limit: Option<usize>,
     test_limit: Option<usize>,
     protocol: ProtocolKind,
+    quic: bool,
     data: Option<PathBuf>,
 }
 
@@ -49,6 +60,7 @@ fn parse() -> Result<Args, String> {
         limit: None,
         test_limit: None,
         protocol: ProtocolKind::SecureNN,
+        quic: false,
         data: None,
     };
     let mut it = std::env::args().skip(1);
@@ -76,6 +88,13 @@ fn parse() -> Result<Args, String> {
             "--limit" => a.limit = Some(count()?),
             "--test-limit" => a.test_limit = Some(count()?),
             "--protocol" => a.protocol = value.parse().map_err(|e| format!("{e}"))?,
+            "--transport" => {
+                a.quic = match value.as_str() {
+                    "inproc" => false,
+                    "quic" => true,
+                    other => return Err(format!("--transport {other}: inproc or quic")),
+                }
+            }
             "--data" => a.data = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
         }
@@ -127,12 +146,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         let revealed = model.reveal()?;
         let plain = train_plain(&j, &data, &cfg, None)?;
         let plain_acc = accuracy(&predict(ModelKind::A, &plain, &images, 500)?, &test.labels);
-        let diff = revealed
-            .arrays
-            .iter()
-            .filter_map(|(n, x)| plain.arrays.get(n).map(|y| (x, y)))
-            .flat_map(|(x, y)| x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs()))
-            .fold(0.0f32, f32::max);
+        let diff = max_diff(&revealed, &plain);
         let mut ms: Vec<f64> = steps.iter().map(|s| s.ms).collect();
         ms.sort_by(f64::total_cmp);
         let last = steps.last();
@@ -148,8 +162,50 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             last.map_or(0, |s| s.bytes),
             last.map_or(0, |s| s.rounds)
         );
+        if a.quic {
+            let plan = quic_plan(
+                &j,
+                data.len(),
+                test.len(),
+                &cfg,
+                a.protocol,
+                CompileOptions::default(),
+                500,
+                true,
+            )?;
+            let launch = Launch {
+                data: std::path::absolute(&dir)?,
+                timeout_s: TIMEOUT_S,
+                exe: Some(shareflow_binary()?),
+                ..Launch::default()
+            };
+            let q = run_session(&plan, &launch)?;
+            let mut ms = q.step_ms.clone();
+            ms.sort_by(f64::total_cmp);
+            println!(
+                "{:<7}  {:>5}  {:>7.2}%  {:>15.2}%  {:>11.2}%  {:>8.4}  {:>7.0}  {:>10}  {:>11}",
+                format!("{}/quic", format!("{split:?}").to_lowercase()),
+                q.step_ms.len(),
+                100.0 * accuracy(&q.logits, &test.labels),
+                100.0 * plain_acc,
+                100.0 * pooled_acc,
+                max_diff(&q.weights.unwrap_or_default(), &revealed),
+                ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN),
+                q.step_bytes,
+                q.step_rounds
+            );
+        }
     }
     Ok(())
+}
+
+/// The largest difference between the arrays of the same name in `a` and `b`.
+fn max_diff(a: &Weights, b: &Weights) -> f32 {
+    a.arrays
+        .iter()
+        .filter_map(|(n, x)| b.arrays.get(n).map(|y| (x, y)))
+        .flat_map(|(x, y)| x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs()))
+        .fold(0.0f32, f32::max)
 }
 
 fn main() -> ExitCode {

@@ -2,7 +2,8 @@
 //! client's input, the output to the client only.
 //!
 //! ```text
-//! cargo run --release --example private_prediction -- [--images N] [--data DIR]
+//! cargo run --release --example private_prediction -- [--images N] [--transport inproc|quic]
+//!     [--data DIR]
 //! ```
 //!
 //! The model owner holds the trained weights of network A (`models/a.npz`, FC 784-128-128-10,
@@ -13,6 +14,8 @@
 //! of the predicted digits with plaintext, the largest logit difference, the time, and the
 //! bytes and rounds of the predictions; exits with an error if a protocol disagrees with
 //! plaintext on more than 2% of the images (Pond's ReLU is a polynomial) or SecureNN on any.
+//! With `--transport quic` every party of the secure predictions is a QUIC endpoint on
+//! 127.0.0.1 with mutual TLS, each in its own thread ([`Model::over_quic`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,11 +37,19 @@ fn main() -> ExitCode {
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut images = 100;
     let mut data = None;
+    let mut quic = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--images" => images = args.next().ok_or("--images N")?.parse()?,
             "--data" => data = Some(PathBuf::from(args.next().ok_or("--data DIR")?)),
+            "--transport" => {
+                quic = match args.next().as_deref() {
+                    Some("quic") => true,
+                    Some("inproc") => false,
+                    _ => return Err("--transport inproc|quic".into()),
+                }
+            }
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -58,6 +69,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     );
     // The model owner's weights.
     model.load(&models_dir().join("a.npz"))?;
+    // the loopback cluster's certificates, when the parties talk over QUIC
+    let cluster = tempfile::tempdir()?;
+    if quic {
+        model.over_quic(cluster.path());
+    }
     println!("{}\n", model.summary(Some(ProtocolKind::SecureNN))?);
 
     let mut plain = None;

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example transfer_learning -- [--model C] [--pretrain-epochs E]
 //!     [--epochs E] [--batch B] [--limit N] [--test-limit N] [--scratch-steps S]
-//!     [--variants b,a,scratch] [--protocol securenn] [--data DIR]
+//!     [--variants b,a,scratch] [--protocol securenn] [--transport inproc|quic] [--data DIR]
 //! ```
 //!
 //! The model owner pre-trains the network in plaintext on the "public" digits 0-4 of the
@@ -24,21 +24,32 @@
 //! from the still-shared model), the same graph's plaintext accuracy, the largest difference
 //! between the private and the plaintext classifier, and the median milliseconds, bytes and
 //! communication rounds per step.
+//!
+//! With `--transport quic` each fine-tune (`a`, `b`) runs a second time with every party its
+//! own `shareflow run-graph --training` process on 127.0.0.1 over QUIC (the plan of
+//! `runtime::train::transfer::quic_plan`; build `shareflow` first: `cargo build --release -p
+//! shareflow-tools`): the model owner reads the pre-trained weights from its own file, the
+//! data owner its MNIST digits (and, in `b`, the frozen layers from its own file). The row
+//! `a/quic` (`b/quic`) prints the same figures, its `max_diff` being the largest difference
+//! between the classifier revealed over QUIC and the one revealed in process.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use shareflow::compiler::{CompileOptions, ProtocolKind};
 use shareflow::graphs::transfer::{FrozenFeatures, Transfer};
-use shareflow::graphs::zoo::ModelKind;
+use shareflow::graphs::zoo::{ModelKind, CLIENT, MODEL_OWNER};
 use shareflow::runtime::data::{data_dir, Mnist, Split, Weights};
-use shareflow::runtime::plain::train::TrainConfig;
+use shareflow::runtime::plain::train::{accuracy, TrainConfig};
 use shareflow::runtime::train::transfer::{
-    fine_tune_plain, fine_tune_private, plain_accuracy, pretrain, private_accuracy,
+    fine_tune_plain, fine_tune_private, plain_accuracy, pretrain, private_accuracy, quic_plan,
     train_from_scratch,
 };
 use shareflow::runtime::train::StepReport;
+use shareflow_tools::commands::train_private::Trained;
+use shareflow_tools::commands::train_quic::{run_session, shareflow_binary, Launch, TIMEOUT_S};
 
 struct Args {
     model: ModelKind,
@@ -50,6 +61,7 @@ struct Args {
     scratch_steps: usize,
     variants: Vec<String>,
     protocol: ProtocolKind,
+    quic: bool,
     data: Option<PathBuf>,
 }
 
@@ -64,6 +76,7 @@ fn parse() -> Result<Args, String> {
         scratch_steps: 3,
         variants: vec!["b".into(), "a".into(), "scratch".into()],
         protocol: ProtocolKind::SecureNN,
+        quic: false,
         data: None,
     };
     let mut it = std::env::args().skip(1);
@@ -84,6 +97,13 @@ fn parse() -> Result<Args, String> {
             "--scratch-steps" => a.scratch_steps = count()?,
             "--variants" => a.variants = value.split(',').map(str::to_string).collect(),
             "--protocol" => a.protocol = value.parse().map_err(|e| format!("{e}"))?,
+            "--transport" => {
+                a.quic = match value.as_str() {
+                    "inproc" => false,
+                    "quic" => true,
+                    other => return Err(format!("--transport {other}: inproc or quic")),
+                }
+            }
             "--data" => a.data = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
         }
@@ -119,6 +139,62 @@ fn max_diff(a: &Weights, b: &Weights) -> f32 {
         .filter_map(|(name, x)| b.arrays.get(name).map(|y| (x, y)))
         .flat_map(|(x, y)| x.iter().zip(y.iter()).map(|(p, q)| (p - q).abs()))
         .fold(0.0, f32::max)
+}
+
+/// The fine-tune of `frozen` with every party its own process over QUIC: the weights the model
+/// owner reveals (the classifier), the data owner's logits of `test`, the step figures.
+#[allow(clippy::too_many_arguments)]
+fn over_quic(
+    t: Transfer,
+    frozen: FrozenFeatures,
+    pretrained: &Weights,
+    dir: &Path,
+    (train, test): (usize, usize),
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+) -> Result<Trained, Box<dyn std::error::Error>> {
+    let plan = quic_plan(
+        t,
+        frozen,
+        (5, 5),
+        (train, test),
+        cfg,
+        protocol,
+        CompileOptions::default(),
+        500,
+        true,
+    )?;
+    // each party's own weights file: the model owner's pre-trained network, the data owner's
+    // frozen layers (variant b only)
+    let files = tempfile::tempdir()?;
+    let owner = files.path().join("pretrained.npz");
+    pretrained.save(&owner)?;
+    let mut weights = HashMap::from([(MODEL_OWNER.to_string(), owner)]);
+    if frozen == FrozenFeatures::AtOwner {
+        let mut layers = Weights::default();
+        for p in t.feature_params() {
+            layers
+                .arrays
+                .insert(p.name.clone(), pretrained.get(&p.name, &p.shape)?.clone());
+        }
+        let path = files.path().join("frozen.npz");
+        layers.save(&path)?;
+        weights.insert(CLIENT.to_string(), path);
+    }
+    let launch = Launch {
+        data: std::path::absolute(dir)?,
+        weights,
+        timeout_s: TIMEOUT_S,
+        exe: Some(shareflow_binary()?),
+        ..Launch::default()
+    };
+    Ok(run_session(&plan, &launch)?)
+}
+
+/// The median of `ms`.
+fn median(mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(f64::total_cmp);
+    ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -246,6 +322,32 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             bytes,
             rounds
         );
+        if a.quic {
+            let q = over_quic(
+                t,
+                frozen,
+                &pretrained,
+                &dir,
+                (private.len(), private_test.len()),
+                &cfg,
+                a.protocol,
+            )?;
+            let quic_weights = q.weights.unwrap_or_default();
+            let mut tuned = pretrained.clone();
+            tuned.arrays.extend(quic_weights.arrays.clone());
+            println!(
+                "{:>7}  {:>5}  {:>7.2}%  {:>8.2}%  {:>8.4}  {:>7.0}  {:>13}  {:>10}  {:>11}",
+                format!("{v}/quic"),
+                q.step_ms.len(),
+                100.0 * accuracy(&q.logits, &private_test.labels),
+                100.0 * plain_accuracy(t, &tuned, &private_test, 500)?,
+                max_diff(&quic_weights, &revealed),
+                median(q.step_ms),
+                "-",
+                q.step_bytes,
+                q.step_rounds
+            );
+        }
     }
     Ok(())
 }

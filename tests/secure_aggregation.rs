@@ -90,6 +90,35 @@ fn the_secure_mean_is_the_plaintext_mean() {
 }
 
 #[test]
+fn a_hundred_owners_aggregate_in_process() {
+    // 104 parties: more than the 64 a compiled graph once allowed
+    let owners = 100;
+    let mut agg = InProcess::new(&specs(), ProtocolKind::SecureNN, CompileOptions::default());
+    let ids: Vec<usize> = (0..owners).collect();
+    let u = updates(&ids);
+    let got = agg.aggregate(&u).unwrap();
+    let err = max_abs_diff(&plain(&u), &got.mean);
+    let tol = (4.0 + owners as f32) * ULP_HALF;
+    assert!(err <= tol, "{owners} owners: {err} > {tol}");
+    let compiled = agg.compiled(&names(owners)).unwrap();
+    assert_eq!(compiled.parties.len(), owners + 4);
+    let cost = compiled.cost();
+    assert_eq!((got.bytes, got.rounds), (cost.bytes, cost.rounds));
+    // a loaded graph is validated against the bound: 256 parties at most
+    assert!(CompiledGraph::from_json(&compiled.to_json().unwrap()).is_ok());
+    let names: Vec<String> = (0..253).map(owner_name).collect();
+    let spec = aggregation_graph(&specs(), &names).unwrap();
+    let e = compile(
+        &spec.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("257 parties (at most 256)"), "{e}");
+}
+
+#[test]
 fn a_missing_owner_is_left_out_and_counted() {
     let mut agg = InProcess::new(&specs(), ProtocolKind::SecureNN, CompileOptions::default());
     // owner-2 did not show up: the mean is over owner-1 and owner-3, divided by 2

@@ -100,10 +100,10 @@ pub struct CostReport {
 impl CostReport {
     /// The report of `g`.
     pub fn of(g: &CompiledGraph) -> CostReport {
-        let n = g.parties.len();
         let rounds = g.rounds as usize;
-        // bytes[round][from][to], entries only; a non-empty batch adds a frame header.
-        let mut entries = vec![vec![vec![0u64; n]; n]; rounds];
+        // bytes[round][(from, to)], entries only; a non-empty batch adds a frame header.
+        // Sparse: only the pairs that exchange anything (not rounds x parties^2 words).
+        let mut entries: Vec<BTreeMap<(usize, usize), u64>> = vec![BTreeMap::new(); rounds];
         let mut layers: Vec<LayerCost> = Vec::new();
         let mut layer_rounds: Vec<std::collections::BTreeSet<u32>> = Vec::new();
         // The first send of each layer: ids follow the order in which the graph was lowered.
@@ -116,7 +116,7 @@ impl CostReport {
                 };
                 let b = entry_bytes(i.kind, &i.shape) as u64;
                 if let Some(slot) = entries.get_mut(i.round as usize) {
-                    slot[p.host][to] += b;
+                    *slot.entry((p.host, to)).or_default() += b;
                 }
                 let name = i.origin.clone().unwrap_or_else(|| "(seeds)".into());
                 let idx = match layers.iter().position(|l| l.layer == name) {
@@ -139,24 +139,22 @@ impl CostReport {
                 layer_rounds[idx].insert(i.round);
             }
         }
-        let mut links = vec![vec![Link::default(); n]; n];
+        let mut links: BTreeMap<(usize, usize), Link> = BTreeMap::new();
         let mut busiest = vec![0u64; rounds];
         let mut round_bytes = vec![0u64; rounds];
         let mut round_messages = vec![0u64; rounds];
         for (r, round) in entries.iter().enumerate() {
-            for from in 0..n {
-                for to in 0..n {
-                    let e = round[from][to];
-                    if e == 0 {
-                        continue;
-                    }
-                    let frame = e + FRAME_HEADER_BYTES as u64;
-                    links[from][to].bytes += frame;
-                    links[from][to].messages += 1;
-                    busiest[r] = busiest[r].max(frame);
-                    round_bytes[r] += frame;
-                    round_messages[r] += 1;
+            for (&pair, &e) in round {
+                if e == 0 {
+                    continue;
                 }
+                let frame = e + FRAME_HEADER_BYTES as u64;
+                let link = links.entry(pair).or_default();
+                link.bytes += frame;
+                link.messages += 1;
+                busiest[r] = busiest[r].max(frame);
+                round_bytes[r] += frame;
+                round_messages[r] += 1;
             }
         }
         // Header bytes belong to the link; spread them over no layer.
@@ -184,18 +182,13 @@ impl CostReport {
             messages_per_round: round_messages,
             ..Default::default()
         };
-        for (from, row) in links.into_iter().enumerate() {
-            for (to, mut link) in row.into_iter().enumerate() {
-                if link.messages == 0 {
-                    continue;
-                }
-                link.from = g.parties[from].clone();
-                link.to = g.parties[to].clone();
-                report.bytes += link.bytes;
-                report.messages += link.messages;
-                *report.sent.entry(link.from.clone()).or_default() += link.bytes;
-                report.links.push(link);
-            }
+        for ((from, to), mut link) in links {
+            link.from = g.parties.get(from).cloned().unwrap_or_default();
+            link.to = g.parties.get(to).cloned().unwrap_or_default();
+            report.bytes += link.bytes;
+            report.messages += link.messages;
+            *report.sent.entry(link.from.clone()).or_default() += link.bytes;
+            report.links.push(link);
         }
         report
     }

@@ -13,9 +13,12 @@ use crate::program::{CompiledGraph, Instr, IoSpec, Program};
 use crate::serving::ServingGraph;
 use crate::{CompileError, Result};
 
-/// The most parties a compiled graph may have (the cost report is quadratic in them; the
-/// protocols use at most five).
-pub const MAX_PARTIES: usize = 64;
+/// The most parties a compiled graph may have. Nothing structural needs fewer: party indices
+/// are `usize` in programs and `u16` on the wire and in the QUIC hello, no party set is a
+/// bitmask; the bound keeps the cost report (quadratic in the parties: 65,536 pairs) and a
+/// cluster's ports and connections (one per pair) small. The protocols use three compute
+/// parties; secure aggregation adds one input party per data owner.
+pub const MAX_PARTIES: usize = 256;
 
 /// How many inputs a kernel takes.
 pub fn arity(kernel: &Kernel) -> usize {

@@ -37,6 +37,7 @@
 
 mod fold;
 mod predict;
+mod quic;
 mod summary;
 
 use std::collections::HashMap;
@@ -146,6 +147,8 @@ pub struct Model {
     weights: Option<Weights>,
     private: Option<PrivateModel>,
     serving: HashMap<usize, ServingSession>,
+    /// The directory of the loopback cluster when predictions run over QUIC.
+    quic: Option<std::path::PathBuf>,
 }
 
 impl Model {
@@ -166,7 +169,22 @@ impl Model {
             weights: None,
             private: None,
             serving: HashMap::new(),
+            quic: None,
         }
+    }
+
+    /// Runs the secure predictions ([`Model::predict`], [`Model::evaluate`]) with every party a
+    /// QUIC endpoint on 127.0.0.1 with mutual TLS, each in its own thread: a fresh loopback
+    /// cluster (CA, certificates, free ports) is written to `dir` for every session, which
+    /// shares the weights once and predicts all batches of one size over the same connections.
+    /// [`Model::fit`] and the predictions of a model trained privately stay in process.
+    pub fn over_quic(&mut self, dir: impl Into<std::path::PathBuf>) {
+        self.quic = Some(dir.into());
+    }
+
+    /// Runs the secure predictions with every party a thread of this process (the default).
+    pub fn in_process(&mut self) {
+        self.quic = None;
     }
 
     /// A zoo network (A-D, P) as a model.

@@ -11,7 +11,7 @@ use shareflow_graphs::network::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_graphs::nn::Params;
 use shareflow_ops::plain::to_rank;
 
-use super::{fold_batchnorm, no_weights, Model};
+use super::{fold_batchnorm, no_weights, quic, Model};
 use crate::exec::{InProcessRun, ServingSession};
 use crate::plain::train::predict_network;
 use crate::Result;
@@ -38,6 +38,15 @@ impl Model {
             let out = predict_network(&network, &weights, images, batch, &mut |_, _| {})?;
             return Ok((out, 0, 0));
         };
+        if let (Some(_), Some(_)) = (&self.private, &self.quic) {
+            return Err(crate::RuntimeError::Node {
+                node: "predict".into(),
+                message: "a model trained privately in this process predicts in process \
+                          (its shares live in this process's session): reveal its weights \
+                          first to predict over QUIC"
+                    .into(),
+            });
+        }
         if let Some(private) = self.private.as_mut() {
             let out = private.predict_observed(images, batch, &mut count)?;
             return Ok((out, bytes, rounds));
@@ -45,6 +54,28 @@ impl Model {
         let weights = self.weights.as_ref().ok_or_else(no_weights)?;
         let (network, weights) = fold_batchnorm(&self.network, weights)?;
         let n = images.shape().first().copied().unwrap_or(0);
+        if let Some(dir) = &self.quic {
+            let mut owner = HashMap::new();
+            for p in network.params() {
+                owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
+            }
+            let size = batch.max(1).min(n.max(1));
+            let mut out = None;
+            // whole batches in one session, the remainder in another
+            for (start, size, count) in [(0, size, n / size), (n - n % size, n % size, 1)] {
+                if count == 0 || size == 0 {
+                    continue;
+                }
+                let graph = network.prediction(size, Params::Inputs)?.graph;
+                let serving = compile_serving(&graph, protocol, self.options)?;
+                let (logits, b, r) =
+                    quic::predict_batches(&serving, dir, &owner, images, (start, size, count))?;
+                bytes += b;
+                rounds = rounds.max(r);
+                quic::place(&mut out, n, &logits, start, size);
+            }
+            return Ok((out.unwrap_or_else(|| Array2::zeros((0, 0))), bytes, rounds));
+        }
         let mut out: Option<Array2<f32>> = None;
         let mut start = 0;
         while start < n {

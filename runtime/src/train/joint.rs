@@ -20,12 +20,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use shareflow_compiler::{CompileOptions, ProtocolKind};
 use shareflow_graphs::joint::{input_name, Joint, Split};
-use shareflow_graphs::zoo::IMAGE;
+use shareflow_graphs::zoo::{CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_graphs::zoo_train::{TrainSpec, LABELS, LEARNING_RATE};
 use shareflow_graphs::Graph;
 
+use super::owner_data::OwnerData;
+use super::quic::{SessionSpec, StepOrder, TrainingPlan};
 use super::{run_steps, PrivateModel, SessionGraphs, StepReport};
-use crate::data::{Mnist, Weights};
+use crate::data::{Mnist, Split as DataSplit, Weights};
 use crate::exec::serving::Inputs;
 use crate::plain::train::{learning_rate, one_hot, schedule, ScheduledStep, TrainConfig};
 use crate::plain::Session;
@@ -56,11 +58,19 @@ pub fn shard(n: usize, owners: usize, k: usize) -> Range<usize> {
 /// owners' rows in owner order ([`Split::Rows`]) or the rows every owner gives its columns of
 /// ([`Split::Columns`]).
 pub fn joint_schedule(j: &Joint, n: usize, cfg: &TrainConfig) -> Vec<ScheduledStep> {
-    if j.split == Split::Columns {
-        return schedule(n, cfg);
+    match j.split {
+        Split::Columns => schedule(n, cfg),
+        Split::Rows => shard_schedule(j.owners, n, cfg),
     }
-    let parts = j.parts(cfg.batch);
-    let shards: Vec<Range<usize>> = (0..j.owners).map(|k| shard(n, j.owners, k)).collect();
+}
+
+/// The steps of training on `n` examples split by rows among `owners`: owner `k` holds the
+/// `k`-th contiguous [`shard`], shuffles it every epoch (from the seed and `k`) and gives its
+/// part of every batch (the batch split evenly, the first owners one more); each step's
+/// `indices` are the owners' rows in owner order.
+pub fn shard_schedule(owners: usize, n: usize, cfg: &TrainConfig) -> Vec<ScheduledStep> {
+    let parts = shareflow_graphs::joint::split_evenly(cfg.batch, owners);
+    let shards: Vec<Range<usize>> = (0..owners).map(|k| shard(n, owners, k)).collect();
     let per_epoch = shards
         .iter()
         .zip(&parts)
@@ -68,7 +78,7 @@ pub fn joint_schedule(j: &Joint, n: usize, cfg: &TrainConfig) -> Vec<ScheduledSt
         .min()
         .unwrap_or(0);
     let total = per_epoch * cfg.epochs;
-    let mut rngs: Vec<ChaCha20Rng> = (0..j.owners)
+    let mut rngs: Vec<ChaCha20Rng> = (0..owners)
         .map(|k| ChaCha20Rng::seed_from_u64(cfg.seed ^ 0x5eed ^ ((k as u64 + 1) << 32)))
         .collect();
     let mut steps = Vec::with_capacity(total);
@@ -208,4 +218,77 @@ pub fn train_private(
         report,
     )?;
     Ok(model)
+}
+
+/// The plan of joint training `j` over QUIC ([`TrainingPlan::of_session`] of [`JointGraphs`]):
+/// every owner a process that reads from its own data directory the MNIST training images it
+/// holds (its shard of the first `train_images` with [`Split::Rows`], its columns of them with
+/// [`Split::Columns`]) and gives its part of every batch; the client predicts the first
+/// `test_images` test images in batches of `eval_batch`; the weights are revealed to the model
+/// owner if `reveal`.
+#[allow(clippy::too_many_arguments)]
+pub fn quic_plan(
+    j: &Joint,
+    train_images: usize,
+    test_images: usize,
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    eval_batch: usize,
+    reveal: bool,
+) -> Result<TrainingPlan> {
+    if joint_schedule(j, train_images, cfg).is_empty() {
+        return Err(RuntimeError::Node {
+            node: "joint training".into(),
+            message: format!(
+                "{train_images} images split among {} owners make no batch of {}",
+                j.owners, cfg.batch
+            ),
+        });
+    }
+    let parts = j.parts(cfg.batch);
+    let mut owners = Vec::new();
+    let mut at = 0;
+    for (k, (name, &p)) in j.owner_names().iter().zip(&parts).enumerate() {
+        let mut d = OwnerData::mnist(
+            name,
+            DataSplit::Train,
+            train_images,
+            &input_name(name, IMAGE),
+            None,
+        );
+        match j.split {
+            Split::Rows => {
+                let s = shard(train_images, j.owners, k);
+                d.examples = (s.start, s.end);
+                d.rows = Some((at, at + p));
+                d.labels = Some((input_name(name, LABELS), 10));
+            }
+            Split::Columns => {
+                d.columns = Some((at, at + p));
+                if k == 0 {
+                    d.labels = Some((input_name(name, LABELS), 10));
+                }
+            }
+        }
+        at += p;
+        owners.push(d);
+    }
+    let session = SessionSpec {
+        name: format!("joint {} ({:?}, {} owners)", j.kind, j.split, j.owners),
+        cfg: *cfg,
+        train_images,
+        order: match j.split {
+            Split::Rows => StepOrder::Shards { owners: j.owners },
+            Split::Columns => StepOrder::Pooled,
+        },
+        owners,
+        test: OwnerData::mnist(CLIENT, DataSplit::Test, test_images, IMAGE, None),
+        eval_batch,
+        spec: Default::default(),
+        loss: None,
+        reveal_to: reveal.then(|| MODEL_OWNER.to_string()),
+    };
+    let graph = j.training(cfg.batch, &spec(cfg))?.graph;
+    TrainingPlan::of_session(&JointGraphs(*j), &graph, protocol, options, session)
 }

@@ -27,6 +27,7 @@
 pub mod checkpoint;
 
 pub mod joint;
+pub mod owner_data;
 pub mod quic;
 pub mod transfer;
 

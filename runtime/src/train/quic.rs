@@ -1,15 +1,19 @@
 //! A private training session with every party its own process over QUIC: the servers and the
-//! helper keep the variables' shares across the runs, the data owner (the zoo's `client`)
-//! reads its own MNIST files and secret-shares one batch per step, the model owner receives the
-//! weights only if the plan reveals them.
+//! helper keep the variables' shares across the runs, every data owner reads its own data
+//! ([`OwnerData`]: which file, which examples, its rows or columns of every batch) and
+//! secret-shares its part of one batch per step, the predicting party its test examples, and
+//! the receiver gets the weights only if the plan reveals them. The plan carries the compiled
+//! graphs of any [`SessionGraphs`] (a zoo network's, a user's [`Network`], transfer learning's,
+//! joint training's): [`TrainingPlan::of_session`]; [`TrainingPlan::new`] is the zoo's use of it.
 //!
 //! Every party is given the same [`TrainingPlan`] (compiled programs and recipe; the parties
 //! check each other's digest of it when they connect) and derives its own inputs of every run
-//! from it: the batch order and the learning-rate schedule are
-//! [`crate::plain::train::schedule`] of the recipe, so the servers know each step's public
-//! learning rate and only the data owner touches the data. The runs, in order: init, the
-//! steps, the private predictions of the test images from the still-shared model (logits to
-//! the data owner), and the reveal if asked.
+//! from it: the batch order and the learning-rate schedule are [`TrainingPlan::schedule`] of
+//! the recipe, so the servers know each step's public learning rate and only the data owners
+//! touch the data. The runs, in order: init (the model owner gives the init program's inputs
+//! that are its own, from its weights file), the steps, the private predictions of the test
+//! examples from the still-shared model (logits to the predicting party), and the reveal if
+//! asked.
 //!
 //! Checkpoints: with [`TrainingPlan::checkpoint_every`] each server process writes its own
 //! shares to its own directory ([`Checkpointer::only`]); a plan with [`TrainingPlan::resume`]
@@ -22,37 +26,57 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use ndarray::ArrayD;
 use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, CompiledGraph, ProtocolKind};
-use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
-use shareflow_graphs::zoo_train::reveal_graph_to;
+use shareflow_graphs::network::Network;
+use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE};
+use shareflow_graphs::zoo_train::LABELS;
+use shareflow_graphs::Graph;
 
 use crate::cluster::ClusterConfig;
-use crate::data::Mnist;
+use crate::data::Split;
 use crate::exec::session::MAX_ANNOUNCED;
 use crate::exec::{PartyResult, Randomness, SessionParty};
 use crate::party::{json_digest, over_quic, Connected};
-use crate::plain::train::{batch_inputs, schedule, ScheduledStep, TrainConfig};
+use crate::plain::train::{schedule, ScheduledStep, TrainConfig};
 use crate::{Result, RuntimeError};
 
 use super::checkpoint::{self, Checkpointer, ScheduleId};
-use super::{check_initial_weights, init_inputs, training_graph, StepSpec};
+use super::owner_data::{OwnerData, OwnerExamples};
+use super::{training_graph, SessionGraphs, StepSpec};
 use crate::data::Weights;
 
 /// The format name of a training plan file.
 pub const PLAN_FORMAT: &str = "shareflow-training";
 
-/// What every party of a training session over QUIC runs: the recipe and the compiled
-/// programs (JSON; written by `shareflow train --transport quic`).
+/// The order of the examples of the steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOrder {
+    /// Batches of the pooled examples ([`crate::plain::train::schedule`]).
+    #[default]
+    Pooled,
+    /// `owners` contiguous shards, each shuffled by its owner; every batch takes each owner's
+    /// part of its rows ([`super::joint::shard_schedule`]).
+    Shards {
+        /// The owners of the shards.
+        owners: usize,
+    },
+}
+
+/// What every party of a training session over QUIC runs: the recipe, the data owners' data
+/// and the compiled programs (JSON; written by `shareflow train --transport quic` and by the
+/// transfer-learning and joint-training sessions).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingPlan {
     /// Always [`PLAN_FORMAT`].
     pub format: String,
-    /// The zoo network trained (`A` to `D`, or `P`).
-    pub model: String,
-    /// Passes over the training images.
+    /// What the session trains, for messages (`network A`, `transfer C (b)`, ...).
+    pub name: String,
+    /// Passes over the training examples.
     pub epochs: usize,
-    /// Images per step.
+    /// Examples per step.
     pub batch: usize,
     /// Initial learning rate.
     pub lr: f32,
@@ -60,21 +84,32 @@ pub struct TrainingPlan {
     pub momentum: f32,
     /// Seed of the initial weights and the shuffling.
     pub seed: u64,
-    /// Training images the data owner uses (the first ones of its training files).
+    /// Training examples the schedule draws from (all owners' together).
     pub train_images: usize,
-    /// Test images predicted at the end (the first ones of the test files).
+    /// How the steps take their examples.
+    #[serde(default)]
+    pub order: StepOrder,
+    /// Each data owner's training data and what it gives every step.
+    pub owners: Vec<OwnerData>,
+    /// The test examples predicted at the end: the predicting party's data, its
+    /// `examples` the test examples, its input the prediction graph's.
+    pub test: OwnerData,
+    /// Test examples predicted at the end.
     pub test_images: usize,
-    /// Images per private prediction.
+    /// Examples per private prediction.
     pub eval_batch: usize,
     /// The program that initialises the variables' shares.
     pub init: CompiledGraph,
     /// The program of one training step.
     pub step: CompiledGraph,
-    /// Prediction programs: for `eval_batch` images, then for the remainder if any.
+    /// Prediction programs: for `eval_batch` examples, then for the remainder if any.
     pub predict: Vec<CompiledGraph>,
     /// The first weights' source and whether each step reveals its loss.
     #[serde(default)]
     pub spec: StepSpec,
+    /// The output name of the revealed loss, if the step reveals one.
+    #[serde(default)]
+    pub loss: Option<String>,
     /// Opens the weights to their receiver ([`TrainingPlan::reveal_to`]), if asked.
     pub reveal: Option<CompiledGraph>,
     /// Who receives the weights at the end (the model owner or the data owner), if anyone.
@@ -94,18 +129,45 @@ pub struct TrainingPlan {
     pub stop_after: Option<usize>,
 }
 
+/// What a training session is, for [`TrainingPlan::of_session`]: its name, recipe, data and
+/// what it reveals.
+#[derive(Debug, Clone)]
+pub struct SessionSpec {
+    /// What the session trains, for messages.
+    pub name: String,
+    /// The recipe.
+    pub cfg: TrainConfig,
+    /// Training examples the schedule draws from.
+    pub train_images: usize,
+    /// How the steps take their examples.
+    pub order: StepOrder,
+    /// Each data owner's training data.
+    pub owners: Vec<OwnerData>,
+    /// The predicting party's test data (its input is replaced by the prediction graph's);
+    /// its `examples` give the number of test examples.
+    pub test: OwnerData,
+    /// Examples per private prediction.
+    pub eval_batch: usize,
+    /// The first weights' source and whether each step reveals its loss.
+    pub spec: StepSpec,
+    /// The output name of the loss the step reveals, if any.
+    pub loss: Option<String>,
+    /// Who receives the weights at the end, if anyone.
+    pub reveal_to: Option<String>,
+}
 /// What one party of a training session over QUIC brings besides the plan.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PartyFiles<'a> {
-    /// The data owner's training and test images (`None` for every other party).
-    pub data: Option<(&'a Mnist, &'a Mnist)>,
+    /// The party's data directory, where it finds the files its [`OwnerData`] names (a data
+    /// owner's and the predicting party's; `None` for every other party).
+    pub data: Option<&'a Path>,
     /// A server's checkpoint directory (the plan says how often to write): the server writes
     /// `DIR/<server>/step-<n>.npz` and nothing else.
     pub checkpoint: Option<&'a Path>,
     /// Start a new session in a checkpoint directory that holds checkpoints (deleting them).
     pub force: bool,
-    /// The model owner's first weights, when the plan takes them from it
-    /// ([`StepSpec::owner_init`]).
+    /// The party's weights file: the model owner's first weights (the init program's inputs
+    /// that are its own), or a data owner's frozen layers ([`OwnerData::features`]).
     pub init_weights: Option<&'a Weights>,
 }
 
@@ -142,7 +204,9 @@ pub enum TrainingRun {
 }
 
 impl TrainingPlan {
-    /// Compiles the session of network `kind` with recipe `cfg`.
+    /// Compiles the session of network `kind` with recipe `cfg`: the zoo's data owner
+    /// (`client`) gives the first `train_images` MNIST training images and predicts the first
+    /// `test_images` test images ([`TrainingPlan::of_session`] of the network).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         kind: ModelKind,
@@ -156,38 +220,75 @@ impl TrainingPlan {
         reveal_to: Option<&str>,
     ) -> Result<TrainingPlan> {
         let training = training_graph(kind, cfg, spec)?;
-        let eval_batch = eval_batch.max(1).min(test_images.max(1));
-        let mut predict = vec![compile(
-            &ZooModel::build_from_variables(kind, eval_batch)?.graph,
-            protocol,
-            options,
-        )?];
+        let session = SessionSpec {
+            name: format!("network {kind}"),
+            cfg: *cfg,
+            train_images,
+            order: StepOrder::Pooled,
+            owners: vec![OwnerData::mnist(
+                CLIENT,
+                Split::Train,
+                train_images,
+                IMAGE,
+                Some(LABELS),
+            )],
+            test: OwnerData::mnist(CLIENT, Split::Test, test_images, IMAGE, None),
+            eval_batch,
+            spec,
+            loss: spec
+                .reveal_loss
+                .then(|| shareflow_graphs::zoo_train::LOSS.to_string()),
+            reveal_to: reveal_to.map(str::to_string),
+        };
+        let network: Network = kind.network();
+        TrainingPlan::of_session(&network, &training, protocol, options, session)
+    }
+
+    /// Compiles the session of the training graph `training` whose predictions and reveal are
+    /// `graphs`' (any [`SessionGraphs`]), with the recipe, data and reveal of `s`.
+    pub fn of_session(
+        graphs: &dyn SessionGraphs,
+        training: &Graph,
+        protocol: ProtocolKind,
+        options: CompileOptions,
+        s: SessionSpec,
+    ) -> Result<TrainingPlan> {
+        let test_images = s.test.examples.1.saturating_sub(s.test.examples.0);
+        let eval_batch = s.eval_batch.max(1).min(test_images.max(1));
+        let (graph, input) = graphs.prediction(eval_batch)?;
+        let mut predict = vec![compile(&graph, protocol, options)?];
         let rest = test_images % eval_batch;
         if rest > 0 {
-            let g = ZooModel::build_from_variables(kind, rest)?.graph;
-            predict.push(compile(&g, protocol, options)?);
+            predict.push(compile(&graphs.prediction(rest)?.0, protocol, options)?);
         }
-        let reveal = match reveal_to {
-            Some(to) => Some(compile(&reveal_graph_to(kind, to)?, protocol, options)?),
+        let reveal = match &s.reveal_to {
+            Some(to) => Some(compile(&graphs.reveal_to(to)?, protocol, options)?),
             None => None,
         };
+        let mut test = s.test;
+        test.input = input;
+        let cfg = s.cfg;
         Ok(TrainingPlan {
             format: PLAN_FORMAT.into(),
-            model: kind.to_string(),
+            name: s.name,
             epochs: cfg.epochs,
             batch: cfg.batch,
             lr: cfg.lr,
             momentum: cfg.momentum,
             seed: cfg.seed,
-            train_images,
+            train_images: s.train_images,
+            order: s.order,
+            owners: s.owners,
+            test,
             test_images,
             eval_batch,
-            init: compile_init(&training, protocol, options)?,
-            step: compile(&training, protocol, options)?,
+            init: compile_init(training, protocol, options)?,
+            step: compile(training, protocol, options)?,
             predict,
-            spec,
+            spec: s.spec,
+            loss: s.loss,
             reveal,
-            reveal_to: reveal_to.map(str::to_string),
+            reveal_to: s.reveal_to,
             checkpoint_every: None,
             resume: false,
             stop_after: None,
@@ -234,9 +335,14 @@ impl TrainingPlan {
         }
     }
 
-    /// The steps of the recipe.
+    /// The steps of the recipe, in the plan's [`StepOrder`].
     pub fn schedule(&self) -> Vec<ScheduledStep> {
-        schedule(self.train_images, &self.config())
+        match self.order {
+            StepOrder::Pooled => schedule(self.train_images, &self.config()),
+            StepOrder::Shards { owners } => {
+                super::joint::shard_schedule(owners, self.train_images, &self.config())
+            }
+        }
     }
 
     /// Every program of the session: init, step, the predictions, the reveal.
@@ -249,8 +355,9 @@ impl TrainingPlan {
 }
 
 /// Runs party `party` of the training session `plan` over QUIC with what it brings
-/// (`files`: the data owner's images, a server's checkpoint directory). `on_run` sees every
-/// run's result as it finishes.
+/// (`files`: a data owner's or the predicting party's data directory, whose files its
+/// [`OwnerData`] names and of which it reads only its own examples; a weights file; a server's
+/// checkpoint directory). `on_run` sees every run's result as it finishes.
 ///
 /// With checkpoints in the plan each server writes its own shares every K steps (after the
 /// step's run, atomically; [`Checkpointer::save_own`]). With [`TrainingPlan::resume`] the first
@@ -268,53 +375,32 @@ pub fn run_training_over_quic(
     on_connected: impl FnOnce(&Connected),
     mut on_run: impl FnMut(TrainingRun, &PartyResult) -> Result<()>,
 ) -> Result<TrainingOutcome> {
-    let owner = party == CLIENT;
-    let data = match (owner, files.data) {
-        (true, Some((train, test))) => {
-            if train.len() < plan.train_images || test.len() < plan.test_images {
-                return Err(RuntimeError::Node {
-                    node: "training data".into(),
-                    message: format!(
-                        "the plan uses {} training and {} test images; the files have {} and {}",
-                        plan.train_images,
-                        plan.test_images,
-                        train.len(),
-                        test.len()
-                    ),
-                });
-            }
-            Some((train, test))
-        }
-        (true, None) => {
+    let own: Vec<&OwnerData> = plan.owners.iter().filter(|d| d.party == party).collect();
+    let predicts = plan.test.party == party && plan.test_images > 0;
+    let dir = match (own.is_empty() && !predicts, files.data) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        (false, None) => {
             return Err(RuntimeError::Node {
                 node: format!("party {party}"),
-                message: "the data owner needs its training and test files".into(),
-            })
-        }
-        (false, _) => None,
-    };
-    let init = match (
-        party == MODEL_OWNER && plan.spec.owner_init,
-        files.init_weights,
-    ) {
-        (true, Some(w)) => {
-            let kind: ModelKind = plan.model.parse().map_err(|e| RuntimeError::Node {
-                node: "training plan".into(),
-                message: format!("model {:?}: {e}", plan.model),
-            })?;
-            check_initial_weights(kind, w, "the initial weights (--weights)")?;
-            init_inputs(Some(w)).remove(MODEL_OWNER).unwrap_or_default()
-        }
-        (true, None) => {
-            return Err(RuntimeError::Node {
-                node: format!("party {party}"),
-                message: "the plan takes the first weights from the model owner: give them \
-                          (--weights FILE.npz)"
+                message: "the plan reads data of this party: give its data directory \
+                          (--data DIR)"
                     .into(),
             })
         }
-        (false, _) => HashMap::new(),
     };
+    let train: Vec<(&OwnerData, OwnerExamples)> = match dir {
+        Some(dir) => own
+            .into_iter()
+            .map(|d| Ok((d, d.load(dir)?)))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
+    let test = match dir {
+        Some(dir) if predicts => Some(plan.test.load(dir)?),
+        _ => None,
+    };
+    let init = own_init_inputs(plan, party, files.init_weights)?;
     let graphs = plan.graphs();
     let mut session = SessionParty::new(&graphs, party)?;
     let parties = &plan.step.parties;
@@ -384,11 +470,13 @@ pub fn run_training_over_quic(
                 0
             };
             for s in steps.iter().take(end).skip(start) {
-                let inputs = match data {
-                    Some((train, _)) => batch_inputs(train, &s.indices)?,
-                    None if server => super::server_inputs(s),
-                    None => HashMap::new(),
-                };
+                let mut inputs = HashMap::new();
+                for (d, examples) in &train {
+                    inputs.extend(d.inputs(examples, files.init_weights, &s.indices)?);
+                }
+                if server {
+                    inputs.extend(super::server_inputs(s));
+                }
                 let r = session.run(1, t, &inputs, randomness)?;
                 let run = TrainingRun::Step {
                     k: s.step,
@@ -405,13 +493,14 @@ pub fn run_training_over_quic(
             while start_image < plan.test_images {
                 let size = plan.eval_batch.min(plan.test_images - start_image);
                 let program = if size == plan.eval_batch { 2 } else { 3 };
-                let mut inputs = HashMap::new();
-                if let Some((_, test)) = data {
-                    inputs.insert(
-                        IMAGE.to_string(),
-                        test.batch(start_image, start_image + size),
-                    );
-                }
+                let inputs = match &test {
+                    Some(examples) => {
+                        let first = plan.test.examples.0 + start_image;
+                        let indices: Vec<usize> = (first..first + size).collect();
+                        plan.test.inputs(examples, files.init_weights, &indices)?
+                    }
+                    None => HashMap::new(),
+                };
                 let r = session.run(program, t, &inputs, randomness)?;
                 let run = TrainingRun::Predict {
                     start: start_image,
@@ -431,6 +520,59 @@ pub fn run_training_over_quic(
             })
         },
     )
+}
+
+/// The inputs of the init program that are `party`'s own (the model owner's first weights),
+/// from its weights file, each checked for its shape.
+fn own_init_inputs(
+    plan: &TrainingPlan,
+    party: &str,
+    weights: Option<&Weights>,
+) -> Result<HashMap<String, ArrayD<f32>>> {
+    let mine: Vec<_> = plan
+        .init
+        .inputs
+        .iter()
+        .filter(|i| i.party == party)
+        .collect();
+    if mine.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let Some(w) = weights else {
+        return Err(RuntimeError::Node {
+            node: format!("party {party}"),
+            message: format!(
+                "the plan takes the first weights of {} from this party: give them \
+                 (--weights FILE.npz)",
+                plan.name
+            ),
+        });
+    };
+    mine.into_iter()
+        .map(|i| {
+            let a = w.arrays.get(&i.name).ok_or_else(|| RuntimeError::Node {
+                node: format!("party {party}"),
+                message: format!(
+                    "the initial weights (--weights) of {} need {:?} of shape {:?}",
+                    plan.name, i.name, i.shape
+                ),
+            })?;
+            if a.shape() != i.shape.as_slice() {
+                return Err(RuntimeError::Node {
+                    node: format!("party {party}"),
+                    message: format!(
+                        "array {:?} of the initial weights (--weights) has shape {:?}, {} \
+                         expects {:?}",
+                        i.name,
+                        a.shape(),
+                        plan.name,
+                        i.shape
+                    ),
+                });
+            }
+            Ok((i.name.clone(), a.clone()))
+        })
+        .collect()
 }
 
 /// The checkpoints a party writes and reads itself: a server's own files when the plan has

@@ -19,8 +19,10 @@ use shareflow_graphs::zoo::{CLIENT, IMAGE, MODEL_OWNER};
 use shareflow_graphs::zoo_train::{TrainSpec, LABELS, LEARNING_RATE};
 use shareflow_graphs::Graph;
 
-use super::{run_steps, PrivateModel, SessionGraphs, StepReport};
-use crate::data::{Mnist, Weights};
+use super::owner_data::{FeatureLayers, OwnerData};
+use super::quic::{SessionSpec, StepOrder, TrainingPlan};
+use super::{run_steps, PrivateModel, SessionGraphs, StepReport, StepSpec};
+use crate::data::{Mnist, Split, Weights};
 use crate::exec::serving::Inputs;
 use crate::plain::train::{learning_rate, one_hot_of, schedule, TrainConfig};
 use crate::plain::{forward, Session};
@@ -357,4 +359,71 @@ pub fn plain_accuracy(t: Transfer, weights: &Weights, test: &Mnist, batch: usize
         start += size;
     }
     Ok(crate::plain::train::accuracy(&logits, &test.labels))
+}
+
+/// The plan of the private fine-tune of `t` over QUIC ([`TrainingPlan::of_session`] of
+/// [`TransferGraphs`]): the model owner gives the pre-trained values from its weights file at
+/// init; the data owner (`client`) reads from its data directory the first `train_images`
+/// MNIST training images of the `digits` (first, count; relabelled from 0), and gives every
+/// step its images ([`FrozenFeatures::OnShares`]) or their features computed with the frozen
+/// layers of its own weights file ([`FrozenFeatures::AtOwner`]); it predicts the first
+/// `test_images` test images of the digits in batches of `eval_batch`. The classifier is
+/// revealed to the model owner if `reveal`.
+#[allow(clippy::too_many_arguments)]
+pub fn quic_plan(
+    t: Transfer,
+    frozen: FrozenFeatures,
+    digits: (u8, u8),
+    (train_images, test_images): (usize, usize),
+    cfg: &TrainConfig,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    eval_batch: usize,
+    reveal: bool,
+) -> Result<TrainingPlan> {
+    if train_images < cfg.batch.max(1) {
+        return Err(RuntimeError::Node {
+            node: "transfer learning".into(),
+            message: format!(
+                "{train_images} images are fewer than one batch of {}",
+                cfg.batch
+            ),
+        });
+    }
+    let model = t.fine_tuning(cfg.batch, frozen, cfg.momentum)?;
+    let graphs = TransferGraphs {
+        transfer: t,
+        input: frozen,
+        reveal: t.classifier_params(),
+    };
+    let owner = |split, n, input: &str, labels: bool| OwnerData {
+        digits: Some(digits),
+        labels: labels.then(|| (LABELS.to_string(), t.classes)),
+        features: (frozen == FrozenFeatures::AtOwner).then(|| FeatureLayers {
+            model: t.kind.to_string(),
+            classes: t.classes,
+        }),
+        ..OwnerData::mnist(CLIENT, split, n, input, None)
+    };
+    let input = match frozen {
+        FrozenFeatures::OnShares => IMAGE,
+        FrozenFeatures::AtOwner => FEATURES,
+    };
+    let variant = match frozen {
+        FrozenFeatures::OnShares => "a",
+        FrozenFeatures::AtOwner => "b",
+    };
+    let session = SessionSpec {
+        name: format!("transfer {} ({variant})", t.kind),
+        cfg: *cfg,
+        train_images,
+        order: StepOrder::Pooled,
+        owners: vec![owner(Split::Train, train_images, input, true)],
+        test: owner(Split::Test, test_images, input, false),
+        eval_batch,
+        spec: StepSpec::default(),
+        loss: None,
+        reveal_to: reveal.then(|| MODEL_OWNER.to_string()),
+    };
+    TrainingPlan::of_session(&graphs, &model.graph, protocol, options, session)
 }

@@ -5,13 +5,15 @@
 //! plan says so, the reveal of the weights. The servers and the helper keep their shares in
 //! memory between the runs.
 //!
-//! The data owner (`client`) reads its MNIST files from `--data DIR` (the first images the plan
-//! names) and writes the logits of the test images to
-//! `DIR/logits.npy`; the party the weights are revealed to (model owner or data owner) writes
-//! them to `DIR/weights.npz` (both atomically, at the end). Every party prints one line per
+//! Every data owner reads the files its part of the plan names (MNIST IDX files of a split, or
+//! `.npy`/`.npz` files) from `--data DIR`, and only the examples the plan gives it; the
+//! predicting party writes the logits of the test examples to `DIR/logits.npy`; the party the
+//! weights are revealed to (model owner or data owner) writes them to `DIR/weights.npz` (both
+//! atomically, at the end). Every party prints one line per
 //! step on stderr (`run-graph: PARTY: step K/N MS ms`; the data owner adds the revealed mean
 //! loss when the plan reveals it). The model owner gives the first
-//! weights with `--weights FILE.npz` when the plan takes them from it; a server given
+//! weights with `--weights FILE.npz` when the plan takes them from it (a data owner that runs
+//! frozen layers gives theirs the same way); a server given
 //! `--checkpoint DIR` writes its own checkpoints there. The report (one JSON object on stdout)
 //! has the init's time, bytes and rounds, each step's metrics (and revealed loss), the
 //! predictions', and the step the session resumed from.
@@ -20,10 +22,9 @@ use std::path::Path;
 
 use ndarray::{s, Array2, ArrayD};
 use shareflow_graphs::zoo::{CLIENT, LOGITS};
-use shareflow_graphs::zoo_train::LOSS;
 use shareflow_runtime::cluster::ClusterConfig;
 use shareflow_runtime::data::npy::write_npy_atomic;
-use shareflow_runtime::data::{Mnist, Split, Weights};
+use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::Randomness;
 use shareflow_runtime::train::mean_loss;
 use shareflow_runtime::train::quic::{
@@ -48,17 +49,13 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     })?;
     let timeout = args.timeout()?;
     let cluster = ClusterConfig::load(&args.cluster)?;
-    let data = if args.party == CLIENT {
-        let dir = shareflow_runtime::data::data_dir(args.data.clone());
-        let train = Mnist::load(&dir, Split::Train, Some(plan.train_images))?;
-        let test = Mnist::load(&dir, Split::Test, Some(plan.test_images))?;
-        Some((train, test))
-    } else {
-        None
-    };
+    let reads_data =
+        plan.test.party == args.party || plan.owners.iter().any(|d| d.party == args.party);
+    let data_dir = reads_data.then(|| shareflow_runtime::data::data_dir(args.data.clone()));
     std::fs::create_dir_all(&args.output_dir)
         .map_err(|e| file_err(&args.output_dir, e.to_string()))?;
-    let mut logits = Array2::<f32>::zeros((plan.test_images, 10));
+    let predicts = plan.test.party == args.party;
+    let mut logits: Option<Array2<f32>> = None;
     let mut weights = Weights::default();
     let mut init = serde_json::Value::Null;
     let mut steps = Vec::new();
@@ -66,12 +63,12 @@ pub fn run(args: Args) -> Result<(), ToolError> {
     let mut reveal = serde_json::Value::Null;
     let first_weights = args.weights.as_deref().map(Weights::load).transpose()?;
     let files = PartyFiles {
-        data: data.as_ref().map(|(a, b)| (a, b)),
+        data: data_dir.as_deref(),
         checkpoint: args.checkpoint.as_deref(),
         force: args.force,
         init_weights: first_weights.as_ref(),
     };
-    let reveal_loss = plan.spec.reveal_loss;
+    let loss_output = plan.loss.clone();
     let outcome = run_training_over_quic(
         &plan,
         &args.party,
@@ -103,8 +100,9 @@ pub fn run(args: Args) -> Result<(), ToolError> {
                             message: e.to_string(),
                         }
                     })?;
-                    let loss = if args.party == CLIENT && reveal_loss {
-                        let l = mean_loss(result.float(LOSS)?);
+                    let revealed = loss_output.as_deref().filter(|_| args.party == CLIENT);
+                    let loss = if let Some(name) = revealed {
+                        let l = mean_loss(result.float(name)?);
                         m["loss"] = serde_json::json!(l);
                         format!(" loss {l:.6}")
                     } else {
@@ -127,7 +125,10 @@ pub fn run(args: Args) -> Result<(), ToolError> {
                                 node: "logits".into(),
                                 message: e.to_string(),
                             })?;
-                        logits.slice_mut(s![start..start + size, ..]).assign(&l);
+                        logits
+                            .get_or_insert_with(|| Array2::zeros((plan.test_images, l.ncols())))
+                            .slice_mut(s![start..start + size, ..])
+                            .assign(&l);
                     }
                     predictions.push(m);
                 }
@@ -144,7 +145,8 @@ pub fn run(args: Args) -> Result<(), ToolError> {
         },
     )?;
     let mut written = Vec::new();
-    if args.party == CLIENT {
+    if predicts {
+        let logits = logits.unwrap_or_else(|| Array2::zeros((plan.test_images, 0)));
         let path = args.output_dir.join("logits.npy");
         write_npy_atomic(&path, &ArrayD::from(logits.into_dyn()))?;
         written.push(path.display().to_string());

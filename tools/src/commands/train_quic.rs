@@ -7,6 +7,7 @@
 //! `DIR/<server>/`). Server 0's progress lines (the data owner's when it sees the loss) drive
 //! the progress bar.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,18 +36,44 @@ pub const TIMEOUT_S: f64 = 600.0;
 /// How the parties of a training plan are started, beside the plan.
 #[derive(Debug, Clone, Default)]
 pub struct Launch {
-    /// The data owner's MNIST directory.
+    /// The data directory of every party that reads data (the data owners and the predicting
+    /// party), unless `party_data` names its own.
     pub data: PathBuf,
+    /// A party's own data directory instead of `data`.
+    pub party_data: HashMap<String, PathBuf>,
     /// The servers' checkpoint directory (each writes its own subdirectory).
     pub checkpoint: Option<PathBuf>,
     /// Start a new session in a checkpoint directory that holds checkpoints.
     pub force: bool,
-    /// The model owner's first weights.
-    pub init: Option<PathBuf>,
+    /// A party's weights file (`--weights`): the model owner's first weights, a data owner's
+    /// frozen layers.
+    pub weights: HashMap<String, PathBuf>,
     /// Seconds a party waits for a peer.
     pub timeout_s: f64,
     /// One party's stderr lines (one per step), as they come.
     pub watch: Option<Watch>,
+    /// The `shareflow` binary that runs every party (`None`: this executable).
+    pub exe: Option<PathBuf>,
+}
+
+/// The `shareflow` binary beside this executable (for an example in `target/release/examples/`,
+/// the one in `target/release/`), which runs the parties of a plan started from a program that
+/// is not `shareflow` itself.
+pub fn shareflow_binary() -> Result<PathBuf> {
+    let me = std::env::current_exe()
+        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
+    let name = format!("shareflow{}", std::env::consts::EXE_SUFFIX);
+    me.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|d| d.join(&name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            ToolError::Usage(format!(
+                "no {name} beside {}: build it first (cargo build --release -p shareflow-tools)",
+                me.display()
+            ))
+        })
 }
 
 pub fn over_quic(
@@ -92,10 +119,13 @@ pub fn over_quic(
             .transpose()
             .map_err(|e| ToolError::Usage(format!("checkpoint directory: {e}")))?,
         force: args.force,
-        init: init
+        weights: init
             .map(std::path::absolute)
             .transpose()
-            .map_err(|e| ToolError::Usage(format!("initial weights: {e}")))?,
+            .map_err(|e| ToolError::Usage(format!("initial weights: {e}")))?
+            .map(|w| HashMap::from([(MODEL_OWNER.to_string(), w)]))
+            .unwrap_or_default(),
+        party_data: HashMap::new(),
         timeout_s: args.timeout_s.unwrap_or(TIMEOUT_S),
         // server 0's steps end when the step does; the data owner's only once it has the
         // revealed loss (without it, it runs ahead of the servers)
@@ -103,12 +133,23 @@ pub fn over_quic(
             party: if args.reveal_loss { CLIENT } else { "server0" }.to_string(),
             on_line: Arc::new(move |line| show_step(&shown, line, steps, epochs)),
         }),
+        exe: None,
     };
     let trained = run_plan(&plan, &launch, |dir, reports| {
         collect(dir, reports, &plan, receiver)
     });
     bar.finish_and_clear();
     trained
+}
+
+/// Runs every party of any training plan (a zoo network's, transfer learning's, joint
+/// training's: [`TrainingPlan::of_session`]) as its own process ([`run_plan`]) and returns what
+/// the session gave: the predicting party's logits, the receiver's weights, each step's time,
+/// bytes and rounds.
+pub fn run_session(plan: &TrainingPlan, launch: &Launch) -> Result<Trained> {
+    run_plan(plan, launch, |dir, reports| {
+        collect(dir, reports, plan, plan.reveal_to.as_deref())
+    })
 }
 
 /// Moves the progress bar on a party's line `run-graph: PARTY: step K/N MS ms [loss L]`.
@@ -144,8 +185,11 @@ pub fn run_plan<T>(
 ) -> Result<T> {
     let json =
         serde_json::to_string(plan).map_err(|e| ToolError::Usage(format!("training plan: {e}")))?;
-    let exe = std::env::current_exe()
-        .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?;
+    let exe = match &launch.exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| ToolError::Usage(format!("cannot find this executable: {e}")))?,
+    };
     interrupt::catch()?;
     let dir =
         tempfile::tempdir().map_err(|e| ToolError::Usage(format!("temporary directory: {e}")))?;
@@ -194,13 +238,15 @@ fn start_parties(
         watch: launch.watch.clone(),
         ..PartyInputs::default()
     };
-    given.party_args.insert(
-        CLIENT.to_string(),
-        vec!["--data".into(), launch.data.display().to_string()],
-    );
-    if let Some(init) = &launch.init {
-        given.weights.insert(MODEL_OWNER.to_string(), init.clone());
+    let readers = plan.owners.iter().chain([&plan.test]).map(|d| &d.party);
+    for party in readers {
+        let dir = launch.party_data.get(party).unwrap_or(&launch.data);
+        given.party_args.insert(
+            party.clone(),
+            vec!["--data".into(), dir.display().to_string()],
+        );
     }
+    given.weights.extend(launch.weights.clone());
     if let Some(checkpoint) = &launch.checkpoint {
         for h in holder_indices(&plan.step) {
             let server = plan.step.parties.get(h).cloned().unwrap_or_default();
@@ -256,9 +302,12 @@ fn collect(
     plan: &TrainingPlan,
     receiver: Option<&str>,
 ) -> Result<Trained> {
-    let logits = read_npy(&dir.join(format!("out-{CLIENT}")).join("logits.npy"))?
-        .into_dimensionality::<Ix2>()
-        .map_err(|e| ToolError::Usage(format!("the data owner's logits: {e}")))?;
+    let logits = read_npy(
+        &dir.join(format!("out-{}", plan.test.party))
+            .join("logits.npy"),
+    )?
+    .into_dimensionality::<Ix2>()
+    .map_err(|e| ToolError::Usage(format!("the data owner's logits: {e}")))?;
     let weights = match receiver {
         Some(to) => Some(Weights::load(
             &dir.join(format!("out-{to}")).join("weights.npz"),
