@@ -24,8 +24,10 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_close::{close_with, peer_failure, Close};
 use super::quic_conn::{establish, Plan};
+#[cfg(test)]
+use super::quic_frame::Gauge;
 use super::quic_frame::{
-    closed_as_done, describe, peer_err, write_error, End, Gauge, Inbox, Limits, Link, CODE_DONE,
+    closed_as_done, describe, peer_err, write_error, End, Inbox, Limits, Link, CODE_DONE,
 };
 use super::{quic_tls, Book, Transport, TransportStats};
 use crate::cluster::ClusterConfig;

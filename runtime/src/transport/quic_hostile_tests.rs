@@ -113,7 +113,8 @@ fn words(n: usize, v: u64) -> Value {
 #[test]
 fn a_flood_of_batches_the_party_may_still_ask_for_is_held_back_not_buffered() {
     // the first round of each of many later predictions, or the next rounds of this run
-    let floods: [(&str, fn(u32) -> u32); 2] = [
+    type Flood = (&'static str, fn(u32) -> u32);
+    let floods: [Flood; 2] = [
         ("later predictions", |k| k * RUN_ROUNDS),
         ("rounds of this run", |k| k),
     ];
