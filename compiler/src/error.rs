@@ -111,4 +111,18 @@ pub enum CompileError {
         /// Why that is refused.
         why: String,
     },
+    /// A compiled graph that is not what its logical graph compiles to (or carries none):
+    /// the first party and instruction that differ from the recompilation.
+    #[error(
+        "party {party}: {message}; refused: a compiled graph must be what its logical graph \
+         compiles to"
+    )]
+    NotRecompiled {
+        /// The party whose program differs (the first party for a graph-wide difference).
+        party: String,
+        /// The first instruction that differs, if one does.
+        instr: Option<crate::ir::ValueId>,
+        /// What differs.
+        message: String,
+    },
 }

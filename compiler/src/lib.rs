@@ -24,6 +24,7 @@ mod plain_grad;
 pub mod plain_op;
 pub mod program;
 pub mod serving;
+pub mod source;
 pub mod validate;
 pub mod verify;
 
@@ -86,7 +87,8 @@ pub fn compile(
     options: CompileOptions,
 ) -> Result<CompiledGraph> {
     let (cx, low) = lower_and_optimise(graph, protocol, options, None)?;
-    let compiled = partition(graph, protocol, cx.parties, cx.options, &low);
+    let mut compiled = partition(graph, protocol, cx.parties, cx.options, &low);
+    compiled.source = Some(source::Source::of(graph, source::Entry::Compile)?);
     // What the compiler writes, `run-graph` loads: refuse here what loading would refuse
     // (a tensor over the size limit of `limits`, say), not on every party at run time.
     compiled.validate()?;
@@ -127,6 +129,7 @@ pub fn compile_init(
         })
         .collect();
     compiled.outputs.clear();
+    compiled.source = Some(source::Source::of(graph, source::Entry::Init)?);
     compiled.validate()?;
     Ok(compiled)
 }
@@ -213,6 +216,7 @@ fn partition(
         inputs: io(true),
         outputs: io(false),
         programs,
+        source: None,
     }
 }
 

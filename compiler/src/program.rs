@@ -11,8 +11,9 @@ use crate::CompileError;
 /// The format name in every compiled-graph file.
 pub const FORMAT: &str = "shareflow-compiled";
 /// The version this build writes and reads (2: session stores keyed by value or variable,
-/// run-time parameters and initialisers).
-pub const VERSION: u32 = 2;
+/// run-time parameters and initialisers; 3: the logical graph each party recompiles at load,
+/// [`crate::source`]).
+pub const VERSION: u32 = 3;
 
 /// One instruction of a party's program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,10 @@ pub struct CompiledGraph {
     pub rounds: u32,
     /// Each party's program, by host.
     pub programs: Vec<Program>,
+    /// What it was compiled from: every party recompiles it at load ([`crate::verify()`]).
+    /// `None` only for a graph assembled by hand ([`crate::assemble`]), which no party loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::Source>,
 }
 
 impl CompiledGraph {

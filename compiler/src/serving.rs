@@ -94,6 +94,14 @@ pub fn compile_serving_with(
     setup.outputs.clear();
     let mut predict = partition(graph, protocol, cx.parties, cx.options, &split.predict);
     predict.inputs.retain(|io| !persists(&io.party));
+    let source = crate::source::Source::of(
+        graph,
+        crate::source::Entry::Serving {
+            persistent: persistent.to_vec(),
+        },
+    )?;
+    setup.source = Some(source.clone());
+    predict.source = Some(source);
     let serving = ServingGraph {
         persistent: persistent.to_vec(),
         setup,

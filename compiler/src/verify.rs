@@ -48,7 +48,7 @@ pub fn verify(graph: &CompiledGraph) -> Result<(), CompileError> {
     for p in &graph.programs {
         verify_program(graph, p, &Stored::default())?;
     }
-    Ok(())
+    crate::source::check(graph)
 }
 
 /// Checks both programs of every party of a serving graph.
@@ -66,7 +66,7 @@ pub fn verify_serving(graph: &ServingGraph) -> Result<(), CompileError> {
                 })?;
         verify_program(&graph.predict, predict, &stored)?;
     }
-    Ok(())
+    crate::source::check_serving(graph)
 }
 
 fn leak(

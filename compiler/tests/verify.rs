@@ -5,8 +5,8 @@
 use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
 use shareflow_compiler::lower::{S0, S1};
 use shareflow_compiler::{
-    compile, compile_serving, verify, verify_serving, CompileError, CompileOptions, CompiledGraph,
-    Instr, ProtocolKind,
+    compile, compile_init, compile_serving, verify, verify_serving, CompileError, CompileOptions,
+    CompiledGraph, Instr, ProtocolKind,
 };
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
 
@@ -37,6 +37,41 @@ fn the_zoo_graphs_pass_single_and_serving() {
     }
 }
 
+#[test]
+fn the_zoo_training_graphs_pass_init_step_and_reveal() {
+    use shareflow_graphs::zoo_train::{reveal_graph, TrainSpec};
+    let spec = TrainSpec {
+        seed: 1,
+        momentum: 0.9,
+        reveal_loss: true,
+    };
+    let o = CompileOptions::default();
+    // Pond cannot train the zoo (its softmax gradient needs comparisons); it reveals weights
+    for protocol in [ProtocolKind::Pond, ProtocolKind::SecureNN] {
+        let reveal = compile(&reveal_graph(ModelKind::D).unwrap(), protocol, o).unwrap();
+        verify(&reveal).unwrap_or_else(|e| panic!("D {} reveal: {e}", protocol.name()));
+    }
+    for (kind, protocol) in [
+        (ModelKind::A, ProtocolKind::SecureNN),
+        (ModelKind::C, ProtocolKind::SecureNN),
+    ] {
+        for (build, name) in [
+            (ZooModel::build_training as fn(_, _, _) -> _, "seeded"),
+            (ZooModel::build_training_from_owner, "from the owner"),
+        ] {
+            let graph = build(kind, 2, &spec).unwrap().graph;
+            for g in [
+                compile_init(&graph, protocol, o).unwrap(),
+                compile(&graph, protocol, o).unwrap(),
+            ] {
+                verify(&g).unwrap_or_else(|e| panic!("{kind} {} {name}: {e}", protocol.name()));
+            }
+        }
+        let reveal = compile(&reveal_graph(kind).unwrap(), protocol, o).unwrap();
+        verify(&reveal).unwrap_or_else(|e| panic!("{kind} {} reveal: {e}", protocol.name()));
+    }
+}
+
 /// Adds a send of `value` from `from` to `to` in `round` and its receive, as an editor of the
 /// JSON file would: the graph stays well formed (its structural check passes).
 fn add_send(g: &mut CompiledGraph, from: usize, to: usize, value: ValueId, exchange: Exchange) {
@@ -59,7 +94,8 @@ fn add_send(g: &mut CompiledGraph, from: usize, to: usize, value: ValueId, excha
         inputs: vec![value],
         kind: source.kind,
         shape: source.shape.clone(),
-        round: source.round,
+        // a received value is ready the round after it travels
+        round: source.round + u32::from(matches!(source.kernel, Kernel::Recv { .. })),
         origin: None,
     };
     let recv = Instr {
@@ -217,4 +253,97 @@ fn a_huge_shape_is_refused_at_load_with_the_limit() {
         err.contains("round 4294967295") && err.contains("65536"),
         "{err}"
     );
+}
+
+/// Each server's share of the model owner's weights: the first value it receives from the
+/// owner that is not a seed, else the first expansion of a seed the owner sent it.
+fn weight_share(g: &CompiledGraph, server: usize) -> ValueId {
+    let owner = g.host(MODEL_OWNER).unwrap();
+    let instrs = &g.programs[server].instrs;
+    let from_owner = |i: &Instr| matches!(i.kernel, Kernel::Recv { from, .. } if from == owner);
+    if let Some(i) = instrs
+        .iter()
+        .find(|i| from_owner(i) && i.kind != shareflow_ops::ValueKind::Seed)
+    {
+        return i.id;
+    }
+    let seed = instrs.iter().find(|i| from_owner(i)).unwrap().id;
+    instrs
+        .iter()
+        .find(|i| matches!(i.kernel, Kernel::Expand { .. }) && i.inputs.first() == Some(&seed))
+        .unwrap()
+        .id
+}
+
+/// Asserts that `err` refuses server0's program at the send added last, naming its value.
+fn refused_at_server0(g: &CompiledGraph, err: &CompileError) {
+    let send = g.programs[S0].instrs.last().unwrap();
+    match err {
+        CompileError::NotRecompiled { party, instr, .. } => {
+            assert_eq!(party, "server0", "{err}");
+            assert_eq!(*instr, Some(send.id), "{err}");
+        }
+        other => panic!("{other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("server0") && text.contains(&send.id.to_string()),
+        "{text}"
+    );
+    assert!(text.contains(&send.inputs[0].to_string()), "{text}");
+}
+
+#[test]
+fn the_weights_revealed_to_the_client_by_both_servers_are_refused() {
+    // the client receives an output, the servers hold no private input: only the logical
+    // graph says that what they reveal is not the logits
+    for (kind, protocol) in [
+        (ModelKind::A, ProtocolKind::Pond),
+        (ModelKind::C, ProtocolKind::SecureNN),
+    ] {
+        let clean = compiled(kind, protocol);
+        let client = clean.host(CLIENT).unwrap();
+        let mut g = clean.clone();
+        for server in [S1, S0] {
+            let share = weight_share(&clean, server);
+            add_send(&mut g, server, client, share, Exchange::Reveal);
+        }
+        let err = verify(&g).unwrap_err();
+        refused_at_server0(&g, &err);
+    }
+}
+
+#[test]
+fn the_stored_weights_revealed_to_the_client_in_a_prediction_are_refused() {
+    for (kind, protocol) in [
+        (ModelKind::A, ProtocolKind::Pond),
+        (ModelKind::C, ProtocolKind::SecureNN),
+    ] {
+        let zoo = ZooModel::build(kind, 1).unwrap();
+        let clean = compile_serving(&zoo.graph, protocol, CompileOptions::default()).unwrap();
+        let client = clean.predict.host(CLIENT).unwrap();
+        let mut g = clean.clone();
+        for server in [S1, S0] {
+            let load = clean.predict.programs[server]
+                .instrs
+                .iter()
+                .find(|i| {
+                    matches!(i.kernel, Kernel::Load { .. })
+                        && i.kind != shareflow_ops::ValueKind::Seed
+                })
+                .unwrap()
+                .id;
+            add_send(&mut g.predict, server, client, load, Exchange::Reveal);
+        }
+        let err = verify_serving(&g).unwrap_err();
+        refused_at_server0(&g.predict, &err);
+    }
+}
+
+#[test]
+fn a_graph_without_its_logical_graph_is_refused() {
+    let mut g = compiled(ModelKind::A, ProtocolKind::Pond);
+    g.source = None;
+    let err = verify(&g).unwrap_err().to_string();
+    assert!(err.contains("logical graph"), "{err}");
 }

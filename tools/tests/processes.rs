@@ -299,3 +299,78 @@ fn bad_settings_give_clear_errors() {
         "lists the known parties: {e}"
     );
 }
+
+#[test]
+fn a_graph_whose_servers_reveal_the_weights_to_the_client_is_refused_at_load() {
+    use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
+    use shareflow_compiler::Instr;
+    use shareflow_graphs::zoo::MODEL_OWNER;
+    let _one = serial();
+    let s = Session::new(ModelKind::A, 1);
+    // each server "reveals" to the client the share of the weights the owner sent it: the
+    // exchange labels and the taint pass see nothing wrong (the client receives an output)
+    let mut g = s.compiled.clone();
+    let (owner, client) = (g.host(MODEL_OWNER).unwrap(), g.host(CLIENT).unwrap());
+    let mut next = g
+        .programs
+        .iter()
+        .flat_map(|p| &p.instrs)
+        .map(|i| i.id.0)
+        .max()
+        .unwrap();
+    let mut sends = Vec::new();
+    for server in [1, 0] {
+        let share = g.programs[server]
+            .instrs
+            .iter()
+            .find(|i| matches!(i.kernel, Kernel::Recv { from, .. } if from == owner))
+            .unwrap()
+            .clone();
+        let send = Instr {
+            id: ValueId(next + 1),
+            kernel: Kernel::Send {
+                to: client,
+                exchange: Exchange::Reveal,
+            },
+            inputs: vec![share.id],
+            round: share.round + 1,
+            origin: None,
+            ..share.clone()
+        };
+        let recv = Instr {
+            id: ValueId(next + 2),
+            kernel: Kernel::Recv {
+                from: server,
+                send: send.id,
+            },
+            inputs: vec![],
+            ..send.clone()
+        };
+        next += 2;
+        sends.push(send.id);
+        g.programs[server].instrs.push(send);
+        g.programs[client].instrs.push(recv);
+    }
+    let path = s.path().join("tampered.json");
+    std::fs::write(&path, g.to_json().unwrap()).unwrap();
+    let parties = s.spawn_all_with(|p| {
+        let files = Files {
+            graph: Some(&path),
+            ..Files::default()
+        };
+        s.command_with(p, 3.0, files)
+    });
+    let exits = wait_all(parties, Duration::from_secs(20));
+    assert_all_failed(&exits);
+    for e in &exits {
+        // every party refuses it at load, naming server0's send of its share
+        assert!(
+            e.stderr.contains("party server0")
+                && e.stderr.contains(&sends[1].to_string())
+                && e.stderr.contains("what its logical graph compiles to"),
+            "{}: {}",
+            e.name,
+            e.stderr
+        );
+    }
+}

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::round::Round;
 use crate::wire::Batch;
 use crate::{Result, RuntimeError};
+use quic_frame::Held;
 
 pub mod inproc;
 pub mod quic;
@@ -134,8 +135,9 @@ pub(crate) struct Book {
     pub stats: TransportStats,
     /// Per peer: the last round sent, to refuse a second batch in one round.
     sent: Vec<Option<u32>>,
-    /// Per peer: batches that arrived before they were asked for, by round.
-    early: Vec<BTreeMap<u32, Batch>>,
+    /// Per peer: batches that arrived before they were asked for, by round, each with its
+    /// claim on the peer's queue (QUIC: released when the batch is taken).
+    early: Vec<BTreeMap<u32, (Batch, Option<Held>)>>,
 }
 
 impl Book {
@@ -214,19 +216,19 @@ impl Book {
     /// Checks the peer index of a receive; returns an early batch of that round if one is buffered.
     pub fn before_recv(&mut self, from: usize, round: u32) -> Result<Option<Batch>> {
         self.check_peer(from, "receive from")?;
-        Ok(self.early[from].remove(&round))
+        Ok(self.take_early(from, round))
     }
 
     /// Takes a batch that just arrived from `from`: checks session and addressing and counts it.
     /// Returns it if it is the batch of `round`, else buffers it for later and returns `None`.
     pub fn arrived(&mut self, from: usize, round: u32, batch: Batch) -> Result<Option<Batch>> {
-        self.accept(from, batch)?;
+        self.accept(from, batch, None)?;
         Ok(self.take_early(from, round))
     }
 
     /// Takes a batch that just arrived from `from`: checks session and addressing, counts it and
-    /// buffers it until it is asked for.
-    pub fn accept(&mut self, from: usize, batch: Batch) -> Result<()> {
+    /// buffers it (with its claim on the peer's queue, `held`) until it is asked for.
+    pub fn accept(&mut self, from: usize, batch: Batch, held: Option<Held>) -> Result<()> {
         if batch.session != self.session {
             return Err(self.peer_error(
                 from,
@@ -260,7 +262,7 @@ impl Book {
         }
         self.stats
             .count_received(from, crate::wire::encoded_len(&batch));
-        early.insert(batch.round, batch);
+        early.insert(batch.round, (batch, held));
         Ok(())
     }
 
@@ -269,7 +271,9 @@ impl Book {
     /// `waiting` or up to [`AHEAD`] rounds later in the same run, or of the first [`AHEAD`]
     /// rounds of a later run of a serving session (a dealer that receives nothing runs
     /// through its predictions without waiting: it may be any number of runs ahead). A peer
-    /// cannot make a party buffer batches of rounds it has passed or of far rounds of a run.
+    /// cannot make a party buffer batches of rounds it has passed or of far rounds of a run;
+    /// how many batches of later runs it may make a party hold is bounded by the queue per
+    /// peer of the transport (QUIC: `quic_frame::QUEUE_PER_PEER`).
     pub fn check_ahead(&self, from: usize, waiting: u32, arrived: u32) -> Result<()> {
         let (w, a) = (Round(waiting), Round(arrived));
         let same_run = a.run() == w.run() && a.within() <= w.within().saturating_add(AHEAD);
@@ -293,7 +297,10 @@ impl Book {
 
     /// The buffered batch of `round` from `from`, if it has arrived.
     pub fn take_early(&mut self, from: usize, round: u32) -> Option<Batch> {
-        self.early.get_mut(from)?.remove(&round)
+        self.early
+            .get_mut(from)?
+            .remove(&round)
+            .map(|(batch, _)| batch)
     }
 
     /// A buffered batch nobody asked for: (peer, round).

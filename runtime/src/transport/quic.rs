@@ -24,6 +24,8 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_close::{close_with, peer_failure, Close};
 use super::quic_conn::{establish, Plan};
+#[cfg(test)]
+use super::quic_frame::Gauge;
 use super::quic_frame::{
     closed_as_done, describe, peer_err, write_error, End, Inbox, Limits, Link, CODE_DONE,
 };
@@ -50,6 +52,9 @@ pub struct QuicTransport {
     links: Vec<Option<Link>>,
     /// Batches and stream ends of every peer.
     inbox: Inbox,
+    /// The batches read but not yet taken (at most `QUEUE_PER_PEER` per peer).
+    #[cfg(test)]
+    held: Arc<Gauge>,
     /// Per peer: how its incoming stream ended, once it has.
     ended: Vec<Option<End>>,
     /// A reused buffer for outgoing frames.
@@ -216,7 +221,8 @@ impl QuicTransport {
             timeout,
             limits: limits.clone(),
         };
-        let (session, links, inbox) = match rt.block_on(establish(&endpoint, &plan)) {
+        #[cfg_attr(not(test), allow(unused_variables))]
+        let (session, links, inbox, held) = match rt.block_on(establish(&endpoint, &plan)) {
             Ok(out) => out,
             Err(e) => {
                 // let the refusals reach the peers before the runtime stops
@@ -233,6 +239,8 @@ impl QuicTransport {
             book: Book::new(plan.names, my_index, session, timeout),
             links,
             inbox,
+            #[cfg(test)]
+            held,
             ended: vec![None; n],
             frame: Vec::new(),
             endpoint,
@@ -346,7 +354,7 @@ impl QuicTransport {
                     ));
                 }
                 Ok(None) => return Err(peer_err(self.book.name(running[0]), "its reader stopped")),
-                Ok(Some((j, Ok(batch)))) => {
+                Ok(Some((j, Ok((batch, _))))) => {
                     return Err(self.book.peer_error(
                         j,
                         format!(
@@ -547,9 +555,9 @@ impl Transport for QuicTransport {
             match got {
                 Err(_) => return Err(self.book.timeout_error(from, round)),
                 Ok(None) => return Err(self.book.peer_error(from, "its stream reader stopped")),
-                Ok(Some((j, Ok(batch)))) => {
+                Ok(Some((j, Ok((batch, held))))) => {
                     self.book.check_ahead(j, round, batch.round)?;
-                    self.book.accept(j, batch)?;
+                    self.book.accept(j, batch, Some(held))?;
                     if j == from {
                         if let Some(batch) = self.book.take_early(from, round) {
                             return Ok(batch);

@@ -9,11 +9,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use quinn::{Connection, ConnectionError, Endpoint};
-use tokio::sync::mpsc::{channel, unbounded_channel, UnboundedSender};
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_close::{close_with, Close};
-use super::quic_frame::{describe, peer_err, reader, Inbox, Limits, Link, QUEUE_PER_PEER};
+use super::quic_frame::{describe, peer_err, reader, Gauge, Inbox, Limits, Link, QUEUE_PER_PEER};
 use super::quic_hello::{hello_all, open_all};
 use super::quic_tls::peer_leaf;
 use crate::{keys, Result, RuntimeError};
@@ -301,11 +304,13 @@ fn close_all<'a>(plan: &Plan, conns: impl Iterator<Item = &'a Connection>, why: 
     );
 }
 
-/// Connects to all peers and exchanges hellos, all before `plan.timeout` has passed.
+/// Connects to all peers and exchanges hellos, all before `plan.timeout` has passed; then
+/// starts a reader per peer, each with a queue of [`QUEUE_PER_PEER`] batches, all counted in
+/// the returned [`Gauge`].
 pub(crate) async fn establish(
     endpoint: &Endpoint,
     plan: &Plan,
-) -> Result<([u8; 16], Vec<Option<Link>>, Inbox)> {
+) -> Result<([u8; 16], Vec<Option<Link>>, Inbox, Arc<Gauge>)> {
     let deadline = Instant::now() + plan.timeout;
     let conns = connect_all(endpoint, plan, deadline).await?;
     let mut sends = match open_all(&conns, plan, deadline).await {
@@ -317,8 +322,8 @@ pub(crate) async fn establish(
     };
     match hello_all(&conns, &mut sends, plan, deadline).await {
         Ok((session, recvs)) => {
-            let peers = plan.names.len().saturating_sub(1).max(1);
-            let (tx, inbox) = channel(peers * QUEUE_PER_PEER);
+            let (tx, inbox) = unbounded_channel();
+            let gauge = Arc::new(Gauge::default());
             let links = conns
                 .into_iter()
                 .zip(sends)
@@ -326,19 +331,20 @@ pub(crate) async fn establish(
                 .enumerate()
                 .map(|(j, ((c, s), r))| match (c, s, r) {
                     (Some(conn), Some(send), Some(recv)) => {
+                        let queue = Arc::new(Semaphore::new(QUEUE_PER_PEER));
                         tokio::spawn(reader(
                             j,
                             conn.clone(),
                             recv,
                             tx.clone(),
-                            plan.limits.clone(),
+                            (plan.limits.clone(), queue, Arc::clone(&gauge)),
                         ));
                         Some(Link { conn, send })
                     }
                     _ => None,
                 })
                 .collect();
-            Ok((session, links, inbox))
+            Ok((session, links, inbox, gauge))
         }
         Err(e) => {
             // let our hello reach the peers, so that each sees the mismatch for itself

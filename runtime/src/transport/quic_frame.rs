@@ -4,14 +4,20 @@
 //! What a peer can make a party hold is bounded: a frame longer than the largest batch the
 //! party's program receives from that peer ([`Limits`]) is refused as soon as its length is
 //! read; the buffer of a frame grows with the bytes that arrive, never with the length a peer
-//! announces; and the batches read but not yet taken wait in a bounded queue (when it is full
-//! the reader stops reading, and QUIC's flow control holds the peer back).
+//! announces; and at most [`QUEUE_PER_PEER`] batches of one peer are held read but not yet
+//! taken by the program, whatever their rounds or predictions: each holds a permit of the
+//! peer's queue ([`Held`]) until it is taken, and the reader reads the next frame only once it
+//! has a permit, so the peer's frames wait unread and QUIC's flow control holds it back. A
+//! stream's end comes without a permit: a party waiting for one peer learns at once that
+//! another one failed, even one whose queue is full.
 
 use quinn::{Connection, ConnectionError, ReadError, ReadExactError, RecvStream};
 use quinn::{SendStream, VarInt, WriteError};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc::{Receiver, Sender};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::wire::{self, Batch};
 use crate::RuntimeError;
@@ -21,8 +27,8 @@ use crate::RuntimeError;
 pub(crate) const CODE_DONE: u32 = 0;
 /// The largest receive buffer kept for the next frame.
 const KEEP_BUFFER: usize = 256 << 20;
-/// Batches read from one peer that may wait to be taken (times the number of peers: the
-/// capacity of the inbox).
+/// Batches read from one peer that may wait to be taken (in the inbox or buffered as early),
+/// whatever their rounds: past that, the peer's frames stay unread.
 pub(crate) const QUEUE_PER_PEER: usize = 4;
 
 /// Per peer: the longest frame it may send, in bytes (from the program; at most
@@ -38,12 +44,69 @@ pub(crate) enum End {
     Failed(String),
 }
 
-/// What arrives from a peer's reader task: a batch, or how its stream ended (the last arrival).
-pub(crate) type Arrival = std::result::Result<Batch, End>;
+/// What arrives from a peer's reader task: a batch with its permit, or how its stream ended
+/// (the last arrival).
+pub(crate) type Arrival = std::result::Result<(Batch, Held), End>;
 
-/// Arrivals of every peer, tagged with the peer's index, on one bounded channel: a party
-/// waiting for one peer learns at once that another one failed.
-pub(crate) type Inbox = Receiver<(usize, Arrival)>;
+/// Arrivals of every peer, tagged with the peer's index, on one channel: a party waiting for
+/// one peer learns at once that another one failed. Its length is bounded per peer by the
+/// permits of the peer's queue (plus one stream end).
+pub(crate) type Inbox = UnboundedReceiver<(usize, Arrival)>;
+
+/// What the batches read from the peers but not yet taken by the program weigh, now and at
+/// most so far (all peers together).
+#[derive(Debug, Default)]
+pub(crate) struct Gauge {
+    batches: AtomicUsize,
+    bytes: AtomicUsize,
+    peak_batches: AtomicUsize,
+    peak_bytes: AtomicUsize,
+}
+
+impl Gauge {
+    fn add(&self, bytes: usize) {
+        let batches = self.batches.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak_batches.fetch_max(batches, Ordering::Relaxed);
+        self.peak_bytes.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The most batches and frame bytes held at once so far.
+    #[cfg(test)]
+    pub(crate) fn peak(&self) -> (usize, usize) {
+        (
+            self.peak_batches.load(Ordering::Relaxed),
+            self.peak_bytes.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A batch's claim on its peer's queue: it holds one permit of the queue until it is taken
+/// (dropped), and counts its frame in the [`Gauge`] meanwhile.
+#[derive(Debug)]
+pub(crate) struct Held {
+    _permit: OwnedSemaphorePermit,
+    bytes: usize,
+    gauge: Arc<Gauge>,
+}
+
+impl Held {
+    fn new(permit: OwnedSemaphorePermit, bytes: usize, gauge: &Arc<Gauge>) -> Held {
+        gauge.add(bytes);
+        Held {
+            _permit: permit,
+            bytes,
+            gauge: Arc::clone(gauge),
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gauge.batches.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.bytes.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
 
 /// An established link to one peer.
 pub(crate) struct Link {
@@ -155,23 +218,45 @@ pub(crate) fn closed_as_done(conn: &Connection) -> bool {
     )
 }
 
+/// How a connection that closed ended the stream of its peer.
+fn ended_by(conn: &Connection, e: &ConnectionError) -> End {
+    if closed_as_done(conn) {
+        End::Finished
+    } else {
+        End::Failed(describe(e))
+    }
+}
+
 /// Reads batches from peer `peer`'s stream until it ends, forwarding them (and then how it
 /// ended) tagged with `peer`; a frame longer than `limits[peer]` ends the stream as failed.
+/// A frame is read only with a permit of `queue` (the peer's, of [`QUEUE_PER_PEER`]), which
+/// its batch holds until the program takes it; meanwhile a lost connection is still reported.
 pub(crate) async fn reader(
     peer: usize,
     conn: Connection,
     mut recv: RecvStream,
-    tx: Sender<(usize, Arrival)>,
-    limits: Limits,
+    tx: UnboundedSender<(usize, Arrival)>,
+    (limits, queue, gauge): (Limits, Arc<Semaphore>, Arc<Gauge>),
 ) {
     // reused between frames: fresh pages for every large message cost more than the copy
     let mut buf = Vec::new();
     loop {
+        let permit = tokio::select! {
+            permit = Arc::clone(&queue).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            e = conn.closed() => {
+                let _ = tx.send((peer, Err(ended_by(&conn, &e))));
+                return;
+            }
+        };
         let max = limits.get(peer).copied().unwrap_or(0);
         let arrival = match read_frame(&mut recv, max, &mut buf).await {
-            Ok(true) => {
-                wire::decode(&buf).map_err(|e| End::Failed(format!("sent an invalid batch: {e}")))
-            }
+            Ok(true) => match wire::decode(&buf) {
+                Ok(batch) => Ok((batch, Held::new(permit, buf.len(), &gauge))),
+                Err(e) => Err(End::Failed(format!("sent an invalid batch: {e}"))),
+            },
             Ok(false) => Err(End::Finished),
             // all its data was read: a peer that closes as done has finished
             Err(_) if closed_as_done(&conn) => Err(End::Finished),
@@ -181,7 +266,7 @@ pub(crate) async fn reader(
             buf = Vec::new();
         }
         let last = arrival.is_err();
-        if tx.send((peer, arrival)).await.is_err() || last {
+        if tx.send((peer, arrival)).is_err() || last {
             return;
         }
     }
