@@ -3,8 +3,12 @@
 //! ```text
 //! cargo run --release --example transfer_learning -- [--model C] [--pretrain-epochs E]
 //!     [--epochs E] [--batch B] [--limit N] [--test-limit N] [--scratch-steps S]
-//!     [--variants b,a,scratch] [--protocol securenn] [--data DIR]
+//!     [--variants b,a,scratch] [--protocol securenn] [--lr LR] [--data DIR]
 //! ```
+//!
+//! `--model P --protocol pond` fine-tunes P's classifier (dense, centred sigmoid, dense; the
+//! sigmoid cross-entropy) under Pond, with P's sigmoid polynomial (degree 13 on [-16, 16]) and
+//! a learning rate of 0.2 unless `--lr` (at 0.4 the private fine-tune diverges: see README).
 //!
 //! The model owner pre-trains the network in plaintext on the "public" digits 0-4 of the
 //! 10,000-image training subset (five classes). A data owner holds the "private" digits 5-9
@@ -29,7 +33,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use shareflow::compiler::{CompileOptions, ProtocolKind};
+use shareflow::compiler::{CompileOptions, PolyApprox, ProtocolKind};
 use shareflow::graphs::transfer::{FrozenFeatures, Transfer};
 use shareflow::graphs::zoo::ModelKind;
 use shareflow::runtime::data::{data_dir, Mnist, Split, Weights};
@@ -50,6 +54,9 @@ struct Args {
     scratch_steps: usize,
     variants: Vec<String>,
     protocol: ProtocolKind,
+    /// The learning rate of the pre-training and the fine-tune (default: 0.2 for P, else the
+    /// recipe's 0.05).
+    lr: Option<f32>,
     data: Option<PathBuf>,
 }
 
@@ -64,6 +71,7 @@ fn parse() -> Result<Args, String> {
         scratch_steps: 3,
         variants: vec!["b".into(), "a".into(), "scratch".into()],
         protocol: ProtocolKind::SecureNN,
+        lr: None,
         data: None,
     };
     let mut it = std::env::args().skip(1);
@@ -84,6 +92,7 @@ fn parse() -> Result<Args, String> {
             "--scratch-steps" => a.scratch_steps = count()?,
             "--variants" => a.variants = value.split(',').map(str::to_string).collect(),
             "--protocol" => a.protocol = value.parse().map_err(|e| format!("{e}"))?,
+            "--lr" => a.lr = Some(value.parse().map_err(|e| format!("--lr {value}: {e}"))?),
             "--data" => a.data = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
         }
@@ -133,14 +142,27 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         kind: a.model,
         classes: 5,
     };
-    let options = CompileOptions::default();
+    let mut options = CompileOptions::default();
+    let mut lr = TrainConfig::default().lr;
+    if a.model == ModelKind::P {
+        // P's sigmoid polynomial (as `shareflow train --model P` chooses it) and a learning
+        // rate at which the loss on shares stays inside the polynomial's interval.
+        options.sigmoid = PolyApprox {
+            interval: 16.0,
+            degree: 13,
+        };
+        lr = 0.2;
+    }
+    let lr = a.lr.unwrap_or(lr);
     let pre_cfg = TrainConfig {
         epochs: a.pretrain_epochs,
+        lr,
         ..TrainConfig::default()
     };
     let cfg = TrainConfig {
         epochs: a.epochs,
         batch: a.batch,
+        lr,
         ..TrainConfig::default()
     };
     println!(

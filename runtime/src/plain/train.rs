@@ -438,8 +438,8 @@ mod tests {
 
     #[test]
     fn training_p_on_a_small_slice_learns() {
-        // P's recipe (learning rate 0.4): the loss leaves the class prior's 10 H(0.1) = 3.25
-        // and the predictions depend on the image.
+        // P at learning rate 0.4 (its fastest plaintext recipe): the loss leaves the class
+        // prior's 10 H(0.1) = 3.25 and the predictions depend on the image.
         let dir = data_dir(None);
         let train_set = Mnist::load(&dir, Split::Train, Some(1280)).unwrap();
         let test_set = Mnist::load(&dir, Split::Test, Some(500)).unwrap();
