@@ -270,7 +270,7 @@ enum Command {
         epochs: usize,
         #[arg(long, default_value_t = 64)]
         batch: usize,
-        /// The initial learning rate, decayed by a cosine over all steps (default 0.05; 0.1
+        /// The initial learning rate, decayed by a cosine over all steps (default 0.05; 0.2
         /// for P).
         #[arg(long)]
         lr: Option<f32>,
