@@ -185,8 +185,9 @@ enum Command {
         #[arg(long)]
         model: ModelKind,
         /// plaintext, securenn or pond. Under a protocol the servers train on shares of the
-        /// images, labels and weights; nothing is revealed during training (not the loss);
-        /// the test accuracy is that of private predictions from the still-shared model.
+        /// images, labels and weights; nothing is revealed during training (not the loss,
+        /// not the logits) unless --reveal-loss or --reveal-logits-to asks; the test accuracy
+        /// is that of private predictions from the still-shared model.
         #[arg(long, default_value = "plaintext")]
         protocol: String,
         /// Under a protocol: reveal the trained weights to the model owner and write them to
