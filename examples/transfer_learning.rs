@@ -3,8 +3,13 @@
 //! ```text
 //! cargo run --release --example transfer_learning -- [--model C] [--pretrain-epochs E]
 //!     [--epochs E] [--batch B] [--limit N] [--test-limit N] [--scratch-steps S]
-//!     [--variants b,a,scratch] [--protocol securenn] [--transport inproc|quic] [--data DIR]
+//!     [--variants b,a,scratch] [--protocol securenn|pond] [--lr LR] [--transport inproc|quic]
+//!     [--data DIR]
 //! ```
+//!
+//! `--model P --protocol pond` fine-tunes P's classifier (dense, centred sigmoid, dense; the
+//! sigmoid cross-entropy) under Pond, with P's sigmoid polynomial (degree 13 on [-16, 16]) and
+//! a learning rate of 0.2 unless `--lr` (at 0.4 the private fine-tune diverges: see README).
 //!
 //! The model owner pre-trains the network in plaintext on the "public" digits 0-4 of the
 //! 10,000-image training subset (five classes). A data owner holds the "private" digits 5-9
@@ -38,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use shareflow::compiler::{CompileOptions, ProtocolKind};
+use shareflow::compiler::{CompileOptions, PolyApprox, ProtocolKind};
 use shareflow::graphs::transfer::{FrozenFeatures, Transfer};
 use shareflow::graphs::zoo::{ModelKind, CLIENT, MODEL_OWNER};
 use shareflow::runtime::data::{data_dir, Mnist, Split, Weights};
@@ -62,6 +67,9 @@ struct Args {
     variants: Vec<String>,
     protocol: ProtocolKind,
     quic: bool,
+    /// The learning rate of the pre-training and the fine-tune (default: 0.2 for P, else the
+    /// recipe's 0.05).
+    lr: Option<f32>,
     data: Option<PathBuf>,
 }
 
@@ -77,6 +85,7 @@ fn parse() -> Result<Args, String> {
         variants: vec!["b".into(), "a".into(), "scratch".into()],
         protocol: ProtocolKind::SecureNN,
         quic: false,
+        lr: None,
         data: None,
     };
     let mut it = std::env::args().skip(1);
@@ -104,6 +113,7 @@ fn parse() -> Result<Args, String> {
                     other => return Err(format!("--transport {other}: inproc or quic")),
                 }
             }
+            "--lr" => a.lr = Some(value.parse().map_err(|e| format!("--lr {value}: {e}"))?),
             "--data" => a.data = Some(PathBuf::from(value)),
             other => return Err(format!("unknown option {other}")),
         }
@@ -151,7 +161,7 @@ fn over_quic(
     dir: &Path,
     (train, test): (usize, usize),
     cfg: &TrainConfig,
-    protocol: ProtocolKind,
+    (protocol, options): (ProtocolKind, CompileOptions),
 ) -> Result<Trained, Box<dyn std::error::Error>> {
     let plan = quic_plan(
         t,
@@ -160,7 +170,7 @@ fn over_quic(
         (train, test),
         cfg,
         protocol,
-        CompileOptions::default(),
+        options,
         500,
         true,
     )?;
@@ -209,14 +219,27 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         kind: a.model,
         classes: 5,
     };
-    let options = CompileOptions::default();
+    let mut options = CompileOptions::default();
+    let mut lr = TrainConfig::default().lr;
+    if a.model == ModelKind::P {
+        // P's sigmoid polynomial (as `shareflow train --model P` chooses it) and a learning
+        // rate at which the loss on shares stays inside the polynomial's interval.
+        options.sigmoid = PolyApprox {
+            interval: 16.0,
+            degree: 13,
+        };
+        lr = 0.2;
+    }
+    let lr = a.lr.unwrap_or(lr);
     let pre_cfg = TrainConfig {
         epochs: a.pretrain_epochs,
+        lr,
         ..TrainConfig::default()
     };
     let cfg = TrainConfig {
         epochs: a.epochs,
         batch: a.batch,
+        lr,
         ..TrainConfig::default()
     };
     println!(
@@ -330,7 +353,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 &dir,
                 (private.len(), private_test.len()),
                 &cfg,
-                a.protocol,
+                (a.protocol, options),
             )?;
             let quic_weights = q.weights.unwrap_or_default();
             let mut tuned = pretrained.clone();

@@ -71,6 +71,23 @@ pub struct LayerCost {
     pub links: Vec<LayerLink>,
 }
 
+/// A value that one run of a program opens to a party: an output of the graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reveal {
+    /// The output's name (`logits`, `loss`, a parameter's name).
+    pub name: String,
+    /// The party that receives it in the clear.
+    pub to: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+}
+
+impl std::fmt::Display for Reveal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {:?} to {}", self.name, self.shape, self.to)
+    }
+}
+
 /// Rounds and bytes of a compiled graph.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CostReport {
@@ -95,6 +112,10 @@ pub struct CostReport {
     pub bytes_per_round: Vec<u64>,
     /// Per round: the messages (one per ordered party pair that exchanges anything).
     pub messages_per_round: Vec<u64>,
+    /// What every run opens, and to whom: the graph's outputs (a prediction's logits; a
+    /// training step's loss or logits when the user asked to reveal them). Empty: nothing
+    /// leaves a run.
+    pub reveals: Vec<Reveal>,
 }
 
 impl CostReport {
@@ -180,6 +201,15 @@ impl CostReport {
             busiest_link_per_round: busiest,
             bytes_per_round: round_bytes,
             messages_per_round: round_messages,
+            reveals: g
+                .outputs
+                .iter()
+                .map(|o| Reveal {
+                    name: o.name.clone(),
+                    to: o.party.clone(),
+                    shape: o.shape.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
         for ((from, to), mut link) in links {

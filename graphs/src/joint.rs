@@ -144,6 +144,7 @@ impl Joint {
             learning_rate: step.learning_rate.id(),
             loss: step.loss.id(),
             loss_output: None,
+            logits_output: None,
             variables: step.variables.iter().map(|v| v.id()).collect(),
             params: layers.params(),
             masks: Vec::new(),

@@ -56,8 +56,8 @@ pub mod prelude {
     pub use crate::builder::{GraphBuilder, Tensor};
     pub use crate::network::Network;
     pub use crate::nn::{
-        AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool, Layer, MaxPool2D,
-        ReLU, Reshape, Residual, Scale, Sequential, Sigmoid, Softmax,
+        AvgPool2D, BatchNorm, CentredSigmoid, Conv2D, Dense, Dropout, Flatten, GlobalAveragePool,
+        Layer, MaxPool2D, ReLU, Reshape, Residual, Scale, Sequential, Sigmoid, Softmax,
     };
     pub use crate::types::{DType, Padding, Shape, Visibility};
     pub use crate::zoo::{ModelKind, ZooModel};

@@ -117,12 +117,33 @@ pub struct TrainingGraph {
     pub loss: NodeId,
     /// The output that reveals the loss to the client, if asked for.
     pub loss_output: Option<NodeId>,
+    /// The output that reveals each step's logits to the client, if asked for
+    /// ([`StepReveals::logits`]).
+    pub logits_output: Option<NodeId>,
     /// The parameters' variables, in layer order (as `params`).
     pub variables: Vec<NodeId>,
     /// The parameters, in layer order.
     pub params: Vec<ParamSpec>,
     /// The dropout masks each step is given, in layer order.
     pub masks: Vec<DropoutMask>,
+}
+
+/// What each step of a training graph reveals to the data owner ([`CLIENT`]), beyond nothing.
+///
+/// Both are leaks the user opts into; each is an output of the graph, named in the compiled
+/// graph's outputs and in its cost report (`reveals`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepReveals {
+    /// The mean loss of the batch (one number per step).
+    pub loss: bool,
+    /// The logits of the batch, `[batch, classes]` (under [`LOGITS`]): the data owner then
+    /// computes the loss and its gradient (`sigmoid(z) - y` or `softmax(z) - y`, over the
+    /// batch) in the clear from them and its own labels, and secret-shares the gradient back,
+    /// as the Pond proof of concept does. Exact (no polynomial, no softmax on shares) and
+    /// cheaper, but the data owner learns the model's outputs on its own examples at every
+    /// step (the same as a prediction would give it). The labels stay with the data owner:
+    /// only it can receive the logits.
+    pub logits: bool,
 }
 
 /// How a batch normalisation was folded by [`Network::fold_batchnorm`]; the model owner
@@ -236,6 +257,23 @@ impl Network {
         reveal_loss: bool,
         params: impl FnOnce(PartyId, PartyId) -> Params,
     ) -> Result<TrainingGraph, GraphError> {
+        let reveals = StepReveals {
+            loss: reveal_loss,
+            logits: false,
+        };
+        self.training_with(batch, momentum_coefficient, reveals, params)
+    }
+
+    /// [`Network::training`] with the step's reveals to the client given by `reveals`: with
+    /// [`StepReveals::logits`], the logits are an output to the client and the loss and its
+    /// gradient with respect to them are the client's own values, computed in the clear.
+    pub fn training_with(
+        &self,
+        batch: usize,
+        momentum_coefficient: f32,
+        reveals: StepReveals,
+        params: impl FnOnce(PartyId, PartyId) -> Params,
+    ) -> Result<TrainingGraph, GraphError> {
         let mut body = self.layers.clone();
         let ends_in_softmax = body
             .layers
@@ -264,10 +302,20 @@ impl Network {
         let labels = g.input(client, LABELS, [batch, classes]);
         let params = params(owner, client);
         let logits = body.apply_training(&g, &params, &image);
+        // Revealed logits: the output node's value is the client's, so the loss and the
+        // gradient of the logits are computed by the client alone; the gradient flows through
+        // the output unchanged and reaches the shared layers as the client's shares.
+        let (logits, logits_output) = if reveals.logits {
+            let out = logits.output_to(client, LOGITS);
+            let id = out.id();
+            (out, Some(id))
+        } else {
+            (logits, None)
+        };
         // The loss, the gradients of the trainable variables (not the frozen ones) and SGD
         // with momentum.
         let step = add_training(&g, &logits, &labels, self.loss, momentum_coefficient)?;
-        let loss_output = reveal_loss.then(|| step.loss.output_to(client, LOSS).id());
+        let loss_output = reveals.loss.then(|| step.loss.output_to(client, LOSS).id());
         let graph = g.build()?;
         let mut masks = Vec::new();
         for l in self.layers.flat() {
@@ -289,6 +337,7 @@ impl Network {
             learning_rate: step.learning_rate.id(),
             loss: step.loss.id(),
             loss_output,
+            logits_output,
             variables: step.variables.iter().map(|v| v.id()).collect(),
             params: self.params(),
             masks,

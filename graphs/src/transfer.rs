@@ -141,6 +141,7 @@ impl Transfer {
             learning_rate: step.learning_rate.id(),
             loss: step.loss.id(),
             loss_output,
+            logits_output: None,
             variables: step.variables.iter().map(|v| v.id()).collect(),
             params: self.layers().params(),
             masks: Vec::new(),

@@ -1,25 +1,31 @@
-//! Private training under Pond of network P (sigmoids, average pooling, sigmoid
+//! Private training under Pond of network P (centred sigmoids, average pooling, sigmoid
 //! cross-entropy: no comparison anywhere): the same graph, initial weights and batches as the
 //! plaintext run, the weights kept as shares by the servers between steps. The two runs differ
-//! by the fixed-point encoding and Pond's sigmoid polynomial (degree 7 on `[-8, 8]`, error up
-//! to 0.032) only.
+//! by the fixed-point encoding and the sigmoid polynomial (P's: degree 13 on `[-16, 16]`,
+//! error up to 0.035) only.
 //!
-//! The learning rate is small on purpose: every input of dense1 is a positive average of
-//! sigmoids, so an SGD step moves its 6272 weights of a unit alike and its pre-activations
-//! fast; at 0.05 with momentum 0.9 they reach 17 at the third step, where the polynomial is
-//! -131 instead of 1, and the private run diverges. At 0.02 they stay inside the interval.
+//! With the logits revealed to the data owner (`StepReveals::logits`), the loss's gradient is
+//! computed by the data owner in the clear: the weights are the same within the same bounds,
+//! the step's cost report names the leak, and the checks of what a party may receive accept
+//! the step only because its graph names the data owner as the logits' receiver.
 
-use shareflow_compiler::{CompileOptions, ProtocolKind};
-use shareflow_graphs::zoo::ModelKind;
+use shareflow_compiler::{compile, verify, CompileOptions, PolyApprox, ProtocolKind};
+use shareflow_graphs::zoo::{ModelKind, CLIENT, LOGITS};
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
 use shareflow_runtime::plain::train::{self, argmax, TrainConfig};
-use shareflow_runtime::train::train_private;
+use shareflow_runtime::train::{
+    train_private_with, training_graph, PrivateModel, StepSpec, TrainOptions,
+};
 
-/// The largest difference of a revealed weight from the plaintext run's after four steps.
-const WEIGHT_BOUND: f32 = 5e-3;
+/// The largest difference of a revealed weight from the plaintext run's after four steps, as
+/// a fraction of the largest move of a weight in the plaintext run (at P's learning rate of
+/// 0.4 a weight moves by about 0.7; the polynomial's error of up to 0.035 in each sigmoid
+/// moves the private run's by a few hundredths more or less).
+const WEIGHT_BOUND: f32 = 0.1;
 /// The largest difference of a private logit from the plaintext logit of the revealed weights:
-/// three sigmoid layers, each off by up to 0.032 (about 0.05 observed).
-const LOGIT_BOUND: f32 = 0.15;
+/// two sigmoid layers, each off by up to 0.035, the second's errors summed over 128 units by
+/// dense2 (about 0.22 observed).
+const LOGIT_BOUND: f32 = 0.4;
 
 fn config(lr: f32) -> TrainConfig {
     TrainConfig {
@@ -28,6 +34,17 @@ fn config(lr: f32) -> TrainConfig {
         lr,
         momentum: 0.9,
         seed: 3,
+    }
+}
+
+/// P's compile options: its sigmoid polynomial (as `shareflow train` chooses it for P).
+fn options() -> CompileOptions {
+    CompileOptions {
+        sigmoid: PolyApprox {
+            interval: 16.0,
+            degree: 13,
+        },
+        ..CompileOptions::default()
     }
 }
 
@@ -44,38 +61,61 @@ fn largest_difference(a: &Weights, b: &Weights) -> f32 {
     worst
 }
 
+/// Four private steps of P on 64 images, the logits revealed to the data owner or not.
+fn train_p(data: &Mnist, reveal_logits: bool) -> PrivateModel {
+    let opts = TrainOptions {
+        reveal_logits,
+        ..TrainOptions::default()
+    };
+    let mut steps = 0;
+    let model = train_private_with(
+        ModelKind::P,
+        data,
+        &config(0.4),
+        ProtocolKind::Pond,
+        options(),
+        &opts,
+        |r| {
+            steps += 1;
+            eprintln!(
+                "reveal logits {reveal_logits}: step {} {:.0} ms, {} bytes, {} rounds",
+                r.step, r.ms, r.bytes, r.rounds
+            );
+        },
+    )
+    .unwrap();
+    assert_eq!(steps, 4);
+    model
+}
+
 #[test]
 fn network_p_trains_under_pond_like_the_plaintext_run() {
     let data = Mnist::load(&data_dir(None), Split::Train, Some(64)).unwrap();
-    let cfg = config(0.02);
+    let cfg = config(0.4);
     let plain = train::train(ModelKind::P, &data, &cfg, |_| {}).unwrap();
     // The initial weights: four steps at a rate of zero.
     let initial = train::train(ModelKind::P, &data, &config(0.0), |_| {}).unwrap();
-    let mut reports = Vec::new();
-    let mut private = train_private(
-        ModelKind::P,
-        &data,
-        &cfg,
-        ProtocolKind::Pond,
-        CompileOptions::default(),
-        |r| reports.push(r),
-    )
-    .unwrap();
-    assert_eq!(reports.len(), 4);
+    let moved = largest_difference(&plain, &initial);
+    assert!(moved > 0.1, "the weights hardly moved: {moved}");
+    let bound = WEIGHT_BOUND * moved;
+
+    let mut private = train_p(&data, false);
     let revealed = private.reveal().unwrap();
     let worst = largest_difference(&revealed, &plain);
-    let moved = largest_difference(&plain, &initial);
     eprintln!(
-        "largest weight difference {worst:e} (the plaintext run moved a weight by {moved:e}); \
-         step {:.0} ms, {} bytes, {} rounds",
-        reports[0].ms, reports[0].bytes, reports[0].rounds
+        "largest weight difference {worst:e} (the plaintext run moved a weight by {moved:e})"
     );
-    // A bound on the difference says something only if the weights moved well beyond it.
-    assert!(
-        moved > 4.0 * WEIGHT_BOUND,
-        "the weights hardly moved: {moved}"
-    );
-    assert!(worst < WEIGHT_BOUND, "largest weight difference {worst}");
+    assert!(worst < bound, "largest weight difference {worst}");
+
+    // The same step with the logits revealed to the data owner: the same weights.
+    let mut open = train_p(&data, true);
+    let opened = open.reveal().unwrap();
+    let worst_open = largest_difference(&opened, &plain);
+    eprintln!("revealed logits: largest weight difference {worst_open:e} from the plaintext run");
+    assert!(worst_open < bound, "largest weight difference {worst_open}");
+    let between = largest_difference(&opened, &revealed);
+    eprintln!("largest weight difference {between:e} between the two private runs");
+    assert!(between < bound, "{between}");
 
     let test = Mnist::load(&data_dir(None), Split::Test, Some(16)).unwrap();
     let images = test.images.clone().into_dyn();
@@ -92,13 +132,54 @@ fn network_p_trains_under_pond_like_the_plaintext_run() {
          from the plaintext run's"
     );
     assert!(same < LOGIT_BOUND, "largest logit difference {same}");
-    // The predicted classes are the plaintext run's. After four steps the logits of an image
-    // are still close to each other (all near -2.5), so a near tie may flip: two are allowed.
+    // The predicted classes are not compared: after four steps the ten logits of an image lie
+    // within a few tenths of each other, the polynomial's error of the same order (the
+    // agreement over the test set after a full run is in the README).
     let agree = logits
         .outer_iter()
-        .zip(plaintext.outer_iter())
+        .zip(reference.outer_iter())
         .filter(|(a, c)| argmax(&a.to_vec()) == argmax(&c.to_vec()))
         .count();
     eprintln!("{agree} of {} predicted classes agree", test.len());
-    assert!(agree + 2 >= test.len(), "{agree} of {} agree", test.len());
+}
+
+#[test]
+fn revealed_logits_are_named_in_the_cost_report_and_checked_against_the_graph() {
+    let cfg = config(0.4);
+    let spec = |reveal_logits| StepSpec {
+        reveal_logits,
+        ..StepSpec::default()
+    };
+    let shared = compile(
+        &training_graph(ModelKind::P, &cfg, spec(false)).unwrap(),
+        ProtocolKind::Pond,
+        options(),
+    )
+    .unwrap();
+    assert!(
+        shared.cost().reveals.is_empty(),
+        "{:?}",
+        shared.cost().reveals
+    );
+
+    let open = compile(
+        &training_graph(ModelKind::P, &cfg, spec(true)).unwrap(),
+        ProtocolKind::Pond,
+        options(),
+    )
+    .unwrap();
+    let reveals = open.cost().reveals;
+    assert_eq!(reveals.len(), 1, "{reveals:?}");
+    assert_eq!(reveals[0].name, LOGITS);
+    assert_eq!(reveals[0].to, CLIENT);
+    assert_eq!(reveals[0].shape, vec![cfg.batch, 10]);
+    assert_eq!(reveals[0].to_string(), "logits [16, 10] to client");
+    verify(&open).unwrap();
+
+    // The same programs without the graph naming the data owner as the logits' receiver: the
+    // reveal to it is refused.
+    let mut tampered = open.clone();
+    tampered.outputs.retain(|o| o.name != LOGITS);
+    let err = verify(&tampered).unwrap_err().to_string();
+    assert!(err.contains("receives no output"), "{err}");
 }

@@ -435,4 +435,26 @@ mod tests {
         let again = train(ModelKind::A, &train_set, &cfg, |_| {}).unwrap();
         assert_eq!(again, w);
     }
+
+    #[test]
+    fn training_p_on_a_small_slice_learns() {
+        // P at learning rate 0.4 (its fastest plaintext recipe): the loss leaves the class
+        // prior's 10 H(0.1) = 3.25 and the predictions depend on the image.
+        let dir = data_dir(None);
+        let train_set = Mnist::load(&dir, Split::Train, Some(1280)).unwrap();
+        let test_set = Mnist::load(&dir, Split::Test, Some(500)).unwrap();
+        let cfg = TrainConfig {
+            epochs: 3,
+            lr: 0.4,
+            ..Default::default()
+        };
+        let mut losses = Vec::new();
+        let w = train(ModelKind::P, &train_set, &cfg, |p| losses.push(p.loss)).unwrap();
+        let first: f32 = losses[..5].iter().sum::<f32>() / 5.0;
+        let last: f32 = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+        assert!(last < first / 2.0, "loss {first} -> {last}");
+        let logits = predict(ModelKind::P, &w, &test_set.images.clone().into_dyn(), 100).unwrap();
+        let acc = accuracy(&logits, &test_set.labels);
+        assert!(acc > 0.7, "accuracy {acc}");
+    }
 }

@@ -37,7 +37,7 @@ use std::time::Duration;
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
-use shareflow_graphs::network::{DropoutMask, Network, TrainingGraph};
+use shareflow_graphs::network::{DropoutMask, Network, StepReveals, TrainingGraph};
 use shareflow_graphs::nn::Params;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_graphs::zoo_train::{LEARNING_RATE, LOSS};
@@ -160,6 +160,12 @@ pub struct StepSpec {
     /// without it nothing leaves a step.
     #[serde(default)]
     pub reveal_loss: bool,
+    /// Every step reveals the logits of its batch to the data owner, who computes the loss's
+    /// gradient in the clear and shares it back (`--reveal-logits-to client`, see
+    /// [`shareflow_graphs::network::StepReveals::logits`]); without it the loss and its
+    /// gradient are computed on shares.
+    #[serde(default)]
+    pub reveal_logits: bool,
 }
 
 /// The training graph of network `kind` for the recipe `cfg` and `spec`.
@@ -221,8 +227,12 @@ pub fn network_training_graph(
     cfg: &TrainConfig,
     spec: StepSpec,
 ) -> Result<TrainingGraph> {
+    let reveals = StepReveals {
+        loss: spec.reveal_loss,
+        logits: spec.reveal_logits,
+    };
     Ok(
-        network.training(cfg.batch, cfg.momentum, spec.reveal_loss, |owner, _| {
+        network.training_with(cfg.batch, cfg.momentum, reveals, |owner, _| {
             if spec.owner_init {
                 Params::OwnerVariables(owner)
             } else {
@@ -397,6 +407,9 @@ pub struct TrainOptions {
     /// Every step reveals the mean loss of its batch to the data owner
     /// ([`StepReport::loss`]).
     pub reveal_loss: bool,
+    /// Every step reveals the logits of its batch to the data owner, who computes the loss's
+    /// gradient in the clear ([`StepSpec::reveal_logits`]).
+    pub reveal_logits: bool,
 }
 
 impl TrainOptions {
@@ -405,6 +418,7 @@ impl TrainOptions {
         StepSpec {
             owner_init: self.init_weights.is_some(),
             reveal_loss: self.reveal_loss,
+            reveal_logits: self.reveal_logits,
         }
     }
 }

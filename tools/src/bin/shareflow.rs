@@ -208,8 +208,9 @@ enum Command {
         #[arg(long)]
         model: ModelKind,
         /// plaintext, securenn or pond. Under a protocol the servers train on shares of the
-        /// images, labels and weights; nothing is revealed during training (not the loss);
-        /// the test accuracy is that of private predictions from the still-shared model.
+        /// images, labels and weights; nothing is revealed during training (not the loss,
+        /// not the logits) unless --reveal-loss or --reveal-logits-to asks; the test accuracy
+        /// is that of private predictions from the still-shared model.
         #[arg(long, default_value = "plaintext")]
         protocol: String,
         /// Under a protocol: reveal the trained weights to the model owner and write them to
@@ -228,6 +229,16 @@ enum Command {
         /// default: then no loss is computed in the clear and none is printed.
         #[arg(long)]
         reveal_loss: bool,
+        /// Under a protocol, a LEAK the user opts into: reveal every step's logits over its
+        /// batch ([batch, 10]) to PARTY, which computes the loss's gradient (sigmoid(z) - y or
+        /// softmax(z) - y) in the clear from its own labels and secret-shares it back, as the
+        /// Pond proof of concept did: exact (no polynomial or softmax on shares) and fewer
+        /// rounds, but PARTY learns the model's outputs on its batch at every step. PARTY must
+        /// be client (the data owner, who holds the labels); never a server. The report's
+        /// reveals_per_step names it. In process only. Off by default: the loss and its
+        /// gradient are computed on shares
+        #[arg(long, value_name = "PARTY")]
+        reveal_logits_to: Option<String>,
         /// The first weights: seed (He-normal kernels drawn from --seed, zero biases) or
         /// FILE.npz, one float32 array per parameter named as the network's (`dense1/kernel`,
         /// ...; shapes checked), which the model owner secret-shares to the servers.
@@ -283,8 +294,10 @@ enum Command {
         epochs: usize,
         #[arg(long, default_value_t = 64)]
         batch: usize,
-        #[arg(long, default_value_t = 0.05)]
-        lr: f32,
+        /// The initial learning rate, decayed by a cosine over all steps (default 0.05; 0.2
+        /// for P).
+        #[arg(long)]
+        lr: Option<f32>,
         #[arg(long, default_value_t = 0.9)]
         momentum: f32,
         /// Seeds initial weights and shuffling.
@@ -580,6 +593,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             reveal,
             reveal_to,
             reveal_loss,
+            reveal_logits_to,
             init,
             test_limit,
             reference,
@@ -605,6 +619,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             reveal,
             reveal_to,
             reveal_loss,
+            reveal_logits_to,
             init,
             test_limit,
             reference,
@@ -621,7 +636,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             config: TrainConfig {
                 epochs,
                 batch,
-                lr,
+                lr: lr.unwrap_or_else(|| shareflow_tools::commands::default_learning_rate(model)),
                 momentum,
                 seed,
             },

@@ -105,6 +105,7 @@ fn figures(c: &CostReport, args: &CompileArgs) -> Value {
         "per_party": per_party,
         "links": c.links,
         "layers": c.layers,
+        "reveals": c.reveals.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
 }
 
@@ -144,6 +145,20 @@ fn section(title: &str, f: &Value, (rtt, mbps): (f64, f64), full: bool) -> Strin
         f["bytes"],
         f["messages"],
         f["latency_ms"].as_f64().unwrap_or(0.0)
+    );
+    let reveals: Vec<&str> = f["reveals"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    out += &format!(
+        "  reveals: {}\n",
+        if reveals.is_empty() {
+            "nothing".to_string()
+        } else {
+            reveals.join(", ")
+        }
     );
     if !full {
         return out;

@@ -59,6 +59,9 @@ pub struct TrainArgs {
     /// Under a protocol: who receives the final weights (model-owner or client); implies
     /// revealing them.
     pub reveal_to: Option<String>,
+    /// Under a protocol: the party that receives every step's logits and computes the loss's
+    /// gradient in the clear (only `client`, who holds the labels).
+    pub reveal_logits_to: Option<String>,
     pub config: TrainConfig,
     pub json: bool,
 }
@@ -71,10 +74,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
         || args.stop_after.is_some()
         || args.reveal_loss
         || args.reveal_to.is_some()
+        || args.reveal_logits_to.is_some()
     {
         return Err(ToolError::Usage(
-            "--checkpoint, --resume, --stop-after, --reveal-loss and --reveal-to are for \
-             private training (--protocol securenn or pond); plaintext training shows its loss"
+            "--checkpoint, --resume, --stop-after, --reveal-loss, --reveal-to and \
+             --reveal-logits-to are for private training (--protocol securenn or pond); \
+             plaintext training shows its loss"
                 .into(),
         ));
     }

@@ -33,7 +33,7 @@ use crate::{Result, ToolError};
 
 /// Images per private prediction of the test set, at most: never more than the training
 /// batch, so that a prediction (a part of a training step) fits the wire's message limit
-/// whenever the step does (P's predictions of 128 images need a 1.3 GB message).
+/// whenever the step does.
 pub const EVAL_BATCH: usize = 128;
 
 /// The images per private prediction for training batches of `batch`.
@@ -72,6 +72,28 @@ pub fn weights_receiver(args: &TrainArgs) -> Result<Option<String>> {
     Ok(Some(to))
 }
 
+/// Whether every step reveals its logits (`--reveal-logits-to PARTY`): only to the data owner
+/// (`client`), who holds the labels and so alone can compute the loss's gradient from them;
+/// never to a server, the dealer or the helper, nor to the model owner.
+pub fn reveals_logits(args: &TrainArgs) -> Result<bool> {
+    match args.reveal_logits_to.as_deref() {
+        None => Ok(false),
+        Some(CLIENT) => Ok(true),
+        Some(p @ ("server0" | "server1" | "dealer" | "helper")) => Err(ToolError::Usage(format!(
+            "--reveal-logits-to {p}: {p} computes on shares and never receives a value in the \
+             clear; the logits may go to {CLIENT} (the data owner) only"
+        ))),
+        Some(MODEL_OWNER) => Err(ToolError::Usage(format!(
+            "--reveal-logits-to {MODEL_OWNER}: the labels are the data owner's, so only \
+             {CLIENT} can compute the loss's gradient from the logits"
+        ))),
+        Some(other) => Err(ToolError::Usage(format!(
+            "--reveal-logits-to {other}: not a party; the logits may go to {CLIENT} (the data \
+             owner) only"
+        ))),
+    }
+}
+
 /// What a private training run gives, whatever the transport.
 pub struct Trained {
     /// The client's logits of the test images (private predictions).
@@ -96,6 +118,11 @@ pub struct Trained {
 pub fn run(args: TrainArgs) -> Result<()> {
     let protocol: ProtocolKind = args.protocol.parse()?;
     let receiver = weights_receiver(&args)?;
+    if reveals_logits(&args)? && args.transport != "inproc" {
+        return Err(ToolError::Usage(
+            "--reveal-logits-to: in process only (--transport inproc)".into(),
+        ));
+    }
     let init = initial_weights(&args)?;
     let out = receiver
         .as_ref()
@@ -179,6 +206,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .set("rounds", trained.step_rounds)
         .set("cost_bytes", trained.cost.bytes)
         .set("cost_rounds", trained.cost.rounds)
+        .set(
+            "reveals_per_step",
+            serde_json::Value::from(
+                trained
+                    .cost
+                    .reveals
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            ),
+        )
         .set("per_party", serde_json::Value::Object(per_party));
     if let Some(loss) = trained.losses.last() {
         r.set("loss", *loss as f64)
@@ -301,6 +339,7 @@ fn in_process(
         stop_after: args.stop_after,
         init_weights: init.cloned(),
         reveal_loss: args.reveal_loss,
+        reveal_logits: reveals_logits(args)?,
     };
     let mut model =
         train_private_with(args.model, train_set, &cfg, protocol, options, &opts, |r| {
