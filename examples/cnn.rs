@@ -2,7 +2,7 @@
 //! evaluated with private predictions.
 //!
 //! ```text
-//! cargo run --release --example cnn -- [--protocol securenn|plaintext] [--train N]
+//! cargo run --release --example cnn -- [--protocol securenn|pond|plaintext] [--train N]
 //!     [--test N] [--epochs E] [--batch B] [--transport inproc|quic] [--data DIR] [--save FILE]
 //! ```
 //!
@@ -13,6 +13,11 @@
 //! only. The same run in plaintext (`--protocol plaintext`) is the reference. Defaults: 1,280
 //! training images, one epoch of batches of 64, 500 test images.
 //!
+//! Pond has no exact comparisons, so neither max pooling, ReLU nor the softmax's gradient: with
+//! `--protocol pond` the CNN is built from what Pond computes (a strided convolution, centred
+//! sigmoids `sigmoid(x) - 1/2` by a degree-13 polynomial on [-16, 16], average pooling, the
+//! sigmoid cross-entropy, learning rate 0.2), the recipe of the zoo's network P.
+//!
 //! With `--transport quic` the fit stays in process, its weights are then revealed to the
 //! model owner, and the evaluation runs with every party a QUIC endpoint on 127.0.0.1 with
 //! mutual TLS, each in its own thread ([`Model::over_quic`]): the model owner secret-shares the
@@ -21,6 +26,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use shareflow::compiler::PolyApprox;
 use shareflow::prelude::*;
 use shareflow::runtime::data::{data_dir, Mnist, Split};
 
@@ -70,6 +76,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let train = Mnist::load(&dir, Split::Train, Some(train_n))?;
     let test = Mnist::load(&dir, Split::Test, Some(test_n))?;
 
+    if protocol == Protocol::Pond {
+        return pond(train, test, (epochs, batch), quic);
+    }
     let mut model = Model::new(
         [28, 28, 1],
         Sequential::new()
@@ -127,6 +136,74 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         model.save(&path)?;
         println!("weights saved to {}", path.display());
     }
+    Ok(())
+}
+
+/// The CNN under Pond: layers Pond computes without comparisons, fit privately, evaluated
+/// from the shared model (or, with `quic`, from the weights shared again to QUIC parties).
+fn pond(
+    train: Mnist,
+    test: Mnist,
+    (epochs, batch): (usize, usize),
+    quic: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let build = |protocol: Protocol| {
+        let mut model = Model::new(
+            [28, 28, 1],
+            Sequential::new()
+                .push(Conv2D::new("conv1", [5, 5], 1, 8, [2, 2], Padding::Same))
+                .push(CentredSigmoid)
+                .push(AvgPool2D {
+                    size: [2, 2],
+                    stride: [2, 2],
+                    padding: Padding::Valid,
+                })
+                .push(Flatten)
+                .push(Dense::new("dense1", 7 * 7 * 8, 64))
+                .push(CentredSigmoid)
+                .push(Dense::new("dense2", 64, 10)),
+        );
+        model.options.sigmoid = PolyApprox {
+            interval: 16.0,
+            degree: 13,
+        };
+        model.compile(
+            protocol,
+            Optimizer::momentum(0.2, 0.9),
+            Loss::SigmoidCrossEntropy,
+        );
+        model
+    };
+    // the reference: the same network, initial weights and batches in plaintext
+    let mut reference = build(Protocol::Plaintext);
+    reference.fit(&train.images, &train.labels, epochs, batch)?;
+    let plain = reference.evaluate(&test.images.clone().into_dyn(), &test.labels, 100)?;
+    let mut model = build(Protocol::Pond);
+    println!("{}\n", model.summary(Some(ProtocolKind::Pond))?);
+    let fit = model.fit(&train.images, &train.labels, epochs, batch)?;
+    println!(
+        "fit (Pond): {} steps of {batch} in {:.1} s, {:.1} MB, {} rounds per step",
+        fit.steps,
+        fit.ms / 1e3,
+        fit.bytes as f64 / 1e6,
+        fit.rounds
+    );
+    let cluster = tempfile::tempdir()?;
+    if quic {
+        let weights = model.reveal_weights()?.clone();
+        model.set_weights(weights)?;
+        model.over_quic(cluster.path());
+    }
+    let eval = model.evaluate(&test.images.clone().into_dyn(), &test.labels, 100)?;
+    println!(
+        "evaluate (Pond): accuracy {:.2}% (plaintext, same recipe: {:.2}%) on {} test images in {:.1} s, {:.1} MB, {} rounds per batch",
+        100.0 * eval.accuracy,
+        100.0 * plain.accuracy,
+        eval.images,
+        eval.ms / 1e3,
+        eval.bytes as f64 / 1e6,
+        eval.rounds
+    );
     Ok(())
 }
 
