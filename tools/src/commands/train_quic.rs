@@ -87,7 +87,7 @@ pub fn over_quic(
     let spec = StepSpec {
         owner_init: init.is_some(),
         reveal_loss: args.reveal_loss,
-        reveal_logits: false,
+        reveal_logits: super::train_private::reveals_logits(args)?,
     };
     let mut plan = TrainingPlan::new(
         args.model,
