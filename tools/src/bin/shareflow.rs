@@ -235,7 +235,7 @@ enum Command {
         /// Pond proof of concept did: exact (no polynomial or softmax on shares) and fewer
         /// rounds, but PARTY learns the model's outputs on its batch at every step. PARTY must
         /// be client (the data owner, who holds the labels); never a server. The report's
-        /// reveals_per_step names it. In process only. Off by default: the loss and its
+        /// reveals_per_step names it. In process and over QUIC. Off by default: the loss and its
         /// gradient are computed on shares
         #[arg(long, value_name = "PARTY")]
         reveal_logits_to: Option<String>,
