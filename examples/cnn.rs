@@ -29,6 +29,7 @@ use std::process::ExitCode;
 use shareflow::compiler::PolyApprox;
 use shareflow::prelude::*;
 use shareflow::runtime::data::{data_dir, Mnist, Split};
+use shareflow::runtime::model::EvalReport;
 
 fn main() -> ExitCode {
     match run() {
@@ -103,34 +104,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Optimizer::momentum(0.05, 0.9),
         Loss::SoftmaxCrossEntropy,
     );
-    println!("{}\n", model.summary(protocol_kind(protocol))?);
-
-    let fit = model.fit(&train.images, &train.labels, epochs, batch)?;
-    println!(
-        "fit ({protocol:?}): {} steps of {batch} in {:.1} s, {:.1} MB, {} rounds per step",
-        fit.steps,
-        fit.ms / 1e3,
-        fit.bytes as f64 / 1e6,
-        fit.rounds
-    );
-    // the loopback cluster's certificates, when the parties talk over QUIC
     let cluster = tempfile::tempdir()?;
-    if quic && protocol.secure().is_some() {
-        // the servers' shares live in this process's session: the model owner receives the
-        // weights and secret-shares them again to the QUIC parties
-        let weights = model.reveal_weights()?.clone();
-        model.set_weights(weights)?;
-        model.over_quic(cluster.path());
-    }
-    let eval = model.evaluate(&test.images.clone().into_dyn(), &test.labels, 100)?;
-    println!(
-        "evaluate ({protocol:?}): accuracy {:.2}% on {} test images in {:.1} s, {:.1} MB, {} rounds per batch",
-        100.0 * eval.accuracy,
-        eval.images,
-        eval.ms / 1e3,
-        eval.bytes as f64 / 1e6,
-        eval.rounds
-    );
+    let quic = quic.then(|| cluster.path());
+    fit_and_evaluate(
+        &mut model,
+        protocol,
+        (&train, &test),
+        (epochs, batch),
+        quic,
+        None,
+    )?;
     if let Some(path) = save {
         // Opens the weights to the model owner (the only run that does) and writes them.
         model.save(&path)?;
@@ -179,26 +162,54 @@ fn pond(
     reference.fit(&train.images, &train.labels, epochs, batch)?;
     let plain = reference.evaluate(&test.images.clone().into_dyn(), &test.labels, 100)?;
     let mut model = build(Protocol::Pond);
-    println!("{}\n", model.summary(Some(ProtocolKind::Pond))?);
+    let cluster = tempfile::tempdir()?;
+    let quic = quic.then(|| cluster.path());
+    let train_test = (&train, &test);
+    fit_and_evaluate(
+        &mut model,
+        Protocol::Pond,
+        train_test,
+        (epochs, batch),
+        quic,
+        Some(&plain),
+    )?;
+    Ok(())
+}
+
+/// Prints the model's summary, fits it and evaluates it on the test images, printing both;
+/// with `quic` (the loopback cluster's directory) the evaluation runs over QUIC, and
+/// `reference` is a plaintext evaluation of the same recipe to print beside it.
+fn fit_and_evaluate(
+    model: &mut Model,
+    protocol: Protocol,
+    (train, test): (&Mnist, &Mnist),
+    (epochs, batch): (usize, usize),
+    quic: Option<&std::path::Path>,
+    reference: Option<&EvalReport>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!("{}\n", model.summary(protocol_kind(protocol))?);
     let fit = model.fit(&train.images, &train.labels, epochs, batch)?;
     println!(
-        "fit (Pond): {} steps of {batch} in {:.1} s, {:.1} MB, {} rounds per step",
+        "fit ({protocol:?}): {} steps of {batch} in {:.1} s, {:.1} MB, {} rounds per step",
         fit.steps,
         fit.ms / 1e3,
         fit.bytes as f64 / 1e6,
         fit.rounds
     );
-    let cluster = tempfile::tempdir()?;
-    if quic {
+    if let (Some(dir), Some(_)) = (quic, protocol.secure()) {
+        // the servers' shares live in this process's session: the model owner receives the
+        // weights and secret-shares them again to the QUIC parties
         let weights = model.reveal_weights()?.clone();
         model.set_weights(weights)?;
-        model.over_quic(cluster.path());
+        model.over_quic(dir);
     }
     let eval = model.evaluate(&test.images.clone().into_dyn(), &test.labels, 100)?;
+    let beside = reference
+        .map(|r| format!(" (plaintext, same recipe: {:.2}%)", 100.0 * r.accuracy))
+        .unwrap_or_default();
     println!(
-        "evaluate (Pond): accuracy {:.2}% (plaintext, same recipe: {:.2}%) on {} test images in {:.1} s, {:.1} MB, {} rounds per batch",
+        "evaluate ({protocol:?}): accuracy {:.2}%{beside} on {} test images in {:.1} s, {:.1} MB, {} rounds per batch",
         100.0 * eval.accuracy,
-        100.0 * plain.accuracy,
         eval.images,
         eval.ms / 1e3,
         eval.bytes as f64 / 1e6,
