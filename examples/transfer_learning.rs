@@ -53,6 +53,7 @@ use shareflow::runtime::train::transfer::{
     train_from_scratch,
 };
 use shareflow::runtime::train::StepReport;
+use shareflow_tools::commands::secure;
 use shareflow_tools::commands::train_private::Trained;
 use shareflow_tools::commands::train_quic::{run_session, shareflow_binary, Launch, TIMEOUT_S};
 
@@ -132,9 +133,8 @@ fn first(m: Mnist, n: usize) -> Mnist {
 
 /// Medians of the steps' milliseconds, and the bytes and rounds of the last step.
 fn summary(steps: &[StepReport]) -> (f64, u64, u32) {
-    let mut ms: Vec<f64> = steps.iter().map(|s| s.ms).collect();
-    ms.sort_by(f64::total_cmp);
-    let median = ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN);
+    let ms: Vec<f64> = steps.iter().map(|s| s.ms).collect();
+    let median = secure::summary(&ms).0;
     let last = steps.last();
     (
         median,
@@ -199,12 +199,6 @@ fn over_quic(
         ..Launch::default()
     };
     Ok(run_session(&plan, &launch)?)
-}
-
-/// The median of `ms`.
-fn median(mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(f64::total_cmp);
-    ms.get(ms.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -365,7 +359,7 @@ fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 100.0 * accuracy(&q.logits, &private_test.labels),
                 100.0 * plain_accuracy(t, &tuned, &private_test, 500)?,
                 max_diff(&quic_weights, &revealed),
-                median(q.step_ms),
+                secure::summary(&q.step_ms).0,
                 "-",
                 q.step_bytes,
                 q.step_rounds

@@ -73,27 +73,16 @@ fn quic_and_in_process_training_give_the_same_model() {
     }
     assert_eq!(quic["transport"], "quic");
     assert_eq!(inproc["bytes"], quic["bytes"]);
-    let (wa, wb) = (Weights::load(&a).unwrap(), Weights::load(&b).unwrap());
-    let mut worst = 0f32;
-    for (name, x) in &wa.arrays {
-        for (p, q) in x.iter().zip(wb.arrays[name].iter()) {
-            worst = worst.max((p - q).abs());
-        }
-    }
+    let worst = largest_difference(&a, &b);
     assert!(worst < 1e-3, "largest weight difference {worst}");
     // keys, the plan and the outputs of the QUIC run are gone
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
 }
 
+/// The largest weight difference between two saved models (infinite if their arrays differ).
 fn largest_difference(a: &Path, b: &Path) -> f32 {
     let (wa, wb) = (Weights::load(a).unwrap(), Weights::load(b).unwrap());
-    let mut worst = 0f32;
-    for (name, x) in &wa.arrays {
-        for (p, q) in x.iter().zip(wb.arrays[name].iter()) {
-            worst = worst.max((p - q).abs());
-        }
-    }
-    worst
+    shareflow_runtime::federated::rounds::max_abs_diff(&wa, &wb)
 }
 
 #[test]

@@ -141,15 +141,10 @@ fn complete_checkpoints(dir: &Path) -> Vec<usize> {
     steps
 }
 
+/// The largest weight difference between two saved models (infinite if their arrays differ).
 fn largest_difference(a: &Path, b: &Path) -> f32 {
     let (wa, wb) = (Weights::load(a).unwrap(), Weights::load(b).unwrap());
-    let mut worst = 0f32;
-    for (name, x) in &wa.arrays {
-        for (p, q) in x.iter().zip(wb.arrays[name].iter()) {
-            worst = worst.max((p - q).abs());
-        }
-    }
-    worst
+    shareflow_runtime::federated::rounds::max_abs_diff(&wa, &wb)
 }
 
 #[test]

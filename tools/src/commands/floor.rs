@@ -54,9 +54,8 @@ impl Link {
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+fn median(xs: Vec<f64>) -> f64 {
+    super::secure::summary(&xs).0
 }
 
 fn io_err(what: &str, e: std::io::Error) -> ToolError {
