@@ -241,7 +241,10 @@ pub(crate) async fn reader(
     // reused between frames: fresh pages for every large message cost more than the copy
     let mut buf = Vec::new();
     loop {
+        // A free permit wins over the close: a peer that sends its last batch and closes at
+        // once must have that batch read before its end is reported.
         let permit = tokio::select! {
+            biased;
             permit = Arc::clone(&queue).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => return,
