@@ -172,19 +172,20 @@ fn a_certificate_from_another_ca_is_refused() {
         (rogue, DIGEST),
         (cluster, DIGEST),
     ];
-    let out = run(setups, Duration::from_secs(3), |_| ());
+    // The refusal comes at the handshake, long before the timeout; a generous one keeps a
+    // loaded machine from turning it into a time-out.
+    let out = run(setups, Duration::from_secs(10), |_| ());
     let errs: Vec<String> = out
         .into_iter()
         .map(|r| r.unwrap_err().to_string())
         .collect();
-    for (i, e) in errs.iter().enumerate() {
-        println!("{i}: {e}");
-    }
-    assert!(errs[0].contains("server1"), "{}", errs[0]);
-    assert!(errs[2].contains("server1"), "{}", errs[2]);
-    assert!(errs
-        .iter()
-        .all(|e| e.to_lowercase().contains("certificate") || e.contains("refuses")));
+    assert!(errs[0].contains("server1"), "{errs:#?}");
+    assert!(errs[2].contains("server1"), "{errs:#?}");
+    assert!(
+        errs.iter()
+            .all(|e| e.to_lowercase().contains("certificate") || e.contains("refuses")),
+        "{errs:#?}"
+    );
 }
 
 #[test]
