@@ -85,6 +85,14 @@ pub enum Kernel {
         /// The input's name, as the party gives it.
         name: String,
     },
+    /// The party's own input `name` (the operand, passed through) checked against what the
+    /// compiled comparisons assume of it ([`crate::bounds`]): the run is refused otherwise.
+    CheckInput {
+        /// The input's name, as the party gives it.
+        name: String,
+        /// What it must satisfy.
+        check: crate::bounds::InputCheck,
+    },
     /// Keeps a float value as this party's output `name`.
     Output {
         /// The output's name, as the party receives it.
@@ -382,6 +390,7 @@ impl Kernel {
     pub fn name(&self) -> &'static str {
         match self {
             Kernel::Input { .. } => "input",
+            Kernel::CheckInput { .. } => "check_input",
             Kernel::Output { .. } => "output",
             Kernel::FloatConst { .. } => "float_const",
             Kernel::RingConst { .. } => "ring_const",

@@ -34,6 +34,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::Iota { .. } => 0,
         Kernel::Plain { op } => op.arity(),
         Kernel::Output { .. }
+        | Kernel::CheckInput { .. }
         | Kernel::Encode { .. }
         | Kernel::Decode { .. }
         | Kernel::Neg

@@ -47,6 +47,16 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
     let value = match &instr.kernel {
         Kernel::Input { name } => Value::Float(given(instr, cx, name, "input")?),
         Kernel::Parameter { name } => Value::Float(given(instr, cx, name, "parameter")?),
+        Kernel::CheckInput { name, check } => {
+            let x = operand(instr, args, 0)?
+                .as_float("check_input")
+                .map_err(at)?;
+            check.check(x).map_err(|why| RuntimeError::Node {
+                node: label(instr),
+                message: format!("input {name:?} refused before it is shared: {why}"),
+            })?;
+            Value::Float(x.clone())
+        }
         Kernel::Initializer { init } => Value::Float(
             crate::plain::public_initial(init, &instr.shape).ok_or_else(|| RuntimeError::Node {
                 node: label(instr),
