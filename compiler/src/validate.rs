@@ -53,6 +53,10 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::RingToOdd
         | Kernel::BitDecompose { .. }
         | Kernel::BitAt { .. }
+        | Kernel::LowBytes { .. }
+        | Kernel::FromLowBytes
+        | Kernel::PackSmall { .. }
+        | Kernel::UnpackSmall { .. }
         | Kernel::AndConst { .. }
         | Kernel::Lsb
         | Kernel::IsZero

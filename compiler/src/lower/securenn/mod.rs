@@ -77,6 +77,32 @@ pub use shares::{BitShares, OddShared, Public};
 /// bits plus one is never 0 mod p; 67 is the smallest such prime.
 pub const PRIME: u8 = 67;
 
+/// The prime of the bit shares of a PrivateCompare over `n` bits: the smallest prime above
+/// `n + 1` (a sum of up to `n` bits plus one is then never 0 mod p), and [`PRIME`] from 63
+/// bits on (the exact comparisons). Narrowed comparisons ([`crate::bounds`]) compare fewer
+/// bits over a smaller field, whose elements are packed on the wire in
+/// [`field_bits`]`(p)` bits each.
+pub fn prime_for(n: usize) -> u8 {
+    if n + 1 >= WORD_BITS - 1 {
+        return PRIME;
+    }
+    let is_prime = |q: usize| {
+        q >= 2
+            && (2..q)
+                .take_while(|d| d * d <= q)
+                .all(|d| !q.is_multiple_of(d))
+    };
+    // n + 2 <= 63 here, and a prime lies below 67.
+    (n + 2..usize::from(PRIME))
+        .find(|&q| is_prime(q))
+        .map_or(PRIME, |q| q as u8)
+}
+
+/// Bits of an element of Z_p: those of `p - 1`.
+pub fn field_bits(p: u8) -> u32 {
+    8 - (p.saturating_sub(1)).leading_zeros()
+}
+
 /// Bits of a ring word (the paper's `l`).
 pub const WORD_BITS: usize = 64;
 
@@ -143,5 +169,28 @@ impl Protocol for SecureNN {
                 format!("no SecureNN lowering for {}", other.name()),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prime_of_n_bits_exceeds_n_plus_one_and_packs_tightly() {
+        assert_eq!(prime_for(63), PRIME);
+        assert_eq!(prime_for(64), PRIME);
+        assert_eq!(prime_for(61), 67);
+        assert_eq!(prime_for(59), 61);
+        assert_eq!(prime_for(21), 23);
+        assert_eq!(prime_for(1), 3);
+        for n in 1..=64 {
+            let p = prime_for(n);
+            assert!(usize::from(p) > n + 1, "{n}: {p}");
+        }
+        assert_eq!(field_bits(67), 7);
+        assert_eq!(field_bits(61), 6);
+        assert_eq!(field_bits(23), 5);
+        assert_eq!(field_bits(3), 2);
     }
 }

@@ -32,7 +32,8 @@
 //! `msb_k(a) = c_(k-1) XOR r_(k-1) XOR (r mod 2^(k-1) > c mod 2^(k-1))`,
 //!
 //! and the helper deals, and PrivateCompare compares, `k - 1` bits instead of 63: the bytes
-//! of a sign are `3 (k - 1)` Z_p elements instead of 189. The outputs (the DReLU bit, the
+//! of a sign are `3 (k - 1)` Z_p elements instead of 189, and the opening sends the low
+//! `ceil(k / 8)` bytes of each share instead of 8 (the servers use only `c mod 2^k`). The outputs (the DReLU bit, the
 //! product) stay shares over Z_2^64. Security is unchanged: `c` is uniform in Z_2^64 given
 //! `a`, as `r` is, so its low `k` bits are uniform in Z_2^k; PrivateCompare over `k - 1` bits
 //! tells the helper `beta'` only, as over 63. What the width itself reveals (public, in the
@@ -109,6 +110,36 @@ fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
     cx.rerandomise(&Shared { s: bits })
 }
 
+/// Opens the low `k` bits of `x` (at least; the words' higher bits are not the sum's): each
+/// server sends the low `ceil(k / 8)` bytes of its share, which the other adds to its own.
+/// The whole words where `k` needs all 8 bytes.
+fn open_low(cx: &mut Lowerer, x: &Shared, k: usize) -> Public {
+    let bytes = k.div_ceil(8);
+    if bytes >= 8 {
+        return cx.open(x);
+    }
+    let shape = cx.shape(x.s[0]).to_vec();
+    let lanes = [shape.as_slice(), &[bytes]].concat();
+    let low = Kernel::LowBytes { bytes: bytes as u8 };
+    let sent = cx.on_servers(|_| low.clone(), |j| vec![x.s[j]], ValueKind::Small, &lanes);
+    let at = [
+        cx.send(sent[1], SERVERS[0], Exchange::MaskedOpening),
+        cx.send(sent[0], SERVERS[1], Exchange::MaskedOpening),
+    ];
+    let other = cx.on_servers(
+        |_| Kernel::FromLowBytes,
+        |j| vec![at[j]],
+        ValueKind::Ring,
+        &shape,
+    );
+    cx.on_servers(
+        |_| Kernel::Add,
+        |j| vec![x.s[j], other[j]],
+        ValueKind::Ring,
+        &shape,
+    )
+}
+
 /// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_bits`.
 fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
@@ -128,9 +159,9 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
     let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
     // Step 2: the helper deals the low k - 1 bits of r over Z_p.
     let r_bits = cx.helper_share_bits(r_low, k - 1);
-    // Step 3: the servers open c = a + r.
+    // Step 3: the servers open c = a + r (its low k bits: in ceil(k / 8) bytes per word).
     let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
-    let c = cx.open(&masked);
+    let c = open_low(cx, &masked, k);
     let mut c_low = c;
     let mut t = beta;
     for (j, host) in SERVERS.into_iter().enumerate() {
