@@ -13,7 +13,8 @@
 //!   an ulp);
 //! - every product (`Mul`, `MatMul`, `Conv2d`) is truncated once, by dealer truncation: the
 //!   floor of the product plus the carry of the shares' low bits, within one ulp either way;
-//!   each is widened by two ulps;
+//!   each is widened by two ulps, and left unbounded where the product before truncation may
+//!   reach `2^61` ring units (dealer truncation is within an ulp below `2^62` only);
 //! - ReLU and max pooling are exact in the ring (their own comparisons are proven at the
 //!   widths found here), so their intervals are the functions' images;
 //! - the arithmetic is in `f64`: a sum of `n` products is within `2 n 2^-53` of the sum of
@@ -504,7 +505,7 @@ fn shared_op(op: &Op, r: &[Interval], exact: &[Option<ArrayD<f64>>], ulp: f64) -
                 lo.zip_mut_with(q, |a, &b| *a = a.min(b));
                 hi.zip_mut_with(q, |a, &b| *a = a.max(b));
             }
-            Interval { lo, hi }.widen(TRUNCATION_ULPS, ulp)
+            truncated(Interval { lo, hi }, ulp)?
         }
         Op::MatMul => {
             let two = |x: &ArrayD<f64>| {
@@ -513,7 +514,7 @@ fn shared_op(op: &Op, r: &[Interval], exact: &[Option<ArrayD<f64>>], ulp: f64) -
                     .map(|v| v.to_owned())
             };
             let mm = |x: &ArrayD<f64>, w: ArrayView2<f64>| Some(two(x)?.dot(&w).into_dyn());
-            match (&exact[0], &exact[1]) {
+            let product = match (&exact[0], &exact[1]) {
                 (_, Some(w)) => linear(&r[0], &two(w)?, mm)?,
                 (Some(a), None) => {
                     // a b = (b^T a^T)^T
@@ -530,8 +531,8 @@ fn shared_op(op: &Op, r: &[Interval], exact: &[Option<ArrayD<f64>>], ulp: f64) -
                     }
                 }
                 (None, None) => return None,
-            }
-            .widen(TRUNCATION_ULPS, ulp)
+            };
+            truncated(product, ulp)?
         }
         Op::Conv2d { stride, padding } => {
             let w = exact[1].as_ref()?;
@@ -556,11 +557,19 @@ fn shared_op(op: &Op, r: &[Interval], exact: &[Option<ArrayD<f64>>], ulp: f64) -
                     .into_shape_with_order(IxDyn(&[n, oh, ow, cout]))
                     .ok()
             };
-            linear(&r[0], &flat, conv)?.widen(TRUNCATION_ULPS, ulp)
+            truncated(linear(&r[0], &flat, conv)?, ulp)?
         }
         _ => return None,
     };
     Some(out.widen(0.0, ulp))
+}
+
+/// The bounds of a product after its dealer truncation: widened by [`TRUNCATION_ULPS`], or
+/// `None` where the product (`2f` fractional bits) may reach `2^61` ring units, beyond which
+/// dealer truncation is no longer within an ulp (it is for `|x| < 2^62`).
+fn truncated(product: Interval, ulp: f64) -> Option<Interval> {
+    let limit = 2f64.powi(61) * ulp * ulp;
+    (product.max_abs() < limit).then(|| product.widen(TRUNCATION_ULPS, ulp))
 }
 
 /// A linear map `f(x, w)` of `x` in `r` by the exact matrix `w`: `hi = f(hi, w+) + f(lo, w-)`,
@@ -682,6 +691,26 @@ mod tests {
         assert!(w
             .check(&arr2(&[[1.0f32, -2.0], [0.5, 3.5]]).into_dyn())
             .is_err());
+    }
+
+    #[test]
+    fn a_product_beyond_what_truncation_keeps_exact_is_unbounded() {
+        let g = GraphBuilder::new();
+        let owner = g.party("model-owner");
+        let client = g.party("client");
+        let x = g.input(client, "x", [1, 1]);
+        let w = g.input(owner, "w", [1, 1]);
+        x.matmul(&w).relu().output_to(client, "y");
+        let graph = g.build().unwrap();
+        let analyse = |w: f32| {
+            let values = HashMap::from([("w".to_string(), arr2(&[[w]]).into_dyn())]);
+            let ranges = HashMap::from([("x".to_string(), (0.0, 30000.0))]);
+            Narrowing::analyse(&graph, &CompileOptions::default(), &values, &ranges).unwrap()
+        };
+        // 30000 x 100 = 3e6, 2^48 ring units before truncation: bounded.
+        assert!(analyse(100.0).comparisons[0].bits < 64);
+        // 30000 x 20000 = 6e8: 2.6e18 ring units before truncation, beyond 2^61.
+        assert_eq!(analyse(20000.0).comparisons[0].bits, 64);
     }
 
     #[test]
