@@ -308,6 +308,31 @@ mod tests {
     }
 
     #[test]
+    fn an_input_range_narrows_the_comparisons_and_the_report_says_so() {
+        let exact = compile_report(&args(ModelKind::A, "securenn", true))
+            .unwrap()
+            .json();
+        let mut a = args(ModelKind::A, "securenn", true);
+        a.options.input_range = Some((0.0, 1.0));
+        let j = compile_report(&a).unwrap().json();
+        assert_eq!(j["rounds"], exact["rounds"]);
+        assert!(j["bytes"].as_u64().unwrap() < exact["bytes"].as_u64().unwrap() * 2 / 3);
+        let widths = j["comparisons"].as_array().unwrap();
+        assert_eq!(widths.len(), 2, "{j}");
+        assert!(
+            widths.iter().all(|c| c["bits"].as_u64().unwrap() < 32),
+            "{j}"
+        );
+        assert!(exact["comparisons"].as_array().unwrap().is_empty());
+        let t = text(&j, false);
+        assert!(
+            t.contains("comparison widths")
+                && t.contains("client's input \"image\": every element in [0, 1]"),
+            "{t}"
+        );
+    }
+
+    #[test]
     fn pond_rejects_max_pooling_and_writes_the_compiled_graph() {
         let e = compile_report(&args(ModelKind::B, "pond", false))
             .unwrap_err()
