@@ -155,7 +155,60 @@ fn private_compare_is_beta_xor_x_greater_than_r() {
     let x1 = cx.send(diff, S1, Exchange::Share);
     let r = public(&mut cx, &cases.iter().map(|c| c.1).collect::<Vec<_>>());
     let beta = public_bits(&mut cx, &cases.iter().map(|c| c.2).collect::<Vec<_>>());
-    let out = private_compare(&mut cx, &BitShares { s: [x0, x1] }, r, beta);
+    let out = private_compare(
+        &mut cx,
+        &BitShares {
+            s: [x0, x1],
+            p: PRIME,
+        },
+        r,
+        beta,
+    );
+    cx.emit(
+        HELPER,
+        Kernel::Output {
+            name: "beta'".into(),
+        },
+        &[out],
+        ValueKind::Small,
+        &[n],
+    );
+    let got = output(&run(cx), "helper", "beta'");
+    for ((x, r, beta), g) in cases.iter().zip(got) {
+        assert_eq!(g, beta ^ u64::from(x > r), "x={x:#x} r={r:#x} beta={beta}");
+    }
+}
+
+#[test]
+fn private_compare_of_21_bits_over_a_small_packed_field() {
+    // The narrowed comparisons' PrivateCompare: the helper deals 21 bits over Z_23 (packed in
+    // 5 bits each on the wire, as the servers' messages to it), r read mod 2^21.
+    let top = (1 << 21) - 1;
+    let w = [0, 1, 2, 0xffff, 1 << 20, top - 1, top];
+    let mut cases = Vec::new();
+    for &x in &w {
+        for &r in &w {
+            for beta in [0, 1] {
+                cases.push((x, r, beta));
+            }
+        }
+    }
+    let n = cases.len();
+    let mut cx = lowerer();
+    let x = words(
+        &mut cx,
+        HELPER,
+        &cases.iter().map(|c| c.0).collect::<Vec<_>>(),
+    );
+    let bits = cx.helper_share_bits(x, 21);
+    assert_eq!(bits.p, 23);
+    // Words above 2^21 in r: only their low 21 bits count.
+    let r = public(
+        &mut cx,
+        &cases.iter().map(|c| c.1 | 0xabc << 40).collect::<Vec<_>>(),
+    );
+    let beta = public_bits(&mut cx, &cases.iter().map(|c| c.2).collect::<Vec<_>>());
+    let out = private_compare(&mut cx, &bits, r, beta);
     cx.emit(
         HELPER,
         Kernel::Output {

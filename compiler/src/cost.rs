@@ -116,6 +116,12 @@ pub struct CostReport {
     /// training step's loss or logits when the user asked to reveal them). Empty: nothing
     /// leaves a run.
     pub reveals: Vec<Reveal>,
+    /// The width of every comparison node's signs, where the program narrows them
+    /// ([`crate::bounds`]); empty: every comparison over 64 bits.
+    pub comparisons: Vec<crate::bounds::ComparisonWidth>,
+    /// What the narrowed widths assume, one line per input (its owner checks it before
+    /// sharing it).
+    pub assumptions: Vec<String>,
 }
 
 impl CostReport {
@@ -210,6 +216,16 @@ impl CostReport {
                     shape: o.shape.clone(),
                 })
                 .collect(),
+            comparisons: g
+                .narrowing
+                .as_ref()
+                .map(|n| n.comparisons.clone())
+                .unwrap_or_default(),
+            assumptions: g
+                .narrowing
+                .as_ref()
+                .map(|n| n.assumptions.iter().map(ToString::to_string).collect())
+                .unwrap_or_default(),
             ..Default::default()
         };
         for ((from, to), mut link) in links {

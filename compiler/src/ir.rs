@@ -85,6 +85,14 @@ pub enum Kernel {
         /// The input's name, as the party gives it.
         name: String,
     },
+    /// The party's own input `name` (the operand, passed through) checked against what the
+    /// compiled comparisons assume of it ([`crate::bounds`]): the run is refused otherwise.
+    CheckInput {
+        /// The input's name, as the party gives it.
+        name: String,
+        /// What it must satisfy.
+        check: crate::bounds::InputCheck,
+    },
     /// Keeps a float value as this party's output `name`.
     Output {
         /// The output's name, as the party receives it.
@@ -267,6 +275,26 @@ pub enum Kernel {
         /// Index of the bit (0 is the least significant).
         bit: u32,
     },
+    /// The low `bytes` bytes of each ring word, least significant first (`Small`, a trailing
+    /// axis of `bytes`): a word mod `2^(8 bytes)` in `bytes` bytes on the wire.
+    LowBytes {
+        /// Bytes kept per word, 1 to 8.
+        bytes: u8,
+    },
+    /// The ring words whose low bytes are the trailing axis of a `Small` tensor
+    /// ([`Kernel::LowBytes`]'s inverse mod `2^(8 bytes)`; the high bytes are zero).
+    FromLowBytes,
+    /// Small values below `2^bits` (elements of a small field) packed `bits` bits each, least
+    /// significant first, into a flat `Small` tensor of bytes: fewer bytes on the wire.
+    PackSmall {
+        /// Bits per value, 1 to 8.
+        bits: u8,
+    },
+    /// [`Kernel::PackSmall`]'s inverse, to the instruction's shape.
+    UnpackSmall {
+        /// Bits per value, 1 to 8.
+        bits: u8,
+    },
     /// Bitwise and with a constant word (a ring word mod `2^k` with `value = 2^k - 1`).
     AndConst {
         /// The constant word.
@@ -382,6 +410,7 @@ impl Kernel {
     pub fn name(&self) -> &'static str {
         match self {
             Kernel::Input { .. } => "input",
+            Kernel::CheckInput { .. } => "check_input",
             Kernel::Output { .. } => "output",
             Kernel::FloatConst { .. } => "float_const",
             Kernel::RingConst { .. } => "ring_const",
@@ -419,6 +448,10 @@ impl Kernel {
             Kernel::Wrap => "wrap",
             Kernel::BitDecompose { .. } => "bit_decompose",
             Kernel::BitAt { .. } => "bit_at",
+            Kernel::LowBytes { .. } => "low_bytes",
+            Kernel::FromLowBytes => "from_low_bytes",
+            Kernel::PackSmall { .. } => "pack_small",
+            Kernel::UnpackSmall { .. } => "unpack_small",
             Kernel::AndConst { .. } => "and_const",
             Kernel::XorBits { .. } => "xor_bits",
             Kernel::Lsb => "lsb",

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bounds;
 pub mod cost;
 pub mod dot;
 pub mod error;
@@ -35,7 +36,7 @@ pub use cost::CostReport;
 pub use error::CompileError;
 pub use options::{CompileOptions, PolyApprox, Truncation};
 pub use program::{CompiledGraph, Instr, IoSpec, Program};
-pub use serving::{compile_serving, compile_serving_with, ServingGraph};
+pub use serving::{compile_serving, compile_serving_narrowed, compile_serving_with, ServingGraph};
 pub use verify::{verify, verify_serving};
 
 use ir::LowGraph;
@@ -86,8 +87,22 @@ pub fn compile(
     protocol: ProtocolKind,
     options: CompileOptions,
 ) -> Result<CompiledGraph> {
-    let (cx, low) = lower_and_optimise(graph, protocol, options, None)?;
+    compile_narrowed(graph, protocol, options, None)
+}
+
+/// [`compile`] with the comparison widths of `narrowing` (from [`bounds::Narrowing::analyse`]
+/// on this graph; `None`: 64 bits everywhere), recorded in the compiled graph with their
+/// assumptions, which the inputs' owners check at run time. SecureNN's opened comparisons
+/// only: [`CompileError::Option`] otherwise.
+pub fn compile_narrowed(
+    graph: &Graph,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    narrowing: Option<&bounds::Narrowing>,
+) -> Result<CompiledGraph> {
+    let (cx, low) = lower_and_optimise(graph, protocol, options, None, narrowing)?;
     let mut compiled = partition(graph, protocol, cx.parties, cx.options, &low);
+    compiled.narrowing = narrowing.cloned();
     compiled.source = Some(source::Source::of(graph, source::Entry::Compile)?);
     // What the compiler writes, `run-graph` loads: refuse here what loading would refuse
     // (a tensor over the size limit of `limits`, say), not on every party at run time.
@@ -142,10 +157,25 @@ fn lower_and_optimise(
     protocol: ProtocolKind,
     options: CompileOptions,
     persistent: Option<&[ir::Host]>,
+    narrowing: Option<&bounds::Narrowing>,
 ) -> Result<(Lowerer, LowGraph)> {
     options.validate()?;
+    if narrowing.is_some()
+        && (protocol != ProtocolKind::SecureNN || options.comparison != options::Comparison::Opened)
+    {
+        return Err(CompileError::Option {
+            field: "narrowing",
+            value: format!(
+                "{} with {:?} comparisons",
+                protocol.name(),
+                options.comparison
+            ),
+            allowed: "SecureNN's opened comparisons only".into(),
+        });
+    }
     let parties = compiled_parties(graph)?;
     let mut cx = Lowerer::new(parties, options);
+    cx.narrowing = narrowing.cloned();
     if let Some(hosts) = persistent {
         cx.serve(hosts);
     }
@@ -217,6 +247,7 @@ fn partition(
         outputs: io(false),
         programs,
         source: None,
+        narrowing: None,
     }
 }
 

@@ -73,7 +73,7 @@ pub enum Comparison {
     /// The sign from one masked opening `c = a + r` and one PrivateCompare over the low 63
     /// bits of `c` and `r` (3 rounds, and ReLU and max pooling multiply by the bit in the same
     /// rounds). Exact for every word of Z_2^64; comparisons of two values for `|x| < 2^62`
-    /// ring units.
+    /// ring units. Narrower (fewer bytes) where a bound proves it ([`crate::bounds`]).
     #[default]
     Opened,
 }

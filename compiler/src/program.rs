@@ -83,6 +83,11 @@ pub struct CompiledGraph {
     /// `None` only for a graph assembled by hand ([`crate::assemble`]), which no party loads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<crate::source::Source>,
+    /// Comparisons narrower than 64 bits, proven from assumptions on the inputs that their
+    /// owners check before sharing them ([`crate::bounds`]); `None`: every comparison exact on
+    /// the whole ring (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub narrowing: Option<crate::bounds::Narrowing>,
 }
 
 impl CompiledGraph {

@@ -63,6 +63,18 @@ pub fn compile_serving_with(
     options: CompileOptions,
     persistent: &[String],
 ) -> Result<ServingGraph> {
+    compile_serving_narrowed(graph, protocol, options, persistent, None)
+}
+
+/// [`compile_serving_with`] with the comparison widths of `narrowing` (see
+/// [`crate::compile_narrowed`]), recorded in both programs.
+pub fn compile_serving_narrowed(
+    graph: &Graph,
+    protocol: ProtocolKind,
+    options: CompileOptions,
+    persistent: &[String],
+    narrowing: Option<&crate::bounds::Narrowing>,
+) -> Result<ServingGraph> {
     let parties = crate::lower::compiled_parties(graph)?;
     let hosts = persistent
         .iter()
@@ -80,7 +92,7 @@ pub fn compile_serving_with(
                 })
         })
         .collect::<Result<Vec<Host>>>()?;
-    let (cx, low) = lower_and_optimise(graph, protocol, options, Some(&hosts))?;
+    let (cx, low) = lower_and_optimise(graph, protocol, options, Some(&hosts), narrowing)?;
     let split = persist::split(&low, &cx.pinned())?;
     let persists = |party: &str| persistent.iter().any(|p| p == party);
     let mut setup = partition(
@@ -102,6 +114,8 @@ pub fn compile_serving_with(
     )?;
     setup.source = Some(source.clone());
     predict.source = Some(source);
+    setup.narrowing = narrowing.cloned();
+    predict.narrowing = narrowing.cloned();
     let serving = ServingGraph {
         persistent: persistent.to_vec(),
         setup,

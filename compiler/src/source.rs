@@ -82,7 +82,9 @@ pub(crate) fn check(g: &CompiledGraph) -> Result<(), CompileError> {
     let graph = source.graph()?;
     let protocol = protocol_of(g)?;
     let again = match &source.entry {
-        Entry::Compile => crate::compile(&graph, protocol, g.options)?,
+        Entry::Compile => {
+            crate::compile_narrowed(&graph, protocol, g.options, g.narrowing.as_ref())?
+        }
         Entry::Init => crate::compile_init(&graph, protocol, g.options)?,
         Entry::Serving { .. } => {
             return Err(not_recompiled(
@@ -108,7 +110,13 @@ pub(crate) fn check_serving(s: &ServingGraph) -> Result<(), CompileError> {
     };
     let graph = source.graph()?;
     let protocol = protocol_of(&s.setup)?;
-    let again = crate::compile_serving_with(&graph, protocol, s.setup.options, persistent)?;
+    let again = crate::compile_serving_narrowed(
+        &graph,
+        protocol,
+        s.setup.options,
+        persistent,
+        s.setup.narrowing.as_ref(),
+    )?;
     if s.persistent != again.persistent {
         return Err(not_recompiled(
             &s.setup,

@@ -34,6 +34,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::Iota { .. } => 0,
         Kernel::Plain { op } => op.arity(),
         Kernel::Output { .. }
+        | Kernel::CheckInput { .. }
         | Kernel::Encode { .. }
         | Kernel::Decode { .. }
         | Kernel::Neg
@@ -52,6 +53,10 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::RingToOdd
         | Kernel::BitDecompose { .. }
         | Kernel::BitAt { .. }
+        | Kernel::LowBytes { .. }
+        | Kernel::FromLowBytes
+        | Kernel::PackSmall { .. }
+        | Kernel::UnpackSmall { .. }
         | Kernel::AndConst { .. }
         | Kernel::Lsb
         | Kernel::IsZero

@@ -48,6 +48,23 @@ fn an_image_scaled_by_30000_keeps_its_prediction() {
 }
 
 #[test]
+fn an_image_scaled_by_30000_is_refused_where_comparisons_are_narrowed() {
+    // `--input-range 0,1`: the widths hold for images in [0, 1] only, so the client refuses
+    // the scaled image rather than predict it wrongly.
+    let test = Mnist::load(&data_dir(None), Split::Test, Some(1)).unwrap();
+    let image = test.batch(0, 1).mapv(|v| v * 30000.0);
+    let kind = ModelKind::C;
+    let w = weights(kind);
+    let options = Options::from(CompileOptions::default()).for_model(kind);
+    let mut model = SecureModel::new(kind, ProtocolKind::SecureNN, options);
+    model.narrow_with((0.0, 1.0), &w);
+    let e = model.predict(&w, &image, 1).unwrap_err().to_string();
+    assert!(e.contains("\"image\"") && e.contains("[0, 1]"), "{e}");
+    let (logits, _) = model.predict(&w, &test.batch(0, 1), 1).unwrap();
+    assert_eq!(argmax(&logits), vec![7]);
+}
+
+#[test]
 fn a_first_layer_scaled_by_10000_keeps_every_prediction() {
     let test = Mnist::load(&data_dir(None), Split::Test, Some(50)).unwrap();
     let mut w = weights(ModelKind::A);
@@ -76,6 +93,7 @@ fn eval_args(protocol: &str, limit: usize, relu_interval: Option<f64>) -> EvalAr
         options: Options {
             base,
             relu_given: relu_interval.is_some(),
+            input_range: None,
         },
         persist: true,
         json: true,

@@ -50,6 +50,12 @@ pub struct Lowerer {
     shared: HashMap<ValueId, Shared>,
     /// Set when lowering for serving ([`Lowerer::serve`]).
     pub(crate) serving: Option<super::phase::Serving>,
+    /// Proven comparison widths and what they assume ([`crate::bounds`]); `None`: every
+    /// comparison over the whole ring.
+    pub narrowing: Option<crate::bounds::Narrowing>,
+    /// The width of the signs of the logical node being lowered (64 unless `narrowing`
+    /// proves it narrower).
+    pub sign_bits: u32,
 }
 
 impl Lowerer {
@@ -70,6 +76,8 @@ impl Lowerer {
             routings: HashMap::new(),
             shared: HashMap::new(),
             serving: None,
+            narrowing: None,
+            sign_bits: crate::lower::securenn::WORD_BITS as u32,
         }
     }
 

@@ -121,6 +121,10 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
         }
         let node = graph.node(id)?;
         cx.origin = Some(graph.label(id));
+        cx.sign_bits = cx
+            .narrowing
+            .as_ref()
+            .map_or(securenn::WORD_BITS as u32, |n| n.bits(&graph.label(id)));
         let inputs: Vec<Operand> = graph
             .inputs(id)
             .iter()
@@ -144,13 +148,25 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
             match (&node.op, node.visibility) {
                 (Op::Input { party, name }, _) => {
                     let host = host_of(*party);
-                    let value = cx.emit(
+                    let mut value = cx.emit(
                         host,
                         Kernel::Input { name: name.clone() },
                         &[],
                         ValueKind::Float,
                         node.shape.dims(),
                     );
+                    // What narrowed comparisons assume of it, checked by its owner first.
+                    let check = cx
+                        .narrowing
+                        .as_ref()
+                        .and_then(|n| n.check(graph.party_name(*party), name).cloned());
+                    if let Some(check) = check {
+                        let kernel = Kernel::CheckInput {
+                            name: name.clone(),
+                            check,
+                        };
+                        value = cx.emit_like(kernel, &[value]);
+                    }
                     Operand::Private { host, value }
                 }
                 (Op::Variable { name, .. }, _) => {

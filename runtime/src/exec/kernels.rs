@@ -47,6 +47,16 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
     let value = match &instr.kernel {
         Kernel::Input { name } => Value::Float(given(instr, cx, name, "input")?),
         Kernel::Parameter { name } => Value::Float(given(instr, cx, name, "parameter")?),
+        Kernel::CheckInput { name, check } => {
+            let x = operand(instr, args, 0)?
+                .as_float("check_input")
+                .map_err(at)?;
+            check.check(x).map_err(|why| RuntimeError::Node {
+                node: label(instr),
+                message: format!("input {name:?} refused before it is shared: {why}"),
+            })?;
+            Value::Float(x.clone())
+        }
         Kernel::Initializer { init } => Value::Float(
             crate::plain::public_initial(init, &instr.shape).ok_or_else(|| RuntimeError::Node {
                 node: label(instr),
@@ -176,6 +186,91 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Wrap => Value::Small(ring::wrap(ring_at(0)?, ring_at(1)?).map_err(at)?),
         Kernel::BitDecompose { bits } => {
             Value::Small(ring::bit_decompose_low(word(0)?, *bits as usize))
+        }
+        Kernel::LowBytes { bytes } => {
+            let x = r(0)?;
+            let b = usize::from(*bytes).clamp(1, 8);
+            let mut shape = x.shape().to_vec();
+            shape.push(b);
+            let mut out = Vec::with_capacity(x.len() * b);
+            for w in x.iter() {
+                out.extend_from_slice(&w.to_le_bytes()[..b]);
+            }
+            Value::Small(
+                ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| shape_err(instr, e))?,
+            )
+        }
+        Kernel::PackSmall { bits } => {
+            let x = small(0)?;
+            let b = u32::from(*bits).clamp(1, 8);
+            let mut out = vec![0u8; (x.len() * b as usize).div_ceil(8)];
+            for (i, &v) in x.iter().enumerate() {
+                let at = i * b as usize;
+                let v = u16::from(v & ((1u16 << b) - 1) as u8) << (at % 8);
+                out[at / 8] |= v as u8;
+                if let Some(next) = out.get_mut(at / 8 + 1) {
+                    *next |= (v >> 8) as u8;
+                }
+            }
+            let len = out.len();
+            Value::Small(
+                ArrayD::from_shape_vec(IxDyn(&[len]), out).map_err(|e| shape_err(instr, e))?,
+            )
+        }
+        Kernel::UnpackSmall { bits } => {
+            let x = small(0)?;
+            let b = u32::from(*bits).clamp(1, 8) as usize;
+            let len: usize = instr.shape.iter().product();
+            let packed = x.as_standard_layout();
+            let packed = packed.as_slice().unwrap_or_default();
+            if packed.len() != (len * b).div_ceil(8) {
+                return Err(at(OpsError::InvalidArgument {
+                    op: "unpack_small",
+                    message: format!("{} bytes for {len} values of {b} bits", packed.len()),
+                }));
+            }
+            let mask = ((1u16 << b) - 1) as u8;
+            let out: Vec<u8> = (0..len)
+                .map(|i| {
+                    let at = i * b;
+                    let lo = u16::from(packed[at / 8]);
+                    let hi = packed.get(at / 8 + 1).map_or(0, |&h| u16::from(h));
+                    (((lo | hi << 8) >> (at % 8)) as u8) & mask
+                })
+                .collect();
+            Value::Small(
+                ArrayD::from_shape_vec(IxDyn(&instr.shape), out)
+                    .map_err(|e| shape_err(instr, e))?,
+            )
+        }
+        Kernel::FromLowBytes => {
+            let x = small(0)?;
+            let (&b, lead) = x.shape().split_last().ok_or_else(|| {
+                at(OpsError::InvalidArgument {
+                    op: "from_low_bytes",
+                    message: "a scalar has no trailing axis of bytes".into(),
+                })
+            })?;
+            if !(1..=8).contains(&b) {
+                return Err(at(OpsError::InvalidArgument {
+                    op: "from_low_bytes",
+                    message: format!("{b} bytes per word, expected 1 to 8"),
+                }));
+            }
+            let flat = x.as_standard_layout();
+            let words: Vec<u64> = flat
+                .as_slice()
+                .unwrap_or_default()
+                .chunks_exact(b)
+                .map(|c| {
+                    let mut le = [0u8; 8];
+                    le[..b].copy_from_slice(c);
+                    u64::from_le_bytes(le)
+                })
+                .collect();
+            Value::Ring(
+                ArrayD::from_shape_vec(IxDyn(lead), words).map_err(|e| shape_err(instr, e))?,
+            )
         }
         Kernel::BitAt { bit } => {
             let bit = bit.min(&63);

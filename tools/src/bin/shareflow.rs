@@ -522,6 +522,29 @@ struct ProtocolArgs {
     /// `paper` (ShareConvert and ComputeMSB, 8 rounds; exact for |x| < 2^62 ring units).
     #[arg(long, default_value = "opened")]
     comparison: String,
+    /// SecureNN prediction: narrower comparisons, proven sound for client inputs in [LO, HI]
+    /// (e.g. `0,1` for MNIST pixels). The model owner computes, from its weights and this
+    /// range, a bound on every value whose sign is taken (interval arithmetic, with slack for
+    /// every truncation), and each comparison runs over the fewest bits that bound allows
+    /// (fewer bytes; same rounds). At run time the client refuses an input outside the range
+    /// and the model owner weights other than those bounded. Off by default. The widths are
+    /// public (the cost report lists them): each reveals about log2 of a bound on the
+    /// weights' norms at one layer; the model owner opts in to that.
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
+    input_range: Option<(f64, f64)>,
+}
+
+/// `lo,hi` as two numbers.
+fn parse_range(s: &str) -> Result<(f64, f64), String> {
+    let (lo, hi) = s
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?}: expected LO,HI"))?;
+    let num = |v: &str| v.trim().parse::<f64>().map_err(|e| format!("{v:?}: {e}"));
+    let (lo, hi) = (num(lo)?, num(hi)?);
+    if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+        return Err(format!("{s:?}: expected finite LO <= HI"));
+    }
+    Ok((lo, hi))
 }
 
 impl ProtocolArgs {
@@ -557,6 +580,7 @@ impl ProtocolArgs {
         Ok(Options {
             base: o,
             relu_given: self.relu_interval.is_some() || self.relu_degree.is_some(),
+            input_range: self.input_range,
         })
     }
 }
@@ -679,7 +703,11 @@ fn run(command: Command) -> Result<(), ToolError> {
             detail,
             serving,
             setup,
-            options: protocol_options.options()?,
+            options: {
+                let o = protocol_options.options()?;
+                o.exact_only("dot")?;
+                o
+            },
         }),
         Command::Compile {
             network,
@@ -697,6 +725,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             let model = network.checked()?;
             compile::run(compile::CompileArgs {
                 batch: batch.or(model.fixed_batch()).unwrap_or(1),
+                weights: network.weights.clone(),
                 model,
                 protocol,
                 options,
@@ -760,6 +789,7 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         } => {
             let options = protocol_options.options()?;
+            options.exact_only("demo")?;
             let protocol = protocol.parse::<shareflow_compiler::ProtocolKind>()?;
             let model = match (model, onnx.as_deref(), graph.as_deref()) {
                 (None, None, None) => Network::Zoo(ModelKind::C),
@@ -802,6 +832,9 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         } => {
             let options = protocol_options.options()?;
+            if train {
+                options.exact_only("bench --train")?;
+            }
             let transport = match (transport.is_empty(), train) {
                 (false, _) => transport,
                 (true, false) => vec!["inproc".into(), "quic".into()],
@@ -867,7 +900,11 @@ fn run(command: Command) -> Result<(), ToolError> {
             absent,
             seed,
             protocol: protocol.parse()?,
-            options: protocol_options.options()?,
+            options: {
+                let o = protocol_options.options()?;
+                o.exact_only("fedavg")?;
+                o
+            },
             transport,
             data,
             timeout_s: timeout,

@@ -254,6 +254,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         for &protocol in &args.protocols {
             let mut secure =
                 SecureModel::new(model.clone(), protocol, model.options(&args.options));
+            if let Some(range) = args.options.input_range {
+                secure.narrow_with(range, &weights);
+            }
             // A network the protocol cannot compile (maxpool under Pond) is a note of the table.
             if let Err(e) = secure.serving(acc_batch.min(acc_n).max(1)) {
                 let note = format!("{model} under {}: skipped ({e})", protocol.name());

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
-use shareflow_compiler::{compile, compile_serving, CostReport, ProtocolKind};
+use shareflow_compiler::serving::default_persistent;
+use shareflow_compiler::{compile_narrowed, compile_serving_narrowed, CostReport, ProtocolKind};
 #[cfg(test)]
 use shareflow_graphs::zoo::ModelKind;
 
@@ -23,6 +24,9 @@ pub struct CompileArgs {
     pub protocol: String,
     pub batch: usize,
     pub options: super::Options,
+    /// The model owner's weights, from which `--input-range` narrows comparisons (default:
+    /// the network's committed weights).
+    pub weights: Option<PathBuf>,
     /// Where to write the compiled graph (JSON).
     pub out: Option<PathBuf>,
     /// Print the full cost report (per party pair and per layer), not only the totals.
@@ -63,14 +67,32 @@ pub fn compile_report(args: &CompileArgs) -> Result<Report> {
         .set("serving", args.serving)
         .set("rtt_ms", args.rtt_ms)
         .set("mbps", args.mbps);
+    let options = args.model.options(&args.options);
+    let narrowing = match args.options.input_range {
+        Some(range) => {
+            let weights = args.model.weights(args.weights.clone())?;
+            let values = weights.arrays.into_iter().collect();
+            r.set("input_range", vec![range.0, range.1]);
+            Some(super::secure::narrowing(
+                &zoo.graph, &options, &values, range,
+            )?)
+        }
+        None => None,
+    };
     let (text, costs) = if args.serving {
-        let s = compile_serving(&zoo.graph, protocol, args.model.options(&args.options))?;
+        let s = compile_serving_narrowed(
+            &zoo.graph,
+            protocol,
+            options,
+            &default_persistent(&zoo.graph),
+            narrowing.as_ref(),
+        )?;
         let text = serde_json::to_string(&s)
             .map_err(|e| ToolError::Usage(format!("compiled graph JSON: {e}")))?;
         r.set("setup", figures(&s.setup.cost(), args));
         (text, s.predict.cost())
     } else {
-        let g = compile(&zoo.graph, protocol, args.model.options(&args.options))?;
+        let g = compile_narrowed(&zoo.graph, protocol, options, narrowing.as_ref())?;
         (g.to_json()?, g.cost())
     };
     for (k, v) in figures(&costs, args).as_object().into_iter().flatten() {
@@ -106,6 +128,8 @@ fn figures(c: &CostReport, args: &CompileArgs) -> Value {
         "links": c.links,
         "layers": c.layers,
         "reveals": c.reveals.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "comparisons": c.comparisons,
+        "assumptions": c.assumptions,
     })
 }
 
@@ -160,6 +184,26 @@ fn section(title: &str, f: &Value, (rtt, mbps): (f64, f64), full: bool) -> Strin
             reveals.join(", ")
         }
     );
+    let comparisons = f["comparisons"].as_array().cloned().unwrap_or_default();
+    if !comparisons.is_empty() {
+        out += "  comparison widths (proven from the assumptions below):\n";
+        for c in &comparisons {
+            let bound = match c["bound"].as_u64() {
+                Some(b) => format!("|a| <= {b} ring units"),
+                None => "no bound proven".into(),
+            };
+            out += &format!(
+                "    {:<30} {:<10} {:>2} bits  ({bound})\n",
+                c["node"].as_str().unwrap_or("?"),
+                c["op"].as_str().unwrap_or("?"),
+                c["bits"]
+            );
+        }
+        out += "  assuming (each input's owner checks it before sharing):\n";
+        for a in f["assumptions"].as_array().into_iter().flatten() {
+            out += &format!("    {}\n", a.as_str().unwrap_or("?"));
+        }
+    }
     if !full {
         return out;
     }
@@ -203,6 +247,7 @@ mod tests {
             protocol: protocol.into(),
             batch: 1,
             options: shareflow_compiler::CompileOptions::default().into(),
+            weights: None,
             out: None,
             cost: true,
             serving,
@@ -260,6 +305,31 @@ mod tests {
         assert!(j["bytes"].as_u64().unwrap() < once["bytes"].as_u64().unwrap());
         assert_eq!(j["rounds"], once["rounds"]);
         assert!(text(&j, false).contains("per prediction"));
+    }
+
+    #[test]
+    fn an_input_range_narrows_the_comparisons_and_the_report_says_so() {
+        let exact = compile_report(&args(ModelKind::A, "securenn", true))
+            .unwrap()
+            .json();
+        let mut a = args(ModelKind::A, "securenn", true);
+        a.options.input_range = Some((0.0, 1.0));
+        let j = compile_report(&a).unwrap().json();
+        assert_eq!(j["rounds"], exact["rounds"]);
+        assert!(j["bytes"].as_u64().unwrap() < exact["bytes"].as_u64().unwrap() * 2 / 3);
+        let widths = j["comparisons"].as_array().unwrap();
+        assert_eq!(widths.len(), 2, "{j}");
+        assert!(
+            widths.iter().all(|c| c["bits"].as_u64().unwrap() < 32),
+            "{j}"
+        );
+        assert!(exact["comparisons"].as_array().unwrap().is_empty());
+        let t = text(&j, false);
+        assert!(
+            t.contains("comparison widths")
+                && t.contains("client's input \"image\": every element in [0, 1]"),
+            "{t}"
+        );
     }
 
     #[test]

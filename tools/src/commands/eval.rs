@@ -88,6 +88,10 @@ pub fn evaluate(args: &EvalArgs) -> Result<Report> {
     };
     let mut model = SecureModel::new(args.model.clone(), protocol, options);
     model.persist = args.persist;
+    if let Some(range) = args.options.input_range {
+        model.narrow_with(range, &weights);
+        r.set("input_range", vec![range.0, range.1]);
+    }
     model.progress = images_bar(test.len(), args.json);
     let start = Instant::now();
     let (logits, stats) = model.predict(&weights, &images, args.batch)?;

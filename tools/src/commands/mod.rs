@@ -69,9 +69,25 @@ pub struct Options {
     pub base: CompileOptions,
     /// Whether the user chose Pond's ReLU polynomial (`--relu-interval`, `--relu-degree`).
     pub relu_given: bool,
+    /// `--input-range lo,hi`: the range of the client's inputs from which SecureNN's
+    /// comparisons are narrowed for prediction (`shareflow_compiler::bounds`); `None`: every
+    /// comparison over 64 bits.
+    pub input_range: Option<(f64, f64)>,
 }
 
 impl Options {
+    /// Refuses `--input-range` for a command that does not narrow comparisons (training:
+    /// the weights change, so no bound computed from them holds).
+    pub fn exact_only(&self, command: &str) -> Result<()> {
+        match self.input_range {
+            Some(_) => Err(ToolError::Usage(format!(
+                "--input-range narrows the comparisons of prediction; {command} keeps them at 64 \
+                 bits"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The options for network `kind`.
     pub fn for_model(&self, kind: ModelKind) -> CompileOptions {
         let mut o = self.base;
@@ -88,6 +104,7 @@ impl From<CompileOptions> for Options {
         Options {
             base,
             relu_given: false,
+            input_range: None,
         }
     }
 }

@@ -12,10 +12,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ndarray::{s, Array2, ArrayD, Axis, Ix2};
+use shareflow_compiler::bounds::Narrowing;
+use shareflow_compiler::serving::default_persistent;
 use shareflow_compiler::{
-    compile, compile_serving, CompileOptions, CompiledGraph, ProtocolKind, ServingGraph,
+    compile_narrowed, compile_serving_narrowed, CompileOptions, CompiledGraph, ProtocolKind,
+    ServingGraph,
 };
 use shareflow_graphs::zoo::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::{Graph, Op};
 use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::{run_in_process, InProcessRun, Plan, ServingSession};
 
@@ -67,6 +71,33 @@ pub struct SecureModel {
     pub progress: indicatif::ProgressBar,
     compiled: HashMap<usize, (CompiledGraph, Vec<Plan>)>,
     serving: HashMap<usize, ServingGraph>,
+    narrow: Option<Narrow>,
+}
+
+/// What narrowed comparisons are computed from ([`SecureModel::narrow_with`]).
+struct Narrow {
+    /// The range of every input not given by value (the client's).
+    range: (f64, f64),
+    /// The model owner's values, by input name.
+    values: HashMap<String, ArrayD<f32>>,
+}
+
+/// The comparison widths of `graph` proven from `values` (by input name) and `range` for every
+/// other input ([`Narrowing::analyse`]).
+pub fn narrowing(
+    graph: &Graph,
+    options: &CompileOptions,
+    values: &HashMap<String, ArrayD<f32>>,
+    range: (f64, f64),
+) -> Result<Narrowing> {
+    let ranges = graph
+        .nodes()
+        .filter_map(|(_, n)| match &n.op {
+            Op::Input { name, .. } if !values.contains_key(name) => Some((name.clone(), range)),
+            _ => None,
+        })
+        .collect();
+    Ok(Narrowing::analyse(graph, options, values, &ranges)?)
 }
 
 impl SecureModel {
@@ -84,14 +115,46 @@ impl SecureModel {
             progress: indicatif::ProgressBar::hidden(),
             compiled: HashMap::new(),
             serving: HashMap::new(),
+            narrow: None,
         }
+    }
+
+    /// Narrows SecureNN's comparisons to the widths proven for client inputs in `range` and
+    /// these `weights` (`--input-range`; see `shareflow_compiler::bounds`). The programs then
+    /// refuse other weights and inputs outside the range.
+    pub fn narrow_with(&mut self, range: (f64, f64), weights: &Weights) {
+        self.narrow = Some(Narrow {
+            range,
+            values: weights
+                .arrays
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+        self.compiled.clear();
+        self.serving.clear();
+    }
+
+    /// The widths for `graph`, when narrowed.
+    fn narrowing(&self, graph: &Graph) -> Result<Option<Narrowing>> {
+        self.narrow
+            .as_ref()
+            .map(|n| narrowing(graph, &self.options, &n.values, n.range))
+            .transpose()
     }
 
     /// The serving graph (setup and prediction programs) for batches of `batch` images.
     pub fn serving(&mut self, batch: usize) -> Result<&ServingGraph> {
         if !self.serving.contains_key(&batch) {
             let net = self.network.build(batch)?;
-            let g = compile_serving(&net.graph, self.protocol, self.options)?;
+            let narrowing = self.narrowing(&net.graph)?;
+            let g = compile_serving_narrowed(
+                &net.graph,
+                self.protocol,
+                self.options,
+                &default_persistent(&net.graph),
+                narrowing.as_ref(),
+            )?;
             self.serving.insert(batch, g);
         }
         self.serving
@@ -103,7 +166,8 @@ impl SecureModel {
     pub fn compiled(&mut self, batch: usize) -> Result<&(CompiledGraph, Vec<Plan>)> {
         if !self.compiled.contains_key(&batch) {
             let net = self.network.build(batch)?;
-            let g = compile(&net.graph, self.protocol, self.options)?;
+            let narrowing = self.narrowing(&net.graph)?;
+            let g = compile_narrowed(&net.graph, self.protocol, self.options, narrowing.as_ref())?;
             let plans = g
                 .programs
                 .iter()

@@ -38,8 +38,12 @@
 //! an input other than `2^64 - 1` and `2a` is even. Comparisons of two values (max pooling,
 //! argmax) take the sign of a difference, so they are exact for inputs of half that range
 //! (opened: `|x| < 2^62` ring units); SAME padding cells hold [`maxpool::pad`], below it,
-//! which never wins. There is no cheaper narrow mode: signs in Z_2^k for `k < 64` are wrong,
-//! without an error, for hidden values beyond `2^(k-1)`, and no cheap check tells.
+//! which never wins. Signs in Z_2^k for `k < 64` are wrong, without an error, for hidden
+//! values beyond `2^(k-1)`, and no cheap check on shares tells; so a narrower width is taken
+//! only where a bound proves it: computed by the model owner from its weights and a declared
+//! range of the other inputs ([`crate::bounds`]), recorded per comparison node in the program
+//! with its assumptions, which the inputs' owners check before sharing (opt-in, prediction
+//! only: [`crate::compile_serving_narrowed`]).
 //!
 //! **Sigmoid** is Pond's polynomial (least squares over `[-B, B]`, `CompileOptions::sigmoid`),
 //! so both protocols give the same values; a piecewise-linear sigmoid from DReLU would be
@@ -72,6 +76,32 @@ pub use shares::{BitShares, OddShared, Public};
 /// The prime of the bit shares of PrivateCompare: `p > l + 1 = 65` so that a sum of up to 64
 /// bits plus one is never 0 mod p; 67 is the smallest such prime.
 pub const PRIME: u8 = 67;
+
+/// The prime of the bit shares of a PrivateCompare over `n` bits: the smallest prime above
+/// `n + 1` (a sum of up to `n` bits plus one is then never 0 mod p), and [`PRIME`] from 63
+/// bits on (the exact comparisons). Narrowed comparisons ([`crate::bounds`]) compare fewer
+/// bits over a smaller field, whose elements are packed on the wire in
+/// [`field_bits`]`(p)` bits each.
+pub fn prime_for(n: usize) -> u8 {
+    if n + 1 >= WORD_BITS - 1 {
+        return PRIME;
+    }
+    let is_prime = |q: usize| {
+        q >= 2
+            && (2..q)
+                .take_while(|d| d * d <= q)
+                .all(|d| !q.is_multiple_of(d))
+    };
+    // n + 2 <= 63 here, and a prime lies below 67.
+    (n + 2..usize::from(PRIME))
+        .find(|&q| is_prime(q))
+        .map_or(PRIME, |q| q as u8)
+}
+
+/// Bits of an element of Z_p: those of `p - 1`.
+pub fn field_bits(p: u8) -> u32 {
+    8 - (p.saturating_sub(1)).leading_zeros()
+}
 
 /// Bits of a ring word (the paper's `l`).
 pub const WORD_BITS: usize = 64;
@@ -139,5 +169,28 @@ impl Protocol for SecureNN {
                 format!("no SecureNN lowering for {}", other.name()),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prime_of_n_bits_exceeds_n_plus_one_and_packs_tightly() {
+        assert_eq!(prime_for(63), PRIME);
+        assert_eq!(prime_for(64), PRIME);
+        assert_eq!(prime_for(61), 67);
+        assert_eq!(prime_for(59), 61);
+        assert_eq!(prime_for(21), 23);
+        assert_eq!(prime_for(1), 3);
+        for n in 1..=64 {
+            let p = prime_for(n);
+            assert!(usize::from(p) > n + 1, "{n}: {p}");
+        }
+        assert_eq!(field_bits(67), 7);
+        assert_eq!(field_bits(61), 6);
+        assert_eq!(field_bits(23), 5);
+        assert_eq!(field_bits(3), 2);
     }
 }

@@ -21,9 +21,27 @@
 //! `beta` is) and `a + m` (uniform as `m` is). Every share they receive is a uniform
 //! correction, as everywhere else.
 //!
-//! Exact for every word of Z_2^64. (Comparing fewer bits, the sign of `a mod 2^k` for
-//! `k < 64`, would be cheaper but silently wrong for `|a| >= 2^(k-1)`, and telling whether a
-//! hidden value lies in that range costs a comparison as wide as the one saved.)
+//! Exact for every word of Z_2^64 at the default width, 64.
+//!
+//! **Narrower widths** ([`crate::bounds`]). Where a bound computed by the model owner proves
+//! `|a| < 2^(k-1)` for every value a node compares (`Lowerer::sign_bits`, `k < 64`), the same
+//! algorithm runs in Z_2^k: the sign of `a` is the top bit of `a mod 2^k`, and the low `k`
+//! bits of `c = a + r` (the opening is still a ring word; its high bits are ignored) are
+//! `(a mod 2^k) + (r mod 2^k) mod 2^k`, so
+//!
+//! `msb_k(a) = c_(k-1) XOR r_(k-1) XOR (r mod 2^(k-1) > c mod 2^(k-1))`,
+//!
+//! and the helper deals, and PrivateCompare compares, `k - 1` bits instead of 63, over the
+//! smallest prime above `k` ([`super::prime_for`], packed on the wire in its bits: for
+//! `k = 22`, 5 bits each over Z_23, 3 x 14 bytes per sign instead of 189), and the opening
+//! sends the low `ceil(k / 8)` bytes of each share instead of 8 (the servers use only
+//! `c mod 2^k`). The outputs (the DReLU bit, the
+//! product) stay shares over Z_2^64. Security is unchanged: `c` is uniform in Z_2^64 given
+//! `a`, as `r` is, so its low `k` bits are uniform in Z_2^k; PrivateCompare over `k - 1` bits
+//! tells the helper `beta'` only, as over 63. What the width itself reveals (public, in the
+//! program) is about `log2` of the bound, that is of the weights' norms: see
+//! [`crate::bounds`]. Beyond the bound the sign would be wrong without an error, which is why
+//! the bound is proven, and its assumptions checked by the inputs' owners at run time.
 
 use shareflow_ops::ValueKind;
 
@@ -94,11 +112,42 @@ fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
     cx.rerandomise(&Shared { s: bits })
 }
 
-/// Steps 1-3, 5 and 6 (without the product of step 4).
+/// Opens the low `k` bits of `x` (at least; the words' higher bits are not the sum's): each
+/// server sends the low `ceil(k / 8)` bytes of its share, which the other adds to its own.
+/// The whole words where `k` needs all 8 bytes.
+fn open_low(cx: &mut Lowerer, x: &Shared, k: usize) -> Public {
+    let bytes = k.div_ceil(8);
+    if bytes >= 8 {
+        return cx.open(x);
+    }
+    let shape = cx.shape(x.s[0]).to_vec();
+    let lanes = [shape.as_slice(), &[bytes]].concat();
+    let low = Kernel::LowBytes { bytes: bytes as u8 };
+    let sent = cx.on_servers(|_| low.clone(), |j| vec![x.s[j]], ValueKind::Small, &lanes);
+    let at = [
+        cx.send(sent[1], SERVERS[0], Exchange::MaskedOpening),
+        cx.send(sent[0], SERVERS[1], Exchange::MaskedOpening),
+    ];
+    let other = cx.on_servers(
+        |_| Kernel::FromLowBytes,
+        |j| vec![at[j]],
+        ValueKind::Ring,
+        &shape,
+    );
+    cx.on_servers(
+        |_| Kernel::Add,
+        |j| vec![x.s[j], other[j]],
+        ValueKind::Ring,
+        &shape,
+    )
+}
+
+/// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_bits`.
 fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
-    let top = (WORD_BITS - 1) as u32;
-    let low = u64::MAX >> 1;
+    let k = (cx.sign_bits as usize).clamp(2, WORD_BITS);
+    let top = (k - 1) as u32;
+    let low = u64::MAX >> (WORD_BITS - (k - 1));
     let beta = cx.servers_random(Draw::Bits, &shape);
     // Step 1: the helper's random r; both shares are seed expansions, so free to send.
     let (r, r_shared) = cx.dealer_random(&shape);
@@ -110,11 +159,11 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
         &shape,
     );
     let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
-    // Step 2: the helper deals the low 63 bits of r over Z_p.
-    let r_bits = cx.helper_share_bits(r_low, WORD_BITS - 1);
-    // Step 3: the servers open c = a + r.
+    // Step 2: the helper deals the low k - 1 bits of r over Z_p.
+    let r_bits = cx.helper_share_bits(r_low, k - 1);
+    // Step 3: the servers open c = a + r (its low k bits: in ceil(k / 8) bytes per word).
     let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
-    let c = cx.open(&masked);
+    let c = open_low(cx, &masked, k);
     let mut c_low = c;
     let mut t = beta;
     for (j, host) in SERVERS.into_iter().enumerate() {

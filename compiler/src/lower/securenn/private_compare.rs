@@ -2,13 +2,13 @@
 
 use shareflow_ops::ValueKind;
 
-use super::{BitShares, Public, PRIME, SERVERS};
+use super::{BitShares, Public, SERVERS};
 use crate::ir::{Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, HELPER, S0, S1};
 
 /// PrivateCompare Π_PC({P0, P1}, P2), for every word of a tensor at once.
 ///
-/// - Input: P0, P1 hold shares over Z_p of the low `n` bits of `x` (`x_bits`, `[.., n]`, `n`
+/// - Input: P0, P1 hold shares over Z_p (`x_bits.p`) of the low `n` bits of `x` (`x_bits`, `[.., n]`, `n`
 ///   up to 64), a common word `r` (ring or odd ring, `[..]`, read mod `2^n`) and a common
 ///   random bit `beta` (`Small`, `[..]`).
 /// - Output: P2 learns `beta' = beta XOR (x > r)` (a `Small` bit on the helper, `[..]`).
@@ -34,15 +34,15 @@ pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Pu
         // and r = 2^n - 1; step 14: {d_i}_j = pi({s_i c_i}_j +- z_i), in one pass per word.
         let compare = Kernel::PrivateCompare {
             party: j as u8,
-            p: PRIME,
+            p: x_bits.p,
             stream,
         };
         let inputs = [x_bits.s[j], r[j], beta[j], seed[j]];
         let masked = cx.emit(host, compare, &inputs, ValueKind::Small, &lanes);
         // Step 14: P_j sends {d_i}_j to P2.
-        d[j] = cx.send(masked, HELPER, Exchange::MaskedOpening);
+        d[j] = cx.send_field(masked, HELPER, Exchange::MaskedOpening, x_bits.p);
     }
     // Steps 15-16: P2 reconstructs every d_i and outputs beta' = 1 iff some d_i = 0.
-    let kernel = Kernel::AnyZeroSum { p: PRIME };
+    let kernel = Kernel::AnyZeroSum { p: x_bits.p };
     cx.emit(HELPER, kernel, &d, ValueKind::Small, &shape)
 }

@@ -4,7 +4,7 @@
 
 use shareflow_ops::ValueKind;
 
-use super::{PRIME, SERVERS};
+use super::{field_bits, prime_for, PRIME, SERVERS};
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, Shared, HELPER, S0, S1};
 
@@ -15,12 +15,15 @@ pub struct OddShared {
     pub s: [ValueId; 2],
 }
 
-/// The bits of words, each shared additively over Z_p ([`PRIME`]): `s[j]` on server `j`, a
-/// `Small` tensor with a trailing axis of 64 bits, least significant first.
+/// The bits of words, each shared additively over Z_p (`p`: [`PRIME`], or smaller for fewer
+/// bits, [`prime_for`]): `s[j]` on server `j`, a `Small` tensor with a trailing axis of the
+/// bits, least significant first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BitShares {
     /// Server 0's shares and server 1's shares.
     pub s: [ValueId; 2],
+    /// The prime.
+    pub p: u8,
 }
 
 /// A value both servers hold in the clear (their common randomness, or an opening): `[on
@@ -67,15 +70,50 @@ impl Lowerer {
     /// The helper's shares over Z_p of the lowest `n` bits of its ring or odd-ring words `x`
     /// (`n` up to 64): server 0's is the expansion of their pair seed, server 1 receives the
     /// bits minus it.
-    pub(crate) fn helper_share_bits(&mut self, x: ValueId, n: usize) -> BitShares {
+    pub fn helper_share_bits(&mut self, x: ValueId, n: usize) -> BitShares {
         let mut lanes = self.shape(x).to_vec();
         lanes.push(n);
-        let draw = Draw::Field { p: PRIME };
+        let p = prime_for(n);
+        let draw = Draw::Field { p };
         let (h0, r0) = self.common_random(HELPER, S0, draw, &lanes);
-        let kernel = Kernel::BitsMinus { p: PRIME };
+        let kernel = Kernel::BitsMinus { p };
         let diff = self.emit(HELPER, kernel, &[x, h0], ValueKind::Small, &lanes);
-        let r1 = self.send(diff, S1, Exchange::Share);
-        BitShares { s: [r0, r1] }
+        let r1 = self.send_field(diff, S1, Exchange::Share, p);
+        BitShares { s: [r0, r1], p }
+    }
+
+    /// Sends Z_p elements (a `Small` tensor) to `to`: packed in [`field_bits`]`(p)` bits each
+    /// where `p` is below [`PRIME`] (narrowed comparisons), else a byte each.
+    pub fn send_field(
+        &mut self,
+        x: ValueId,
+        to: crate::ir::Host,
+        exchange: Exchange,
+        p: u8,
+    ) -> ValueId {
+        if p >= PRIME {
+            return self.send(x, to, exchange);
+        }
+        let bits = field_bits(p) as u8;
+        let shape = self.shape(x).to_vec();
+        let len = shape.iter().product::<usize>();
+        let from = self.low.node(x).host;
+        let packed_len = (len * usize::from(bits)).div_ceil(8);
+        let packed = self.emit(
+            from,
+            Kernel::PackSmall { bits },
+            &[x],
+            ValueKind::Small,
+            &[packed_len],
+        );
+        let at = self.send(packed, to, exchange);
+        self.emit(
+            to,
+            Kernel::UnpackSmall { bits },
+            &[at],
+            ValueKind::Small,
+            &shape,
+        )
     }
 
     /// The helper's shares over `kind` (ring or odd ring) of its bits `b`.
