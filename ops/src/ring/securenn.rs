@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::arith::{map_with, zip_with, PAR_THRESHOLD};
 use super::bits::WORD_BITS;
-use super::field::PrimeField;
+use super::field::{PrimeField, Reduce16};
 use super::odd::odd_sub_words;
 use crate::prg::Prg;
 use crate::{OpsError, Result};
@@ -134,10 +134,12 @@ pub fn private_compare_masked(
     // Blocks of whole words, so that word `b * words + w` has lane `w` of block `b`.
     let words = (4096 / n).max(1);
     let avx2 = has_avx2();
+    let reduce16 = field.reduce16();
     let block = |(b, chunk): (usize, &mut [u8])| {
         let words = Words {
             args: &args,
             field,
+            reduce16,
             first: b * words,
             sz: &sz,
             rot: &rot,
@@ -178,6 +180,8 @@ pub fn private_compare_masked(
 struct Words<'a, 'b> {
     args: &'a CompareArgs<'b>,
     field: PrimeField,
+    /// The field's 16-bit reduction, if it has one.
+    reduce16: Option<Reduce16>,
     first: usize,
     sz: &'a [u16],
     rot: &'a [u64],
@@ -189,8 +193,15 @@ fn masked_words(w: &Words<'_, '_>, chunk: &mut [u8]) {
     let n = w.args.n;
     for (k, out) in chunk.chunks_mut(n).enumerate() {
         let i = w.first + k;
-        w.args
-            .masked_word(w.field, i, &w.sz[i * n..(i + 1) * n], w.rot[i], out);
+        let (sz, rot) = (&w.sz[i * n..(i + 1) * n], w.rot[i]);
+        match w.reduce16 {
+            Some(r) => w
+                .args
+                .masked_word(w.field, i, sz, rot, out, |v| r.reduce(v)),
+            None => w
+                .args
+                .masked_word(w.field, i, sz, rot, out, |v| w.field.reduce_u16(v)),
+        }
     }
 }
 
@@ -324,9 +335,18 @@ impl<'a> CompareArgs<'a> {
     /// rotated by `rot`. The same values as `compare` and the mask one bit at a time, in
     /// passes over the bits that vectorise but one: the sum of the `w_k` above each bit, a
     /// running sum (one add per bit). `compare`'s integers lie in `0..2^16`, so wrapping
-    /// 16-bit arithmetic gives them exactly.
+    /// 16-bit arithmetic gives them exactly; `reduce` is `n mod p` of a 16-bit `n` (the
+    /// field's [`Reduce16`] where it has one, which vectorises on 16-bit lanes).
     #[inline(always)]
-    fn masked_word(&self, f: PrimeField, i: usize, sz: &[u16], rot: u64, out: &mut [u8]) {
+    fn masked_word(
+        &self,
+        f: PrimeField,
+        i: usize,
+        sz: &[u16],
+        rot: u64,
+        out: &mut [u8],
+        reduce: impl Fn(u16) -> u8,
+    ) {
         let n = self.n;
         let x = self
             .x
@@ -371,7 +391,7 @@ impl<'a> CompareArgs<'a> {
         for ((ck, &tk), &e) in c[..n].iter_mut().zip(&t[..n]).zip(sz) {
             let z = e >> 8;
             let z = if neg { p - z } else { z };
-            *ck = f.reduce_u16(u16::from(f.reduce_u16(tk)) * (e & 0xff) + z);
+            *ck = reduce(u16::from(reduce(tk)) * (e & 0xff) + z);
         }
         rotate_into(out, &c[..n], rot);
     }
