@@ -174,23 +174,30 @@ impl Prg {
     }
 
     /// The table entries of the first `count` accepted 16-bit draws (four per word, least
-    /// significant first; a draw `u` gives `table[u]`, rejected if `u16::MAX`), in one
-    /// branch-free pass. Each pass takes the fewest words that could complete it (all draws
-    /// accepted), which a draw-at-a-time loop would take too, so the stream goes on from the
-    /// same place.
+    /// significant first; a draw `u` gives `table[u]`, rejected if `u16::MAX`). Each pass
+    /// takes the fewest words that could complete it (all draws accepted), which a
+    /// draw-at-a-time loop would take too, so the stream goes on from the same place. A large
+    /// pass is scanned in parallel, chunk by chunk, and the chunks' accepted draws joined in
+    /// order: the same entries as one scan.
     fn table_draws(&mut self, count: usize, table: &[u16; 1 << 16]) -> Vec<u16> {
-        // Room for the last word's draws beyond `count`, cut off at the end.
-        let mut v = vec![0u16; count + 4];
-        let mut len = 0;
+        let mut v = Vec::with_capacity(count + 4);
         let mut words = Vec::new();
-        while len < count {
-            words.resize((count - len).div_ceil(4), 0);
+        while v.len() < count {
+            words.resize((count - v.len()).div_ceil(4), 0);
             self.fill_u64(&mut words);
-            for &w in &words {
-                for k in 0..4 {
-                    let e = table[((w >> (16 * k)) & 0xffff) as usize];
-                    v[len] = e;
-                    len += usize::from(e != u16::MAX);
+            if words.len() < 2 * CHUNK_WORDS {
+                accept_draws(&words, table, &mut v);
+            } else {
+                let parts: Vec<Vec<u16>> = words
+                    .par_chunks(CHUNK_WORDS)
+                    .map(|chunk| {
+                        let mut part = Vec::with_capacity(4 * chunk.len() + 1);
+                        accept_draws(chunk, table, &mut part);
+                        part
+                    })
+                    .collect();
+                for part in parts {
+                    v.extend_from_slice(&part);
                 }
             }
         }
@@ -226,6 +233,23 @@ impl Prg {
         }
         to_array(shape, v)
     }
+}
+
+/// Appends `table[u]` for every draw `u` of `words` (four per word, least significant first)
+/// whose entry is not `u16::MAX`, in one branch-free pass.
+fn accept_draws(words: &[u64], table: &[u16; 1 << 16], out: &mut Vec<u16>) {
+    let start = out.len();
+    // Room for every draw plus the one slot a rejected last draw writes past the end.
+    out.resize(start + 4 * words.len() + 1, 0);
+    let mut len = start;
+    for &w in words {
+        for k in 0..4 {
+            let e = table[((w >> (16 * k)) & 0xffff) as usize];
+            out[len] = e;
+            len += usize::from(e != u16::MAX);
+        }
+    }
+    out.truncate(len);
 }
 
 /// Tables from 16-bit draws to packed values: one per prime.

@@ -4,6 +4,7 @@
 //! a [`commands::network::Network`]: a zoo network, an ONNX model, or a user's graph and
 //! weights ([`commands::user_graph`]).
 
+pub mod alloc;
 pub mod commands;
 pub mod error;
 pub mod logging;

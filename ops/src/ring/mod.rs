@@ -37,7 +37,7 @@ pub use arith::{
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use conv::conv2d;
 pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
-pub use field::PrimeField;
+pub use field::{PrimeField, Reduce16};
 pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows, windows_add};
 pub use matmul::{matmul, matmul_2d, matmul_naive, KC, MC, MR, NR};
 pub use odd::{

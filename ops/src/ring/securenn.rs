@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::arith::{map_with, zip_with, PAR_THRESHOLD};
 use super::bits::WORD_BITS;
-use super::field::PrimeField;
+use super::field::{PrimeField, Reduce16};
 use super::odd::odd_sub_words;
 use crate::prg::Prg;
 use crate::{OpsError, Result};
@@ -127,28 +127,31 @@ pub fn private_compare_masked(
 ) -> Result<ArrayD<u8>> {
     let args = CompareArgs::new("private_compare_masked", party, x_bits, r, beta)?;
     let (n, len) = (args.n, args.len());
-    // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i.
-    let mut sz = common.nonzero_and_uniform(field, len);
-    if party == 1 {
-        sz.iter_mut()
-            .for_each(|e| *e = (*e & 0xff) | u16::from(field.neg_elem((*e >> 8) as u8)) << 8);
-    }
+    // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i (in `masked_word`).
+    let sz = common.nonzero_and_uniform(field, len);
     let mut rot = vec![0u64; args.r.len()];
     common.fill_u64(&mut rot);
-    let mask = |c: u8, e: u16| field.reduce_u16(u16::from(c) * (e & 0xff) + (e >> 8));
-    // Steps 1-9 and 14 of word `i` into its lane `out`.
-    let word = |i: usize, out: &mut [u8]| {
-        let sz = &sz[i * n..(i + 1) * n];
-        let mut c = [0u8; WORD_BITS];
-        args.compare(field, i, |k, ck| c[k] = mask(ck, sz[k]));
-        rotate_into(out, &c[..n], rot[i]);
-    };
     // Blocks of whole words, so that word `b * words + w` has lane `w` of block `b`.
     let words = (4096 / n).max(1);
+    let avx2 = has_avx2();
+    let reduce16 = field.reduce16();
     let block = |(b, chunk): (usize, &mut [u8])| {
-        for (w, out) in chunk.chunks_mut(n).enumerate() {
-            word(b * words + w, out);
+        let words = Words {
+            args: &args,
+            field,
+            reduce16,
+            first: b * words,
+            sz: &sz,
+            rot: &rot,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 was detected at run time.
+            return unsafe { masked_words_avx2(&words, chunk) };
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = avx2;
+        masked_words(&words, chunk)
     };
     let mut out = vec![0u8; len];
     if len >= PAR_THRESHOLD {
@@ -156,6 +159,11 @@ pub fn private_compare_masked(
     } else {
         out.chunks_mut(words * n).enumerate().for_each(block);
     }
+    let mask = |c: u8, e: u16| {
+        let z = (e >> 8) as u8;
+        let z = if party == 1 { field.neg_elem(z) } else { z };
+        field.reduce_u16(u16::from(c) * (e & 0xff) + u16::from(z))
+    };
     // Steps 10-11 for the rare words where beta = 1 and r = 2^n - 1, over what the loop wrote.
     for i in (0..args.r.len()).filter(|&i| args.all_ones(i)) {
         let u = common.field(field, &[n])?;
@@ -165,6 +173,55 @@ pub fn private_compare_masked(
         rotate_into(&mut out[i * n..(i + 1) * n], &c[..n], rot[i]);
     }
     args.into_array("private_compare_masked", out)
+}
+
+/// Consecutive words of [`private_compare_masked`] from `first`, with the masks and rotations
+/// of all words.
+struct Words<'a, 'b> {
+    args: &'a CompareArgs<'b>,
+    field: PrimeField,
+    /// The field's 16-bit reduction, if it has one.
+    reduce16: Option<Reduce16>,
+    first: usize,
+    sz: &'a [u16],
+    rot: &'a [u64],
+}
+
+/// [`CompareArgs::masked_word`] for the words of `chunk` (whole lanes), from `w.first`.
+#[inline(always)]
+fn masked_words(w: &Words<'_, '_>, chunk: &mut [u8]) {
+    let n = w.args.n;
+    for (k, out) in chunk.chunks_mut(n).enumerate() {
+        let i = w.first + k;
+        let (sz, rot) = (&w.sz[i * n..(i + 1) * n], w.rot[i]);
+        match w.reduce16 {
+            Some(r) => w
+                .args
+                .masked_word(w.field, i, sz, rot, out, |v| r.reduce(v)),
+            None => w
+                .args
+                .masked_word(w.field, i, sz, rot, out, |v| w.field.reduce_u16(v)),
+        }
+    }
+}
+
+/// [`masked_words`] compiled for AVX2 (16 bits per lane of a 256-bit register).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn masked_words_avx2(w: &Words<'_, '_>, chunk: &mut [u8]) {
+    masked_words(w, chunk)
+}
+
+/// Whether the CPU runs [`masked_words_avx2`].
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Writes `c` rotated by `k` (uniform in `[0, n)` from the random word `rot`, within 2^-58 of
@@ -237,7 +294,9 @@ impl<'a> CompareArgs<'a> {
     /// In plain integers, reduced once per output: with `x[i]` any byte and `j`, `s[i]` bits,
     /// `|w_i| < 256` and `|sum| < 64 * 256`, so adding [`OFFSET`] (a multiple of p) keeps
     /// every `c_i` positive and below 2^16, the range of [`PrimeField::reduce_u16`].
-    #[inline]
+    ///
+    /// One bit at a time: the tests' oracle of [`masked_word`](Self::masked_word).
+    #[cfg(test)]
     fn compare(&self, f: PrimeField, i: usize, mut emit: impl FnMut(usize, u8)) {
         let n = self.n;
         // Standard layout, so a slice: an empty one cannot happen.
@@ -245,7 +304,7 @@ impl<'a> CompareArgs<'a> {
             .x
             .as_slice()
             .map_or(&[][..], |x| &x[i * n..(i + 1) * n]);
-        let offset = i32::from(f.modulus()) * (OFFSET / i32::from(f.modulus()) + 1);
+        let offset = i32::from(f.modulus()) * (i32::from(OFFSET) / i32::from(f.modulus()) + 1);
         let j = i32::from(self.party);
         let beta = self.beta[i];
         // Step 6 subtracts x[i] (beta = 0), step 9 adds it (beta = 1).
@@ -268,6 +327,73 @@ impl<'a> CompareArgs<'a> {
             emit(k, f.reduce_u16((diff + j + w_sum + offset) as u16));
             w_sum += w;
         }
+    }
+
+    /// Steps 1-9 and 14 of word `i` (see [`private_compare_masked`]) into its lane `out`: the
+    /// `c_k` of [`compare`](Self::compare) masked as `s_k c_k + z_k` (server 0) or
+    /// `s_k c_k - z_k` (server 1) with `(s_k, z_k)` packed in `sz[k]` as `s + 256 z`, then
+    /// rotated by `rot`. The same values as `compare` and the mask one bit at a time, in
+    /// passes over the bits that vectorise but one: the sum of the `w_k` above each bit, a
+    /// running sum (one add per bit). `compare`'s integers lie in `0..2^16`, so wrapping
+    /// 16-bit arithmetic gives them exactly; `reduce` is `n mod p` of a 16-bit `n` (the
+    /// field's [`Reduce16`] where it has one, which vectorises on 16-bit lanes).
+    #[inline(always)]
+    fn masked_word(
+        &self,
+        f: PrimeField,
+        i: usize,
+        sz: &[u16],
+        rot: u64,
+        out: &mut [u8],
+        reduce: impl Fn(u16) -> u8,
+    ) {
+        let n = self.n;
+        let x = self
+            .x
+            .as_slice()
+            .map_or(&[][..], |x| &x[i * n..(i + 1) * n]);
+        let (x, sz) = (&x[..n], &sz[..n]);
+        let p = u16::from(f.modulus());
+        let offset = p * (OFFSET / p + 1);
+        let j = u16::from(self.party);
+        let beta = self.beta[i];
+        let s = if beta {
+            self.r[i].wrapping_add(1)
+        } else {
+            self.r[i]
+        };
+        // Pass 1: the bits of s (step 1: t = r + 1 where beta = 1), then per bit
+        // w_k = x_k + s_k (j - 2 x_k) (steps 5 and 8) and c_k + offset without the sum:
+        // j s_k - x_k + j (step 6, beta = 0) or x_k - j s_k + j (step 9, beta = 1).
+        let mut sb = [0u16; WORD_BITS];
+        for (k, b) in sb[..n].iter_mut().enumerate() {
+            *b = ((s >> k) & 1) as u16;
+        }
+        let mut w = [0u16; WORD_BITS];
+        let mut t = [0u16; WORD_BITS];
+        for (((&xk, &sk), wk), tk) in x.iter().zip(&sb[..n]).zip(&mut w[..n]).zip(&mut t[..n]) {
+            let xk = u16::from(xk);
+            *wk = xk.wrapping_add(sk.wrapping_mul(j.wrapping_sub(2 * xk)));
+            let d = (j * sk).wrapping_sub(xk);
+            let d = if beta { d.wrapping_neg() } else { d };
+            *tk = d.wrapping_add(j + offset);
+        }
+        // Pass 2, from the most significant bit down: add the sum of w over the higher bits.
+        let mut above = 0u16;
+        for (tk, &wk) in t[..n].iter_mut().zip(&w[..n]).rev() {
+            *tk = tk.wrapping_add(above);
+            above = above.wrapping_add(wk);
+        }
+        // Pass 3: c_k = t_k mod p, then s_k c_k +- z_k mod p (server 1 adds p - z_k, which is
+        // -z_k mod p: z_k < p). Every sum stays below 2^16.
+        let neg = self.party == 1;
+        let mut c = [0u8; WORD_BITS];
+        for ((ck, &tk), &e) in c[..n].iter_mut().zip(&t[..n]).zip(sz) {
+            let z = e >> 8;
+            let z = if neg { p - z } else { z };
+            *ck = reduce(u16::from(reduce(tk)) * (e & 0xff) + z);
+        }
+        rotate_into(out, &c[..n], rot);
     }
 
     /// Whether word `i` takes steps 10-11 (`beta = 1` and `r = 2^n - 1`).
@@ -302,7 +428,7 @@ impl<'a> CompareArgs<'a> {
 }
 
 /// A bound on `-(c_i - offset)` in [`CompareArgs::compare`]: `|diff| + |sum| <= 255 + 64 * 255`.
-const OFFSET: i32 = 255 + 64 * 255;
+const OFFSET: u16 = 255 + 64 * 255;
 
 /// 1 for every lane of the last axis that holds a 0, else 0; the last axis is removed.
 ///
@@ -423,6 +549,52 @@ mod tests {
             }
         }
         args.into_array("compare_bits", c)
+    }
+
+    /// The masked kernel equals the one-bit-at-a-time oracle, masked and rotated: the same
+    /// draws of the common generator, the same output bytes, for both servers, any byte as a
+    /// share (not only canonical ones), the all-ones words of steps 10-11 included, on both
+    /// the serial and the parallel path.
+    #[test]
+    fn masked_words_equal_the_oracle_bit_for_bit() {
+        let f = PrimeField::new(67).unwrap();
+        for (n, words) in [(1usize, 40usize), (17, 300), (63, 700), (64, 900)] {
+            let mask = u64::MAX >> (64 - n);
+            let mut g = Prg::new(&[7; 32], Domain::new(1, n as u64, 0));
+            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
+            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |i| match i[0] % 5 {
+                0 => mask,
+                _ => g.next_u64(),
+            });
+            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
+            for party in [0u8, 1] {
+                let common = || Prg::new(&[8; 32], Domain::new(1, 2, 3));
+                let got = private_compare_masked(f, party, &x, &r, &beta, &mut common()).unwrap();
+                // The oracle: every (s, z), every rotation, then the all-ones words' draws.
+                let mut g = common();
+                let sz = g.nonzero_and_uniform(f, words * n);
+                let mut rot = vec![0u64; words];
+                g.fill_u64(&mut rot);
+                let args = CompareArgs::new("oracle", party, &x, &r, &beta).unwrap();
+                let mut want = vec![0u8; words * n];
+                for (i, out) in want.chunks_mut(n).enumerate() {
+                    let mut c = [0u8; WORD_BITS];
+                    if args.all_ones(i) {
+                        let u = g.field(f, &[n]).unwrap();
+                        args.all_ones_word(f, u.iter().copied(), |k, ck| c[k] = ck);
+                    } else {
+                        args.compare(f, i, |k, ck| c[k] = ck);
+                    }
+                    for (k, ck) in c[..n].iter_mut().enumerate() {
+                        let (s, z) = ((sz[i * n + k] & 0xff) as u8, (sz[i * n + k] >> 8) as u8);
+                        let z = if party == 1 { f.neg_elem(z) } else { z };
+                        *ck = f.add_elems(f.mul_elems(*ck, s), z);
+                    }
+                    rotate_into(out, &c[..n], rot[i]);
+                }
+                assert_eq!(got.as_slice().unwrap(), &want[..], "n={n} party={party}");
+            }
+        }
     }
 
     /// Runs steps 1-15 of PrivateCompare in the clear (both servers, reconstruction, zero test,

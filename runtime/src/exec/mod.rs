@@ -141,7 +141,13 @@ fn run_rounds(
         let _round = tracing::trace_span!("round", round = r).entered();
         for &idx in &round.local {
             let instr = &program.instrs[idx];
-            let _kernel = tracing::trace_span!("kernel", kernel = instr.kernel.name()).entered();
+            let _kernel = tracing::trace_span!(
+                "kernel",
+                kernel = instr.kernel.name(),
+                id = instr.id.0,
+                elements = instr.shape.iter().product::<usize>()
+            )
+            .entered();
             let t = Instant::now();
             if let Kernel::Output { name } = &instr.kernel {
                 let at = Values {

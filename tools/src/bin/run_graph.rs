@@ -7,6 +7,7 @@ use clap::Parser;
 use shareflow_tools::commands::run_graph::{run, Args};
 
 fn main() -> ExitCode {
+    shareflow_tools::alloc::keep_freed_memory();
     let args = Args::parse();
     let _tracing = match shareflow_tools::logging::init(args.trace.as_deref()) {
         Ok(t) => t,

@@ -586,6 +586,7 @@ impl ProtocolArgs {
 }
 
 fn main() -> ExitCode {
+    shareflow_tools::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let tracing = match shareflow_tools::logging::init(cli.trace.as_deref()) {
         Ok(t) => t,
