@@ -22,6 +22,7 @@ mod odd;
 mod pack;
 mod securenn;
 mod shape;
+mod small_pack;
 
 #[cfg(test)]
 mod tests;
@@ -49,3 +50,4 @@ pub use securenn::{
     xor_public_bit, xor_public_bit_times,
 };
 pub use shape::{checked_len, reshape, transpose, transpose_2d};
+pub use small_pack::{pack_small, packed_small_len, unpack_small};

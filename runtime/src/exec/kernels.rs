@@ -201,43 +201,23 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             )
         }
         Kernel::PackSmall { bits } => {
-            let x = small(0)?;
-            let b = u32::from(*bits).clamp(1, 8);
-            let mut out = vec![0u8; (x.len() * b as usize).div_ceil(8)];
-            for (i, &v) in x.iter().enumerate() {
-                let at = i * b as usize;
-                let v = u16::from(v & ((1u16 << b) - 1) as u8) << (at % 8);
-                out[at / 8] |= v as u8;
-                if let Some(next) = out.get_mut(at / 8 + 1) {
-                    *next |= (v >> 8) as u8;
-                }
-            }
+            let x = small(0)?.as_standard_layout();
+            let out = ring::pack_small(x.as_slice().unwrap_or_default(), u32::from(*bits));
             let len = out.len();
             Value::Small(
                 ArrayD::from_shape_vec(IxDyn(&[len]), out).map_err(|e| shape_err(instr, e))?,
             )
         }
         Kernel::UnpackSmall { bits } => {
-            let x = small(0)?;
-            let b = u32::from(*bits).clamp(1, 8) as usize;
+            let x = small(0)?.as_standard_layout();
+            let packed = x.as_slice().unwrap_or_default();
             let len: usize = instr.shape.iter().product();
-            let packed = x.as_standard_layout();
-            let packed = packed.as_slice().unwrap_or_default();
-            if packed.len() != (len * b).div_ceil(8) {
-                return Err(at(OpsError::InvalidArgument {
+            let out = ring::unpack_small(packed, u32::from(*bits), len).ok_or_else(|| {
+                at(OpsError::InvalidArgument {
                     op: "unpack_small",
-                    message: format!("{} bytes for {len} values of {b} bits", packed.len()),
-                }));
-            }
-            let mask = ((1u16 << b) - 1) as u8;
-            let out: Vec<u8> = (0..len)
-                .map(|i| {
-                    let at = i * b;
-                    let lo = u16::from(packed[at / 8]);
-                    let hi = packed.get(at / 8 + 1).map_or(0, |&h| u16::from(h));
-                    (((lo | hi << 8) >> (at % 8)) as u8) & mask
+                    message: format!("{} bytes for {len} values of {bits} bits", packed.len()),
                 })
-                .collect();
+            })?;
             Value::Small(
                 ArrayD::from_shape_vec(IxDyn(&instr.shape), out)
                     .map_err(|e| shape_err(instr, e))?,

@@ -80,8 +80,8 @@ pub const PRIME: u8 = 67;
 /// The prime of the bit shares of a PrivateCompare over `n` bits: the smallest prime above
 /// `n + 1` (a sum of up to `n` bits plus one is then never 0 mod p), and [`PRIME`] from 63
 /// bits on (the exact comparisons). Narrowed comparisons ([`crate::bounds`]) compare fewer
-/// bits over a smaller field, whose elements are packed on the wire in
-/// [`field_bits`]`(p)` bits each.
+/// bits over a smaller field. Every field's elements are packed on the wire in
+/// [`field_bits`]`(p)` bits each (7 for [`PRIME`]).
 pub fn prime_for(n: usize) -> u8 {
     if n + 1 >= WORD_BITS - 1 {
         return PRIME;

@@ -33,9 +33,9 @@
 //!
 //! and the helper deals, and PrivateCompare compares, `k - 1` bits instead of 63, over the
 //! smallest prime above `k` ([`super::prime_for`], packed on the wire in its bits: for
-//! `k = 22`, 5 bits each over Z_23, 3 x 14 bytes per sign instead of 189), and the opening
-//! sends the low `ceil(k / 8)` bytes of each share instead of 8 (the servers use only
-//! `c mod 2^k`). The outputs (the DReLU bit, the
+//! `k = 22`, 5 bits each over Z_23, 3 x 14 bytes per sign instead of 3 x 56 over Z_67 at 7
+//! bits), and the opening sends the low `ceil(k / 8)` bytes of each share instead of 8 (the
+//! servers use only `c mod 2^k`). The outputs (the DReLU bit, the
 //! product) stay shares over Z_2^64. Security is unchanged: `c` is uniform in Z_2^64 given
 //! `a`, as `r` is, so its low `k` bits are uniform in Z_2^k; PrivateCompare over `k - 1` bits
 //! tells the helper `beta'` only, as over 63. What the width itself reveals (public, in the

@@ -4,7 +4,7 @@
 
 use shareflow_ops::ValueKind;
 
-use super::{field_bits, prime_for, PRIME, SERVERS};
+use super::{field_bits, prime_for, SERVERS};
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, Shared, HELPER, S0, S1};
 
@@ -82,8 +82,8 @@ impl Lowerer {
         BitShares { s: [r0, r1], p }
     }
 
-    /// Sends Z_p elements (a `Small` tensor) to `to`: packed in [`field_bits`]`(p)` bits each
-    /// where `p` is below [`PRIME`] (narrowed comparisons), else a byte each.
+    /// Sends Z_p elements (a `Small` tensor) to `to`, packed in [`field_bits`]`(p)` bits each
+    /// (7 for [`super::PRIME`], fewer for the primes of narrowed comparisons).
     pub fn send_field(
         &mut self,
         x: ValueId,
@@ -91,9 +91,6 @@ impl Lowerer {
         exchange: Exchange,
         p: u8,
     ) -> ValueId {
-        if p >= PRIME {
-            return self.send(x, to, exchange);
-        }
         let bits = field_bits(p) as u8;
         let shape = self.shape(x).to_vec();
         let len = shape.iter().product::<usize>();
