@@ -79,6 +79,43 @@ fn demo_predicts_and_removes_its_folder() {
     assert_eq!(entries(tmp.path()), Vec::<PathBuf>::new());
 }
 
+#[test]
+fn a_narrowed_demo_sends_less_and_refuses_an_image_outside_its_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exact = demo(tmp.path()).output().unwrap();
+    let narrowed = demo(tmp.path())
+        .args(["--input-range", "0,1"])
+        .output()
+        .unwrap();
+    assert!(
+        narrowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&narrowed.stderr)
+    );
+    let exact: serde_json::Value = serde_json::from_slice(&exact.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&narrowed.stdout).unwrap();
+    assert_eq!(v["predicted"], 7);
+    assert_eq!(v["agreement"], 1.0);
+    assert_eq!(v["input_range"], serde_json::json!([0.0, 1.0]));
+    assert_eq!(v["bytes"], v["static_bytes"]);
+    assert_eq!(v["rounds"], exact["rounds"]);
+    let (n, e) = (
+        v["bytes"].as_u64().unwrap(),
+        exact["bytes"].as_u64().unwrap(),
+    );
+    assert!(n < e, "narrowed {n} bytes, exact {e}");
+
+    // test image 0 has pixels up to 1: a range of [0, 0.5] was not proven for it
+    let refused = demo(tmp.path())
+        .args(["--input-range", "0,0.5"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("image") && err.contains("[0, 0.5]"), "{err}");
+    assert_eq!(entries(tmp.path()), Vec::<PathBuf>::new());
+}
+
 /// Starts a demo, waits until its party processes run (and stops them so that the run cannot
 /// end first), sends `sig` to the demo, and checks that it killed its parties, removed its
 /// folder and exited with 128 + `sig`.

@@ -790,7 +790,6 @@ fn run(command: Command) -> Result<(), ToolError> {
             json,
         } => {
             let options = protocol_options.options()?;
-            options.exact_only("demo")?;
             let protocol = protocol.parse::<shareflow_compiler::ProtocolKind>()?;
             let model = match (model, onnx.as_deref(), graph.as_deref()) {
                 (None, None, None) => Network::Zoo(ModelKind::C),

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ndarray::ArrayD;
 use serde_json::Value;
-use shareflow_compiler::{compile, CompiledGraph, ProtocolKind};
+use shareflow_compiler::{compile_narrowed, CompiledGraph, ProtocolKind};
 use shareflow_graphs::zoo::{CLIENT, LOGITS};
 use shareflow_runtime::data::npy::{read_npy, write_npy};
 use shareflow_runtime::data::{data_dir, Mnist, Split, Weights};
@@ -60,7 +60,23 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let label = test.labels[args.index];
     let weights = args.model.weights(args.weights.clone())?;
     let zoo = args.model.build(1)?;
-    let compiled = compile(&zoo.graph, args.protocol, args.model.options(&args.options))?;
+    let options = args.model.options(&args.options);
+    // `--input-range`: the model owner's bound narrows the comparisons, and the compiled
+    // program makes the client and the model owner check what it assumed before sharing.
+    let narrowing = match args.options.input_range {
+        Some(range) => {
+            let values = weights
+                .arrays
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            Some(super::secure::narrowing(
+                &zoo.graph, &options, &values, range,
+            )?)
+        }
+        None => None,
+    };
+    let compiled = compile_narrowed(&zoo.graph, args.protocol, options, narrowing.as_ref())?;
     let cost = compiled.cost();
 
     // From here a private folder holds keys, the image and the logits: a signal stops the
@@ -132,6 +148,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .set("static_bytes", cost.bytes)
         .set("rounds", rounds)
         .set("per_party", serde_json::Value::Object(per_party));
+    if let Some(range) = args.options.input_range {
+        r.set("input_range", vec![range.0, range.1]);
+    }
     if args.json {
         r.print(true);
     } else {
@@ -149,6 +168,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         println!(
             "wall time {wall_ms:.1} ms (processes started, connected, ran), {bytes} bytes sent in {rounds} rounds"
         );
+        if let Some((lo, hi)) = args.options.input_range {
+            println!(
+                "comparisons narrowed for inputs in [{lo}, {hi}] (the widths: `shareflow compile --cost --input-range {lo},{hi}`)"
+            );
+        }
         for (p, m) in &metrics {
             println!(
                 "  {p:<12} sent {:>10} bytes, ran {:>8.1} ms",
