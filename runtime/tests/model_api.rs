@@ -1,6 +1,6 @@
 //! The model API: the zoo through it, summaries, batch-norm folding, global average pooling
 //! and residual blocks (plaintext and SecureNN), dropout, and fit + evaluate under SecureNN
-//! against plaintext.
+//! against plaintext, narrowed predictions in process and over QUIC.
 
 use std::collections::BTreeMap;
 
@@ -323,4 +323,48 @@ fn fit_and_evaluate_under_securenn_agree_with_plaintext() {
             .fold(0.0, f32::max);
         assert!(d < 0.05, "{name}: {d}");
     }
+}
+
+#[test]
+fn narrowed_predictions_send_less_give_the_exact_logits_and_refuse_an_image_out_of_range() {
+    let test = Mnist::load(&data_dir(None), Split::Test, Some(20)).unwrap();
+    let (images, labels) = (test.batch(0, 20), &test.labels[..20]);
+    let weights =
+        Weights::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/a.npz"))
+            .unwrap();
+    let mut model = Model::zoo(ModelKind::A);
+    model.compile(
+        Protocol::SecureNN,
+        Optimizer::sgd(0.1),
+        Loss::SoftmaxCrossEntropy,
+    );
+    model.set_weights(weights).unwrap();
+    let exact_logits = model.predict(&images, 10).unwrap();
+    let exact = model.evaluate(&images, labels, 10).unwrap();
+
+    model.narrow_for_inputs(Some((0.0, 1.0)));
+    let logits = model.predict(&images, 10).unwrap();
+    let narrowed = model.evaluate(&images, labels, 10).unwrap();
+    // the comparisons are exact for these inputs: the logits differ only by the fresh
+    // randomness of truncation (an ulp per product), the predictions not at all
+    assert!(max_diff(&logits, &exact_logits) < 1e-3);
+    assert_eq!(narrowed.accuracy, exact.accuracy);
+    assert_eq!(narrowed.rounds, exact.rounds);
+    assert!(
+        narrowed.bytes * 10 < exact.bytes * 7,
+        "narrowed {} bytes, exact {}",
+        narrowed.bytes,
+        exact.bytes
+    );
+
+    let bright = images.mapv(|x| x * 2.0);
+    let err = model.predict(&bright, 10).unwrap_err().to_string();
+    assert!(err.contains("image") && err.contains("[0, 1]"), "{err}");
+
+    // the same narrowed program with every party a QUIC endpoint
+    let dir = tempfile::tempdir().unwrap();
+    model.over_quic(dir.path());
+    let over_quic = model.evaluate(&images, labels, 10).unwrap();
+    assert_eq!(over_quic.accuracy, exact.accuracy);
+    assert_eq!(over_quic.bytes, narrowed.bytes);
 }

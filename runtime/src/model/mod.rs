@@ -149,6 +149,9 @@ pub struct Model {
     serving: HashMap<usize, ServingSession>,
     /// The directory of the loopback cluster when predictions run over QUIC.
     quic: Option<std::path::PathBuf>,
+    /// The client's input range from which SecureNN's comparisons are narrowed
+    /// ([`Model::narrow_for_inputs`]).
+    input_range: Option<(f64, f64)>,
 }
 
 impl Model {
@@ -170,7 +173,22 @@ impl Model {
             private: None,
             serving: HashMap::new(),
             quic: None,
+            input_range: None,
         }
+    }
+
+    /// Narrows SecureNN's comparisons in [`Model::predict`] and [`Model::evaluate`] for images
+    /// whose every element lies in `range` (`Some((0.0, 1.0))` for MNIST pixels), or makes them
+    /// exact again (`None`, the default). The model owner bounds every value whose sign is
+    /// taken from its weights and this range (`shareflow_compiler::bounds`), and each
+    /// comparison runs over the fewest bits that bound proves exact: fewer bytes, the same
+    /// rounds and results. The client refuses an image outside the range (an error naming it)
+    /// before sharing it. The widths are public: each tells about log2 of a bound on the
+    /// weights' norms at one layer. Needs the model owner's weights in the clear (not a model
+    /// trained privately and still shared) and dealer truncation.
+    pub fn narrow_for_inputs(&mut self, range: Option<(f64, f64)>) {
+        self.input_range = range;
+        self.serving.clear();
     }
 
     /// Runs the secure predictions ([`Model::predict`], [`Model::evaluate`]) with every party a

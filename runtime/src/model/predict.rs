@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ndarray::{s, Array2, ArrayD, Axis, Ix2};
-use shareflow_compiler::compile_serving;
+use shareflow_compiler::bounds::Narrowing;
+use shareflow_compiler::serving::{compile_serving_narrowed, default_persistent};
+use shareflow_compiler::{ProtocolKind, ServingGraph};
 use shareflow_graphs::network::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_graphs::nn::Params;
+use shareflow_graphs::Graph;
 use shareflow_ops::plain::to_rank;
 
 use super::{fold_batchnorm, no_weights, quic, Model};
@@ -47,6 +50,15 @@ impl Model {
                     .into(),
             });
         }
+        if let (Some(_), Some(_)) = (&self.private, self.input_range) {
+            return Err(crate::RuntimeError::Node {
+                node: "predict".into(),
+                message: "the weights of a model trained privately are known to no party, so \
+                          no bound narrows its comparisons: reveal its weights first, or \
+                          predict exactly (narrow_for_inputs(None))"
+                    .into(),
+            });
+        }
         if let Some(private) = self.private.as_mut() {
             let out = private.predict_observed(images, batch, &mut count)?;
             return Ok((out, bytes, rounds));
@@ -67,7 +79,8 @@ impl Model {
                     continue;
                 }
                 let graph = network.prediction(size, Params::Inputs)?.graph;
-                let serving = compile_serving(&graph, protocol, self.options)?;
+                let serving =
+                    serving_program(&graph, protocol, self.options, self.input_range, &owner)?;
                 let (logits, b, r) =
                     quic::predict_batches(&serving, dir, &owner, images, (start, size, count))?;
                 bytes += b;
@@ -84,12 +97,13 @@ impl Model {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     let graph = network.prediction(size, Params::Inputs)?.graph;
-                    let serving = compile_serving(&graph, protocol, self.options)?;
-                    let mut session = ServingSession::new(serving, TIMEOUT)?;
                     let mut owner = HashMap::new();
                     for p in network.params() {
                         owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
                     }
+                    let serving =
+                        serving_program(&graph, protocol, self.options, self.input_range, &owner)?;
+                    let mut session = ServingSession::new(serving, TIMEOUT)?;
                     session.setup(&HashMap::from([(MODEL_OWNER.to_string(), owner)]))?;
                     e.insert(session)
                 }
@@ -112,4 +126,29 @@ impl Model {
         }
         Ok((out.unwrap_or_else(|| Array2::zeros((0, 0))), bytes, rounds))
     }
+}
+
+/// The serving program of `graph`: exact, or narrowed for the client's inputs in `range` from
+/// the bound the model owner's weights `owner` give ([`Model::narrow_for_inputs`]).
+fn serving_program(
+    graph: &Graph,
+    protocol: ProtocolKind,
+    options: shareflow_compiler::CompileOptions,
+    range: Option<(f64, f64)>,
+    owner: &HashMap<String, ArrayD<f32>>,
+) -> Result<ServingGraph> {
+    let narrowing = match range {
+        Some(range) => {
+            let ranges = HashMap::from([(IMAGE.to_string(), range)]);
+            Some(Narrowing::analyse(graph, &options, owner, &ranges)?)
+        }
+        None => None,
+    };
+    Ok(compile_serving_narrowed(
+        graph,
+        protocol,
+        options,
+        &default_persistent(graph),
+        narrowing.as_ref(),
+    )?)
 }
