@@ -99,6 +99,24 @@ fn reveal(cx: &mut Lowerer, s: [ValueId; 2], add: Kernel, name: &str) {
     );
 }
 
+/// Runs `cx` with PrivateCompare's result `out` as the helper's output and checks that it is
+/// `beta XOR (x > r)` for every case `(x, r, beta)`.
+fn assert_helper_learns_beta_xor_greater(mut cx: Lowerer, out: ValueId, cases: &[(u64, u64, u64)]) {
+    cx.emit(
+        HELPER,
+        Kernel::Output {
+            name: "beta'".into(),
+        },
+        &[out],
+        ValueKind::Small,
+        &[cases.len()],
+    );
+    let got = output(&run(cx), "helper", "beta'");
+    for ((x, r, beta), g) in cases.iter().zip(got) {
+        assert_eq!(g, beta ^ u64::from(x > r), "x={x:#x} r={r:#x} beta={beta}");
+    }
+}
+
 fn output(run: &InProcessRun, party: &str, name: &str) -> Vec<u64> {
     match &run.party(party).unwrap().outputs[name] {
         Value::Ring(a) | Value::OddRing(a) => a.iter().copied().collect(),
@@ -164,19 +182,7 @@ fn private_compare_is_beta_xor_x_greater_than_r() {
         r,
         beta,
     );
-    cx.emit(
-        HELPER,
-        Kernel::Output {
-            name: "beta'".into(),
-        },
-        &[out],
-        ValueKind::Small,
-        &[n],
-    );
-    let got = output(&run(cx), "helper", "beta'");
-    for ((x, r, beta), g) in cases.iter().zip(got) {
-        assert_eq!(g, beta ^ u64::from(x > r), "x={x:#x} r={r:#x} beta={beta}");
-    }
+    assert_helper_learns_beta_xor_greater(cx, out, &cases);
 }
 
 #[test]
@@ -193,7 +199,6 @@ fn private_compare_of_21_bits_over_a_small_packed_field() {
             }
         }
     }
-    let n = cases.len();
     let mut cx = lowerer();
     let x = words(
         &mut cx,
@@ -209,19 +214,7 @@ fn private_compare_of_21_bits_over_a_small_packed_field() {
     );
     let beta = public_bits(&mut cx, &cases.iter().map(|c| c.2).collect::<Vec<_>>());
     let out = private_compare(&mut cx, &bits, r, beta);
-    cx.emit(
-        HELPER,
-        Kernel::Output {
-            name: "beta'".into(),
-        },
-        &[out],
-        ValueKind::Small,
-        &[n],
-    );
-    let got = output(&run(cx), "helper", "beta'");
-    for ((x, r, beta), g) in cases.iter().zip(got) {
-        assert_eq!(g, beta ^ u64::from(x > r), "x={x:#x} r={r:#x} beta={beta}");
-    }
+    assert_helper_learns_beta_xor_greater(cx, out, &cases);
 }
 
 #[test]
