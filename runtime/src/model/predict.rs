@@ -130,7 +130,7 @@ impl Model {
 
 /// The serving program of `graph`: exact, or narrowed for the client's inputs in `range` from
 /// the bound the model owner's weights `owner` give ([`Model::narrow_for_inputs`]).
-fn serving_program(
+pub(super) fn serving_program(
     graph: &Graph,
     protocol: ProtocolKind,
     options: shareflow_compiler::CompileOptions,

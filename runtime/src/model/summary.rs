@@ -6,6 +6,8 @@ use std::fmt;
 
 use shareflow_compiler::cost::CostReport;
 use shareflow_compiler::{compile_serving, ProtocolKind};
+
+use super::predict::serving_program;
 use shareflow_graphs::nn::Params;
 
 use super::Model;
@@ -85,7 +87,19 @@ impl Model {
             io_bytes: 0,
         };
         if let Some(protocol) = protocol {
-            let serving = compile_serving(&graph.graph, protocol, self.options)?;
+            // Narrowed comparisons ([`Model::narrow_for_inputs`]) are costed where the model
+            // owner's weights are at hand to bound them; exact ones otherwise.
+            let serving = match (self.input_range, &self.weights) {
+                (Some(range), Some(weights)) => {
+                    let (_, weights) = super::fold_batchnorm(&self.network, weights)?;
+                    let mut owner = HashMap::new();
+                    for p in network.params() {
+                        owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
+                    }
+                    serving_program(&graph.graph, protocol, self.options, Some(range), &owner)?
+                }
+                _ => compile_serving(&graph.graph, protocol, self.options)?,
+            };
             let cost = CostReport::of(&serving.predict);
             summary.bytes = cost.bytes;
             summary.rounds = cost.rounds;
