@@ -236,6 +236,24 @@ enum Val {
 }
 
 impl Narrowing {
+    /// [`Narrowing::analyse`] with `range` for every input not given in `values` (for a
+    /// prediction graph: the client's image, the weights given by their owner).
+    pub fn analyse_with_range(
+        graph: &Graph,
+        options: &CompileOptions,
+        values: &HashMap<String, ArrayD<f32>>,
+        range: (f64, f64),
+    ) -> Result<Narrowing, CompileError> {
+        let ranges = graph
+            .nodes()
+            .filter_map(|(_, n)| match &n.op {
+                Op::Input { name, .. } if !values.contains_key(name) => Some((name.clone(), range)),
+                _ => None,
+            })
+            .collect();
+        Narrowing::analyse(graph, options, values, &ranges)
+    }
+
     /// Bounds every comparison of `graph` from the `values` of some private inputs (by input
     /// name: the weights, computed from by their owner) and `ranges` of others (by input name,
     /// `[lo, hi]` in real units), at the options' fixed-point precision (module docs).

@@ -9,12 +9,13 @@ use ndarray::{s, Array2, ArrayD, Axis, Ix2};
 use shareflow_compiler::bounds::Narrowing;
 use shareflow_compiler::serving::{compile_serving_narrowed, default_persistent};
 use shareflow_compiler::{ProtocolKind, ServingGraph};
-use shareflow_graphs::network::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
+use shareflow_graphs::network::{Network, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
 use shareflow_graphs::nn::Params;
 use shareflow_graphs::Graph;
 use shareflow_ops::plain::to_rank;
 
 use super::{fold_batchnorm, no_weights, quic, Model};
+use crate::data::Weights;
 use crate::exec::{InProcessRun, ServingSession};
 use crate::plain::train::predict_network;
 use crate::Result;
@@ -67,10 +68,7 @@ impl Model {
         let (network, weights) = fold_batchnorm(&self.network, weights)?;
         let n = images.shape().first().copied().unwrap_or(0);
         if let Some(dir) = &self.quic {
-            let mut owner = HashMap::new();
-            for p in network.params() {
-                owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
-            }
+            let owner = owner_values(&network, &weights)?;
             let size = batch.max(1).min(n.max(1));
             let mut out = None;
             // whole batches in one session, the remainder in another
@@ -97,10 +95,7 @@ impl Model {
                 Entry::Occupied(e) => e.into_mut(),
                 Entry::Vacant(e) => {
                     let graph = network.prediction(size, Params::Inputs)?.graph;
-                    let mut owner = HashMap::new();
-                    for p in network.params() {
-                        owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
-                    }
+                    let owner = owner_values(&network, &weights)?;
                     let serving =
                         serving_program(&graph, protocol, self.options, self.input_range, &owner)?;
                     let mut session = ServingSession::new(serving, TIMEOUT)?;
@@ -138,10 +133,9 @@ pub(super) fn serving_program(
     owner: &HashMap<String, ArrayD<f32>>,
 ) -> Result<ServingGraph> {
     let narrowing = match range {
-        Some(range) => {
-            let ranges = HashMap::from([(IMAGE.to_string(), range)]);
-            Some(Narrowing::analyse(graph, &options, owner, &ranges)?)
-        }
+        Some(range) => Some(Narrowing::analyse_with_range(
+            graph, &options, owner, range,
+        )?),
         None => None,
     };
     Ok(compile_serving_narrowed(
@@ -151,4 +145,16 @@ pub(super) fn serving_program(
         &default_persistent(graph),
         narrowing.as_ref(),
     )?)
+}
+
+/// The model owner's inputs of `network`'s prediction graph: each parameter's weights by name.
+pub(super) fn owner_values(
+    network: &Network,
+    weights: &Weights,
+) -> Result<HashMap<String, ArrayD<f32>>> {
+    network
+        .params()
+        .iter()
+        .map(|p| Ok((p.name.clone(), weights.get(&p.name, &p.shape)?.clone())))
+        .collect()
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use shareflow_compiler::cost::CostReport;
 use shareflow_compiler::{compile_serving, ProtocolKind};
 
-use super::predict::serving_program;
+use super::predict::{owner_values, serving_program};
 use shareflow_graphs::nn::Params;
 
 use super::Model;
@@ -92,10 +92,7 @@ impl Model {
             let serving = match (self.input_range, &self.weights) {
                 (Some(range), Some(weights)) => {
                     let (_, weights) = super::fold_batchnorm(&self.network, weights)?;
-                    let mut owner = HashMap::new();
-                    for p in network.params() {
-                        owner.insert(p.name.clone(), weights.get(&p.name, &p.shape)?.clone());
-                    }
+                    let owner = owner_values(&network, &weights)?;
                     serving_program(&graph.graph, protocol, self.options, Some(range), &owner)?
                 }
                 _ => compile_serving(&graph.graph, protocol, self.options)?,

@@ -73,7 +73,7 @@ pub fn compile_report(args: &CompileArgs) -> Result<Report> {
             let weights = args.model.weights(args.weights.clone())?;
             let values = weights.arrays.into_iter().collect();
             r.set("input_range", vec![range.0, range.1]);
-            Some(super::secure::narrowing(
+            Some(shareflow_compiler::bounds::Narrowing::analyse_with_range(
                 &zoo.graph, &options, &values, range,
             )?)
         }

@@ -70,7 +70,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
-            Some(super::secure::narrowing(
+            Some(shareflow_compiler::bounds::Narrowing::analyse_with_range(
                 &zoo.graph, &options, &values, range,
             )?)
         }

@@ -19,7 +19,7 @@ use shareflow_compiler::{
     ServingGraph,
 };
 use shareflow_graphs::zoo::{CLIENT, IMAGE, LOGITS, MODEL_OWNER};
-use shareflow_graphs::{Graph, Op};
+use shareflow_graphs::Graph;
 use shareflow_runtime::data::Weights;
 use shareflow_runtime::exec::{run_in_process, InProcessRun, Plan, ServingSession};
 
@@ -82,24 +82,6 @@ struct Narrow {
     values: HashMap<String, ArrayD<f32>>,
 }
 
-/// The comparison widths of `graph` proven from `values` (by input name) and `range` for every
-/// other input ([`Narrowing::analyse`]).
-pub fn narrowing(
-    graph: &Graph,
-    options: &CompileOptions,
-    values: &HashMap<String, ArrayD<f32>>,
-    range: (f64, f64),
-) -> Result<Narrowing> {
-    let ranges = graph
-        .nodes()
-        .filter_map(|(_, n)| match &n.op {
-            Op::Input { name, .. } if !values.contains_key(name) => Some((name.clone(), range)),
-            _ => None,
-        })
-        .collect();
-    Ok(Narrowing::analyse(graph, options, values, &ranges)?)
-}
-
 impl SecureModel {
     /// `network` (a zoo network, an ONNX model or a user's graph) for `protocol`, compiled on first use.
     pub fn new(
@@ -139,8 +121,9 @@ impl SecureModel {
     fn narrowing(&self, graph: &Graph) -> Result<Option<Narrowing>> {
         self.narrow
             .as_ref()
-            .map(|n| narrowing(graph, &self.options, &n.values, n.range))
+            .map(|n| Narrowing::analyse_with_range(graph, &self.options, &n.values, n.range))
             .transpose()
+            .map_err(ToolError::from)
     }
 
     /// The serving graph (setup and prediction programs) for batches of `batch` images.
