@@ -115,6 +115,13 @@ fn securenn(c: &mut Criterion) {
     g.bench_function("any_zero_sum", |bch| {
         bch.iter(|| black_box(ring::any_zero_sum(f, &share, &share)))
     });
+    let packed = ring::pack_small(share.as_slice().unwrap_or_default(), 7);
+    g.bench_function("pack_small", |bch| {
+        bch.iter(|| black_box(ring::pack_small(share.as_slice().unwrap_or_default(), 7)))
+    });
+    g.bench_function("unpack_small", |bch| {
+        bch.iter(|| black_box(ring::unpack_small(&packed, 7, words * n)))
+    });
     g.bench_function("field_expand", |bch| {
         bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 8)).field(f, &[words, n])))
     });

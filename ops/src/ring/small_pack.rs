@@ -6,26 +6,36 @@ pub const fn packed_small_len(len: usize, bits: u32) -> usize {
     (len * bits as usize).div_ceil(8)
 }
 
+/// Values per group: eight values of `bits` bits fill exactly `bits` bytes.
+const GROUP: usize = 8;
+
 /// Packs the low `bits` bits (1 to 8) of each value, least significant first; the bits after
 /// the last value are zero.
 pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
     let bits = bits.clamp(1, 8);
-    let mask = (1u64 << bits) - 1;
-    let mut out = Vec::with_capacity(packed_small_len(values.len(), bits));
-    let mut acc: u64 = 0;
-    let mut filled = 0u32;
-    for &v in values {
-        acc |= (u64::from(v) & mask) << filled;
-        filled += bits;
-        if filled >= 32 {
-            out.extend_from_slice(&(acc as u32).to_le_bytes());
-            acc >>= 32;
-            filled -= 32;
+    let width = bits as usize;
+    let mut out = vec![0u8; packed_small_len(values.len(), bits)];
+    let len = out.len();
+    for (g, group) in values.chunks(GROUP).enumerate() {
+        let word = pack_group(group, bits).to_le_bytes();
+        let at = g * width;
+        if at + 8 <= len {
+            // A whole word: its bytes past `width` are zero, and the next group's overwrite
+            // them.
+            out[at..at + 8].copy_from_slice(&word);
+        } else {
+            out[at..].copy_from_slice(&word[..len - at]);
         }
     }
-    let tail = filled.div_ceil(8) as usize;
-    out.extend_from_slice(&acc.to_le_bytes()[..tail]);
     out
+}
+
+/// Up to eight values, `bits` bits each, least significant first, in one word.
+fn pack_group(group: &[u8], bits: u32) -> u64 {
+    let mask = (1u64 << bits) - 1;
+    group.iter().enumerate().fold(0, |acc, (j, &v)| {
+        acc | (u64::from(v) & mask) << (bits * j as u32)
+    })
 }
 
 /// [`pack_small`]'s inverse: `len` values of `bits` bits from exactly
@@ -35,24 +45,24 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
     if packed.len() != packed_small_len(len, bits) {
         return None;
     }
+    let width = bits as usize;
     let mask = (1u64 << bits) - 1;
-    let mut out = Vec::with_capacity(len);
-    let mut acc: u64 = 0;
-    let mut filled = 0u32;
-    let mut bytes = packed.iter();
-    for _ in 0..len {
-        if filled < bits {
-            // four more bytes (fewer at the end): at most 7 + 32 bits held
-            for _ in 0..4 {
-                if let Some(&b) = bytes.next() {
-                    acc |= u64::from(b) << filled;
-                    filled += 8;
-                }
+    let mut out = vec![0u8; len];
+    for (g, group) in out.chunks_mut(GROUP).enumerate() {
+        let at = g * width;
+        let word = match packed.get(at..at + 8) {
+            // A whole word (its bytes past the group's are ignored).
+            Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+            None => {
+                let mut w = [0u8; 8];
+                let tail = &packed[at..];
+                w[..tail.len()].copy_from_slice(tail);
+                u64::from_le_bytes(w)
             }
+        };
+        for (j, v) in group.iter_mut().enumerate() {
+            *v = (word >> (bits * j as u32) & mask) as u8;
         }
-        out.push((acc & mask) as u8);
-        acc >>= bits;
-        filled -= bits;
     }
     Some(out)
 }
