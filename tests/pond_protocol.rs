@@ -124,6 +124,8 @@ fn masked_by_foreign_seed(g: &CompiledGraph, v: ValueId, to: usize) -> bool {
                 _ => false,
             }
         }
+        // The low bytes of a masked word are masked by the mask's low bytes.
+        Kernel::LowBytes { .. } => masked_by_foreign_seed(g, i.inputs[0], to),
         Kernel::Add | Kernel::Sub => i
             .inputs
             .iter()

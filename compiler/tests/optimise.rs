@@ -228,3 +228,30 @@ fn constants_are_emitted_once_per_party() {
         }
     }
 }
+
+#[test]
+fn a_training_step_shares_and_opens_the_image_once() {
+    // Network A's first layer takes the image in `x.W` and, transposed, in `x^T.dy`: the
+    // transpose is done on the shares, so the client shares the image once and the servers
+    // open `x - a` once.
+    let spec = shareflow_graphs::zoo_train::TrainSpec {
+        seed: 1,
+        momentum: 0.9,
+        reveal_loss: false,
+    };
+    let training = ZooModel::build_training(ModelKind::A, 4, &spec)
+        .unwrap()
+        .graph;
+    let g = compile(&training, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let client = g.parties.iter().position(|p| p == "client").unwrap();
+    let image_sized = |host: usize, exchange: Exchange| {
+        sends(&g, host, exchange)
+            .into_iter()
+            .filter(|(_, shape)| shape.iter().product::<usize>() == 4 * 784)
+            .count()
+    };
+    // The image, and nothing else of its size.
+    assert_eq!(image_sized(client, Exchange::Share), 1);
+    assert_eq!(image_sized(S0, Exchange::MaskedOpening), 1);
+    assert_eq!(image_sized(S1, Exchange::MaskedOpening), 1);
+}

@@ -38,6 +38,8 @@ pub struct Lowerer {
     /// Shares made from other shares by a local shape kernel (reshape, transpose): the kernel
     /// and the source, so that [`Lowerer::mask`] derives their mask from the source's.
     pub(crate) reshaped: HashMap<[ValueId; 2], (Kernel, Shared)>,
+    /// Server 0's `b_0 + f` of a masked value by its `f` (see [`Lowerer::beaver`]), made once.
+    pub(crate) folded: HashMap<ValueId, ValueId>,
     /// SecureNN: shares of `DReLU(x)` (0/1 words) by the shares of `x`, from the forward
     /// ReLU, for the backward pass.
     pub(crate) drelus: HashMap<[ValueId; 2], Shared>,
@@ -71,6 +73,7 @@ impl Lowerer {
             next_stream: 0,
             masked: HashMap::new(),
             reshaped: HashMap::new(),
+            folded: HashMap::new(),
             drelus: HashMap::new(),
             pool_trees: HashMap::new(),
             routings: HashMap::new(),

@@ -34,6 +34,30 @@ impl Lowerer {
         })
     }
 
+    /// Shares a ring value the helper computed modulo `2^(8 bytes)` only: server 1 receives
+    /// the low `bytes` bytes of the difference (its share's high bytes are zero), so the shares
+    /// add up to `value` in their low `8 bytes` bits alone. Sound for a share that is only
+    /// multiplied by multiples of `2^(64 - 8 bytes)`, whose products ignore the high bits.
+    pub fn dealer_share_low(&mut self, value: ValueId, bytes: u8) -> Shared {
+        let setup = self.all_setup(&[value]);
+        self.setup_if(setup, |cx| {
+            let shape = cx.shape(value).to_vec();
+            let (h0, r0) = cx.common_random(HELPER, S0, Draw::Ring, &shape);
+            let diff = cx.emit_like(Kernel::Sub, &[value, h0]);
+            let lanes = [shape.as_slice(), &[usize::from(bytes)]].concat();
+            let low = cx.emit(
+                HELPER,
+                Kernel::LowBytes { bytes },
+                &[diff],
+                ValueKind::Small,
+                &lanes,
+            );
+            let sent = cx.send(low, S1, Exchange::Share);
+            let r1 = cx.emit(S1, Kernel::FromLowBytes, &[sent], ValueKind::Ring, &shape);
+            Shared { s: [r0, r1] }
+        })
+    }
+
     /// Masks `x` with dealer randomness and opens `x - a` to both servers, once per value
     /// (and, when serving, once per session if `x` is a setup value such as a weight).
     ///
@@ -73,7 +97,8 @@ impl Lowerer {
 
     /// `k(x, y)` for a bilinear kernel `k` (elementwise mul, matmul, conv2d) of shape `shape`,
     /// with a dealer triple `(a, b, k(a, b))`:
-    /// `z_i = c_i + k(e, b_i) + k(a_i, f) + [i = 0] k(e, f)` with `e = x - a`, `f = y - b`.
+    /// `z_i = c_i + k(e, b_i) + k(a_i, f) + [i = 0] k(e, f)` with `e = x - a`, `f = y - b`
+    /// (server 0 computes `k(e, b_0 + f)`, one product fewer).
     /// The result has `2f` fractional bits: truncate it.
     pub fn beaver(&mut self, x: &Shared, y: &Shared, k: Kernel, shape: &[usize]) -> Shared {
         let mx = self.mask(x);
@@ -82,13 +107,13 @@ impl Lowerer {
         let c = self.dealer_share(c);
         let mut z = [c.s[0]; 2];
         for (i, host) in [(0, S0), (1, S1)] {
-            let eb = self.emit(
-                host,
-                k.clone(),
-                &[mx.e[i], my.a_shared.s[i]],
-                ValueKind::Ring,
-                shape,
-            );
+            // Server 0 folds `k(e, f)` into `k(e, b_0 + f)`: two products per server, not three.
+            let b = if i == 0 {
+                self.folded_mask(&my)
+            } else {
+                my.a_shared.s[1]
+            };
+            let eb = self.emit(host, k.clone(), &[mx.e[i], b], ValueKind::Ring, shape);
             let af = self.emit(
                 host,
                 k.clone(),
@@ -96,15 +121,23 @@ impl Lowerer {
                 ValueKind::Ring,
                 shape,
             );
-            let mut acc = self.emit(host, Kernel::Add, &[c.s[i], eb], ValueKind::Ring, shape);
-            acc = self.emit(host, Kernel::Add, &[acc, af], ValueKind::Ring, shape);
-            if i == 0 {
-                let ef = self.emit(host, k.clone(), &[mx.e[0], my.e[0]], ValueKind::Ring, shape);
-                acc = self.emit(host, Kernel::Add, &[acc, ef], ValueKind::Ring, shape);
-            }
-            z[i] = acc;
+            let acc = self.emit(host, Kernel::Add, &[c.s[i], eb], ValueKind::Ring, shape);
+            z[i] = self.emit(host, Kernel::Add, &[acc, af], ValueKind::Ring, shape);
         }
         Shared { s: z }
+    }
+
+    /// Server 0's `b_0 + f` of a masked `y` (`f = y - b`), once per masked value (at setup if
+    /// both are setup values).
+    fn folded_mask(&mut self, my: &Masked) -> ValueId {
+        if let Some(&v) = self.folded.get(&my.e[0]) {
+            return v;
+        }
+        let terms = [my.a_shared.s[0], my.e[0]];
+        let setup = self.all_setup(&terms);
+        let v = self.setup_if(setup, |cx| cx.emit_like(Kernel::Add, &terms));
+        self.folded.insert(my.e[0], v);
+        v
     }
 
     /// Divides by `2^f` after a product, with the configured method.
@@ -150,7 +183,8 @@ impl Lowerer {
         let r_hi = self.emit_like(Kernel::ShrLogical { bits: f }, &[r]);
         let r_hi = self.dealer_share(r_hi);
         let r_msb = self.emit_like(Kernel::ShrLogical { bits: 63 }, &[r]);
-        let r_msb = self.dealer_share(r_msb);
+        // Step 2 multiplies msb(r) by a multiple of 2^(64-f): its shares matter mod 2^f only.
+        let r_msb = self.dealer_share_low(r_msb, f.div_ceil(8) as u8);
         // Step 1: c = x + 2^62 + r, opened.
         let bias = self.ring_words(S0, &[], vec![1u64 << 62]);
         let biased = self.add_public(z, bias, &shape);

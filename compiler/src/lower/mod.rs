@@ -216,6 +216,14 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                         .map_err(|e| cx.error(e.to_string()))?;
                     Operand::Public(out.value)
                 }
+                // A reshape or transpose of a private value that is shared anyway, used only
+                // on shares: done on the shares, so that its mask derives from the value's
+                // (the transposed input of a weight gradient is not shared and opened twice).
+                (op @ (Op::Reshape { .. } | Op::Transpose { .. }), Visibility::Private(_))
+                    if shape_op_on_shares(graph, id) =>
+                {
+                    Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
+                }
                 (op, Visibility::Private(p)) => {
                     let host = host_of(p);
                     let args = inputs
@@ -282,6 +290,23 @@ pub fn live_nodes(graph: &Graph) -> std::collections::HashSet<NodeId> {
         }
     }
     live
+}
+
+/// Whether the private reshape or transpose `id` is better done on shares: its input has a
+/// shared user (so it is shared anyway) and every user of `id` is a shared op.
+fn shape_op_on_shares(graph: &Graph, id: NodeId) -> bool {
+    let shared_op = |n: NodeId| {
+        graph
+            .node(n)
+            .is_ok_and(|n| n.visibility == Visibility::Shared && !matches!(n.op, Op::Output { .. }))
+    };
+    let users = graph.users(id);
+    !users.is_empty()
+        && users.iter().all(|&u| shared_op(u))
+        && graph
+            .inputs(id)
+            .first()
+            .is_some_and(|&i| graph.users(i).iter().any(|&u| shared_op(u)))
 }
 
 /// The shared ReLUs whose every user is a max pool: `maxpool(relu(x)) = relu(maxpool(x))`

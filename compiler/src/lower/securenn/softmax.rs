@@ -30,7 +30,7 @@
 //! units (the comparisons' range), which every encodable input does.
 //!
 //! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 55 rounds
-//! and 1,255,694 bytes (measured by `tests/securesoftmax.rs`): the max tree 4 levels of 3
+//! and 1,189,046 bytes (measured by `tests/securesoftmax.rs`): the max tree 4 levels of 3
 //! rounds, the clamp 3, the exponential 16 (8 squarings, 2 rounds each), the reciprocal 22
 //! (one iteration local with the public `y0`, then five of two dealer products each), the
 //! last product 2.
