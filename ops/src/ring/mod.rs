@@ -17,6 +17,7 @@ mod conv_grad;
 mod field;
 mod kernels;
 mod lanes;
+mod low_bytes;
 mod matmul;
 mod odd;
 mod pack;
@@ -40,6 +41,7 @@ pub use conv::conv2d;
 pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
 pub use field::{PrimeField, Reduce16};
 pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows, windows_add};
+pub use low_bytes::{from_low_bytes, low_bytes};
 pub use matmul::{matmul, matmul_2d, matmul_naive, KC, MC, MR, NR};
 pub use odd::{
     odd_add, odd_add_words, odd_mul, odd_mul_scalar, odd_mul_words, odd_neg, odd_neg_word,

@@ -192,10 +192,8 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             let b = usize::from(*bytes).clamp(1, 8);
             let mut shape = x.shape().to_vec();
             shape.push(b);
-            let mut out = Vec::with_capacity(x.len() * b);
-            for w in x.iter() {
-                out.extend_from_slice(&w.to_le_bytes()[..b]);
-            }
+            let x = x.as_standard_layout();
+            let out = ring::low_bytes(x.as_slice().unwrap_or_default(), b);
             Value::Small(
                 ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| shape_err(instr, e))?,
             )
@@ -238,16 +236,8 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
                 }));
             }
             let flat = x.as_standard_layout();
-            let words: Vec<u64> = flat
-                .as_slice()
-                .unwrap_or_default()
-                .chunks_exact(b)
-                .map(|c| {
-                    let mut le = [0u8; 8];
-                    le[..b].copy_from_slice(c);
-                    u64::from_le_bytes(le)
-                })
-                .collect();
+            let words =
+                ring::from_low_bytes(flat.as_slice().unwrap_or_default(), b).unwrap_or_default();
             Value::Ring(
                 ArrayD::from_shape_vec(IxDyn(lead), words).map_err(|e| shape_err(instr, e))?,
             )
