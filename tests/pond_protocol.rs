@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use ndarray::ArrayD;
 use shareflow::compiler::ir::{Exchange, Kernel, ValueId};
-use shareflow::compiler::lower::{Lowerer, COMPUTE_PARTIES, S0, S1};
+use shareflow::compiler::lower::{Lowerer, COMPUTE_PARTIES, HELPER, S0, S1};
 use shareflow::compiler::{
     compile, CompileError, CompileOptions, CompiledGraph, ProtocolKind, Truncation,
 };
@@ -145,6 +145,12 @@ fn servers_only_receive_seeds_shares_and_masked_openings() {
                 let Kernel::Send { to, exchange } = i.kernel else {
                     continue;
                 };
+                if to == HELPER {
+                    // The dealer receives the seeds of the masks an input owner sends with.
+                    assert_eq!(exchange, Exchange::Seed, "{} to the helper", i.id);
+                    assert_eq!(i.kind, ValueKind::Seed, "{} to the helper", i.id);
+                    continue;
+                }
                 if to != S0 && to != S1 {
                     // Only the client receives anything else: its logits.
                     assert_eq!(exchange, Exchange::Reveal, "{} to {}", i.id, g.parties[to]);

@@ -5,8 +5,8 @@
 //!
 //! - **Private inputs leave only as seeds and shares.** A taint pass follows every value that
 //!   depends on one of the party's `Input`s. Such a value may be sent only once it is masked:
-//!   the sum or difference with a fresh draw (`Expand`) of a seed that the receiver does not
-//!   hold, each draw masking one value only. The raw value, or any deterministic function of
+//!   the sum or difference with fresh draws (`Expand`), one of them of a seed that the
+//!   receiver does not hold, each draw masking one value only. The raw value, or any deterministic function of
 //!   it, sent to anyone is refused, whatever kind of exchange the graph calls it.
 //! - **Outputs go only to the parties the graph names.** A `Reveal` goes only to a party that
 //!   receives an output; an input owner receives nothing but reveals; an `Output` kernel names an
@@ -29,8 +29,9 @@ enum Taint {
     Clean,
     /// The input itself or a deterministic function of it.
     Private(String),
-    /// A private value plus or minus a fresh draw of seed `seed`.
-    Masked { input: String, seed: ValueId },
+    /// A private value plus or minus fresh draws of the seeds `seeds` (hidden from a party
+    /// that lacks any of them).
+    Masked { input: String, seeds: Vec<ValueId> },
     /// A draw of seed `seed` (stream `stream`).
     Draw { seed: ValueId, stream: u64 },
 }
@@ -155,12 +156,19 @@ fn taint_of(
             if let [a, b] = i.inputs.as_slice() {
                 let pair = match (of(a), of(b)) {
                     (Taint::Private(x), Taint::Draw { seed, stream })
-                    | (Taint::Draw { seed, stream }, Taint::Private(x)) => Some((x, seed, stream)),
+                    | (Taint::Draw { seed, stream }, Taint::Private(x)) => {
+                        Some((x, Vec::new(), seed, stream))
+                    }
+                    (Taint::Masked { input, seeds }, Taint::Draw { seed, stream })
+                    | (Taint::Draw { seed, stream }, Taint::Masked { input, seeds }) => {
+                        Some((input, seeds, seed, stream))
+                    }
                     _ => None,
                 };
-                if let Some((input, seed, stream)) = pair {
+                if let Some((input, mut seeds, seed, stream)) = pair {
                     if draws.insert((seed, stream)) {
-                        return Taint::Masked { input, seed };
+                        seeds.push(seed);
+                        return Taint::Masked { input, seeds };
                     }
                     return Taint::Private(input);
                 }
@@ -191,8 +199,10 @@ fn check_send(
         Some(Taint::Private(input)) => {
             return Err(leak(p, i, input, to, g, "in the clear (not masked)"));
         }
-        Some(Taint::Masked { input, seed })
-            if holders.get(seed).is_none_or(|h| h.contains(&to)) =>
+        Some(Taint::Masked { input, seeds })
+            if seeds
+                .iter()
+                .all(|seed| holders.get(seed).is_none_or(|h| h.contains(&to))) =>
         {
             return Err(leak(
                 p,

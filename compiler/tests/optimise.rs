@@ -124,9 +124,12 @@ fn a_chain_of_two_products_takes_twice_the_rounds() {
     let chain = pond(|_, x, w1, w2| vec![x.matmul(w1).matmul(w2)]);
     // Sharing and the reveal are one round each; the products 2 and 4.
     assert_eq!((one.rounds, chain.rounds), (4, 6));
-    // w2 is opened in round 1, with x and w1, not when the first product is done.
-    let openings = sends(&chain, S0, Exchange::MaskedOpening);
-    assert_eq!(openings.iter().filter(|(r, _)| *r == 1).count(), 3);
+    // The model owner sends w2 masked in round 0, with w1 (to both servers), not when the
+    // first product is done; the client sends x masked then too.
+    let owner = chain.host("model-owner").unwrap();
+    let masked = sends(&chain, owner, Exchange::MaskedOpening);
+    assert_eq!(masked.iter().filter(|(r, _)| *r == 0).count(), 4);
+    assert_eq!(masked.len(), 4);
     assert_earliest(&chain);
 }
 
@@ -157,8 +160,15 @@ fn reveals_travel_in_one_batch_per_party_pair_and_round() {
     // Server 0 sends the client one batch per round it reveals in (3 and 5), not one per output.
     assert_eq!(link("server0", "client"), 2);
     assert_eq!(link("server1", "client"), 2);
-    // Server 0 sends server 1 one batch in each of rounds 1 to 4.
-    assert_eq!(link("server0", "server1"), 4);
+    // Server 0 sends server 1 one batch in each round it opens something in: x, w1 and w2
+    // come masked from their owners, so only the truncations and y's mask are opened, in
+    // rounds 1 and 3.
+    let opened: HashSet<u32> = sends(&g, S0, Exchange::MaskedOpening)
+        .iter()
+        .map(|(r, _)| *r)
+        .collect();
+    assert_eq!(opened, HashSet::from([1, 3]));
+    assert_eq!(link("server0", "server1"), 2);
     assert_earliest(&g);
 }
 
@@ -181,11 +191,12 @@ fn networks_a_and_d_send_everything_at_the_earliest_round() {
 #[test]
 fn a_value_in_two_products_is_shared_and_opened_once() {
     let g = pond(|_, x, w1, w2| vec![x.matmul(w1), x.matmul(w2)]);
-    // x, w1, w2, and the two truncations (x twice would make 6).
-    assert_eq!(sends(&g, S0, Exchange::MaskedOpening).len(), 5);
-    // The client shares x once (one share to server 1), however many ops use it.
+    // The servers open the two truncations only: x, w1 and w2 come masked from their owners.
+    assert_eq!(sends(&g, S0, Exchange::MaskedOpening).len(), 2);
+    // The client sends x masked once (to each server), however many ops use it.
     let client = g.host("client").unwrap();
-    assert_eq!(sends(&g, client, Exchange::Share).len(), 1);
+    assert_eq!(sends(&g, client, Exchange::MaskedOpening).len(), 2);
+    assert_eq!(sends(&g, client, Exchange::Share).len(), 0);
     // Both products use the same opened x and the same share of its mask: on each server the
     // terms e*b_i, a_i*f (and e*f on server 0) of both products read two distinct x-side values.
     for host in [S0, S1] {
@@ -205,10 +216,10 @@ fn a_square_opens_its_operand_once() {
         let y = x.matmul(w1);
         vec![&y * &y]
     });
-    // x, w1 and a truncation for y; then y - a once (the dealer's triple is (a, a, a*a)) and a
-    // truncation for the square (y twice would make 6).
-    assert_eq!(sends(&g, S0, Exchange::MaskedOpening).len(), 5);
-    assert_eq!(sends(&g, S1, Exchange::MaskedOpening).len(), 5);
+    // A truncation for y (x and w1 come masked from their owners); then y - a once (the
+    // dealer's triple is (a, a, a*a)) and a truncation for the square (y twice would make 4).
+    assert_eq!(sends(&g, S0, Exchange::MaskedOpening).len(), 3);
+    assert_eq!(sends(&g, S1, Exchange::MaskedOpening).len(), 3);
     assert_eq!(g.rounds, 6);
 }
 
@@ -232,8 +243,8 @@ fn constants_are_emitted_once_per_party() {
 #[test]
 fn a_training_step_shares_and_opens_the_image_once() {
     // Network A's first layer takes the image in `x.W` and, transposed, in `x^T.dy`: the
-    // transpose is done on the shares, so the client shares the image once and the servers
-    // open `x - a` once.
+    // transpose is done on the shares, so the client sends the image masked once and nothing
+    // of it is shared or opened again.
     let spec = shareflow_graphs::zoo_train::TrainSpec {
         seed: 1,
         momentum: 0.9,
@@ -250,8 +261,10 @@ fn a_training_step_shares_and_opens_the_image_once() {
             .filter(|(_, shape)| shape.iter().product::<usize>() == 4 * 784)
             .count()
     };
-    // The image, and nothing else of its size.
-    assert_eq!(image_sized(client, Exchange::Share), 1);
-    assert_eq!(image_sized(S0, Exchange::MaskedOpening), 1);
-    assert_eq!(image_sized(S1, Exchange::MaskedOpening), 1);
+    // The image, masked by the client for both servers, and nothing else of its size: the
+    // servers open nothing of it.
+    assert_eq!(image_sized(client, Exchange::MaskedOpening), 2);
+    assert_eq!(image_sized(client, Exchange::Share), 0);
+    assert_eq!(image_sized(S0, Exchange::MaskedOpening), 0);
+    assert_eq!(image_sized(S1, Exchange::MaskedOpening), 0);
 }

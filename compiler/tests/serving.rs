@@ -81,7 +81,7 @@ fn every_share_and_opening_of_a_prediction_depends_on_a_fresh_draw() {
 }
 
 #[test]
-fn setup_opens_each_weight_once_and_the_owner_is_offline_after() {
+fn setup_masks_each_weight_once_and_the_owner_is_offline_after() {
     for (kind, protocol) in cases() {
         let s = serving(kind, protocol);
         let what = format!("network {kind} under {}", protocol.name());
@@ -92,25 +92,37 @@ fn setup_opens_each_weight_once_and_the_owner_is_offline_after() {
             .filter(|p| p.name.ends_with("/kernel"))
             .map(|p| p.shape.clone())
             .collect();
-        let mut opened: Vec<Vec<usize>> = s.setup.programs[S0]
+        // The model owner sends w - b to each server: server 0's copy of each.
+        let owner = s.setup.host(MODEL_OWNER).unwrap();
+        let mut opened: Vec<Vec<usize>> = s.setup.programs[owner]
             .instrs
             .iter()
             .filter(|i| {
                 matches!(
                     i.kernel,
                     Kernel::Send {
+                        to: S0,
                         exchange: Exchange::MaskedOpening,
-                        ..
                     }
                 )
             })
             .map(|i| i.shape.clone())
             .collect();
+        let servers_open = s.setup.programs[S0].instrs.iter().any(|i| {
+            matches!(
+                i.kernel,
+                Kernel::Send {
+                    exchange: Exchange::MaskedOpening,
+                    ..
+                }
+            )
+        });
+        assert!(!servers_open, "{what}: the servers open nothing at setup");
         kernels.sort();
         opened.sort();
         assert_eq!(
             opened, kernels,
-            "{what}: setup opens w - b once per weight, nothing else"
+            "{what}: setup sends w - b once per weight, nothing else"
         );
         assert!(
             s.predict.program(MODEL_OWNER).unwrap().instrs.is_empty(),

@@ -32,6 +32,8 @@ pub struct Lowerer {
     /// The logical node being lowered, for per-layer costs and error messages.
     pub origin: Option<String>,
     pair_seeds: HashMap<(Host, Host), (ValueId, ValueId)>,
+    /// Seeds of an input owner with a server and the helper (see [`Lowerer::owner_seed`]).
+    owner_seeds: HashMap<(Host, Host), [ValueId; 3]>,
     sends: HashMap<(ValueId, Host), ValueId>,
     next_stream: u64,
     pub(crate) masked: HashMap<[ValueId; 2], Masked>,
@@ -49,7 +51,9 @@ pub struct Lowerer {
     /// SecureNN: the one-hot routing of a max pool's windows, by the same key.
     pub(crate) routings: HashMap<([ValueId; 2], Window), Shared>,
     /// The shares of a value of one party, shared once however many ops use it.
-    shared: HashMap<ValueId, Shared>,
+    pub(crate) shared: HashMap<ValueId, Shared>,
+    /// The fixed-point encoding of a float value of one party, made once.
+    encodings: HashMap<ValueId, ValueId>,
     /// Set when lowering for serving ([`Lowerer::serve`]).
     pub(crate) serving: Option<super::phase::Serving>,
     /// Proven comparison widths and what they assume ([`crate::bounds`]); `None`: every
@@ -69,6 +73,7 @@ impl Lowerer {
             options,
             origin: None,
             pair_seeds: HashMap::new(),
+            owner_seeds: HashMap::new(),
             sends: HashMap::new(),
             next_stream: 0,
             masked: HashMap::new(),
@@ -78,6 +83,7 @@ impl Lowerer {
             pool_trees: HashMap::new(),
             routings: HashMap::new(),
             shared: HashMap::new(),
+            encodings: HashMap::new(),
             serving: None,
             narrowing: None,
             sign_bits: crate::lower::securenn::WORD_BITS as u32,
@@ -168,6 +174,41 @@ impl Lowerer {
         (seed, theirs)
     }
 
+    /// A seed that input owner `owner` samples and sends to `server` and to the helper, for
+    /// the masks of [`Lowerer::share_masked`]: on the owner, the server and the helper.
+    pub fn owner_seed(&mut self, owner: Host, server: Host) -> [ValueId; 3] {
+        if let Some(&s) = self.owner_seeds.get(&(owner, server)) {
+            return s;
+        }
+        let origin = self.origin.take();
+        let persists = self.pair_persists(owner, server);
+        let seed = self.in_phase(persists, |cx| {
+            cx.emit(owner, Kernel::SampleSeed, &[], ValueKind::Seed, &[])
+        });
+        let at_server = self.send(seed, server, Exchange::Seed);
+        let at_helper = self.send(seed, HELPER, Exchange::Seed);
+        self.origin = origin;
+        let s = [seed, at_server, at_helper];
+        self.owner_seeds.insert((owner, server), s);
+        s
+    }
+
+    /// The same pseudo-random ring tensor on an input owner, a server and the helper.
+    pub fn owner_random(&mut self, owner: Host, server: Host, shape: &[usize]) -> [ValueId; 3] {
+        let seeds = self.owner_seed(owner, server);
+        let stream = self.stream();
+        let kernel = Kernel::Expand {
+            stream,
+            draw: Draw::Ring,
+            shape: shape.to_vec(),
+        };
+        let mut out = seeds;
+        for (k, host) in [owner, server, HELPER].into_iter().enumerate() {
+            out[k] = self.emit(host, kernel.clone(), &[seeds[k]], ValueKind::Ring, shape);
+        }
+        out
+    }
+
     /// A fresh stream number: the draws of one seed never repeat.
     pub fn stream(&mut self) -> u64 {
         self.next_stream += 1;
@@ -249,19 +290,29 @@ impl Lowerer {
         if let Some(&s) = self.shared.get(&value) {
             return s;
         }
+        let encoded = self.encoded(value);
+        let s = self.share_ring(encoded);
+        self.shared.insert(value, s);
+        s
+    }
+
+    /// The encoding of a float value of its host (fixed point), once per value.
+    pub fn encoded(&mut self, value: ValueId) -> ValueId {
+        if let Some(&e) = self.encodings.get(&value) {
+            return e;
+        }
         let owner = self.host(value);
         let shape = self.shape(value).to_vec();
         let fb = self.frac_bits();
-        let encoded = self.emit(
+        let e = self.emit(
             owner,
             Kernel::Encode { frac_bits: fb },
             &[value],
             ValueKind::Ring,
             &shape,
         );
-        let s = self.share_ring(encoded);
-        self.shared.insert(value, s);
-        s
+        self.encodings.insert(value, e);
+        e
     }
 
     /// Secret-shares a ring value of its host, once per value (at setup if the value is a

@@ -58,6 +58,45 @@ impl Lowerer {
         })
     }
 
+    /// Shares a float value of an input owner (the client's image, the model owner's weights)
+    /// that a product is about to mask, already masked: the owner sends `e = x - a` to both
+    /// servers, where `a = a_0 + a_1` and the owner draws `a_i` from a seed it shares with
+    /// server i and the helper. The shares are `(e + a_0, a_1)` and the mask is the dealer's
+    /// own (the helper holds `a`), so the product opens nothing more: one message of `|x|`
+    /// words fewer than sharing then opening, and one round sooner. Each server lacks the
+    /// other's `a_i`. A value of a computing party, or one already shared, is shared as usual.
+    pub fn share_masked(&mut self, value: ValueId) -> Shared {
+        let owner = self.host(value);
+        if let Some(&s) = self.shared.get(&value) {
+            return s;
+        }
+        if owner < super::COMPUTE_PARTIES.len() {
+            return self.share(value);
+        }
+        let encoded = self.encoded(value);
+        let setup = self.all_setup(&[encoded]);
+        let x = self.setup_if(setup, |cx| {
+            let shape = cx.shape(encoded).to_vec();
+            let [p0, a0, h0] = cx.owner_random(owner, S0, &shape);
+            let [p1, a1, h1] = cx.owner_random(owner, S1, &shape);
+            let half = cx.emit_like(Kernel::Sub, &[encoded, p0]);
+            let e = cx.emit_like(Kernel::Sub, &[half, p1]);
+            let e = [
+                cx.send(e, S0, Exchange::MaskedOpening),
+                cx.send(e, S1, Exchange::MaskedOpening),
+            ];
+            let a = cx.emit_like(Kernel::Add, &[h0, h1]);
+            let x0 = cx.emit_like(Kernel::Add, &[e[0], a0]);
+            let x = Shared { s: [x0, a1] };
+            let a_shared = Shared { s: [a0, a1] };
+            cx.masked.insert(x.s, Masked { a, a_shared, e });
+            x
+        });
+        self.shared.insert(value, x);
+        self.shared.insert(encoded, x);
+        x
+    }
+
     /// Masks `x` with dealer randomness and opens `x - a` to both servers, once per value
     /// (and, when serving, once per session if `x` is a setup value such as a weight).
     ///

@@ -218,10 +218,19 @@ fn product(
         let z1 = cx.emit(S1, k, &[x.s[1], p[1]], ValueKind::Ring, dims);
         return Ok(cx.truncate(&Shared { s: [z0, z1] }));
     }
-    let x = to_shared(cx, a)?;
-    let y = to_shared(cx, b)?;
+    let x = masked_share(cx, a)?;
+    let y = masked_share(cx, b)?;
     let z = cx.beaver(&x, &y, k, dims);
     Ok(cx.truncate(&z))
+}
+
+/// The shares of a product's operand: an input owner's value is shared already masked
+/// ([`Lowerer::share_masked`]).
+fn masked_share(cx: &mut Lowerer, o: &Operand) -> Result<Shared, CompileError> {
+    match o {
+        Operand::Private { value, .. } => Ok(cx.share_masked(*value)),
+        _ => to_shared(cx, o),
+    }
 }
 
 /// The mean of `(p - t)^2` over every element: one product, a local sum, a public scale.

@@ -222,6 +222,11 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
                 (op @ (Op::Reshape { .. } | Op::Transpose { .. }), Visibility::Private(_))
                     if shape_op_on_shares(graph, id) =>
                 {
+                    let x = match &inputs[0] {
+                        Operand::Private { value, .. } => cx.share_masked(*value),
+                        other => to_shared(cx, other)?,
+                    };
+                    let inputs = [Operand::Shared(x)];
                     Operand::Shared(protocol.lower_op(cx, op, &node.shape, &inputs)?)
                 }
                 (op, Visibility::Private(p)) => {
