@@ -6,8 +6,9 @@
 //! - **Private inputs leave only as seeds and shares.** A taint pass follows every value that
 //!   depends on one of the party's `Input`s. Such a value may be sent only once it is masked:
 //!   the sum or difference with fresh draws (`Expand`), one of them of a seed that the
-//!   receiver does not hold, each draw masking one value only. The raw value, or any deterministic function of
-//!   it, sent to anyone is refused, whatever kind of exchange the graph calls it.
+//!   receiver does not hold, each draw masking one value only. The raw value, or any
+//!   deterministic function of it, sent to anyone is refused, whatever kind of exchange the
+//!   graph calls it.
 //! - **Outputs go only to the parties the graph names.** A `Reveal` goes only to a party that
 //!   receives an output; an input owner receives nothing but reveals; an `Output` kernel names an
 //!   output of its own party.

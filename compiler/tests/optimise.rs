@@ -241,7 +241,7 @@ fn constants_are_emitted_once_per_party() {
 }
 
 #[test]
-fn a_training_step_shares_and_opens_the_image_once() {
+fn a_training_step_sends_the_image_masked_once_and_opens_none_of_it() {
     // Network A's first layer takes the image in `x.W` and, transposed, in `x^T.dy`: the
     // transpose is done on the shares, so the client sends the image masked once and nothing
     // of it is shared or opened again.

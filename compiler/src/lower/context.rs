@@ -31,9 +31,8 @@ pub struct Lowerer {
     pub options: CompileOptions,
     /// The logical node being lowered, for per-layer costs and error messages.
     pub origin: Option<String>,
-    pair_seeds: HashMap<(Host, Host), (ValueId, ValueId)>,
-    /// Seeds of an input owner with a server and the helper (see [`Lowerer::owner_seed`]).
-    owner_seeds: HashMap<(Host, Host), [ValueId; 3]>,
+    /// Seeds by the parties that hold them, the sampler first ([`Lowerer::group_seed`]).
+    seeds: HashMap<Vec<Host>, Vec<ValueId>>,
     sends: HashMap<(ValueId, Host), ValueId>,
     next_stream: u64,
     pub(crate) masked: HashMap<[ValueId; 2], Masked>,
@@ -52,8 +51,6 @@ pub struct Lowerer {
     pub(crate) routings: HashMap<([ValueId; 2], Window), Shared>,
     /// The shares of a value of one party, shared once however many ops use it.
     pub(crate) shared: HashMap<ValueId, Shared>,
-    /// The fixed-point encoding of a float value of one party, made once.
-    encodings: HashMap<ValueId, ValueId>,
     /// Set when lowering for serving ([`Lowerer::serve`]).
     pub(crate) serving: Option<super::phase::Serving>,
     /// Proven comparison widths and what they assume ([`crate::bounds`]); `None`: every
@@ -72,8 +69,7 @@ impl Lowerer {
             parties,
             options,
             origin: None,
-            pair_seeds: HashMap::new(),
-            owner_seeds: HashMap::new(),
+            seeds: HashMap::new(),
             sends: HashMap::new(),
             next_stream: 0,
             masked: HashMap::new(),
@@ -83,7 +79,6 @@ impl Lowerer {
             pool_trees: HashMap::new(),
             routings: HashMap::new(),
             shared: HashMap::new(),
-            encodings: HashMap::new(),
             serving: None,
             narrowing: None,
             sign_bits: crate::lower::securenn::WORD_BITS as u32,
@@ -157,56 +152,56 @@ impl Lowerer {
         recv
     }
 
-    /// A seed known to `a` and `b` only: sampled by `a` at the start and sent to `b` once.
-    /// When serving, it is sampled at setup if both parties persist.
+    /// A seed known to `hosts` only: sampled by the first at the start and sent to each of
+    /// the others once; the seed on each host, in order. When serving, it is sampled at setup
+    /// if every one of them persists.
+    pub fn group_seed(&mut self, hosts: &[Host]) -> Vec<ValueId> {
+        if let Some(s) = self.seeds.get(hosts) {
+            return s.clone();
+        }
+        let Some((&sampler, others)) = hosts.split_first() else {
+            return Vec::new();
+        };
+        let origin = self.origin.take();
+        let persists = others.iter().all(|&h| self.pair_persists(sampler, h));
+        let seed = self.in_phase(persists, |cx| {
+            cx.emit(sampler, Kernel::SampleSeed, &[], ValueKind::Seed, &[])
+        });
+        let mut held = vec![seed];
+        for &h in others {
+            held.push(self.send(seed, h, Exchange::Seed));
+        }
+        self.origin = origin;
+        self.seeds.insert(hosts.to_vec(), held.clone());
+        held
+    }
+
+    /// A seed known to `a` and `b` only ([`Lowerer::group_seed`]).
     pub fn pair_seed(&mut self, a: Host, b: Host) -> (ValueId, ValueId) {
-        if let Some(&s) = self.pair_seeds.get(&(a, b)) {
-            return s;
-        }
-        let origin = self.origin.take();
-        let persists = self.pair_persists(a, b);
-        let seed = self.in_phase(persists, |cx| {
-            cx.emit(a, Kernel::SampleSeed, &[], ValueKind::Seed, &[])
-        });
-        let theirs = self.send(seed, b, Exchange::Seed);
-        self.origin = origin;
-        self.pair_seeds.insert((a, b), (seed, theirs));
-        (seed, theirs)
+        let s = self.group_seed(&[a, b]);
+        (s[0], s[1])
     }
 
-    /// A seed that input owner `owner` samples and sends to `server` and to the helper, for
-    /// the masks of [`Lowerer::share_masked`]: on the owner, the server and the helper.
-    pub fn owner_seed(&mut self, owner: Host, server: Host) -> [ValueId; 3] {
-        if let Some(&s) = self.owner_seeds.get(&(owner, server)) {
-            return s;
-        }
-        let origin = self.origin.take();
-        let persists = self.pair_persists(owner, server);
-        let seed = self.in_phase(persists, |cx| {
-            cx.emit(owner, Kernel::SampleSeed, &[], ValueKind::Seed, &[])
-        });
-        let at_server = self.send(seed, server, Exchange::Seed);
-        let at_helper = self.send(seed, HELPER, Exchange::Seed);
-        self.origin = origin;
-        let s = [seed, at_server, at_helper];
-        self.owner_seeds.insert((owner, server), s);
-        s
-    }
-
-    /// The same pseudo-random ring tensor on an input owner, a server and the helper.
-    pub fn owner_random(&mut self, owner: Host, server: Host, shape: &[usize]) -> [ValueId; 3] {
-        let seeds = self.owner_seed(owner, server);
+    /// The same pseudo-random tensor on each of `hosts`, from their group seed: one draw per
+    /// host, in order.
+    pub fn group_random(&mut self, hosts: &[Host], draw: Draw, shape: &[usize]) -> Vec<ValueId> {
+        let seeds = self.group_seed(hosts);
         let stream = self.stream();
+        let kind = match draw {
+            Draw::Ring => ValueKind::Ring,
+            Draw::OddRing => ValueKind::OddRing,
+            Draw::Field { .. } | Draw::Bits => ValueKind::Small,
+        };
         let kernel = Kernel::Expand {
             stream,
-            draw: Draw::Ring,
+            draw,
             shape: shape.to_vec(),
         };
-        let mut out = seeds;
-        for (k, host) in [owner, server, HELPER].into_iter().enumerate() {
-            out[k] = self.emit(host, kernel.clone(), &[seeds[k]], ValueKind::Ring, shape);
-        }
-        out
+        hosts
+            .iter()
+            .zip(seeds)
+            .map(|(&host, seed)| self.emit(host, kernel.clone(), &[seed], kind, shape))
+            .collect()
     }
 
     /// A fresh stream number: the draws of one seed never repeat.
@@ -223,21 +218,8 @@ impl Lowerer {
         draw: Draw,
         shape: &[usize],
     ) -> (ValueId, ValueId) {
-        let (sa, sb) = self.pair_seed(a, b);
-        let stream = self.stream();
-        let kind = match draw {
-            Draw::Ring => ValueKind::Ring,
-            Draw::OddRing => ValueKind::OddRing,
-            Draw::Field { .. } | Draw::Bits => ValueKind::Small,
-        };
-        let kernel = Kernel::Expand {
-            stream,
-            draw,
-            shape: shape.to_vec(),
-        };
-        let ra = self.emit(a, kernel.clone(), &[sa], kind, shape);
-        let rb = self.emit(b, kernel, &[sb], kind, shape);
-        (ra, rb)
+        let r = self.group_random(&[a, b], draw, shape);
+        (r[0], r[1])
     }
 
     /// A public float value as a ring constant (fixed point) on `host`.
@@ -296,23 +278,18 @@ impl Lowerer {
         s
     }
 
-    /// The encoding of a float value of its host (fixed point), once per value.
+    /// The encoding of a float value of its host (fixed point).
     pub fn encoded(&mut self, value: ValueId) -> ValueId {
-        if let Some(&e) = self.encodings.get(&value) {
-            return e;
-        }
         let owner = self.host(value);
         let shape = self.shape(value).to_vec();
         let fb = self.frac_bits();
-        let e = self.emit(
+        self.emit(
             owner,
             Kernel::Encode { frac_bits: fb },
             &[value],
             ValueKind::Ring,
             &shape,
-        );
-        self.encodings.insert(value, e);
-        e
+        )
     }
 
     /// Secret-shares a ring value of its host, once per value (at setup if the value is a

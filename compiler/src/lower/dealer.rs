@@ -24,26 +24,24 @@ impl Lowerer {
     /// Shares a ring value the helper computed: server 0's share is a seed expansion, server 1
     /// receives the difference (`|value|` words).
     pub fn dealer_share(&mut self, value: ValueId) -> Shared {
-        let setup = self.all_setup(&[value]);
-        self.setup_if(setup, |cx| {
-            let shape = cx.shape(value).to_vec();
-            let (h0, r0) = cx.common_random(HELPER, S0, Draw::Ring, &shape);
-            let diff = cx.emit_like(Kernel::Sub, &[value, h0]);
-            let r1 = cx.send(diff, S1, Exchange::Share);
-            Shared { s: [r0, r1] }
-        })
+        self.dealer_share_low(value, 8)
     }
 
-    /// Shares a ring value the helper computed modulo `2^(8 bytes)` only: server 1 receives
-    /// the low `bytes` bytes of the difference (its share's high bytes are zero), so the shares
-    /// add up to `value` in their low `8 bytes` bits alone. Sound for a share that is only
-    /// multiplied by multiples of `2^(64 - 8 bytes)`, whose products ignore the high bits.
+    /// Shares a ring value the helper computed modulo `2^(8 bytes)` only (`bytes` from 1 to 8;
+    /// 8 is [`Lowerer::dealer_share`]): server 1 receives the low `bytes` bytes of the
+    /// difference (its share's high bytes are zero), so the shares add up to `value` in their
+    /// low `8 bytes` bits alone. Sound for a share that is only multiplied by multiples of
+    /// `2^(64 - 8 bytes)`, whose products ignore the high bits.
     pub fn dealer_share_low(&mut self, value: ValueId, bytes: u8) -> Shared {
         let setup = self.all_setup(&[value]);
         self.setup_if(setup, |cx| {
             let shape = cx.shape(value).to_vec();
             let (h0, r0) = cx.common_random(HELPER, S0, Draw::Ring, &shape);
             let diff = cx.emit_like(Kernel::Sub, &[value, h0]);
+            if bytes >= 8 {
+                let r1 = cx.send(diff, S1, Exchange::Share);
+                return Shared { s: [r0, r1] };
+            }
             let lanes = [shape.as_slice(), &[usize::from(bytes)]].concat();
             let low = cx.emit(
                 HELPER,
@@ -63,8 +61,9 @@ impl Lowerer {
     /// servers, where `a = a_0 + a_1` and the owner draws `a_i` from a seed it shares with
     /// server i and the helper. The shares are `(e + a_0, a_1)` and the mask is the dealer's
     /// own (the helper holds `a`), so the product opens nothing more: one message of `|x|`
-    /// words fewer than sharing then opening, and one round sooner. Each server lacks the
-    /// other's `a_i`. A value of a computing party, or one already shared, is shared as usual.
+    /// words fewer than sharing then opening (the rounds are the same: the helper learns `a`
+    /// a round later, while the servers would have opened `e`). Each server lacks the other's
+    /// `a_i`. A value of a computing party, or one already shared, is shared as usual.
     pub fn share_masked(&mut self, value: ValueId) -> Shared {
         let owner = self.host(value);
         if let Some(&s) = self.shared.get(&value) {
@@ -77,8 +76,11 @@ impl Lowerer {
         let setup = self.all_setup(&[encoded]);
         let x = self.setup_if(setup, |cx| {
             let shape = cx.shape(encoded).to_vec();
-            let [p0, a0, h0] = cx.owner_random(owner, S0, &shape);
-            let [p1, a1, h1] = cx.owner_random(owner, S1, &shape);
+            // One draw on each of the owner, server i and the helper.
+            let m0 = cx.group_random(&[owner, S0, HELPER], Draw::Ring, &shape);
+            let m1 = cx.group_random(&[owner, S1, HELPER], Draw::Ring, &shape);
+            let (p0, a0, h0) = (m0[0], m0[1], m0[2]);
+            let (p1, a1, h1) = (m1[0], m1[1], m1[2]);
             let half = cx.emit_like(Kernel::Sub, &[encoded, p0]);
             let e = cx.emit_like(Kernel::Sub, &[half, p1]);
             let e = [
@@ -93,7 +95,6 @@ impl Lowerer {
             x
         });
         self.shared.insert(value, x);
-        self.shared.insert(encoded, x);
         x
     }
 
