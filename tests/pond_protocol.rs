@@ -126,10 +126,72 @@ fn masked_by_foreign_seed(g: &CompiledGraph, v: ValueId, to: usize) -> bool {
         }
         // The low bytes of a masked word are masked by the mask's low bytes.
         Kernel::LowBytes { .. } => masked_by_foreign_seed(g, i.inputs[0], to),
+        Kernel::Add | Kernel::Sub => {
+            let here = |a: &ValueId| instr(*a).is_some_and(|(h, _)| h == host);
+            if i.inputs
+                .iter()
+                .any(|a| here(a) && masked_by_foreign_seed(g, *a, to))
+            {
+                return true;
+            }
+            // A truncation's mask `R 2^f + lambda` folded into a dealer product: the high
+            // bits by a foreign draw shifted left by f, the low f bits by the helper's own
+            // lambda, within the product's share.
+            i.inputs.iter().any(|&a| {
+                let Some((h, shl)) = instr(a) else {
+                    return false;
+                };
+                let Kernel::Shl { bits } = shl.kernel else {
+                    return false;
+                };
+                h == host
+                    && masked_by_foreign_seed(g, shl.inputs[0], to)
+                    && i.inputs
+                        .iter()
+                        .any(|&b| b != a && low_bits_by_helper_draw(g, b, bits))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// Whether `v` is a sum with a term the helper dealt that holds `x & (2^bits - 1)` of a draw
+/// of a seed the helper keeps to itself (so the low `bits` bits of `v` are uniform to anyone
+/// else).
+fn low_bits_by_helper_draw(g: &CompiledGraph, v: ValueId, bits: u32) -> bool {
+    let instr = |id: ValueId| {
+        g.programs
+            .iter()
+            .flat_map(|p| p.instrs.iter().map(move |i| (p.host, i)))
+            .find(|(_, i)| i.id == id)
+    };
+    let Some((host, i)) = instr(v) else {
+        return false;
+    };
+    match &i.kernel {
         Kernel::Add | Kernel::Sub => i
             .inputs
             .iter()
-            .any(|&a| instr(a).is_some_and(|(h, _)| h == host) && masked_by_foreign_seed(g, a, to)),
+            .any(|&a| low_bits_by_helper_draw(g, a, bits)),
+        Kernel::Recv { from, send } if *from == HELPER => {
+            instr(*send).is_some_and(|(_, s)| low_bits_by_helper_draw(g, s.inputs[0], bits))
+        }
+        Kernel::AndConst { value } if host == HELPER && *value == (1u64 << bits) - 1 => {
+            let Some((_, draw)) = instr(i.inputs[0]) else {
+                return false;
+            };
+            let Kernel::Expand { .. } = draw.kernel else {
+                return false;
+            };
+            let seed = draw.inputs[0];
+            let sampled = instr(seed).is_some_and(|(_, s)| matches!(s.kernel, Kernel::SampleSeed));
+            let sent = g
+                .programs
+                .iter()
+                .flat_map(|p| &p.instrs)
+                .any(|r| matches!(r.kernel, Kernel::Send { .. }) && r.inputs[0] == seed);
+            sampled && !sent
+        }
         _ => false,
     }
 }

@@ -166,14 +166,17 @@ fn a_training_step_opens_x_w_and_dy_once() {
                 .map(|l| (l.bytes, l.messages))
                 .unwrap_or_default()
         };
-        let entry = |shape: &[usize]| 10 + 8 * shape.len() + 8 * shape.iter().product::<usize>();
+        let entry = |shape: &[usize]| {
+            shareflow::compiler::cost::entry_bytes(shareflow::ops::ValueKind::Ring, shape)
+        };
         let payload = entry(&[b, n])
             + entry(&[n, m])
             + entry(&[b, m])
             + entry(&[b, m])
             + entry(&[n, m])
             + entry(&[b, n]);
-        assert_eq!(link("server0", "server1"), ((payload + 2 * 36) as u64, 2));
+        let frames = 2 * shareflow::compiler::cost::FRAME_HEADER_BYTES;
+        assert_eq!(link("server0", "server1"), ((payload + frames) as u64, 2));
     }
 }
 

@@ -10,10 +10,10 @@ use shareflow_ops::ValueKind;
 use crate::ir::Kernel;
 use crate::program::CompiledGraph;
 
-/// Bytes of a frame header on the wire (magic, version, session, round, parties, count).
-pub const FRAME_HEADER_BYTES: usize = 36;
+/// Bytes of a frame header on the wire (magic, version, session tag, round, parties, count).
+pub const FRAME_HEADER_BYTES: usize = 16;
 /// Bytes of an entry header (key, kind, rank), before its dimensions and payload.
-pub const ENTRY_HEADER_BYTES: usize = 10;
+pub const ENTRY_HEADER_BYTES: usize = 6;
 
 /// Payload bytes of a value of `kind` and `shape`.
 pub fn payload_bytes(kind: ValueKind, shape: &[usize]) -> usize {
@@ -26,9 +26,14 @@ pub fn payload_bytes(kind: ValueKind, shape: &[usize]) -> usize {
     }
 }
 
-/// Bytes of one entry on the wire.
+/// Bytes of one entry on the wire: its header, its dimensions (varints: 7 bits a byte) and
+/// its payload.
 pub fn entry_bytes(kind: ValueKind, shape: &[usize]) -> usize {
-    ENTRY_HEADER_BYTES + 8 * shape.len() + payload_bytes(kind, shape)
+    let dims: usize = shape
+        .iter()
+        .map(|&d| (usize::BITS - d.leading_zeros()).div_ceil(7).max(1) as usize)
+        .sum();
+    ENTRY_HEADER_BYTES + dims + payload_bytes(kind, shape)
 }
 
 /// Traffic from one party to another.

@@ -81,8 +81,9 @@ fn securenn_a_is_one_box_per_layer_and_party() {
             (flow.forward, flow.backward),
             (*a != client_logits, *a == client_logits)
         );
-        // One share of the [1, 10] logits: an entry header, two dimensions, ten words.
-        assert_eq!(flow.bytes, 10 + 2 * 8 + 10 * 8);
+        // One share of the [1, 10] logits: an entry header, two dimensions (a byte each),
+        // ten words.
+        assert_eq!(flow.bytes, 6 + 2 + 10 * 8);
         assert!(*round + 2 >= g.rounds, "round {round} of {}", g.rounds);
         assert_eq!(
             flow.kinds.keys().copied().collect::<Vec<_>>(),

@@ -3,11 +3,18 @@
 //! Layout (all integers little-endian):
 //!
 //! ```text
-//! header (36 bytes): magic "SFLW" | version u16 | flags u16 (0) | session [u8; 16]
-//!                    | round u32 | from u16 | to u16 | entry count u32
-//! entry:             key u64 | kind u8 | ndim u8 | dims u64 * ndim | payload
+//! header (16 bytes): magic "SF" | version u8 | flags u8 (0) | session tag u32
+//!                    | round u32 | from u8 | to u8 | entry count u16
+//! entry:             key u32 | kind u8 | ndim u8 | dims varint * ndim | payload
 //! payload:           ring / odd-ring: u64 words; small: u8; float: f32; seed: 32 bytes (ndim 0)
 //! ```
+//!
+//! A varint is LEB128: seven bits per byte, low first, the high bit set on all bytes but the
+//! last. The session tag is the first four bytes of the session id (a stale batch of another
+//! session is refused; the connection itself belongs to one session). Keys are the senders'
+//! instruction ids. Headers are kept small because a prediction of a small network is a few
+//! dozen small batches: the 36-byte header and fixed-width entries of version 1 were 5% of
+//! network A's bytes.
 //!
 //! [`encoded_len`] is computed from shapes alone and equals `encode(batch)?.len()` exactly, so
 //! byte counters and the compiler's static cost report agree with what is measured.
@@ -19,13 +26,13 @@ use shareflow_ops::{Value, ValueKind};
 
 use crate::{Result, RuntimeError};
 
-/// The first four bytes of every batch.
-pub const MAGIC: [u8; 4] = *b"SFLW";
+/// The first two bytes of every batch.
+pub const MAGIC: [u8; 2] = *b"SF";
 /// The version of this format.
-pub const VERSION: u16 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes of the fixed header (the compiler's cost model counts the same constant).
 pub const HEADER_LEN: usize = shareflow_compiler::cost::FRAME_HEADER_BYTES;
-/// Bytes of an entry header without its dims: key u64, kind u8, ndim u8 (the compiler's cost
+/// Bytes of an entry header without its dims: key u32, kind u8, ndim u8 (the compiler's cost
 /// model counts the same constant).
 pub const ENTRY_HEADER_LEN: usize = shareflow_compiler::cost::ENTRY_HEADER_BYTES;
 /// The most dimensions a tensor may have on the wire.
@@ -36,8 +43,8 @@ pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 /// All values one party sends another in one round, each under its stable key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
-    /// The session id of the run (chosen fresh per run).
-    pub session: [u8; 16],
+    /// The tag of the run's session id ([`session_tag`]; the id is chosen fresh per run).
+    pub session: u32,
     /// The communication round.
     pub round: u32,
     /// The sending party's index.
@@ -52,7 +59,7 @@ impl Batch {
     /// An empty batch with the given header.
     pub fn new(session: [u8; 16], round: u32, from: u16, to: u16) -> Batch {
         Batch {
-            session,
+            session: session_tag(&session),
             round,
             from,
             to,
@@ -64,6 +71,19 @@ impl Batch {
     pub fn get(&self, key: u64) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
+}
+
+/// The tag of a session id that batches carry: its first four bytes.
+pub fn session_tag(session: &[u8; 16]) -> u32 {
+    u32::from_le_bytes([session[0], session[1], session[2], session[3]])
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 fn kind_tag(kind: ValueKind) -> u8 {
@@ -85,7 +105,7 @@ fn wire_err(field: impl Into<String>, message: impl Into<String>) -> RuntimeErro
 
 /// Bytes one entry takes on the wire.
 pub fn entry_len(value: &Value) -> usize {
-    ENTRY_HEADER_LEN + 8 * value.shape().len() + value.payload_bytes()
+    shareflow_compiler::cost::entry_bytes(value.kind(), value.shape())
 }
 
 /// Bytes `batch` takes on the wire, computed without encoding it.
@@ -98,12 +118,26 @@ pub fn encoded_len(batch: &Batch) -> usize {
             .sum::<usize>()
 }
 
-/// Checks that `batch` can be encoded: entry count, ndim, total size.
+/// Checks that `batch` can be encoded: parties, entry count, keys, ndim, total size.
 pub fn check(batch: &Batch) -> Result<()> {
-    if u32::try_from(batch.entries.len()).is_err() {
-        return Err(wire_err("entry count", "more than u32::MAX entries"));
+    for (field, party) in [("from", batch.from), ("to", batch.to)] {
+        if u8::try_from(party).is_err() {
+            return Err(wire_err(field, format!("party #{party} (at most #255)")));
+        }
+    }
+    if u16::try_from(batch.entries.len()).is_err() {
+        return Err(wire_err(
+            "entry count",
+            format!("{} entries (at most {})", batch.entries.len(), u16::MAX),
+        ));
     }
     for (key, value) in &batch.entries {
+        if u32::try_from(*key).is_err() {
+            return Err(wire_err(
+                format!("entry {key}: key"),
+                "does not fit 32 bits",
+            ));
+        }
         if value.shape().len() > MAX_NDIM {
             return Err(wire_err(
                 format!("entry {key}: ndim"),
@@ -135,19 +169,20 @@ pub fn encode_into(batch: &Batch, out: &mut Vec<u8>) -> Result<()> {
     let total = encoded_len(batch);
     out.reserve(total);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&batch.session);
+    out.push(VERSION);
+    out.push(0);
+    out.extend_from_slice(&batch.session.to_le_bytes());
     out.extend_from_slice(&batch.round.to_le_bytes());
-    out.extend_from_slice(&batch.from.to_le_bytes());
-    out.extend_from_slice(&batch.to.to_le_bytes());
-    out.extend_from_slice(&(batch.entries.len() as u32).to_le_bytes());
+    // `check` bounded the parties, the count and the keys.
+    out.push(batch.from as u8);
+    out.push(batch.to as u8);
+    out.extend_from_slice(&(batch.entries.len() as u16).to_le_bytes());
     for (key, value) in &batch.entries {
-        out.extend_from_slice(&key.to_le_bytes());
+        out.extend_from_slice(&(*key as u32).to_le_bytes());
         out.push(kind_tag(value.kind()));
         out.push(value.shape().len() as u8);
         for &d in value.shape() {
-            out.extend_from_slice(&(d as u64).to_le_bytes());
+            put_varint(out, d as u64);
         }
         let at = out.len();
         out.resize(at + value.payload_bytes(), 0);
@@ -220,8 +255,25 @@ impl<'a> Reader<'a> {
         Ok(u32::from_le_bytes(self.array(field)?))
     }
 
-    fn u64(&mut self, field: &dyn Fn() -> String) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.array(field)?))
+    /// A varint of at most 64 bits, in its shortest form (so that decoding and encoding
+    /// again gives the same bytes).
+    fn varint(&mut self, field: &dyn Fn() -> String) -> Result<u64> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let byte = self.u8(field)?;
+            let bits = u64::from(byte & 0x7f);
+            if i == 9 && byte > 1 {
+                return Err(wire_err(field(), "varint exceeds 64 bits"));
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                if i > 0 && byte == 0 {
+                    return Err(wire_err(field(), "varint not in its shortest form"));
+                }
+                return Ok(value);
+            }
+        }
+        Err(wire_err(field(), "varint exceeds 64 bits"))
     }
 }
 
@@ -253,26 +305,26 @@ pub fn decode(bytes: &[u8]) -> Result<Batch> {
         ));
     }
     let mut r = Reader { bytes, pos: 0 };
-    let magic: [u8; 4] = r.array(&|| "magic".into())?;
+    let magic: [u8; 2] = r.array(&|| "magic".into())?;
     if magic != MAGIC {
         return Err(wire_err("magic", format!("{magic:02x?} is not a batch")));
     }
-    let version = r.u16(&|| "version".into())?;
+    let version = r.u8(&|| "version".into())?;
     if version != VERSION {
         return Err(wire_err(
             "version",
             format!("{version} (this build speaks {VERSION})"),
         ));
     }
-    let flags = r.u16(&|| "flags".into())?;
+    let flags = r.u8(&|| "flags".into())?;
     if flags != 0 {
         return Err(wire_err("flags", format!("unknown flags {flags:#x}")));
     }
-    let session = r.array(&|| "session".into())?;
+    let session = r.u32(&|| "session".into())?;
     let round = r.u32(&|| "round".into())?;
-    let from = r.u16(&|| "from".into())?;
-    let to = r.u16(&|| "to".into())?;
-    let count = r.u32(&|| "entry count".into())? as usize;
+    let from = u16::from(r.u8(&|| "from".into())?);
+    let to = u16::from(r.u8(&|| "to".into())?);
+    let count = usize::from(r.u16(&|| "entry count".into())?);
     let rest = bytes.len() - r.pos;
     if count > rest / ENTRY_HEADER_LEN {
         return Err(wire_err(
@@ -282,7 +334,7 @@ pub fn decode(bytes: &[u8]) -> Result<Batch> {
     }
     let mut entries = Vec::with_capacity(count);
     for i in 0..count {
-        let key = r.u64(&|| format!("entry #{i}: key"))?;
+        let key = u64::from(r.u32(&|| format!("entry #{i}: key"))?);
         entries.push((key, decode_value(&mut r, key)?));
     }
     if r.pos != bytes.len() {
@@ -316,7 +368,7 @@ fn decode_value(r: &mut Reader<'_>, key: u64) -> Result<Value> {
     let mut len: usize = 1;
     for d in 0..ndim {
         let field = || format!("entry {key}: dim {d}");
-        let dim = r.u64(&field)?;
+        let dim = r.varint(&field)?;
         let dim = usize::try_from(dim).map_err(|_| wire_err(field(), "does not fit usize"))?;
         len = len
             .checked_mul(dim)
@@ -390,11 +442,43 @@ mod tests {
         b.entries
             .push((9, Value::Ring(ArrayD::zeros(IxDyn(&[1, 1])))));
         let mut bytes = encode(&b).unwrap();
-        // dims start after header + key + kind + ndim
+        // dims start after header + key + kind + ndim: two dims of 2^63 each
         let d0 = HEADER_LEN + ENTRY_HEADER_LEN;
-        bytes[d0..d0 + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-        bytes[d0 + 8..d0 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut big = vec![0x80u8; 9];
+        big.push(1);
+        bytes.splice(d0..d0 + 2, big.iter().chain(&big).copied());
         let err = decode(&bytes).unwrap_err().to_string();
         assert!(err.contains("entry 9"), "{err}");
+    }
+
+    #[test]
+    fn varints_round_trip_in_their_shortest_form_only() {
+        for v in [0u64, 1, 127, 128, 300, 1 << 35, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, v);
+            if let Ok(d) = usize::try_from(v) {
+                // the cost model counts the same bytes for a dimension
+                let len = shareflow_compiler::cost::entry_bytes(ValueKind::Small, &[d, 0]);
+                assert_eq!(len, ENTRY_HEADER_LEN + out.len() + 1);
+            }
+            let mut r = Reader {
+                bytes: &out,
+                pos: 0,
+            };
+            assert_eq!(r.varint(&|| "v".into()).unwrap(), v);
+            assert_eq!(r.pos, out.len());
+        }
+        let long = [0x81u8, 0x00];
+        let mut r = Reader {
+            bytes: &long,
+            pos: 0,
+        };
+        assert!(r.varint(&|| "v".into()).is_err());
+        let huge = [0xffu8; 11];
+        let mut r = Reader {
+            bytes: &huge,
+            pos: 0,
+        };
+        assert!(r.varint(&|| "v".into()).is_err());
     }
 }

@@ -121,7 +121,7 @@ fn a_batch_of_another_session_is_rejected() {
     let mut t1 = ts.remove(1);
     let mut t0 = ts.remove(0);
     let mut b = t0.batch(1, 0);
-    b.session = [6; 16];
+    b.session = 0x0606_0606;
     t0.send(1, b).unwrap();
     let e = t1.recv(0, 0).unwrap_err().to_string();
     assert!(e.contains("server0") && e.contains("session"), "{e}");

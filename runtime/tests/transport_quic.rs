@@ -143,7 +143,7 @@ fn a_batch_of_another_session_is_rejected() {
         |mut t| match t.me() {
             0 => {
                 let mut b = t.batch(1, 0);
-                b.session = [0xee; 16];
+                b.session = 0xeeee_eeee;
                 t.send(1, b).unwrap();
                 None
             }

@@ -21,7 +21,7 @@ fn every_kind() -> Batch {
         (3, Value::Small(small)),
         (4, Value::Float(float)),
         (5, Value::Seed(seed)),
-        (u64::MAX, Value::Ring(scalar)),
+        (u64::from(u32::MAX), Value::Ring(scalar)),
         (7, Value::Ring(empty)),
     ];
     b
@@ -35,7 +35,7 @@ fn every_kind_round_trips_with_exact_length() {
     let back = wire::decode(&bytes).unwrap();
     assert_eq!(back, b);
     assert_eq!(back.get(5), b.get(5));
-    assert_eq!(back.session, [0xab; 16]);
+    assert_eq!(back.session, wire::session_tag(&[0xab; 16]));
     assert_eq!((back.round, back.from, back.to), (42, 1, 2));
 }
 
@@ -54,9 +54,16 @@ fn encoded_len_counts_header_dims_and_payload() {
     assert_eq!(wire::encoded_len(&b), HEADER_LEN);
     b.entries
         .push((1, Value::Ring(ArrayD::zeros(IxDyn(&[3, 4])))));
-    assert_eq!(wire::encoded_len(&b), HEADER_LEN + 10 + 16 + 96);
-    b.entries.push((2, Value::Seed([0; 32])));
-    assert_eq!(wire::encoded_len(&b), HEADER_LEN + 10 + 16 + 96 + 10 + 32);
+    // key 4, kind 1, ndim 1, dims 1 + 1 (varints), payload 96
+    assert_eq!(wire::encoded_len(&b), HEADER_LEN + 6 + 2 + 96);
+    b.entries
+        .push((2, Value::Small(ArrayD::zeros(IxDyn(&[300])))));
+    assert_eq!(wire::encoded_len(&b), HEADER_LEN + 6 + 2 + 96 + 6 + 2 + 300);
+    b.entries.push((3, Value::Seed([0; 32])));
+    assert_eq!(
+        wire::encoded_len(&b),
+        HEADER_LEN + 6 + 2 + 96 + 6 + 2 + 300 + 6 + 32
+    );
 }
 
 #[test]
@@ -101,18 +108,43 @@ fn malformed_fields_are_named() {
         wire::decode(&m).unwrap_err().to_string()
     };
     assert!(err(&|m| m[0] = b'X').contains("magic"));
-    assert!(err(&|m| m[4] = 9).contains("version"));
-    assert!(err(&|m| m[32..36].copy_from_slice(&u32::MAX.to_le_bytes())).contains("entry count"));
-    // first entry: key at 36, kind at 44, ndim at 45
-    assert!(err(&|m| m[44] = 77).contains("entry 1: kind"));
-    assert!(err(&|m| m[45] = 200).contains("entry 1: ndim"));
-    let e = err(&|m| m[46..54].copy_from_slice(&(1u64 << 40).to_le_bytes()));
+    assert!(err(&|m| m[2] = 9).contains("version"));
+    assert!(err(&|m| m[3] = 1).contains("flags"));
+    assert!(err(&|m| m[14..16].copy_from_slice(&u16::MAX.to_le_bytes())).contains("entry count"));
+    // first entry: key at 16, kind at 20, ndim at 21, dims from 22
+    assert!(err(&|m| m[20] = 77).contains("entry 1: kind"));
+    assert!(err(&|m| m[21] = 200).contains("entry 1: ndim"));
+    // a dim of 2^40 (a varint of 6 bytes) in place of the first: the payload is short
+    let e = err(&|m| {
+        m.splice(22..23, [0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+    });
     assert!(e.contains("entry 1"), "{e}");
+    // a dim in a longer form than needed
+    let e = err(&|m| {
+        m.splice(22..23, [0x82, 0x00]);
+    });
+    assert!(
+        e.contains("entry 1: dim 0") && e.contains("shortest"),
+        "{e}"
+    );
     let huge = vec![0u8; MAX_MESSAGE_BYTES + 1];
     assert!(wire::decode(&huge)
         .unwrap_err()
         .to_string()
         .contains("maximum"));
+}
+
+#[test]
+fn what_the_header_cannot_hold_cannot_be_encoded() {
+    let mut b = Batch::new([0; 16], 0, 0, 256);
+    assert!(wire::encode(&b).unwrap_err().to_string().contains("to"));
+    b.to = 1;
+    b.entries.push((1 << 32, Value::Seed([0; 32])));
+    let e = wire::encode(&b).unwrap_err().to_string();
+    assert!(e.contains("key"), "{e}");
+    b.entries = vec![(1, Value::Seed([0; 32])); 1 << 16];
+    let e = wire::encode(&b).unwrap_err().to_string();
+    assert!(e.contains("entry count"), "{e}");
 }
 
 #[test]

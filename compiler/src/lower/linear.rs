@@ -220,8 +220,8 @@ fn product(
     }
     let x = masked_share(cx, a)?;
     let y = masked_share(cx, b)?;
-    let z = cx.beaver(&x, &y, k, dims);
-    Ok(cx.truncate(&z))
+    let f = cx.frac_bits();
+    Ok(cx.product_truncated(&x, &y, k, dims, f))
 }
 
 /// The shares of a product's operand: an input owner's value is shared already masked
@@ -243,8 +243,8 @@ fn mean_squared_error(cx: &mut Lowerer, p: &Operand, t: &Operand) -> Result<Shar
     };
     let n: usize = shape.iter().product();
     let d = add_sub(cx, true, p, t, &shape)?;
-    let squared = cx.beaver(&d, &d, Kernel::Mul, &shape);
-    let squared = cx.truncate(&squared);
+    let f = cx.frac_bits();
+    let squared = cx.product_truncated(&d, &d, Kernel::Mul, &shape, f);
     let flat = cx.local(Kernel::Reshape { shape: vec![n] }, &squared, &[n]);
     let sum = cx.local(Kernel::ReduceSum { axis: 0 }, &flat, &[]);
     let scale = ArrayD::from_elem(vec![], 1.0 / n.max(1) as f32);

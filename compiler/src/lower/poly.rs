@@ -151,8 +151,8 @@ impl Lowerer {
         let mut powers: Vec<Shared> = vec![u; d + 1];
         for k in 2..=d {
             let (a, b) = (powers[k / 2], powers[k - k / 2]);
-            let z = self.beaver(&a, &b, Kernel::Mul, dims);
-            powers[k] = self.truncate(&z);
+            let f = self.frac_bits();
+            powers[k] = self.product_truncated(&a, &b, Kernel::Mul, dims, f);
         }
         // sum_{k>=1} c_k u^k with c_k in fixed point: 2f fractional bits, one truncation.
         let mut acc: Option<Shared> = None;

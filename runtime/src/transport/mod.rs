@@ -229,13 +229,13 @@ impl Book {
     /// Takes a batch that just arrived from `from`: checks session and addressing, counts it and
     /// buffers it (with its claim on the peer's queue, `held`) until it is asked for.
     pub fn accept(&mut self, from: usize, batch: Batch, held: Option<Held>) -> Result<()> {
-        if batch.session != self.session {
+        if batch.session != crate::wire::session_tag(&self.session) {
             return Err(self.peer_error(
                 from,
                 format!(
-                    "batch of {} belongs to session {}, not to this session {}",
+                    "batch of {} belongs to session {}…, not to this session {}",
                     Round(batch.round),
-                    hex(&batch.session),
+                    hex(&batch.session.to_le_bytes()),
                     hex(&self.session)
                 ),
             ));

@@ -11,14 +11,16 @@
 //! and the last bit is what PrivateCompare gives the helper (masked by the servers' `beta`).
 //! The helper, who knows `r_top`, deals `s = beta' XOR r_top`; the servers know
 //! `t = NOT(c_top XOR beta)`, and `DReLU(a) = t XOR s` is local. Where the value's product
-//! with its DReLU is wanted (ReLU, the maximum of two candidates), the helper also receives
-//! `a + m` (`m` the servers' common randomness, hidden from it) in the first round and deals
-//! `s (a + m)`; the servers subtract `m s` and flip by `t`. So one ReLU is 3 rounds (the paper:
-//! 8 for DReLU, 9 with the product), and the bits compared are 63 instead of twice 64.
+//! with its DReLU is wanted (ReLU, the maximum of two candidates), the helper also learns
+//! `a + m` (`m` the servers' common randomness, hidden from it) and deals `s (a + m)`; the
+//! servers subtract `m s` and flip by `t`. For that, server 1 sends server 0 the whole word of
+//! its share of `c`, and server 0 sends the helper `c + m` with the PrivateCompare round: the
+//! helper subtracts its `r`. So one ReLU is 3 rounds (the paper: 8 for DReLU, 9 with the
+//! product), and the bits compared are 63 instead of twice 64.
 //!
 //! What each party sees: the servers `c` (masked by `r`, which neither knows alone); the
 //! helper the masked, rotated PrivateCompare shares (which tell it `beta'` only, uniform as
-//! `beta` is) and `a + m` (uniform as `m` is). Every share they receive is a uniform
+//! `beta` is) and `c + m` (uniform as `m` is). Every share they receive is a uniform
 //! correction, as everywhere else.
 //!
 //! Exact for every word of Z_2^64 at the default width, 64.
@@ -54,7 +56,7 @@ use crate::lower::{Lowerer, Shared, HELPER};
 ///
 /// - Common randomness: P0, P1 hold a random bit `beta` and shares of 0 (`u_j`).
 pub fn sign(cx: &mut Lowerer, a: &Shared) -> Shared {
-    let dealt = steps_1_to_6(cx, a);
+    let dealt = steps_1_to_6(cx, a, false);
     drelu(cx, &dealt)
 }
 
@@ -64,18 +66,13 @@ pub fn sign(cx: &mut Lowerer, a: &Shared) -> Shared {
 ///   0 (`u_j`).
 pub fn sign_times(cx: &mut Lowerer, a: &Shared) -> (Shared, Shared) {
     let shape = cx.shape(a.s[0]).to_vec();
-    let dealt = steps_1_to_6(cx, a);
-    // Step 4 (with step 3, as `a` is ready): P0 sends <a>_0 + m + z and P1 <a>_1 - z to the
-    // helper, who adds them: a + m.
+    let dealt = steps_1_to_6(cx, a, true);
+    // Step 4 (with step 5): server 0, which holds all of c, sends c + m to the helper, which
+    // subtracts r: a + m.
     let m = cx.servers_random(Draw::Ring, &shape);
-    let z = cx.servers_random(Draw::Ring, &shape);
-    let plus_m = cx.emit_like(Kernel::Add, &[a.s[0], m[0]]);
-    let to_helper = [
-        cx.emit_like(Kernel::Add, &[plus_m, z[0]]),
-        cx.emit_like(Kernel::Sub, &[a.s[1], z[1]]),
-    ];
-    let at_helper = to_helper.map(|v| cx.send(v, HELPER, Exchange::MaskedOpening));
-    let a_plus_m = cx.emit_like(Kernel::Add, &at_helper);
+    let c_plus_m = cx.emit_like(Kernel::Add, &[dealt.c[0], m[0]]);
+    let at_helper = cx.send(c_plus_m, HELPER, Exchange::MaskedOpening);
+    let a_plus_m = cx.emit_like(Kernel::Sub, &[at_helper, dealt.r]);
     // Step 6: the helper deals s (a + m).
     let prod = cx.emit_like(Kernel::Mul, &[dealt.s_word, a_plus_m]);
     let sam = cx.dealer_share(prod);
@@ -98,6 +95,9 @@ struct Dealt {
     s_word: ValueId,
     s: Shared,
     t: Public,
+    /// The opened `c = a + r` (all of it on server 0 if asked for) and the helper's `r`.
+    c: Public,
+    r: ValueId,
 }
 
 /// Step 7 for the sign: `<DReLU(a)>_j = <s>_j XOR t`, plus `u_j`.
@@ -114,8 +114,9 @@ fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
 
 /// Opens the low `k` bits of `x` (at least; the words' higher bits are not the sum's): each
 /// server sends the low `ceil(k / 8)` bytes of its share, which the other adds to its own.
-/// The whole words where `k` needs all 8 bytes.
-fn open_low(cx: &mut Lowerer, x: &Shared, k: usize) -> Public {
+/// The whole words where `k` needs all 8 bytes, or to server 0 if `whole_to_p0` (which then
+/// holds all of `x`).
+fn open_low(cx: &mut Lowerer, x: &Shared, k: usize, whole_to_p0: bool) -> Public {
     let bytes = k.div_ceil(8);
     if bytes >= 8 {
         return cx.open(x);
@@ -124,16 +125,29 @@ fn open_low(cx: &mut Lowerer, x: &Shared, k: usize) -> Public {
     let lanes = [shape.as_slice(), &[bytes]].concat();
     let low = Kernel::LowBytes { bytes: bytes as u8 };
     let sent = cx.on_servers(|_| low.clone(), |j| vec![x.s[j]], ValueKind::Small, &lanes);
-    let at = [
-        cx.send(sent[1], SERVERS[0], Exchange::MaskedOpening),
-        cx.send(sent[0], SERVERS[1], Exchange::MaskedOpening),
+    let to_p0 = if whole_to_p0 {
+        cx.send(x.s[1], SERVERS[0], Exchange::MaskedOpening)
+    } else {
+        let at = cx.send(sent[1], SERVERS[0], Exchange::MaskedOpening);
+        cx.emit(
+            SERVERS[0],
+            Kernel::FromLowBytes,
+            &[at],
+            ValueKind::Ring,
+            &shape,
+        )
+    };
+    let at_p1 = cx.send(sent[0], SERVERS[1], Exchange::MaskedOpening);
+    let other = [
+        to_p0,
+        cx.emit(
+            SERVERS[1],
+            Kernel::FromLowBytes,
+            &[at_p1],
+            ValueKind::Ring,
+            &shape,
+        ),
     ];
-    let other = cx.on_servers(
-        |_| Kernel::FromLowBytes,
-        |j| vec![at[j]],
-        ValueKind::Ring,
-        &shape,
-    );
     cx.on_servers(
         |_| Kernel::Add,
         |j| vec![x.s[j], other[j]],
@@ -142,8 +156,9 @@ fn open_low(cx: &mut Lowerer, x: &Shared, k: usize) -> Public {
     )
 }
 
-/// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_bits`.
-fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
+/// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_bits`;
+/// server 0 gets all of `c` if `whole_to_p0`.
+fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
     let k = (cx.sign_bits as usize).clamp(2, WORD_BITS);
     let top = (k - 1) as u32;
@@ -163,7 +178,7 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
     let r_bits = cx.helper_share_bits(r_low, k - 1);
     // Step 3: the servers open c = a + r (its low k bits: in ceil(k / 8) bytes per word).
     let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
-    let c = open_low(cx, &masked, k);
+    let c = open_low(cx, &masked, k, whole_to_p0);
     let mut c_low = c;
     let mut t = beta;
     for (j, host) in SERVERS.into_iter().enumerate() {
@@ -191,5 +206,7 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared) -> Dealt {
         s_word,
         s: cx.dealer_share(s_word),
         t,
+        c,
+        r,
     }
 }

@@ -82,8 +82,8 @@ pub fn softmax(cx: &mut Lowerer, x: &Shared) -> Result<Shared, CompileError> {
     // Step 5: 1 / s.
     let inv = reciprocal_newton(cx, &s, k)?;
     // Step 6: e / s.
-    let p = cx.beaver(&e, &inv, Kernel::Mul, &shape);
-    Ok(cx.truncate(&p))
+    let f = cx.frac_bits();
+    Ok(cx.product_truncated(&e, &inv, Kernel::Mul, &shape, f))
 }
 
 /// The degree of the polynomial of `ln s` for `s` in `[1, K]` in
@@ -134,8 +134,8 @@ pub fn softmax_cross_entropy(
     );
     let ln_s = cx.polynomial(&shifted, &fit, &Shape::new(vec![n]))?;
     // sum_k y_ik d_ik
-    let yd = cx.beaver(y, &d, Kernel::Mul, &shape);
-    let yd = cx.truncate(&yd);
+    let f = cx.frac_bits();
+    let yd = cx.product_truncated(y, &d, Kernel::Mul, &shape, f);
     let yd = cx.local(Kernel::ReduceSum { axis: 1 }, &yd, &[n]);
     let rows = cx.local2(Kernel::Sub, &ln_s, &yd, &[n]);
     let total = cx.local(Kernel::ReduceSum { axis: 0 }, &rows, &[]);
@@ -182,9 +182,8 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
     let mut u = cx.add_public(&v, one, &shape);
     // u <- u^2, n times (both factors are u: one opening per square).
     for i in 0..n {
-        let sq = cx.beaver(&u, &u, Kernel::Mul, &shape);
         let bits = if i + 1 == n { 2 * work - f } else { work };
-        u = cx.truncate_by(&sq, bits);
+        u = cx.product_truncated(&u, &u, Kernel::Mul, &shape, bits);
     }
     Ok(u)
 }
@@ -243,11 +242,9 @@ pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Share
     let mut y = cx.mul_public(&r, y0, &shape);
     for _ in 1..iterations {
         // y <- y (2 - s y): s is opened once for every iteration, y and 2 - s y each time.
-        let sy = cx.beaver(s, &y, Kernel::Mul, &shape);
-        let sy = cx.truncate(&sy);
+        let sy = cx.product_truncated(s, &y, Kernel::Mul, &shape, f);
         let r = two_minus(cx, &sy, two, &shape);
-        let yr = cx.beaver(&y, &r, Kernel::Mul, &shape);
-        y = cx.truncate(&yr);
+        y = cx.product_truncated(&y, &r, Kernel::Mul, &shape, f);
     }
     Ok(y)
 }
