@@ -41,6 +41,8 @@ pub struct Lowerer {
     pub(crate) reshaped: HashMap<[ValueId; 2], (Kernel, Shared)>,
     /// Server 0's `b_0 + f` of a masked value by its `f` (see [`Lowerer::beaver`]), made once.
     pub(crate) folded: HashMap<ValueId, ValueId>,
+    /// Truncations folded into products, by their output ([`super::Truncated`]).
+    pub(crate) truncations: HashMap<[ValueId; 2], super::Truncated>,
     /// SecureNN: shares of `DReLU(x)` (0/1 words) by the shares of `x`, from the forward
     /// ReLU, for the backward pass.
     pub(crate) drelus: HashMap<[ValueId; 2], Shared>,
@@ -75,6 +77,7 @@ impl Lowerer {
             masked: HashMap::new(),
             reshaped: HashMap::new(),
             folded: HashMap::new(),
+            truncations: HashMap::new(),
             drelus: HashMap::new(),
             pool_trees: HashMap::new(),
             routings: HashMap::new(),

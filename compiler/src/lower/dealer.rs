@@ -196,8 +196,8 @@ impl Lowerer {
         v
     }
 
-    /// `k(x, y) / 2^bits` (`0 < bits < 64`): a dealer triple's product, truncated with the
-    /// configured method. By the dealer, the truncation is folded into the triple
+    /// `(k(x, y) + plus) / 2^bits` (`0 < bits < 64`; `plus` shares broadcast to the product):
+    /// a dealer triple's product, truncated with the configured method. By the dealer, the truncation is folded into the triple
     /// ([`Lowerer::truncated_product_dealer`]).
     pub fn product_truncated(
         &mut self,
@@ -206,14 +206,20 @@ impl Lowerer {
         k: Kernel,
         shape: &[usize],
         bits: u32,
+        plus: Option<&Shared>,
     ) -> Shared {
         if self.options.truncation == Truncation::Local {
-            let z = self.beaver(x, y, k, shape);
+            let mut z = self.beaver(x, y, k, shape);
+            if let Some(p) = plus {
+                z = self.local2(Kernel::Add, &z, p, shape);
+            }
             return self.truncate_by(&z, bits);
         }
-        let setup = self.all_setup(&[x.s[0], x.s[1], y.s[0], y.s[1]]);
+        let mut subjects = vec![x.s[0], x.s[1], y.s[0], y.s[1]];
+        subjects.extend(plus.iter().flat_map(|p| p.s));
+        let setup = self.all_setup(&subjects);
         self.setup_if(setup, |cx| {
-            cx.truncated_product_dealer(x, y, k, shape, bits)
+            cx.truncated_product_dealer(x, y, k, shape, bits, plus)
         })
     }
 
@@ -226,6 +232,9 @@ impl Lowerer {
     /// `x' >> f = (c >> f) - R + 2^(64-f) (G - H msb(c))`, with `G = (R >> (64-f)) + msb(r)`
     /// and `H = msb(r)`, whose shares matter mod `2^f` only (the steps as in
     /// [`Lowerer::truncate_dealer`]).
+    ///
+    /// The output is recorded ([`super::Truncated`]) for a sign that follows: `y + R` is
+    /// public modulo `2^(64-f)`.
     fn truncated_product_dealer(
         &mut self,
         x: &Shared,
@@ -233,6 +242,7 @@ impl Lowerer {
         k: Kernel,
         shape: &[usize],
         f: u32,
+        plus: Option<&Shared>,
     ) -> Shared {
         // The helper's pair: R (shared by seeds), lambda, G and H.
         let (big_r, rho) = self.dealer_random(shape);
@@ -251,7 +261,10 @@ impl Lowerer {
         let g = self.dealer_share_low(g, low);
         let h = self.dealer_share_low(r_msb, low);
         // Shares of k(x, y) + lambda.
-        let z = self.beaver_plus(x, y, k, shape, Some(lambda));
+        let mut z = self.beaver_plus(x, y, k, shape, Some(lambda));
+        if let Some(p) = plus {
+            z = self.local2(Kernel::Add, &z, p, shape);
+        }
         // Step 1: c = x + 2^62 + r, opened (lambda is in z, R 2^f in the shares rho_i 2^f).
         let bias = self.ring_words(S0, &[], vec![1u64 << 62]);
         let biased = self.add_public(&z, bias, shape);
@@ -259,6 +272,7 @@ impl Lowerer {
         let masked = self.local2(Kernel::Add, &biased, &rho_hi, shape);
         let c = self.open(&masked);
         let mut out = [c[0]; 2];
+        let mut top = [c[0]; 2];
         for (i, host) in [(0, S0), (1, S1)] {
             // Steps 2 and 3: 2^(64-f) (G - H msb(c)) - R, and c >> f - 2^(62-f) on server 0.
             let emit = |cx: &mut Self, kernel: Kernel, inputs: &[ValueId]| {
@@ -267,6 +281,7 @@ impl Lowerer {
             let msb = emit(self, Kernel::ShrLogical { bits: 63 }, &[c[i]]);
             let hm = emit(self, Kernel::Mul, &[msb, h.s[i]]);
             let gm = emit(self, Kernel::Sub, &[g.s[i], hm]);
+            top[i] = gm;
             let w = emit(self, Kernel::Shl { bits: 64 - f }, &[gm]);
             let mut t = emit(self, Kernel::Sub, &[w, rho.s[i]]);
             if i == 0 {
@@ -277,6 +292,13 @@ impl Lowerer {
             }
             out[i] = t;
         }
+        let truncated = super::Truncated {
+            c,
+            f,
+            r: big_r,
+            top: Shared { s: top },
+        };
+        self.truncations.insert(out, truncated);
         Shared { s: out }
     }
 

@@ -199,6 +199,32 @@ fn product(
     b: &Operand,
     dims: &[usize],
 ) -> Result<Shared, CompileError> {
+    product_plus(cx, k, a, b, dims, None)
+}
+
+/// [`product`] plus `addend` (a bias, broadcast to the product), added before the truncation
+/// shifted by `f`: `trunc(k(a, b) + addend 2^f)`.
+pub fn product_plus(
+    cx: &mut Lowerer,
+    k: Kernel,
+    a: &Operand,
+    b: &Operand,
+    dims: &[usize],
+    addend: Option<&Operand>,
+) -> Result<Shared, CompileError> {
+    let f = cx.frac_bits();
+    let addend = match addend {
+        Some(o) => {
+            let s = to_shared(cx, o)?;
+            let shape = cx.shape(s.s[0]).to_vec();
+            Some(cx.local(Kernel::Shl { bits: f }, &s, &shape))
+        }
+        None => None,
+    };
+    let plus = |cx: &mut Lowerer, z: Shared| match &addend {
+        Some(s) => cx.local2(Kernel::Add, &z, s, dims),
+        None => z,
+    };
     let public = |cx: &mut Lowerer, o: &Operand| -> Result<Option<[ValueId; 2]>, CompileError> {
         Ok(match o {
             Operand::Public(p) => Some([cx.public_ring(S0, p)?, cx.public_ring(S1, p)?]),
@@ -210,18 +236,19 @@ fn product(
         let y = to_shared(cx, b)?;
         let z0 = cx.emit(S0, k.clone(), &[p[0], y.s[0]], ValueKind::Ring, dims);
         let z1 = cx.emit(S1, k, &[p[1], y.s[1]], ValueKind::Ring, dims);
-        return Ok(cx.truncate(&Shared { s: [z0, z1] }));
+        let z = plus(cx, Shared { s: [z0, z1] });
+        return Ok(cx.truncate(&z));
     }
     if let Some(p) = public(cx, b)? {
         let x = to_shared(cx, a)?;
         let z0 = cx.emit(S0, k.clone(), &[x.s[0], p[0]], ValueKind::Ring, dims);
         let z1 = cx.emit(S1, k, &[x.s[1], p[1]], ValueKind::Ring, dims);
-        return Ok(cx.truncate(&Shared { s: [z0, z1] }));
+        let z = plus(cx, Shared { s: [z0, z1] });
+        return Ok(cx.truncate(&z));
     }
     let x = masked_share(cx, a)?;
     let y = masked_share(cx, b)?;
-    let f = cx.frac_bits();
-    Ok(cx.product_truncated(&x, &y, k, dims, f))
+    Ok(cx.product_truncated(&x, &y, k, dims, f, addend.as_ref()))
 }
 
 /// The shares of a product's operand: an input owner's value is shared already masked
@@ -244,7 +271,7 @@ fn mean_squared_error(cx: &mut Lowerer, p: &Operand, t: &Operand) -> Result<Shar
     let n: usize = shape.iter().product();
     let d = add_sub(cx, true, p, t, &shape)?;
     let f = cx.frac_bits();
-    let squared = cx.product_truncated(&d, &d, Kernel::Mul, &shape, f);
+    let squared = cx.product_truncated(&d, &d, Kernel::Mul, &shape, f, None);
     let flat = cx.local(Kernel::Reshape { shape: vec![n] }, &squared, &[n]);
     let sum = cx.local(Kernel::ReduceSum { axis: 0 }, &flat, &[]);
     let scale = ArrayD::from_elem(vec![], 1.0 / n.max(1) as f32);

@@ -152,7 +152,7 @@ impl Lowerer {
         for k in 2..=d {
             let (a, b) = (powers[k / 2], powers[k - k / 2]);
             let f = self.frac_bits();
-            powers[k] = self.product_truncated(&a, &b, Kernel::Mul, dims, f);
+            powers[k] = self.product_truncated(&a, &b, Kernel::Mul, dims, f, None);
         }
         // sum_{k>=1} c_k u^k with c_k in fixed point: 2f fractional bits, one truncation.
         let mut acc: Option<Shared> = None;

@@ -526,7 +526,8 @@ struct ProtocolArgs {
     /// (e.g. `0,1` for MNIST pixels). The model owner computes, from its weights and this
     /// range, a bound on every value whose sign is taken (interval arithmetic, with slack for
     /// every truncation), and each comparison runs over the fewest bits that bound allows
-    /// (fewer bytes; same rounds). At run time the client refuses an input outside the range
+    /// (fewer bytes, and a round fewer where a ReLU's sign reuses the opening of the
+    /// truncation just before it). At run time the client refuses an input outside the range
     /// and the model owner weights other than those bounded. Off by default. The widths are
     /// public (the cost report lists them): each reveals about log2 of a bound on the
     /// weights' norms at one layer; the model owner opts in to that.

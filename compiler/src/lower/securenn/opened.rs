@@ -71,8 +71,38 @@ pub fn sign_times(cx: &mut Lowerer, a: &Shared) -> (Shared, Shared) {
     // subtracts r: a + m.
     let m = cx.servers_random(Draw::Ring, &shape);
     let c_plus_m = cx.emit_like(Kernel::Add, &[dealt.c[0], m[0]]);
-    let at_helper = cx.send(c_plus_m, HELPER, Exchange::MaskedOpening);
-    let a_plus_m = cx.emit_like(Kernel::Sub, &[at_helper, dealt.r]);
+    let a_plus_m = match dealt.top {
+        None => {
+            let at_helper = cx.send(c_plus_m, HELPER, Exchange::MaskedOpening);
+            cx.emit_like(Kernel::Sub, &[at_helper, dealt.r])
+        }
+        // After a truncation, a + r = c + 2^(64-f) T with T shared modulo 2^f: server 0 adds
+        // its share of T (plus z) to c + m, and server 1 sends the low bytes of its share
+        // (minus z).
+        Some((top, f)) => {
+            let z = cx.servers_random(Draw::Ring, &shape);
+            let shift = Kernel::Shl { bits: 64 - f };
+            let t0 = cx.emit_like(Kernel::Add, &[top.s[0], z[0]]);
+            let t0 = cx.emit_like(shift.clone(), &[t0]);
+            let u0 = cx.emit_like(Kernel::Add, &[c_plus_m, t0]);
+            let t1 = cx.emit_like(Kernel::Sub, &[top.s[1], z[1]]);
+            let bytes = f.div_ceil(8) as u8;
+            let lanes = [shape.as_slice(), &[usize::from(bytes)]].concat();
+            let low = Kernel::LowBytes { bytes };
+            let u1 = cx.emit(SERVERS[1], low, &[t1], ValueKind::Small, &lanes);
+            let at = [u0, u1].map(|u| cx.send(u, HELPER, Exchange::MaskedOpening));
+            let u1 = cx.emit(
+                HELPER,
+                Kernel::FromLowBytes,
+                &[at[1]],
+                ValueKind::Ring,
+                &shape,
+            );
+            let u1 = cx.emit_like(shift, &[u1]);
+            let sum = cx.emit_like(Kernel::Add, &[at[0], u1]);
+            cx.emit_like(Kernel::Sub, &[sum, dealt.r])
+        }
+    };
     // Step 6: the helper deals s (a + m).
     let prod = cx.emit_like(Kernel::Mul, &[dealt.s_word, a_plus_m]);
     let sam = cx.dealer_share(prod);
@@ -98,6 +128,9 @@ struct Dealt {
     /// The opened `c = a + r` (all of it on server 0 if asked for) and the helper's `r`.
     c: Public,
     r: ValueId,
+    /// After a truncation: `a + r = c + 2^(64-f) T`, the shares of `T` (modulo `2^f`) and
+    /// `f`.
+    top: Option<(Shared, u32)>,
 }
 
 /// Step 7 for the sign: `<DReLU(a)>_j = <s>_j XOR t`, plus `u_j`.
@@ -158,14 +191,47 @@ fn open_low(cx: &mut Lowerer, x: &Shared, k: usize, whole_to_p0: bool) -> Public
 
 /// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_bits`;
 /// server 0 gets all of `c` if `whole_to_p0`.
+///
+/// A value that a dealer truncation just made ([`crate::lower::Truncated`]: `a = P - R +
+/// 2^(64-f) T`, `P` public) needs no opening of its own where `k <= 64 - f`: with `r = R`,
+/// `a + r = P` modulo `2^k`, so the truncation's opening serves (one round and one
+/// exchange fewer; `c` is a function of what the servers saw, and `R` is uniform).
 fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
     let k = (cx.sign_bits as usize).clamp(2, WORD_BITS);
     let top = (k - 1) as u32;
     let low = u64::MAX >> (WORD_BITS - (k - 1));
     let beta = cx.servers_random(Draw::Bits, &shape);
-    // Step 1: the helper's random r; both shares are seed expansions, so free to send.
-    let (r, r_shared) = cx.dealer_random(&shape);
+    let truncated = cx
+        .truncations
+        .get(&a.s)
+        .copied()
+        .filter(|t| k + t.f as usize <= WORD_BITS);
+    // Steps 1 and 3 (the helper's random r, both shares seed expansions; c = a + r opened)
+    let (r, c, after) = match truncated {
+        Some(t) => {
+            let unbias = (1u64 << 62) >> t.f;
+            let c = SERVERS.map(|host| {
+                let j = usize::from(host != SERVERS[0]);
+                let hi = cx.emit(
+                    host,
+                    Kernel::ShrLogical { bits: t.f },
+                    &[t.c[j]],
+                    ValueKind::Ring,
+                    &shape,
+                );
+                let unbias = cx.ring_words(host, &[], vec![unbias]);
+                cx.emit(host, Kernel::Sub, &[hi, unbias], ValueKind::Ring, &shape)
+            });
+            (t.r, c, Some((t.top, t.f)))
+        }
+        None => {
+            let (r, r_shared) = cx.dealer_random(&shape);
+            // Step 3 (its low k bits: in ceil(k / 8) bytes per word).
+            let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
+            (r, open_low(cx, &masked, k, whole_to_p0), None)
+        }
+    };
     let r_top = cx.emit(
         HELPER,
         Kernel::BitAt { bit: top },
@@ -176,9 +242,6 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
     let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
     // Step 2: the helper deals the low k - 1 bits of r over Z_p.
     let r_bits = cx.helper_share_bits(r_low, k - 1);
-    // Step 3: the servers open c = a + r (its low k bits: in ceil(k / 8) bytes per word).
-    let masked = cx.local2(Kernel::Add, a, &r_shared, &shape);
-    let c = open_low(cx, &masked, k, whole_to_p0);
     let mut c_low = c;
     let mut t = beta;
     for (j, host) in SERVERS.into_iter().enumerate() {
@@ -208,5 +271,6 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
         t,
         c,
         r,
+        top: after,
     }
 }

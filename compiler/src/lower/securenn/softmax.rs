@@ -83,7 +83,7 @@ pub fn softmax(cx: &mut Lowerer, x: &Shared) -> Result<Shared, CompileError> {
     let inv = reciprocal_newton(cx, &s, k)?;
     // Step 6: e / s.
     let f = cx.frac_bits();
-    Ok(cx.product_truncated(&e, &inv, Kernel::Mul, &shape, f))
+    Ok(cx.product_truncated(&e, &inv, Kernel::Mul, &shape, f, None))
 }
 
 /// The degree of the polynomial of `ln s` for `s` in `[1, K]` in
@@ -135,7 +135,7 @@ pub fn softmax_cross_entropy(
     let ln_s = cx.polynomial(&shifted, &fit, &Shape::new(vec![n]))?;
     // sum_k y_ik d_ik
     let f = cx.frac_bits();
-    let yd = cx.product_truncated(y, &d, Kernel::Mul, &shape, f);
+    let yd = cx.product_truncated(y, &d, Kernel::Mul, &shape, f, None);
     let yd = cx.local(Kernel::ReduceSum { axis: 1 }, &yd, &[n]);
     let rows = cx.local2(Kernel::Sub, &ln_s, &yd, &[n]);
     let total = cx.local(Kernel::ReduceSum { axis: 0 }, &rows, &[]);
@@ -183,7 +183,7 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
     // u <- u^2, n times (both factors are u: one opening per square).
     for i in 0..n {
         let bits = if i + 1 == n { 2 * work - f } else { work };
-        u = cx.product_truncated(&u, &u, Kernel::Mul, &shape, bits);
+        u = cx.product_truncated(&u, &u, Kernel::Mul, &shape, bits, None);
     }
     Ok(u)
 }
@@ -242,9 +242,9 @@ pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Share
     let mut y = cx.mul_public(&r, y0, &shape);
     for _ in 1..iterations {
         // y <- y (2 - s y): s is opened once for every iteration, y and 2 - s y each time.
-        let sy = cx.product_truncated(s, &y, Kernel::Mul, &shape, f);
+        let sy = cx.product_truncated(s, &y, Kernel::Mul, &shape, f, None);
         let r = two_minus(cx, &sy, two, &shape);
-        y = cx.product_truncated(&y, &r, Kernel::Mul, &shape, f);
+        y = cx.product_truncated(&y, &r, Kernel::Mul, &shape, f, None);
     }
     Ok(y)
 }
