@@ -10,7 +10,7 @@ use ndarray::ArrayD;
 use shareflow::compiler::ir::{Exchange, Kernel, ValueId};
 use shareflow::compiler::lower::{Lowerer, COMPUTE_PARTIES, HELPER, S0, S1};
 use shareflow::compiler::{
-    compile, CompileError, CompileOptions, CompiledGraph, ProtocolKind, Truncation,
+    compile, CompileError, CompileOptions, CompiledGraph, Instr, ProtocolKind, Truncation,
 };
 use shareflow::graphs::zoo::{ModelKind, ZooModel};
 use shareflow::graphs::{GraphBuilder, Padding};
@@ -93,15 +93,18 @@ fn each_servers_share_of_an_input_is_uniform() {
     );
 }
 
+/// The instruction that makes `id`, with its host.
+fn find_instr(g: &CompiledGraph, id: ValueId) -> Option<(usize, &Instr)> {
+    g.programs
+        .iter()
+        .flat_map(|p| p.instrs.iter().map(move |i| (p.host, i)))
+        .find(|(_, i)| i.id == id)
+}
+
 /// Walks back from `v` through the additive ops of its host to an `Expand` of a seed that
 /// the receiver `to` does not hold.
 fn masked_by_foreign_seed(g: &CompiledGraph, v: ValueId, to: usize) -> bool {
-    let instr = |id: ValueId| {
-        g.programs
-            .iter()
-            .flat_map(|p| p.instrs.iter().map(move |i| (p.host, i)))
-            .find(|(_, i)| i.id == id)
-    };
+    let instr = |id: ValueId| find_instr(g, id);
     let Some((host, i)) = instr(v) else {
         return false;
     };
@@ -159,12 +162,7 @@ fn masked_by_foreign_seed(g: &CompiledGraph, v: ValueId, to: usize) -> bool {
 /// of a seed the helper keeps to itself (so the low `bits` bits of `v` are uniform to anyone
 /// else).
 fn low_bits_by_helper_draw(g: &CompiledGraph, v: ValueId, bits: u32) -> bool {
-    let instr = |id: ValueId| {
-        g.programs
-            .iter()
-            .flat_map(|p| p.instrs.iter().map(move |i| (p.host, i)))
-            .find(|(_, i)| i.id == id)
-    };
+    let instr = |id: ValueId| find_instr(g, id);
     let Some((host, i)) = instr(v) else {
         return false;
     };
