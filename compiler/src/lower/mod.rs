@@ -131,9 +131,10 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
     let deferred = relu_before_maxpool(graph);
     let live = live_nodes(graph);
     let biased = bias_before_truncation(graph, &live);
+    let with_bias: std::collections::HashSet<NodeId> = biased.values().copied().collect();
     for id in graph.topo_order()? {
         // a product added to a bias is lowered with the addition (below)
-        if !live.contains(&id) || biased.values().any(|&p| p == id) {
+        if !live.contains(&id) || with_bias.contains(&id) {
             continue;
         }
         let node = graph.node(id)?;
@@ -356,11 +357,11 @@ pub fn relu_before_maxpool(graph: &Graph) -> std::collections::HashSet<NodeId> {
         .collect()
 }
 
-/// The shared additions of a bias (an input or a variable, ready before the product) to a
-/// matmul or conv2d, each the product's only user and of its shape, by the addition, with
-/// the product: the driver adds the bias (shifted by `f`)
-/// before the product's truncation (`trunc(x w + b 2^f)`, the same value to one ulp), so that
-/// the truncation's opening is also that of a sign that follows (a ReLU's, see
+/// The shared additions of a bias to a matmul or conv2d, as a map from the addition to the
+/// product: the addition is the product's only user and has its shape, and the bias is an
+/// input or a variable (ready before the product). The driver adds the bias, shifted by `f`,
+/// before the product's truncation (`trunc(x w + b 2^f)`, the same value to one ulp), so
+/// that the truncation's opening is also that of a sign that follows (a ReLU's, see
 /// `securenn::opened`).
 pub fn bias_before_truncation(
     graph: &Graph,
