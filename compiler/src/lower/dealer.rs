@@ -253,10 +253,10 @@ impl Lowerer {
             },
             &[own],
         );
-        let top = self.emit_like(Kernel::ShrLogical { bits: 64 - f }, &[big_r]);
+        let r_high = self.emit_like(Kernel::ShrLogical { bits: 64 - f }, &[big_r]);
         let r_bit = self.emit_like(Kernel::ShrLogical { bits: 63 - f }, &[big_r]);
         let r_msb = self.emit_like(Kernel::AndConst { value: 1 }, &[r_bit]);
-        let g = self.emit_like(Kernel::Add, &[top, r_msb]);
+        let g = self.emit_like(Kernel::Add, &[r_high, r_msb]);
         let low = f.div_ceil(8) as u8;
         let g = self.dealer_share_low(g, low);
         let h = self.dealer_share_low(r_msb, low);
@@ -273,11 +273,16 @@ impl Lowerer {
         let c = self.open(&masked);
         let mut out = [c[0]; 2];
         let mut top = [c[0]; 2];
+        let mut p = [c[0]; 2];
         for (i, host) in [(0, S0), (1, S1)] {
-            // Steps 2 and 3: 2^(64-f) (G - H msb(c)) - R, and c >> f - 2^(62-f) on server 0.
+            // Steps 2 and 3: 2^(64-f) (G - H msb(c)) - R, and P = (c >> f) - 2^(62-f) on
+            // server 0 (server 1's P serves a sign that follows, if any).
             let emit = |cx: &mut Self, kernel: Kernel, inputs: &[ValueId]| {
                 cx.emit(host, kernel, inputs, ValueKind::Ring, shape)
             };
+            let c_hi = emit(self, Kernel::ShrLogical { bits: f }, &[c[i]]);
+            let unbias = self.ring_words(host, &[], vec![(1u64 << 62) >> f]);
+            p[i] = emit(self, Kernel::Sub, &[c_hi, unbias]);
             let msb = emit(self, Kernel::ShrLogical { bits: 63 }, &[c[i]]);
             let hm = emit(self, Kernel::Mul, &[msb, h.s[i]]);
             let gm = emit(self, Kernel::Sub, &[g.s[i], hm]);
@@ -285,15 +290,12 @@ impl Lowerer {
             let w = emit(self, Kernel::Shl { bits: 64 - f }, &[gm]);
             let mut t = emit(self, Kernel::Sub, &[w, rho.s[i]]);
             if i == 0 {
-                let c_hi = emit(self, Kernel::ShrLogical { bits: f }, &[c[0]]);
-                t = emit(self, Kernel::Add, &[t, c_hi]);
-                let unbias = self.ring_words(S0, &[], vec![(1u64 << 62) >> f]);
-                t = emit(self, Kernel::Sub, &[t, unbias]);
+                t = emit(self, Kernel::Add, &[t, p[0]]);
             }
             out[i] = t;
         }
         let truncated = super::Truncated {
-            c,
+            p,
             f,
             r: big_r,
             top: Shared { s: top },

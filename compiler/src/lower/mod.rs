@@ -53,8 +53,8 @@ pub struct Masked {
 /// 2^(62-f)` public.
 #[derive(Debug, Clone, Copy)]
 pub struct Truncated {
-    /// The opened `c` on server 0 and server 1.
-    pub c: [ValueId; 2],
+    /// `P = (c >> f) - 2^(62-f)` of the opened `c`, on server 0 and server 1.
+    pub p: [ValueId; 2],
     /// The bits truncated.
     pub f: u32,
     /// `R` on the helper.

@@ -209,22 +209,7 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
         .filter(|t| k + t.f as usize <= WORD_BITS);
     // Steps 1 and 3 (the helper's random r, both shares seed expansions; c = a + r opened)
     let (r, c, after) = match truncated {
-        Some(t) => {
-            let unbias = (1u64 << 62) >> t.f;
-            let c = SERVERS.map(|host| {
-                let j = usize::from(host != SERVERS[0]);
-                let hi = cx.emit(
-                    host,
-                    Kernel::ShrLogical { bits: t.f },
-                    &[t.c[j]],
-                    ValueKind::Ring,
-                    &shape,
-                );
-                let unbias = cx.ring_words(host, &[], vec![unbias]);
-                cx.emit(host, Kernel::Sub, &[hi, unbias], ValueKind::Ring, &shape)
-            });
-            (t.r, c, Some((t.top, t.f)))
-        }
+        Some(t) => (t.r, t.p, Some((t.top, t.f))),
         None => {
             let (r, r_shared) = cx.dealer_random(&shape);
             // Step 3 (its low k bits: in ceil(k / 8) bytes per word).
