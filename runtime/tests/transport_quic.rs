@@ -239,6 +239,50 @@ fn a_peer_that_drops_mid_run_is_named_quickly() {
     }
 }
 
+/// A party busy with other work than the transport for longer than the QUIC idle timeout
+/// (half of `timeout`) stays connected: its transport keeps answering its peers meanwhile.
+#[test]
+fn a_party_busy_past_the_idle_timeout_stays_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_millis(1600);
+    let out = run(
+        vec![(local(dir.path()), DIGEST); 3],
+        timeout,
+        move |mut t| -> Result<Option<Value>> {
+            let me = t.me();
+            for to in (0..3).filter(|&p| p != me) {
+                let mut b = t.batch(to, 0);
+                b.entries.push((1, value(me, to, 0, 1000)));
+                t.send(to, b)?;
+            }
+            if me == 2 {
+                // busy (not in the transport) for 1.2 s, past the idle timeout of 0.8 s
+                thread::sleep(Duration::from_millis(1200));
+                for from in 0..2 {
+                    t.recv(from, 0)?;
+                }
+                for to in 0..2 {
+                    let mut b = t.batch(to, 1);
+                    b.entries.push((2, value(me, to, 1, 3)));
+                    t.send(to, b)?;
+                }
+                t.finish()?;
+                return Ok(None);
+            }
+            for from in (0..3).filter(|&p| p != me) {
+                t.recv(from, 0)?;
+            }
+            let got = t.recv(2, 1)?.get(2).cloned();
+            t.finish()?;
+            Ok(got)
+        },
+    );
+    for (me, r) in out.into_iter().enumerate().take(2) {
+        let got = r.unwrap().unwrap();
+        assert_eq!(got, Some(value(2, me, 1, 3)), "party {me}");
+    }
+}
+
 #[test]
 fn a_silent_peer_times_out_naming_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -175,6 +175,7 @@ fn run_rounds(
                 values.remove(v);
                 loaded.remove(v);
             }
+            transport.progress();
         }
         let exchange = if round.sends.is_empty() && round.recvs.is_empty() {
             tracing::Span::none()

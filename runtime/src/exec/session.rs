@@ -354,6 +354,10 @@ impl Transport for RunTransport<'_> {
         self.inner.stats()
     }
 
+    fn progress(&mut self) {
+        self.inner.progress()
+    }
+
     fn batch(&self, to: usize, round: u32) -> Batch {
         self.inner.batch(to, round + self.offset)
     }

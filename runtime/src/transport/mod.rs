@@ -22,6 +22,7 @@ pub mod inproc;
 pub mod quic;
 mod quic_close;
 mod quic_conn;
+mod quic_drive;
 mod quic_frame;
 #[cfg(test)]
 mod quic_fuzz;
@@ -51,6 +52,9 @@ pub trait Transport: Send {
     fn recv(&mut self, from: usize, round: u32) -> Result<Batch>;
     /// Bytes and messages per peer so far.
     fn stats(&self) -> &TransportStats;
+    /// Lets the transport do its background work (read what peers sent, acknowledge it) if it
+    /// has not for a while; called between kernels. Cheap when there is nothing to do.
+    fn progress(&mut self) {}
 
     /// An empty batch of `round` for party `to`, with this transport's session and my index.
     fn batch(&self, to: usize, round: u32) -> Batch {

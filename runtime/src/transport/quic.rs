@@ -6,7 +6,10 @@
 //! its name, its graph digest and a fresh random contribution, the session id is a hash of all
 //! contributions, and every party confirms that it holds the same ones (its own included); a
 //! peer started with another compiled graph is refused by both sides. The API is
-//! synchronous over an internal tokio runtime: do not call it from inside an async context.
+//! synchronous over an internal single-threaded tokio runtime: do not call it from inside an
+//! async context.
+//! The party's own thread drives that runtime, and a pump thread when it does not
+//! (`quic_drive`).
 //!
 //! Failures spread: a party waiting for one peer fails at once, naming the culprit, when any
 //! other peer's connection is lost or closed by a failing party; a failing party closes its
@@ -24,6 +27,7 @@ use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_close::{close_with, peer_failure, Close};
 use super::quic_conn::{establish, Plan};
+use super::quic_drive::Driver;
 #[cfg(test)]
 use super::quic_frame::Gauge;
 use super::quic_frame::{
@@ -61,7 +65,7 @@ pub struct QuicTransport {
     frame: Vec<u8>,
     endpoint: Endpoint,
     local: Option<SocketAddr>,
-    rt: Option<tokio::runtime::Runtime>,
+    rt: Option<Driver>,
 }
 
 impl std::fmt::Debug for QuicTransport {
@@ -186,9 +190,7 @@ impl QuicTransport {
         let granted = enlarge_buffers(&socket);
         let window = loopback.then(|| loopback_window(granted, parties.len() - 1));
         let configs = quic_tls::configs(cluster, me, timeout, window)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name(format!("quic-{me}"))
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|source| RuntimeError::Io {
@@ -245,7 +247,7 @@ impl QuicTransport {
             frame: Vec::new(),
             endpoint,
             local,
-            rt: Some(rt),
+            rt: Some(Driver::new(rt, me)),
         })
     }
 
@@ -301,7 +303,7 @@ impl QuicTransport {
         }
     }
 
-    fn close_failed(&self, rt: &tokio::runtime::Runtime, why: &RuntimeError) {
+    fn close_failed(&self, rt: &Driver, why: &RuntimeError) {
         let conns = self.links.iter().flatten().map(|l| &l.conn);
         let me = self.book.name(self.book.me);
         close_with(conns, Close::Failed, me, &self.book.names, why);
@@ -517,7 +519,7 @@ impl Transport for QuicTransport {
             return Err(self.book.peer_error(to, "no connection to this party"));
         };
         let write = link.send.write_all(&self.frame);
-        match rt.block_on(async { timeout(self.book.timeout, write).await }) {
+        match rt.block_on_and_drive(async { timeout(self.book.timeout, write).await }) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let why = format!("cannot send the batch of {round}: {}", write_error(&e));
@@ -576,6 +578,12 @@ impl Transport for QuicTransport {
 
     fn stats(&self) -> &TransportStats {
         &self.book.stats
+    }
+
+    fn progress(&mut self) {
+        if let Some(rt) = self.rt.as_ref() {
+            rt.progress();
+        }
     }
 }
 
