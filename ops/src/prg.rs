@@ -31,6 +31,7 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 
 mod ctr;
+mod vaes;
 use ctr::CtrStream;
 
 use crate::ring::{checked_len, PrimeField};

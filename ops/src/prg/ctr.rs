@@ -1,6 +1,8 @@
 //! AES-128 in counter mode as the stream of [`super::Prg`]: with AES-NI, eight blocks at a
 //! time, about five times the speed of ChaCha20 on one core, and any position of the stream
-//! reachable at once (the block counter), so large fills split across threads.
+//! reachable at once (the block counter), so large fills split across threads. With VAES
+//! (AVX-512), whole runs of 32 blocks are encrypted four blocks per instruction
+//! (`vaes.rs`), about three times as fast again.
 
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockEncrypt, KeyInit};
@@ -23,6 +25,9 @@ fn word(b: &[u8]) -> u64 {
 #[derive(Clone)]
 pub struct CtrStream {
     cipher: Aes128,
+    /// The same key for VAES, on a CPU that has it.
+    #[cfg(target_arch = "x86_64")]
+    fast: Option<super::vaes::Vaes>,
     nonce: u64,
     /// The next word's position in the stream.
     pos: u64,
@@ -40,6 +45,8 @@ impl CtrStream {
     pub fn new(key: [u8; 16], nonce: u64) -> Self {
         CtrStream {
             cipher: Aes128::new(&GenericArray::from(key)),
+            #[cfg(target_arch = "x86_64")]
+            fast: super::vaes::Vaes::new(key),
             nonce,
             pos: 0,
         }
@@ -68,6 +75,12 @@ impl CtrStream {
             rest[0] = second;
             rest = &mut rest[1..];
             block += 1;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fast) = &self.fast {
+            let done = fast.words(self.nonce, block, rest);
+            block += (done / WORDS) as u64;
+            rest = &mut rest[done..];
         }
         let mut blocks = [GenericArray::from([0u8; 16]); BATCH];
         let mut chunks = rest.chunks_exact_mut(BATCH * WORDS);
@@ -142,6 +155,25 @@ mod tests {
             0xc5, 0x5a,
         ];
         assert_eq!(block.as_slice(), &want);
+    }
+
+    /// The VAES path (where the CPU has it) writes the words of the AES-NI one.
+    #[test]
+    fn the_fast_and_the_portable_paths_agree() {
+        for nonce in [0u64, 3, u64::MAX] {
+            let fast = CtrStream::new([9; 16], nonce);
+            let portable = CtrStream {
+                #[cfg(target_arch = "x86_64")]
+                fast: None,
+                ..fast.clone()
+            };
+            for (pos, len) in [(0u64, 1000usize), (1, 999), (5, 64), (64, 63), (7, 130)] {
+                let (mut a, mut b) = (vec![0u64; len], vec![1u64; len]);
+                fast.words_at(pos, &mut a);
+                portable.words_at(pos, &mut b);
+                assert_eq!(a, b, "nonce {nonce}, from {pos}, {len} words");
+            }
+        }
     }
 
     #[test]
