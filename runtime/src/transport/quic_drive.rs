@@ -25,8 +25,11 @@ pub const DRIVE_EVERY: Duration = Duration::from_millis(1);
 /// How long the party's thread may leave the runtime alone before the pump drives it.
 pub const PUMP_EVERY: Duration = Duration::from_millis(10);
 /// Scheduler passes per drive: a received datagram goes from the endpoint to the connection
-/// to the stream's reader, one task waking the next; a send's packets leave in the first.
+/// to the stream's reader, one task waking the next.
 const DRIVE_PASSES: usize = 4;
+/// Scheduler passes after a write: the connection's task, woken by the write, sends the
+/// packets in the first (what it leaves for later goes at the next drive).
+const SEND_PASSES: usize = 1;
 
 /// When the runtime was last driven, and whether the party's thread is driving it now.
 #[derive(Debug)]
@@ -120,7 +123,7 @@ impl Driver {
     pub(crate) fn block_on_and_drive<F: Future>(&self, future: F) -> F::Output {
         self.block_on(async {
             let out = future.await;
-            drive(DRIVE_PASSES).await;
+            drive(SEND_PASSES).await;
             out
         })
     }
