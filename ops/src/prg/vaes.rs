@@ -37,6 +37,9 @@ mod x86 {
         /// eight bytes of the counter block being `nonce`) into the longest prefix of `out`
         /// that is a whole number of steps, and returns its length.
         pub(crate) fn words(&self, nonce: u64, block: u64, out: &mut [u64]) -> usize {
+            if out.len() < STEP_WORDS {
+                return 0;
+            }
             // SAFETY: `new` checked the CPU's features.
             unsafe { fill(&self.round_keys, nonce, block, out) }
         }

@@ -519,7 +519,8 @@ impl Transport for QuicTransport {
             return Err(self.book.peer_error(to, "no connection to this party"));
         };
         let write = link.send.write_all(&self.frame);
-        match rt.block_on_and_drive(async { timeout(self.book.timeout, write).await }) {
+        let written = rt.block_on_write(async { timeout(self.book.timeout, write).await });
+        match written {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 let why = format!("cannot send the batch of {round}: {}", write_error(&e));
