@@ -2,9 +2,8 @@
 //!
 //! The runtime is single-threaded. The party's thread drives it while it waits for a batch,
 //! when it sends one (the packets that the congestion window allows leave at once), and
-//! between kernels
-//! ([`Driver::progress`], at most every [`DRIVE_EVERY`]), so that a batch costs one thread
-//! wake-up, the receiver's. Worker threads would cost three (the sender's worker, the
+//! between kernels ([`Driver::progress`], at most every [`DRIVE_EVERY`]), so that a batch
+//! costs one thread wake-up, the receiver's. Worker threads would cost three (the sender's worker, the
 //! receiver's worker, then the receiver's thread), and on two cores shared by five parties
 //! each wake-up is tens of microseconds of every round.
 //!
@@ -45,7 +44,6 @@ struct Clock {
     start: Instant,
     /// Nanoseconds from `start` to the end of the last drive.
     last: AtomicU64,
-
     /// The party's thread is inside the runtime.
     inside: AtomicBool,
 }
