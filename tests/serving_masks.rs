@@ -60,6 +60,9 @@ impl<T: Transport> Transport for Recording<T> {
     fn stats(&self) -> &TransportStats {
         self.inner.stats()
     }
+    fn progress(&mut self) {
+        self.inner.progress()
+    }
 }
 
 /// One prediction with every party's store; returns the client's output and the log.

@@ -197,8 +197,8 @@ impl Lowerer {
     }
 
     /// `(k(x, y) + plus) / 2^bits` (`0 < bits < 64`; `plus` shares broadcast to the product):
-    /// a dealer triple's product, truncated with the configured method. By the dealer, the truncation is folded into the triple
-    /// ([`Lowerer::truncated_product_dealer`]).
+    /// a dealer triple's product, truncated with the configured method. By the dealer, the
+    /// truncation is folded into the triple ([`Lowerer::truncated_product_dealer`]).
     pub fn product_truncated(
         &mut self,
         x: &Shared,

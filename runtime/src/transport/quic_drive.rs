@@ -3,9 +3,9 @@
 //! The runtime is single-threaded. The party's thread drives it while it waits for a batch,
 //! when it sends one (the packets that the congestion window allows leave at once), and
 //! between kernels ([`Driver::progress`], at most every [`DRIVE_EVERY`]), so that a batch
-//! costs one thread wake-up, the receiver's. Worker threads would cost three (the sender's worker, the
-//! receiver's worker, then the receiver's thread), and on two cores shared by five parties
-//! each wake-up is tens of microseconds of every round.
+//! costs one thread wake-up, the receiver's. Worker threads would cost three (the sender's
+//! worker, the receiver's worker, then the receiver's thread), and on two cores shared by
+//! five parties each wake-up is tens of microseconds of every round.
 //!
 //! When the party's thread has not driven the runtime for [`PUMP_EVERY`] (a long kernel, or a
 //! party busy with anything but the transport), the pump thread drives it instead: what peers
@@ -128,7 +128,8 @@ impl Driver {
                 thread: Some(thread),
             }),
             Err(e) => {
-                tracing::warn!(error = %e, "no pump thread: a long kernel may look like a dead party");
+                let why = "no pump thread: a long kernel may look like a dead party";
+                tracing::warn!(error = %e, "{why}");
                 None
             }
         };
