@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{OpsError, Result};
 
 /// Below this many output elements the transforms run on the calling thread.
-const PAR_THRESHOLD: usize = 1 << 15;
+const PAR_THRESHOLD: usize = crate::par::ELEMENTWISE;
 
 /// How a window treats the border of its input, as in TensorFlow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod broadcast;
 pub mod error;
 pub mod fixed;
 pub mod im2col;
+pub mod par;
 pub mod plain;
 pub mod prg;
 pub mod ring;

@@ -119,7 +119,7 @@ impl Prg {
     /// Fills `buf` with the next `buf.len()` words of the stream, in parallel for large
     /// buffers; the result is the same as calling [`next_u64`](Self::next_u64) in a loop.
     pub fn fill_u64(&mut self, buf: &mut [u64]) {
-        if buf.len() < 2 * CHUNK_WORDS {
+        if buf.len() < crate::par::PRG_WORDS {
             self.rng.fill(buf);
             return;
         }
@@ -186,7 +186,7 @@ impl Prg {
         while v.len() < count {
             words.resize((count - v.len()).div_ceil(4), 0);
             self.fill_u64(&mut words);
-            if words.len() < 2 * CHUNK_WORDS {
+            if words.len() < crate::par::PRG_WORDS {
                 accept_draws(&words, table, &mut v);
             } else {
                 let parts: Vec<Vec<u16>> = words

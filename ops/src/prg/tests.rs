@@ -67,7 +67,7 @@ fn prg_domains_and_seeds_separate() {
 #[test]
 fn prg_parallel_fill_equals_sequential_stream() {
     let d = dom(9, 9, 9);
-    let n = 5 * CHUNK_WORDS + 123;
+    let n = crate::par::PRG_WORDS + 5 * CHUNK_WORDS + 123;
     // Small buffers take the sequential path.
     let mut small = [0u64; 300];
     Prg::new(&SEED, d).fill_u64(&mut small);

@@ -9,8 +9,8 @@ use ndarray::{ArrayD, ArrayRefD, Axis, IxDyn, Zip};
 pub use crate::broadcast::broadcast_shape;
 use crate::{OpsError, Result};
 
-/// Operands with at least this many elements are processed in parallel.
-pub const PAR_THRESHOLD: usize = 1 << 15;
+/// Operands with at least this many elements are processed in parallel (see [`crate::par`]).
+pub const PAR_THRESHOLD: usize = crate::par::ELEMENTWISE;
 
 /// Applies `f` elementwise to `a` and `b` broadcast together (see [`broadcast_shape`]).
 pub fn zip_with<T, F>(

@@ -1,8 +1,9 @@
 //! Matrix product over Z_2^64: a blocked, packed, rayon-parallel GEMM with wrapping arithmetic.
 //!
 //! The product `C = A · B` (`m x k` times `k x n`) is cut into tasks of at most [`MC`] rows and a
-//! group of columns; each task runs on one rayon worker and writes its own buffer, which is
-//! then copied into `C`. `B` is packed once into panels of [`NR`] columns, `KC` deep, so that a
+//! group of columns; each task runs on one rayon worker (on the calling thread below
+//! [`par::MATMUL_MACS`] multiply-adds) and writes its own buffer, which is then copied into
+//! `C`. `B` is packed once into panels of [`NR`] columns, `KC` deep, so that a
 //! panel stays in L1; each task packs its rows of `A` into panels of [`MR`] rows. The
 //! micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k` once.
 //!
@@ -16,11 +17,10 @@
 //! for single-threaded f32 `dot` (FMA) on the same shapes.
 
 use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, Ix2};
-use rayon::prelude::*;
 
 use super::kernels::{tile_portable, Tile};
 use super::pack::{pack_a, PackedB};
-use crate::{OpsError, Result};
+use crate::{par, OpsError, Result};
 
 /// Rows of the register tile.
 pub const MR: usize = 4;
@@ -153,10 +153,8 @@ pub(crate) fn gemm(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: 
             p0 = p1;
         }
     }
-    let results: Vec<(Task, Vec<u64>)> = tasks
-        .into_par_iter()
-        .map(|t| (t, kernel.run(a, &packed, t)))
-        .collect();
+    let parallel = m * k * n >= par::MATMUL_MACS;
+    let results = par::map_vec(tasks, parallel, |t| (t, kernel.run(a, &packed, t)));
     let mut c = vec![0u64; m * n];
     for (t, buf) in results {
         let j0 = t.p0 * NR;
@@ -172,14 +170,13 @@ pub(crate) fn gemm(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: 
 /// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, in parallel
 /// over blocks of columns.
 fn gemm_few_rows(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
-    let blocks: Vec<(usize, Vec<u64>)> = (0..n.div_ceil(ROW_PATH_COLS))
-        .into_par_iter()
-        .map(|blk| {
-            let j0 = blk * ROW_PATH_COLS;
-            let w = ROW_PATH_COLS.min(n - j0);
-            (j0, kernel.rows(a, b, Cols { m, k, n, j0, w }))
-        })
-        .collect();
+    let blocks: Vec<usize> = (0..n.div_ceil(ROW_PATH_COLS)).collect();
+    let parallel = m * k * n >= par::MATMUL_MACS;
+    let blocks = par::map_vec(blocks, parallel, |blk| {
+        let j0 = blk * ROW_PATH_COLS;
+        let w = ROW_PATH_COLS.min(n - j0);
+        (j0, kernel.rows(a, b, Cols { m, k, n, j0, w }))
+    });
     let mut c = vec![0u64; m * n];
     for (j0, buf) in blocks {
         let w = buf.len() / m;

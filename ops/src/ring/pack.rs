@@ -19,20 +19,24 @@ impl PackedB {
     pub(crate) fn new(b: &[u64], k: usize, n: usize) -> Self {
         let n_pad = n.div_ceil(NR) * NR;
         let mut data = vec![0u64; k * n_pad];
-        data.par_chunks_mut(KC * n_pad)
-            .enumerate()
-            .for_each(|(kb, block)| {
-                let k0 = kb * KC;
-                let kc = block.len() / n_pad;
-                for (p, panel) in block.chunks_exact_mut(kc * NR).enumerate() {
-                    let j0 = p * NR;
-                    let w = NR.min(n - j0);
-                    for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                        let row = (k0 + kk) * n;
-                        dst[..w].copy_from_slice(&b[row + j0..row + j0 + w]);
-                    }
+        let pack = |(kb, block): (usize, &mut [u64])| {
+            let k0 = kb * KC;
+            let kc = block.len() / n_pad;
+            for (p, panel) in block.chunks_exact_mut(kc * NR).enumerate() {
+                let j0 = p * NR;
+                let w = NR.min(n - j0);
+                for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    let row = (k0 + kk) * n;
+                    dst[..w].copy_from_slice(&b[row + j0..row + j0 + w]);
                 }
-            });
+            }
+        };
+        // A copy, bound by memory.
+        if data.len() >= crate::par::ELEMENTWISE {
+            data.par_chunks_mut(KC * n_pad).enumerate().for_each(pack);
+        } else {
+            data.chunks_mut(KC * n_pad).enumerate().for_each(pack);
+        }
         PackedB { data, k, n, n_pad }
     }
 
