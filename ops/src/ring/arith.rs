@@ -84,7 +84,7 @@ pub fn add_scalar(x: &ArrayRefD<u64>, s: u64) -> ArrayD<u64> {
     map_with(x, move |v| v.wrapping_add(s))
 }
 
-fn check_shift(op: &'static str, k: u32) -> Result<()> {
+pub(super) fn check_shift(op: &'static str, k: u32) -> Result<()> {
     if k >= 64 {
         return Err(OpsError::InvalidArgument {
             op,

@@ -11,6 +11,7 @@
 //! reference. Binary elementwise operations broadcast like NumPy (see [`broadcast_shape`]).
 
 mod arith;
+mod assign;
 mod bits;
 mod conv;
 mod conv_grad;
@@ -35,6 +36,10 @@ mod tests_matmul;
 pub use arith::{
     add, add_scalar, broadcast_shape, from_i64, map_with, mul, mul_scalar, neg, shl, shr_arith,
     shr_logical, sub, sum_all, sum_axis, to_i64, zip_with, PAR_THRESHOLD,
+};
+pub use assign::{
+    add_assign, map_assign, mul_assign, shl_assign, shr_arith_assign, shr_logical_assign,
+    sub_assign, zip_assign,
 };
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use conv::conv2d;

@@ -258,3 +258,63 @@ fn bits_decompose_lsb_first_and_compose_back() {
     assert!(bit_compose(&ArrayD::<u8>::zeros(IxDyn(&[3, 32]))).is_err());
     assert!(bit_compose(&ArrayD::<u8>::zeros(IxDyn(&[]))).is_err());
 }
+
+#[test]
+fn ring_in_place_ops_equal_the_ones_into_a_new_buffer() {
+    let a = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| {
+        (i[0] * 4 + i[1]) as u64 * 0x9e37_79b9_7f4a_7c15
+    });
+    let b = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| u64::MAX - (i[0] + 7 * i[1]) as u64);
+    let row = d(&[1, u64::MAX, 1 << 63, 3]);
+    let assigned = |f: &dyn Fn(&mut ArrayD<u64>)| {
+        let mut x = a.clone();
+        f(&mut x);
+        x
+    };
+    assert_eq!(
+        assigned(&|x| add_assign(x, &b).unwrap()),
+        add(&a, &b).unwrap()
+    );
+    assert_eq!(
+        assigned(&|x| sub_assign(x, &b).unwrap()),
+        sub(&a, &b).unwrap()
+    );
+    assert_eq!(
+        assigned(&|x| mul_assign(x, &b).unwrap()),
+        mul(&a, &b).unwrap()
+    );
+    // the second operand broadcast, as a bias over rows
+    assert_eq!(
+        assigned(&|x| add_assign(x, &row).unwrap()),
+        add(&a, &row).unwrap()
+    );
+    assert_eq!(assigned(&|x| map_assign(x, u64::wrapping_neg)), neg(&a));
+    assert_eq!(
+        assigned(&|x| shl_assign(x, 5).unwrap()),
+        shl(&a, 5).unwrap()
+    );
+    assert_eq!(
+        assigned(&|x| shr_logical_assign(x, 63).unwrap()),
+        shr_logical(&a, 63).unwrap()
+    );
+    assert_eq!(
+        assigned(&|x| shr_arith_assign(x, 9).unwrap()),
+        shr_arith(&a, 9).unwrap()
+    );
+    // the first operand never grows: a shape that does not broadcast to it is refused
+    let mut x = row.clone();
+    assert!(matches!(
+        add_assign(&mut x, &a),
+        Err(OpsError::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        shl_assign(&mut x, 64),
+        Err(OpsError::InvalidArgument { .. })
+    ));
+    // large operands take the parallel path
+    let n = PAR_THRESHOLD * 2 + 3;
+    let mut big = ArrayD::from_shape_fn(IxDyn(&[n]), |i| i[0] as u64);
+    let minus = neg(&big);
+    add_assign(&mut big, &minus).unwrap();
+    assert!(big.iter().all(|&v| v == 0));
+}

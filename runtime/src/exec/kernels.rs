@@ -30,6 +30,56 @@ fn ring<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u6
     v.as_ring(op)
 }
 
+/// The operands (by position) that `kernel` may overwrite when they are not used again: an
+/// elementwise ring kernel whose output has the operand's shape. The first operand, or for a
+/// sum or a product either.
+pub fn overwritable(kernel: &Kernel) -> &'static [usize] {
+    match kernel {
+        Kernel::Add | Kernel::Mul => &[0, 1],
+        Kernel::Sub
+        | Kernel::Neg
+        | Kernel::Shl { .. }
+        | Kernel::ShrLogical { .. }
+        | Kernel::ShrArith { .. }
+        | Kernel::XorConst { .. }
+        | Kernel::AndConst { .. } => &[0],
+        _ => &[],
+    }
+}
+
+/// Runs a kernel of [`overwritable`] in place: `x` is its operand at position `taken`, which
+/// is not used again, and `rest` the other operands in order. The result has `x`'s buffer.
+pub fn run_in_place(
+    instr: &Instr,
+    taken: usize,
+    mut x: ArrayD<u64>,
+    rest: &[&Value],
+) -> Result<Value> {
+    let at = |e: OpsError| RuntimeError::Kernel {
+        node: label(instr),
+        source: e,
+    };
+    let other = || ring(operand(instr, rest, 0)?, instr.kernel.name()).map_err(at);
+    match (&instr.kernel, taken) {
+        (Kernel::Add, _) => ring::add_assign(&mut x, other()?).map_err(at)?,
+        (Kernel::Mul, _) => ring::mul_assign(&mut x, other()?).map_err(at)?,
+        (Kernel::Sub, 0) => ring::sub_assign(&mut x, other()?).map_err(at)?,
+        (Kernel::Neg, 0) => ring::map_assign(&mut x, u64::wrapping_neg),
+        (Kernel::Shl { bits }, 0) => ring::shl_assign(&mut x, *bits).map_err(at)?,
+        (Kernel::ShrLogical { bits }, 0) => ring::shr_logical_assign(&mut x, *bits).map_err(at)?,
+        (Kernel::ShrArith { bits }, 0) => ring::shr_arith_assign(&mut x, *bits).map_err(at)?,
+        (Kernel::XorConst { value }, 0) => ring::map_assign(&mut x, |w| w ^ value),
+        (Kernel::AndConst { value }, 0) => ring::map_assign(&mut x, |w| w & value),
+        _ => {
+            return Err(RuntimeError::Node {
+                node: label(instr),
+                message: format!("operand {taken} of this kernel cannot be overwritten"),
+            })
+        }
+    }
+    Ok(Value::Ring(x))
+}
+
 /// Runs a local kernel (not a send, receive or output) on its argument values.
 pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Value> {
     let at = |e: OpsError| RuntimeError::Kernel {

@@ -157,17 +157,33 @@ fn run_rounds(
                 };
                 outputs.insert(name.clone(), at.get(instr, 0)?.clone());
             } else if !store.run(instr, &values, &mut loaded)? {
+                let taken = take_operand(instr, &plan.frees[idx], &mut values);
                 let at = Values {
                     values: &values,
                     loaded: &loaded,
                     store,
                 };
-                let args = instr
-                    .inputs
-                    .iter()
-                    .map(|i| at.lookup(instr, *i))
-                    .collect::<Result<Vec<_>>>()?;
-                let v = kernels::run(instr, &args, &cx)?;
+                let v = match taken {
+                    // The operand is not used again: the kernel overwrites it.
+                    Some((taken, x)) => {
+                        let rest = instr
+                            .inputs
+                            .iter()
+                            .enumerate()
+                            .filter(|&(i, _)| i != taken)
+                            .map(|(_, id)| at.lookup(instr, *id))
+                            .collect::<Result<Vec<_>>>()?;
+                        kernels::run_in_place(instr, taken, x, &rest)?
+                    }
+                    None => {
+                        let args = instr
+                            .inputs
+                            .iter()
+                            .map(|i| at.lookup(instr, *i))
+                            .collect::<Result<Vec<_>>>()?;
+                        kernels::run(instr, &args, &cx)?
+                    }
+                };
                 values.insert(instr.id, v);
             }
             metrics.record_kernel(instr.kernel.name(), t.elapsed());
@@ -267,6 +283,29 @@ fn run_rounds(
 }
 
 /// A run's values: computed or received ones, and those read from the store.
+/// The operand that `instr` may overwrite (see [`kernels::overwritable`]), taken out of
+/// `values`: one at its last use (in `frees`), computed in this run (not read from the store),
+/// not also another operand, and a ring tensor of the output's shape.
+fn take_operand(
+    instr: &shareflow_compiler::Instr,
+    frees: &[ValueId],
+    values: &mut HashMap<ValueId, Value>,
+) -> Option<(usize, ArrayD<u64>)> {
+    for &i in kernels::overwritable(&instr.kernel) {
+        let Some(&id) = instr.inputs.get(i) else {
+            continue;
+        };
+        let once = instr.inputs.iter().filter(|&&j| j == id).count() == 1;
+        let fits = matches!(values.get(&id), Some(Value::Ring(a)) if a.shape() == instr.shape);
+        if once && fits && frees.contains(&id) {
+            if let Some(Value::Ring(a)) = values.remove(&id) {
+                return Some((i, a));
+            }
+        }
+    }
+    None
+}
+
 struct Values<'a> {
     values: &'a HashMap<ValueId, Value>,
     loaded: &'a HashMap<ValueId, StoreKey>,
