@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use quinn::{Endpoint, TokioRuntime, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -61,8 +62,6 @@ pub struct QuicTransport {
     held: Arc<Gauge>,
     /// Per peer: how its incoming stream ended, once it has.
     ended: Vec<Option<End>>,
-    /// A reused buffer for outgoing frames.
-    frame: Vec<u8>,
     endpoint: Endpoint,
     local: Option<SocketAddr>,
     rt: Option<Driver>,
@@ -244,7 +243,6 @@ impl QuicTransport {
             #[cfg(test)]
             held,
             ended: vec![None; n],
-            frame: Vec::new(),
             endpoint,
             local,
             rt: Some(Driver::new(rt, me)),
@@ -508,9 +506,11 @@ impl Transport for QuicTransport {
     fn send(&mut self, to: usize, batch: Batch) -> Result<()> {
         let len = self.book.before_send(to, &batch)?;
         let round = Round(batch.round);
-        self.frame.clear();
-        self.frame.extend_from_slice(&(len as u64).to_le_bytes());
-        wire::encode_into(&batch, &mut self.frame)?;
+        // A buffer per frame, which quinn then sends from as it is (`write_all` would copy it
+        // into one of its own).
+        let mut frame = Vec::with_capacity(8 + len);
+        frame.extend_from_slice(&(len as u64).to_le_bytes());
+        wire::encode_into(&batch, &mut frame)?;
         drop(batch);
         let Some(rt) = self.rt.as_ref() else {
             return Err(self.closed());
@@ -518,7 +518,7 @@ impl Transport for QuicTransport {
         let Some(link) = self.links.get_mut(to).and_then(Option::as_mut) else {
             return Err(self.book.peer_error(to, "no connection to this party"));
         };
-        let write = link.send.write_all(&self.frame);
+        let write = link.send.write_chunk(Bytes::from(frame));
         let written = rt.block_on_write(async { timeout(self.book.timeout, write).await });
         match written {
             Ok(Ok(())) => {}
