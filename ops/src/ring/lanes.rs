@@ -131,11 +131,29 @@ pub fn strided_slice<T: Clone>(
             ))
         }
     }
-    let end = start + step * (len - 1) + 1;
-    let s = Slice::new(start as isize, Some(end as isize), step as isize);
-    Ok(x.slice_axis(Axis(axis), s)
-        .as_standard_layout()
-        .into_owned())
+    let x = x.as_standard_layout();
+    let Some(src) = x.as_slice() else {
+        let end = start + step * (len - 1) + 1;
+        let s = Slice::new(start as isize, Some(end as isize), step as isize);
+        return Ok(x.slice_axis(Axis(axis), s).to_owned());
+    };
+    // Row-major: every index of the axes before `axis` holds `d` runs of `inner` contiguous
+    // elements, one per index of `axis`; copy the chosen runs whole.
+    let d = x.shape()[axis];
+    let inner: usize = x.shape()[axis + 1..].iter().product();
+    let outer: usize = x.shape()[..axis].iter().product();
+    let mut shape = x.shape().to_vec();
+    shape[axis] = len;
+    let mut out = Vec::with_capacity(outer * len * inner);
+    if inner > 0 {
+        for block in src.chunks_exact(d * inner) {
+            for k in 0..len {
+                let from = (start + k * step) * inner;
+                out.extend_from_slice(&block[from..from + inner]);
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| invalid("strided_slice", e.to_string()))
 }
 
 /// `a` and `b` joined along `axis`.
@@ -237,6 +255,31 @@ mod tests {
                 vec![8, 99, 99, 99]
             ]
         );
+    }
+
+    #[test]
+    fn strided_slice_equals_ndarrays_slicing_on_every_axis() {
+        let x = ArrayD::from_shape_fn(IxDyn(&[3, 5, 6, 4]), |i| {
+            (((i[0] * 5 + i[1]) * 6 + i[2]) * 4 + i[3]) as u64
+        });
+        // a transposed tensor, which is not in standard layout
+        let t = x.view().permuted_axes(IxDyn(&[2, 0, 3, 1])).to_owned();
+        for x in [x, t] {
+            for axis in 0..4 {
+                let d = x.shape()[axis];
+                for (start, step) in [(0, 1), (1, 2), (0, 3), (d - 1, 1)] {
+                    let len = (d - 1 - start) / step + 1;
+                    let end = start + step * (len - 1) + 1;
+                    let s = Slice::new(start as isize, Some(end as isize), step as isize);
+                    let want = x.slice_axis(Axis(axis), s).to_owned();
+                    let got = strided_slice(&x, axis, start, step, len).unwrap();
+                    assert_eq!(got, want, "axis {axis} from {start} by {step}");
+                }
+            }
+        }
+        // an empty axis after the one sliced
+        let e = ArrayD::<u64>::zeros(IxDyn(&[2, 4, 0]));
+        assert_eq!(strided_slice(&e, 1, 1, 2, 2).unwrap().shape(), &[2, 2, 0]);
     }
 
     #[test]

@@ -282,10 +282,9 @@ fn run_rounds(
     Ok(PartyResult { outputs, metrics })
 }
 
-/// A run's values: computed or received ones, and those read from the store.
 /// The operand that `instr` may overwrite (see [`kernels::overwritable`]), taken out of
-/// `values`: one at its last use (in `frees`), computed in this run (not read from the store),
-/// not also another operand, and a ring tensor of the output's shape.
+/// `values`: one at its last use (in `frees`), computed or received in this run (not read from
+/// the store), not also another operand, and a ring tensor of the output's shape.
 fn take_operand(
     instr: &shareflow_compiler::Instr,
     frees: &[ValueId],
@@ -306,6 +305,7 @@ fn take_operand(
     None
 }
 
+/// A run's values: computed or received ones, and those read from the store.
 struct Values<'a> {
     values: &'a HashMap<ValueId, Value>,
     loaded: &'a HashMap<ValueId, StoreKey>,
