@@ -32,7 +32,18 @@ fn operands_at_their_last_use_are_overwritten_and_no_other() {
     let neg = cx.emit_like(Kernel::Neg, &[x]);
     let sum = cx.emit_like(Kernel::Add, &[x, neg]);
     let left = cx.emit_like(Kernel::Shl { bits: 1 }, &[x]);
-    for (name, v) in [("shifted", shifted), ("sum", sum), ("left", left), ("x", x)] {
+    // a first operand that the second broadcasts to a larger shape (the node has the first
+    // operand's shape, as `emit_like` gives it): computed into a new buffer
+    let five = cx.ring_words(S0, &[1], vec![5]);
+    let grown = cx.emit_like(Kernel::Add, &[five, x]);
+    let outputs = [
+        ("shifted", shifted),
+        ("sum", sum),
+        ("left", left),
+        ("x", x),
+        ("grown", grown),
+    ];
+    for (name, v) in outputs {
         cx.emit(
             S0,
             Kernel::Output { name: name.into() },
@@ -47,4 +58,5 @@ fn operands_at_their_last_use_are_overwritten_and_no_other() {
     assert_eq!(out("sum"), arr1(&[0, 0, 0]).into_dyn());
     assert_eq!(out("left"), arr1(&[2, u64::MAX - 1, 0]).into_dyn());
     assert_eq!(out("x"), arr1(&[1, u64::MAX, 1 << 63]).into_dyn());
+    assert_eq!(out("grown"), arr1(&[6, 4, (1 << 63) + 5]).into_dyn());
 }

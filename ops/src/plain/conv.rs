@@ -360,8 +360,9 @@ mod tests {
 
     #[test]
     fn conv_large_batch_matches_per_image() {
-        // Exercises the parallel im2col, GEMM and col2im paths against per-image results.
-        let x = random(&[16, 12, 12, 3], 21)
+        // Exercises the parallel im2col, GEMM and col2im paths against per-image results
+        // (64 x 12 x 12 windows of 75 elements: above `par::ELEMENTWISE`).
+        let x = random(&[64, 12, 12, 3], 21)
             .into_dimensionality::<Ix4>()
             .unwrap();
         let w = random(&[5, 5, 3, 8], 22)
@@ -371,7 +372,7 @@ mod tests {
         let dy = random(y.shape(), 23).into_dimensionality::<Ix4>().unwrap();
         let g = conv2d_backward(x.view(), w.view(), dy.view(), (1, 1), Padding::Same).unwrap();
         let mut dw = Array4::<f32>::zeros(w.dim());
-        for n in 0..16 {
+        for n in 0..64 {
             let xn = x.slice(ndarray::s![n..n + 1, .., .., ..]);
             let dyn_ = dy.slice(ndarray::s![n..n + 1, .., .., ..]);
             let yn = conv2d(xn, w.view(), (1, 1), Padding::Same).unwrap();

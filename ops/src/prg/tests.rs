@@ -154,9 +154,18 @@ fn field_one_draw_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u8> {
 #[test]
 fn prg_bulk_field_equals_draw_at_a_time_and_is_uniform() {
     let f = PrimeField::new(67).unwrap();
-    // Sizes around a word, one large enough for the parallel fill, and one for the parallel
-    // scan of the draws (at least 2 * 2^14 words).
-    for n in [0usize, 1, 7, 8, 9, 1000, 100_003, 300_001] {
+    // Sizes around a word, a larger one, and one for the parallel fill and the parallel scan
+    // of the draws (at least `par::PRG_WORDS` words of about 8 elements each).
+    for n in [
+        0usize,
+        1,
+        7,
+        8,
+        9,
+        1000,
+        100_003,
+        9 * crate::par::PRG_WORDS + 1,
+    ] {
         let mut bulk = Prg::new(&SEED, dom(14, n as u64, 1));
         let mut slow = bulk.clone();
         let x = bulk.field(f, &[n]).unwrap();

@@ -131,11 +131,14 @@ pub fn strided_slice<T: Clone>(
             ))
         }
     }
-    let x = x.as_standard_layout();
-    let Some(src) = x.as_slice() else {
+    let (true, Some(src)) = (x.is_standard_layout(), x.as_slice()) else {
+        // Another layout: copy only the chosen elements, in logical order.
         let end = start + step * (len - 1) + 1;
         let s = Slice::new(start as isize, Some(end as isize), step as isize);
-        return Ok(x.slice_axis(Axis(axis), s).to_owned());
+        return Ok(x
+            .slice_axis(Axis(axis), s)
+            .as_standard_layout()
+            .into_owned());
     };
     // Row-major: every index of the axes before `axis` holds `d` runs of `inner` contiguous
     // elements, one per index of `axis`; copy the chosen runs whole.

@@ -8,7 +8,8 @@
 //! micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k` once.
 //!
 //! With fewer than `2 * MR` rows (a batch of one), packing `B` does not pay and the product
-//! is computed row by row, vectorised along the columns, in parallel over column blocks.
+//! is computed row by row, vectorised along the columns, over column blocks (in parallel from
+//! [`par::MATMUL_MACS`] multiply-adds).
 //!
 //! There is no 64-bit SIMD multiply before AVX-512DQ, so the kernels are compiled three times
 //! (AVX-512DQ/VL, AVX2, baseline) and the best one the CPU supports is picked at run time.
@@ -153,7 +154,7 @@ pub(crate) fn gemm(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: 
             p0 = p1;
         }
     }
-    let parallel = m * k * n >= par::MATMUL_MACS;
+    let parallel = m.saturating_mul(k).saturating_mul(n) >= par::MATMUL_MACS;
     let results = par::map_vec(tasks, parallel, |t| (t, kernel.run(a, &packed, t)));
     let mut c = vec![0u64; m * n];
     for (t, buf) in results {
@@ -167,11 +168,11 @@ pub(crate) fn gemm(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: 
     c
 }
 
-/// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, in parallel
-/// over blocks of columns.
+/// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, over blocks of
+/// columns (in parallel for large products).
 fn gemm_few_rows(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
     let blocks: Vec<usize> = (0..n.div_ceil(ROW_PATH_COLS)).collect();
-    let parallel = m * k * n >= par::MATMUL_MACS;
+    let parallel = m.saturating_mul(k).saturating_mul(n) >= par::MATMUL_MACS;
     let blocks = par::map_vec(blocks, parallel, |blk| {
         let j0 = blk * ROW_PATH_COLS;
         let w = ROW_PATH_COLS.min(n - j0);

@@ -1,7 +1,8 @@
 //! Tensors over rings and small fields, as plain `ndarray` arrays.
 //!
 //! - Z_2^64: `ArrayD<u64>` with wrapping arithmetic ([`add`], [`sub`], [`mul`], [`neg`],
-//!   [`mul_scalar`], shifts, sums), the blocked parallel GEMM [`matmul`] and [`conv2d`].
+//!   [`mul_scalar`], shifts, sums, and in place [`add_assign`] and friends), the blocked GEMM
+//!   [`matmul`] (parallel for large products) and [`conv2d`].
 //!   Fixed-point reals live here as two's-complement words (see [`crate::fixed`]).
 //! - Z_{2^64-1}: `ArrayD<u64>` in `0..u64::MAX` ([`odd_add`] and friends).
 //! - Z_p for a small prime p: `ArrayD<u8>` through [`PrimeField`].

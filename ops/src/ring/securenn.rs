@@ -684,7 +684,7 @@ mod tests {
         }
         // Many words at once (the parallel path) agree with one at a time.
         let f = PrimeField::new(67).unwrap();
-        let words = 3000;
+        let words = PAR_THRESHOLD / 63 + 11;
         let x = ArrayD::from_shape_fn(IxDyn(&[words]), |i| (i[0] as u64).wrapping_mul(0x9e37_79b9));
         let r = ArrayD::from_shape_fn(IxDyn(&[words]), |i| (i[0] as u64 * 7919) & 0xffff_ffff);
         let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |i| (i[0] % 2) as u8);

@@ -251,7 +251,7 @@ fn bits_decompose_lsb_first_and_compose_back() {
     let xt = x.t().to_owned().into_dyn();
     assert_eq!(bit_compose(&bit_decompose(&x.t().into_dyn())).unwrap(), xt);
     // Large input: parallel path.
-    let big = ArrayD::from_shape_fn(IxDyn(&[1000]), |i| {
+    let big = ArrayD::from_shape_fn(IxDyn(&[PAR_THRESHOLD / 64 + 7]), |i| {
         (i[0] as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
     });
     assert_eq!(bit_compose(&bit_decompose(&big)).unwrap(), big);

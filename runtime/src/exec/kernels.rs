@@ -48,17 +48,28 @@ pub fn overwritable(kernel: &Kernel) -> &'static [usize] {
 }
 
 /// Runs a kernel of [`overwritable`] in place: `x` is its operand at position `taken`, which
-/// is not used again, and `rest` the other operands in order. The result has `x`'s buffer.
+/// is not used again, and `rest` the other operands in order. The result has `x`'s buffer,
+/// unless another operand broadcasts `x` to a larger shape: then [`run`] computes it.
 pub fn run_in_place(
     instr: &Instr,
     taken: usize,
     mut x: ArrayD<u64>,
     rest: &[&Value],
+    cx: &KernelContext<'_>,
 ) -> Result<Value> {
     let at = |e: OpsError| RuntimeError::Kernel {
         node: label(instr),
         source: e,
     };
+    let grows = rest
+        .iter()
+        .any(|b| !matches!(b, Value::Ring(b) if b.broadcast(x.raw_dim()).is_some()));
+    if grows {
+        let x = Value::Ring(x);
+        let mut args = rest.to_vec();
+        args.insert(taken.min(args.len()), &x);
+        return run(instr, &args, cx);
+    }
     let other = || ring(operand(instr, rest, 0)?, instr.kernel.name()).map_err(at);
     match (&instr.kernel, taken) {
         (Kernel::Add, _) => ring::add_assign(&mut x, other()?).map_err(at)?,

@@ -173,7 +173,7 @@ fn run_rounds(
                             .filter(|&(i, _)| i != taken)
                             .map(|(_, id)| at.lookup(instr, *id))
                             .collect::<Result<Vec<_>>>()?;
-                        kernels::run_in_place(instr, taken, x, &rest)?
+                        kernels::run_in_place(instr, taken, x, &rest, &cx)?
                     }
                     None => {
                         let args = instr
