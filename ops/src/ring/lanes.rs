@@ -177,10 +177,21 @@ pub fn iota(shape: &[usize], axis: usize, scale: u64) -> Result<ArrayD<u64>> {
     if axis >= shape.len() {
         return Err(invalid("iota", format!("axis {axis} of shape {shape:?}")));
     }
-    super::checked_len("iota", shape)?;
-    Ok(ArrayD::from_shape_fn(IxDyn(shape), |idx| {
-        (idx[axis] as u64).wrapping_mul(scale)
-    }))
+    let n = super::checked_len("iota", shape)?;
+    // Row-major: each index of the axes before `axis` holds, for every `i` of `axis`, a run of
+    // `inner` elements equal to `scale * i`.
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out = Vec::with_capacity(n);
+    if n > 0 {
+        let outer = n / (shape[axis] * inner);
+        for _ in 0..outer {
+            for i in 0..shape[axis] {
+                let v = (i as u64).wrapping_mul(scale);
+                out.resize(out.len() + inner, v);
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(shape), out).map_err(|e| invalid("iota", e.to_string()))
 }
 
 /// For every word `g`, the one-hot vector of length `n` with a 1 at `g mod n`.
@@ -283,6 +294,20 @@ mod tests {
         // an empty axis after the one sliced
         let e = ArrayD::<u64>::zeros(IxDyn(&[2, 4, 0]));
         assert_eq!(strided_slice(&e, 1, 1, 2, 2).unwrap().shape(), &[2, 2, 0]);
+    }
+
+    #[test]
+    fn iota_equals_its_definition_on_every_axis() {
+        for shape in [vec![3usize, 4, 5, 2], vec![7], vec![2, 0, 3]] {
+            for axis in 0..shape.len() {
+                let want = ArrayD::from_shape_fn(IxDyn(&shape), |i| (i[axis] as u64) * 11);
+                assert_eq!(
+                    iota(&shape, axis, 11).unwrap(),
+                    want,
+                    "{shape:?} axis {axis}"
+                );
+            }
+        }
     }
 
     #[test]
