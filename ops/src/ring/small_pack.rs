@@ -12,12 +12,32 @@ const GROUP: usize = 8;
 /// Packs the low `bits` bits (1 to 8) of each value, least significant first; the bits after
 /// the last value are zero.
 pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
-    let bits = bits.clamp(1, 8);
-    let width = bits as usize;
-    let mut out = vec![0u8; packed_small_len(values.len(), bits)];
+    // A width known at compile time turns each group's shifts into constants.
+    match bits.clamp(1, 8) {
+        1 => pack_width::<1>(values),
+        2 => pack_width::<2>(values),
+        3 => pack_width::<3>(values),
+        4 => pack_width::<4>(values),
+        5 => pack_width::<5>(values),
+        6 => pack_width::<6>(values),
+        7 => pack_width::<7>(values),
+        _ => pack_width::<8>(values),
+    }
+}
+
+/// [`pack_small`] for a width of `BITS`.
+fn pack_width<const BITS: u32>(values: &[u8]) -> Vec<u8> {
+    let width = BITS as usize;
+    let mut out = vec![0u8; packed_small_len(values.len(), BITS)];
     let len = out.len();
-    for (g, group) in values.chunks(GROUP).enumerate() {
-        let word = pack_group(group, bits).to_le_bytes();
+    let whole = values.chunks_exact(GROUP);
+    let rest = whole.remainder();
+    // Whole groups, of a length known at compile time, then the last values.
+    let words = whole
+        .map(|group| pack_group(group, BITS))
+        .chain((!rest.is_empty()).then(|| pack_group(rest, BITS)));
+    for (g, word) in words.enumerate() {
+        let word = word.to_le_bytes();
         let at = g * width;
         if at + 8 <= len {
             // A whole word: its bytes past `width` are zero, and the next group's overwrite
@@ -31,6 +51,7 @@ pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
 }
 
 /// Up to eight values, `bits` bits each, least significant first, in one word.
+#[inline(always)]
 fn pack_group(group: &[u8], bits: u32) -> u64 {
     let mask = (1u64 << bits) - 1;
     group.iter().enumerate().fold(0, |acc, (j, &v)| {
@@ -45,26 +66,52 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
     if packed.len() != packed_small_len(len, bits) {
         return None;
     }
-    let width = bits as usize;
-    let mask = (1u64 << bits) - 1;
+    // A width known at compile time turns each group's shifts into constants.
+    Some(match bits {
+        1 => unpack_width::<1>(packed, len),
+        2 => unpack_width::<2>(packed, len),
+        3 => unpack_width::<3>(packed, len),
+        4 => unpack_width::<4>(packed, len),
+        5 => unpack_width::<5>(packed, len),
+        6 => unpack_width::<6>(packed, len),
+        7 => unpack_width::<7>(packed, len),
+        _ => unpack_width::<8>(packed, len),
+    })
+}
+
+/// [`unpack_small`] for a width of `BITS`, on exactly [`packed_small_len`] bytes.
+fn unpack_width<const BITS: u32>(packed: &[u8], len: usize) -> Vec<u8> {
+    let width = BITS as usize;
+    let mask = (1u64 << BITS) - 1;
     let mut out = vec![0u8; len];
-    for (g, group) in out.chunks_mut(GROUP).enumerate() {
+    let mut whole = out.chunks_exact_mut(GROUP);
+    for (g, group) in whole.by_ref().enumerate() {
         let at = g * width;
         let word = match packed.get(at..at + 8) {
-            // A whole word (its bytes past the group's are ignored).
             Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
-            None => {
-                let mut w = [0u8; 8];
-                let tail = &packed[at..];
-                w[..tail.len()].copy_from_slice(tail);
-                u64::from_le_bytes(w)
-            }
+            None => tail_word(&packed[at..]),
         };
         for (j, v) in group.iter_mut().enumerate() {
-            *v = (word >> (bits * j as u32) & mask) as u8;
+            *v = (word >> (BITS * j as u32) & mask) as u8;
         }
     }
-    Some(out)
+    let rest = whole.into_remainder();
+    if !rest.is_empty() {
+        let at = (len / GROUP) * width;
+        let word = tail_word(&packed[at..]);
+        for (j, v) in rest.iter_mut().enumerate() {
+            *v = (word >> (BITS * j as u32) & mask) as u8;
+        }
+    }
+    out
+}
+
+/// The last bytes of a packed buffer (at most eight), as a word.
+fn tail_word(tail: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = tail.len().min(8);
+    w[..n].copy_from_slice(&tail[..n]);
+    u64::from_le_bytes(w)
 }
 
 #[cfg(test)]
