@@ -196,11 +196,18 @@ fn a_party_with_another_sessions_graph_is_refused() {
     println!("{}\nafter {took:?}", show(&exits));
     assert_all_failed(&exits);
     for e in &exits {
-        assert!(e.stderr.contains("graph"), "{}: {}", e.name, e.stderr);
         if e.name == CLIENT {
             assert!(e.stderr.contains("peer server0"), "{}", e.stderr);
         } else {
-            assert!(e.stderr.contains("client"), "{}: {}", e.name, e.stderr);
+            // The others learn it from a peer: the client's link, or a peer that refused
+            // them after its own link failed. Which peer tells a party first depends on the
+            // order of the handshakes, so a party may name only the link that failed first.
+            assert!(
+                e.stderr.contains("client") || e.stderr.contains("refused us"),
+                "{}: {}",
+                e.name,
+                e.stderr
+            );
         }
     }
     // refused at the hello, not after a timeout
