@@ -83,25 +83,25 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
 fn unpack_width<const BITS: u32>(packed: &[u8], len: usize) -> Vec<u8> {
     let width = BITS as usize;
     let mask = (1u64 << BITS) - 1;
+    let unpack = |group: &mut [u8], word: u64| {
+        for (j, v) in group.iter_mut().enumerate() {
+            *v = (word >> (BITS * j as u32) & mask) as u8;
+        }
+    };
     let mut out = vec![0u8; len];
     let mut whole = out.chunks_exact_mut(GROUP);
+    // Whole groups, of a length known at compile time, then the last values.
     for (g, group) in whole.by_ref().enumerate() {
         let at = g * width;
         let word = match packed.get(at..at + 8) {
             Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
             None => tail_word(&packed[at..]),
         };
-        for (j, v) in group.iter_mut().enumerate() {
-            *v = (word >> (BITS * j as u32) & mask) as u8;
-        }
+        unpack(group, word);
     }
     let rest = whole.into_remainder();
     if !rest.is_empty() {
-        let at = (len / GROUP) * width;
-        let word = tail_word(&packed[at..]);
-        for (j, v) in rest.iter_mut().enumerate() {
-            *v = (word >> (BITS * j as u32) & mask) as u8;
-        }
+        unpack(rest, tail_word(&packed[(len / GROUP) * width..]));
     }
     out
 }
