@@ -179,3 +179,35 @@ fn a_failed_step_leaves_the_variables_as_they_were() {
         assert!((a - b).abs() < 1e-4, "initial w {a} vs {b}");
     }
 }
+
+/// SGD with momentum's `mu v` is added to the gradient before the gradient's truncation (one
+/// truncation per parameter instead of two): the velocities' products send nothing, under both
+/// protocols, and the steps above still equal the plaintext ones.
+#[test]
+fn momentum_is_added_before_the_gradients_truncation() {
+    for (protocol, exact) in [(ProtocolKind::SecureNN, true), (ProtocolKind::Pond, false)] {
+        let graph = training_graph(exact);
+        let velocity_products: Vec<String> = graph
+            .nodes()
+            .filter(|(id, n)| {
+                matches!(n.op, shareflow_graphs::Op::Mul)
+                    && graph.inputs(*id).iter().any(|&i| {
+                        graph.node(i).is_ok_and(|v| {
+                            matches!(&v.op, shareflow_graphs::Op::Variable { name, .. }
+                                if name.ends_with("/velocity") && name != "b/velocity")
+                        })
+                    })
+            })
+            .map(|(id, _)| graph.label(id))
+            .collect();
+        // The bias's gradient is a sum, not a product: its `mu v` keeps its truncation.
+        assert_eq!(velocity_products.len(), 3);
+        let step = compile(&graph, protocol, CompileOptions::default()).unwrap();
+        let cost = shareflow_compiler::cost::CostReport::of(&step);
+        for label in &velocity_products {
+            let layer = cost.layers.iter().find(|l| &l.layer == label);
+            let sent = layer.map_or(0, |l| l.bytes);
+            assert_eq!(sent, 0, "{protocol:?}: {label} sends {sent} bytes");
+        }
+    }
+}

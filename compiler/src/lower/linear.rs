@@ -202,26 +202,19 @@ fn product(
     product_plus(cx, k, a, b, dims, None)
 }
 
-/// [`product`] plus `addend` (a bias, broadcast to the product), added before the truncation
-/// shifted by `f`: `trunc(k(a, b) + addend 2^f)`.
+/// [`product`] plus `addend`, shares at the product's scale (`2^(2f)` for two fixed-point
+/// factors: a bias shifted by `f`, or a value times a public one), added before the
+/// truncation: `trunc(k(a, b) + addend)` (see `super::fused_add`).
 pub fn product_plus(
     cx: &mut Lowerer,
     k: Kernel,
     a: &Operand,
     b: &Operand,
     dims: &[usize],
-    addend: Option<&Operand>,
+    addend: Option<&Shared>,
 ) -> Result<Shared, CompileError> {
     let f = cx.frac_bits();
-    let addend = match addend {
-        Some(o) => {
-            let s = to_shared(cx, o)?;
-            let shape = cx.shape(s.s[0]).to_vec();
-            Some(cx.local(Kernel::Shl { bits: f }, &s, &shape))
-        }
-        None => None,
-    };
-    let plus = |cx: &mut Lowerer, z: Shared| match &addend {
+    let plus = |cx: &mut Lowerer, z: Shared| match addend {
         Some(s) => cx.local2(Kernel::Add, &z, s, dims),
         None => z,
     };
@@ -248,7 +241,7 @@ pub fn product_plus(
     }
     let x = masked_share(cx, a)?;
     let y = masked_share(cx, b)?;
-    Ok(cx.product_truncated(&x, &y, k, dims, f, addend.as_ref()))
+    Ok(cx.product_truncated(&x, &y, k, dims, f, addend))
 }
 
 /// The shares of a product's operand: an input owner's value is shared already masked
@@ -280,7 +273,7 @@ fn mean_squared_error(cx: &mut Lowerer, p: &Operand, t: &Operand) -> Result<Shar
 }
 
 /// A rank-4 shape of a backward op, or an error naming the node.
-fn four(cx: &Lowerer, dims: &[usize]) -> Result<[usize; 4], CompileError> {
+pub(crate) fn four(cx: &Lowerer, dims: &[usize]) -> Result<[usize; 4], CompileError> {
     dims.try_into()
         .map_err(|_| cx.error(format!("expected an NHWC or HWIO shape, got {dims:?}")))
 }

@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod dealer;
+pub mod fused_add;
 pub mod linear;
 pub mod phase;
 pub mod poly;
@@ -23,6 +24,7 @@ use shareflow_graphs::{Graph, NodeId, Op, Shape, Visibility};
 use shareflow_ops::ValueKind;
 
 pub use context::{Lowerer, COMPUTE_PARTIES, HELPER, S0, S1};
+pub use fused_add::FusedAdds;
 
 use crate::ir::{Exchange, Host, Kernel, ValueId};
 use crate::plain_op;
@@ -130,11 +132,11 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
     let mut values: HashMap<NodeId, Operand> = HashMap::new();
     let deferred = relu_before_maxpool(graph);
     let live = live_nodes(graph);
-    let biased = bias_before_truncation(graph, &live);
-    let with_bias: std::collections::HashSet<NodeId> = biased.values().copied().collect();
+    let fused = FusedAdds::of(graph, &live);
     for id in graph.topo_order()? {
-        // a product added to a bias is lowered with the addition (below)
-        if !live.contains(&id) || with_bias.contains(&id) {
+        // a product (and a scaled addend) added before its truncation is lowered with the
+        // addition (below)
+        if !live.contains(&id) || fused.absorbs(id) {
             continue;
         }
         let node = graph.node(id)?;
@@ -143,8 +145,8 @@ pub fn lower(graph: &Graph, protocol: &dyn Protocol, cx: &mut Lowerer) -> Result
             .narrowing
             .as_ref()
             .map_or(securenn::WORD_BITS as u32, |n| n.bits(&graph.label(id)));
-        if let Some(&product) = biased.get(&id) {
-            let out = product_then_bias(cx, graph, protocol, (product, id), &values)?;
+        if let Some(f) = fused.get(id) {
+            let out = fused_add::lower_fused_add(cx, graph, protocol, id, f, &values)?;
             values.insert(id, out);
             continue;
         }
@@ -355,95 +357,6 @@ pub fn relu_before_maxpool(graph: &Graph) -> std::collections::HashSet<NodeId> {
         })
         .map(|(id, _)| id)
         .collect()
-}
-
-/// The shared additions of a bias to a matmul or conv2d, as a map from the addition to the
-/// product: the addition is the product's only user and has its shape, and the bias is an
-/// input or a variable (ready before the product). The driver adds the bias, shifted by `f`,
-/// before the product's truncation (`trunc(x w + b 2^f)`, the same value to one ulp), so
-/// that the truncation's opening is also that of a sign that follows (a ReLU's, see
-/// `securenn::opened`).
-pub fn bias_before_truncation(
-    graph: &Graph,
-    live: &std::collections::HashSet<NodeId>,
-) -> HashMap<NodeId, NodeId> {
-    let shared = |id: NodeId, f: &dyn Fn(&Op) -> bool| {
-        graph
-            .node(id)
-            .is_ok_and(|n| n.visibility == Visibility::Shared && f(&n.op))
-    };
-    graph
-        .nodes()
-        .filter(|(id, _)| {
-            live.contains(id) && shared(*id, &|op| matches!(op, Op::MatMul | Op::Conv2d { .. }))
-        })
-        .filter_map(|(id, n)| match graph.users(id).as_slice() {
-            [add]
-                if shared(*add, &|op| matches!(op, Op::Add))
-                    && graph.inputs(*add).iter().filter(|&&i| i == id).count() == 1
-                    && graph.inputs(*add).iter().all(|&i| {
-                        i == id
-                            || graph.node(i).is_ok_and(|b| {
-                                matches!(b.op, Op::Input { .. } | Op::Variable { .. })
-                            })
-                    })
-                    && graph.node(*add).is_ok_and(|a| a.shape == n.shape) =>
-            {
-                Some((*add, id))
-            }
-            _ => None,
-        })
-        .collect()
-}
-
-/// Lowers `add(product, bias)` (or `add(bias, product)`) of [`bias_before_truncation`]: the
-/// bias added before the truncation if it is shared or private, else after, as usual. The
-/// traffic counts as the product's.
-fn product_then_bias(
-    cx: &mut Lowerer,
-    graph: &Graph,
-    protocol: &dyn Protocol,
-    (product, add): (NodeId, NodeId),
-    values: &HashMap<NodeId, Operand>,
-) -> Result<Operand, CompileError> {
-    let operand = |cx: &Lowerer, i: NodeId| {
-        values
-            .get(&i)
-            .cloned()
-            .ok_or_else(|| cx.error(format!("input {} was not lowered", graph.label(i))))
-    };
-    let node = graph.node(product)?;
-    let (a, b) = match graph.inputs(product).as_slice() {
-        [a, b] => (operand(cx, *a)?, operand(cx, *b)?),
-        _ => return Err(cx.error("a product without two inputs")),
-    };
-    let Some(&bias) = graph.inputs(add).iter().find(|&&i| i != product) else {
-        return Err(cx.error("an addition without a second input"));
-    };
-    let bias = operand(cx, bias)?;
-    let origin = cx.origin.replace(graph.label(product));
-    let add_label = graph.label(add);
-    let kernel = match &node.op {
-        Op::MatMul => Kernel::MatMul,
-        Op::Conv2d { stride, padding } => Kernel::Conv2d {
-            stride: *stride,
-            padding: *padding,
-        },
-        _ => return Err(cx.error("not a product")),
-    };
-    let dims = node.shape.dims();
-    let out = match bias {
-        Operand::Shared(_) | Operand::Private { .. } => {
-            linear::product_plus(cx, kernel, &a, &b, dims, Some(&bias))
-        }
-        _ => linear::product_plus(cx, kernel, &a, &b, dims, None).and_then(|z| {
-            cx.origin = Some(add_label);
-            let inputs = [Operand::Shared(z), bias];
-            protocol.lower_op(cx, &Op::Add, &node.shape, &inputs)
-        }),
-    };
-    cx.origin = origin;
-    Ok(Operand::Shared(out?))
 }
 
 /// The softmax of `logits` computed in the clear by `host`, who receives them.
