@@ -244,7 +244,9 @@ fn public_product(
     let mut public = None;
     for i in graph.inputs(m) {
         match values.get(&i) {
-            Some(Operand::Public(p)) => public = Some([cx.public_ring(S0, p)?, cx.public_ring(S1, p)?]),
+            Some(Operand::Public(p)) => {
+                public = Some([cx.public_ring(S0, p)?, cx.public_ring(S1, p)?])
+            }
             Some(Operand::Parameter(p)) => public = Some(*p),
             Some(o) => x = Some(to_shared(cx, o)?),
             None => return Err(cx.error(format!("input {} was not lowered", graph.label(i)))),

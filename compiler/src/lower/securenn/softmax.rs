@@ -7,33 +7,36 @@
 //! 2. [`clamp_below`]: `d' = relu(d + T) - T = max(d, -T)` with the exact ReLU and
 //!    `T = ` [`CLAMP`] ` = 16`: `exp(-16) < 2^-23` is below the ulp, and the clamp keeps the
 //!    next step in its range.
-//! 3. [`exp_limit`]: `exp(d') ~ (1 + d' / 2^n)^(2^n)` with `n = ` [`SQUARINGS`] ` = 8`:
-//!    `1 + d' / 2^n` is local and exact at `f + n` fractional bits, then `n` squarings
-//!    (dealer products, each truncated).
+//! 3. [`exp_limit`]: `exp(d') ~ (1 + y + y^2 / 2)^(2^n)` with `y = d' / 2^n` and
+//!    `n = ` [`SQUARINGS`] ` = 5`: `y` is `d'`'s word at `f + n` fractional bits, `y^2 / 2`
+//!    one dealer product, then `n` squarings (dealer products, each truncated).
 //! 4. `s = sum_k exp(d')` (local), in `[1, K]` up to the approximation: the maximum's term
 //!    is `exp(0) = 1` exactly.
-//! 5. [`reciprocal_newton`]: `1 / s` by Newton's `y <- y (2 - s y)` from the public
-//!    `y0 = 2 / (K + 1)`, for which `|1 - s y0| <= (K - 1) / (K + 1) < 1` on `[1, K]`; the
-//!    error squares every iteration, and [`newton_iterations`] takes as many as bring it
-//!    below half an ulp (6 for K = 10, 14 for K = 1000 at 16 fractional bits).
+//! 5. [`reciprocal_newton`]: `1 / s` by Newton's `y <- y (2 - s y) = 2 y - s y^2` from the
+//!    public `y0 = 2 / (K + 1)`, for which `|1 - s y0| <= (K - 1) / (K + 1) < 1` on
+//!    `[1, K]`; the error squares every iteration, and [`newton_iterations`] takes as many as
+//!    bring it below half an ulp (6 for K = 10, 14 for K = 1000 at 16 fractional bits).
 //! 6. `softmax = exp(d') (1 / s)` (`1 / s` broadcast as `[N, 1]`).
 //!
-//! **Error.** Almost all of it is the limit's: `(1 + d / 2^8)^(2^8) = exp(d - d^2 / 2^9 + ..)`,
-//! so a term is low by a factor of about `1 - d^2 / 512`, and the probabilities, normalised,
-//! are off by up to `3.7e-3` (the worst of 20,000 random rows of 10 logits, computed in
-//! `f64`; each further squaring would halve it). Fixed point adds little at the default 16
-//! fractional bits: the squarings work at 24 bits, and `1 / s` is within an ulp or two.
+//! **Error.** Almost all of it is the limit's: `ln(1 + y + y^2 / 2) = y - y^3 / 6 + ..`, so
+//! `(1 + y + y^2 / 2)^(2^5) = exp(d - d^3 / 6144 + ..)`: a term is off by a factor of about
+//! `1 - d^3 / 6144`, and the probabilities, normalised, by up to `1.3e-3` (the worst of
+//! 20,000 random rows of 10 logits uniform in `[-s, s]` for `s` = 2, 5, 10 and 30, computed in
+//! `f64`; the first-order base `(1 + d / 2^8)^(2^8)`, with three more squarings, was off by
+//! up to `3.7e-3`). Fixed point adds little at the default 16 fractional bits: the squarings
+//! work at 21 bits, and `1 / s` is within an ulp or two.
 //! Measured by `tests/securesoftmax.rs` (`[8, 10]` logits in `[-10, 10]` with a row of
-//! spread 60 and a row of equal values, and `[128, 10]`): at most `2.9e-3` from the
-//! plaintext softmax, and within `1e-4` of the same approximation in `f64`; the test asserts
-//! `5e-3`, for the probabilities and for the rows' sums. Logits must keep `|x| < 2^61` ring
+//! spread 60 and a row of equal values, and `[128, 10]`): at most `8.9e-4` from the
+//! plaintext softmax (`2.9e-3` with the first-order base), and within `1e-4` of the same
+//! approximation in `f64`; the test asserts `2e-3`, for the probabilities and for the rows'
+//! sums. Logits must keep `|x| < 2^61` ring
 //! units (the comparisons' range), which every encodable input does.
 //!
-//! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 55 rounds
-//! and 1,189,046 bytes (measured by `tests/securesoftmax.rs`): the max tree 4 levels of 3
-//! rounds, the clamp 3, the exponential 16 (8 squarings, 2 rounds each), the reciprocal 22
-//! (one iteration local with the public `y0`, then five of two dealer products each), the
-//! last product 2.
+//! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 46 rounds
+//! (measured by `tests/securesoftmax.rs`, with the bytes): the max tree 4 levels of 3 rounds,
+//! the clamp 3, the exponential 12 (`y^2 / 2` and 5 squarings, 2 rounds each), the reciprocal
+//! 17 (one iteration local with the public `y0`, then five of 3 rounds: `s y` kept at `2f`
+//! fractional bits, its product with `y` truncated by `2f`), the last product 2.
 
 use ndarray::ArrayD;
 
@@ -50,8 +53,8 @@ use crate::CompileError;
 /// The clamp `T`: differences from the row maximum below `-T` count as `-T`.
 pub const CLAMP: u32 = 16;
 
-/// The squarings `n` of the limit `(1 + x / 2^n)^(2^n)`.
-pub const SQUARINGS: u32 = 8;
+/// The squarings `n` of the limit `(1 + y + y^2 / 2)^(2^n)`, `y = x / 2^n`.
+pub const SQUARINGS: u32 = 5;
 
 /// The most fractional bits the squarings of [`exp_limit`] work at: a square of a value in
 /// `(0, 1]` is then below `2^60`, in the range of the truncations.
@@ -162,24 +165,28 @@ pub fn clamp_below(cx: &mut Lowerer, d: &Shared, t: u32) -> Shared {
     cx.add_public(&r, minus, &shape)
 }
 
-/// Shares of `(1 + d / 2^n)^(2^n)`, close to `exp(d)` for `d` in `[-T, 0]`: `1 + d / 2^n` is
-/// in `[1 - T / 2^n, 1]` (positive for `2^n > T`), and each square stays in `(0, 1]`.
+/// Shares of `(1 + y + y^2 / 2)^(2^n)` with `y = d / 2^n`, close to `exp(d)` for `d` in
+/// `[-T, 0]`: `y` is in `[-T / 2^n, 0]` and, for `2^n >= T`, the base in `[1/2, 1]`, so each
+/// square stays in `(0, 1]`.
 ///
-/// The squarings work at `F = f + n` fractional bits (at most [`EXP_BITS`]), where
-/// `d / 2^n` is the word of `d` itself: `1 + d / 2^n` is exact, with no rounding that the
-/// squarings would multiply by `2^n`. Each square (`2F` bits, below `2^62`) is truncated back
-/// to `F` bits, the last one to `f`: as many truncations as squarings.
+/// The base works at `F = f + n` fractional bits (at most [`EXP_BITS`]), where `y` is the
+/// word of `d` itself: `y` is exact, with no rounding that the squarings would multiply by
+/// `2^n`. `y^2` (`2F` bits) is truncated by `F + 1` to `y^2 / 2`, each square to `F` bits, the
+/// last one to `f`.
 pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, CompileError> {
     let shape = cx.shape(d.s[0]).to_vec();
     let f = cx.frac_bits();
     let work = (f + n).min(EXP_BITS);
-    // u = 1 + d / 2^n with `work` fractional bits: d's word as is when work = f + n.
-    let v = match f + n - work {
+    // y = d / 2^n with `work` fractional bits: d's word as is when work = f + n.
+    let y = match f + n - work {
         0 => *d,
         extra => cx.truncate_by(d, extra),
     };
+    // u = 1 + y + y^2 / 2.
+    let half_square = cx.product_truncated(&y, &y, Kernel::Mul, &shape, work + 1, None);
+    let sum = cx.local2(Kernel::Add, &y, &half_square, &shape);
     let one = cx.ring_words(S0, &[], vec![1u64 << work]);
-    let mut u = cx.add_public(&v, one, &shape);
+    let mut u = cx.add_public(&sum, one, &shape);
     // u <- u^2, n times (both factors are u: one opening per square).
     for i in 0..n {
         let bits = if i + 1 == n { 2 * work - f } else { work };
@@ -216,9 +223,12 @@ fn initial_guess(k: usize, frac_bits: u32) -> f64 {
     ((y0 / ulp).round().max(1.0)) * ulp
 }
 
-/// Shares of `1 / s` for shares `s` in `[1, k]` by Newton's iteration `y <- y (2 - s y)`
+/// Shares of `1 / s` for shares `s` in `[1, k]` by Newton's iteration `y <- 2 y - s y^2`
 /// from the public `y0 = 2 / (k + 1)`, [`newton_iterations`] times. The first iteration is
-/// local products with the public `y0`, the others two dealer products each.
+/// local products with the public `y0`, the others two dealer products each: `s y`, not
+/// truncated (`2f` fractional bits), then its product with `y`, truncated by `2f` (`s y < 2`
+/// and `y <= 1` from `y0` on, so `s y^2 < 2`: far within range at `3f` bits). Three rounds an iteration
+/// (`y`'s opening, `s y`'s, the truncation's) instead of four, and one truncation.
 pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Shared, CompileError> {
     let shape = cx.shape(s.s[0]).to_vec();
     let f = cx.frac_bits();
@@ -241,10 +251,11 @@ pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Share
     let r = two_minus(cx, &sy, two, &shape);
     let mut y = cx.mul_public(&r, y0, &shape);
     for _ in 1..iterations {
-        // y <- y (2 - s y): s is opened once for every iteration, y and 2 - s y each time.
-        let sy = cx.product_truncated(s, &y, Kernel::Mul, &shape, f, None);
-        let r = two_minus(cx, &sy, two, &shape);
-        y = cx.product_truncated(&y, &r, Kernel::Mul, &shape, f, None);
+        // y <- 2 y - s y^2: s is opened once for every iteration, y and s y each time.
+        let sy = cx.beaver(s, &y, Kernel::Mul, &shape);
+        let syy = cx.product_truncated(&sy, &y, Kernel::Mul, &shape, 2 * f, None);
+        let twice = cx.local(Kernel::Shl { bits: 1 }, &y, &shape);
+        y = cx.local2(Kernel::Sub, &twice, &syy, &shape);
     }
     Ok(y)
 }
