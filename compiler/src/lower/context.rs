@@ -49,8 +49,6 @@ pub struct Lowerer {
     /// SecureNN: the decisions of a max pool's comparison tree by the shares of its input and
     /// its window (one shared bit tensor per level), for the backward pass.
     pub(crate) pool_trees: HashMap<([ValueId; 2], Window), Vec<Shared>>,
-    /// SecureNN: the one-hot routing of a max pool's windows, by the same key.
-    pub(crate) routings: HashMap<([ValueId; 2], Window), Shared>,
     /// The shares of a value of one party, shared once however many ops use it.
     pub(crate) shared: HashMap<ValueId, Shared>,
     /// Set when lowering for serving ([`Lowerer::serve`]).
@@ -80,7 +78,6 @@ impl Lowerer {
             truncations: HashMap::new(),
             drelus: HashMap::new(),
             pool_trees: HashMap::new(),
-            routings: HashMap::new(),
             shared: HashMap::new(),
             serving: None,
             narrowing: None,

@@ -162,12 +162,37 @@ pub fn strided_slice<T: Clone>(
 /// `a` and `b` joined along `axis`.
 ///
 /// Errors: [`OpsError::ShapeMismatch`] if the other axes differ.
+/// The result is in standard layout (ndarray's `concatenate` may give a column-major one for
+/// operands whose other axes are all 1, which later kernels would read element by element).
 pub fn concat<T: Clone>(a: &ArrayRefD<T>, b: &ArrayRefD<T>, axis: usize) -> Result<ArrayD<T>> {
-    concatenate(Axis(axis), &[a.view(), b.view()]).map_err(|_| OpsError::ShapeMismatch {
+    let mismatch = || OpsError::ShapeMismatch {
         op: "concat",
         left: a.shape().to_vec(),
         right: b.shape().to_vec(),
-    })
+    };
+    let (sa, sb) = (a.shape(), b.shape());
+    let fits = axis < sa.len()
+        && sa.len() == sb.len()
+        && (0..sa.len()).all(|i| i == axis || sa[i] == sb[i]);
+    if !fits {
+        return Err(mismatch());
+    }
+    let (Some(xa), Some(xb)) = (a.as_slice(), b.as_slice()) else {
+        let joined = concatenate(Axis(axis), &[a.view(), b.view()]).map_err(|_| mismatch())?;
+        return Ok(joined.as_standard_layout().into_owned());
+    };
+    // Row-major: for each index of the axes before `axis`, a run of `a` then a run of `b`.
+    let inner: usize = sa[axis + 1..].iter().product();
+    let (ra, rb) = (sa[axis] * inner, sb[axis] * inner);
+    let outer: usize = sa[..axis].iter().product();
+    let mut out = Vec::with_capacity(xa.len() + xb.len());
+    for o in 0..outer {
+        out.extend_from_slice(&xa[o * ra..(o + 1) * ra]);
+        out.extend_from_slice(&xb[o * rb..(o + 1) * rb]);
+    }
+    let mut shape = sa.to_vec();
+    shape[axis] += sb[axis];
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|_| mismatch())
 }
 
 /// A tensor of `shape` holding `scale * i` at position `i` of `axis` (wrapping).
@@ -308,6 +333,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `concat` equals ndarray's `concatenate` on every axis, in standard layout, for
+    /// standard operands, a transposed one, axes of length 1 and an empty one.
+    #[test]
+    fn concat_is_concatenate_in_standard_layout() {
+        let t = |shape: &[usize], from: u64| {
+            let n: usize = shape.iter().product();
+            ArrayD::from_shape_vec(IxDyn(shape), (from..from + n as u64).collect()).unwrap()
+        };
+        let cases: [(&[usize], &[usize], usize); 6] = [
+            (&[2, 3, 4], &[2, 5, 4], 1),
+            (&[2, 3, 4], &[1, 3, 4], 0),
+            (&[2, 3, 4], &[2, 3, 2], 2),
+            (&[6, 1, 1], &[6, 1, 1], 2),
+            (&[6, 2, 1], &[6, 2, 1], 1),
+            (&[3, 0, 2], &[3, 4, 2], 1),
+        ];
+        for (sa, sb, axis) in cases {
+            let (a, b) = (t(sa, 0), t(sb, 100));
+            let want = concatenate(Axis(axis), &[a.view(), b.view()]).unwrap();
+            let got = concat(&a, &b, axis).unwrap();
+            assert_eq!(got, want, "{sa:?} {sb:?} axis {axis}");
+            assert!(got.is_standard_layout(), "{sa:?} {sb:?} axis {axis}");
+        }
+        // A transposed operand: the element-by-element path, in standard layout too.
+        let a = t(&[4, 3], 0);
+        let at = a.t().to_owned();
+        let b = t(&[3, 2], 50);
+        let got = concat(&a.t(), &b, 1).unwrap();
+        assert_eq!(got, concatenate(Axis(1), &[at.view(), b.view()]).unwrap());
+        assert!(got.is_standard_layout());
+        assert!(matches!(
+            concat(&t(&[2, 3], 0), &t(&[3, 3], 0), 1),
+            Err(OpsError::ShapeMismatch { .. })
+        ));
+        assert!(concat(&t(&[2, 3], 0), &t(&[2, 3], 0), 2).is_err());
+        assert!(concat(&t(&[2, 3], 0), &t(&[2, 3, 1], 0), 0).is_err());
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub fn reshape<T: Clone>(x: &ArrayRefD<T>, shape: &[usize]) -> Result<ArrayD<T>>
     if checked_len("reshape", shape)? != x.len() {
         return Err(mismatch());
     }
-    let data: Vec<T> = x.iter().cloned().collect();
+    // A standard-layout tensor is copied as one slice; any other element by element.
+    let data: Vec<T> = match x.as_slice() {
+        Some(s) => s.to_vec(),
+        None => x.iter().cloned().collect(),
+    };
     ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|_| mismatch())
 }
 

@@ -6,20 +6,22 @@
 //!   returns it (or takes the sign if there was no forward ReLU of `x`). Then
 //!   `relu_grad(x, dy) = DReLU(x) dy` is one dealer product, with no truncation (the bit is
 //!   an integer).
-//! - The routing of a max pool is the one-hot of the winning cell per window
-//!   (`[N, OH, OW, C, KH*KW]`, the paper's DMaxPool output). The forward max pool keeps the
-//!   decisions of its comparison tree; [`maxpool_routing_of`] replays the index half of the
-//!   tree on them (SelectShares, no comparison) and converts the index to a one-hot with
-//!   DMaxPool. Then `maxpool_grad(x, dy)` is one dealer product of the routing with `dy`
-//!   broadcast over the window, and a local scatter of every window back into its input
-//!   cells (overlapping windows add up).
+//! - A max pool's gradient goes down its comparison tree, which the forward max pool kept
+//!   (its decisions `beta`, 1 where a pair's left candidate won): from the last level to the
+//!   first, each pair's gradient `g` goes to the left candidate as `beta g` and to the right
+//!   one as `g - beta g` (one dealer product per pair, no truncation: `beta` is an integer),
+//!   and an odd one out's passes through ([`route_down`]). A 2x2 window takes 3 products of
+//!   a bit and a value and 2 rounds; replaying the tree's index half with SelectShares,
+//!   DMaxPool's one-hot and a product with `dy` broadcast over the window took 11 rounds and
+//!   about twice the traffic. Then a local scatter of every window back into its input cells
+//!   (overlapping windows add up).
 //!
 //! Ties: DReLU is 1 at `x = 0` (`x >= 0`), where the plaintext reference's ReLU derivative is
 //! 0; a max pool routes to the first maximum in scan order, as the reference does.
 
 use shareflow_graphs::op::Window;
 
-use super::maxpool::{dmaxpool, pool_windows, replay_index, tree};
+use super::maxpool::{pick, pool_windows, tree};
 use super::relu::drelu;
 use crate::ir::Kernel;
 use crate::lower::{Lowerer, Shared};
@@ -42,32 +44,82 @@ pub fn relu_grad(cx: &mut Lowerer, x: &Shared, dy: &Shared) -> Shared {
     cx.beaver(&bit, dy, Kernel::Mul, &shape)
 }
 
-/// Shares of the one-hot routing of the max pool of `x` (NHWC) over `window` to `out`
-/// (`[N, OH, OW, C]`): `[N, OH, OW, C, KH*KW]`, 1 at each window's first maximum.
-pub fn maxpool_routing_of(
+/// The decisions of the comparison tree of the max pool of `x` (NHWC) over `window` to `out`
+/// (`[N, OH, OW, C]`): the forward max pool's, or a fresh tree's if there was none.
+fn pool_decisions(
     cx: &mut Lowerer,
     x: &Shared,
     window: &Window,
     out: &[usize],
-) -> Result<Shared, CompileError> {
+) -> Result<Vec<Shared>, CompileError> {
     let key = (x.s, *window);
-    if let Some(r) = cx.routings.get(&key) {
-        return Ok(*r);
+    if let Some(d) = cx.pool_trees.get(&key) {
+        return Ok(d.clone());
     }
-    let decisions = match cx.pool_trees.get(&key) {
-        Some(d) => d.clone(),
-        None => {
-            let windows = pool_windows(cx, x, window, out)?;
-            let (_, _, decisions) = tree(cx, &windows, false, 1);
-            cx.pool_trees.insert(key, decisions.clone());
-            decisions
+    let windows = pool_windows(cx, x, window, out)?;
+    let (_, _, decisions) = tree(cx, &windows, false, 1);
+    cx.pool_trees.insert(key, decisions.clone());
+    Ok(decisions)
+}
+
+/// The gradient `dy` (`[lanes..]`) of the maximum of a tree of `n` candidates routed to
+/// them (`[lanes.., n]`) by the tree's `decisions`: at each level from the last, the
+/// gradient of pair `i`'s winner goes to its left candidate where `beta_i = 1`, else to its
+/// right one, and an odd one out's passes through.
+fn route_down(
+    cx: &mut Lowerer,
+    decisions: &[Shared],
+    dy: &Shared,
+    lanes: &[usize],
+    n: usize,
+) -> Shared {
+    // The candidates at each level's input.
+    let mut sizes = vec![n];
+    for _ in 1..decisions.len() {
+        let m = sizes[sizes.len() - 1];
+        sizes.push(m / 2 + m % 2);
+    }
+    let axis = lanes.len();
+    let top = [lanes, &[1, 1]].concat();
+    let mut g = cx.local(Kernel::Reshape { shape: top.clone() }, dy, &top);
+    for (beta, &m) in decisions.iter().zip(&sizes).rev() {
+        let half = m / 2;
+        let pairs = [lanes, &[half, 1]].concat();
+        // The level's outputs: the pairs' winners, then the odd one out.
+        let won = pick(cx, &g, lanes, 0, 1, half);
+        let left = cx.beaver(beta, &won, Kernel::Mul, &pairs);
+        let right = cx.local2(Kernel::Sub, &won, &left, &pairs);
+        // Left and right side by side, then as candidates 2i and 2i + 1.
+        let side_by_side = [lanes, &[half, 2]].concat();
+        let both = cx.local2(
+            Kernel::Concat { axis: axis + 1 },
+            &left,
+            &right,
+            &side_by_side,
+        );
+        let flat = [lanes, &[2 * half, 1]].concat();
+        let mut next = cx.local(
+            Kernel::Reshape {
+                shape: flat.clone(),
+            },
+            &both,
+            &flat,
+        );
+        if m % 2 == 1 {
+            let odd = pick(cx, &g, lanes, half, 1, 1);
+            let all = [lanes, &[m, 1]].concat();
+            next = cx.local2(Kernel::Concat { axis }, &next, &odd, &all);
         }
-    };
-    let n = window.size[0] * window.size[1];
-    let index = replay_index(cx, &decisions, out, n);
-    let routing = dmaxpool(cx, &index, n);
-    cx.routings.insert(key, routing);
-    Ok(routing)
+        g = next;
+    }
+    let routed = [lanes, &[n]].concat();
+    cx.local(
+        Kernel::Reshape {
+            shape: routed.clone(),
+        },
+        &g,
+        &routed,
+    )
 }
 
 /// The gradient of the max pool of `x` (NHWC) over `window` given `dy` (`[N, OH, OW, C]`):
@@ -80,24 +132,14 @@ pub fn maxpool_grad(
 ) -> Result<Shared, CompileError> {
     let input = cx.shape(x.s[0]).to_vec();
     let out = cx.shape(dy.s[0]).to_vec();
-    let (&[n, h, w, c], &[_, oh, ow, _]) = (input.as_slice(), out.as_slice()) else {
+    let (&[n, h, w, c], &[_, _, _, _]) = (input.as_slice(), out.as_slice()) else {
         return Err(cx.error(format!(
             "max-pool gradient of {input:?} from {out:?}, expected NHWC"
         )));
     };
-    let routing = maxpool_routing_of(cx, x, window, &out)?;
+    let decisions = pool_decisions(cx, x, window, &out)?;
     let k = window.size[0] * window.size[1];
-    // The window axis first, so that `dy` broadcasts as a trailing part of the product.
-    let first = [k, n, oh, ow, c];
-    let moved = Kernel::Transpose {
-        perm: vec![4, 0, 1, 2, 3],
-    };
-    let routing_t = cx.local(moved, &routing, &first);
-    let routed = cx.beaver(&routing_t, dy, Kernel::Mul, &first);
-    let back = Kernel::Transpose {
-        perm: vec![1, 2, 3, 4, 0],
-    };
-    let routed = cx.local(back, &routed, &[n, oh, ow, c, k]);
+    let routed = route_down(cx, &decisions, dy, &out, k);
     let scatter = Kernel::WindowsAdd {
         window: *window,
         input_shape: [n, h, w, c],

@@ -122,33 +122,8 @@ fn positions(cx: &mut Lowerer, full: &[usize], scale: u64) -> Shared {
     Shared { s: index }
 }
 
-/// The index of the first maximum of `[lanes.., n]` candidates (integers), from the
-/// decisions of a tree that compared them: the index half of the tree (step 6 at every
-/// level), without a comparison.
-pub(crate) fn replay_index(
-    cx: &mut Lowerer,
-    decisions: &[Shared],
-    lanes: &[usize],
-    n: usize,
-) -> Shared {
-    let full = [lanes, &[n, 1]].concat();
-    let mut index = positions(cx, &full, 1);
-    let mut m = n;
-    for beta in decisions {
-        index = index_round(cx, &index, beta, lanes, m);
-        m = m / 2 + m % 2;
-    }
-    cx.local(
-        Kernel::Reshape {
-            shape: lanes.to_vec(),
-        },
-        &index,
-        lanes,
-    )
-}
-
 /// `count` candidates from `start`, every `step`-th, along the tree's axis.
-fn pick(
+pub(crate) fn pick(
     cx: &mut Lowerer,
     x: &Shared,
     lanes: &[usize],
