@@ -179,31 +179,9 @@ pub fn lower_fused_add(
         _ => return Err(cx.error("a product without two inputs")),
     };
     let origin = cx.origin.replace(graph.label(product));
-    let kernel = match &node.op {
-        Op::MatMul => Kernel::MatMul,
-        Op::Conv2d { stride, padding } => Kernel::Conv2d {
-            stride: *stride,
-            padding: *padding,
-        },
-        Op::Conv2dBackpropFilter {
-            stride,
-            padding,
-            filter_shape,
-        } => Kernel::Conv2dBackpropFilter {
-            stride: *stride,
-            padding: *padding,
-            filter_shape: linear::four(cx, filter_shape)?,
-        },
-        Op::Conv2dBackpropInput {
-            stride,
-            padding,
-            input_shape,
-        } => Kernel::Conv2dBackpropInput {
-            stride: *stride,
-            padding: *padding,
-            input_shape: linear::four(cx, input_shape)?,
-        },
-        _ => return Err(cx.error("not a product")),
+    let kernel = match linear::product_kernel(cx, &node.op) {
+        Some(k) => k?,
+        None => return Err(cx.error("not a product")),
     };
     let dims = node.shape.dims();
     let out = match fused.addend {

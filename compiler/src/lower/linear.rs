@@ -22,6 +22,9 @@ pub fn lower_common(
     inputs: &[Operand],
 ) -> Option<Result<Shared, CompileError>> {
     let dims = shape.dims();
+    if let Some(k) = product_kernel(cx, op) {
+        return Some(k.and_then(|k| product(cx, k, &inputs[0], &inputs[1], dims)));
+    }
     Some(match op {
         Op::Add | Op::Sub => add_sub(cx, matches!(op, Op::Sub), &inputs[0], &inputs[1], dims),
         Op::Neg => to_shared(cx, &inputs[0]).map(|x| cx.local(Kernel::Neg, &x, dims)),
@@ -30,17 +33,6 @@ pub fn lower_common(
             cx.polynomial(&x, &fit, shape)
         }),
         Op::Mul => product(cx, Kernel::Mul, &inputs[0], &inputs[1], dims),
-        Op::MatMul => product(cx, Kernel::MatMul, &inputs[0], &inputs[1], dims),
-        Op::Conv2d { stride, padding } => product(
-            cx,
-            Kernel::Conv2d {
-                stride: *stride,
-                padding: *padding,
-            },
-            &inputs[0],
-            &inputs[1],
-            dims,
-        ),
         Op::AvgPool2d { window } => to_shared(cx, &inputs[0]).and_then(|x| {
             let input = cx.shape(x.s[0]).to_vec();
             let summed = cx.local(Kernel::SumPool2d { window: *window }, &x, dims);
@@ -66,42 +58,6 @@ pub fn lower_common(
                 dims,
             )
         }),
-        Op::Conv2dBackpropInput {
-            stride,
-            padding,
-            input_shape,
-        } => match four(cx, input_shape) {
-            Ok(input_shape) => product(
-                cx,
-                Kernel::Conv2dBackpropInput {
-                    stride: *stride,
-                    padding: *padding,
-                    input_shape,
-                },
-                &inputs[0],
-                &inputs[1],
-                dims,
-            ),
-            Err(e) => Err(e),
-        },
-        Op::Conv2dBackpropFilter {
-            stride,
-            padding,
-            filter_shape,
-        } => match four(cx, filter_shape) {
-            Ok(filter_shape) => product(
-                cx,
-                Kernel::Conv2dBackpropFilter {
-                    stride: *stride,
-                    padding: *padding,
-                    filter_shape,
-                },
-                &inputs[0],
-                &inputs[1],
-                dims,
-            ),
-            Err(e) => Err(e),
-        },
         Op::AvgPoolGrad {
             window,
             input_shape,
@@ -190,6 +146,43 @@ fn add_sub(
     }
 }
 
+/// The ring kernel of a product that is a matmul or a convolution (or one of its gradients),
+/// `None` for any other op.
+pub(crate) fn product_kernel(cx: &Lowerer, op: &Op) -> Option<Result<Kernel, CompileError>> {
+    Some(Ok(match op {
+        Op::MatMul => Kernel::MatMul,
+        Op::Conv2d { stride, padding } => Kernel::Conv2d {
+            stride: *stride,
+            padding: *padding,
+        },
+        Op::Conv2dBackpropInput {
+            stride,
+            padding,
+            input_shape,
+        } => match four(cx, input_shape) {
+            Ok(input_shape) => Kernel::Conv2dBackpropInput {
+                stride: *stride,
+                padding: *padding,
+                input_shape,
+            },
+            Err(e) => return Some(Err(e)),
+        },
+        Op::Conv2dBackpropFilter {
+            stride,
+            padding,
+            filter_shape,
+        } => match four(cx, filter_shape) {
+            Ok(filter_shape) => Kernel::Conv2dBackpropFilter {
+                stride: *stride,
+                padding: *padding,
+                filter_shape,
+            },
+            Err(e) => return Some(Err(e)),
+        },
+        _ => return None,
+    }))
+}
+
 /// A bilinear product: local when one side is public, a dealer triple otherwise; then
 /// truncated.
 fn product(
@@ -273,7 +266,7 @@ fn mean_squared_error(cx: &mut Lowerer, p: &Operand, t: &Operand) -> Result<Shar
 }
 
 /// A rank-4 shape of a backward op, or an error naming the node.
-pub(crate) fn four(cx: &Lowerer, dims: &[usize]) -> Result<[usize; 4], CompileError> {
+fn four(cx: &Lowerer, dims: &[usize]) -> Result<[usize; 4], CompileError> {
     dims.try_into()
         .map_err(|_| cx.error(format!("expected an NHWC or HWIO shape, got {dims:?}")))
 }
