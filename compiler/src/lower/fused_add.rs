@@ -144,9 +144,9 @@ fn is_public_product(graph: &Graph, id: NodeId) -> bool {
     };
     match graph.inputs(id)[..] {
         [a, b] => {
-            let (x, _) = match (public(a), public(b)) {
-                (false, true) => (a, b),
-                (true, false) => (b, a),
+            let x = match (public(a), public(b)) {
+                (false, true) => a,
+                (true, false) => b,
                 _ => return false,
             };
             graph.node(x).is_ok_and(|n| n.shape == node.shape)

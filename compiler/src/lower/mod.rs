@@ -24,7 +24,7 @@ use shareflow_graphs::{Graph, NodeId, Op, Shape, Visibility};
 use shareflow_ops::ValueKind;
 
 pub use context::{Lowerer, COMPUTE_PARTIES, HELPER, S0, S1};
-pub use fused_add::FusedAdds;
+use fused_add::FusedAdds;
 
 use crate::ir::{Exchange, Host, Kernel, ValueId};
 use crate::plain_op;

@@ -159,11 +159,11 @@ pub fn strided_slice<T: Clone>(
     ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| invalid("strided_slice", e.to_string()))
 }
 
-/// `a` and `b` joined along `axis`.
+/// `a` and `b` joined along `axis`, in standard layout (ndarray's `concatenate` may give a
+/// column-major result for operands whose other axes are all 1, which later kernels would
+/// read element by element).
 ///
 /// Errors: [`OpsError::ShapeMismatch`] if the other axes differ.
-/// The result is in standard layout (ndarray's `concatenate` may give a column-major one for
-/// operands whose other axes are all 1, which later kernels would read element by element).
 pub fn concat<T: Clone>(a: &ArrayRefD<T>, b: &ArrayRefD<T>, axis: usize) -> Result<ArrayD<T>> {
     let mismatch = || OpsError::ShapeMismatch {
         op: "concat",

@@ -85,8 +85,11 @@ fn route_down(
     for (beta, &m) in decisions.iter().zip(&sizes).rev() {
         let half = m / 2;
         let pairs = [lanes, &[half, 1]].concat();
-        // The level's outputs: the pairs' winners, then the odd one out.
-        let won = pick(cx, &g, lanes, 0, 1, half);
+        // The level's outputs: the pairs' winners, then the odd one out (none for even m).
+        let won = match m % 2 {
+            0 => g,
+            _ => pick(cx, &g, lanes, 0, 1, half),
+        };
         let left = cx.beaver(beta, &won, Kernel::Mul, &pairs);
         let right = cx.local2(Kernel::Sub, &won, &left, &pairs);
         // Left and right side by side, then as candidates 2i and 2i + 1.
