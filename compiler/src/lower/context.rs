@@ -43,6 +43,9 @@ pub struct Lowerer {
     pub(crate) folded: HashMap<ValueId, ValueId>,
     /// Truncations folded into products, by their output ([`super::Truncated`]).
     pub(crate) truncations: HashMap<[ValueId; 2], super::Truncated>,
+    /// Shares known in affine form other than masked values and [`super::Truncated`] ones
+    /// (see [`super::affine`]), by their shares.
+    pub(crate) affines: HashMap<[ValueId; 2], super::affine::Affine>,
     /// SecureNN: shares of `DReLU(x)` (0/1 words) by the shares of `x`, from the forward
     /// ReLU, for the backward pass.
     pub(crate) drelus: HashMap<[ValueId; 2], Shared>,
@@ -76,6 +79,7 @@ impl Lowerer {
             reshaped: HashMap::new(),
             folded: HashMap::new(),
             truncations: HashMap::new(),
+            affines: HashMap::new(),
             drelus: HashMap::new(),
             pool_trees: HashMap::new(),
             shared: HashMap::new(),

@@ -7,6 +7,7 @@
 //! one party is computed by that party after the logits are revealed to it; any other shared
 //! softmax is the protocol's (SecureNN computes it on shares, Pond refuses it).
 
+pub mod affine;
 pub mod context;
 pub mod dealer;
 pub mod fused_add;
@@ -63,6 +64,12 @@ pub struct Truncated {
     pub r: ValueId,
     /// Shares of `T` (they add up modulo `2^f` only).
     pub top: Shared,
+    /// `G` on the helper (`T = G - msb(c) H`).
+    pub g: ValueId,
+    /// `H` on the helper.
+    pub h: ValueId,
+    /// `msb(c)` (a 0/1 word) on server 0 and server 1.
+    pub msb: [ValueId; 2],
 }
 
 /// An input of an op being lowered.

@@ -9,10 +9,12 @@
 //!    next step in its range.
 //! 3. [`exp_limit`]: `exp(d') ~ (1 + y + y^2 / 2)^(2^n)` with `y = d' / 2^n` and
 //!    `n = ` [`SQUARINGS`] ` = 5`: `y` is `d'`'s word at `f + n` fractional bits, `y^2 / 2`
-//!    one dealer product, then `n` squarings (dealer products, each truncated).
+//!    one dealer product, then `n` squarings (each truncated). The base is in affine form
+//!    ([`crate::lower::affine`]: `y` is masked for `y^2`, `y^2 / 2` a truncation's output),
+//!    and so is every square: a squaring opens nothing but its truncation.
 //! 4. `s = sum_k exp(d')` (local), in `[1, K]` up to the approximation: the maximum's term
 //!    is `exp(0) = 1` exactly.
-//! 5. [`reciprocal_newton`]: `1 / s` by Newton's `y <- y (2 - s y) = 2 y - s y^2` from the
+//! 5. [`reciprocal_newton`]: `1 / s` by Newton's `y <- y (2 - s y)` from the
 //!    public `y0 = 2 / (K + 1)`, for which `|1 - s y0| <= (K - 1) / (K + 1) < 1` on
 //!    `[1, K]`; the error squares every iteration, and [`newton_iterations`] takes as many as
 //!    bring it below half an ulp (6 for K = 10, 14 for K = 1000 at 16 fractional bits).
@@ -24,27 +26,31 @@
 //! 20,000 random rows of 10 logits uniform in `[-s, s]` for `s` = 2, 5, 10 and 30, computed in
 //! `f64`; the first-order base `(1 + d / 2^8)^(2^8)`, with three more squarings, was off by
 //! up to `3.7e-3`). Fixed point adds little at the default 16 fractional bits: the squarings
-//! work at 21 bits, and `1 / s` is within an ulp or two.
+//! work at 21 bits, and `1 / s` is within a few ulps (each iteration truncates `s y` and
+//! `y (2 - s y)`, and Newton's step shrinks what the last one left).
 //! Measured by `tests/securesoftmax.rs` (`[8, 10]` logits in `[-10, 10]` with a row of
-//! spread 60 and a row of equal values, and `[128, 10]`): at most `8.9e-4` from the
+//! spread 60 and a row of equal values, and `[128, 10]`): at most `9.0e-4` from the
 //! plaintext softmax (`2.9e-3` with the first-order base), and within `1e-4` of the same
 //! approximation in `f64`; the test asserts `2e-3`, for the probabilities and for the rows'
 //! sums. Logits must keep `|x| < 2^61` ring
 //! units (the comparisons' range), which every encodable input does.
 //!
-//! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 46 rounds
-//! (measured by `tests/securesoftmax.rs`, with the bytes): the max tree 4 levels of 3 rounds,
-//! the clamp 3, the exponential 12 (`y^2 / 2` and 5 squarings, 2 rounds each), the reciprocal
-//! 17 (one iteration local with the public `y0`, then five of 3 rounds: `s y` kept at `2f`
-//! fractional bits, its product with `y` truncated by `2f`), the last product 2.
+//! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 34 rounds
+//! and 895,251 bytes (measured by `tests/securesoftmax.rs`): the max tree 4 levels of 3
+//! rounds, the clamp 3, the exponential 7 (`y^2 / 2` 2, then 5 squarings of 1), the
+//! reciprocal 11 (the first iteration 1, with `s` masked in the same round, then five of 2),
+//! the last product 1. The products in affine form save 12 rounds and 75,681 bytes against
+//! Beaver products that open their factors.
 
 use ndarray::ArrayD;
 
 use super::maxpool::maxpool;
 use super::relu::relu;
 use shareflow_graphs::Shape;
+use shareflow_ops::ValueKind;
 
-use crate::ir::{Kernel, ValueId};
+use crate::ir::Kernel;
+use crate::lower::affine::Sign;
 use crate::lower::poly::{Fit, Target};
 use crate::lower::{to_shared, Lowerer, Operand, Shared, S0, S1};
 use crate::options::PolyApprox;
@@ -86,7 +92,7 @@ pub fn softmax(cx: &mut Lowerer, x: &Shared) -> Result<Shared, CompileError> {
     let inv = reciprocal_newton(cx, &s, k)?;
     // Step 6: e / s.
     let f = cx.frac_bits();
-    Ok(cx.product_truncated(&e, &inv, Kernel::Mul, &shape, f, None))
+    Ok(cx.product_truncated_affine(&e, &inv, &shape, f))
 }
 
 /// The degree of the polynomial of `ln s` for `s` in `[1, K]` in
@@ -183,14 +189,15 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
         extra => cx.truncate_by(d, extra),
     };
     // u = 1 + y + y^2 / 2.
-    let half_square = cx.product_truncated(&y, &y, Kernel::Mul, &shape, work + 1, None);
-    let sum = cx.local2(Kernel::Add, &y, &half_square, &shape);
-    let one = cx.ring_words(S0, &[], vec![1u64 << work]);
-    let mut u = cx.add_public(&sum, one, &shape);
-    // u <- u^2, n times (both factors are u: one opening per square).
+    let half_square = cx.product_truncated_affine(&y, &y, &shape, work + 1);
+    let plus = [(half_square, Sign::Plus)];
+    let mut u = cx.affine_sum((y, Sign::Plus), &plus, Some(1u64 << work), &shape);
+    // u <- u^2, n times: u is in affine form (y was masked for y^2, and y^2 / 2 is a
+    // truncation's output), and so is each square, so the squares open nothing but their
+    // truncations.
     for i in 0..n {
         let bits = if i + 1 == n { 2 * work - f } else { work };
-        u = cx.product_truncated(&u, &u, Kernel::Mul, &shape, bits, None);
+        u = cx.product_truncated_affine(&u, &u, &shape, bits);
     }
     Ok(u)
 }
@@ -223,12 +230,13 @@ fn initial_guess(k: usize, frac_bits: u32) -> f64 {
     ((y0 / ulp).round().max(1.0)) * ulp
 }
 
-/// Shares of `1 / s` for shares `s` in `[1, k]` by Newton's iteration `y <- 2 y - s y^2`
+/// Shares of `1 / s` for shares `s` in `[1, k]` by Newton's iteration `y <- y (2 - s y)`
 /// from the public `y0 = 2 / (k + 1)`, [`newton_iterations`] times. The first iteration is
-/// local products with the public `y0`, the others two dealer products each: `s y`, not
-/// truncated (`2f` fractional bits), then its product with `y`, truncated by `2f` (`s y < 2`
-/// and `y <= 1` from `y0` on, so `s y^2 < 2`: far within range at `3f` bits). Three rounds an iteration
-/// (`y`'s opening, `s y`'s, the truncation's) instead of four, and one truncation.
+/// `2 y0 - s y0^2`, one product with the public `y0^2` (at `2f` fractional bits) and one
+/// truncation. Each of the others takes two products in affine form
+/// ([`crate::lower::affine`]), each truncated: `w = s y` and `y (2 - w)`. `s` is masked once,
+/// during the first iteration's truncation, and every `y` and `w` is a truncation's output,
+/// so the products open nothing but their truncations: two rounds an iteration.
 pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Shared, CompileError> {
     let shape = cx.shape(s.s[0]).to_vec();
     let f = cx.frac_bits();
@@ -238,30 +246,35 @@ pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Share
              {f} fractional bits"
         )));
     };
-    let y0_word = (initial_guess(k, f) * 2f64.powi(f as i32)).round() as u64;
-    let y0 = [S0, S1].map(|host| cx.ring_words(host, &[], vec![y0_word]));
-    let two = cx.ring_words(S0, &[], vec![2u64 << f]);
     if iterations == 0 {
         // k = 1: y0 = 1 = 1 / s, public.
         let y0 = ArrayD::from_elem(shape.clone(), initial_guess(k, f) as f32);
         return to_shared(cx, &Operand::Public(y0));
     }
-    // Iteration 1: y1 = y0 (2 - s y0), products with the public y0.
-    let sy = cx.mul_public(s, y0, &shape);
-    let r = two_minus(cx, &sy, two, &shape);
-    let mut y = cx.mul_public(&r, y0, &shape);
+    let y0_word = (initial_guess(k, f) * 2f64.powi(f as i32)).round() as u64;
+    // Iteration 1: y1 = 2 y0 - s y0^2, with s y0^2 at 3f bits (s < 2^(f + 1) k, y0 <= 1).
+    let square = y0_word.wrapping_mul(y0_word);
+    let square = [S0, S1].map(|host| cx.ring_words(host, &[], vec![square]));
+    let products = [S0, S1].map(|host| {
+        let share = s.s[host];
+        cx.emit(
+            host,
+            Kernel::Mul,
+            &[share, square[host]],
+            ValueKind::Ring,
+            &shape,
+        )
+    });
+    let sy2 = cx.truncate_by(&Shared { s: products }, 2 * f);
+    let twice_y0 = y0_word << 1;
+    let mut y = cx.affine_sum((sy2, Sign::Minus), &[], Some(twice_y0), &shape);
+    // s is masked now, in the same round as the truncation, for every iteration after.
+    cx.mask(s);
     for _ in 1..iterations {
-        // y <- 2 y - s y^2: s is opened once for every iteration, y and s y each time.
-        let sy = cx.beaver(s, &y, Kernel::Mul, &shape);
-        let syy = cx.product_truncated(&sy, &y, Kernel::Mul, &shape, 2 * f, None);
-        let twice = cx.local(Kernel::Shl { bits: 1 }, &y, &shape);
-        y = cx.local2(Kernel::Sub, &twice, &syy, &shape);
+        // y <- y (2 - w), w = s y.
+        let w = cx.product_truncated_affine(s, &y, &shape, f);
+        let r = cx.affine_sum((w, Sign::Minus), &[], Some(2u64 << f), &shape);
+        y = cx.product_truncated_affine(&y, &r, &shape, f);
     }
     Ok(y)
-}
-
-/// Shares of `2 - x`, the public `2` on server 0.
-fn two_minus(cx: &mut Lowerer, x: &Shared, two: ValueId, shape: &[usize]) -> Shared {
-    let neg = cx.local(Kernel::Neg, x, shape);
-    cx.add_public(&neg, two, shape)
 }
