@@ -211,3 +211,36 @@ fn momentum_is_added_before_the_gradients_truncation() {
         }
     }
 }
+
+#[test]
+fn a_relu_gradient_of_a_truncations_output_opens_nothing() {
+    let graph = training_graph(true);
+    // The ReLU gradients whose dy is a convolution's input gradient (truncated); the other's
+    // dy comes from the max pool's gradient.
+    let of_truncation: Vec<String> = graph
+        .nodes()
+        .filter(|(id, n)| {
+            matches!(n.op, shareflow_graphs::Op::ReluGrad)
+                && graph.inputs(*id).get(1).is_some_and(|&dy| {
+                    graph.node(dy).is_ok_and(|d| {
+                        matches!(d.op, shareflow_graphs::Op::Conv2dBackpropInput { .. })
+                    })
+                })
+        })
+        .map(|(id, _)| graph.label(id))
+        .collect();
+    assert_eq!(of_truncation.len(), 1);
+    let step = compile(&graph, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let cost = shareflow_compiler::cost::CostReport::of(&step);
+    let layer = cost
+        .layers
+        .iter()
+        .find(|l| l.layer == of_truncation[0])
+        .unwrap();
+    // DReLU(x) dy is local to the servers with the helper's dealt terms: no opening, one
+    // message from the helper (securenn_steps_equal_the_plaintext_steps checks the values).
+    for link in &layer.links {
+        assert_eq!(link.from, "helper", "{}: {link:?}", layer.layer);
+    }
+    assert_eq!(layer.rounds, 1);
+}

@@ -452,6 +452,7 @@ impl Lowerer {
             public: p,
             helper,
             tops: vec![top],
+            sign: None,
         };
         self.affines.insert(out, form);
         Shared { s: out }

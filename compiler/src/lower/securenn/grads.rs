@@ -5,7 +5,8 @@
 //!   pick `x` or 0; [`super::relu::relu`] keeps it by the shares of `x` and [`drelu_of`]
 //!   returns it (or takes the sign if there was no forward ReLU of `x`). Then
 //!   `relu_grad(x, dy) = DReLU(x) dy` is one dealer product, with no truncation (the bit is
-//!   an integer).
+//!   an integer); where `dy` is a truncation's output, a product in affine form
+//!   ([`crate::lower::affine`]) that opens neither factor.
 //! - A max pool's gradient goes down its comparison tree, which the forward max pool kept
 //!   (its decisions `beta`, 1 where a pair's left candidate won): from the last level to the
 //!   first, each pair's gradient `g` goes to the left candidate as `beta g` and to the right
@@ -41,7 +42,7 @@ pub fn drelu_of(cx: &mut Lowerer, x: &Shared) -> Shared {
 pub fn relu_grad(cx: &mut Lowerer, x: &Shared, dy: &Shared) -> Shared {
     let shape = cx.shape(x.s[0]).to_vec();
     let bit = drelu_of(cx, x);
-    cx.beaver(&bit, dy, Kernel::Mul, &shape)
+    cx.product_affine(&bit, dy, &shape)
 }
 
 /// The decisions of the comparison tree of the max pool of `x` (NHWC) over `window` to `out`

@@ -50,6 +50,7 @@ use shareflow_ops::ValueKind;
 use super::private_compare::private_compare;
 use super::{Public, SERVERS, WORD_BITS};
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
+use crate::lower::affine::Affine;
 use crate::lower::{Lowerer, Shared, HELPER};
 
 /// Shares over Z_2^64 of `DReLU(a)` (1 where `a >= 0`, integers), for every word `a`.
@@ -134,6 +135,10 @@ struct Dealt {
 }
 
 /// Step 7 for the sign: `<DReLU(a)>_j = <s>_j XOR t`, plus `u_j`.
+///
+/// The bit is recorded in affine form ([`crate::lower::affine`]): `t XOR s = t + (1 - 2t) s`,
+/// `t` public to the servers and `s` the helper's, so that its product with a value in
+/// affine form (the ReLU's gradient) opens neither.
 fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
     let shape = cx.shape(dealt.s.s[0]).to_vec();
     let bits = cx.on_servers(
@@ -142,7 +147,28 @@ fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
         ValueKind::Ring,
         &shape,
     );
-    cx.rerandomise(&Shared { s: bits })
+    let out = cx.rerandomise(&Shared { s: bits });
+    let kind = ValueKind::Ring;
+    let t = cx.on_servers(
+        |_| Kernel::BitTo { kind },
+        |j| vec![dealt.t[j]],
+        kind,
+        &shape,
+    );
+    let one = cx.servers_word(1);
+    let sign = SERVERS.map(|host| {
+        let j = usize::from(host != SERVERS[0]);
+        let twice = cx.emit(host, Kernel::Shl { bits: 1 }, &[t[j]], kind, &shape);
+        cx.emit(host, Kernel::Sub, &[one[j], twice], kind, &shape)
+    });
+    let form = Affine {
+        public: t,
+        helper: dealt.s_word,
+        tops: Vec::new(),
+        sign: Some(sign),
+    };
+    cx.affines.insert(out.s, form);
+    out
 }
 
 /// Opens the low `k` bits of `x` (at least; the words' higher bits are not the sum's): each
