@@ -5,8 +5,8 @@
 //!
 //! with `P` public to both servers, `A`, `G_j` and `H_j` known to the helper, and the bits
 //! `m_j` public to both servers, is "already masked": the product of two such values is a
-//! sum of public products and of products of the helper's values, which it deals. Three kinds
-//! of value have the form:
+//! sum of public products and of products of the helper's values, which it deals. These
+//! values have the form:
 //!
 //! - a **masked** value ([`super::Masked`]): `x = e + a`, no `j` terms;
 //! - a **dealer truncation's output** ([`super::Truncated`], [`Lowerer::truncate_dealer`]):

@@ -163,7 +163,7 @@ impl Lowerer {
 
     /// [`Lowerer::beaver`] with `plus` (a ring tensor on the helper) added to the dealt
     /// `k(a, b)`: the shares add up to `k(x, y) + plus`, for no more traffic.
-    pub(crate) fn beaver_plus(
+    fn beaver_plus(
         &mut self,
         x: &Shared,
         y: &Shared,
@@ -225,7 +225,24 @@ impl Lowerer {
         bits: u32,
         plus: Option<&Shared>,
     ) -> Shared {
-        self.product_truncated_by(x, y, k, shape, bits, plus, false)
+        if self.options.truncation == Truncation::Local {
+            let mut z = self.beaver(x, y, k, shape);
+            if let Some(p) = plus {
+                z = self.local2(Kernel::Add, &z, p, shape);
+            }
+            return self.truncate_by(&z, bits);
+        }
+        let mut subjects = vec![x.s[0], x.s[1], y.s[0], y.s[1]];
+        subjects.extend(plus.iter().flat_map(|p| p.s));
+        let setup = self.all_setup(&subjects);
+        self.setup_if(setup, |cx| {
+            let pair = cx.truncation_pair(shape, bits);
+            let mut z = cx.beaver_plus(x, y, k, shape, Some(pair.lambda));
+            if let Some(p) = plus {
+                z = cx.local2(Kernel::Add, &z, p, shape);
+            }
+            cx.truncate_with_pair(&z, &pair, shape)
+        })
     }
 
     /// `x y / 2^bits` (elementwise, broadcast to `shape`) as [`Lowerer::product_truncated`],
@@ -241,43 +258,14 @@ impl Lowerer {
         shape: &[usize],
         bits: u32,
     ) -> Shared {
-        self.product_truncated_by(x, y, Kernel::Mul, shape, bits, None, true)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn product_truncated_by(
-        &mut self,
-        x: &Shared,
-        y: &Shared,
-        k: Kernel,
-        shape: &[usize],
-        bits: u32,
-        plus: Option<&Shared>,
-        affine: bool,
-    ) -> Shared {
-        if self.options.truncation == Truncation::Local {
-            let mut z = self.beaver(x, y, k, shape);
-            if let Some(p) = plus {
-                z = self.local2(Kernel::Add, &z, p, shape);
-            }
-            return self.truncate_by(&z, bits);
-        }
-        let mut subjects = vec![x.s[0], x.s[1], y.s[0], y.s[1]];
-        subjects.extend(plus.iter().flat_map(|p| p.s));
-        let setup = self.all_setup(&subjects);
+        let dealer = self.options.truncation == Truncation::Dealer;
+        let Some((fx, fy)) = self.affine_factors(x, y).filter(|_| dealer) else {
+            return self.product_truncated(x, y, Kernel::Mul, shape, bits, None);
+        };
+        let setup = self.all_setup(&[x.s[0], x.s[1], y.s[0], y.s[1]]);
         self.setup_if(setup, |cx| {
             let pair = cx.truncation_pair(shape, bits);
-            let factors = match k {
-                Kernel::Mul if affine => cx.affine_factors(x, y),
-                _ => None,
-            };
-            let mut z = match factors {
-                Some((fx, fy)) => cx.affine_product((x, &fx), (y, &fy), shape, Some(pair.lambda)),
-                None => cx.beaver_plus(x, y, k, shape, Some(pair.lambda)),
-            };
-            if let Some(p) = plus {
-                z = cx.local2(Kernel::Add, &z, p, shape);
-            }
+            let z = cx.affine_product((x, &fx), (y, &fy), shape, Some(pair.lambda));
             cx.truncate_with_pair(&z, &pair, shape)
         })
     }
