@@ -179,9 +179,8 @@ pub fn lower_fused_add(
         _ => return Err(cx.error("a product without two inputs")),
     };
     let origin = cx.origin.replace(graph.label(product));
-    let kernel = match linear::product_kernel(cx, &node.op) {
-        Some(k) => k?,
-        None => return Err(cx.error("not a product")),
+    let Some(kernel) = linear::product_kernel(cx, &node.op)? else {
+        return Err(cx.error("not a product"));
     };
     let dims = node.shape.dims();
     let out = match fused.addend {

@@ -22,8 +22,10 @@ pub fn lower_common(
     inputs: &[Operand],
 ) -> Option<Result<Shared, CompileError>> {
     let dims = shape.dims();
-    if let Some(k) = product_kernel(cx, op) {
-        return Some(k.and_then(|k| product(cx, k, &inputs[0], &inputs[1], dims)));
+    match product_kernel(cx, op) {
+        Ok(Some(k)) => return Some(product(cx, k, &inputs[0], &inputs[1], dims)),
+        Err(e) => return Some(Err(e)),
+        Ok(None) => {}
     }
     Some(match op {
         Op::Add | Op::Sub => add_sub(cx, matches!(op, Op::Sub), &inputs[0], &inputs[1], dims),
@@ -148,8 +150,8 @@ fn add_sub(
 
 /// The ring kernel of a product that is a matmul or a convolution (or one of its gradients),
 /// `None` for any other op.
-pub(crate) fn product_kernel(cx: &Lowerer, op: &Op) -> Option<Result<Kernel, CompileError>> {
-    Some(Ok(match op {
+pub(crate) fn product_kernel(cx: &Lowerer, op: &Op) -> Result<Option<Kernel>, CompileError> {
+    Ok(Some(match op {
         Op::MatMul => Kernel::MatMul,
         Op::Conv2d { stride, padding } => Kernel::Conv2d {
             stride: *stride,
@@ -159,27 +161,21 @@ pub(crate) fn product_kernel(cx: &Lowerer, op: &Op) -> Option<Result<Kernel, Com
             stride,
             padding,
             input_shape,
-        } => match four(cx, input_shape) {
-            Ok(input_shape) => Kernel::Conv2dBackpropInput {
-                stride: *stride,
-                padding: *padding,
-                input_shape,
-            },
-            Err(e) => return Some(Err(e)),
+        } => Kernel::Conv2dBackpropInput {
+            stride: *stride,
+            padding: *padding,
+            input_shape: four(cx, input_shape)?,
         },
         Op::Conv2dBackpropFilter {
             stride,
             padding,
             filter_shape,
-        } => match four(cx, filter_shape) {
-            Ok(filter_shape) => Kernel::Conv2dBackpropFilter {
-                stride: *stride,
-                padding: *padding,
-                filter_shape,
-            },
-            Err(e) => return Some(Err(e)),
+        } => Kernel::Conv2dBackpropFilter {
+            stride: *stride,
+            padding: *padding,
+            filter_shape: four(cx, filter_shape)?,
         },
-        _ => return None,
+        _ => return Ok(None),
     }))
 }
 

@@ -156,11 +156,8 @@ fn drelu(cx: &mut Lowerer, dealt: &Dealt) -> Shared {
         &shape,
     );
     let one = cx.servers_word(1);
-    let sign = SERVERS.map(|host| {
-        let j = usize::from(host != SERVERS[0]);
-        let twice = cx.emit(host, Kernel::Shl { bits: 1 }, &[t[j]], kind, &shape);
-        cx.emit(host, Kernel::Sub, &[one[j], twice], kind, &shape)
-    });
+    let twice = cx.on_servers(|_| Kernel::Shl { bits: 1 }, |j| vec![t[j]], kind, &shape);
+    let sign = cx.on_servers(|_| Kernel::Sub, |j| vec![one[j], twice[j]], kind, &shape);
     let form = Affine {
         public: t,
         helper: dealt.s_word,

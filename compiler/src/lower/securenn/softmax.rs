@@ -254,17 +254,9 @@ pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Share
     let y0_word = (initial_guess(k, f) * 2f64.powi(f as i32)).round() as u64;
     // Iteration 1: y1 = 2 y0 - s y0^2, with s y0^2 at 3f bits (s < 2^(f + 1) k, y0 <= 1).
     let square = y0_word.wrapping_mul(y0_word);
-    let square = [S0, S1].map(|host| cx.ring_words(host, &[], vec![square]));
-    let products = [S0, S1].map(|host| {
-        let share = s.s[host];
-        cx.emit(
-            host,
-            Kernel::Mul,
-            &[share, square[host]],
-            ValueKind::Ring,
-            &shape,
-        )
-    });
+    let square = cx.servers_word(square);
+    let ring = ValueKind::Ring;
+    let products = cx.on_servers(|_| Kernel::Mul, |j| vec![s.s[j], square[j]], ring, &shape);
     let sy2 = cx.truncate_by(&Shared { s: products }, 2 * f);
     let twice_y0 = y0_word << 1;
     let mut y = cx.affine_sum((sy2, Sign::Minus), &[], Some(twice_y0), &shape);
