@@ -31,8 +31,10 @@ use rayon::prelude::*;
 use std::sync::OnceLock;
 
 mod ctr;
+mod draws;
 mod vaes;
 use ctr::CtrStream;
+use draws::{accept_draws, DrawRule};
 
 use crate::ring::{checked_len, PrimeField};
 use crate::{OpsError, Result, Seed};
@@ -160,13 +162,13 @@ impl Prg {
     }
 
     /// A tensor of `shape` uniform in the field Z_p, two elements from each accepted 16-bit
-    /// draw (a table of the accepted pairs).
+    /// draw (rejection sampling: `prg/draws.rs`).
     ///
     /// Errors: as [`ring`](Self::ring).
     pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
         let n = checked_len("prg field", shape)?;
         let mut v: Vec<u8> = self
-            .table_draws(n.div_ceil(2), pair_table(field))
+            .rule_draws(n.div_ceil(2), pair_rule(field))
             .into_iter()
             .flat_map(u16::to_le_bytes)
             .collect();
@@ -174,26 +176,26 @@ impl Prg {
         to_array(shape, v)
     }
 
-    /// The table entries of the first `count` accepted 16-bit draws (four per word, least
-    /// significant first; a draw `u` gives `table[u]`, rejected if `u16::MAX`). Each pass
-    /// takes the fewest words that could complete it (all draws accepted), which a
-    /// draw-at-a-time loop would take too, so the stream goes on from the same place. A large
+    /// The entries of the first `count` draws that `rule` accepts (four 16-bit draws per
+    /// word, least significant first). Each pass takes the fewest words that could complete
+    /// it (all draws accepted), which a draw-at-a-time loop would take too, so the stream
+    /// goes on from the same place. A large
     /// pass is scanned in parallel, chunk by chunk, and the chunks' accepted draws joined in
     /// order: the same entries as one scan.
-    fn table_draws(&mut self, count: usize, table: &[u16; 1 << 16]) -> Vec<u16> {
+    fn rule_draws(&mut self, count: usize, rule: &DrawRule) -> Vec<u16> {
         let mut v = Vec::with_capacity(count + 4);
         let mut words = Vec::new();
         while v.len() < count {
             words.resize((count - v.len()).div_ceil(4), 0);
             self.fill_u64(&mut words);
             if words.len() < crate::par::PRG_WORDS {
-                accept_draws(&words, table, &mut v);
+                accept_draws(&words, rule, &mut v);
             } else {
                 let parts: Vec<Vec<u16>> = words
                     .par_chunks(CHUNK_WORDS)
                     .map(|chunk| {
                         let mut part = Vec::with_capacity(4 * chunk.len() + 1);
-                        accept_draws(chunk, table, &mut part);
+                        accept_draws(chunk, rule, &mut part);
                         part
                     })
                     .collect();
@@ -211,12 +213,9 @@ impl Prg {
     /// largest multiple of `(p - 1) p` under 2^16 gives `s = 1 + u mod (p - 1)` and
     /// `z = (u div (p - 1)) mod p`, both exactly uniform and independent.
     pub fn nonzero_and_uniform(&mut self, field: PrimeField, len: usize) -> Vec<u16> {
-        static TABLES: TableCache = [const { OnceLock::new() }; 256];
+        static RULES: RuleCache = [const { OnceLock::new() }; 256];
         let p = u32::from(field.modulus());
-        let table = draw_table(&TABLES, field, (p - 1) * p, |u| {
-            (1 + u % (p - 1) + (((u / (p - 1)) % p) << 8)) as u16
-        });
-        self.table_draws(len, table)
+        self.rule_draws(len, cached_rule(&RULES, field, p - 1, 1))
     }
 
     /// A tensor of `shape` of uniform bits (0 or 1).
@@ -236,54 +235,30 @@ impl Prg {
     }
 }
 
-/// Appends `table[u]` for every draw `u` of `words` (four per word, least significant first)
-/// whose entry is not `u16::MAX`, in one branch-free pass.
-fn accept_draws(words: &[u64], table: &[u16; 1 << 16], out: &mut Vec<u16>) {
-    let start = out.len();
-    // Room for every draw plus the one slot a rejected last draw writes past the end.
-    out.resize(start + 4 * words.len() + 1, 0);
-    let mut len = start;
-    for &w in words {
-        for k in 0..4 {
-            let e = table[((w >> (16 * k)) & 0xffff) as usize];
-            out[len] = e;
-            len += usize::from(e != u16::MAX);
-        }
-    }
-    out.truncate(len);
-}
+/// Draw rules, built on first use: one per prime.
+type RuleCache = [OnceLock<DrawRule>; 256];
 
-/// Tables from 16-bit draws to packed values: one per prime.
-type DrawTable = [u16; 1 << 16];
-type TableCache = [OnceLock<Box<DrawTable>>; 256];
-
-/// The table of `cache` for `field`, built on first use: `entry(u)` for every draw `u` below
-/// the largest multiple of `q` under 2^16, `u16::MAX` (rejected) for the others.
-fn draw_table(
-    cache: &'static TableCache,
+/// The rule of `cache` for `field`: a draw `u` below the largest multiple of `d p` under
+/// 2^16 gives `add + u mod d` and `(u div d) mod p`, both exactly uniform and independent;
+/// any other draw is rejected.
+fn cached_rule(
+    cache: &'static RuleCache,
     field: PrimeField,
-    q: u32,
-    entry: impl Fn(u32) -> u16,
-) -> &'static DrawTable {
+    d: u32,
+    add: u32,
+) -> &'static DrawRule {
     cache[usize::from(field.modulus())].get_or_init(|| {
-        let mut t = Box::new([u16::MAX; 1 << 16]);
-        for (u, e) in (0..(1u32 << 16) / q * q).zip(t.iter_mut()) {
-            *e = entry(u);
-        }
-        t
+        let p = u32::from(field.modulus());
+        DrawRule::new((1 << 16) / (d * p) * (d * p), d, p, add)
     })
 }
 
-/// The 16-bit draws of [`Prg::field`] for Z_p: a draw `u` below the largest multiple of `p^2`
-/// under 2^16 gives the two elements `u mod p` and `(u div p) mod p` (packed low, high), both
-/// exactly uniform and independent; any other draw is rejected. For p = 67, 96% of draws are
-/// accepted: about 1.04 random bytes per element.
-fn pair_table(field: PrimeField) -> &'static DrawTable {
-    static TABLES: TableCache = [const { OnceLock::new() }; 256];
-    let p = u32::from(field.modulus());
-    draw_table(&TABLES, field, p * p, |u| {
-        ((u % p) | (((u / p) % p) << 8)) as u16
-    })
+/// The 16-bit draws of [`Prg::field`] for Z_p: two elements `u mod p` and `(u div p) mod p`
+/// (packed low, high) from each draw below the largest multiple of `p^2`. For p = 67, 96% of
+/// draws are accepted: about 1.04 random bytes per element.
+fn pair_rule(field: PrimeField) -> &'static DrawRule {
+    static RULES: RuleCache = [const { OnceLock::new() }; 256];
+    cached_rule(&RULES, field, u32::from(field.modulus()), 0)
 }
 
 fn to_array<T>(shape: &[usize], v: Vec<T>) -> Result<ArrayD<T>> {

@@ -1,0 +1,210 @@
+//! Rejection sampling of 16-bit draws into pairs of small field elements (the Z_p draws of
+//! [`super::Prg::field`] and PrivateCompare's `(s, z)` pairs).
+//!
+//! A [`DrawRule`] maps an accepted draw `u < bound` to `(add + u mod d) | ((u div d) mod p) << 8`
+//! and rejects the others. The portable path looks each draw up in a 64 Ki-entry table. On a
+//! CPU with AVX-512BW and VBMI2, [`accept_draws`] computes the same entries 32 draws at a time
+//! (the two divisions by multiplication with a constant, checked exhaustively when the rule
+//! is built) and packs the accepted ones with `vpcompressw`: several times faster than the
+//! table, whose 128 KiB do not fit the first-level cache. Both paths give the same entries in
+//! the same order; the tests compare them.
+
+/// The entry that marks a rejected draw in [`DrawRule`]'s table.
+pub(super) const REJECTED: u16 = u16::MAX;
+
+/// A map from 16-bit draws to packed pairs: `u < bound` gives
+/// `(add + u mod d) | ((u div d) mod p) << 8`; every other draw is rejected.
+pub(super) struct DrawRule {
+    table: Box<[u16; 1 << 16]>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    arith: Option<Arith>,
+}
+
+/// The rule's constants for the vector path: `u div d = mulhi(u, m1) >> s1` for every
+/// `u < bound`, and `q div p = mulhi(q, m2) >> s2` for every `q < bound div d + 1`.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Arith {
+    bound: u16,
+    d: u16,
+    m1: u16,
+    s1: u16,
+    p: u16,
+    m2: u16,
+    s2: u16,
+    add: u16,
+}
+
+impl DrawRule {
+    /// The rule accepting draws below `bound` (at most 2^16 - 1; `d * p` divides it and
+    /// `add + d - 1` and `p - 1` fit a byte).
+    pub(super) fn new(bound: u32, d: u32, p: u32, add: u32) -> DrawRule {
+        let mut table = Box::new([REJECTED; 1 << 16]);
+        for (u, e) in (0..bound).zip(table.iter_mut()) {
+            *e = ((add + u % d) | (((u / d) % p) << 8)) as u16;
+        }
+        let arith = (|| {
+            let bound16 = u16::try_from(bound).ok()?;
+            let (m1, s1) = divide_by_multiply(d, bound)?;
+            let (m2, s2) = divide_by_multiply(p, bound / d + 1)?;
+            Some(Arith {
+                bound: bound16,
+                d: u16::try_from(d).ok()?,
+                m1,
+                s1,
+                p: u16::try_from(p).ok()?,
+                m2,
+                s2,
+                add: u16::try_from(add).ok()?,
+            })
+        })();
+        DrawRule { table, arith }
+    }
+
+    /// The entry of draw `u` ([`REJECTED`] if rejected).
+    #[cfg(test)]
+    pub(super) fn entry(&self, u: u16) -> u16 {
+        self.table[usize::from(u)]
+    }
+}
+
+/// A 16-bit multiplier `m` and shift `s` such that `u div d = ((u m) >> 16) >> s` for every
+/// `u < limit` (checked for each), if there is one.
+fn divide_by_multiply(d: u32, limit: u32) -> Option<(u16, u16)> {
+    if d == 0 || limit > 1 << 16 {
+        return None;
+    }
+    (0..16u32).find_map(|s| {
+        let m = (1u64 << (16 + s)).div_ceil(u64::from(d));
+        let m = u16::try_from(m).ok()?;
+        (0..limit)
+            .all(|u| ((u * u32::from(m)) >> 16) >> s == u / d)
+            .then_some((m, s as u16))
+    })
+}
+
+/// Appends the entry of every accepted draw of `words` (four per word, least significant
+/// first), in order.
+pub(super) fn accept_draws(words: &[u64], rule: &DrawRule, out: &mut Vec<u16>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(arith) = rule.arith {
+        if x86::available() {
+            // SAFETY: AVX-512F, BW and VBMI2 were detected at run time.
+            let done = unsafe { x86::accept_draws(words, &arith, out) };
+            return accept_draws_table(&words[done..], &rule.table, out);
+        }
+    }
+    accept_draws_table(words, &rule.table, out)
+}
+
+/// [`accept_draws`] by table, in one branch-free pass.
+fn accept_draws_table(words: &[u64], table: &[u16; 1 << 16], out: &mut Vec<u16>) {
+    let start = out.len();
+    // Room for every draw plus the one slot a rejected last draw writes past the end.
+    out.resize(start + 4 * words.len() + 1, 0);
+    let mut len = start;
+    for &w in words {
+        for k in 0..4 {
+            let e = table[((w >> (16 * k)) & 0xffff) as usize];
+            out[len] = e;
+            len += usize::from(e != REJECTED);
+        }
+    }
+    out.truncate(len);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Arith;
+    use std::arch::x86_64::*;
+
+    /// Words per vector: 32 draws.
+    const WORDS: usize = 8;
+
+    /// Whether this CPU runs [`accept_draws`].
+    pub(super) fn available() -> bool {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vbmi2")
+    }
+
+    /// The vector path of [`super::accept_draws`] over the longest prefix of `words` that is
+    /// a whole number of vectors; returns that prefix's length.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vbmi2")]
+    pub(super) fn accept_draws(words: &[u64], a: &Arith, out: &mut Vec<u16>) -> usize {
+        let vectors = words.len() / WORDS;
+        // Each vector stores 32 entries, of which the accepted ones are kept: room for all.
+        out.reserve(32 * vectors);
+        let splat = |v: u16| _mm512_set1_epi16(v as i16);
+        let (bound, d, m1, p, m2, add) = (
+            splat(a.bound),
+            splat(a.d),
+            splat(a.m1),
+            splat(a.p),
+            splat(a.m2),
+            splat(a.add),
+        );
+        let (s1, s2) = (
+            _mm_cvtsi32_si128(i32::from(a.s1)),
+            _mm_cvtsi32_si128(i32::from(a.s2)),
+        );
+        let mut len = out.len();
+        for chunk in words.chunks_exact(WORDS) {
+            // SAFETY: `chunk` is 64 bytes; the store writes 32 entries at `len`, which is at
+            // most the old length plus 32 per vector done, within the capacity reserved.
+            // `set_len` below keeps only entries written here or before.
+            unsafe {
+                let u = _mm512_loadu_si512(chunk.as_ptr().cast());
+                let ok = _mm512_cmplt_epu16_mask(u, bound);
+                let q = _mm512_srl_epi16(_mm512_mulhi_epu16(u, m1), s1);
+                let lo = _mm512_add_epi16(_mm512_sub_epi16(u, _mm512_mullo_epi16(q, d)), add);
+                let qq = _mm512_srl_epi16(_mm512_mulhi_epu16(q, m2), s2);
+                let hi = _mm512_sub_epi16(q, _mm512_mullo_epi16(qq, p));
+                let e = _mm512_or_si512(lo, _mm512_slli_epi16::<8>(hi));
+                let kept = _mm512_maskz_compress_epi16(ok, e);
+                _mm512_storeu_si512(out.as_mut_ptr().add(len).cast(), kept);
+                len += ok.count_ones() as usize;
+            }
+        }
+        // SAFETY: every entry below `len` was written (see above), and `len <= capacity`.
+        unsafe { out.set_len(len) };
+        vectors * WORDS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every rule of the fields up to 251, both kinds, against the table, on every draw.
+    #[test]
+    fn vector_draws_equal_the_table_for_every_draw() {
+        let words: Vec<u64> = (0..1u64 << 14)
+            .map(|i| (4 * i) | ((4 * i + 1) << 16) | ((4 * i + 2) << 32) | ((4 * i + 3) << 48))
+            .chain([u64::MAX, 7, 0x1234_5678_9abc_def0])
+            .collect();
+        for p in [3u32, 5, 7, 67, 127, 131, 251] {
+            for (d, add) in [(p, 0), (p - 1, 1)] {
+                let bound = (1 << 16) / (d * p) * (d * p);
+                let rule = DrawRule::new(bound, d, p, add);
+                let mut by_table = vec![9];
+                accept_draws_table(&words, &rule.table, &mut by_table);
+                let mut fast = vec![9];
+                accept_draws(&words, &rule, &mut fast);
+                assert_eq!(fast, by_table, "p {p}, d {d}");
+                assert!(by_table.len() > 1 << 15, "p {p}");
+                assert_eq!(rule.entry(0), add as u16);
+                assert_eq!(rule.entry(u16::MAX), REJECTED);
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn every_zoo_rule_has_the_vector_path() {
+        for (d, add) in [(67, 0), (66, 1)] {
+            let bound = (1 << 16) / (d * 67) * (d * 67);
+            assert!(DrawRule::new(bound, d, 67, add).arith.is_some(), "d {d}");
+        }
+    }
+}
