@@ -106,7 +106,7 @@ pub(crate) fn configs(
             ),
         });
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(provider());
     let versions = &[&rustls::version::TLS13];
 
     let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -149,6 +149,20 @@ pub(crate) fn configs(
         client,
         endpoint,
     })
+}
+
+/// The `ring` provider with TLS 1.3's AES-128-GCM first: every byte of every message is
+/// encrypted with the suite negotiated, and AES-128 takes 10 rounds per block where the
+/// default first choice, AES-256, takes 14. Both are 128-bit secure against the attacks
+/// that matter here; the other suites stay, after it.
+fn provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::ring::default_provider();
+    let first = rustls::crypto::ring::cipher_suite::TLS13_AES_128_GCM_SHA256;
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() != first.suite());
+    provider.cipher_suites.insert(0, first);
+    provider
 }
 
 /// The leaf certificate a connected peer presented.
