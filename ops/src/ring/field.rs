@@ -24,9 +24,9 @@ pub struct PrimeField {
 /// lanes, so a loop of it vectorises 16 lanes per 256-bit register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reduce16 {
-    p: u16,
-    m: u16,
-    l: u32,
+    pub(crate) p: u16,
+    pub(crate) m: u16,
+    pub(crate) l: u32,
 }
 
 impl Reduce16 {

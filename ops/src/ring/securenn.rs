@@ -16,6 +16,9 @@ use super::odd::odd_sub_words;
 use crate::prg::Prg;
 use crate::{OpsError, Result};
 
+#[cfg(target_arch = "x86_64")]
+mod masked_avx512;
+
 fn invalid(op: &'static str, message: String) -> OpsError {
     OpsError::InvalidArgument { op, message }
 }
@@ -135,6 +138,8 @@ pub fn private_compare_masked(
     let words = (4096 / n).max(1);
     let avx2 = has_avx2();
     let reduce16 = field.reduce16();
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = reduce16.filter(|_| masked_avx512::available());
     let block = |(b, chunk): (usize, &mut [u8])| {
         let words = Words {
             args: &args,
@@ -144,6 +149,11 @@ pub fn private_compare_masked(
             sz: &sz,
             rot: &rot,
         };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(r) = avx512 {
+            // SAFETY: AVX-512F, BW and VBMI were detected at run time.
+            return unsafe { masked_avx512::masked_words(&words, r, chunk) };
+        }
         #[cfg(target_arch = "x86_64")]
         if avx2 {
             // SAFETY: AVX2 was detected at run time.
@@ -577,6 +587,44 @@ mod tests {
     /// draws of the common generator, the same output bytes, for both servers, any byte as a
     /// share (not only canonical ones), the all-ones words of steps 10-11 included, on both
     /// the serial and the parallel path.
+    /// The AVX-512 kernel writes the same bytes as the portable one (which the oracle test
+    /// above does not reach on a CPU that has AVX-512), for every width and both servers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_and_the_portable_kernels_agree() {
+        if !masked_avx512::available() {
+            return;
+        }
+        let f = PrimeField::new(67).unwrap();
+        let r16 = f.reduce16().unwrap();
+        for n in 1..=64usize {
+            let words = 37;
+            let mut g = Prg::new(&[5; 32], Domain::new(2, n as u64, 0));
+            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
+            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |_| g.next_u64());
+            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
+            let sz = g.nonzero_and_uniform(f, words * n);
+            let rot: Vec<u64> = (0..words).map(|_| g.next_u64()).collect();
+            for party in [0u8, 1] {
+                let args = CompareArgs::new("test", party, &x, &r, &beta).unwrap();
+                let w = Words {
+                    args: &args,
+                    field: f,
+                    reduce16: Some(r16),
+                    first: 0,
+                    sz: &sz,
+                    rot: &rot,
+                };
+                let mut portable = vec![0u8; words * n];
+                masked_words(&w, &mut portable);
+                let mut fast = vec![0u8; words * n];
+                // SAFETY: `available` was checked above.
+                unsafe { masked_avx512::masked_words(&w, r16, &mut fast) };
+                assert_eq!(fast, portable, "n={n} party={party}");
+            }
+        }
+    }
+
     #[test]
     fn masked_words_equal_the_oracle_bit_for_bit() {
         let f = PrimeField::new(67).unwrap();
