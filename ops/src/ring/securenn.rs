@@ -17,7 +17,7 @@ use crate::prg::Prg;
 use crate::{OpsError, Result};
 
 #[cfg(target_arch = "x86_64")]
-mod masked_avx512;
+mod avx512;
 
 fn invalid(op: &'static str, message: String) -> OpsError {
     OpsError::InvalidArgument { op, message }
@@ -139,7 +139,7 @@ pub fn private_compare_masked(
     let avx2 = has_avx2();
     let reduce16 = field.reduce16();
     #[cfg(target_arch = "x86_64")]
-    let avx512 = reduce16.filter(|_| masked_avx512::available());
+    let avx512 = reduce16.filter(|_| avx512::available());
     let block = |(b, chunk): (usize, &mut [u8])| {
         let words = Words {
             args: &args,
@@ -152,7 +152,7 @@ pub fn private_compare_masked(
         #[cfg(target_arch = "x86_64")]
         if let Some(r) = avx512 {
             // SAFETY: AVX-512F, BW and VBMI were detected at run time.
-            return unsafe { masked_avx512::masked_words(&words, r, chunk) };
+            return unsafe { avx512::masked_words(&words, r, chunk) };
         }
         #[cfg(target_arch = "x86_64")]
         if avx2 {
@@ -478,6 +478,26 @@ pub fn any_zero_sum(field: PrimeField, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> 
             t == 0 || t == p
         }))
     };
+    #[cfg(target_arch = "x86_64")]
+    if n > 0 && n <= WORD_BITS && avx512::available() {
+        let mut out = vec![0u8; a.len() / n];
+        let words = (4096 / n).max(1);
+        let block = |((o, a), b): ((&mut [u8], &[u8]), &[u8])| {
+            // SAFETY: AVX-512 was detected just above.
+            unsafe { avx512::any_zero_sum_words(field.modulus(), n, a, b, o) }
+        };
+        if a.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(words)
+                .zip(a.par_chunks(words * n).zip(b.par_chunks(words * n)))
+                .for_each(|(o, (a, b))| block(((o, a), b)));
+        } else {
+            out.chunks_mut(words)
+                .zip(a.chunks(words * n).zip(b.chunks(words * n)))
+                .for_each(|(o, (a, b))| block(((o, a), b)));
+        }
+        return ArrayD::from_shape_vec(IxDyn(outer), out)
+            .map_err(|e| invalid("any_zero_sum", e.to_string()));
+    }
     let out: Vec<u8> = if n == 0 {
         vec![0; outer.iter().product()]
     } else if a.len() >= PAR_THRESHOLD {
@@ -536,6 +556,27 @@ pub fn bits_minus(field: PrimeField, x: &ArrayRefD<u64>, r: &ArrayRefD<u8>) -> R
             *o = if v >= p { (v - p) as u8 } else { v as u8 };
         }
     };
+    #[cfg(target_arch = "x86_64")]
+    if n > 0 && p <= 251 && avx512::available() {
+        let words = (4096 / n).max(1);
+        let block = |((o, r), x): ((&mut [u8], &[u8]), &[u64])| {
+            // SAFETY: AVX-512 was detected just above.
+            unsafe { avx512::bits_minus_words(p as u8, n, x, r, o) }
+        };
+        if out.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(words * n)
+                .zip(r.par_chunks(words * n))
+                .zip(x.par_chunks(words))
+                .for_each(block);
+        } else {
+            out.chunks_mut(words * n)
+                .zip(r.chunks(words * n))
+                .zip(x.chunks(words))
+                .for_each(block);
+        }
+        return ArrayD::from_shape_vec(IxDyn(&lanes), out)
+            .map_err(|e| invalid("bits_minus", e.to_string()));
+    }
     if n > 0 {
         if out.len() >= PAR_THRESHOLD {
             out.par_chunks_mut(n)
@@ -587,12 +628,59 @@ mod tests {
     /// draws of the common generator, the same output bytes, for both servers, any byte as a
     /// share (not only canonical ones), the all-ones words of steps 10-11 included, on both
     /// the serial and the parallel path.
+    /// The helper's kernels equal their definitions one bit at a time, for every width, any
+    /// bytes as shares (not only canonical ones), fields below and above 128, on the serial
+    /// and the parallel path (and so on AVX-512 where the CPU has it).
+    #[test]
+    fn bits_minus_and_any_zero_sum_equal_their_definitions() {
+        for p in [67u8, 131, 251] {
+            let f = PrimeField::new(p).unwrap();
+            let pw = u16::from(p);
+            for (n, words) in [(1usize, 9usize), (17, 50), (63, 5000), (64, 70)] {
+                let mut g = Prg::new(&[4; 32], Domain::new(3, n as u64, u32::from(p)));
+                let x = ArrayD::from_shape_fn(IxDyn(&[words]), |_| g.next_u64());
+                let bytes = |g: &mut Prg, k: usize| match k % 4 {
+                    0 => g.next_u64() as u8,
+                    _ => (g.next_u64() % u64::from(p)) as u8,
+                };
+                let r = ArrayD::from_shape_fn(IxDyn(&[words, n]), |i| bytes(&mut g, i[1]));
+                let got = bits_minus(f, &x, &r).unwrap();
+                for ((i, k), &v) in (0..words)
+                    .flat_map(|i| (0..n).map(move |k| (i, k)))
+                    .zip(got.iter())
+                {
+                    let bit = ((x[i] >> k) & 1) as u16;
+                    let t = (bit + pw).wrapping_sub(u16::from(r[[i, k]]));
+                    let want = if t >= pw { (t - pw) as u8 } else { t as u8 };
+                    assert_eq!(v, want, "bits_minus p={p} n={n} word {i} bit {k}");
+                }
+                let a = ArrayD::from_shape_fn(IxDyn(&[words, n]), |i| bytes(&mut g, i[1]));
+                // Lanes whose sums hit 0 or p now and then.
+                let b = ArrayD::from_shape_fn(IxDyn(&[words, n]), |i| match g.next_u64() % 97 {
+                    0 => 0u8.wrapping_sub(a[[i[0], i[1]]]),
+                    1 => p.wrapping_sub(a[[i[0], i[1]]]),
+                    _ => bytes(&mut g, i[1]),
+                });
+                let got = any_zero_sum(f, &a, &b).unwrap();
+                for (i, &v) in got.iter().enumerate() {
+                    let want = (0..n).any(|k| {
+                        let t = u16::from(a[[i, k]]) + u16::from(b[[i, k]]);
+                        t == 0 || t == pw
+                    });
+                    assert_eq!(v, u8::from(want), "any_zero_sum p={p} n={n} lane {i}");
+                }
+                assert!(n < 17 || got.iter().any(|&v| v == 1), "p={p} n={n}");
+                assert!(got.iter().any(|&v| v == 0), "p={p} n={n}");
+            }
+        }
+    }
+
     /// The AVX-512 kernel writes the same bytes as the portable one (which the oracle test
     /// above does not reach on a CPU that has AVX-512), for every width and both servers.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx512_and_the_portable_kernels_agree() {
-        if !masked_avx512::available() {
+        if !avx512::available() {
             return;
         }
         let f = PrimeField::new(67).unwrap();
@@ -619,7 +707,7 @@ mod tests {
                 masked_words(&w, &mut portable);
                 let mut fast = vec![0u8; words * n];
                 // SAFETY: `available` was checked above.
-                unsafe { masked_avx512::masked_words(&w, r16, &mut fast) };
+                unsafe { avx512::masked_words(&w, r16, &mut fast) };
                 assert_eq!(fast, portable, "n={n} party={party}");
             }
         }

@@ -1,15 +1,21 @@
-//! [`super::masked_words`] on AVX-512 (BW and VBMI): one word of up to 64 bits in two
-//! registers of 32 16-bit lanes, where the portable loop runs bit by bit through the sum of
-//! the `w_k` above each bit. That sum is a suffix scan in five shifts by `vpermw`, and the
-//! rotation one `vpermb`. The same wrapping 16-bit arithmetic as
-//! [`super::CompareArgs::masked_word`], so the same bytes; the tests compare the two.
+//! SecureNN's per-word comparison kernels on AVX-512 (F, BW and VBMI), a word of up to 64
+//! bits at a time where the portable loops go bit by bit. They compute the same bytes as the
+//! portable kernels; the tests compare the two.
+//!
+//! - [`masked_words`] (each server's PrivateCompare shares): a word in two registers of 32
+//!   16-bit lanes; the sum of the `w_k` above each bit is a suffix scan in five shifts by
+//!   `vpermw`, and the rotation one `vpermb`. The same wrapping 16-bit arithmetic as
+//!   [`super::CompareArgs::masked_word`].
+//! - [`bits_minus_words`] (the helper's bit shares): a word's bits from its mask register.
+//! - [`any_zero_sum_words`] (the helper's search for a zero): a word's two shares added in
+//!   bytes with saturation, which tells 0 and `p` apart from every other sum.
 
 use std::arch::x86_64::*;
 
 use super::{Words, OFFSET};
 use crate::ring::field::Reduce16;
 
-/// Whether this CPU runs [`masked_words`].
+/// Whether this CPU runs the kernels of this module.
 pub(super) fn available() -> bool {
     is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512bw")
@@ -166,5 +172,56 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
             let rotated = _mm512_permutexvar_epi8(idx, bytes);
             _mm512_mask_storeu_epi8(out.as_mut_ptr().cast(), mask8, rotated);
         }
+    }
+}
+
+/// [`super::bits_minus`] for whole words: `out` gets, lane by lane of `n` bits, word `w`'s
+/// low `n` bits minus `r` mod `p` (`p` at most 251), the same bytes as the portable kernel
+/// for every byte of `r`.
+///
+/// # Safety
+/// The CPU must have AVX-512F, BW and VBMI ([`available`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn bits_minus_words(p: u8, n: usize, x: &[u64], r: &[u8], out: &mut [u8]) {
+    let mask = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let pv = _mm512_set1_epi8(p as i8);
+    let one = _mm512_set1_epi8(1);
+    for ((o, r), &w) in out.chunks_exact_mut(n).zip(r.chunks_exact(n)).zip(x) {
+        // SAFETY: the masked load and store touch the first `n` bytes of `r` and `o`, which
+        // have `n` bytes each.
+        unsafe {
+            let rv = _mm512_maskz_loadu_epi8(mask, r.as_ptr().cast());
+            let bits = _mm512_maskz_mov_epi8(w, one);
+            // The portable kernel's `bit + p - r`, less `p` where that is at least `p`, in
+            // bytes: the smaller of `v` and `v - p`, since below `p` the subtraction wraps
+            // above `v` (and for `r > p + bit` both kernels give `bit - r` mod 256).
+            let v = _mm512_sub_epi8(_mm512_add_epi8(bits, pv), rv);
+            let v = _mm512_min_epu8(v, _mm512_sub_epi8(v, pv));
+            _mm512_mask_storeu_epi8(o.as_mut_ptr().cast(), mask, v);
+        }
+    }
+}
+
+/// [`super::any_zero_sum`] for whole lanes of `n` (at most 64) shares: `out[i]` is 1 if some
+/// `a_k + b_k` of lane `i` (as integers) is 0 or `p`. A sum saturated at 255 is 0 or `p`
+/// (below 255) exactly when the integer sum is.
+///
+/// # Safety
+/// The CPU must have AVX-512F, BW and VBMI ([`available`]).
+#[target_feature(enable = "avx512f,avx512bw")]
+pub(super) unsafe fn any_zero_sum_words(p: u8, n: usize, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let mask = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let pv = _mm512_set1_epi8(p as i8);
+    for ((o, a), b) in out.iter_mut().zip(a.chunks_exact(n)).zip(b.chunks_exact(n)) {
+        // SAFETY: the masked loads read the first `n` bytes of `a` and `b`, which have `n`.
+        let t = unsafe {
+            _mm512_adds_epu8(
+                _mm512_maskz_loadu_epi8(mask, a.as_ptr().cast()),
+                _mm512_maskz_loadu_epi8(mask, b.as_ptr().cast()),
+            )
+        };
+        let zero = _mm512_mask_cmpeq_epi8_mask(mask, t, _mm512_setzero_si512());
+        let p_sum = _mm512_mask_cmpeq_epi8_mask(mask, t, pv);
+        *o = u8::from(zero | p_sum != 0);
     }
 }
