@@ -1,5 +1,9 @@
 //! Small values (elements of a small field Z_p) packed in the bits of `p - 1` each, for the
 //! wire: least significant first, element `i` in bits `b i .. b (i + 1)` of the bytes.
+//! On AVX-512 (BW and VBMI) 64 values at a time ([`avx512`]).
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Bytes of `len` values packed `bits` bits each.
 pub const fn packed_small_len(len: usize, bits: u32) -> usize {
@@ -12,8 +16,25 @@ const GROUP: usize = 8;
 /// Packs the low `bits` bits (1 to 8) of each value, least significant first; the bits after
 /// the last value are zero.
 pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
+    let bits = bits.clamp(1, 8);
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        let mut out = Vec::with_capacity(packed_small_len(values.len(), bits));
+        // SAFETY: AVX-512 was detected just above.
+        let done = unsafe { avx512::pack(values, bits, out.spare_capacity_mut()) };
+        // SAFETY: `pack` wrote the bytes of the values done.
+        unsafe { out.set_len(packed_small_len(done, bits)) };
+        // Whole steps end on whole bytes: the rest packs on its own.
+        out.extend_from_slice(&pack_portable(&values[done..], bits));
+        return out;
+    }
+    pack_portable(values, bits)
+}
+
+/// [`pack_small`] by shifts (`bits` from 1 to 8).
+fn pack_portable(values: &[u8], bits: u32) -> Vec<u8> {
     // A width known at compile time turns each group's shifts into constants.
-    match bits.clamp(1, 8) {
+    match bits {
         1 => pack_width::<1>(values),
         2 => pack_width::<2>(values),
         3 => pack_width::<3>(values),
@@ -66,8 +87,24 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
     if packed.len() != packed_small_len(len, bits) {
         return None;
     }
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        let mut out = Vec::with_capacity(len);
+        // SAFETY: AVX-512 was detected just above.
+        let done = unsafe { avx512::unpack(packed, bits, &mut out.spare_capacity_mut()[..len]) };
+        // SAFETY: `unpack` wrote the values done.
+        unsafe { out.set_len(done) };
+        let at = packed_small_len(done, bits);
+        out.extend_from_slice(&unpack_portable(&packed[at..], bits, len - done));
+        return Some(out);
+    }
+    Some(unpack_portable(packed, bits, len))
+}
+
+/// [`unpack_small`] by shifts, on exactly [`packed_small_len`] bytes (`bits` from 1 to 8).
+fn unpack_portable(packed: &[u8], bits: u32, len: usize) -> Vec<u8> {
     // A width known at compile time turns each group's shifts into constants.
-    Some(match bits {
+    match bits {
         1 => unpack_width::<1>(packed, len),
         2 => unpack_width::<2>(packed, len),
         3 => unpack_width::<3>(packed, len),
@@ -76,7 +113,7 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
         6 => unpack_width::<6>(packed, len),
         7 => unpack_width::<7>(packed, len),
         _ => unpack_width::<8>(packed, len),
-    })
+    }
 }
 
 /// [`unpack_small`] for a width of `BITS`, on exactly [`packed_small_len`] bytes.
@@ -132,6 +169,29 @@ mod tests {
         }
         assert_eq!(packed_small_len(63, 7), 56);
         assert_eq!(unpack_small(&[0; 3], 7, 2), None);
+    }
+
+    /// The AVX-512 steps and the portable path give the same bytes and values, for every
+    /// width and lengths around whole steps, whatever the values' high bits.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx512_and_the_portable_paths_agree() {
+        if !avx512::available() {
+            return;
+        }
+        for bits in 1..=8u32 {
+            for len in [0usize, 1, 63, 64, 65, 127, 128, 200, 1000] {
+                let values: Vec<u8> = (0..len).map(|i| (i * 151 + 7 * len) as u8).collect();
+                let portable = pack_portable(&values, bits);
+                assert_eq!(pack_small(&values, bits), portable, "bits={bits} len={len}");
+                let back = unpack_portable(&portable, bits, len);
+                assert_eq!(
+                    unpack_small(&portable, bits, len),
+                    Some(back),
+                    "bits={bits}"
+                );
+            }
+        }
     }
 
     #[test]
