@@ -28,6 +28,7 @@ use ndarray::{ArrayD, IxDyn};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng, TryRngCore};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 mod ctr;
@@ -121,24 +122,38 @@ impl Prg {
     /// Fills `buf` with the next `buf.len()` words of the stream, in parallel for large
     /// buffers; the result is the same as calling [`next_u64`](Self::next_u64) in a loop.
     pub fn fill_u64(&mut self, buf: &mut [u64]) {
+        self.fill_into(as_uninit(buf));
+    }
+
+    /// [`fill_u64`](Self::fill_u64) into memory that need not be initialised: every word of
+    /// `buf` is written.
+    fn fill_into(&mut self, buf: &mut [MaybeUninit<u64>]) {
         if buf.len() < crate::par::PRG_WORDS {
-            self.rng.fill(buf);
+            self.rng.fill_into(buf);
             return;
         }
         let start = self.rng.word_pos();
         let base = &self.rng;
         buf.par_chunks_mut(CHUNK_WORDS)
             .enumerate()
-            .for_each(|(i, chunk)| base.words_at(start + (i * CHUNK_WORDS) as u64, chunk));
+            .for_each(|(i, chunk)| base.words_into(start + (i * CHUNK_WORDS) as u64, chunk));
         self.rng.set_word_pos(start + buf.len() as u64);
+    }
+
+    /// The next `n` words of the stream in a new vector, written once (not zeroed first).
+    fn words(&mut self, n: usize) -> Vec<u64> {
+        let mut v = Vec::with_capacity(n);
+        self.fill_into(&mut v.spare_capacity_mut()[..n]);
+        // SAFETY: `fill_into` wrote the first `n` words.
+        unsafe { v.set_len(n) };
+        v
     }
 
     /// A tensor of `shape` uniform in Z_2^64.
     ///
     /// Errors: [`OpsError::InvalidArgument`] if the element count overflows.
     pub fn ring(&mut self, shape: &[usize]) -> Result<ArrayD<u64>> {
-        let mut v = vec![0u64; checked_len("prg ring", shape)?];
-        self.fill_u64(&mut v);
+        let v = self.words(checked_len("prg ring", shape)?);
         to_array(shape, v)
     }
 
@@ -147,8 +162,7 @@ impl Prg {
     /// Errors: as [`ring`](Self::ring).
     pub fn odd_ring(&mut self, shape: &[usize]) -> Result<ArrayD<u64>> {
         let n = checked_len("prg odd ring", shape)?;
-        let mut v = vec![0u64; n];
-        self.fill_u64(&mut v);
+        let mut v = self.words(n);
         // Rejects `u64::MAX` (probability 2^-64 per word): the result is the first `n` other
         // words of the stream, as if drawn one at a time.
         v.retain(|&w| w != u64::MAX);
@@ -184,10 +198,8 @@ impl Prg {
     /// order: the same entries as one scan.
     fn rule_draws(&mut self, count: usize, rule: &DrawRule) -> Vec<u16> {
         let mut v = Vec::with_capacity(count + 4);
-        let mut words = Vec::new();
         while v.len() < count {
-            words.resize((count - v.len()).div_ceil(4), 0);
-            self.fill_u64(&mut words);
+            let words = self.words((count - v.len()).div_ceil(4));
             if words.len() < crate::par::PRG_WORDS {
                 accept_draws(&words, rule, &mut v);
             } else {
@@ -224,8 +236,7 @@ impl Prg {
     pub fn bits(&mut self, shape: &[usize]) -> Result<ArrayD<u8>> {
         let n = checked_len("prg bits", shape)?;
         let mut v = vec![0u8; n];
-        let mut words = vec![0u64; n.div_ceil(64)];
-        self.fill_u64(&mut words);
+        let words = self.words(n.div_ceil(64));
         for (chunk, &w) in v.chunks_mut(64).zip(&words) {
             for (i, b) in chunk.iter_mut().enumerate() {
                 *b = ((w >> i) & 1) as u8;
@@ -233,6 +244,13 @@ impl Prg {
         }
         to_array(shape, v)
     }
+}
+
+/// `out` as memory to write words into (each stays initialised: only words are written).
+fn as_uninit(out: &mut [u64]) -> &mut [MaybeUninit<u64>] {
+    // SAFETY: `MaybeUninit<u64>` has the layout of `u64`, and every caller writes only
+    // initialised words through the result, so `out` stays initialised.
+    unsafe { &mut *(out as *mut [u64] as *mut [MaybeUninit<u64>]) }
 }
 
 /// Draw rules, built on first use: one per prime.

@@ -184,6 +184,11 @@ pub fn encode_into(batch: &Batch, out: &mut Vec<u8>) -> Result<()> {
         for &d in value.shape() {
             put_varint(out, d as u64);
         }
+        if let Some(bytes) = contiguous_le_bytes(value) {
+            // The payload as it lies in memory: one copy, no zeroing first.
+            out.extend_from_slice(bytes);
+            continue;
+        }
         let at = out.len();
         out.resize(at + value.payload_bytes(), 0);
         let dst = &mut out[at..];
@@ -196,6 +201,23 @@ pub fn encode_into(batch: &Batch, out: &mut Vec<u8>) -> Result<()> {
     }
     debug_assert_eq!(out.len() - start, total);
     Ok(())
+}
+
+/// The payload of a contiguous ring or small tensor in row-major order, as its bytes lie in
+/// memory, where that is the wire's little-endian layout.
+fn contiguous_le_bytes(value: &Value) -> Option<&[u8]> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    match value {
+        Value::Ring(a) | Value::OddRing(a) => {
+            let words = a.as_slice()?;
+            // SAFETY: the bytes of initialised `u64`s, within their slice.
+            Some(unsafe { std::slice::from_raw_parts(words.as_ptr().cast(), 8 * words.len()) })
+        }
+        Value::Small(a) => a.as_slice(),
+        _ => None,
+    }
 }
 
 /// Writes the elements of `a` in logical (row-major) order into `dst`.

@@ -7,6 +7,7 @@
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{BlockEncrypt, KeyInit};
 use aes::Aes128;
+use std::mem::MaybeUninit;
 
 /// Blocks encrypted per call (the AES-NI back end pipelines eight).
 const BATCH: usize = 8;
@@ -63,7 +64,14 @@ impl CtrStream {
     }
 
     /// Writes the words from position `pos` on into `out` (does not move the stream).
+    #[cfg(test)]
     pub fn words_at(&self, pos: u64, out: &mut [u64]) {
+        self.words_into(pos, super::as_uninit(out));
+    }
+
+    /// Writes the words from position `pos` on into `out`, memory that need not be
+    /// initialised: every word of it is written (does not move the stream).
+    pub fn words_into(&self, pos: u64, out: &mut [MaybeUninit<u64>]) {
         if out.is_empty() {
             return;
         }
@@ -72,7 +80,7 @@ impl CtrStream {
         // A start in the middle of a block: its second word.
         if pos % WORDS as u64 == 1 {
             let [_, second] = self.encrypt(block);
-            rest[0] = second;
+            rest[0].write(second);
             rest = &mut rest[1..];
             block += 1;
         }
@@ -90,14 +98,15 @@ impl CtrStream {
             }
             self.cipher.encrypt_blocks(&mut blocks);
             for (pair, b) in chunk.chunks_exact_mut(WORDS).zip(&blocks) {
-                pair[0] = word(&b[..8]);
-                pair[1] = word(&b[8..]);
+                pair[0].write(word(&b[..8]));
+                pair[1].write(word(&b[8..]));
             }
             block += BATCH as u64;
         }
         for pair in chunks.into_remainder().chunks_mut(WORDS) {
-            let words = self.encrypt(block);
-            pair.copy_from_slice(&words[..pair.len()]);
+            for (out, w) in pair.iter_mut().zip(self.encrypt(block)) {
+                out.write(w);
+            }
             block += 1;
         }
     }
@@ -118,7 +127,12 @@ impl CtrStream {
 
     /// Fills `out` with the next words and moves past them.
     pub fn fill(&mut self, out: &mut [u64]) {
-        self.words_at(self.pos, out);
+        self.fill_into(super::as_uninit(out));
+    }
+
+    /// [`fill`](Self::fill) into memory that need not be initialised.
+    pub fn fill_into(&mut self, out: &mut [MaybeUninit<u64>]) {
+        self.words_into(self.pos, out);
         self.pos += out.len() as u64;
     }
 

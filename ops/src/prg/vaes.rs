@@ -9,6 +9,7 @@ pub(crate) use x86::Vaes;
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
 
     /// Registers encrypted side by side (enough to hide the latency of `vaesenc`).
     const REGS: usize = 8;
@@ -36,7 +37,7 @@ mod x86 {
         /// Writes the words of blocks `block, block + 1, ..` (two words per block, the first
         /// eight bytes of the counter block being `nonce`) into the longest prefix of `out`
         /// that is a whole number of steps, and returns its length.
-        pub(crate) fn words(&self, nonce: u64, block: u64, out: &mut [u64]) -> usize {
+        pub(crate) fn words(&self, nonce: u64, block: u64, out: &mut [MaybeUninit<u64>]) -> usize {
             if out.len() < STEP_WORDS {
                 return 0;
             }
@@ -75,7 +76,12 @@ mod x86 {
 
     /// See [`Vaes::words`].
     #[target_feature(enable = "avx512f,vaes,aes")]
-    fn fill(round_keys: &[__m128i; 11], nonce: u64, block: u64, out: &mut [u64]) -> usize {
+    fn fill(
+        round_keys: &[__m128i; 11],
+        nonce: u64,
+        block: u64,
+        out: &mut [MaybeUninit<u64>],
+    ) -> usize {
         let keys = round_keys.map(|k| _mm512_broadcast_i32x4(k));
         let n = nonce as i64;
         let mut next = block;
