@@ -628,6 +628,48 @@ mod tests {
     /// draws of the common generator, the same output bytes, for both servers, any byte as a
     /// share (not only canonical ones), the all-ones words of steps 10-11 included, on both
     /// the serial and the parallel path.
+    #[test]
+    fn masked_words_equal_the_oracle_bit_for_bit() {
+        let f = PrimeField::new(67).unwrap();
+        for (n, words) in [(1usize, 40usize), (17, 300), (63, 700), (64, 900)] {
+            let mask = u64::MAX >> (64 - n);
+            let mut g = Prg::new(&[7; 32], Domain::new(1, n as u64, 0));
+            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
+            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |i| match i[0] % 5 {
+                0 => mask,
+                _ => g.next_u64(),
+            });
+            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
+            for party in [0u8, 1] {
+                let common = || Prg::new(&[8; 32], Domain::new(1, 2, 3));
+                let got = private_compare_masked(f, party, &x, &r, &beta, &mut common()).unwrap();
+                // The oracle: every (s, z), every rotation, then the all-ones words' draws.
+                let mut g = common();
+                let sz = g.nonzero_and_uniform(f, words * n);
+                let mut rot = vec![0u64; words];
+                g.fill_u64(&mut rot);
+                let args = CompareArgs::new("oracle", party, &x, &r, &beta).unwrap();
+                let mut want = vec![0u8; words * n];
+                for (i, out) in want.chunks_mut(n).enumerate() {
+                    let mut c = [0u8; WORD_BITS];
+                    if args.all_ones(i) {
+                        let u = g.field(f, &[n]).unwrap();
+                        args.all_ones_word(f, u.iter().copied(), |k, ck| c[k] = ck);
+                    } else {
+                        args.compare(f, i, |k, ck| c[k] = ck);
+                    }
+                    for (k, ck) in c[..n].iter_mut().enumerate() {
+                        let (s, z) = ((sz[i * n + k] & 0xff) as u8, (sz[i * n + k] >> 8) as u8);
+                        let z = if party == 1 { f.neg_elem(z) } else { z };
+                        *ck = f.add_elems(f.mul_elems(*ck, s), z);
+                    }
+                    rotate_into(out, &c[..n], rot[i]);
+                }
+                assert_eq!(got.as_slice().unwrap(), &want[..], "n={n} party={party}");
+            }
+        }
+    }
+
     /// The helper's kernels equal their definitions one bit at a time, for every width, any
     /// bytes as shares (not only canonical ones), fields below and above 128, on the serial
     /// and the parallel path (and so on AVX-512 where the CPU has it).
@@ -675,7 +717,7 @@ mod tests {
         }
     }
 
-    /// The AVX-512 kernel writes the same bytes as the portable one (which the oracle test
+    /// The AVX-512 masked words are the portable kernel's bytes (which the oracle test
     /// above does not reach on a CPU that has AVX-512), for every width and both servers.
     #[cfg(target_arch = "x86_64")]
     #[test]
@@ -709,48 +751,6 @@ mod tests {
                 // SAFETY: `available` was checked above.
                 unsafe { avx512::masked_words(&w, r16, &mut fast) };
                 assert_eq!(fast, portable, "n={n} party={party}");
-            }
-        }
-    }
-
-    #[test]
-    fn masked_words_equal_the_oracle_bit_for_bit() {
-        let f = PrimeField::new(67).unwrap();
-        for (n, words) in [(1usize, 40usize), (17, 300), (63, 700), (64, 900)] {
-            let mask = u64::MAX >> (64 - n);
-            let mut g = Prg::new(&[7; 32], Domain::new(1, n as u64, 0));
-            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
-            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |i| match i[0] % 5 {
-                0 => mask,
-                _ => g.next_u64(),
-            });
-            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
-            for party in [0u8, 1] {
-                let common = || Prg::new(&[8; 32], Domain::new(1, 2, 3));
-                let got = private_compare_masked(f, party, &x, &r, &beta, &mut common()).unwrap();
-                // The oracle: every (s, z), every rotation, then the all-ones words' draws.
-                let mut g = common();
-                let sz = g.nonzero_and_uniform(f, words * n);
-                let mut rot = vec![0u64; words];
-                g.fill_u64(&mut rot);
-                let args = CompareArgs::new("oracle", party, &x, &r, &beta).unwrap();
-                let mut want = vec![0u8; words * n];
-                for (i, out) in want.chunks_mut(n).enumerate() {
-                    let mut c = [0u8; WORD_BITS];
-                    if args.all_ones(i) {
-                        let u = g.field(f, &[n]).unwrap();
-                        args.all_ones_word(f, u.iter().copied(), |k, ck| c[k] = ck);
-                    } else {
-                        args.compare(f, i, |k, ck| c[k] = ck);
-                    }
-                    for (k, ck) in c[..n].iter_mut().enumerate() {
-                        let (s, z) = ((sz[i * n + k] & 0xff) as u8, (sz[i * n + k] >> 8) as u8);
-                        let z = if party == 1 { f.neg_elem(z) } else { z };
-                        *ck = f.add_elems(f.mul_elems(*ck, s), z);
-                    }
-                    rotate_into(out, &c[..n], rot[i]);
-                }
-                assert_eq!(got.as_slice().unwrap(), &want[..], "n={n} party={party}");
             }
         }
     }
