@@ -193,9 +193,8 @@ impl Prg {
     /// The entries of the first `count` draws that `rule` accepts (four 16-bit draws per
     /// word, least significant first). Each pass takes the fewest words that could complete
     /// it (all draws accepted), which a draw-at-a-time loop would take too, so the stream
-    /// goes on from the same place. A large
-    /// pass is scanned in parallel, chunk by chunk, and the chunks' accepted draws joined in
-    /// order: the same entries as one scan.
+    /// goes on from the same place. A large pass is scanned in parallel, chunk by chunk, and
+    /// the chunks' accepted draws joined in order: the same entries as one scan.
     fn rule_draws(&mut self, count: usize, rule: &DrawRule) -> Vec<u16> {
         let mut v = Vec::with_capacity(count + 4);
         while v.len() < count {

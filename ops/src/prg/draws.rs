@@ -69,7 +69,9 @@ impl DrawRule {
 }
 
 /// A 16-bit multiplier `m` and shift `s` such that `u div d = ((u m) >> 16) >> s` for every
-/// `u < limit` (checked for each), if there is one.
+/// `u < limit` (checked for each), if there is one. The field's `Reduce16` is the same idea
+/// for `n mod p` over every 16-bit `n`; here the divisor may be `p - 1`, and only the draws
+/// below the bound need the exact quotient, which leaves more divisors a multiplier.
 fn divide_by_multiply(d: u32, limit: u32) -> Option<(u16, u16)> {
     if d == 0 || limit > 1 << 16 {
         return None;

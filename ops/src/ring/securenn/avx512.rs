@@ -101,20 +101,19 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
     let x_all = args.x.as_slice().unwrap_or(&[]);
     for (k, out) in chunk.chunks_mut(n).enumerate() {
         let i = w.first + k;
-        let (Some(x), Some(sz)) = (x_all.get(i * n..(i + 1) * n), w.sz.get(i * n..(i + 1) * n))
-        else {
-            return;
-        };
-        if out.len() != n {
-            return;
-        }
+        // Indexed as the portable kernel does: the caller's shapes make every word whole.
+        let (x, sz, out) = (
+            &x_all[i * n..(i + 1) * n],
+            &w.sz[i * n..(i + 1) * n],
+            &mut out[..n],
+        );
         let s = if args.beta[i] {
             args.r[i].wrapping_add(1)
         } else {
             args.r[i]
         };
-        // SAFETY: the masked loads read the first `n` bytes of `x` and `n` entries of `sz`
-        // and the masked store writes the `n` bytes of `out`, all in bounds (checked above).
+        // SAFETY: the masked loads read the `n` bytes of `x` and the `n` entries of `sz`, and
+        // the masked store writes the `n` bytes of `out` (slices of exactly `n`, above).
         unsafe {
             let x8 = _mm512_maskz_loadu_epi8(mask8, x.as_ptr().cast());
             let xs = [
