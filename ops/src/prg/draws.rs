@@ -36,8 +36,8 @@ struct Arith {
 }
 
 impl DrawRule {
-    /// The rule accepting draws below `bound` (at most 2^16 - 1; `d * p` divides it and
-    /// `add + d - 1` and `p - 1` fit a byte).
+    /// The rule accepting draws below `bound` (at most 2^16, and below it for the vector
+    /// path; `d * p` divides it, and `add + d - 1` and `p - 1` fit a byte).
     pub(super) fn new(bound: u32, d: u32, p: u32, add: u32) -> DrawRule {
         let mut table = Box::new([REJECTED; 1 << 16]);
         for (u, e) in (0..bound).zip(table.iter_mut()) {
