@@ -9,6 +9,16 @@ use crate::{OpsError, Result};
 /// Bits in a ring word.
 pub const WORD_BITS: usize = 64;
 
+/// The lowest `n` bits set (`n` from 0 to 64): the mask of a word's first `n` lanes.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const fn low_bits(n: usize) -> u64 {
+    if n >= WORD_BITS {
+        u64::MAX
+    } else {
+        (1 << n) - 1
+    }
+}
+
 /// The bits of every word, as a new trailing axis of length 64, least significant bit first:
 /// `out[.., i] = (x[..] >> i) & 1`.
 pub fn bit_decompose(x: &ArrayRefD<u64>) -> ArrayD<u8> {

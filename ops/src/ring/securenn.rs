@@ -478,33 +478,35 @@ pub fn any_zero_sum(field: PrimeField, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> 
             t == 0 || t == p
         }))
     };
-    #[cfg(target_arch = "x86_64")]
-    if n > 0 && n <= WORD_BITS && avx512::available() {
-        let mut out = vec![0u8; a.len() / n];
-        let words = (4096 / n).max(1);
-        let block = |((o, a), b): ((&mut [u8], &[u8]), &[u8])| {
-            // SAFETY: AVX-512 was detected just above.
-            unsafe { avx512::any_zero_sum_words(field.modulus(), n, a, b, o) }
-        };
-        if a.len() >= PAR_THRESHOLD {
-            out.par_chunks_mut(words)
-                .zip(a.par_chunks(words * n).zip(b.par_chunks(words * n)))
-                .for_each(|(o, (a, b))| block(((o, a), b)));
-        } else {
-            out.chunks_mut(words)
-                .zip(a.chunks(words * n).zip(b.chunks(words * n)))
-                .for_each(|(o, (a, b))| block(((o, a), b)));
-        }
+    if n == 0 {
+        let out = vec![0; outer.iter().product()];
         return ArrayD::from_shape_vec(IxDyn(outer), out)
             .map_err(|e| invalid("any_zero_sum", e.to_string()));
     }
-    let out: Vec<u8> = if n == 0 {
-        vec![0; outer.iter().product()]
-    } else if a.len() >= PAR_THRESHOLD {
-        a.par_chunks(n).zip(b.par_chunks(n)).map(lane).collect()
-    } else {
-        a.chunks(n).zip(b.chunks(n)).map(lane).collect()
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = n <= WORD_BITS && avx512::available();
+    // Blocks of whole lanes, on AVX-512 a word at a time.
+    let words = (4096 / n).max(1);
+    let block = |(o, (a, b)): (&mut [u8], (&[u8], &[u8]))| {
+        #[cfg(target_arch = "x86_64")]
+        if avx512 {
+            // SAFETY: AVX-512 was detected at run time.
+            return unsafe { avx512::any_zero_sum_words(field.modulus(), n, a, b, o) };
+        }
+        for (o, lanes) in o.iter_mut().zip(a.chunks(n).zip(b.chunks(n))) {
+            *o = lane(lanes);
+        }
     };
+    let mut out = vec![0u8; a.len() / n];
+    if a.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(words)
+            .zip(a.par_chunks(words * n).zip(b.par_chunks(words * n)))
+            .for_each(block);
+    } else {
+        out.chunks_mut(words)
+            .zip(a.chunks(words * n).zip(b.chunks(words * n)))
+            .for_each(block);
+    }
     ArrayD::from_shape_vec(IxDyn(outer), out).map_err(|e| invalid("any_zero_sum", e.to_string()))
 }
 
@@ -557,12 +559,18 @@ pub fn bits_minus(field: PrimeField, x: &ArrayRefD<u64>, r: &ArrayRefD<u8>) -> R
         }
     };
     #[cfg(target_arch = "x86_64")]
-    if n > 0 && p <= 251 && avx512::available() {
-        let words = (4096 / n).max(1);
-        let block = |((o, r), x): ((&mut [u8], &[u8]), &[u64])| {
-            // SAFETY: AVX-512 was detected just above.
-            unsafe { avx512::bits_minus_words(p as u8, n, x, r, o) }
-        };
+    let avx512 = avx512::available();
+    // Blocks of whole words, on AVX-512 a word at a time.
+    let words = (4096 / n.max(1)).max(1);
+    let block = |((o, r), x): ((&mut [u8], &[u8]), &[u64])| {
+        #[cfg(target_arch = "x86_64")]
+        if avx512 {
+            // SAFETY: AVX-512 was detected at run time.
+            return unsafe { avx512::bits_minus_words(p as u8, n, x, r, o) };
+        }
+        o.chunks_mut(n).zip(r.chunks(n)).zip(x).for_each(lane);
+    };
+    if n > 0 {
         if out.len() >= PAR_THRESHOLD {
             out.par_chunks_mut(words * n)
                 .zip(r.par_chunks(words * n))
@@ -573,21 +581,6 @@ pub fn bits_minus(field: PrimeField, x: &ArrayRefD<u64>, r: &ArrayRefD<u8>) -> R
                 .zip(r.chunks(words * n))
                 .zip(x.chunks(words))
                 .for_each(block);
-        }
-        return ArrayD::from_shape_vec(IxDyn(&lanes), out)
-            .map_err(|e| invalid("bits_minus", e.to_string()));
-    }
-    if n > 0 {
-        if out.len() >= PAR_THRESHOLD {
-            out.par_chunks_mut(n)
-                .zip(r.par_chunks(n))
-                .zip(x.par_iter())
-                .for_each(lane);
-        } else {
-            out.chunks_mut(n)
-                .zip(r.chunks(n))
-                .zip(x.iter())
-                .for_each(lane);
         }
     }
     ArrayD::from_shape_vec(IxDyn(&lanes), out).map_err(|e| invalid("bits_minus", e.to_string()))

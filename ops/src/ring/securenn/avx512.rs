@@ -13,6 +13,7 @@
 use std::arch::x86_64::*;
 
 use super::{Words, OFFSET};
+use crate::ring::bits::low_bits;
 use crate::ring::field::Reduce16;
 
 /// Whether this CPU runs the kernels of this module.
@@ -24,7 +25,7 @@ pub(super) fn available() -> bool {
 
 /// The lane masks of the first `n` (0 to 64) of 64 lanes: of the low and the high register.
 fn lanes(n: usize) -> (u32, u32) {
-    let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let all = low_bits(n);
     (all as u32, (all >> 32) as u32)
 }
 
@@ -96,7 +97,7 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
     let p = u16::from(w.field.modulus());
     let c = Consts::new(r, u16::from(args.party), p);
     let (lo, hi) = lanes(n);
-    let mask8 = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let mask8 = low_bits(n);
     let neg = args.party == 1;
     let x_all = args.x.as_slice().unwrap_or(&[]);
     for (k, out) in chunk.chunks_mut(n).enumerate() {
@@ -175,14 +176,14 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
 }
 
 /// [`super::bits_minus`] for whole words: `out` gets, lane by lane of `n` bits, word `w`'s
-/// low `n` bits minus `r` mod `p` (`p` at most 251), the same bytes as the portable kernel
-/// for every byte of `r`.
+/// low `n` bits minus `r` mod `p` (a prime below 256, so at most 251: `bit + p - r` never
+/// wraps a byte), the same bytes as the portable kernel for every byte of `r`.
 ///
 /// # Safety
 /// The CPU must have AVX-512F, BW and VBMI ([`available`]).
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn bits_minus_words(p: u8, n: usize, x: &[u64], r: &[u8], out: &mut [u8]) {
-    let mask = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let mask = low_bits(n);
     let pv = _mm512_set1_epi8(p as i8);
     let one = _mm512_set1_epi8(1);
     for ((o, r), &w) in out.chunks_exact_mut(n).zip(r.chunks_exact(n)).zip(x) {
@@ -209,7 +210,7 @@ pub(super) unsafe fn bits_minus_words(p: u8, n: usize, x: &[u64], r: &[u8], out:
 /// The CPU must have AVX-512F, BW and VBMI ([`available`]).
 #[target_feature(enable = "avx512f,avx512bw")]
 pub(super) unsafe fn any_zero_sum_words(p: u8, n: usize, a: &[u8], b: &[u8], out: &mut [u8]) {
-    let mask = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+    let mask = low_bits(n);
     let pv = _mm512_set1_epi8(p as i8);
     for ((o, a), b) in out.iter_mut().zip(a.chunks_exact(n)).zip(b.chunks_exact(n)) {
         // SAFETY: the masked loads read the first `n` bytes of `a` and `b`, which have `n`.

@@ -13,6 +13,8 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
+use crate::ring::bits::low_bits;
+
 /// Values per step.
 const STEP: usize = 64;
 
@@ -58,11 +60,7 @@ pub(super) unsafe fn pack(values: &[u8], bits: u32, out: &mut [MaybeUninit<u8>])
             0
         }
     });
-    let store = if b == 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * b)) - 1
-    };
+    let store = low_bits(8 * b);
     for s in 0..steps {
         // SAFETY: the load reads values `64 s .. 64 s + 64` and the store writes bytes
         // `8 b s .. 8 b (s + 1)` of `out`, in bounds by `steps`.
@@ -112,11 +110,7 @@ pub(super) unsafe fn unpack(packed: &[u8], bits: u32, out: &mut [MaybeUninit<u8>
     });
     // Output byte `i` of each lane starts at bit `b i` of the lane.
     let starts = bytes(|k| (b * (k % 8)) as u8);
-    let load = if b == 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * b)) - 1
-    };
+    let load = low_bits(8 * b);
     for s in 0..steps {
         // SAFETY: the load reads bytes `8 b s .. 8 b (s + 1)` of `packed` and the store
         // writes values `64 s .. 64 s + 64` of `out`, in bounds by `steps`.
