@@ -62,6 +62,9 @@ impl Domain {
     }
 }
 
+/// log2 of the words of each [`Prg::substream`].
+const SUBSTREAM_BITS: u32 = 40;
+
 /// Words per parallel chunk of [`Prg::fill_u64`].
 const CHUNK_WORDS: usize = 1 << 14;
 
@@ -105,6 +108,18 @@ impl Prg {
         Prg {
             rng: CtrStream::new(key, u64::from_le_bytes(nonce)),
         }
+    }
+
+    /// An independent stream for part `index` of a computation split into parts (one per
+    /// block of a parallel kernel): the same key from word `(index + 1) 2^40` on, so its
+    /// words are disjoint from this stream's first 2^40 and from every other part's, as long
+    /// as each uses fewer than 2^40 words (8 TiB) and `index` is below `2^24 - 1`. The parts
+    /// of a kernel draw the same whichever thread runs them, and each part's draws are made
+    /// where they are used instead of in one buffer for all parts.
+    pub fn substream(&self, index: u64) -> Prg {
+        let mut rng = self.rng.clone();
+        rng.set_word_pos(index.saturating_add(1) << SUBSTREAM_BITS);
+        Prg { rng }
     }
 
     /// The next 64-bit word.

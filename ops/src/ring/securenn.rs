@@ -106,9 +106,12 @@ pub fn xor_public_bit_times(
 /// - `x_bits` `[.., n]` (`n` from 1 to 64): this server's shares over Z_p of the bits of `x`;
 /// - `r` `[..]`: the public word (known to both servers), read mod `2^n`;
 /// - `beta` `[..]`: the public random bit;
-/// - `common`: the servers' common generator, drawn in a fixed order (every `(s_i, z_i)`,
-///   every `k`, then in word order the `u_i` in Z_p of the words where `beta = 1` and
-///   `r = 2^n - 1`), so both servers draw the same.
+/// - `common`: the servers' common generator, so both servers draw the same: every `k` from
+///   it, then per block of whole words (`4096 / n` of them, the unit of parallel work) from
+///   the block's [`Prg::substream`], the block's `(s_i, z_i)` and then, in word order, the
+///   `u_i` in Z_p of its words where `beta = 1` and `r = 2^n - 1`. Drawn per block, the
+///   masks stay in the cache of the thread that uses them (drawn for the whole tensor first,
+///   they were 2 bytes per lane written to memory, copied once and read back).
 ///
 /// Why these masks: P2 dealt the shares of `x`'s bits, so without the `z_i` the ratio of the
 /// two servers' `s_i c_i` would tell it `c_i`'s parts that depend on `r`. With them each
@@ -129,18 +132,20 @@ pub fn private_compare_masked(
     common: &mut Prg,
 ) -> Result<ArrayD<u8>> {
     let args = CompareArgs::new("private_compare_masked", party, x_bits, r, beta)?;
-    let (n, len) = (args.n, args.len());
-    // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i (in `masked_word`).
-    let sz = common.nonzero_and_uniform(field, len);
+    let n = args.n;
     let mut rot = vec![0u64; args.r.len()];
     common.fill_u64(&mut rot);
+    let common = &*common;
     // Blocks of whole words, so that word `b * words + w` has lane `w` of block `b`.
     let words = (4096 / n).max(1);
     let avx2 = has_avx2();
     let reduce16 = field.reduce16();
     #[cfg(target_arch = "x86_64")]
     let avx512 = reduce16.filter(|_| avx512::available());
-    let block = |(b, chunk): (usize, &mut [u8])| {
+    let block = |(b, chunk): (usize, &mut [u8])| -> Result<()> {
+        let mut draws = common.substream(b as u64);
+        // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i (in `masked_word`).
+        let sz = draws.nonzero_and_uniform(field, chunk.len());
         let words = Words {
             args: &args,
             field,
@@ -149,44 +154,73 @@ pub fn private_compare_masked(
             sz: &sz,
             rot: &rot,
         };
-        #[cfg(target_arch = "x86_64")]
-        if let Some(r) = avx512 {
-            // SAFETY: AVX-512F, BW and VBMI were detected at run time.
-            return unsafe { avx512::masked_words(&words, r, chunk) };
+        run_masked_words(&words, chunk, avx2, {
+            #[cfg(target_arch = "x86_64")]
+            {
+                avx512
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                None
+            }
+        });
+        // Steps 10-11 for the rare words where beta = 1 and r = 2^n - 1, over what the
+        // kernel wrote.
+        for (k, out) in chunk.chunks_mut(n).enumerate() {
+            let i = words.first + k;
+            if !args.all_ones(i) {
+                continue;
+            }
+            let u = draws.field(field, &[n])?;
+            let sz = &sz[k * n..(k + 1) * n];
+            let mut c = [0u8; WORD_BITS];
+            args.all_ones_word(field, u.iter().copied(), |j, cj| {
+                c[j] = masked_elem(field, party, cj, sz[j]);
+            });
+            rotate_into(out, &c[..n], rot[i]);
         }
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: AVX2 was detected at run time.
-            return unsafe { masked_words_avx2(&words, chunk) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = avx2;
-        masked_words(&words, chunk)
+        Ok(())
     };
-    let mut out = vec![0u8; len];
-    if len >= PAR_THRESHOLD {
-        out.par_chunks_mut(words * n).enumerate().for_each(block);
+    let mut out = vec![0u8; args.len()];
+    if args.len() >= PAR_THRESHOLD {
+        out.par_chunks_mut(words * n)
+            .enumerate()
+            .try_for_each(block)?;
     } else {
-        out.chunks_mut(words * n).enumerate().for_each(block);
-    }
-    let mask = |c: u8, e: u16| {
-        let z = (e >> 8) as u8;
-        let z = if party == 1 { field.neg_elem(z) } else { z };
-        field.reduce_u16(u16::from(c) * (e & 0xff) + u16::from(z))
-    };
-    // Steps 10-11 for the rare words where beta = 1 and r = 2^n - 1, over what the loop wrote.
-    for i in (0..args.r.len()).filter(|&i| args.all_ones(i)) {
-        let u = common.field(field, &[n])?;
-        let sz = &sz[i * n..(i + 1) * n];
-        let mut c = [0u8; WORD_BITS];
-        args.all_ones_word(field, u.iter().copied(), |k, ck| c[k] = mask(ck, sz[k]));
-        rotate_into(&mut out[i * n..(i + 1) * n], &c[..n], rot[i]);
+        out.chunks_mut(words * n).enumerate().try_for_each(block)?;
     }
     args.into_array("private_compare_masked", out)
 }
 
-/// Consecutive words of [`private_compare_masked`] from `first`, with the masks and rotations
-/// of all words.
+/// `s c + z` (server 0) or `s c - z` (server 1) mod p, with `(s, z)` packed in `e` as
+/// `s + 256 z`.
+fn masked_elem(field: PrimeField, party: u8, c: u8, e: u16) -> u8 {
+    let z = (e >> 8) as u8;
+    let z = if party == 1 { field.neg_elem(z) } else { z };
+    field.reduce_u16(u16::from(c) * (e & 0xff) + u16::from(z))
+}
+
+/// [`masked_words`] on the fastest path the CPU has: AVX-512 (`avx512`: the field's 16-bit
+/// reduction, where the CPU has the instructions), AVX2, or portable.
+#[inline(always)]
+fn run_masked_words(w: &Words<'_, '_>, chunk: &mut [u8], avx2: bool, avx512: Option<Reduce16>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = avx512 {
+        // SAFETY: AVX-512F, BW and VBMI were detected at run time.
+        return unsafe { avx512::masked_words(w, r, chunk) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if avx2 {
+        // SAFETY: AVX2 was detected at run time.
+        return unsafe { masked_words_avx2(w, chunk) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (avx2, avx512);
+    masked_words(w, chunk)
+}
+
+/// Consecutive words of [`private_compare_masked`] from `first`, with their masks (`sz`,
+/// from the first of them) and the rotations of all words.
 struct Words<'a, 'b> {
     args: &'a CompareArgs<'b>,
     field: PrimeField,
@@ -203,7 +237,7 @@ fn masked_words(w: &Words<'_, '_>, chunk: &mut [u8]) {
     let n = w.args.n;
     for (k, out) in chunk.chunks_mut(n).enumerate() {
         let i = w.first + k;
-        let (sz, rot) = (&w.sz[i * n..(i + 1) * n], w.rot[i]);
+        let (sz, rot) = (&w.sz[k * n..(k + 1) * n], w.rot[i]);
         match w.reduce16 {
             Some(r) => w
                 .args
@@ -636,17 +670,28 @@ mod tests {
             for party in [0u8, 1] {
                 let common = || Prg::new(&[8; 32], Domain::new(1, 2, 3));
                 let got = private_compare_masked(f, party, &x, &r, &beta, &mut common()).unwrap();
-                // The oracle: every (s, z), every rotation, then the all-ones words' draws.
+                // The oracle: every rotation, then per block of 4096 / n words from the
+                // block's substream every (s, z) and the all-ones words' draws.
                 let mut g = common();
-                let sz = g.nonzero_and_uniform(f, words * n);
                 let mut rot = vec![0u64; words];
                 g.fill_u64(&mut rot);
+                let per_block = (4096 / n).max(1);
+                let mut blocks: Vec<Prg> = (0..words.div_ceil(per_block))
+                    .map(|b| g.substream(b as u64))
+                    .collect();
+                let sz: Vec<u16> = (0..words)
+                    .step_by(per_block)
+                    .zip(&mut blocks)
+                    .flat_map(|(first, d)| {
+                        d.nonzero_and_uniform(f, (words - first).min(per_block) * n)
+                    })
+                    .collect();
                 let args = CompareArgs::new("oracle", party, &x, &r, &beta).unwrap();
                 let mut want = vec![0u8; words * n];
                 for (i, out) in want.chunks_mut(n).enumerate() {
                     let mut c = [0u8; WORD_BITS];
                     if args.all_ones(i) {
-                        let u = g.field(f, &[n]).unwrap();
+                        let u = blocks[i / per_block].field(f, &[n]).unwrap();
                         args.all_ones_word(f, u.iter().copied(), |k, ck| c[k] = ck);
                     } else {
                         args.compare(f, i, |k, ck| c[k] = ck);

@@ -105,7 +105,7 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
         // Indexed as the portable kernel does: the caller's shapes make every word whole.
         let (x, sz, out) = (
             &x_all[i * n..(i + 1) * n],
-            &w.sz[i * n..(i + 1) * n],
+            &w.sz[k * n..(k + 1) * n],
             &mut out[..n],
         );
         let s = if args.beta[i] {
