@@ -65,8 +65,8 @@ pub fn matmul_2d(a: ArrayView2<'_, u64>, b: ArrayView2<'_, u64>) -> Result<Array
     if m == 0 || n == 0 || k == 0 {
         return Ok(Array2::zeros((m, n)));
     }
-    let a = a.as_standard_layout();
-    let b = b.as_standard_layout();
+    let a = super::shape::standard_2d(a);
+    let b = super::shape::standard_2d(b);
     // Both are standard layout now, so `as_slice` cannot fail; fall back to the naive loop
     // rather than panicking if it ever did.
     let (Some(a_s), Some(b_s)) = (a.as_slice(), b.as_slice()) else {

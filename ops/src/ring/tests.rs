@@ -137,6 +137,55 @@ fn ring_reshape_and_transpose() {
     );
 }
 
+/// The tiled transpose equals the element-by-element one: shapes below, at and across the
+/// tile size, tall and wide, on the serial and the parallel path; as a matmul operand (a
+/// transposed view), as the 2-D kernel and as a rotation of the axes of a larger tensor.
+#[test]
+fn the_tiled_transpose_is_the_transpose() {
+    let shapes = [
+        (1, 1),
+        (1, 7),
+        (7, 1),
+        (15, 17),
+        (16, 16),
+        (33, 50),
+        (700, 25),
+        (513, 1100),
+    ];
+    for (rows, cols) in shapes {
+        let x = ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| (i * 1000 + j) as u64);
+        let want = x.t().as_standard_layout().into_owned();
+        let got = transpose_tiled(x.as_slice().unwrap(), rows, cols);
+        assert_eq!(got, want.as_slice().unwrap(), "{rows} x {cols}");
+        assert_eq!(standard_2d(x.t()).into_owned(), want, "{rows} x {cols}");
+        let t = transpose_2d(&x.clone().into_dyn()).unwrap();
+        assert_eq!(t, want.clone().into_dyn(), "{rows} x {cols}");
+        // As the left operand of a product: the same as with a standard-layout copy.
+        let b = ndarray::Array2::from_shape_fn((rows, 3), |(i, j)| (i + 7 * j) as u64);
+        assert_eq!(
+            matmul_2d(x.t(), b.view()).unwrap(),
+            matmul_naive(want.view(), b.view()).unwrap()
+        );
+    }
+    let x = ArrayD::from_shape_fn(IxDyn(&[3, 5, 40, 7]), |i| {
+        (i[0] * 1_000_000 + i[1] * 10_000 + i[2] * 100 + i[3]) as u64
+    });
+    for perm in [
+        [1, 2, 3, 0],
+        [2, 3, 0, 1],
+        [3, 0, 1, 2],
+        [0, 1, 2, 3],
+        [1, 0, 2, 3],
+    ] {
+        let want = x
+            .view()
+            .permuted_axes(IxDyn(&perm))
+            .as_standard_layout()
+            .into_owned();
+        assert_eq!(transpose(&x, &perm).unwrap(), want, "{perm:?}");
+    }
+}
+
 #[test]
 fn odd_ring_edge_cases() {
     let m = ODD_MODULUS;
