@@ -39,6 +39,8 @@ fn cases() -> Vec<Case> {
         out.push(([2, 5, 5, 2], [3, 3, 2, 3], (1, 1), padding));
         out.push(([1, 6, 7, 3], [3, 2, 3, 2], (2, 2), padding));
         out.push(([2, 7, 6, 1], [5, 5, 1, 4], (2, 1), padding));
+        // More output channels than window cells: the filter gradient's other product order.
+        out.push(([2, 4, 5, 1], [1, 2, 1, 3], (1, 1), padding));
     }
     out
 }
