@@ -142,6 +142,8 @@ pub fn private_compare_masked(
     let reduce16 = field.reduce16();
     #[cfg(target_arch = "x86_64")]
     let avx512 = reduce16.filter(|_| avx512::available());
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = None;
     let block = |(b, chunk): (usize, &mut [u8])| -> Result<()> {
         let mut draws = common.substream(b as u64);
         // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i (in `masked_word`).
@@ -154,16 +156,7 @@ pub fn private_compare_masked(
             sz: &sz,
             rot: &rot,
         };
-        run_masked_words(&words, chunk, avx2, {
-            #[cfg(target_arch = "x86_64")]
-            {
-                avx512
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                None
-            }
-        });
+        run_masked_words(&words, chunk, avx2, avx512);
         // Steps 10-11 for the rare words where beta = 1 and r = 2^n - 1, over what the
         // kernel wrote.
         for (k, out) in chunk.chunks_mut(n).enumerate() {
@@ -201,7 +194,8 @@ fn masked_elem(field: PrimeField, party: u8, c: u8, e: u16) -> u8 {
 }
 
 /// [`masked_words`] on the fastest path the CPU has: AVX-512 (`avx512`: the field's 16-bit
-/// reduction, where the CPU has the instructions), AVX2, or portable.
+/// reduction, `Some` only where `avx512::available()`), AVX2 (`avx2`: only where
+/// [`has_avx2`]), or portable.
 #[inline(always)]
 fn run_masked_words(w: &Words<'_, '_>, chunk: &mut [u8], avx2: bool, avx512: Option<Reduce16>) {
     #[cfg(target_arch = "x86_64")]

@@ -83,14 +83,18 @@ pub fn transpose<T: Copy + Send + Sync>(x: &ArrayRefD<T>, perm: &[usize]) -> Res
     Ok(view.as_standard_layout().into_owned())
 }
 
-/// The row-major `rows x cols` matrix `src` (of `rows * cols` elements), transposed
-/// (`cols x rows`, row-major), one square tile at a time: the tile's rows are read and its
-/// columns written while both are in the cache. A strided view copied element by element
-/// along the output reads one element per cache line: network B's first im2col matrix in a
-/// batch-128 training step (73,728 x 25 words), whose transpose the filter's gradient
-/// multiplies, took 9-10 ms so and takes 2.5 ms tiled. Wider matrices gain less, both copies
-/// being bound by memory (8,192 x 400: 9-19 ms against 12-30).
-pub fn transpose_tiled<T: Copy + Send + Sync>(src: &[T], rows: usize, cols: usize) -> Vec<T> {
+/// The row-major `rows x cols` matrix `src` (of `rows * cols` elements; it panics on fewer),
+/// transposed (`cols x rows`, row-major), one square tile at a time: the tile's rows are read
+/// and its columns written while both are in the cache. A strided view copied element by
+/// element along the output reads one element per cache line: network B's first im2col
+/// matrix in a batch-128 training step (73,728 x 25 words), whose transpose the filter's
+/// gradient multiplies, took 9-10 ms so and takes 2.5 ms tiled. Wider matrices gain less,
+/// both copies being bound by memory (8,192 x 400: 9-19 ms against 12-30).
+pub(crate) fn transpose_tiled<T: Copy + Send + Sync>(
+    src: &[T],
+    rows: usize,
+    cols: usize,
+) -> Vec<T> {
     let n = rows * cols;
     let mut out = Vec::with_capacity(n);
     let dst = &mut out.spare_capacity_mut()[..n];
@@ -134,7 +138,7 @@ pub fn transpose_tiled<T: Copy + Send + Sync>(src: &[T], rows: usize, cols: usiz
 
 /// `a` in standard layout: itself if it is, a tiled transpose if it is the transpose of a
 /// standard-layout matrix ([`transpose_tiled`]), else an element-by-element copy.
-pub fn standard_2d<T: Copy + Send + Sync>(a: ArrayView2<'_, T>) -> CowArray<'_, T, Ix2> {
+pub(crate) fn standard_2d<T: Copy + Send + Sync>(a: ArrayView2<'_, T>) -> CowArray<'_, T, Ix2> {
     if a.is_standard_layout() {
         return CowArray::from(a);
     }

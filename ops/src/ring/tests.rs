@@ -2,6 +2,7 @@
 
 use ndarray::{arr1, arr2, ArrayD, IxDyn};
 
+use super::shape::{standard_2d, transpose_tiled};
 use super::*;
 use crate::OpsError;
 
