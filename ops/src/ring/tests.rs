@@ -140,7 +140,8 @@ fn ring_reshape_and_transpose() {
 
 /// The tiled transpose equals the element-by-element one: shapes below, at and across the
 /// tile size, tall and wide, on the serial and the parallel path; as a matmul operand (a
-/// transposed view), as the 2-D kernel and as a rotation of the axes of a larger tensor.
+/// transposed view), as the 2-D kernel (tiled only from `TILED_FROM` elements) and as a
+/// rotation of the axes of a larger tensor.
 #[test]
 fn the_tiled_transpose_is_the_transpose() {
     let shapes = [
@@ -168,8 +169,9 @@ fn the_tiled_transpose_is_the_transpose() {
             matmul_naive(want.view(), b.view()).unwrap()
         );
     }
-    let x = ArrayD::from_shape_fn(IxDyn(&[3, 5, 40, 7]), |i| {
-        (i[0] * 1_000_000 + i[1] * 10_000 + i[2] * 100 + i[3]) as u64
+    // Large enough to be tiled.
+    let x = ArrayD::from_shape_fn(IxDyn(&[3, 5, 160, 120]), |i| {
+        (i[0] * 100_000_000 + i[1] * 1_000_000 + i[2] * 1000 + i[3]) as u64
     });
     for perm in [
         [1, 2, 3, 0],
