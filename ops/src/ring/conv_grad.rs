@@ -119,9 +119,9 @@ pub fn conv2d_backprop_filter(
     let (n, h, wd, c) = x4.dim();
     let (win, dym) = plan(op, [n, h, wd, c], w_shape, dy, strides, padding)?;
     let cols = im2col(x4, &win)?;
-    // cols^T dY needs one operand transposed into standard layout: the smaller one, as
-    // (dY^T cols)^T where dY is (network B's second convolution: 131 thousand words of dY
-    // instead of 3.3 million of cols), then the small result.
+    // cols^T dY needs one operand transposed into standard layout. Transpose the smaller:
+    // where dY is, compute (dY^T cols)^T, then transpose the small result (network B's
+    // second convolution: 131 thousand words of dY instead of 3.3 million of cols).
     let grad = if dym.len() < cols.len() {
         standard_2d(matmul_2d(dym.t(), cols.view())?.t()).into_owned()
     } else {

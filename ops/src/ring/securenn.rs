@@ -148,7 +148,7 @@ pub fn private_compare_masked(
         let mut draws = common.substream(b as u64);
         // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i (in `masked_word`).
         let sz = draws.nonzero_and_uniform(field, chunk.len());
-        let words = Words {
+        let w = Words {
             args: &args,
             field,
             reduce16,
@@ -156,11 +156,11 @@ pub fn private_compare_masked(
             sz: &sz,
             rot: &rot,
         };
-        run_masked_words(&words, chunk, avx2, avx512);
+        run_masked_words(&w, chunk, avx2, avx512);
         // Steps 10-11 for the rare words where beta = 1 and r = 2^n - 1, over what the
         // kernel wrote.
         for (k, out) in chunk.chunks_mut(n).enumerate() {
-            let i = words.first + k;
+            let i = w.first + k;
             if !args.all_ones(i) {
                 continue;
             }

@@ -67,22 +67,24 @@ pub fn transpose<T: Copy + Send + Sync>(x: &ArrayRefD<T>, perm: &[usize]) -> Res
         });
     }
     // A rotation of the axes of a standard-layout tensor is a transposed matrix: its rows
-    // the first `k` axes that go last.
+    // the first `k` axes, which go last.
     let k = perm.first().copied().unwrap_or(0);
     let rotation = perm
         .iter()
         .enumerate()
         .all(|(i, &p)| p == (k + i) % perm.len());
-    if let (true, Some(src)) = (rotation && k > 0 && x.len() >= TILED_FROM, x.as_slice()) {
-        let rows = x.shape()[..k].iter().product();
+    if let (true, Some(src)) = (rotation && k > 0, x.as_slice()) {
+        let rows: usize = x.shape()[..k].iter().product();
         let shape: Vec<usize> = perm.iter().map(|&p| x.shape()[p]).collect();
-        let data = transpose_tiled(src, rows, x.len() / rows.max(1));
-        return ArrayD::from_shape_vec(IxDyn(&shape), data).map_err(|e| {
-            OpsError::InvalidArgument {
-                op: "transpose",
-                message: e.to_string(),
-            }
-        });
+        let invalid = |e: ndarray::ShapeError| OpsError::InvalidArgument {
+            op: "transpose",
+            message: e.to_string(),
+        };
+        let matrix = ArrayView2::from_shape((rows, x.len() / rows.max(1)), src).map_err(invalid)?;
+        return standard_2d(matrix.t())
+            .into_owned()
+            .into_shape_with_order(IxDyn(&shape))
+            .map_err(invalid);
     }
     let view = x.view().permuted_axes(IxDyn(perm));
     Ok(view.as_standard_layout().into_owned())
