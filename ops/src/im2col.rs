@@ -223,26 +223,40 @@ where
     let mut out = vec![T::default(); rows * cols];
     // One chunk per (image, output row): OW rows of the matrix.
     for_each_chunk(&mut out, g.ow * cols, |i, chunk| {
-        let (n, oy) = (i / g.oh, i % g.oh);
-        for ky in 0..g.kh {
-            let Some(y) = g.in_y(oy, ky) else { continue };
-            let row_base = (n * g.h + y) * g.w;
-            for (ox, dst_row) in chunk.chunks_mut(cols).enumerate() {
-                let (kx0, kx1, x0) = g.x_run(ox);
-                let len = (kx1 - kx0) * g.c;
-                if len == 0 {
-                    continue;
-                }
-                let s = (row_base + x0) * g.c;
-                let d = (ky * g.kw + kx0) * g.c;
-                dst_row[d..d + len].copy_from_slice(&src[s..s + len]);
-            }
-        }
+        im2col_rows(&g, src, i * g.ow, chunk)
     });
     Array2::from_shape_vec((rows, cols), out).map_err(|e| OpsError::InvalidArgument {
         op: "im2col",
         message: e.to_string(),
     })
+}
+
+/// Rows `r0..` of [`im2col`]'s matrix, as many as `out` holds (`KH*KW*C` words each), of the
+/// input `src` (NHWC, standard layout) of geometry `g`: every word of `out` is written,
+/// padding cells with `T::default()`. For a product that takes the matrix a block of rows at
+/// a time, without making all of it.
+pub(crate) fn im2col_rows<T: Copy + Default>(g: &Geometry, src: &[T], r0: usize, out: &mut [T]) {
+    let seg = g.kw * g.c;
+    let cols = g.kh * seg;
+    if cols == 0 {
+        return;
+    }
+    for (j, dst_row) in out.chunks_exact_mut(cols).enumerate() {
+        let r = r0 + j;
+        let (n, oy, ox) = (r / (g.oh * g.ow), (r / g.ow) % g.oh, r % g.ow);
+        let (kx0, kx1, x0) = g.x_run(ox);
+        for (ky, dst) in dst_row.chunks_exact_mut(seg).enumerate() {
+            let Some(y) = g.in_y(oy, ky) else {
+                dst.fill(T::default());
+                continue;
+            };
+            let (d0, d1) = (kx0 * g.c, kx1 * g.c);
+            let s = ((n * g.h + y) * g.w + x0) * g.c;
+            dst[..d0].fill(T::default());
+            dst[d0..d1].copy_from_slice(&src[s..s + d1 - d0]);
+            dst[d1..].fill(T::default());
+        }
+    }
 }
 
 /// The addition [`col2im_add`] accumulates with: `+` for floats, wrapping mod 2^64 for ring

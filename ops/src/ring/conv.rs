@@ -1,9 +1,11 @@
-//! 2-D convolution over Z_2^64: NHWC input, HWIO filter, through im2col and the ring GEMM.
+//! 2-D convolution over Z_2^64: NHWC input, HWIO filter, through im2col and the ring GEMM
+//! (which makes the im2col matrix a block of rows at a time as it packs it).
 
-use ndarray::{ArrayD, ArrayRefD, ArrayView4, Ix4, IxDyn};
+use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView4, Ix4, IxDyn};
 
-use super::matmul::matmul_2d;
-use crate::im2col::{im2col, Padding, Window2d};
+use super::matmul::{gemm, Kernel};
+use super::pack::Tall;
+use crate::im2col::{Padding, Window2d};
 use crate::{OpsError, Result};
 
 fn as_4d<'a>(what: &str, x: &'a ArrayRefD<u64>) -> Result<ArrayView4<'a, u64>> {
@@ -40,16 +42,29 @@ pub fn conv2d(
     }
     let win = Window2d::new((kh, kw), strides, padding);
     let (oh, ow) = win.output_hw(x4.dim().1, x4.dim().2)?;
-    let cols = im2col(x4, &win)?;
+    // im2col(x) W, with im2col(x) made a block of rows at a time as the product packs it.
+    let g = win.geometry([n, x4.dim().1, x4.dim().2, c])?;
+    let xs = x4.as_standard_layout();
     let w_std = w4.as_standard_layout();
-    let w_mat = w_std
-        .view()
-        .into_shape_with_order((kh * kw * c, o))
-        .map_err(|e| OpsError::InvalidArgument {
+    let (Some(xs), Some(ws)) = (xs.as_slice(), w_std.as_slice()) else {
+        return Err(OpsError::InvalidArgument {
             op: "ring conv2d",
-            message: e.to_string(),
-        })?;
-    let y = matmul_2d(cols.view(), w_mat)?;
+            message: "operands are not contiguous".into(),
+        });
+    };
+    let rows = n * oh * ow;
+    let y = gemm(
+        Kernel::detect(),
+        Tall::Im2col { x: xs, g },
+        ws,
+        rows,
+        kh * kw * c,
+        o,
+    );
+    let y = Array2::from_shape_vec((rows, o), y).map_err(|e| OpsError::InvalidArgument {
+        op: "ring conv2d",
+        message: e.to_string(),
+    })?;
     y.into_shape_with_order(IxDyn(&[n, oh, ow, o]))
         .map_err(|e| OpsError::InvalidArgument {
             op: "ring conv2d",

@@ -20,7 +20,7 @@
 use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, Ix2};
 
 use super::kernels::{tile_portable, Tile};
-use super::pack::{pack_a, PackedB};
+use super::pack::{pack_a, PackedB, Tall};
 use crate::{par, OpsError, Result};
 
 /// Rows of the register tile.
@@ -72,7 +72,7 @@ pub fn matmul_2d(a: ArrayView2<'_, u64>, b: ArrayView2<'_, u64>) -> Result<Array
     let (Some(a_s), Some(b_s)) = (a.as_slice(), b.as_slice()) else {
         return matmul_naive(a.view(), b.view());
     };
-    let c = gemm(Kernel::detect(), a_s, b_s, m, k, n);
+    let c = gemm(Kernel::detect(), Tall::Matrix(a_s), b_s, m, k, n);
     Array2::from_shape_vec((m, n), c).map_err(|e| OpsError::InvalidArgument {
         op: "matmul",
         message: e.to_string(),
@@ -127,10 +127,18 @@ const FEW_ROWS: usize = 2 * MR;
 /// Column block of the row-by-row path.
 const ROW_PATH_COLS: usize = 256;
 
-/// `C = A B` on row-major slices, with the given kernel.
-pub(crate) fn gemm(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {
+/// `C = A B` of row-major `A` (`m x k`) and `B` (`k x n`), with the given kernel.
+pub(crate) fn gemm(
+    kernel: Kernel,
+    a: Tall<'_>,
+    b: &[u64],
+    m: usize,
+    k: usize,
+    n: usize,
+) -> Vec<u64> {
     if m < FEW_ROWS {
-        return gemm_few_rows(kernel, a, b, m, k, n);
+        let mut buf = a.buffer(m, k);
+        return gemm_few_rows(kernel, a.block(0, m, k, &mut buf), b, m, k, n);
     }
     let packed = PackedB::new(b, k, n);
     let panels = packed.n_pad / NR;
@@ -245,7 +253,7 @@ impl Kernel {
         v
     }
 
-    fn run(self, a: &[u64], b: &PackedB, t: Task) -> Vec<u64> {
+    fn run(self, a: Tall<'_>, b: &PackedB, t: Task) -> Vec<u64> {
         match self {
             // SAFETY: `supported` lists this variant only after checking at run time that the
             // CPU has the target features the function is compiled with.
@@ -273,13 +281,13 @@ impl Kernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-fn task_avx512(a: &[u64], b: &PackedB, t: Task) -> Vec<u64> {
+fn task_avx512(a: Tall<'_>, b: &PackedB, t: Task) -> Vec<u64> {
     task_generic(a, b, t, |x, y| super::kernels::tile_avx512(x, y))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn task_avx2(a: &[u64], b: &PackedB, t: Task) -> Vec<u64> {
+fn task_avx2(a: Tall<'_>, b: &PackedB, t: Task) -> Vec<u64> {
     task_generic(a, b, t, |x, y| super::kernels::tile_avx2(x, y))
 }
 
@@ -298,7 +306,7 @@ fn rows_avx2(a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
 /// Computes the rows and panels of one task into a `mc x w` row-major buffer.
 #[inline(always)]
 fn task_generic(
-    a: &[u64],
+    a: Tall<'_>,
     b: &PackedB,
     t: Task,
     tile: impl Fn(&[u64], &[u64]) -> Tile,
@@ -309,10 +317,12 @@ fn task_generic(
     let mut out = vec![0u64; t.mc * w];
     let m_panels = t.mc.div_ceil(MR);
     let mut a_pack = vec![0u64; m_panels * MR * KC.min(k)];
+    let mut a_buf = a.buffer(t.mc, k);
+    let a_rows = a.block(t.i0, t.mc, k, &mut a_buf);
     let mut k0 = 0;
     while k0 < k {
         let kc = KC.min(k - k0);
-        pack_a(a, k, t.i0, t.mc, k0, kc, &mut a_pack);
+        pack_a(a_rows, k, 0, t.mc, k0, kc, &mut a_pack);
         for p in t.p0..t.p1 {
             let b_panel = b.panel(k0, kc, p);
             let jj = (p - t.p0) * NR;

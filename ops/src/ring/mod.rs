@@ -21,6 +21,7 @@ mod kernels;
 mod lanes;
 mod low_bytes;
 mod matmul;
+mod matmul_tn;
 mod odd;
 mod pack;
 mod securenn;

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::matmul::{KC, MR, NR};
+use crate::im2col::{im2col_rows, Geometry};
 
 /// `B` packed into `KC`-deep blocks of `NR`-column panels, zero padded to a multiple of `NR`.
 pub(crate) struct PackedB {
@@ -75,6 +76,45 @@ pub(crate) fn pack_a(
                     panel[kk * MR + r] = 0;
                 }
             }
+        }
+    }
+}
+
+/// A row-major operand with many rows: a matrix, or a convolution's `im2col` matrix, which
+/// the products make a block of rows at a time as they pack it, so that it never goes
+/// through memory whole.
+#[derive(Clone, Copy)]
+pub(crate) enum Tall<'a> {
+    /// A row-major matrix.
+    Matrix(&'a [u64]),
+    /// The matrix `im2col(x)` of an input `x` (NHWC, standard layout) of geometry `g`.
+    Im2col { x: &'a [u64], g: Geometry },
+}
+
+impl Tall<'_> {
+    /// Rows `b0..b0 + rows` (`m` words each): a slice of the matrix, or made in `buf`.
+    pub(crate) fn block<'b>(
+        &'b self,
+        b0: usize,
+        rows: usize,
+        m: usize,
+        buf: &'b mut [u64],
+    ) -> &'b [u64] {
+        match self {
+            Tall::Matrix(p) => &p[b0 * m..(b0 + rows) * m],
+            Tall::Im2col { x, g } => {
+                let out = &mut buf[..rows * m];
+                im2col_rows(g, x, b0, out);
+                out
+            }
+        }
+    }
+
+    /// The buffer [`Tall::block`] makes blocks of up to `rows` rows of `m` words in.
+    pub(crate) fn buffer(&self, rows: usize, m: usize) -> Vec<u64> {
+        match self {
+            Tall::Matrix(_) => Vec::new(),
+            Tall::Im2col { .. } => vec![0u64; rows * m],
         }
     }
 }

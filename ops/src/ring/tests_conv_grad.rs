@@ -3,8 +3,8 @@
 
 use ndarray::{Array, Array4, ArrayD};
 
-use super::{add, conv2d_backprop_filter, conv2d_backprop_input, from_i64, to_i64};
-use crate::im2col::Padding;
+use super::{add, conv2d_backprop_filter, conv2d_backprop_input, from_i64, matmul_naive, to_i64};
+use crate::im2col::{im2col, Padding, Window2d};
 use crate::plain::{conv2d_backward_filter, conv2d_backward_input};
 
 /// Small integers in `[-4, 4]`, a fixed pattern per `seed`.
@@ -78,6 +78,36 @@ fn backprop_filter_equals_the_float_reference_exactly() {
         assert_eq!(
             to_i64(&got),
             expected.mapv(|v| v as i64).into_dyn(),
+            "{xs:?} {ws:?} {s:?} {pad:?}"
+        );
+    }
+}
+
+/// Inputs large enough that the filter gradient's product runs over many blocks of rows and
+/// is split across threads, in both product orders, on uniform words: the same as `im2col`
+/// and the naive product.
+#[test]
+fn backprop_filter_over_many_blocks_equals_the_naive_product() {
+    let cases: [Case; 3] = [
+        ([16, 20, 20, 4], [5, 5, 4, 8], (1, 1), Padding::Same),
+        ([24, 17, 16, 1], [5, 5, 1, 20], (1, 1), Padding::Same),
+        ([32, 15, 15, 3], [3, 3, 3, 6], (2, 2), Padding::Valid),
+    ];
+    for (xs, ws, s, pad) in cases {
+        let x = words(&ArrayD::zeros(xs.to_vec()), 5);
+        let win = Window2d::new((ws[0], ws[1]), s, pad);
+        let cols = im2col(x.view().into_dimensionality().unwrap(), &win).unwrap();
+        let dy_rows = cols.nrows();
+        let dy = words(&ArrayD::zeros(vec![dy_rows, ws[3]]), 6);
+        let expected = matmul_naive(cols.t(), dy.view().into_dimensionality().unwrap()).unwrap();
+        let (oh, ow) = win.output_hw(xs[1], xs[2]).unwrap();
+        let dy4 = dy
+            .into_shape_with_order(vec![xs[0], oh, ow, ws[3]])
+            .unwrap();
+        let got = conv2d_backprop_filter(&x, &dy4, &ws, s, pad).unwrap();
+        assert_eq!(
+            got.into_shape_with_order(expected.dim()).unwrap(),
+            expected,
             "{xs:?} {ws:?} {s:?} {pad:?}"
         );
     }

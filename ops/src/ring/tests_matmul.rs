@@ -5,6 +5,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::matmul::{gemm, Kernel};
+use super::matmul_tn::gemm_tn;
+use super::pack::Tall;
 use super::*;
 use crate::im2col::Padding;
 
@@ -33,10 +35,42 @@ fn ring_matmul_matches_naive_on_odd_shapes() {
         assert_eq!(fast, slow, "shape {m}x{k}x{n}");
         let (a_s, b_s) = (a.as_slice().unwrap(), b.as_slice().unwrap());
         for kernel in Kernel::supported() {
-            let c = gemm(kernel, a_s, b_s, m, k, n);
+            let c = gemm(kernel, Tall::Matrix(a_s), b_s, m, k, n);
             assert_eq!(c, slow.as_slice().unwrap(), "{kernel:?} shape {m}x{k}x{n}");
         }
     }
+}
+
+/// `P^T Q` with many rows: one block and several, ragged panels on both sides, and enough
+/// work to be split across threads.
+#[test]
+fn the_product_of_a_transpose_matches_naive() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let shapes = [
+        (1, 1, 1),
+        (7, 3, 2),
+        (130, MR + 1, NR + 1),
+        (300, 25, 16),
+        (1000, 400, 16),
+        (4099, 25, 20),
+        (9000, 40, 50),
+    ];
+    for &(k, m, n) in &shapes {
+        let p = random2(&mut rng, k, m);
+        let q = random2(&mut rng, k, n);
+        let slow = matmul_naive(p.t(), q.view()).unwrap();
+        let (p_s, q_s) = (p.as_slice().unwrap(), q.as_slice().unwrap());
+        for kernel in Kernel::supported() {
+            let c = gemm_tn(kernel, Tall::Matrix(p_s), Tall::Matrix(q_s), k, m, n);
+            assert_eq!(
+                c,
+                slow.as_slice().unwrap(),
+                "{kernel:?} shape {k}x{m}, {k}x{n}"
+            );
+        }
+    }
+    let none = Tall::Matrix(&[]);
+    assert_eq!(gemm_tn(Kernel::detect(), none, none, 0, 3, 2), vec![0; 6]);
 }
 
 #[test]
@@ -123,6 +157,9 @@ fn ring_conv2d_matches_direct_convolution() {
         (1, 9, 8, 2, 5, 5, 3, (2, 2), false),
         (3, 12, 12, 20, 5, 5, 50, (1, 1), false),
         (1, 5, 5, 1, 4, 4, 2, (2, 1), true),
+        // Many row blocks of the product, each of which makes its rows of im2col; in parallel.
+        (12, 20, 20, 8, 5, 5, 12, (1, 1), true),
+        (16, 28, 28, 1, 5, 5, 5, (2, 2), true),
     ];
     for &(n, h, wd, c, kh, kw, o, s, same) in &cases {
         let x = Array4::from_shape_fn((n, h, wd, c), |_| rng.random::<u64>());
@@ -181,7 +218,7 @@ fn ring_matmul_timing() {
         let (a_s, b_s) = (a.as_slice().unwrap(), b.as_slice().unwrap());
         for kernel in Kernel::supported() {
             let t = time(&|| {
-                std::hint::black_box(gemm(kernel, a_s, b_s, m, k, n));
+                std::hint::black_box(gemm(kernel, Tall::Matrix(a_s), b_s, m, k, n));
             });
             println!("  {kernel:?}: {:.2} GMAC/s", macs / t / 1e9);
         }
