@@ -259,6 +259,33 @@ pub(crate) fn im2col_rows<T: Copy + Default>(g: &Geometry, src: &[T], r0: usize,
     }
 }
 
+/// Adds rows `r0..` of a [`col2im_add`] matrix (`block`, `KH*KW*C` words a row, all rows of
+/// one image) into that image (`img`, `H*W*C` words): for a product that makes the matrix a
+/// block of rows at a time.
+pub(crate) fn col2im_rows_add<T: Accumulate>(g: &Geometry, r0: usize, block: &[T], img: &mut [T]) {
+    let ncols = g.kh * g.kw * g.c;
+    if ncols == 0 {
+        return;
+    }
+    for (j, row) in block.chunks_exact(ncols).enumerate() {
+        let r = r0 + j;
+        let (oy, ox) = ((r / g.ow) % g.oh, r % g.ow);
+        let (kx0, kx1, x0) = g.x_run(ox);
+        let len = (kx1 - kx0) * g.c;
+        if len == 0 {
+            continue;
+        }
+        for ky in 0..g.kh {
+            let Some(y) = g.in_y(oy, ky) else { continue };
+            let s = (ky * g.kw + kx0) * g.c;
+            let d = (y * g.w + x0) * g.c;
+            for (o, v) in img[d..d + len].iter_mut().zip(&row[s..s + len]) {
+                o.accumulate(*v);
+            }
+        }
+    }
+}
+
 /// The addition [`col2im_add`] accumulates with: `+` for floats, wrapping mod 2^64 for ring
 /// words.
 pub trait Accumulate: Copy + Default + Send + Sync {
@@ -307,25 +334,10 @@ pub fn col2im_add<T: Accumulate>(
     let mut out = vec![T::default(); g.n * image];
     // One chunk per image; the rows of one image only touch that image.
     let par = rows * ncols >= PAR_THRESHOLD;
+    let per_image = g.oh * g.ow * ncols;
     let work = |n: usize, img: &mut [T]| {
-        for oy in 0..g.oh {
-            for ky in 0..g.kh {
-                let Some(y) = g.in_y(oy, ky) else { continue };
-                for ox in 0..g.ow {
-                    let r = ((n * g.oh + oy) * g.ow + ox) * ncols;
-                    let (kx0, kx1, x0) = g.x_run(ox);
-                    let len = (kx1 - kx0) * g.c;
-                    if len == 0 {
-                        continue;
-                    }
-                    let s = r + (ky * g.kw + kx0) * g.c;
-                    let d = (y * g.w + x0) * g.c;
-                    for (o, v) in img[d..d + len].iter_mut().zip(&src[s..s + len]) {
-                        o.accumulate(*v);
-                    }
-                }
-            }
-        }
+        let block = &src[n * per_image..(n + 1) * per_image];
+        col2im_rows_add(&g, n * g.oh * g.ow, block, img);
     };
     if image > 0 {
         if par {

@@ -2,7 +2,8 @@
 //! the ring GEMM like the forward [`super::conv2d`]: with `cols = im2col(x)` and the filter
 //! as the `[KH*KW*Cin, Cout]` matrix `W`,
 //!
-//! - `backprop_input(dy, w) = col2im(dY . W^T)`, of the input's shape;
+//! - `backprop_input(dy, w) = col2im(dY . W^T)`, of the input's shape, a block of rows of
+//!   the product at a time;
 //! - `backprop_filter(x, dy) = cols^T . dY`, of the filter's shape, by
 //!   [`super::matmul_tn`]'s product of two operands with many rows.
 //!
@@ -10,12 +11,14 @@
 
 use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, ArrayView4, Ix4, IxDyn};
 
-use super::matmul::{matmul_2d, Kernel, MR, NR};
+use rayon::prelude::*;
+
+use super::matmul::{gemm_rows, Kernel, MC, MR, NR};
 use super::matmul_tn::gemm_tn;
-use super::pack::Tall;
+use super::pack::{PackedB, Tall};
 use super::shape::standard_2d;
-use crate::im2col::{col2im_add, Padding, Window2d};
-use crate::{OpsError, Result};
+use crate::im2col::{col2im_rows_add, Padding, Window2d};
+use crate::{par, OpsError, Result};
 
 fn as_4d<'a>(op: &'static str, what: &str, x: &'a ArrayRefD<u64>) -> Result<ArrayView4<'a, u64>> {
     x.view()
@@ -95,13 +98,50 @@ pub fn conv2d_backprop_input(
     let w4 = as_4d(op, "filter", w)?;
     let (kh, kw, cin, cout) = w4.dim();
     let (win, dym) = plan(op, x_shape, [kh, kw, cin, cout], dy, strides, padding)?;
+    // dY W^T, made MC rows at a time and added into the input's image by col2im while the
+    // rows are in cache: the product itself (N*OH*OW x KH*KW*Cin) never goes through memory.
+    let g = win.geometry(x_shape)?;
+    let ncols = kh * kw * cin;
     let w_std = w4.as_standard_layout();
     let wm = w_std
         .view()
-        .into_shape_with_order((kh * kw * cin, cout))
+        .into_shape_with_order((ncols, cout))
         .map_err(invalid(op))?;
-    let dcols = matmul_2d(dym, wm.t())?;
-    Ok(col2im_add(dcols.view(), x_shape, &win)?.into_dyn())
+    let wt = standard_2d(wm.t());
+    let dym = dym.as_standard_layout();
+    let (Some(wt), Some(dy_s)) = (wt.as_slice(), dym.as_slice()) else {
+        return Err(OpsError::InvalidArgument {
+            op,
+            message: "operands are not contiguous".into(),
+        });
+    };
+    let packed = PackedB::new(wt, cout, ncols);
+    let kernel = Kernel::detect();
+    let per_image = g.oh * g.ow;
+    let image = g.h * g.w * g.c;
+    let mut dx = vec![0u64; g.n * image];
+    let work = |i: usize, img: &mut [u64]| {
+        let mut r = i * per_image;
+        while r < (i + 1) * per_image {
+            let mc = MC.min((i + 1) * per_image - r);
+            let rows = gemm_rows(kernel, Tall::Matrix(dy_s), &packed, r, mc);
+            col2im_rows_add(&g, r, &rows, img);
+            r += mc;
+        }
+    };
+    if image > 0 {
+        let macs = (g.n * per_image).saturating_mul(cout).saturating_mul(ncols);
+        if macs >= par::MATMUL_MACS {
+            dx.par_chunks_mut(image)
+                .enumerate()
+                .for_each(|(i, img)| work(i, img));
+        } else {
+            dx.chunks_mut(image)
+                .enumerate()
+                .for_each(|(i, img)| work(i, img));
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&x_shape), dx).map_err(invalid(op))
 }
 
 /// The gradient of [`super::conv2d`] with respect to its filter of shape `filter_shape`

@@ -176,6 +176,27 @@ pub(crate) fn gemm(
     c
 }
 
+/// Rows `i0..i0 + mc` of `A B` (all columns, an `mc x n` row-major buffer) with `B` packed:
+/// for a caller that uses the product a block of rows at a time.
+pub(crate) fn gemm_rows(
+    kernel: Kernel,
+    a: Tall<'_>,
+    b: &PackedB,
+    i0: usize,
+    mc: usize,
+) -> Vec<u64> {
+    kernel.run(
+        a,
+        b,
+        Task {
+            i0,
+            mc,
+            p0: 0,
+            p1: b.n_pad / NR,
+        },
+    )
+}
+
 /// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, over blocks of
 /// columns (in parallel for large products).
 fn gemm_few_rows(kernel: Kernel, a: &[u64], b: &[u64], m: usize, k: usize, n: usize) -> Vec<u64> {

@@ -4,7 +4,7 @@
 use ndarray::{Array, Array4, ArrayD};
 
 use super::{add, conv2d_backprop_filter, conv2d_backprop_input, from_i64, matmul_naive, to_i64};
-use crate::im2col::{im2col, Padding, Window2d};
+use crate::im2col::{col2im_add, im2col, Padding, Window2d};
 use crate::plain::{conv2d_backward_filter, conv2d_backward_input};
 
 /// Small integers in `[-4, 4]`, a fixed pattern per `seed`.
@@ -110,6 +110,35 @@ fn backprop_filter_over_many_blocks_equals_the_naive_product() {
             expected,
             "{xs:?} {ws:?} {s:?} {pad:?}"
         );
+    }
+}
+
+/// Images of more output positions than one block of the product's rows, and enough work
+/// to be split across threads, on uniform words: the same as the naive product and
+/// `col2im`.
+#[test]
+fn backprop_input_over_many_blocks_equals_the_naive_product() {
+    let cases: [Case; 3] = [
+        ([16, 20, 20, 4], [5, 5, 4, 8], (1, 1), Padding::Same),
+        ([6, 28, 28, 1], [5, 5, 1, 16], (1, 1), Padding::Valid),
+        ([32, 15, 15, 3], [3, 3, 3, 6], (2, 2), Padding::Valid),
+    ];
+    for (xs, ws, s, pad) in cases {
+        let win = Window2d::new((ws[0], ws[1]), s, pad);
+        let (oh, ow) = win.output_hw(xs[1], xs[2]).unwrap();
+        let w = words(&ArrayD::zeros(ws.to_vec()), 7);
+        let dy = words(&ArrayD::zeros(vec![xs[0] * oh * ow, ws[3]]), 8);
+        let wm = w
+            .view()
+            .into_shape_with_order((ws[0] * ws[1] * ws[2], ws[3]))
+            .unwrap();
+        let dcols = matmul_naive(dy.view().into_dimensionality().unwrap(), wm.t()).unwrap();
+        let expected = col2im_add(dcols.view(), xs, &win).unwrap().into_dyn();
+        let dy4 = dy
+            .into_shape_with_order(vec![xs[0], oh, ow, ws[3]])
+            .unwrap();
+        let got = conv2d_backprop_input(&dy4, &w, &xs, s, pad).unwrap();
+        assert_eq!(got, expected, "{xs:?} {ws:?} {s:?} {pad:?}");
     }
 }
 
