@@ -186,10 +186,21 @@ pub(crate) fn for_each_chunk<T: Send>(
     chunk: usize,
     f: impl Fn(usize, &mut [T]) + Sync + Send,
 ) {
+    for_each_chunk_if(data.len() >= PAR_THRESHOLD, data, chunk, f);
+}
+
+/// Runs `f(index, chunk)` over the `chunk`-sized pieces of `data`, on rayon's threads if
+/// `parallel`.
+pub(crate) fn for_each_chunk_if<T: Send>(
+    parallel: bool,
+    data: &mut [T],
+    chunk: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
     if chunk == 0 {
         return;
     }
-    if data.len() >= PAR_THRESHOLD {
+    if parallel {
         data.par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(i, c)| f(i, c));
@@ -339,17 +350,7 @@ pub fn col2im_add<T: Accumulate>(
         let block = &src[n * per_image..(n + 1) * per_image];
         col2im_rows_add(&g, n * g.oh * g.ow, block, img);
     };
-    if image > 0 {
-        if par {
-            out.par_chunks_mut(image)
-                .enumerate()
-                .for_each(|(n, img)| work(n, img));
-        } else {
-            out.chunks_mut(image)
-                .enumerate()
-                .for_each(|(n, img)| work(n, img));
-        }
-    }
+    for_each_chunk_if(par, &mut out, image, work);
     Array4::from_shape_vec((g.n, g.h, g.w, g.c), out).map_err(|e| OpsError::InvalidArgument {
         op: "col2im",
         message: e.to_string(),

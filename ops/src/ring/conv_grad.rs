@@ -11,13 +11,11 @@
 
 use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, ArrayView4, Ix4, IxDyn};
 
-use rayon::prelude::*;
-
 use super::matmul::{gemm_rows, Kernel, MC, MR, NR};
 use super::matmul_tn::gemm_tn;
 use super::pack::{PackedB, Tall};
 use super::shape::standard_2d;
-use crate::im2col::{col2im_rows_add, Padding, Window2d};
+use crate::im2col::{col2im_rows_add, for_each_chunk_if, Padding, Window2d};
 use crate::{par, OpsError, Result};
 
 fn as_4d<'a>(op: &'static str, what: &str, x: &'a ArrayRefD<u64>) -> Result<ArrayView4<'a, u64>> {
@@ -129,18 +127,8 @@ pub fn conv2d_backprop_input(
             r += mc;
         }
     };
-    if image > 0 {
-        let macs = (g.n * per_image).saturating_mul(cout).saturating_mul(ncols);
-        if macs >= par::MATMUL_MACS {
-            dx.par_chunks_mut(image)
-                .enumerate()
-                .for_each(|(i, img)| work(i, img));
-        } else {
-            dx.chunks_mut(image)
-                .enumerate()
-                .for_each(|(i, img)| work(i, img));
-        }
-    }
+    let macs = (g.n * per_image).saturating_mul(cout).saturating_mul(ncols);
+    for_each_chunk_if(macs >= par::MATMUL_MACS, &mut dx, image, work);
     ArrayD::from_shape_vec(IxDyn(&x_shape), dx).map_err(invalid(op))
 }
 

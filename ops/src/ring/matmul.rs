@@ -6,6 +6,8 @@
 //! `C`. `B` is packed once into panels of [`NR`] columns, `KC` deep, so that a
 //! panel stays in L1; each task packs its rows of `A` into panels of [`MR`] rows. The
 //! micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k` once.
+//! `A` may be a convolution's `im2col` matrix ([`Tall::Im2col`]): each task then makes only
+//! its own rows of it, and the whole matrix is never in memory.
 //!
 //! With fewer than `2 * MR` rows (a batch of one), packing `B` does not pay and the product
 //! is computed row by row, vectorised along the columns, over column blocks (in parallel from

@@ -15,7 +15,7 @@ use super::pack::Tall;
 use crate::par;
 
 /// Rows of `P` and `Q` per packed block: for `m = 500` the block of `P` (`KB x 500` words,
-/// 512 KiB) stays in L2, a panel of `Q` (`KB x NR`, 8 KiB) in L1.
+/// 500 KiB) stays in L2, a panel of `Q` (`KB x NR`, 8 KiB) in L1.
 const KB: usize = 128;
 
 /// `C = P^T Q` (`m x n`, row-major) of `P` (`k x m`) and `Q` (`k x n`, row-major), with the
