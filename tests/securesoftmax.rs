@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use common::*;
 use ndarray::{ArrayD, Axis, IxDyn};
 use shareflow::compiler::ir::{Exchange, Kernel};
-use shareflow::compiler::lower::securenn::softmax::newton_iterations;
+use shareflow::compiler::lower::securenn::softmax::division_plan;
 use shareflow::compiler::options::Comparison;
 use shareflow::compiler::{compile, CompileError, CompileOptions, ProtocolKind};
 use shareflow::graphs::{Graph, GraphBuilder, Tensor};
@@ -98,6 +98,15 @@ fn securenn_softmax_on_shares_matches_the_plaintext() {
     }
 }
 
+/// At 24 fractional bits too, where the division's factors work at 29 bits.
+#[test]
+fn securenn_softmax_on_shares_holds_at_24_fractional_bits() {
+    matches_the_plaintext(CompileOptions {
+        frac_bits: 24,
+        ..CompileOptions::default()
+    });
+}
+
 fn matches_the_plaintext(options: CompileOptions) {
     let x = logits();
     let graph = graph(x.shape(), |z| z.softmax());
@@ -172,16 +181,20 @@ fn securenn_softmax_of_128_by_10_costs_what_the_module_says() {
     );
     assert!(err <= TOLERANCE, "error {err}");
     assert!(fixed <= FIXED_POINT, "fixed point error {fixed}");
-    assert_eq!((rounds, bytes), (34, 895_251));
+    assert_eq!((rounds, bytes), (29, 1_173_208));
 }
 
 #[test]
-fn newton_takes_enough_iterations_for_the_widest_rows() {
-    assert_eq!(newton_iterations(1, 16), Some(0));
-    assert_eq!(newton_iterations(10, 16), Some(6));
-    assert_eq!(newton_iterations(1000, 16), Some(14));
-    // y0 = 2 / (2^17 + 1) rounds to one ulp, and k y0 = 2: no convergence.
-    assert_eq!(newton_iterations(1 << 17, 16), None);
+fn the_division_takes_enough_iterations_for_the_widest_rows() {
+    // (fractional bits of the factors, iterations)
+    assert_eq!(division_plan(1, 16), Some((24, 0)));
+    assert_eq!(division_plan(10, 16), Some((24, 6)));
+    assert_eq!(division_plan(1000, 16), Some((24, 13)));
+    assert_eq!(division_plan(10, 24), Some((29, 7)));
+    // s y0 at f + g bits must stay below 2^61: g = 61 - 24 - 14 = 23 < 24.
+    assert_eq!(division_plan(10_000, 24), None);
+    // y0 = 2 / (2^25 + 1) rounds to one ulp at 24 bits, and k y0 = 2: no convergence.
+    assert_eq!(division_plan(1 << 25, 12), None);
 }
 
 #[test]

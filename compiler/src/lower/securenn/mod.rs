@@ -19,7 +19,7 @@
 //! | argmax | [`maxpool::argmax`] (the MaxPool tree with indices) | `maxpool.rs` |
 //! | comparisons with 0 | [`relu::less_zero`] and others | `relu.rs` |
 //! | ReLU and max-pool gradients | [`grads::relu_grad`], [`grads::maxpool_grad`] (the forward's comparisons reused) | `grads.rs` |
-//! | softmax on shares (not in the paper) | [`softmax::softmax`]: row max by the MaxPool tree, clamp by ReLU, exp by a limit, 1/sum by Newton | `softmax.rs` |
+//! | softmax on shares (not in the paper) | [`softmax::softmax`]: row max by the MaxPool tree, clamp by ReLU, exp by a limit, e/sum by Goldschmidt's division | `softmax.rs` |
 //!
 //! By default ([`crate::options::Comparison::Opened`]) DReLU, ReLU and the comparisons of max
 //! pooling take the sign from one masked opening and one PrivateCompare ([`opened::sign`],

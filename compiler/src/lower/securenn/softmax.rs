@@ -14,11 +14,11 @@
 //!    and so is every square: a squaring opens nothing but its truncation.
 //! 4. `s = sum_k exp(d')` (local), in `[1, K]` up to the approximation: the maximum's term
 //!    is `exp(0) = 1` exactly.
-//! 5. [`reciprocal_newton`]: `1 / s` by Newton's `y <- y (2 - s y)` from the
-//!    public `y0 = 2 / (K + 1)`, for which `|1 - s y0| <= (K - 1) / (K + 1) < 1` on
-//!    `[1, K]`; the error squares every iteration, and [`newton_iterations`] takes as many as
-//!    bring it below half an ulp (6 for K = 10, 14 for K = 1000 at 16 fractional bits).
-//! 6. `softmax = exp(d') (1 / s)` (`1 / s` broadcast as `[N, 1]`).
+//! 5. [`divide_goldschmidt`]: `e / s` by Goldschmidt's iteration from the public
+//!    `y0 = 2 / (K + 1)`, for which `|1 - s y0| <= (K - 1) / (K + 1) < 1` on `[1, K]`: the
+//!    error squares every iteration, [`division_plan`] takes as many as bring it below half
+//!    an ulp (6 for K = 10, 13 for K = 1000 at 16 fractional bits), and the two products of
+//!    an iteration are independent, so each takes one round.
 //!
 //! **Error.** Almost all of it is the limit's: `ln(1 + y + y^2 / 2) = y - y^3 / 6 + ..`, so
 //! `(1 + y + y^2 / 2)^(2^5) = exp(d - d^3 / 6144 + ..)`: a term is off by a factor of about
@@ -26,8 +26,8 @@
 //! 20,000 random rows of 10 logits uniform in `[-s, s]` for `s` = 2, 5, 10 and 30, computed in
 //! `f64`; the first-order base `(1 + d / 2^8)^(2^8)`, with three more squarings, was off by
 //! up to `3.7e-3`). Fixed point adds little at the default 16 fractional bits: the squarings
-//! work at 21 bits, and `1 / s` is within a few ulps (each iteration truncates `s y` and
-//! `y (2 - s y)`, and Newton's step shrinks what the last one left).
+//! work at 21 bits, and the division's factors at 24 (8 bits more than the result), so the
+//! roundings that Goldschmidt's iteration does not correct stay below an ulp.
 //! Measured by `tests/securesoftmax.rs` (`[8, 10]` logits in `[-10, 10]` with a row of
 //! spread 60 and a row of equal values, and `[128, 10]`): at most `9.0e-4` from the
 //! plaintext softmax (`2.9e-3` with the first-order base), and within `1e-4` of the same
@@ -35,12 +35,13 @@
 //! sums. Logits must keep `|x| < 2^61` ring
 //! units (the comparisons' range), which every encodable input does.
 //!
-//! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 34 rounds
-//! and 895,251 bytes (measured by `tests/securesoftmax.rs`): the max tree 4 levels of 3
-//! rounds, the clamp 3, the exponential 7 (`y^2 / 2` 2, then 5 squarings of 1), the
-//! reciprocal 11 (the first iteration 1, with `s` masked in the same round, then five of 2),
-//! the last product 1. The products in affine form save 12 rounds and 75,681 bytes against
-//! Beaver products that open their factors.
+//! **Cost** of `[128, 10]` with exact comparisons from an opening (the default): 29 rounds
+//! and 1,173,208 bytes (measured by `tests/securesoftmax.rs`): the max tree 4 levels of 3
+//! rounds, the clamp 3, the exponential 7 (`y^2 / 2` 2, then 5 squarings of 1), the division
+//! 7 (`c_0` and `p_0` 1, then six iterations of 1). Newton's reciprocal and a product by it
+//! took 12 rounds for the division (34 in all) and 277,957 bytes fewer: its iterations work
+//! on `[128, 1]`, where Goldschmidt's products `p (1 + c)` are `[128, 10]`. The products in
+//! affine form save 12 rounds against Beaver products that open their factors.
 
 use ndarray::ArrayD;
 
@@ -52,7 +53,7 @@ use shareflow_ops::ValueKind;
 use crate::ir::Kernel;
 use crate::lower::affine::Sign;
 use crate::lower::poly::{Fit, Target};
-use crate::lower::{to_shared, Lowerer, Operand, Shared, S0, S1};
+use crate::lower::{Lowerer, Shared, S0, S1};
 use crate::options::PolyApprox;
 use crate::CompileError;
 
@@ -88,11 +89,8 @@ pub fn softmax(cx: &mut Lowerer, x: &Shared) -> Result<Shared, CompileError> {
     // Step 4: s = sum_k e, kept as [N, 1].
     let s = cx.local(Kernel::ReduceSum { axis: 1 }, &e, &[n]);
     let s = cx.local(Kernel::Reshape { shape: vec![n, 1] }, &s, &[n, 1]);
-    // Step 5: 1 / s.
-    let inv = reciprocal_newton(cx, &s, k)?;
-    // Step 6: e / s.
-    let f = cx.frac_bits();
-    Ok(cx.product_truncated_affine(&e, &inv, &shape, f))
+    // Step 5: e / s.
+    divide_goldschmidt(cx, &e, &s, k)
 }
 
 /// The degree of the polynomial of `ln s` for `s` in `[1, K]` in
@@ -202,71 +200,100 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
     Ok(u)
 }
 
-/// The Newton iterations [`reciprocal_newton`] takes for sums in `[1, k]` at `frac_bits`:
-/// from `y0` as encoded, the relative error `e = 1 - s y` starts at most at
+/// The extra fractional bits at which [`divide_goldschmidt`] carries its factors: their
+/// roundings, which no later iteration corrects, then cost less than an ulp of the result.
+pub const DIVISION_EXTRA_BITS: u32 = 8;
+
+/// How [`divide_goldschmidt`] divides by sums in `[1, k]` at `frac_bits`: the fractional bits
+/// `g` of its factors and its iterations. `g` is `frac_bits + ` [`DIVISION_EXTRA_BITS`], at
+/// most 29 (a product of two factors below 2 stays below `2^60`) and at most
+/// `61 - frac_bits - bits(k)` (`s y0`, at `frac_bits + g` bits, stays below `2^61`). From `y0`
+/// as encoded at `g` bits, the relative error `c = 1 - s y0` is at most
 /// `max(1 - y0, k y0 - 1)` and squares every iteration; the count brings it (and so the
-/// absolute error `e / s <= e`) below `2^-(frac_bits + 1)`. `None` when `y0`, rounded to the
-/// ulp, is too coarse for the iteration to converge (`k` near `2^(frac_bits + 1)`).
-pub fn newton_iterations(k: usize, frac_bits: u32) -> Option<usize> {
-    let y0 = initial_guess(k, frac_bits);
-    let mut e = (1.0 - y0).max(k as f64 * y0 - 1.0);
-    if e >= 1.0 {
+/// absolute error `c / s <= c`) below `2^-(frac_bits + 1)`. `None` when `g` would be below
+/// `frac_bits` or `y0` too coarse for the iteration to converge.
+pub fn division_plan(k: usize, frac_bits: u32) -> Option<(u32, usize)> {
+    let k_bits = usize::BITS - k.leading_zeros();
+    let g = (frac_bits + DIVISION_EXTRA_BITS)
+        .min(29)
+        .min(61u32.checked_sub(frac_bits + k_bits)?);
+    if g < frac_bits {
+        return None;
+    }
+    let y0 = initial_guess(k, g);
+    let mut c = (1.0 - y0).max(k as f64 * y0 - 1.0);
+    if c >= 1.0 {
         return None;
     }
     let target = 0.5f64.powi(frac_bits as i32 + 1);
     let mut count = 0;
-    while e > target {
-        e *= e;
+    while c > target {
+        c *= c;
         count += 1;
     }
-    Some(count)
+    Some((g, count))
 }
 
-/// `2 / (k + 1)` as encoded with `frac_bits` fractional bits (rounded to the nearest, at
-/// least one ulp).
-fn initial_guess(k: usize, frac_bits: u32) -> f64 {
-    let ulp = 0.5f64.powi(frac_bits as i32);
+/// `2 / (k + 1)` as encoded with `bits` fractional bits (rounded to the nearest, at least
+/// one ulp).
+fn initial_guess(k: usize, bits: u32) -> f64 {
+    let ulp = 0.5f64.powi(bits as i32);
     let y0 = 2.0 / (k as f64 + 1.0);
     ((y0 / ulp).round().max(1.0)) * ulp
 }
 
-/// Shares of `1 / s` for shares `s` in `[1, k]` by Newton's iteration `y <- y (2 - s y)`
-/// from the public `y0 = 2 / (k + 1)`, [`newton_iterations`] times. The first iteration is
-/// `2 y0 - s y0^2`, one product with the public `y0^2` (at `2f` fractional bits) and one
-/// truncation. Each of the others takes two products in affine form
-/// ([`crate::lower::affine`]), each truncated: `w = s y` and `y (2 - w)`. `s` is masked once,
-/// during the first iteration's truncation, and every `y` and `w` is a truncation's output,
-/// so the products open nothing but their truncations: two rounds an iteration.
-pub fn reciprocal_newton(cx: &mut Lowerer, s: &Shared, k: usize) -> Result<Shared, CompileError> {
-    let shape = cx.shape(s.s[0]).to_vec();
+/// Shares of `e / s` (`e` of shape `[N, K]`, `s` of shape `[N, 1]` in `[1, k]`, broadcast
+/// along the rows) by Goldschmidt's division from the public `y0 = 2 / (k + 1)`: with
+/// `c_0 = 1 - s y0` and `p_0 = e y0`,
+///
+/// `p_(i+1) = p_i (1 + c_i)`, `c_(i+1) = c_i^2`,
+///
+/// so that `p_n = e y0 (1 + c_0) (1 + c_0^2) .. (1 + c_0^(2^(n-1))) = e (1 - c_0^(2^n)) / s`.
+/// The two products of an iteration are independent: one round each, where Newton's
+/// `y <- y (2 - s y)` takes two (`s y`, then `y (2 - s y)`), and the quotient comes out of
+/// the last one, with no product by `1 / s` after it. `c_0` and `p_0` are products with the
+/// public `y0` and one truncation each, in the same round; every later factor is a
+/// truncation's output or one plus it (affine form, [`crate::lower::affine`]), so the
+/// products open nothing but their truncations: `1 + n` rounds in all ([`division_plan`]:
+/// 7 for `k = 10` at 16 fractional bits, against Newton's 11 and the product's 1).
+///
+/// Unlike Newton's, this iteration does not correct its own roundings: the factors work at
+/// [`DIVISION_EXTRA_BITS`] more fractional bits than the result, and the last product is
+/// truncated to the result's.
+pub fn divide_goldschmidt(
+    cx: &mut Lowerer,
+    e: &Shared,
+    s: &Shared,
+    k: usize,
+) -> Result<Shared, CompileError> {
+    let shape = cx.shape(e.s[0]).to_vec();
+    let row = cx.shape(s.s[0]).to_vec();
     let f = cx.frac_bits();
-    let Some(iterations) = newton_iterations(k, f) else {
+    let Some((g, iterations)) = division_plan(k, f) else {
         return Err(cx.error(format!(
-            "softmax over {k} classes: 1 / sum by Newton's iteration needs fewer classes at \
-             {f} fractional bits"
+            "softmax over {k} classes: the division by the sum needs fewer classes at {f} \
+             fractional bits"
         )));
     };
-    if iterations == 0 {
-        // k = 1: y0 = 1 = 1 / s, public.
-        let y0 = ArrayD::from_elem(shape.clone(), initial_guess(k, f) as f32);
-        return to_shared(cx, &Operand::Public(y0));
-    }
-    let y0_word = (initial_guess(k, f) * 2f64.powi(f as i32)).round() as u64;
-    // Iteration 1: y1 = 2 y0 - s y0^2, with s y0^2 at 3f bits (s < 2^(f + 1) k, y0 <= 1).
-    let square = y0_word.wrapping_mul(y0_word);
-    let square = cx.servers_word(square);
+    let y0 = (initial_guess(k, g) * 2f64.powi(g as i32)).round() as u64;
+    let y0 = cx.servers_word(y0);
     let ring = ValueKind::Ring;
-    let products = cx.on_servers(|_| Kernel::Mul, |j| vec![s.s[j], square[j]], ring, &shape);
-    let sy2 = cx.truncate_by(&Shared { s: products }, 2 * f);
-    let twice_y0 = y0_word << 1;
-    let mut y = cx.affine_sum((sy2, Sign::Minus), &[], Some(twice_y0), &shape);
-    // s is masked now, in the same round as the truncation, for every iteration after.
-    cx.mask(s);
-    for _ in 1..iterations {
-        // y <- y (2 - w), w = s y.
-        let w = cx.product_truncated_affine(s, &y, &shape, f);
-        let r = cx.affine_sum((w, Sign::Minus), &[], Some(2u64 << f), &shape);
-        y = cx.product_truncated_affine(&y, &r, &shape, f);
+    // c_0 = 1 - s y0 at g bits (s y0 at f + g bits).
+    let sy = cx.on_servers(|_| Kernel::Mul, |j| vec![s.s[j], y0[j]], ring, &row);
+    let sy = cx.truncate_by(&Shared { s: sy }, f);
+    let mut c = cx.affine_sum((sy, Sign::Minus), &[], Some(1u64 << g), &row);
+    // p_0 = e y0 at g bits, or at f bits if no iteration follows (k = 1).
+    let ey = cx.on_servers(|_| Kernel::Mul, |j| vec![e.s[j], y0[j]], ring, &shape);
+    let first = if iterations == 0 { g } else { f };
+    let mut p = cx.truncate_by(&Shared { s: ey }, first);
+    for i in 0..iterations {
+        let last = i + 1 == iterations;
+        let factor = cx.affine_sum((c, Sign::Plus), &[], Some(1u64 << g), &row);
+        let bits = if last { 2 * g - f } else { g };
+        p = cx.product_truncated_affine(&p, &factor, &shape, bits);
+        if !last {
+            c = cx.product_truncated_affine(&c, &c, &row, g);
+        }
     }
-    Ok(y)
+    Ok(p)
 }
