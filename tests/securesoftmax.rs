@@ -11,7 +11,7 @@ use common::*;
 use ndarray::{ArrayD, Axis, IxDyn};
 use shareflow::compiler::ir::{Exchange, Kernel};
 use shareflow::compiler::lower::securenn::softmax::division_plan;
-use shareflow::compiler::options::Comparison;
+use shareflow::compiler::options::{Comparison, Truncation};
 use shareflow::compiler::{compile, CompileError, CompileOptions, ProtocolKind};
 use shareflow::graphs::{Graph, GraphBuilder, Tensor};
 
@@ -184,17 +184,36 @@ fn securenn_softmax_of_128_by_10_costs_what_the_module_says() {
     assert_eq!((rounds, bytes), (29, 1_173_208));
 }
 
+/// One class: the probabilities are 1, public, with no division.
+#[test]
+fn a_softmax_over_one_class_is_one() {
+    let x = uniform(&[4, 1], -10.0, 10.0, 5);
+    let graph = graph(x.shape(), |z| z.softmax());
+    let inputs = inputs(&x, 6);
+    let (run, _) = secure(
+        &graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        &inputs,
+    );
+    // out = softmax - y, and y is 1 in every row.
+    let got = run.float("client", "out").unwrap();
+    assert!(got.iter().all(|v| *v == 0.0), "{got}");
+}
+
 #[test]
 fn the_division_takes_enough_iterations_for_the_widest_rows() {
+    let plan = |k, f| division_plan(k, f, Truncation::Dealer);
     // (fractional bits of the factors, iterations)
-    assert_eq!(division_plan(1, 16), Some((24, 0)));
-    assert_eq!(division_plan(10, 16), Some((24, 6)));
-    assert_eq!(division_plan(1000, 16), Some((24, 13)));
-    assert_eq!(division_plan(10, 24), Some((29, 7)));
-    // s y0 at f + g bits must stay below 2^61: g = 61 - 24 - 14 = 23 < 24.
-    assert_eq!(division_plan(10_000, 24), None);
-    // y0 = 2 / (2^25 + 1) rounds to one ulp at 24 bits, and k y0 = 2: no convergence.
-    assert_eq!(division_plan(1 << 25, 12), None);
+    assert_eq!(plan(1, 16), Some((24, 0)));
+    assert_eq!(plan(10, 16), Some((24, 6)));
+    assert_eq!(plan(1000, 16), Some((29, 13)));
+    assert_eq!(plan(10, 24), Some((29, 7)));
+    assert_eq!(plan(10_000, 24), Some((29, 17)));
+    // y0 = 2 / (2^25 + 1) rounds to 2^-24 at g = 29 bits, and k y0 = 2: no convergence.
+    assert_eq!(plan(1 << 25, 12), None);
+    // SecureML's local truncation keeps the factors at the result's bits.
+    assert_eq!(division_plan(10, 16, Truncation::Local), Some((16, 6)));
 }
 
 #[test]

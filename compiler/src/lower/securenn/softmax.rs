@@ -26,8 +26,9 @@
 //! 20,000 random rows of 10 logits uniform in `[-s, s]` for `s` = 2, 5, 10 and 30, computed in
 //! `f64`; the first-order base `(1 + d / 2^8)^(2^8)`, with three more squarings, was off by
 //! up to `3.7e-3`). Fixed point adds little at the default 16 fractional bits: the squarings
-//! work at 21 bits, and the division's factors at 24 (8 bits more than the result), so the
-//! roundings that Goldschmidt's iteration does not correct stay below an ulp.
+//! work at 21 bits, and the division's factors at 24 (8 bits more than the result, more for
+//! many classes: [`division_plan`]), so the roundings that Goldschmidt's iteration does not
+//! correct stay below a sixteenth of an ulp.
 //! Measured by `tests/securesoftmax.rs` (`[8, 10]` logits in `[-10, 10]` with a row of
 //! spread 60 and a row of equal values, and `[128, 10]`): at most `9.0e-4` from the
 //! plaintext softmax (`2.9e-3` with the first-order base), and within `1e-4` of the same
@@ -41,7 +42,8 @@
 //! 7 (`c_0` and `p_0` 1, then six iterations of 1). Newton's reciprocal and a product by it
 //! took 12 rounds for the division (34 in all) and 277,957 bytes fewer: its iterations work
 //! on `[128, 1]`, where Goldschmidt's products `p (1 + c)` are `[128, 10]`. The products in
-//! affine form save 12 rounds against Beaver products that open their factors.
+//! affine form open nothing but their truncations: Beaver products, which open their
+//! factors, would take a round more for each squaring and each iteration.
 
 use ndarray::ArrayD;
 
@@ -53,8 +55,8 @@ use shareflow_ops::ValueKind;
 use crate::ir::Kernel;
 use crate::lower::affine::Sign;
 use crate::lower::poly::{Fit, Target};
-use crate::lower::{Lowerer, Shared, S0, S1};
-use crate::options::PolyApprox;
+use crate::lower::{to_shared, Lowerer, Operand, Shared, S0, S1};
+use crate::options::{PolyApprox, Truncation};
 use crate::CompileError;
 
 /// The clamp `T`: differences from the row maximum below `-T` count as `-T`.
@@ -200,23 +202,30 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
     Ok(u)
 }
 
-/// The extra fractional bits at which [`divide_goldschmidt`] carries its factors: their
-/// roundings, which no later iteration corrects, then cost less than an ulp of the result.
-pub const DIVISION_EXTRA_BITS: u32 = 8;
-
 /// How [`divide_goldschmidt`] divides by sums in `[1, k]` at `frac_bits`: the fractional bits
-/// `g` of its factors and its iterations. `g` is `frac_bits + ` [`DIVISION_EXTRA_BITS`], at
-/// most 29 (a product of two factors below 2 stays below `2^60`) and at most
-/// `61 - frac_bits - bits(k)` (`s y0`, at `frac_bits + g` bits, stays below `2^61`). From `y0`
-/// as encoded at `g` bits, the relative error `c = 1 - s y0` is at most
-/// `max(1 - y0, k y0 - 1)` and squares every iteration; the count brings it (and so the
-/// absolute error `c / s <= c`) below `2^-(frac_bits + 1)`. `None` when `g` would be below
-/// `frac_bits` or `y0` too coarse for the iteration to converge.
-pub fn division_plan(k: usize, frac_bits: u32) -> Option<(u32, usize)> {
+/// `g` of its factors and its iterations.
+///
+/// - `g`: the roundings of `c_0` and `p_0` (an ulp of `g` bits each) are divided by `s y0`,
+///   as small as `2 / (k + 1)`, and no later iteration corrects them. With the dealer's
+///   truncation `g` is `frac_bits + max(8, bits(k) + 4)`, so that they add less than about
+///   `(k + 1) 2^-g`, a sixteenth of an ulp of the result; at most 29 (a product of two
+///   factors below 2 stays below `2^60`) and `59 - frac_bits` (`s y0 < 2` at `frac_bits + g`
+///   bits). With SecureML's local truncation, which fails with a probability that grows with
+///   the value truncated, `g` is `frac_bits`, and the error about `k + 1` ulps.
+/// - The iterations: from `y0` as encoded at `g` bits, the relative error `c = 1 - s y0` is
+///   at most `max(1 - y0, k y0 - 1)` and squares every iteration; the count brings it (and so
+///   the absolute error `c / s <= c`) below `2^-(frac_bits + 1)`.
+///
+/// `None` when `g` would be below `frac_bits` or `y0` too coarse for the iteration to
+/// converge.
+pub fn division_plan(k: usize, frac_bits: u32, truncation: Truncation) -> Option<(u32, usize)> {
     let k_bits = usize::BITS - k.leading_zeros();
-    let g = (frac_bits + DIVISION_EXTRA_BITS)
-        .min(29)
-        .min(61u32.checked_sub(frac_bits + k_bits)?);
+    let g = match truncation {
+        Truncation::Dealer => (frac_bits + (k_bits + 4).max(8))
+            .min(29)
+            .min(59u32.checked_sub(frac_bits)?),
+        Truncation::Local => frac_bits,
+    };
     if g < frac_bits {
         return None;
     }
@@ -258,8 +267,8 @@ fn initial_guess(k: usize, bits: u32) -> f64 {
 /// 7 for `k = 10` at 16 fractional bits, against Newton's 11 and the product's 1).
 ///
 /// Unlike Newton's, this iteration does not correct its own roundings: the factors work at
-/// [`DIVISION_EXTRA_BITS`] more fractional bits than the result, and the last product is
-/// truncated to the result's.
+/// more fractional bits than the result ([`division_plan`]), and the last product is
+/// truncated to the result's. With one class the softmax is 1, public.
 pub fn divide_goldschmidt(
     cx: &mut Lowerer,
     e: &Shared,
@@ -269,12 +278,17 @@ pub fn divide_goldschmidt(
     let shape = cx.shape(e.s[0]).to_vec();
     let row = cx.shape(s.s[0]).to_vec();
     let f = cx.frac_bits();
-    let Some((g, iterations)) = division_plan(k, f) else {
+    let Some((g, iterations)) = division_plan(k, f, cx.options.truncation) else {
         return Err(cx.error(format!(
-            "softmax over {k} classes: the division by the sum needs fewer classes at {f} \
-             fractional bits"
+            "softmax over {k} classes: the division by the sum needs fewer classes or fewer \
+             than {f} fractional bits"
         )));
     };
+    if iterations == 0 {
+        // k = 1: y0 = 1 = 1 / s.
+        let ones = ArrayD::from_elem(shape, 1.0f32);
+        return to_shared(cx, &Operand::Public(ones));
+    }
     let y0 = (initial_guess(k, g) * 2f64.powi(g as i32)).round() as u64;
     let y0 = cx.servers_word(y0);
     let ring = ValueKind::Ring;
@@ -282,10 +296,9 @@ pub fn divide_goldschmidt(
     let sy = cx.on_servers(|_| Kernel::Mul, |j| vec![s.s[j], y0[j]], ring, &row);
     let sy = cx.truncate_by(&Shared { s: sy }, f);
     let mut c = cx.affine_sum((sy, Sign::Minus), &[], Some(1u64 << g), &row);
-    // p_0 = e y0 at g bits, or at f bits if no iteration follows (k = 1).
+    // p_0 = e y0 at g bits.
     let ey = cx.on_servers(|_| Kernel::Mul, |j| vec![e.s[j], y0[j]], ring, &shape);
-    let first = if iterations == 0 { g } else { f };
-    let mut p = cx.truncate_by(&Shared { s: ey }, first);
+    let mut p = cx.truncate_by(&Shared { s: ey }, f);
     for i in 0..iterations {
         let last = i + 1 == iterations;
         let factor = cx.affine_sum((c, Sign::Plus), &[], Some(1u64 << g), &row);
