@@ -208,9 +208,10 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
 /// - `g`: the roundings of `c_0` and `p_0` (an ulp of `g` bits each) are divided by `s y0`,
 ///   as small as `2 / (k + 1)`, and no later iteration corrects them. With the dealer's
 ///   truncation `g` is `frac_bits + max(8, bits(k) + 4)`, so that they add less than about
-///   `(k + 1) 2^-g`, a sixteenth of an ulp of the result; at most 29 (a product of two
-///   factors below 2 stays below `2^60`) and `59 - frac_bits` (`s y0 < 2` at `frac_bits + g`
-///   bits). With SecureML's local truncation, which fails with a probability that grows with
+///   `(k + 1) 2^-g`, a sixteenth of an ulp of the result, unless a cap applies: `g` is at
+///   most 29 (a product of two factors below 2 stays below `2^60`) and `59 - frac_bits`
+///   (`s y0 < 2` at `frac_bits + g` bits); 10,000 classes at 24 fractional bits, say, are
+///   then within about `2e-5`. With SecureML's local truncation, which fails with a probability that grows with
 ///   the value truncated, `g` is `frac_bits`, and the error about `k + 1` ulps.
 /// - The iterations: from `y0` as encoded at `g` bits, the relative error `c = 1 - s y0` is
 ///   at most `max(1 - y0, k y0 - 1)` and squares every iteration; the count brings it (and so
