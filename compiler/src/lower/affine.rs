@@ -38,8 +38,8 @@
 //! would reuse:
 //!
 //! - the softmax on shares ([`Lowerer::product_truncated_affine`]), whose exponential and
-//!   division are chains of products of small `[N, K]` and `[N, 1]` values: a round fewer
-//!   for each squaring and each iteration;
+//!   division are chains of products of small `[N, K]` and `[N, 1]` values, each factor
+//!   the output of the product before it: none is opened before its product;
 //! - the ReLU's gradient `DReLU(x) dy` ([`Lowerer::product_affine`]) where `dy` is a
 //!   truncation's output: the bit and `dy` are not opened (32 bytes per element) and the
 //!   helper deals 12 bytes per element instead of 8.

@@ -210,9 +210,10 @@ pub fn exp_limit(cx: &mut Lowerer, d: &Shared, n: u32) -> Result<Shared, Compile
 ///   truncation `g` is `frac_bits + max(8, bits(k) + 4)`, so that they add less than about
 ///   `(k + 1) 2^-g`, a sixteenth of an ulp of the result, unless a cap applies: `g` is at
 ///   most 29 (a product of two factors below 2 stays below `2^60`) and `59 - frac_bits`
-///   (`s y0 < 2` at `frac_bits + g` bits); 10,000 classes at 24 fractional bits, say, are
-///   then within about `2e-5`. With SecureML's local truncation, which fails with a probability that grows with
-///   the value truncated, `g` is `frac_bits`, and the error about `k + 1` ulps.
+///   (`s y0 < 2` at `frac_bits + g` bits): for 10,000 classes at 24 fractional bits the
+///   bound is `(k + 1) 2^-29`, about `2e-5`. With SecureML's local truncation, which fails
+///   with a probability that grows with the value truncated, `g` is `frac_bits`, and the
+///   bound `k + 1` ulps.
 /// - The iterations: from `y0` as encoded at `g` bits, the relative error `c = 1 - s y0` is
 ///   at most `max(1 - y0, k y0 - 1)` and squares every iteration; the count brings it (and so
 ///   the absolute error `c / s <= c`) below `2^-(frac_bits + 1)`.
@@ -230,7 +231,7 @@ pub fn division_plan(k: usize, frac_bits: u32, truncation: Truncation) -> Option
     if g < frac_bits {
         return None;
     }
-    let y0 = initial_guess(k, g);
+    let y0 = initial_guess(k, g) as f64 * 0.5f64.powi(g as i32);
     let mut c = (1.0 - y0).max(k as f64 * y0 - 1.0);
     if c >= 1.0 {
         return None;
@@ -244,12 +245,11 @@ pub fn division_plan(k: usize, frac_bits: u32, truncation: Truncation) -> Option
     Some((g, count))
 }
 
-/// `2 / (k + 1)` as encoded with `bits` fractional bits (rounded to the nearest, at least
+/// The word of `2 / (k + 1)` at `bits` fractional bits (rounded to the nearest, at least
 /// one ulp).
-fn initial_guess(k: usize, bits: u32) -> f64 {
-    let ulp = 0.5f64.powi(bits as i32);
-    let y0 = 2.0 / (k as f64 + 1.0);
-    ((y0 / ulp).round().max(1.0)) * ulp
+fn initial_guess(k: usize, bits: u32) -> u64 {
+    let y0 = 2.0 / (k as f64 + 1.0) * 2f64.powi(bits as i32);
+    (y0.round() as u64).max(1)
 }
 
 /// Shares of `e / s` (`e` of shape `[N, K]`, `s` of shape `[N, 1]` in `[1, k]`, broadcast
@@ -290,8 +290,7 @@ pub fn divide_goldschmidt(
         let ones = ArrayD::from_elem(shape, 1.0f32);
         return to_shared(cx, &Operand::Public(ones));
     }
-    let y0 = (initial_guess(k, g) * 2f64.powi(g as i32)).round() as u64;
-    let y0 = cx.servers_word(y0);
+    let y0 = cx.servers_word(initial_guess(k, g));
     let ring = ValueKind::Ring;
     // c_0 = 1 - s y0 at g bits (s y0 at f + g bits).
     let sy = cx.on_servers(|_| Kernel::Mul, |j| vec![s.s[j], y0[j]], ring, &row);
