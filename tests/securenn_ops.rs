@@ -203,6 +203,100 @@ fn maxpool_is_exact_for_every_window_and_padding() {
     }
 }
 
+/// `f(x w)` (elementwise: a product and its dealer truncation) for the client's `x` and the
+/// model owner's `w`, under the default options: secure, plaintext and the run.
+fn run_product(
+    f: impl Fn(&Tensor) -> Tensor,
+    shape: &[usize],
+    x: Vec<f32>,
+    w: Vec<f32>,
+) -> (Vec<f32>, Vec<f32>, InProcessRun) {
+    let g = GraphBuilder::new();
+    let owner = g.party("model-owner");
+    let client = g.party("client");
+    let xt = g.input(client, "x", shape.to_vec());
+    let wt = g.input(owner, "w", shape.to_vec());
+    f(&xt.mul(&wt)).output_to(client, "y");
+    let graph = g.build().unwrap();
+    let array = |v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(shape), v).unwrap();
+    let inputs = HashMap::from([
+        (
+            "client".to_string(),
+            HashMap::from([("x".to_string(), array(x))]),
+        ),
+        (
+            "model-owner".to_string(),
+            HashMap::from([("w".to_string(), array(w))]),
+        ),
+    ]);
+    let expected = plaintext(&graph, &inputs).remove("y").unwrap();
+    let (run, _) = secure(
+        &graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+        &inputs,
+    );
+    let got = run.float("client", "y").unwrap().iter().copied().collect();
+    (got, expected.iter().copied().collect(), run)
+}
+
+/// Equal up to an ulp of the truncation or of the float.
+fn assert_close(got: &[f32], expected: &[f32], case: &str) {
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        let tolerance = 1.5 * ULP + e.abs() * 1e-7;
+        assert!((g - e).abs() <= tolerance, "{case}[{i}]: {g} vs {e}");
+    }
+}
+
+#[test]
+fn signs_after_a_truncation_take_its_width_and_stay_exact() {
+    // Products up to the truncation's limit (|x w| < 2^(62 - 2f) = 2^30): BIG^2 = 2^30 - 2^16,
+    // and values of a few ulps around 0. Channel 1 is negative everywhere, so that a padding
+    // cell of a SAME pool would win if it were not below every value of the narrower width.
+    let shape = [1, 5, 5, 2];
+    let n = shape.iter().product::<usize>();
+    let mut rng = ChaCha20Rng::seed_from_u64(50);
+    let (mut x, mut w) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for i in 0..n {
+        let (a, b) = match i % 5 {
+            0 => (BIG, BIG),
+            1 => (-BIG, BIG),
+            2 => (rng.random_range(-3..=3) as f32 * ULP, 1.0),
+            _ => (rng.random_range(-20000..20000) as f32, 16384.0),
+        };
+        // Odd elements (channel 1) negative.
+        x.push(if i % 2 == 1 { -a.abs() - ULP } else { a });
+        w.push(b);
+    }
+    let relu = |p: &Tensor| p.relu();
+    let (got, expected, run) = run_product(relu, &shape, x.clone(), w.clone());
+    assert_close(&got, &expected, "relu");
+    assert!(got
+        .iter()
+        .zip(&expected)
+        .all(|(g, e)| (*g > 0.0) == (*e > 0.0)));
+    // The ReLU's sign reuses the truncation's opening: 2 rounds (the comparison and the
+    // helper's shares) instead of 3, and 47 bits (Z_53, 6 bits each) instead of 63 (Z_67, 7
+    // bits) per element from each server.
+    let (_, _, product) = run_product(|p| p.clone(), &shape, x.clone(), w.clone());
+    assert_eq!(run.rounds(), product.rounds() + 2);
+    let per_element = (run.bytes() - product.bytes()) as f64 / n as f64;
+    assert!(per_element < 150.0, "{per_element} bytes per ReLU");
+    for (pool, padding) in [(3, Padding::Same), (2, Padding::Valid)] {
+        let pool_relu = |p: &Tensor| p.maxpool2d([pool, pool], [2, 2], padding).relu();
+        let (got, expected, _) = run_product(pool_relu, &shape, x.clone(), w.clone());
+        assert_close(&got, &expected, &format!("{pool}x{pool} {padding:?}"));
+        let pool_only = |p: &Tensor| p.maxpool2d([pool, pool], [2, 2], padding);
+        let (got, expected, _) = run_product(pool_only, &shape, x.clone(), w.clone());
+        assert_close(
+            &got,
+            &expected,
+            &format!("{pool}x{pool} {padding:?}, no ReLU"),
+        );
+        assert!(got.iter().skip(1).step_by(2).all(|&v| v < 0.0), "{got:?}");
+    }
+}
+
 #[test]
 fn argmax_is_exact_and_takes_the_first_of_ties() {
     for method in &METHODS {

@@ -43,6 +43,11 @@ pub struct Lowerer {
     pub(crate) folded: HashMap<ValueId, ValueId>,
     /// Truncations folded into products, by their output ([`super::Truncated`]).
     pub(crate) truncations: HashMap<[ValueId; 2], super::Truncated>,
+    /// Widths `k` known from how a value was made, by its shares: `-2^(k-1) <= x < 2^(k-1)`
+    /// wherever the value is right, so that its sign is exact over `k` bits
+    /// ([`Lowerer::sign_width`]): `64 - f` for a dealer truncation's output by `2^f`, and
+    /// from it the candidates and differences of a max pool ([`super::securenn::maxpool`]).
+    pub(crate) sign_widths: HashMap<[ValueId; 2], u32>,
     /// Shares known in affine form other than masked values and [`super::Truncated`] ones
     /// (see [`super::affine`]), by their shares.
     pub(crate) affines: HashMap<[ValueId; 2], super::affine::Affine>,
@@ -79,6 +84,7 @@ impl Lowerer {
             reshaped: HashMap::new(),
             folded: HashMap::new(),
             truncations: HashMap::new(),
+            sign_widths: HashMap::new(),
             affines: HashMap::new(),
             drelus: HashMap::new(),
             pool_trees: HashMap::new(),
@@ -92,6 +98,19 @@ impl Lowerer {
     /// Fractional bits of the fixed-point encoding.
     pub fn frac_bits(&self) -> u32 {
         self.options.frac_bits
+    }
+
+    /// The width of a sign of `a`: [`Lowerer::sign_bits`] (64 unless the model owner's bound
+    /// proves fewer), and at most the width known from how `a` was made
+    /// ([`Lowerer::sign_widths`]). A dealer truncation by `2^f` is right for every input
+    /// `|x| < 2^62`, and then `|a| <= 2^(62-f)` (its ulp included), below `2^(63-f)`; for
+    /// larger inputs its output is wrong at any width. So a sign over `64 - f` bits is exact
+    /// wherever the value is, with no bound to prove.
+    pub fn sign_width(&self, a: &Shared) -> u32 {
+        match self.sign_widths.get(&a.s) {
+            Some(&k) => self.sign_bits.min(k),
+            None => self.sign_bits,
+        }
     }
 
     /// An error about the logical node being lowered.

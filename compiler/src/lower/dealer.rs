@@ -352,6 +352,7 @@ impl Lowerer {
             msb: msbs,
         };
         self.truncations.insert(out, truncated);
+        self.sign_widths.insert(out, 64 - f);
         Shared { s: out }
     }
 
@@ -443,6 +444,7 @@ impl Lowerer {
             sign: None,
         };
         self.affines.insert(out, form);
+        self.sign_widths.insert(out, 64 - f);
         Shared { s: out }
     }
 

@@ -518,7 +518,8 @@ struct ProtocolArgs {
     #[arg(long)]
     relu_degree: Option<usize>,
     /// SecureNN: how signs (ReLU, max pooling, argmax) are taken, both exact: `opened` (one
-    /// masked opening and one PrivateCompare of 63 bits, 3 rounds; exact for every value) or
+    /// masked opening and one PrivateCompare of 63 bits, 3 rounds; exact for every value; of
+    /// a truncation's output, 64 - f bits in 2 rounds, reusing its opening) or
     /// `paper` (ShareConvert and ComputeMSB, 8 rounds; exact for |x| < 2^62 ring units).
     #[arg(long, default_value = "opened")]
     comparison: String,
@@ -526,8 +527,7 @@ struct ProtocolArgs {
     /// (e.g. `0,1` for MNIST pixels). The model owner computes, from its weights and this
     /// range, a bound on every value whose sign is taken (interval arithmetic, with slack for
     /// every truncation), and each comparison runs over the fewest bits that bound allows
-    /// (fewer bytes, and a round fewer where a ReLU's sign reuses the opening of the
-    /// truncation just before it). At run time the client refuses an input outside the range
+    /// (fewer bytes). At run time the client refuses an input outside the range
     /// and the model owner weights other than those bounded. Off by default. The widths are
     /// public (the cost report lists them): each reveals about log2 of a bound on the
     /// weights' norms at one layer; the model owner opts in to that.

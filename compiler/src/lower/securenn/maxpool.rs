@@ -38,6 +38,10 @@ struct Candidates {
     index: Option<Shared>,
     lanes: Vec<usize>,
     m: usize,
+    /// The candidates' width where known ([`Lowerer::sign_widths`]): each in
+    /// `[-2^(k-1), 2^(k-1))`, so that a difference of two is in `(-2^k, 2^k)` and its sign is
+    /// exact over `k + 1` bits.
+    width: Option<u32>,
 }
 
 impl Candidates {
@@ -76,6 +80,7 @@ pub(crate) fn tree(
         None => (Vec::new(), 1),
     };
     let full = [lanes.as_slice(), &[n, 1]].concat();
+    let width = cx.sign_widths.get(&x.s).copied();
     let value = cx.local(
         Kernel::Reshape {
             shape: full.clone(),
@@ -88,6 +93,7 @@ pub(crate) fn tree(
         index: None,
         lanes,
         m: n,
+        width,
     };
     if with_index {
         c.index = Some(positions(cx, &full, index_scale));
@@ -100,6 +106,10 @@ pub(crate) fn tree(
     }
     let out = c.lanes.clone();
     let value = cx.local(Kernel::Reshape { shape: out.clone() }, &c.value, &out);
+    // The maximum is one of the candidates (a value, never a padding cell).
+    if let Some(k) = width {
+        cx.sign_widths.insert(value.s, k);
+    }
     let index = c
         .index
         .map(|i| cx.local(Kernel::Reshape { shape: out.clone() }, &i, &out));
@@ -172,6 +182,9 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> (Candidates, Shared) {
     // Steps 3-4: <w>_j = <left>_j - <right>_j and beta = DReLU(w): 1 where the left
     // candidate is at least the right one (it wins ties).
     let w = cx.local2(Kernel::Sub, &left, &right, &pairs);
+    if let Some(k) = c.width.filter(|&k| k < 64) {
+        cx.sign_widths.insert(w.s, k + 1);
+    }
     let (beta, mut value) = match cx.options.comparison {
         // Step 5 as one product in the rounds of the sign: max = right + beta w.
         Comparison::Opened => {
@@ -199,6 +212,7 @@ fn knockout_round(cx: &mut Lowerer, c: Candidates) -> (Candidates, Shared) {
         index,
         lanes: c.lanes,
         m: half + c.m % 2,
+        width: c.width,
     };
     (next, beta)
 }
@@ -229,7 +243,15 @@ pub(crate) fn pool_windows(
         return Err(cx.error(format!("max pooling to shape {out:?}, expected NHWC")));
     };
     let shape = [n, oh, ow, c, window.size[0] * window.size[1]];
-    let word = pad(cx.options.comparison);
+    // Where the values' width k is known (a truncation's output), the padding cells hold
+    // -2^(k-1), below every value and of the same width, so the differences keep k + 1 bits.
+    let width = match cx.options.comparison {
+        Comparison::Opened => cx.sign_widths.get(&x.s).copied().filter(|&k| k < 64),
+        Comparison::Paper => None,
+    };
+    let word = width.map_or(pad(cx.options.comparison), |k| {
+        (1u64 << (k - 1)).wrapping_neg()
+    });
     let s = cx.on_servers(
         |j| Kernel::Windows {
             window: *window,
@@ -239,6 +261,9 @@ pub(crate) fn pool_windows(
         ValueKind::Ring,
         &shape,
     );
+    if let Some(k) = width {
+        cx.sign_widths.insert(s, k);
+    }
     Ok(Shared { s })
 }
 

@@ -25,6 +25,14 @@
 //!
 //! Exact for every word of Z_2^64 at the default width, 64.
 //!
+//! **After a truncation** ([`Lowerer::sign_width`]). A dealer truncation by `2^f` is right
+//! for inputs `|x| < 2^62` only, and its output is then at most `2^(62-f)` in magnitude: its
+//! sign is exact over `k = 64 - f` bits (48 at `f = 16`) by default, with no bound to prove,
+//! and the truncation's opening serves as `c` (the narrower widths below, and the same
+//! argument). So the ReLU of a layer's output takes 2 rounds and compares 47 bits over Z_53
+//! (6 bits each on the wire) instead of 63 over Z_67 (7 bits). A max pool of such values pads
+//! with `-2^(k-1)` and compares differences over `k + 1` bits ([`super::maxpool`]).
+//!
 //! **Narrower widths** ([`crate::bounds`]). Where a bound computed by the model owner proves
 //! `|a| < 2^(k-1)` for every value a node compares (`Lowerer::sign_bits`, `k < 64`), the same
 //! algorithm runs in Z_2^k: the sign of `a` is the top bit of `a mod 2^k`, and the low `k`
@@ -212,7 +220,7 @@ fn open_low(cx: &mut Lowerer, x: &Shared, k: usize, whole_to_p0: bool) -> Public
     )
 }
 
-/// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_bits`;
+/// Steps 1-3, 5 and 6 (without the product of step 4), in Z_2^k for `k = cx.sign_width(a)`;
 /// server 0 gets all of `c` if `whole_to_p0`.
 ///
 /// A value that a dealer truncation just made ([`crate::lower::Truncated`]: `a = P - R +
@@ -221,7 +229,7 @@ fn open_low(cx: &mut Lowerer, x: &Shared, k: usize, whole_to_p0: bool) -> Public
 /// exchange fewer; `c` is a function of what the servers saw, and `R` is uniform).
 fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
     let shape = cx.shape(a.s[0]).to_vec();
-    let k = (cx.sign_bits as usize).clamp(2, WORD_BITS);
+    let k = (cx.sign_width(a) as usize).clamp(2, WORD_BITS);
     let top = (k - 1) as u32;
     let low = u64::MAX >> (WORD_BITS - (k - 1));
     let beta = cx.servers_random(Draw::Bits, &shape);
