@@ -10,8 +10,10 @@
 //! - A max pool's gradient goes down its comparison tree, which the forward max pool kept
 //!   (its decisions `beta`, 1 where a pair's left candidate won): from the last level to the
 //!   first, each pair's gradient `g` goes to the left candidate as `beta g` and to the right
-//!   one as `g - beta g` (one dealer product per pair, no truncation: `beta` is an integer),
-//!   and an odd one out's passes through ([`route_down`]). A 2x2 window takes 3 products of
+//!   one as `g - beta g` (one product per pair, no truncation: `beta` is an integer; `beta`
+//!   is in affine form, so only `g` is opened, masked, and the helper deals one word: 3 words
+//!   per pair where a Beaver product takes 5), and an odd one out's passes through
+//!   ([`route_down`]). A 2x2 window takes 3 products of
 //!   a bit and a value and 2 rounds; replaying the tree's index half with SelectShares,
 //!   DMaxPool's one-hot and a product with `dy` broadcast over the window took 11 rounds and
 //!   about twice the traffic. Then a local scatter of every window back into its input cells
@@ -91,7 +93,11 @@ fn route_down(
             0 => g,
             _ => pick(cx, &g, lanes, 0, 1, half),
         };
-        let left = cx.beaver(beta, &won, Kernel::Mul, &pairs);
+        // The bit is in affine form (`t + (1 - 2t) s`, from the forward's sign): only the
+        // gradient is masked and opened, and the helper deals `s b` (3 words per element
+        // where a Beaver product, opening both, takes 5).
+        cx.mask(&won);
+        let left = cx.product_affine(beta, &won, &pairs);
         let right = cx.local2(Kernel::Sub, &won, &left, &pairs);
         // Left and right side by side, then as candidates 2i and 2i + 1.
         let side_by_side = [lanes, &[half, 2]].concat();
