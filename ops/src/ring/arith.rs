@@ -6,6 +6,7 @@
 
 use ndarray::{ArrayD, ArrayRefD, Axis, IxDyn, Zip};
 
+use super::repeat::{repeat_of, zip_repeat};
 pub use crate::broadcast::broadcast_shape;
 use crate::{OpsError, Result};
 
@@ -24,6 +25,19 @@ where
     F: Fn(T, T) -> T + Send + Sync,
 {
     let shape = broadcast_shape(op, a.shape(), b.shape())?;
+    // A scalar or an operand repeated over the leading axes: the fast paths.
+    if a.shape() != b.shape() {
+        let fast = if a.shape() == shape.as_slice() {
+            repeat_of(b, &shape).and_then(|r| zip_repeat(a, r, &f))
+        } else if b.shape() == shape.as_slice() {
+            repeat_of(a, &shape).and_then(|r| zip_repeat(b, r, |y, x| f(x, y)))
+        } else {
+            None
+        };
+        if let Some(out) = fast {
+            return Ok(out);
+        }
+    }
     let mismatch = || OpsError::ShapeMismatch {
         op,
         left: a.shape().to_vec(),

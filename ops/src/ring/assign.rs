@@ -5,6 +5,7 @@
 use ndarray::{ArrayD, ArrayRefD, Zip};
 
 use super::arith::{check_shift, PAR_THRESHOLD};
+use super::repeat::{each_scalar, each_tail, repeat_of, Repeat};
 use crate::{OpsError, Result};
 
 /// `a = f(a, b)` elementwise, `b` broadcast to `a`'s shape.
@@ -14,6 +15,17 @@ pub fn zip_assign<F>(op: &'static str, a: &mut ArrayD<u64>, b: &ArrayRefD<u64>, 
 where
     F: Fn(u64, u64) -> u64 + Send + Sync,
 {
+    if a.shape() != b.shape() {
+        if let Some(r) = repeat_of(b, a.shape()) {
+            if let Some(x) = a.as_slice_mut() {
+                match r {
+                    Repeat::Scalar(s) => each_scalar(x, s, f),
+                    Repeat::Tail(tail) => each_tail(x, tail, f),
+                }
+                return Ok(());
+            }
+        }
+    }
     let Some(bv) = b.broadcast(a.raw_dim()) else {
         return Err(OpsError::ShapeMismatch {
             op,

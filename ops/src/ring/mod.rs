@@ -24,6 +24,7 @@ mod matmul;
 mod matmul_tn;
 mod odd;
 mod pack;
+mod repeat;
 mod securenn;
 mod shape;
 mod small_pack;
