@@ -27,6 +27,9 @@ pub(super) fn repeat_of<'a, T: Copy>(
     if b.len() == 1 {
         return b.iter().next().map(|&v| Repeat::Scalar(v));
     }
+    if b.is_empty() {
+        return None;
+    }
     let dims = b.shape();
     let tail = &dims[dims.iter().take_while(|&&d| d == 1).count()..];
     if tail.is_empty() || tail.len() > shape.len() || shape[shape.len() - tail.len()..] != *tail {
@@ -74,9 +77,8 @@ where
     }
 }
 
-/// `a` (or `b`) combined with the other operand repeated over its leading axes, into a new
-/// array: `f(a, b)` where `b` is the repeated one, else `f(b_repeated, a)` reordered by the
-/// caller. `None` where no fast path applies.
+/// `f(full[i], other's element for i)` into a new array, `other` repeated over `full`'s
+/// leading axes (a caller whose repeated operand comes first swaps `f`'s arguments).
 pub(super) fn zip_repeat<T, F>(full: &ArrayRefD<T>, other: Repeat<'_, T>, f: F) -> Option<ArrayD<T>>
 where
     T: Copy + Send + Sync,
@@ -163,6 +165,9 @@ mod tests {
             let tv = full.view().reversed_axes();
             let s = words(&[], 8);
             assert_eq!(add(&tv, &s).unwrap(), reference(&t, &s, u64::wrapping_add));
+            // Empty operands.
+            let (empty, none) = (words(&[2, 0], 9), words(&[0], 10));
+            assert_eq!(add(&empty, &none).unwrap().shape(), &[2, 0]);
         }
     }
 
