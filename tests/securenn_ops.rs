@@ -119,14 +119,27 @@ fn run_sum(
     x: &[f32],
     w: &[f32],
 ) -> (Vec<f32>, Vec<f32>) {
+    let (got, expected, _) = run_two(|x, w| x + w, f, shape, x.to_vec(), w.to_vec());
+    (got, expected)
+}
+
+/// `f(combine(x, w))` for the client's `x` and the model owner's `w`, under the default
+/// options: secure, plaintext and the run.
+fn run_two(
+    combine: impl Fn(&Tensor, &Tensor) -> Tensor,
+    f: impl Fn(&Tensor) -> Tensor,
+    shape: &[usize],
+    x: Vec<f32>,
+    w: Vec<f32>,
+) -> (Vec<f32>, Vec<f32>, InProcessRun) {
     let g = GraphBuilder::new();
     let owner = g.party("model-owner");
     let client = g.party("client");
     let xt = g.input(client, "x", shape.to_vec());
     let wt = g.input(owner, "w", shape.to_vec());
-    f(&(&xt + &wt)).output_to(client, "y");
+    f(&combine(&xt, &wt)).output_to(client, "y");
     let graph = g.build().unwrap();
-    let array = |v: &[f32]| ArrayD::from_shape_vec(IxDyn(shape), v.to_vec()).unwrap();
+    let array = |v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(shape), v).unwrap();
     let inputs = HashMap::from([
         (
             "client".to_string(),
@@ -144,11 +157,8 @@ fn run_sum(
         CompileOptions::default(),
         &inputs,
     );
-    let got = run.float("client", "y").unwrap();
-    (
-        got.iter().copied().collect(),
-        expected.iter().copied().collect(),
-    )
+    let got = run.float("client", "y").unwrap().iter().copied().collect();
+    (got, expected.iter().copied().collect(), run)
 }
 
 #[test]
@@ -203,41 +213,14 @@ fn maxpool_is_exact_for_every_window_and_padding() {
     }
 }
 
-/// `f(x w)` (elementwise: a product and its dealer truncation) for the client's `x` and the
-/// model owner's `w`, under the default options: secure, plaintext and the run.
+/// `f(x w)` (elementwise: a product and its dealer truncation), as [`run_two`].
 fn run_product(
     f: impl Fn(&Tensor) -> Tensor,
     shape: &[usize],
     x: Vec<f32>,
     w: Vec<f32>,
 ) -> (Vec<f32>, Vec<f32>, InProcessRun) {
-    let g = GraphBuilder::new();
-    let owner = g.party("model-owner");
-    let client = g.party("client");
-    let xt = g.input(client, "x", shape.to_vec());
-    let wt = g.input(owner, "w", shape.to_vec());
-    f(&xt.mul(&wt)).output_to(client, "y");
-    let graph = g.build().unwrap();
-    let array = |v: Vec<f32>| ArrayD::from_shape_vec(IxDyn(shape), v).unwrap();
-    let inputs = HashMap::from([
-        (
-            "client".to_string(),
-            HashMap::from([("x".to_string(), array(x))]),
-        ),
-        (
-            "model-owner".to_string(),
-            HashMap::from([("w".to_string(), array(w))]),
-        ),
-    ]);
-    let expected = plaintext(&graph, &inputs).remove("y").unwrap();
-    let (run, _) = secure(
-        &graph,
-        ProtocolKind::SecureNN,
-        CompileOptions::default(),
-        &inputs,
-    );
-    let got = run.float("client", "y").unwrap().iter().copied().collect();
-    (got, expected.iter().copied().collect(), run)
+    run_two(|x, w| x.mul(w), f, shape, x, w)
 }
 
 /// Equal up to an ulp of the truncation or of the float.
