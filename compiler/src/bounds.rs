@@ -23,7 +23,8 @@
 //!
 //! Any op not listed in [`Narrowing::analyse`] gives an unbounded value, and the comparisons
 //! that depend on it stay at 64 bits. A SAME-padded max pool also stays at 64 (its padding
-//! cells hold a word far below every value). Local (SecureML) truncation, with its rare large
+//! cells hold a word far below every value), or at the `65 - f` bits of a truncation's output
+//! ([`crate::lower::Lowerer::sign_width`]). Local (SecureML) truncation, with its rare large
 //! error, is refused.
 //!
 //! **Valid only for what it assumed.** The compiled program records each assumption where the

@@ -15,7 +15,8 @@ pub fn zip_assign<F>(op: &'static str, a: &mut ArrayD<u64>, b: &ArrayRefD<u64>, 
 where
     F: Fn(u64, u64) -> u64 + Send + Sync,
 {
-    if a.shape() != b.shape() {
+    // (A `b` of more axes than `a` does not broadcast to it: the generic path refuses it.)
+    if a.shape() != b.shape() && b.ndim() <= a.ndim() {
         if let Some(r) = repeat_of(b, a.shape()) {
             if let Some(x) = a.as_slice_mut() {
                 match r {

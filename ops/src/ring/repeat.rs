@@ -168,6 +168,11 @@ mod tests {
             // Empty operands.
             let (empty, none) = (words(&[2, 0], 9), words(&[0], 10));
             assert_eq!(add(&empty, &none).unwrap().shape(), &[2, 0]);
+            // In place, an operand of more axes than the target does not broadcast to it.
+            let mut small = words(&[3], 11);
+            for b in [words(&[1, 1, 3], 12), words(&[1, 1], 13)] {
+                assert!(add_assign(&mut small, &b).is_err(), "{:?}", b.shape());
+            }
         }
     }
 

@@ -95,8 +95,11 @@ fn route_down(
         };
         // The bit is in affine form (`t + (1 - 2t) s`, from the forward's sign): only the
         // gradient is masked and opened, and the helper deals `s b` (3 words per element
-        // where a Beaver product, opening both, takes 5).
-        cx.mask(&won);
+        // where a Beaver product, opening both, takes 5); a gradient in affine form already
+        // (a truncation's output) is not opened at all.
+        if cx.affine(&won).is_none() {
+            cx.mask(&won);
+        }
         let left = cx.product_affine(beta, &won, &pairs);
         let right = cx.local2(Kernel::Sub, &won, &left, &pairs);
         // Left and right side by side, then as candidates 2i and 2i + 1.

@@ -22,7 +22,9 @@ use crate::CompileError;
 /// The word that SAME padding cells of a max-pooling window hold, below every value a
 /// comparison takes exactly, so it never wins: `-2^61` for the paper's DReLU (exact for
 /// differences below `2^62`, so for values `|x| < 2^61`), `-2^62` for signs from an opening
-/// (exact for every difference, so for values `|x| < 2^62`).
+/// (exact for every difference, so for values `|x| < 2^62`). Values of a known width `k` (a
+/// truncation's output, [`Lowerer::sign_widths`]) take `-2^(k-1)` instead
+/// ([`pool_windows`]), so that their differences keep `k + 1` bits.
 pub fn pad(comparison: Comparison) -> u64 {
     let bits = match comparison {
         Comparison::Paper => 61,

@@ -38,7 +38,8 @@
 //! an input other than `2^64 - 1` and `2a` is even. Comparisons of two values (max pooling,
 //! argmax) take the sign of a difference, so they are exact for inputs of half that range
 //! (opened: `|x| < 2^62` ring units); SAME padding cells hold [`maxpool::pad`], below it,
-//! which never wins. Signs in Z_2^k for `k < 64` are wrong, without an error, for hidden
+//! which never wins (or `-2^(k-1)` for values of a known width `k`: a dealer truncation's
+//! output is exact over `64 - f` bits, [`crate::lower::Lowerer::sign_width`]). Signs in Z_2^k for `k < 64` are wrong, without an error, for hidden
 //! values beyond `2^(k-1)`, and no cheap check on shares tells; so a narrower width is taken
 //! only where a bound proves it: computed by the model owner from its weights and a declared
 //! range of the other inputs ([`crate::bounds`]), recorded per comparison node in the program

@@ -23,15 +23,17 @@
 //! `beta` is) and `c + m` (uniform as `m` is). Every share they receive is a uniform
 //! correction, as everywhere else.
 //!
-//! Exact for every word of Z_2^64 at the default width, 64.
+//! Exact for every word of Z_2^64 at the width 64, which values of unknown origin take.
 //!
 //! **After a truncation** ([`Lowerer::sign_width`]). A dealer truncation by `2^f` is right
 //! for inputs `|x| < 2^62` only, and its output is then at most `2^(62-f)` in magnitude: its
-//! sign is exact over `k = 64 - f` bits (48 at `f = 16`) by default, with no bound to prove,
-//! and the truncation's opening serves as `c` (the narrower widths below, and the same
-//! argument). So the ReLU of a layer's output takes 2 rounds and compares 47 bits over Z_53
-//! (6 bits each on the wire) instead of 63 over Z_67 (7 bits). A max pool of such values pads
-//! with `-2^(k-1)` and compares differences over `k + 1` bits ([`super::maxpool`]).
+//! sign is exact over `k = 64 - f` bits (48 at `f = 16`) by default, with no bound to prove.
+//! Where the truncation was folded into a product ([`crate::lower::Truncated`]), its opening
+//! serves as `c` (the narrower widths below, and the same argument): the ReLU of a layer's
+//! output takes 2 rounds and compares 47 bits over Z_53 (6 bits each on the wire) instead of
+//! 63 over Z_67 (7 bits); after a truncation of its own, 3 rounds at 48 bits. A max pool of
+//! such values pads with `-2^(k-1)` and compares differences over `k + 1` bits
+//! ([`super::maxpool`]).
 //!
 //! **Narrower widths** ([`crate::bounds`]). Where a bound computed by the model owner proves
 //! `|a| < 2^(k-1)` for every value a node compares (`Lowerer::sign_bits`, `k < 64`), the same
