@@ -59,5 +59,5 @@ pub use securenn::{
     any_zero, any_zero_sum, bits_minus, bits_to_words, is_zero, lsb, private_compare_masked, wrap,
     xor_public_bit, xor_public_bit_times,
 };
-pub use shape::{checked_len, reshape, transpose, transpose_2d};
+pub use shape::{checked_len, reshape, reshape_owned, transpose, transpose_2d};
 pub use small_pack::{pack_small, packed_small_len, unpack_small};

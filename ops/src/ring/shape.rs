@@ -27,6 +27,23 @@ pub fn checked_len(op: &'static str, shape: &[usize]) -> Result<usize> {
         })
 }
 
+/// [`reshape`] of a tensor that is not used again: a standard-layout one keeps its buffer (no
+/// copy), any other is copied.
+///
+/// Errors: as [`reshape`].
+pub fn reshape_owned<T: Clone>(x: ArrayD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
+    if checked_len("reshape", shape)? != x.len() || !x.is_standard_layout() {
+        return reshape(&x, shape);
+    }
+    let from = x.shape().to_vec();
+    x.into_shape_with_order(IxDyn(shape))
+        .map_err(|_| OpsError::ShapeMismatch {
+            op: "reshape",
+            left: from,
+            right: shape.to_vec(),
+        })
+}
+
 /// `x` with the same elements in row-major order and the new `shape`.
 ///
 /// Errors: [`OpsError::ShapeMismatch`] if the element counts differ.

@@ -136,6 +136,25 @@ fn ring_reshape_and_transpose() {
         reshape(&tv.into_dyn(), &[6]).unwrap(),
         d(&[1, 4, 2, 5, 3, 6])
     );
+    // An owned standard-layout tensor keeps its buffer; a transposed one is copied in
+    // logical order; the element counts are checked.
+    let at = x.as_ptr();
+    let owned = reshape_owned(x.clone(), &[6, 4]).unwrap();
+    assert_eq!(owned, r);
+    let kept = reshape_owned(x, &[4, 6]).unwrap();
+    assert_eq!(kept.as_ptr(), at);
+    assert_eq!(
+        reshape_owned(m.t().to_owned().into_dyn(), &[6]).unwrap(),
+        d(&[1, 4, 2, 5, 3, 6])
+    );
+    assert_eq!(
+        reshape_owned(m.reversed_axes(), &[6]).unwrap(),
+        d(&[1, 4, 2, 5, 3, 6])
+    );
+    assert!(matches!(
+        reshape_owned(kept, &[5, 5]),
+        Err(OpsError::ShapeMismatch { .. })
+    ));
 }
 
 /// The tiled transpose equals the element-by-element one: shapes below, at and across the

@@ -31,11 +31,12 @@ fn ring<'a>(v: &'a Value, op: &'static str) -> std::result::Result<&'a ArrayD<u6
 }
 
 /// The operands (by position) that `kernel` may overwrite when they are not used again: an
-/// elementwise ring kernel whose output has the operand's shape. The first operand, or for a
-/// sum or a product either.
+/// elementwise ring kernel whose output has the operand's shape (the first operand, or for a
+/// sum or a product either), and a reshape, which keeps the operand's buffer.
 pub fn overwritable(kernel: &Kernel) -> &'static [usize] {
     match kernel {
         Kernel::Add | Kernel::Mul => &[0, 1],
+        Kernel::Reshape { .. } => &[0],
         Kernel::Sub
         | Kernel::Neg
         | Kernel::Shl { .. }
@@ -69,6 +70,9 @@ pub fn run_in_place(
         let mut args = rest.to_vec();
         args.insert(taken.min(args.len()), &x);
         return run(instr, &args, cx);
+    }
+    if let Kernel::Reshape { shape } = &instr.kernel {
+        return Ok(Value::Ring(ring::reshape_owned(x, shape).map_err(at)?));
     }
     let other = || ring(operand(instr, rest, 0)?, instr.kernel.name()).map_err(at);
     match (&instr.kernel, taken) {

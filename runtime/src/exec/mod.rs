@@ -284,7 +284,8 @@ fn run_rounds(
 
 /// The operand that `instr` may overwrite (see [`kernels::overwritable`]), taken out of
 /// `values`: one at its last use (in `frees`), computed or received in this run (not read from
-/// the store), not also another operand, and a ring tensor of the output's shape.
+/// the store), not also another operand, and a ring tensor of the output's shape (of its
+/// number of elements for a reshape).
 fn take_operand(
     instr: &shareflow_compiler::Instr,
     frees: &[ValueId],
@@ -295,7 +296,12 @@ fn take_operand(
             continue;
         };
         let once = instr.inputs.iter().filter(|&&j| j == id).count() == 1;
-        let fits = matches!(values.get(&id), Some(Value::Ring(a)) if a.shape() == instr.shape);
+        let reshape = matches!(instr.kernel, Kernel::Reshape { .. });
+        let fits = matches!(values.get(&id), Some(Value::Ring(a))
+            if a.shape() == instr.shape
+                || (reshape
+                    && shareflow_ops::ring::checked_len("reshape", &instr.shape).ok()
+                        == Some(a.len())));
         if once && fits && frees.contains(&id) {
             if let Some(Value::Ring(a)) = values.remove(&id) {
                 return Some((i, a));
