@@ -1,7 +1,9 @@
 //! Local kernels: u64 ring GEMM and conv2d against their f32 counterparts on the same shapes,
 //! PRG expansion, and SecureNN's comparison kernels (a server's masked PrivateCompare, the
-//! helper's share of bits and its zero test) on the comparisons of network C. Throughput is
-//! in multiply-accumulates, words or Z_p elements per second.
+//! helper's share of bits and its zero test) on the comparisons of network C, and elementwise
+//! ring operations with a broadcast operand (a scalar, a trailing `[2, 1]`) against two
+//! operands of one shape. Throughput is in multiply-accumulates, words or Z_p elements per
+//! second.
 //!
 //! `cargo bench --bench kernels` (about half a minute).
 
@@ -128,9 +130,41 @@ fn securenn(c: &mut Criterion) {
     g.finish();
 }
 
+/// The comparison tree's shapes of C's first max pool (737,280 words): a public scalar (a
+/// truncation's bias, a DReLU bit's `1 - 2t`) and a trailing operand against a same-shape one,
+/// into a new buffer and in place.
+fn elementwise(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(5);
+    let shape = [128, 12, 12, 20, 2, 1];
+    let words: usize = shape.iter().product();
+    let a = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&shape), |_| rng.random::<u64>());
+    let b = a.mapv(|v| v.rotate_left(7));
+    let scalar = ndarray::arr0(rng.random::<u64>()).into_dyn();
+    let tail = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 1]), |_| rng.random::<u64>());
+    let mut g = c.benchmark_group("elementwise");
+    g.throughput(Throughput::Elements(words as u64));
+    g.bench_function("sub_same_shape", |bch| {
+        bch.iter(|| black_box(ring::sub(&a, &b).unwrap()))
+    });
+    g.bench_function("sub_from_scalar", |bch| {
+        bch.iter(|| black_box(ring::sub(&scalar, &a).unwrap()))
+    });
+    g.bench_function("add_trailing", |bch| {
+        bch.iter(|| black_box(ring::add(&a, &tail).unwrap()))
+    });
+    let mut x = a.clone();
+    g.bench_function("add_assign_scalar", |bch| {
+        bch.iter(|| ring::add_assign(&mut x, &scalar).unwrap())
+    });
+    g.bench_function("add_assign_same_shape", |bch| {
+        bch.iter(|| ring::add_assign(&mut x, &b).unwrap())
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = kernels;
     config = config();
-    targets = matmul, conv2d, prg, securenn
+    targets = matmul, conv2d, prg, securenn, elementwise
 }
 criterion_main!(kernels);

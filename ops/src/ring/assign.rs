@@ -5,7 +5,7 @@
 use ndarray::{ArrayD, ArrayRefD, Zip};
 
 use super::arith::{check_shift, PAR_THRESHOLD};
-use super::repeat::{each_scalar, each_tail, repeat_of, Repeat};
+use super::repeat::repeat_of;
 use crate::{OpsError, Result};
 
 /// `a = f(a, b)` elementwise, `b` broadcast to `a`'s shape.
@@ -19,10 +19,7 @@ where
     if a.shape() != b.shape() && b.ndim() <= a.ndim() {
         if let Some(r) = repeat_of(b, a.shape()) {
             if let Some(x) = a.as_slice_mut() {
-                match r {
-                    Repeat::Scalar(s) => each_scalar(x, s, f),
-                    Repeat::Tail(tail) => each_tail(x, tail, f),
-                }
+                r.apply(x, f);
                 return Ok(());
             }
         }

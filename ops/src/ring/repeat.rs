@@ -2,13 +2,13 @@
 //! scalar (a public constant: a truncation's bias, a `1 - 2t`), and an operand repeated over
 //! the leading axes (a bias `[c]` over `[n, .., c]`). ndarray's `Zip` walks a broadcast
 //! operand with a zero stride, element by element: about 5x slower than two contiguous
-//! operands for the first, and 15x in place (`cargo test --release -p shareflow-ops
-//! repeat -- --ignored --nocapture` times them).
+//! operands for the first, and 15x in place (`cargo bench --bench kernels -- elementwise`
+//! times them).
 
 use ndarray::{ArrayD, ArrayRefD};
 use rayon::prelude::*;
 
-use super::arith::PAR_THRESHOLD;
+use super::arith::{map_with, PAR_THRESHOLD};
 
 /// How an operand broadcasts to a shape, where a fast path applies.
 pub(super) enum Repeat<'a, T> {
@@ -17,6 +17,20 @@ pub(super) enum Repeat<'a, T> {
     /// Its elements (standard layout) repeated over the shape's leading axes: its shape,
     /// without leading 1s, is the shape's trailing axes.
     Tail(&'a [T]),
+}
+
+impl<T: Copy + Send + Sync> Repeat<'_, T> {
+    /// `x[i] = f(x[i], the repeated element for i)` over `x`, whose length is a multiple of
+    /// the repeated operand's.
+    pub(super) fn apply<F>(self, x: &mut [T], f: F)
+    where
+        F: Fn(T, T) -> T + Send + Sync,
+    {
+        match self {
+            Repeat::Scalar(s) => each_scalar(x, s, f),
+            Repeat::Tail(tail) => each_tail(x, tail, f),
+        }
+    }
 }
 
 /// How `b` broadcasts to `shape`, if a fast path applies.
@@ -39,7 +53,7 @@ pub(super) fn repeat_of<'a, T: Copy>(
 }
 
 /// `x[i] = f(x[i], s)` over `x`, in parallel when `x` is large.
-pub(super) fn each_scalar<T, F>(x: &mut [T], s: T, f: F)
+fn each_scalar<T, F>(x: &mut [T], s: T, f: F)
 where
     T: Copy + Send + Sync,
     F: Fn(T, T) -> T + Send + Sync,
@@ -55,7 +69,7 @@ where
 
 /// `x[i] = f(x[i], tail[i mod tail.len()])` over `x` (whose length is a multiple of the
 /// tail's), in parallel when `x` is large.
-pub(super) fn each_tail<T, F>(x: &mut [T], tail: &[T], f: F)
+fn each_tail<T, F>(x: &mut [T], tail: &[T], f: F)
 where
     T: Copy + Send + Sync,
     F: Fn(T, T) -> T + Send + Sync,
@@ -84,19 +98,21 @@ where
     T: Copy + Send + Sync,
     F: Fn(T, T) -> T + Send + Sync,
 {
-    let mut out = full.as_standard_layout().into_owned();
-    let x = out.as_slice_mut()?;
     match other {
-        Repeat::Scalar(s) => each_scalar(x, s, f),
-        Repeat::Tail(tail) => each_tail(x, tail, f),
+        // One pass, as an elementwise map (which is fast over any layout without a zero
+        // stride).
+        Repeat::Scalar(s) => Some(map_with(full, |v| f(v, s))),
+        Repeat::Tail(_) => {
+            let mut out = full.as_standard_layout().into_owned();
+            other.apply(out.as_slice_mut()?, f);
+            Some(out)
+        }
     }
-    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use ndarray::{ArrayD, IxDyn};
-    use std::time::Instant;
 
     use crate::ring::{add, add_assign, sub, sub_assign};
 
@@ -173,34 +189,6 @@ mod tests {
             for b in [words(&[1, 1, 3], 12), words(&[1, 1], 13)] {
                 assert!(add_assign(&mut small, &b).is_err(), "{:?}", b.shape());
             }
-        }
-    }
-
-    #[test]
-    #[ignore = "timing, run by hand"]
-    fn repeat_timings() {
-        let shape = [128usize, 12, 12, 20, 2, 1];
-        let (a, b) = (words(&shape, 1), words(&shape, 2));
-        let (one, tail) = (words(&[], 3), words(&[2, 1], 4));
-        for _ in 0..3 {
-            let t = Instant::now();
-            let _ = sub(&one, &a).unwrap();
-            let scalar = t.elapsed();
-            let t = Instant::now();
-            let _ = add(&a, &tail).unwrap();
-            let trailing = t.elapsed();
-            let t = Instant::now();
-            let _ = sub(&a, &b).unwrap();
-            let same = t.elapsed();
-            let mut c = a.clone();
-            let t = Instant::now();
-            add_assign(&mut c, &one).unwrap();
-            let in_place = t.elapsed();
-            println!(
-                "{} words: scalar {scalar:?}, trailing {trailing:?}, same shape {same:?}, \
-                 scalar in place {in_place:?}",
-                a.len()
-            );
         }
     }
 }
