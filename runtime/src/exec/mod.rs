@@ -1,5 +1,6 @@
-//! Executes one party's program: per round, its local kernels, then one batched message per
-//! peer, then the batches it expects. Values are dropped after their last use.
+//! Executes one party's program: per round, the local kernels that its sends need, then one
+//! batched message per peer, then the other local kernels (while the batches travel), then the
+//! batches it expects. Values are dropped after their last use.
 
 mod inproc;
 pub mod kernels;
@@ -129,69 +130,22 @@ fn run_rounds(
             replay: Some(*seed),
         },
     };
-    let mut values: HashMap<ValueId, Value> = HashMap::new();
-    // Values of `Load` instructions: the key they read in `store`.
-    let mut loaded: HashMap<ValueId, StoreKey> = HashMap::new();
-    let mut outputs = HashMap::new();
-    let mut metrics = PartyMetrics::new(&program.party);
+    let mut run = RunState {
+        program,
+        plan,
+        cx,
+        values: HashMap::new(),
+        loaded: HashMap::new(),
+        outputs: HashMap::new(),
+        metrics: PartyMetrics::new(&program.party),
+    };
     let before = transport.stats().clone();
     for (r, round) in plan.rounds.iter().enumerate() {
         // Spans for traces (`shareflow --trace`): disabled, and nearly free, unless a
         // subscriber asks for this target at trace level.
         let _round = tracing::trace_span!("round", round = r).entered();
-        for &idx in &round.local {
-            let instr = &program.instrs[idx];
-            let _kernel = tracing::trace_span!(
-                "kernel",
-                kernel = instr.kernel.name(),
-                id = instr.id.0,
-                elements = instr.shape.iter().product::<usize>()
-            )
-            .entered();
-            let t = Instant::now();
-            if let Kernel::Output { name } = &instr.kernel {
-                let at = Values {
-                    values: &values,
-                    loaded: &loaded,
-                    store,
-                };
-                outputs.insert(name.clone(), at.get(instr, 0)?.clone());
-            } else if !store.run(instr, &values, &mut loaded)? {
-                let taken = take_operand(instr, &plan.frees[idx], &mut values);
-                let at = Values {
-                    values: &values,
-                    loaded: &loaded,
-                    store,
-                };
-                let v = match taken {
-                    // The operand is not used again: the kernel overwrites it.
-                    Some((taken, x)) => {
-                        let rest = instr
-                            .inputs
-                            .iter()
-                            .enumerate()
-                            .filter(|&(i, _)| i != taken)
-                            .map(|(_, id)| at.lookup(instr, *id))
-                            .collect::<Result<Vec<_>>>()?;
-                        kernels::run_in_place(instr, taken, x, &rest, &cx)?
-                    }
-                    None => {
-                        let args = instr
-                            .inputs
-                            .iter()
-                            .map(|i| at.lookup(instr, *i))
-                            .collect::<Result<Vec<_>>>()?;
-                        kernels::run(instr, &args, &cx)?
-                    }
-                };
-                values.insert(instr.id, v);
-            }
-            metrics.record_kernel(instr.kernel.name(), t.elapsed());
-            for v in &plan.frees[idx] {
-                values.remove(v);
-                loaded.remove(v);
-            }
-            transport.progress();
+        for &idx in &round.before_sends {
+            run.local(idx, store, transport)?;
         }
         let exchange = if round.sends.is_empty() && round.recvs.is_empty() {
             tracing::Span::none()
@@ -215,11 +169,11 @@ fn run_rounds(
                     .inputs
                     .first()
                     .filter(|id| plan.frees[idx].contains(id));
-                let v = match last_use.and_then(|id| values.remove(id)) {
+                let v = match last_use.and_then(|id| run.values.remove(id)) {
                     Some(v) => v,
                     None => Values {
-                        values: &values,
-                        loaded: &loaded,
+                        values: &run.values,
+                        loaded: &run.loaded,
                         store,
                     }
                     .get(instr, 0)?
@@ -227,11 +181,16 @@ fn run_rounds(
                 };
                 batch.entries.push((instr.id.0 as u64, v));
                 for v in &plan.frees[idx] {
-                    values.remove(v);
-                    loaded.remove(v);
+                    run.values.remove(v);
+                    run.loaded.remove(v);
                 }
             }
             transport.send(to, batch)?;
+        }
+        // What this round's sends do not need runs while their batches travel (its kernels'
+        // spans nest in the exchange's).
+        for &idx in &round.after_sends {
+            run.local(idx, store, transport)?;
         }
         for (&from, recvs) in &round.recvs {
             let batch = transport.recv(from, r as u32)?;
@@ -263,7 +222,7 @@ fn run_rounds(
                         ),
                     });
                 }
-                values.insert(instr.id, v);
+                run.values.insert(instr.id, v);
             }
         }
         if let Some(b) = traffic_before {
@@ -273,13 +232,93 @@ fn run_rounds(
             exchange.record("messages", now.messages_sent() - b.messages_sent());
         }
     }
-    metrics.finish(
+    run.metrics.finish(
         start.elapsed(),
         plan.communication_rounds(),
         &before,
         transport,
     );
-    Ok(PartyResult { outputs, metrics })
+    Ok(PartyResult {
+        outputs: run.outputs,
+        metrics: run.metrics,
+    })
+}
+
+/// A run's program and plan, its randomness and inputs, and its state: the live values.
+struct RunState<'a> {
+    program: &'a Program,
+    plan: &'a Plan,
+    cx: kernels::KernelContext<'a>,
+    values: HashMap<ValueId, Value>,
+    /// Values of `Load` instructions: the key they read in the store.
+    loaded: HashMap<ValueId, StoreKey>,
+    outputs: HashMap<String, Value>,
+    metrics: PartyMetrics,
+}
+
+impl RunState<'_> {
+    /// Runs local instruction `idx`: an output, a store or load, or a kernel (in place where
+    /// an operand is at its last use), then drops the values whose last use it is.
+    fn local(
+        &mut self,
+        idx: usize,
+        store: &mut Store,
+        transport: &mut dyn Transport,
+    ) -> Result<()> {
+        let instr = &self.program.instrs[idx];
+        let _kernel = tracing::trace_span!(
+            "kernel",
+            kernel = instr.kernel.name(),
+            id = instr.id.0,
+            elements = instr.shape.iter().product::<usize>()
+        )
+        .entered();
+        let t = Instant::now();
+        if let Kernel::Output { name } = &instr.kernel {
+            let at = Values {
+                values: &self.values,
+                loaded: &self.loaded,
+                store,
+            };
+            self.outputs.insert(name.clone(), at.get(instr, 0)?.clone());
+        } else if !store.run(instr, &self.values, &mut self.loaded)? {
+            let taken = take_operand(instr, &self.plan.frees[idx], &mut self.values);
+            let at = Values {
+                values: &self.values,
+                loaded: &self.loaded,
+                store,
+            };
+            let v = match taken {
+                // The operand is not used again: the kernel overwrites it.
+                Some((taken, x)) => {
+                    let rest = instr
+                        .inputs
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, _)| i != taken)
+                        .map(|(_, id)| at.lookup(instr, *id))
+                        .collect::<Result<Vec<_>>>()?;
+                    kernels::run_in_place(instr, taken, x, &rest, &self.cx)?
+                }
+                None => {
+                    let args = instr
+                        .inputs
+                        .iter()
+                        .map(|i| at.lookup(instr, *i))
+                        .collect::<Result<Vec<_>>>()?;
+                    kernels::run(instr, &args, &self.cx)?
+                }
+            };
+            self.values.insert(instr.id, v);
+        }
+        self.metrics.record_kernel(instr.kernel.name(), t.elapsed());
+        for v in &self.plan.frees[idx] {
+            self.values.remove(v);
+            self.loaded.remove(v);
+        }
+        transport.progress();
+        Ok(())
+    }
 }
 
 /// The operand that `instr` may overwrite (see [`kernels::overwritable`]), taken out of

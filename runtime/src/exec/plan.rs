@@ -13,10 +13,14 @@ use crate::{Result, RuntimeError};
 /// One round of a party's program.
 #[derive(Debug, Default, Clone)]
 pub struct RoundPlan {
-    /// Local instructions (indices into the program), in program order.
-    pub local: Vec<usize>,
+    /// Local instructions that this round's sends need (indices into the program), in program
+    /// order: they run first.
+    pub before_sends: Vec<usize>,
     /// Sends per peer.
     pub sends: BTreeMap<usize, Vec<usize>>,
+    /// The other local instructions, in program order: they run after the sends, while the
+    /// batches travel.
+    pub after_sends: Vec<usize>,
     /// Receives per peer.
     pub recvs: BTreeMap<usize, Vec<usize>>,
 }
@@ -32,34 +36,60 @@ pub struct Plan {
 
 impl Plan {
     /// Plans `program`; errors on a malformed program (a use before definition).
+    ///
+    /// Every instruction stays in the round the compiler gave it (the earliest its inputs
+    /// allow). Within a round, the local instructions that the round's sends need run first,
+    /// the others after the sends, while the batches travel: a party sends as soon as it can.
     pub fn new(program: &Program) -> Result<Plan> {
         let mut defined: HashMap<ValueId, usize> = HashMap::new();
-        let max_round = program.instrs.iter().map(|i| i.round).max().unwrap_or(0) as usize;
-        let mut rounds = vec![RoundPlan::default(); max_round + 1];
+        // The instructions that use each instruction's value.
+        let mut users: Vec<Vec<usize>> = vec![Vec::new(); program.instrs.len()];
         for (idx, instr) in program.instrs.iter().enumerate() {
             for input in &instr.inputs {
-                if !defined.contains_key(input) {
+                let Some(&from) = defined.get(input) else {
                     return Err(RuntimeError::Node {
                         node: format!("{} of party {}", instr.id, program.party),
                         message: format!("uses {input} before it is defined"),
                     });
-                }
+                };
+                users[from].push(idx);
             }
             defined.insert(instr.id, idx);
+        }
+        // Whether a send of the instruction's round needs it, directly or through local
+        // instructions of that round: users first (a user comes after its inputs).
+        let mut for_sends = vec![false; program.instrs.len()];
+        for (idx, instr) in program.instrs.iter().enumerate().rev() {
+            for_sends[idx] = users[idx].iter().any(|&u| {
+                let user = &program.instrs[u];
+                user.round == instr.round
+                    && match user.kernel {
+                        Kernel::Send { .. } => true,
+                        Kernel::Recv { .. } => false,
+                        _ => for_sends[u],
+                    }
+            });
+        }
+        let max_round = program.instrs.iter().map(|i| i.round).max().unwrap_or(0) as usize;
+        let mut rounds = vec![RoundPlan::default(); max_round + 1];
+        for (idx, instr) in program.instrs.iter().enumerate() {
             let round = &mut rounds[instr.round as usize];
             match instr.kernel {
                 Kernel::Send { to, .. } => round.sends.entry(to).or_default().push(idx),
                 Kernel::Recv { from, .. } => round.recvs.entry(from).or_default().push(idx),
-                _ => round.local.push(idx),
+                _ if for_sends[idx] => round.before_sends.push(idx),
+                _ => round.after_sends.push(idx),
             }
         }
-        // The last use of every value in execution order: per round, locals, sends, receives.
+        // The last use of every value in execution order: per round, the locals before the
+        // sends, the sends, the locals after them, the receives.
         let mut last_use: HashMap<ValueId, usize> = HashMap::new();
         for round in &rounds {
             let order = round
-                .local
+                .before_sends
                 .iter()
                 .chain(round.sends.values().flatten())
+                .chain(&round.after_sends)
                 .chain(round.recvs.values().flatten());
             for &idx in order {
                 for input in &program.instrs[idx].inputs {
@@ -110,6 +140,83 @@ mod tests {
     use super::*;
     use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
     use shareflow_graphs::zoo::{ModelKind, ZooModel};
+
+    /// Every program of network A's prediction and training step, planned: in execution order
+    /// (per round: before the sends, the sends, after them, the receives) every input is
+    /// defined before its use and freed only at its last use; what runs before the sends is
+    /// exactly what they need.
+    #[test]
+    fn sends_leave_before_the_work_they_do_not_need() {
+        let zoo = ZooModel::build(ModelKind::A, 4).unwrap();
+        let serving = compile(
+            &zoo.graph,
+            ProtocolKind::SecureNN,
+            CompileOptions::default(),
+        )
+        .unwrap();
+        let cfg = crate::plain::train::TrainConfig {
+            batch: 4,
+            ..Default::default()
+        };
+        let training = crate::train::training_programs(
+            ModelKind::A,
+            &cfg,
+            ProtocolKind::SecureNN,
+            CompileOptions::default(),
+        )
+        .unwrap();
+        let mut deferred = 0;
+        for p in serving.programs.iter().chain(&training.step.graph.programs) {
+            let plan = Plan::new(p).unwrap();
+            let mut live: HashMap<ValueId, usize> = HashMap::new();
+            for (r, round) in plan.rounds.iter().enumerate() {
+                // What the round's sends need, through this round's local instructions.
+                let mut needed: Vec<ValueId> = round
+                    .sends
+                    .values()
+                    .flatten()
+                    .flat_map(|&i| p.instrs[i].inputs.clone())
+                    .collect();
+                let mut need_set = std::collections::HashSet::new();
+                while let Some(v) = needed.pop() {
+                    if let Some(i) = p.instrs.iter().position(|i| i.id == v) {
+                        let local = !matches!(
+                            p.instrs[i].kernel,
+                            Kernel::Send { .. } | Kernel::Recv { .. }
+                        );
+                        if local && p.instrs[i].round as usize == r && need_set.insert(i) {
+                            needed.extend(p.instrs[i].inputs.iter().copied());
+                        }
+                    }
+                }
+                let mut before: Vec<usize> = need_set.into_iter().collect();
+                before.sort_unstable();
+                assert_eq!(round.before_sends, before, "{} round {r}", p.party);
+                deferred += round.after_sends.len();
+                let order = round
+                    .before_sends
+                    .iter()
+                    .chain(round.sends.values().flatten())
+                    .chain(&round.after_sends)
+                    .chain(round.recvs.values().flatten());
+                for &idx in order {
+                    let instr = &p.instrs[idx];
+                    for input in &instr.inputs {
+                        assert!(
+                            live.contains_key(input),
+                            "{} uses {input} freed or undefined",
+                            instr.id
+                        );
+                    }
+                    for v in &plan.frees[idx] {
+                        live.remove(v);
+                    }
+                    live.insert(instr.id, idx);
+                }
+            }
+        }
+        assert!(deferred > 0, "no instruction runs after the sends");
+    }
 
     #[test]
     fn the_largest_batches_are_those_of_the_cost_report() {
