@@ -128,6 +128,19 @@ fn securenn(c: &mut Criterion) {
         bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 8)).field(f, &[words, n])))
     });
     g.finish();
+    // The bit shares of C's first max pool at batch 128: 737,280 differences of 48 bits in Z_53.
+    // The tools' processes keep freed memory (`tools/src/alloc.rs`); to time this as they run
+    // it rather than glibc's page faults, set
+    // GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967295
+    let f53 = ring::PrimeField::new(53).unwrap();
+    let shape = [737_280usize, 48];
+    let mut g = c.benchmark_group("securenn_c_batch128");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((shape[0] * shape[1]) as u64));
+    g.bench_function("field_expand", |bch| {
+        bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 8)).field(f53, &shape)))
+    });
+    g.finish();
 }
 
 /// The comparison tree's shapes of C's first max pool (737,280 words): a public scalar (a

@@ -199,6 +199,52 @@ fn prg_bulk_field_equals_draw_at_a_time_and_is_uniform() {
     assert!(o.iter().all(|&w| w == slow.next_u64()));
 }
 
+/// PrivateCompare's pairs drawn one at a time: a draw `u` below the largest multiple of
+/// `(p - 1) p` gives `1 + u mod (p - 1)` and `(u div (p - 1)) mod p`, packed low, high.
+fn pairs_one_draw_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u16> {
+    let p = u32::from(f.modulus());
+    let d = p - 1;
+    let bound = (1 << 16) / (d * p) * (d * p);
+    let mut v = Vec::new();
+    while v.len() < n {
+        let w = prg.next_u64();
+        for k in 0..4 {
+            let u = ((w >> (16 * k)) & 0xffff) as u32;
+            if u < bound && v.len() < n {
+                v.push(((1 + u % d) | (((u / d) % p) << 8)) as u16);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn prg_bulk_pairs_equal_draw_at_a_time() {
+    let f = PrimeField::new(53).unwrap();
+    // Around a word, across the scan's buffers of 2^11 words and chunks of 2^14, and large
+    // enough for the parallel scan (`par::PRG_WORDS` words).
+    for n in [
+        0usize,
+        1,
+        3,
+        4,
+        5,
+        4 * 2048 + 3,
+        3 * 4 * 16384 + 1,
+        4 * crate::par::PRG_WORDS + 5,
+    ] {
+        let mut bulk = Prg::new(&SEED, dom(17, n as u64, 1));
+        let mut slow = bulk.clone();
+        assert_eq!(
+            bulk.nonzero_and_uniform(f, n),
+            pairs_one_draw_at_a_time(&mut slow, f, n),
+            "n={n}"
+        );
+        // The stream goes on from the same place.
+        assert_eq!(bulk.next_u64(), slow.next_u64(), "n={n}");
+    }
+}
+
 #[test]
 fn prg_odd_ring_and_bits() {
     let mut p = Prg::new(&SEED, dom(13, 0, 0));
