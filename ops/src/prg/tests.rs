@@ -128,26 +128,32 @@ fn prg_field_elements_unbiased() {
     }
 }
 
-/// The draw-at-a-time rejection sampler that [`Prg::field`] draws in bulk: 16-bit draws,
-/// least significant first in each word, below the largest multiple of p^2, each two
-/// elements (`u mod p`, then `(u div p) mod p`).
-fn field_one_draw_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u8> {
-    let p = u32::from(f.modulus());
-    let bound = (1 << 16) / (p * p) * (p * p);
+/// The first `count` 16-bit draws below `bound`, one at a time: least significant first in
+/// each word, the stream left after the word of the last one (what the bulk samplers do).
+fn draws_one_at_a_time(prg: &mut Prg, bound: u32, count: usize) -> Vec<u32> {
     let mut v = Vec::new();
-    while v.len() < n {
+    while v.len() < count {
         let w = prg.next_u64();
         for k in 0..4 {
             let u = ((w >> (16 * k)) & 0xffff) as u32;
-            if u < bound {
-                for e in [u % p, (u / p) % p] {
-                    if v.len() < n {
-                        v.push(e as u8);
-                    }
-                }
+            if u < bound && v.len() < count {
+                v.push(u);
             }
         }
     }
+    v
+}
+
+/// What [`Prg::field`] draws in bulk, one draw at a time: draws below the largest multiple of
+/// p^2, each two elements (`u mod p`, then `(u div p) mod p`).
+fn field_one_draw_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u8> {
+    let p = u32::from(f.modulus());
+    let bound = (1 << 16) / (p * p) * (p * p);
+    let mut v: Vec<u8> = draws_one_at_a_time(prg, bound, n.div_ceil(2))
+        .into_iter()
+        .flat_map(|u| [(u % p) as u8, ((u / p) % p) as u8])
+        .collect();
+    v.truncate(n);
     v
 }
 
@@ -205,17 +211,10 @@ fn pairs_one_draw_at_a_time(prg: &mut Prg, f: PrimeField, n: usize) -> Vec<u16> 
     let p = u32::from(f.modulus());
     let d = p - 1;
     let bound = (1 << 16) / (d * p) * (d * p);
-    let mut v = Vec::new();
-    while v.len() < n {
-        let w = prg.next_u64();
-        for k in 0..4 {
-            let u = ((w >> (16 * k)) & 0xffff) as u32;
-            if u < bound && v.len() < n {
-                v.push(((1 + u % d) | (((u / d) % p) << 8)) as u16);
-            }
-        }
-    }
-    v
+    draws_one_at_a_time(prg, bound, n)
+        .into_iter()
+        .map(|u| ((1 + u % d) | (((u / d) % p) << 8)) as u16)
+        .collect()
 }
 
 #[test]

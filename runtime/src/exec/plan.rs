@@ -25,6 +25,19 @@ pub struct RoundPlan {
     pub recvs: BTreeMap<usize, Vec<usize>>,
 }
 
+impl RoundPlan {
+    /// The round's instructions in the order a run executes them: the local ones the sends
+    /// need, the sends, the other local ones, the receives.
+    pub fn execution_order(&self) -> impl Iterator<Item = usize> + '_ {
+        self.before_sends
+            .iter()
+            .chain(self.sends.values().flatten())
+            .chain(&self.after_sends)
+            .chain(self.recvs.values().flatten())
+            .copied()
+    }
+}
+
 /// The plan of a program.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -81,17 +94,10 @@ impl Plan {
                 _ => round.after_sends.push(idx),
             }
         }
-        // The last use of every value in execution order: per round, the locals before the
-        // sends, the sends, the locals after them, the receives.
+        // The last use of every value in execution order.
         let mut last_use: HashMap<ValueId, usize> = HashMap::new();
         for round in &rounds {
-            let order = round
-                .before_sends
-                .iter()
-                .chain(round.sends.values().flatten())
-                .chain(&round.after_sends)
-                .chain(round.recvs.values().flatten());
-            for &idx in order {
+            for idx in round.execution_order() {
                 for input in &program.instrs[idx].inputs {
                     last_use.insert(*input, idx);
                 }
@@ -141,19 +147,24 @@ mod tests {
     use shareflow_compiler::{compile, CompileOptions, ProtocolKind};
     use shareflow_graphs::zoo::{ModelKind, ZooModel};
 
+    /// Network A's prediction of `batch` images, compiled for SecureNN.
+    fn network_a(batch: usize) -> shareflow_compiler::CompiledGraph {
+        let zoo = ZooModel::build(ModelKind::A, batch).unwrap();
+        compile(
+            &zoo.graph,
+            ProtocolKind::SecureNN,
+            CompileOptions::default(),
+        )
+        .unwrap()
+    }
+
     /// Every program of network A's prediction and training step, planned: in execution order
     /// (per round: before the sends, the sends, after them, the receives) every input is
     /// defined before its use and freed only at its last use; what runs before the sends is
     /// exactly what they need.
     #[test]
     fn sends_leave_before_the_work_they_do_not_need() {
-        let zoo = ZooModel::build(ModelKind::A, 4).unwrap();
-        let serving = compile(
-            &zoo.graph,
-            ProtocolKind::SecureNN,
-            CompileOptions::default(),
-        )
-        .unwrap();
+        let serving = network_a(4);
         let cfg = crate::plain::train::TrainConfig {
             batch: 4,
             ..Default::default()
@@ -193,13 +204,7 @@ mod tests {
                 before.sort_unstable();
                 assert_eq!(round.before_sends, before, "{} round {r}", p.party);
                 deferred += round.after_sends.len();
-                let order = round
-                    .before_sends
-                    .iter()
-                    .chain(round.sends.values().flatten())
-                    .chain(&round.after_sends)
-                    .chain(round.recvs.values().flatten());
-                for &idx in order {
+                for idx in round.execution_order() {
                     let instr = &p.instrs[idx];
                     for input in &instr.inputs {
                         assert!(
@@ -220,13 +225,7 @@ mod tests {
 
     #[test]
     fn the_largest_batches_are_those_of_the_cost_report() {
-        let zoo = ZooModel::build(ModelKind::A, 1).unwrap();
-        let g = compile(
-            &zoo.graph,
-            ProtocolKind::SecureNN,
-            CompileOptions::default(),
-        )
-        .unwrap();
+        let g = network_a(1);
         let n = g.parties.len();
         for p in &g.programs {
             let max = Plan::new(p).unwrap().largest_batches(p, n);
