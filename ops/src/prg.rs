@@ -223,7 +223,8 @@ impl Prg {
     /// order: the same entries as one scan.
     fn rule_draws(&mut self, count: usize, rule: &DrawRule, mut join: impl FnMut(&[u16])) {
         let mut got = 0;
-        let mut part = Vec::with_capacity(4 * CHUNK_WORDS + 1);
+        // A pass scans at most `count.div_ceil(4)` words, a chunk at most CHUNK_WORDS.
+        let mut part = Vec::with_capacity(4 * count.div_ceil(4).min(CHUNK_WORDS) + 1);
         while got < count {
             let words = (count - got).div_ceil(4);
             let start = self.rng.word_pos();
