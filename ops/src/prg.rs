@@ -201,13 +201,9 @@ impl Prg {
     pub fn field(&mut self, field: PrimeField, shape: &[usize]) -> Result<ArrayD<u8>> {
         let n = checked_len("prg field", shape)?;
         let mut v: Vec<u8> = Vec::with_capacity(n + 1);
+        // Each draw's two elements, low one first.
         self.rule_draws(n.div_ceil(2), pair_rule(field), |draws| {
-            // Each draw's two elements, low one first.
-            let old = v.len();
-            v.resize(old + 2 * draws.len(), 0);
-            for (out, d) in v[old..].chunks_exact_mut(2).zip(draws) {
-                out.copy_from_slice(&d.to_le_bytes());
-            }
+            v.extend(draws.iter().flat_map(|d| d.to_le_bytes()))
         });
         v.truncate(n);
         to_array(shape, v)
@@ -218,13 +214,14 @@ impl Prg {
     /// takes the fewest words that could complete it (all draws accepted), which a
     /// draw-at-a-time loop would take too, so the stream goes on from the same place. A
     /// chunk's words are made and scanned a few kilobytes at a time, in the cache (a pass's
-    /// words in one buffer, then its draws in another, took 1.4 times as long for tens of
-    /// millions of draws); a large pass's chunks are scanned in parallel and handed over in
-    /// order: the same entries as one scan.
+    /// words in one buffer, then its draws in another, took about twice as long for tens of
+    /// millions of draws: `cargo bench --bench kernels -- securenn_c_batch128`); a large
+    /// pass's chunks are scanned in parallel and handed over in order: the same entries as
+    /// one scan.
     fn rule_draws(&mut self, count: usize, rule: &DrawRule, mut join: impl FnMut(&[u16])) {
         let mut got = 0;
-        // A pass scans at most `count.div_ceil(4)` words, a chunk at most CHUNK_WORDS.
-        let mut part = Vec::with_capacity(4 * count.div_ceil(4).min(CHUNK_WORDS) + 1);
+        // The accepted draws of one chunk, reused by the chunks scanned on this thread.
+        let mut part = Vec::new();
         while got < count {
             let words = (count - got).div_ceil(4);
             let start = self.rng.word_pos();
@@ -233,11 +230,11 @@ impl Prg {
                 let (from, to) = (i * CHUNK_WORDS, words.min((i + 1) * CHUNK_WORDS));
                 let mut buf = [MaybeUninit::<u64>::uninit(); DRAW_CHUNK_WORDS];
                 for at in (from..to).step_by(DRAW_CHUNK_WORDS) {
-                    let part = &mut buf[..DRAW_CHUNK_WORDS.min(to - at)];
-                    base.words_into(start + at as u64, part);
-                    // SAFETY: `words_into` wrote every word of `part`.
-                    let part = unsafe { &*(part as *const [MaybeUninit<u64>] as *const [u64]) };
-                    accept_draws(part, rule, out);
+                    let piece = &mut buf[..DRAW_CHUNK_WORDS.min(to - at)];
+                    base.words_into(start + at as u64, piece);
+                    // SAFETY: `words_into` wrote every word of `piece`.
+                    let piece = unsafe { &*(piece as *const [MaybeUninit<u64>] as *const [u64]) };
+                    accept_draws(piece, rule, out);
                 }
             };
             let mut hand = |entries: &[u16]| {

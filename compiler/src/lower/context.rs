@@ -102,7 +102,7 @@ impl Lowerer {
 
     /// The width of a sign of `a`: [`Lowerer::sign_bits`] (64 unless the model owner's bound
     /// proves fewer), and at most the width known from how `a` was made
-    /// ([`Lowerer::sign_widths`]). A dealer truncation by `2^f` is right for every input
+    /// (`Lowerer::sign_widths`). A dealer truncation by `2^f` is right for every input
     /// `|x| < 2^62`, and then `|a| <= 2^(62-f)` (its ulp included), below `2^(63-f)`: a sign
     /// over `64 - f` bits is exact wherever the value is, with no bound to prove. (Beyond
     /// that range the truncation errs by multiples of `2^(64-f)`, which the narrower sign does

@@ -39,12 +39,13 @@
 //! argmax) take the sign of a difference, so they are exact for inputs of half that range
 //! (opened: `|x| < 2^62` ring units); SAME padding cells hold [`maxpool::pad`], below it,
 //! which never wins (or `-2^(k-1)` for values of a known width `k`: a dealer truncation's
-//! output is exact over `64 - f` bits, [`crate::lower::Lowerer::sign_width`]). Signs in Z_2^k for `k < 64` are wrong, without an error, for hidden
-//! values beyond `2^(k-1)`, and no cheap check on shares tells; so a narrower width is taken
-//! only where a bound proves it: computed by the model owner from its weights and a declared
-//! range of the other inputs ([`crate::bounds`]), recorded per comparison node in the program
-//! with its assumptions, which the inputs' owners check before sharing (opt-in, prediction
-//! only: [`crate::compile_serving_narrowed`]).
+//! output is exact over `64 - f` bits, [`crate::lower::Lowerer::sign_width`]). Signs in Z_2^k
+//! for `k < 64` are wrong, without an error, for hidden values beyond `2^(k-1)`, and no cheap
+//! check on shares tells; so a narrower width is taken only where a bound proves it: computed
+//! by the model owner from its weights and a declared range of the other inputs
+//! ([`crate::bounds`]), recorded per comparison node in the program with its assumptions,
+//! which the inputs' owners check before sharing (opt-in, prediction only:
+//! [`crate::compile_serving_narrowed`]).
 //!
 //! **Sigmoid** is Pond's polynomial (least squares over `[-B, B]`, `CompileOptions::sigmoid`),
 //! so both protocols give the same values; a piecewise-linear sigmoid from DReLU would be
