@@ -11,7 +11,7 @@ mod common;
 
 use ndarray::{ArrayD, Ix2, Ix4};
 use shareflow::compiler::ir::{Exchange, Kernel};
-use shareflow::compiler::lower::{Lowerer, Shared, S0, S1};
+use shareflow::compiler::lower::{Lowerer, Shared, HELPER, S0, S1};
 use shareflow::compiler::{CompileOptions, ProtocolKind};
 use shareflow::graphs::Padding as GraphPadding;
 use shareflow::ops::plain::{self, Padding};
@@ -177,6 +177,48 @@ fn a_training_step_opens_x_w_and_dy_once() {
             + entry(&[b, n]);
         let frames = 2 * shareflow::compiler::cost::FRAME_HEADER_BYTES;
         assert_eq!(link("server0", "server1"), ((payload + frames) as u64, 2));
+    }
+}
+
+/// A truncated product times a public scalar (SGD's learning rate times a fused gradient)
+/// reuses the truncation's opening: nothing more is opened, and the result is the product
+/// to within the operands' encoding error, for rates of either sign, below and above 1.
+#[test]
+fn a_truncation_times_a_public_scalar_opens_nothing_more() {
+    let (b, n, m) = (8, 6, 5);
+    let x = uniform(&[b, n], -2.0, 2.0, 21);
+    let w = uniform(&[n, m], -2.0, 2.0, 22);
+    let mat = |a: &ArrayD<f32>| a.clone().into_dimensionality::<Ix2>().unwrap();
+    let xw = mat(&x).dot(&mat(&w)).into_dyn();
+    let largest = xw.iter().fold(0f32, |a, v| a.max(v.abs()));
+    for protocol in PROTOCOLS {
+        for (i, rate) in [0.05f32, -0.3, 1.5].into_iter().enumerate() {
+            let mut cx = Lowerer::new(parties(), CompileOptions::default());
+            let (xs, ws) = (share(&mut cx, &x, 23 + i as u64), share(&mut cx, &w, 24));
+            let z = cx.product_truncated(&xs, &ws, Kernel::MatMul, &[b, m], 16, None);
+            let scalar = ArrayD::from_elem(vec![], rate);
+            let public = [S0, S1].map(|h| cx.public_ring(h, &scalar).unwrap());
+            let on_helper = cx.public_ring(HELPER, &scalar).unwrap();
+            let first = cx.low.nodes.len();
+            let y = cx
+                .rescaled_truncation(&z, public, on_helper, &[b, m])
+                .expect("a dealer truncation's output");
+            for (from, to) in [(S0, S1), (S1, S0)] {
+                let opened = words_sent(&cx, first, Exchange::MaskedOpening, from, to);
+                assert_eq!(opened, 0, "{protocol:?} rate {rate}");
+            }
+            // D in whole words, msb(r) in its low 4 bytes (b = 32 bits; an element per byte).
+            let dealt = words_sent(&cx, first, Exchange::Share, HELPER, S1);
+            assert_eq!(dealt, b * m + 4 * b * m, "{protocol:?} rate {rate}");
+            reveal(&mut cx, &y, "y");
+            let (run, _) = run(cx, protocol);
+            let want = xw.mapv(|v| v * rate);
+            let err = max_abs_diff(&output(&run, "y"), &want);
+            // The product's error (2n + 1 ulps) times the rate, the rate's encoding (half an
+            // ulp) times the product, one ulp of truncation.
+            let bound = ((2 * n + 1) as f32 * rate.abs() + 0.5 * largest + 1.0) * ULP;
+            assert!(err <= bound, "{protocol:?} rate {rate}: {err} > {bound}");
+        }
     }
 }
 

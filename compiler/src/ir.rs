@@ -131,6 +131,15 @@ pub enum Kernel {
     Neg,
     /// Z_2^64 elementwise product, broadcasting as `Add`.
     Mul,
+    /// `floor((x - offset) s / 2^bits)` modulo 2^64 of a ring tensor `x` (each word read as an
+    /// unsigned integer) and a ring scalar `s` (read as signed), exact in 128 bits: an opened
+    /// value, or its mask, times a public fixed-point scalar, truncated.
+    MulWideShr {
+        /// Subtracted from `x` before the product.
+        offset: u64,
+        /// Bits shifted out of the 128-bit product.
+        bits: u32,
+    },
     /// Z_2^64 matrix product of two 2-D tensors.
     MatMul,
     /// NHWC by HWIO.
@@ -421,6 +430,7 @@ impl Kernel {
             Kernel::Sub => "sub",
             Kernel::Neg => "neg",
             Kernel::Mul => "mul",
+            Kernel::MulWideShr { .. } => "mul_wide_shr",
             Kernel::MatMul => "matmul",
             Kernel::Conv2d { .. } => "conv2d",
             Kernel::Conv2dBackpropInput { .. } => "conv2d_backprop_input",

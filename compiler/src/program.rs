@@ -115,6 +115,20 @@ impl CompiledGraph {
         })
     }
 
+    /// The parties whose programs take the run-time parameter `name` (the servers, and the
+    /// helper where it deals with the parameter's value, e.g. a learning rate's product).
+    pub fn parameter_parties(&self, name: &str) -> Vec<&str> {
+        self.programs
+            .iter()
+            .filter(|p| {
+                p.instrs
+                    .iter()
+                    .any(|i| matches!(&i.kernel, Kernel::Parameter { name: n } if n == name))
+            })
+            .map(|p| p.party.as_str())
+            .collect()
+    }
+
     /// The static cost report.
     pub fn cost(&self) -> CostReport {
         CostReport::of(self)

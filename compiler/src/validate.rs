@@ -68,6 +68,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         Kernel::Add
         | Kernel::Sub
         | Kernel::Mul
+        | Kernel::MulWideShr { .. }
         | Kernel::MatMul
         | Kernel::Conv2d { .. }
         | Kernel::Conv2dBackpropInput { .. }

@@ -106,9 +106,12 @@ fn compare(protocol: ProtocolKind, exact: bool) -> f32 {
             "client".into(),
             HashMap::from([("x".to_string(), x), ("y".to_string(), y)]),
         );
-        for server in ["server0", "server1"] {
+        // The servers, and the helper, which deals the rate's products with the gradients.
+        let takers = step.graph.parameter_parties("lr");
+        assert_eq!(takers, ["server0", "server1", "helper"]);
+        for party in takers {
             inputs.insert(
-                server.into(),
+                party.into(),
                 HashMap::from([("lr".to_string(), lr.clone())]),
             );
         }

@@ -99,7 +99,7 @@ fn logits_revealed_to_the_data_owner_over_quic_give_the_in_process_model() {
         assert_eq!(r["reveals_per_step"][0], "logits [32, 10] to client", "{r}");
         assert_eq!(r["bytes"], r["cost_bytes"], "{r}");
         assert_eq!(r["rounds"], r["cost_rounds"], "{r}");
-        assert_eq!(r["rounds"].as_u64(), Some(19), "{r}");
+        assert_eq!(r["rounds"].as_u64(), Some(18), "{r}");
     }
     assert_eq!(inproc["bytes"], quic["bytes"]);
     let worst = largest_difference(&a, &b);

@@ -59,6 +59,9 @@ pub struct Lowerer {
     pub(crate) pool_trees: HashMap<([ValueId; 2], Window), Vec<Shared>>,
     /// The shares of a value of one party, shared once however many ops use it.
     pub(crate) shared: HashMap<ValueId, Shared>,
+    /// Run-time parameters by server 0's encoded value: their name, and their encoded value
+    /// on the helper once a kernel of the helper's needs it ([`Lowerer::helper_parameter`]).
+    pub(crate) parameters: HashMap<ValueId, (String, Option<ValueId>)>,
     /// Set when lowering for serving ([`Lowerer::serve`]).
     pub(crate) serving: Option<super::phase::Serving>,
     /// Proven comparison widths and what they assume ([`crate::bounds`]); `None`: every
@@ -89,6 +92,7 @@ impl Lowerer {
             drelus: HashMap::new(),
             pool_trees: HashMap::new(),
             shared: HashMap::new(),
+            parameters: HashMap::new(),
             serving: None,
             narrowing: None,
             sign_bits: crate::lower::securenn::WORD_BITS as u32,

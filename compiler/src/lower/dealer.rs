@@ -346,6 +346,8 @@ impl Lowerer {
             p,
             f,
             r: pair.big_r,
+            lambda: pair.lambda,
+            c,
             top: Shared { s: top },
             g: pair.g.0,
             h: pair.h.0,

@@ -11,7 +11,8 @@
 //!   the product's scale `2^(2f)`: `trunc(x^T dy + v mu)`. This is SGD with momentum's
 //!   `v <- mu v + grad` (`shareflow_graphs::optim::momentum`): without it, the gradient and
 //!   `v mu` are truncated apart, and the second truncation (an opening and the helper's pair,
-//!   26 bytes per element) is saved for every parameter of every step.
+//!   26 bytes per element) is saved for every parameter of every step. The update's
+//!   `lr v` that follows takes no truncation of its own either (`super::rescale`).
 
 use std::collections::{HashMap, HashSet};
 

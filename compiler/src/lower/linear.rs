@@ -6,7 +6,7 @@ use ndarray::{Array3, ArrayD, Ix1};
 use shareflow_graphs::{Op, Padding, Shape};
 
 use super::poly::{Fit, Target};
-use super::{to_shared, Lowerer, Operand, Shared, S0, S1};
+use super::{to_shared, Lowerer, Operand, Shared, HELPER, S0, S1};
 use crate::ir::Kernel;
 use crate::ir::ValueId;
 use crate::CompileError;
@@ -180,7 +180,8 @@ pub(crate) fn product_kernel(cx: &Lowerer, op: &Op) -> Result<Option<Kernel>, Co
 }
 
 /// A bilinear product: local when one side is public, a dealer triple otherwise; then
-/// truncated.
+/// truncated. A truncation's output times a public scalar reuses the truncation's opening
+/// ([`Lowerer::rescaled_truncation`]).
 fn product(
     cx: &mut Lowerer,
     k: Kernel,
@@ -188,7 +189,42 @@ fn product(
     b: &Operand,
     dims: &[usize],
 ) -> Result<Shared, CompileError> {
+    if k == Kernel::Mul {
+        for (x, l) in [(a, b), (b, a)] {
+            if let Some(z) = rescaled(cx, x, l, dims)? {
+                return Ok(z);
+            }
+        }
+    }
     product_plus(cx, k, a, b, dims, None)
+}
+
+/// `x l` for shares `x` that a dealer truncation made and a public scalar `l`, if
+/// [`Lowerer::rescaled_truncation`] applies.
+fn rescaled(
+    cx: &mut Lowerer,
+    x: &Operand,
+    l: &Operand,
+    dims: &[usize],
+) -> Result<Option<Shared>, CompileError> {
+    let Operand::Shared(x) = x else {
+        return Ok(None);
+    };
+    if !cx.truncations.contains_key(&x.s) {
+        return Ok(None);
+    }
+    let (public, on_helper) = match l {
+        Operand::Public(p) if p.ndim() == 0 => (
+            [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?],
+            cx.public_ring(HELPER, p)?,
+        ),
+        Operand::Parameter(p) if cx.shape(p[0]).is_empty() => match cx.helper_parameter(p[0]) {
+            Some(h) => (*p, h),
+            None => return Ok(None),
+        },
+        _ => return Ok(None),
+    };
+    Ok(cx.rescaled_truncation(x, public, on_helper, dims))
 }
 
 /// [`product`] plus `addend`, shares at the product's scale (`2^(2f)` for two fixed-point

@@ -15,6 +15,7 @@ pub mod linear;
 pub mod phase;
 pub mod poly;
 pub mod pond;
+pub mod rescale;
 pub mod securenn;
 pub mod session;
 
@@ -62,6 +63,10 @@ pub struct Truncated {
     pub f: u32,
     /// `R` on the helper.
     pub r: ValueId,
+    /// `lambda` on the helper: the mask is `r = R 2^f + lambda`.
+    pub lambda: ValueId,
+    /// The opened `c = z + 2^62 + r` on server 0 and server 1.
+    pub c: [ValueId; 2],
     /// Shares of `T` (they add up modulo `2^f` only).
     pub top: Shared,
     /// `G` on the helper (`T = G - msb(c) H`).

@@ -14,8 +14,8 @@
 use shareflow_graphs::{Graph, Init, Op};
 use shareflow_ops::ValueKind;
 
-use super::{Lowerer, Shared, COMPUTE_PARTIES, S0, S1};
-use crate::ir::{Draw, Kernel, StoreKey, ValueId};
+use super::{Lowerer, Shared, COMPUTE_PARTIES, HELPER, S0, S1};
+use crate::ir::{Draw, Host, Kernel, StoreKey, ValueId};
 use crate::CompileError;
 
 impl Lowerer {
@@ -42,20 +42,38 @@ impl Lowerer {
 
     /// Run-time parameter `name` in fixed point on server 0 and server 1.
     pub fn parameter(&mut self, name: &str, shape: &[usize]) -> [ValueId; 2] {
-        let fb = self.frac_bits();
-        [S0, S1].map(|host| {
-            let kernel = Kernel::Parameter {
-                name: name.to_string(),
-            };
-            let value = self.emit(host, kernel, &[], ValueKind::Float, shape);
-            self.emit(
-                host,
-                Kernel::Encode { frac_bits: fb },
-                &[value],
-                ValueKind::Ring,
-                shape,
-            )
-        })
+        let p = [S0, S1].map(|host| self.parameter_on(host, name, shape));
+        self.parameters.insert(p[0], (name.to_string(), None));
+        p
+    }
+
+    /// The run-time parameter whose value on server 0 is `p0` ([`Lowerer::parameter`]), in
+    /// fixed point on the helper too (which is then given it at run time, as the servers
+    /// are); `None` if `p0` is not a parameter.
+    pub fn helper_parameter(&mut self, p0: ValueId) -> Option<ValueId> {
+        let (name, on_helper) = self.parameters.get(&p0).cloned()?;
+        if let Some(v) = on_helper {
+            return Some(v);
+        }
+        let shape = self.shape(p0).to_vec();
+        let v = self.parameter_on(HELPER, &name, &shape);
+        self.parameters.insert(p0, (name, Some(v)));
+        Some(v)
+    }
+
+    fn parameter_on(&mut self, host: Host, name: &str, shape: &[usize]) -> ValueId {
+        let kernel = Kernel::Parameter {
+            name: name.to_string(),
+        };
+        let value = self.emit(host, kernel, &[], ValueKind::Float, shape);
+        let frac_bits = self.frac_bits();
+        self.emit(
+            host,
+            Kernel::Encode { frac_bits },
+            &[value],
+            ValueKind::Ring,
+            shape,
+        )
     }
 }
 

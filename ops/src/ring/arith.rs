@@ -133,6 +133,30 @@ pub fn shl(x: &ArrayRefD<u64>, k: u32) -> Result<ArrayD<u64>> {
     Ok(map_with(x, move |v| v << k))
 }
 
+/// `floor((x - offset) s / 2^k)` modulo 2^64, broadcasting: each word of `x` read as an
+/// unsigned integer, `s` as a two's-complement one, the product exact in 128 bits (a value
+/// opened under a mask, or the mask, times a public fixed-point scalar, truncated without
+/// wrapping around first).
+///
+/// Errors: [`OpsError::InvalidArgument`] if `k >= 128`; shapes that do not broadcast.
+pub fn mul_wide_shr(
+    x: &ArrayRefD<u64>,
+    s: &ArrayRefD<u64>,
+    offset: u64,
+    k: u32,
+) -> Result<ArrayD<u64>> {
+    if k >= 128 {
+        return Err(OpsError::InvalidArgument {
+            op: "ring mul_wide_shr",
+            message: format!("shift by {k} bits, must be below 128"),
+        });
+    }
+    // |x - offset| < 2^64 and |s| <= 2^63: the product fits in an i128.
+    zip_with("ring mul_wide_shr", x, s, move |v, l| {
+        (((v as i128 - offset as i128) * (l as i64 as i128)) >> k) as u64
+    })
+}
+
 /// The wrapping sum over `axis`, which is removed from the shape.
 ///
 /// Errors: [`OpsError::InvalidArgument`] if `axis` is not an axis of `x`.

@@ -37,8 +37,8 @@ mod tests_conv_grad;
 mod tests_matmul;
 
 pub use arith::{
-    add, add_scalar, broadcast_shape, from_i64, map_with, mul, mul_scalar, neg, shl, shr_arith,
-    shr_logical, sub, sum_all, sum_axis, to_i64, zip_with, PAR_THRESHOLD,
+    add, add_scalar, broadcast_shape, from_i64, map_with, mul, mul_scalar, mul_wide_shr, neg, shl,
+    shr_arith, shr_logical, sub, sum_all, sum_axis, to_i64, zip_with, PAR_THRESHOLD,
 };
 pub use assign::{
     add_assign, map_assign, mul_assign, shl_assign, shr_arith_assign, shr_logical_assign,

@@ -95,6 +95,28 @@ fn ring_shifts() {
 }
 
 #[test]
+fn ring_mul_wide_shr_is_exact_in_128_bits() {
+    // u64::MAX * 3 / 4 = 2^64 * 0.75 - 0.75: floor keeps 2^64 * 0.75 - 1, mod 2^64.
+    let x = d(&[u64::MAX, 1 << 62, 5, 0]);
+    let three = ArrayD::from_elem(IxDyn(&[]), 3u64);
+    let expect =
+        |v: u64, offset: u64, s: i128, k: u32| (((v as i128 - offset as i128) * s) >> k) as u64;
+    let got = mul_wide_shr(&x, &three, 0, 2).unwrap();
+    assert_eq!(got, d(&[0xBFFF_FFFF_FFFF_FFFF, 3 << 60, 3, 0]));
+    // A negative scalar and an offset: (5 - 2^62) * -3 / 2^3, floored.
+    let minus = ArrayD::from_elem(IxDyn(&[]), (-3i64) as u64);
+    let got = mul_wide_shr(&x, &minus, 1 << 62, 3).unwrap();
+    let want: Vec<u64> = [u64::MAX, 1 << 62, 5, 0]
+        .iter()
+        .map(|&v| expect(v, 1 << 62, -3, 3))
+        .collect();
+    assert_eq!(got, d(&want));
+    // (3 2^62 - 15) / 8 rounds down to 3 2^59 - 2.
+    assert_eq!(got[2], (3 << 59) - 2);
+    assert!(mul_wide_shr(&x, &three, 0, 128).is_err());
+}
+
+#[test]
 fn ring_sums_and_signed_views() {
     let x = arr2(&[[u64::MAX, 2, 3], [1, 5, u64::MAX]]).into_dyn();
     assert_eq!(sum_axis(&x, 0).unwrap(), d(&[0, 7, 2]));

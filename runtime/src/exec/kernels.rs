@@ -161,6 +161,9 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::Sub => Value::Ring(ring::sub(r(0)?, r(1)?).map_err(at)?),
         Kernel::Neg => Value::Ring(ring::neg(r(0)?)),
         Kernel::Mul => Value::Ring(ring::mul(r(0)?, r(1)?).map_err(at)?),
+        Kernel::MulWideShr { offset, bits } => {
+            Value::Ring(ring::mul_wide_shr(r(0)?, r(1)?, *offset, *bits).map_err(at)?)
+        }
         Kernel::MatMul => Value::Ring(ring::matmul(r(0)?, r(1)?).map_err(at)?),
         Kernel::Conv2d { stride, padding } => Value::Ring(
             ring::conv2d(

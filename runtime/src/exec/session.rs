@@ -83,7 +83,7 @@ impl Session {
     }
 
     /// Runs `program` with `inputs` (by party, then name; run-time parameters go to the
-    /// servers that read them). Every party's store is restored if the run fails.
+    /// compute parties that read them: `CompiledGraph::parameter_parties`). Every party's store is restored if the run fails.
     pub fn run(&mut self, program: &SessionProgram, inputs: &Inputs) -> Result<InProcessRun> {
         if program.graph.parties != self.parties {
             return Err(RuntimeError::Node {

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use ndarray::{Array2, ArrayD, Axis, Ix2};
 use serde::{Deserialize, Serialize};
-use shareflow_compiler::{compile, compile_init, CompileOptions, ProtocolKind};
+use shareflow_compiler::{compile, compile_init, CompileOptions, CompiledGraph, ProtocolKind};
 use shareflow_graphs::network::{DropoutMask, Network, StepReveals, TrainingGraph};
 use shareflow_graphs::nn::Params;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE, LOGITS, MODEL_OWNER};
@@ -52,7 +52,7 @@ use crate::plain::train::{batch_inputs, learning_rate, schedule, ScheduledStep, 
 use crate::{Result, RuntimeError};
 use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
 
-/// The servers, who are given the run-time parameters.
+/// The servers, who are given a step's dropout masks.
 const SERVERS: [&str; 2] = ["server0", "server1"];
 
 /// The mean of a revealed loss (a scalar, or one value per example).
@@ -336,41 +336,44 @@ pub fn init_inputs(weights: Option<&Weights>) -> Inputs {
     inputs
 }
 
-/// The inputs of one training step: the client's images and one-hot labels of `step`'s
-/// examples, and the learning rate for each server. An index beyond `data` is an error.
-pub fn step_inputs(data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
-    step_inputs_with(data, step, &HashMap::new())
+/// The inputs of one training step of `graph`: the client's images and one-hot labels of
+/// `step`'s examples, and the learning rate for each party that takes it
+/// ([`parameter_inputs`]). An index beyond `data` is an error.
+pub fn step_inputs(graph: &CompiledGraph, data: &Mnist, step: &ScheduledStep) -> Result<Inputs> {
+    step_inputs_with(graph, data, step, &HashMap::new())
 }
 
 /// [`step_inputs`] with the step's public dropout masks, which each server is given (see
 /// [`crate::plain::dropout::dropout_masks`]).
 pub fn step_inputs_with(
+    graph: &CompiledGraph,
     data: &Mnist,
     step: &ScheduledStep,
     masks: &HashMap<String, ArrayD<f32>>,
 ) -> Result<Inputs> {
-    let mut inputs = Inputs::new();
+    let mut inputs = parameter_inputs(graph, step);
     inputs.insert(CLIENT.to_string(), batch_inputs(data, &step.indices)?);
     for server in SERVERS {
-        let mut given = server_inputs(step);
+        let given = inputs.entry(server.to_string()).or_default();
         given.extend(masks.iter().map(|(k, v)| (k.clone(), v.clone())));
-        inputs.insert(server.to_string(), given);
     }
     Ok(inputs)
 }
 
-/// The inputs of one step of a session: the data owners' `owners` (by party, then name) and
-/// the learning rate of `step` for each server.
-pub fn with_learning_rate(mut owners: Inputs, step: &ScheduledStep) -> Inputs {
-    for server in SERVERS {
-        owners.insert(server.to_string(), server_inputs(step));
-    }
+/// The inputs of one step of a session of `graph`: the data owners' `owners` (by party,
+/// then name) and the learning rate of `step` for each party that takes it.
+pub fn with_learning_rate(
+    graph: &CompiledGraph,
+    mut owners: Inputs,
+    step: &ScheduledStep,
+) -> Inputs {
+    owners.extend(parameter_inputs(graph, step));
     owners
 }
 
 /// Runs `steps` in `model` (the first `stop_after` only, if given), with the data owners'
-/// inputs of each step from `inputs` (the servers' learning rate is added); calls `report`
-/// after every step.
+/// inputs of each step from `inputs` (the learning rate is added); calls `report` after
+/// every step.
 pub fn run_steps(
     model: &mut PrivateModel,
     steps: &[ScheduledStep],
@@ -380,14 +383,26 @@ pub fn run_steps(
 ) -> Result<()> {
     let end = stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in &steps[..end] {
-        let run = model.step(&with_learning_rate(inputs(s)?, s))?;
+        let given = with_learning_rate(model.step_graph(), inputs(s)?, s);
+        let run = model.step(&given)?;
         report(StepReport::of(s, end, &run, None));
     }
     Ok(())
 }
 
-/// A server's inputs of one training step: the public learning rate.
-pub fn server_inputs(step: &ScheduledStep) -> HashMap<String, ArrayD<f32>> {
+/// The run-time parameters of one training step (the public learning rate) by party: for
+/// each party whose program of `graph` takes them (the servers, and the helper where it
+/// deals the rate's products).
+pub fn parameter_inputs(graph: &CompiledGraph, step: &ScheduledStep) -> Inputs {
+    graph
+        .parameter_parties(LEARNING_RATE)
+        .into_iter()
+        .map(|party| (party.to_string(), learning_rate_input(step)))
+        .collect()
+}
+
+/// The learning rate of one training step, by its name in the training graphs.
+pub fn learning_rate_input(step: &ScheduledStep) -> HashMap<String, ArrayD<f32>> {
     HashMap::from([(LEARNING_RATE.to_string(), learning_rate(step.lr))])
 }
 
@@ -514,7 +529,8 @@ pub fn train_network_private(
     model.start = start;
     let end = opts.stop_after.unwrap_or(steps.len()).min(steps.len());
     for s in steps.iter().take(end).skip(start) {
-        let inputs = step_inputs_with(data, s, &dropout_masks(&masks, cfg.seed, s.step))?;
+        let step_masks = dropout_masks(&masks, cfg.seed, s.step);
+        let inputs = step_inputs_with(model.step_graph(), data, s, &step_masks)?;
         let run = model.step(&inputs)?;
         let loss = if opts.reveal_loss {
             Some(mean_loss(run.float(CLIENT, LOSS)?))
@@ -577,7 +593,7 @@ impl PrivateModel {
     }
 
     /// The compiled training step (for its cost report).
-    pub fn step_graph(&self) -> &shareflow_compiler::CompiledGraph {
+    pub fn step_graph(&self) -> &CompiledGraph {
         &self.step.graph
     }
 

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use shareflow_compiler::{compile, compile_init, CompileOptions, CompiledGraph, ProtocolKind};
 use shareflow_graphs::network::Network;
 use shareflow_graphs::zoo::{ModelKind, CLIENT, IMAGE};
-use shareflow_graphs::zoo_train::LABELS;
+use shareflow_graphs::zoo_train::{LABELS, LEARNING_RATE};
 use shareflow_graphs::Graph;
 
 use crate::cluster::ClusterConfig;
@@ -411,7 +411,7 @@ pub fn run_training_over_quic(
             node: format!("party {party}"),
             message: format!("not a party of the plan ({})", parties.join(", ")),
         })?;
-    let server = me < 2;
+    let takes_rate = plan.step.parameter_parties(LEARNING_RATE).contains(&party);
     let holders = checkpoint::holder_indices(&plan.step);
     let checkpoints = own_checkpoints(plan, party, holders.contains(&me), files)?;
     let steps = plan.schedule();
@@ -474,8 +474,8 @@ pub fn run_training_over_quic(
                 for (d, examples) in &train {
                     inputs.extend(d.inputs(examples, files.init_weights, &s.indices)?);
                 }
-                if server {
-                    inputs.extend(super::server_inputs(s));
+                if takes_rate {
+                    inputs.extend(super::learning_rate_input(s));
                 }
                 let r = session.run(1, t, &inputs, randomness)?;
                 let run = TrainingRun::Step {

@@ -29,7 +29,6 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use ndarray::ArrayD;
 use serde_json::Value;
 use shareflow_compiler::{CompileError, CompileOptions, CostReport, ProtocolKind};
 use shareflow_graphs::zoo::{ModelKind, ZooModel};
@@ -38,9 +37,11 @@ use shareflow_runtime::data::{data_dir, Mnist, Split};
 use shareflow_runtime::exec::serving::Inputs;
 use shareflow_runtime::exec::{InProcessRun, Session};
 use shareflow_runtime::plain;
-use shareflow_runtime::plain::train::{schedule, ScheduledStep, TrainConfig};
+use shareflow_runtime::plain::train::{batch_inputs, schedule, ScheduledStep, TrainConfig};
 use shareflow_runtime::train::quic::TrainingPlan;
-use shareflow_runtime::train::{step_inputs, training_programs, StepSpec, TrainingPrograms};
+use shareflow_runtime::train::{
+    learning_rate_input, step_inputs, training_programs, StepSpec, TrainingPrograms,
+};
 use shareflow_runtime::RuntimeError;
 
 use super::bench::{io, machine, progress, round3, today, BenchArgs, Timing};
@@ -223,7 +224,8 @@ fn time_private(
     let mut timing = Timing::default();
     let mut traffic = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
-        let run = session.run(&programs.step, &step_inputs(data, step)?)?;
+        let inputs = step_inputs(&programs.step.graph, data, step)?;
+        let run = session.run(&programs.step, &inputs)?;
         traffic.push((run.bytes(), u64::from(run.rounds())));
         if i > 0 {
             timing.add(&metrics(&run), run.wall_ms);
@@ -334,8 +336,8 @@ fn time_plain(
     let mut ms = Vec::with_capacity(steps.len());
     for (i, step) in steps.iter().enumerate() {
         // The parties' inputs by name: the client's images and labels, the learning rate.
-        let inputs: HashMap<String, ArrayD<f32>> =
-            step_inputs(data, step)?.into_values().flatten().collect();
+        let mut inputs = batch_inputs(data, &step.indices)?;
+        inputs.extend(learning_rate_input(step));
         let t = Instant::now();
         std::hint::black_box(session.run(&inputs)?);
         if i > 0 {
