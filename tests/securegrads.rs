@@ -182,7 +182,8 @@ fn a_training_step_opens_x_w_and_dy_once() {
 
 /// A truncated product times a public scalar (SGD's learning rate times a fused gradient)
 /// reuses the truncation's opening: nothing more is opened, and the result is the product
-/// to within the operands' encoding error, for rates of either sign, below and above 1.
+/// to within the operands' encoding error, for rates of either sign, below and above 1; in
+/// affine form, it is multiplied without an opening of either factor.
 #[test]
 fn a_truncation_times_a_public_scalar_opens_nothing_more() {
     let (b, n, m) = (8, 6, 5);
@@ -201,7 +202,7 @@ fn a_truncation_times_a_public_scalar_opens_nothing_more() {
             let on_helper = cx.public_ring(HELPER, &scalar).unwrap();
             let first = cx.low.nodes.len();
             let y = cx
-                .rescaled_truncation(&z, public, on_helper, &[b, m])
+                .rescaled_truncation(&z, (public, on_helper), rate.abs() <= 1.0, &[b, m])
                 .expect("a dealer truncation's output");
             for (from, to) in [(S0, S1), (S1, S0)] {
                 let opened = words_sent(&cx, first, Exchange::MaskedOpening, from, to);
@@ -210,7 +211,16 @@ fn a_truncation_times_a_public_scalar_opens_nothing_more() {
             // D in whole words, msb(r) in its low 4 bytes (b = 32 bits; an element per byte).
             let dealt = words_sent(&cx, first, Exchange::Share, HELPER, S1);
             assert_eq!(dealt, b * m + 4 * b * m, "{protocol:?} rate {rate}");
+            // Its affine form: a product with the truncation's output opens neither factor,
+            // only its own truncation's input.
+            let first = cx.low.nodes.len();
+            let yz = cx.product_truncated_affine(&y, &z, &[b, m], 16);
+            for (from, to) in [(S0, S1), (S1, S0)] {
+                let opened = words_sent(&cx, first, Exchange::MaskedOpening, from, to);
+                assert_eq!(opened, b * m, "{protocol:?} rate {rate}");
+            }
             reveal(&mut cx, &y, "y");
+            reveal(&mut cx, &yz, "yz");
             let (run, _) = run(cx, protocol);
             let want = xw.mapv(|v| v * rate);
             let err = max_abs_diff(&output(&run, "y"), &want);
@@ -218,6 +228,14 @@ fn a_truncation_times_a_public_scalar_opens_nothing_more() {
             // ulp) times the product, one ulp of truncation.
             let bound = ((2 * n + 1) as f32 * rate.abs() + 0.5 * largest + 1.0) * ULP;
             assert!(err <= bound, "{protocol:?} rate {rate}: {err} > {bound}");
+            // y z: each factor's error times the other, one ulp of truncation.
+            let err = max_abs_diff(&output(&run, "yz"), &(&want * &xw));
+            let z_err = (2 * n + 1) as f32 * ULP;
+            let bound = (bound * largest) + z_err * largest * rate.abs() + 2.0 * ULP;
+            assert!(
+                err <= bound,
+                "{protocol:?} rate {rate}: y z {err} > {bound}"
+            );
         }
     }
 }

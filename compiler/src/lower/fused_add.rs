@@ -12,7 +12,7 @@
 //!   `v <- mu v + grad` (`shareflow_graphs::optim::momentum`): without it, the gradient and
 //!   `v mu` are truncated apart, and the second truncation (an opening and the helper's pair,
 //!   26 bytes per element) is saved for every parameter of every step. The update's
-//!   `lr v` that follows takes no truncation of its own either (`super::rescale`).
+//!   `lr v` that follows opens nothing of its own either (`super::rescale`).
 
 use std::collections::{HashMap, HashSet};
 

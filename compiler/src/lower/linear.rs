@@ -213,18 +213,22 @@ fn rescaled(
     if !cx.truncations.contains_key(&x.s) {
         return Ok(None);
     }
-    let (public, on_helper) = match l {
+    // A constant's magnitude is known (a parameter's is not).
+    let (scalar, at_most_one) = match l {
         Operand::Public(p) if p.ndim() == 0 => (
-            [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?],
-            cx.public_ring(HELPER, p)?,
+            (
+                [cx.public_ring(S0, p)?, cx.public_ring(S1, p)?],
+                cx.public_ring(HELPER, p)?,
+            ),
+            p.iter().all(|v| v.abs() <= 1.0),
         ),
         Operand::Parameter(p) if cx.shape(p[0]).is_empty() => match cx.helper_parameter(p[0]) {
-            Some(h) => (*p, h),
+            Some(h) => ((*p, h), false),
             None => return Ok(None),
         },
         _ => return Ok(None),
     };
-    Ok(cx.rescaled_truncation(x, public, on_helper, dims))
+    Ok(cx.rescaled_truncation(x, scalar, at_most_one, dims))
 }
 
 /// [`product`] plus `addend`, shares at the product's scale (`2^(2f)` for two fixed-point

@@ -22,6 +22,7 @@
 
 use shareflow_ops::ValueKind;
 
+use super::affine::{Affine, Top};
 use super::{Lowerer, Shared, HELPER, S0, S1};
 use crate::ir::{Kernel, ValueId};
 use crate::options::Truncation;
@@ -34,11 +35,15 @@ impl Lowerer {
     /// a public scalar in fixed point on server 0 and server 1 (`public`) and on the helper
     /// (`on_helper`), from the truncation's opening (see the module); `None` where `x` is not
     /// such an output or the bits do not fit a word.
+    ///
+    /// The result is recorded in affine form (`Q - D + 2^(64-b) (G - msb(c) G)` with
+    /// `G = l msb(r)`, for a product that follows), and, if `at_most_one` (`|l| <= 1`), as
+    /// no wider than `x`: its sign is exact over `64 - f` bits, as a truncation's output.
     pub fn rescaled_truncation(
         &mut self,
         x: &Shared,
-        public: [ValueId; 2],
-        on_helper: ValueId,
+        (public, on_helper): ([ValueId; 2], ValueId),
+        at_most_one: bool,
         shape: &[usize],
     ) -> Option<Shared> {
         if self.options.truncation != Truncation::Dealer || !self.shape(public[0]).is_empty() {
@@ -57,10 +62,13 @@ impl Lowerer {
         let d = self.dealer_share(d_value);
         let h = self.dealer_share_low(t.h, b.div_ceil(8) as u8);
         let mut out = [t.c[0]; 2];
+        let mut q = [t.c[0]; 2];
         for (i, host) in [(0, S0), (1, S1)] {
             let emit = |cx: &mut Self, kernel: Kernel, inputs: &[ValueId], dims: &[usize]| {
                 cx.emit(host, kernel, inputs, ValueKind::Ring, dims)
             };
+            // Step 1 (server 1's Q serves the affine form only, if a product uses it).
+            q[i] = emit(self, wide(BIAS), &[t.c[i], public[i]], shape);
             // Step 3: (1 - msb(c)) l 2^(64-b) msb(r)_i - D_i (+ Q on server 0).
             let not_msb = emit(self, Kernel::XorConst { value: 1 }, &[t.msb[i]], shape);
             let l_high = emit(self, Kernel::Shl { bits: 64 - b }, &[public[i]], &[]);
@@ -68,10 +76,33 @@ impl Lowerer {
             let wrap = emit(self, Kernel::Mul, &[scaled, h.s[i]], shape);
             out[i] = emit(self, Kernel::Sub, &[wrap, d.s[i]], shape);
             if i == 0 {
-                // Step 1.
-                let q = emit(self, wide(BIAS), &[t.c[0], public[0]], shape);
-                out[0] = emit(self, Kernel::Add, &[out[0], q], shape);
+                out[0] = emit(self, Kernel::Add, &[out[0], q[0]], shape);
             }
+        }
+        // The affine form, and the width that a truncation's output has, where it holds:
+        // |x l| <= |x| < 2^(62 - f).
+        let minus_d = self.emit_like(Kernel::Neg, &[d_value]);
+        let g = self.emit(
+            HELPER,
+            Kernel::Mul,
+            &[t.h, on_helper],
+            ValueKind::Ring,
+            shape,
+        );
+        let form = Affine {
+            public: q,
+            helper: minus_d,
+            tops: vec![Top {
+                bits: b,
+                g,
+                h: g,
+                m: t.msb,
+            }],
+            sign: None,
+        };
+        self.affines.insert(out, form);
+        if at_most_one {
+            self.sign_widths.insert(out, 64 - t.f);
         }
         Some(Shared { s: out })
     }

@@ -82,8 +82,8 @@ impl Session {
         Ok(())
     }
 
-    /// Runs `program` with `inputs` (by party, then name; run-time parameters go to the
-    /// compute parties that read them: `CompiledGraph::parameter_parties`). Every party's store is restored if the run fails.
+    /// Runs `program` with `inputs` (by party, then name; a run-time parameter is given to
+    /// each compute party that reads it: `CompiledGraph::parameter_parties`). Every party's store is restored if the run fails.
     pub fn run(&mut self, program: &SessionProgram, inputs: &Inputs) -> Result<InProcessRun> {
         if program.graph.parties != self.parties {
             return Err(RuntimeError::Node {

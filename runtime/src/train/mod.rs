@@ -367,7 +367,9 @@ pub fn with_learning_rate(
     mut owners: Inputs,
     step: &ScheduledStep,
 ) -> Inputs {
-    owners.extend(parameter_inputs(graph, step));
+    for (party, given) in parameter_inputs(graph, step) {
+        owners.entry(party).or_default().extend(given);
+    }
     owners
 }
 
