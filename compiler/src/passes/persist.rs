@@ -73,7 +73,8 @@ pub fn phase_of(low: &LowGraph, id: ValueId, pinned: bool, phases: &[Phase]) -> 
     }
     match &node.kernel {
         Kernel::Input { .. } => pin,
-        Kernel::Output { .. } | Kernel::Load { .. } => Phase::Predict,
+        // A run-time parameter is given to every run: what reads it is never set up once.
+        Kernel::Output { .. } | Kernel::Load { .. } | Kernel::Parameter { .. } => Phase::Predict,
         Kernel::Store { .. } => Phase::Setup,
         Kernel::Recv { send, .. } => of(send),
         // A message travels in the run that needs it; a constant needs none.
@@ -264,6 +265,19 @@ mod tests {
             Free, Setup, Predict, Predict, Predict, Predict,
         ];
         assert_eq!(phases(&g, &pinned), expect);
+    }
+
+    #[test]
+    fn a_run_time_parameter_is_read_by_every_prediction() {
+        let (mut g, pinned) = graph();
+        // A parameter times the setup value 12: a prediction's, as the parameter.
+        let lr = g.push(node(1, Kernel::Parameter { name: "lr".into() }, &[]));
+        let scaled = g.push(node(1, Kernel::Mul, &[12, lr.0]));
+        let p = phases(&g, &pinned);
+        assert_eq!(
+            (p[lr.0 as usize], p[scaled.0 as usize]),
+            (Phase::Predict, Phase::Predict)
+        );
     }
 
     #[test]
