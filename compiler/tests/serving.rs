@@ -128,7 +128,30 @@ fn setup_masks_each_weight_once_and_the_owner_is_offline_after() {
             s.predict.program(MODEL_OWNER).unwrap().instrs.is_empty(),
             "{what}"
         );
-        assert!(s.setup.program(CLIENT).unwrap().instrs.is_empty(), "{what}");
+        // The client only samples its seeds at setup, sends and keeps them; every prediction
+        // draws its masks from them afresh (the run's own domain) and samples none.
+        let client_setup = &s.setup.program(CLIENT).unwrap().instrs;
+        assert!(!client_setup.is_empty(), "{what}");
+        assert!(
+            client_setup.iter().all(|i| matches!(
+                i.kernel,
+                Kernel::SampleSeed
+                    | Kernel::Store { .. }
+                    | Kernel::Send {
+                        exchange: Exchange::Seed,
+                        ..
+                    }
+            )),
+            "{what}: the client's setup {:?}",
+            client_setup.iter().map(|i| &i.kernel).collect::<Vec<_>>()
+        );
+        let client_predict = &s.predict.program(CLIENT).unwrap().instrs;
+        assert!(
+            !client_predict
+                .iter()
+                .any(|i| matches!(i.kernel, Kernel::SampleSeed)),
+            "{what}: a prediction samples no seed"
+        );
         assert_eq!(s.setup.inputs.len(), zoo.params.len(), "{what}");
         assert_eq!(s.predict.inputs.len(), 1, "{what}: the image");
     }

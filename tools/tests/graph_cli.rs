@@ -103,7 +103,7 @@ fn an_imported_graph_evaluates_as_its_onnx_model() {
             assert_eq!(g["agreement"].as_f64(), Some(1.0), "{g}");
             assert_eq!(o["agreement"].as_f64(), Some(1.0), "{o}");
             assert_eq!(g["rounds"], o["rounds"]);
-            assert_eq!(g["rounds"], 12);
+            assert_eq!(g["rounds"], 11);
         }
     }
     // The same plaintext logits, image by image.
@@ -257,7 +257,7 @@ fn bench_runs_an_onnx_model_and_a_graph_over_quic() {
         for row in rows {
             assert_eq!(row["batch"], 1, "the graph's batch is bench's default");
             assert_eq!(row["images"], 20);
-            assert_eq!(row["rounds"], 12);
+            assert_eq!(row["rounds"], 11);
             assert_eq!(row["agreement"].as_f64(), Some(1.0), "{row}");
             assert_eq!(row["per_party"].as_object().unwrap().len(), 5);
         }

@@ -182,8 +182,11 @@ impl Lowerer {
     }
 
     /// A seed known to `hosts` only: sampled by the first at the start and sent to each of
-    /// the others once; the seed on each host, in order. When serving, it is sampled at setup
-    /// if every one of them persists.
+    /// the others once; the seed on each host, in order. When serving, it is sampled at setup,
+    /// also with a prediction's client: each run draws from it in its own domain (the run's
+    /// session id), so a prediction's masks are fresh, and they are known before the run
+    /// starts (the helper deals a first product with the client's mask in round 0, not after
+    /// the client's seeds arrive: a round fewer per prediction).
     pub fn group_seed(&mut self, hosts: &[Host]) -> Vec<ValueId> {
         if let Some(s) = self.seeds.get(hosts) {
             return s.clone();
@@ -192,8 +195,8 @@ impl Lowerer {
             return Vec::new();
         };
         let origin = self.origin.take();
-        let persists = others.iter().all(|&h| self.pair_persists(sampler, h));
-        let seed = self.in_phase(persists, |cx| {
+        let serving = self.serving.is_some();
+        let seed = self.in_phase(serving, |cx| {
             cx.emit(sampler, Kernel::SampleSeed, &[], ValueKind::Seed, &[])
         });
         let mut held = vec![seed];

@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 
-use super::{Lowerer, COMPUTE_PARTIES};
+use super::Lowerer;
 use crate::ir::{Host, Kernel, ValueId};
 use crate::passes::persist::{draws_randomness, phase_of, Phase};
 
@@ -117,14 +117,5 @@ impl Lowerer {
             s.in_setup = outer;
         }
         r
-    }
-
-    /// Whether the seed of `a` and `b` persists: both are compute parties or persistent input
-    /// owners (a prediction client gets fresh seeds every time).
-    pub(crate) fn pair_persists(&self, a: Host, b: Host) -> bool {
-        let Some(s) = &self.serving else { return false };
-        let persists =
-            |h: Host| h < COMPUTE_PARTIES.len() || s.persistent.get(h).copied().unwrap_or(false);
-        persists(a) && persists(b)
     }
 }

@@ -60,7 +60,7 @@ impl Model {
     ///
     /// let s = Model::zoo(ModelKind::A).summary(Some(ProtocolKind::SecureNN)).unwrap();
     /// assert_eq!(s.parameters, 118_282);
-    /// assert_eq!(s.rounds, 12);
+    /// assert_eq!(s.rounds, 11);
     /// println!("{s}");
     /// ```
     pub fn summary(&self, protocol: Option<ProtocolKind>) -> Result<Summary> {
