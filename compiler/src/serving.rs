@@ -93,7 +93,7 @@ pub fn compile_serving_narrowed(
         })
         .collect::<Result<Vec<Host>>>()?;
     let (cx, low) = lower_and_optimise(graph, protocol, options, Some(&hosts), narrowing)?;
-    let split = persist::split(&low, &cx.pinned())?;
+    let split = persist::split(&low, &cx.pinned(), &cx.fresh_parties())?;
     let persists = |party: &str| persistent.iter().any(|p| p == party);
     let mut setup = partition(
         graph,

@@ -1,16 +1,17 @@
 //! Serving mode of the lowering: which values are computed once at setup.
 //!
 //! A lowering for serving knows which parties' inputs persist (the model owner's weights). It
-//! pins to setup the inputs of those parties, the seeds between parties that all persist (the
-//! compute parties and the persistent input owners), and the randomness drawn while lowering
-//! an operation whose subjects are setup values ([`Lowerer::setup_if`]): the dealer's mask of
-//! a weight, the shares of a weight, a truncation pair of a product of weights. Everything
-//! else it draws is fresh on every prediction. [`crate::passes::persist`] then derives every
-//! node's phase from these pins and splits the graph.
+//! pins to setup the inputs of those parties, every seed (a prediction's client's too: each
+//! run draws from a seed in its own domain, [`Lowerer::group_seed`]), and the randomness drawn
+//! while lowering an operation whose subjects are setup values ([`Lowerer::setup_if`]): the
+//! dealer's mask of a weight, the shares of a weight, a truncation pair of a product of
+//! weights. Everything else it draws is fresh on every prediction. [`crate::passes::persist`]
+//! then derives every node's phase from these pins and splits the graph, and refuses a draw
+//! at setup from a seed that a party whose inputs change with every prediction holds.
 
 use std::collections::HashSet;
 
-use super::Lowerer;
+use super::{Lowerer, COMPUTE_PARTIES};
 use crate::ir::{Host, Kernel, ValueId};
 use crate::passes::persist::{draws_randomness, phase_of, Phase};
 
@@ -40,6 +41,18 @@ impl Lowerer {
             persistent: flags,
             ..Default::default()
         });
+    }
+
+    /// The input parties whose inputs change with every prediction (empty unless serving).
+    pub fn fresh_parties(&self) -> Vec<Host> {
+        self.serving
+            .as_ref()
+            .map(|s| {
+                (COMPUTE_PARTIES.len()..s.persistent.len())
+                    .filter(|&h| !s.persistent[h])
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The nodes pinned to setup (empty unless serving).

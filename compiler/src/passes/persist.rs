@@ -3,24 +3,27 @@
 //!
 //! Every node gets a [`Phase`]:
 //!
-//! - the inputs of persistent parties, and randomness drawn while lowering an op on setup values
-//!   (the dealer's mask `b` of a weight, the seeds between persistent parties) are pinned to
-//!   setup by the lowering ([`crate::lower::Lowerer::serve`]);
+//! - the inputs of persistent parties, the seeds, and randomness drawn while lowering an op on
+//!   setup values (the dealer's mask `b` of a weight) are pinned to setup by the lowering
+//!   ([`crate::lower::Lowerer::serve`]);
 //! - other inputs and other randomness (any kernel that samples or reads a seed, but a send)
 //!   are per prediction: fresh on every run;
 //! - constants are free: recomputed by whichever graph needs them;
 //! - any other node is per prediction if one of its inputs is, else setup if one is, else free;
 //!   a receive is in the phase of its send.
 //!
+//! A draw at setup from a seed that a party with fresh inputs holds (the prediction's client)
+//! is refused: it would be a mask fixed across predictions, on values that change with each.
+//!
 //! The setup graph keeps the setup and free nodes and stores (`Store`) every setup value that
 //! a per-prediction node reads; the per-prediction graph keeps the per-prediction and free
 //! nodes and loads (`Load`) those values under the same id. Both then lose their dead code.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use shareflow_ops::ValueKind;
 
-use crate::ir::{Kernel, LowGraph, LowNode, StoreKey, ValueId};
+use crate::ir::{Host, Kernel, LowGraph, LowNode, StoreKey, ValueId};
 use crate::passes::dce::remove_dead;
 use crate::CompileError;
 
@@ -109,9 +112,71 @@ pub struct Split {
     pub stored: BTreeSet<ValueId>,
 }
 
-/// Splits `low` (dead code removed) into its setup and per-prediction graphs.
-pub fn split(low: &LowGraph, pinned: &HashSet<ValueId>) -> Result<Split, CompileError> {
+/// The hosts that hold each seed of `low`, by the seed's value on any of them: its sampler
+/// and every party it is sent to.
+fn seed_holders(low: &LowGraph) -> HashMap<ValueId, BTreeSet<Host>> {
+    let mut root: HashMap<ValueId, ValueId> = HashMap::new();
+    for (i, node) in low.nodes.iter().enumerate() {
+        let id = ValueId(i as u32);
+        let from = match node.kernel {
+            Kernel::SampleSeed => Some(id),
+            Kernel::Send { .. } if node.kind == ValueKind::Seed => {
+                node.inputs.first().and_then(|v| root.get(v)).copied()
+            }
+            Kernel::Recv { send, .. } if node.kind == ValueKind::Seed => root.get(&send).copied(),
+            _ => None,
+        };
+        if let Some(r) = from {
+            root.insert(id, r);
+        }
+    }
+    let mut holders: HashMap<ValueId, BTreeSet<Host>> = HashMap::new();
+    for (&id, r) in &root {
+        holders.entry(*r).or_default().insert(low.node(id).host);
+    }
+    root.into_iter()
+        .map(|(id, r)| (id, holders.get(&r).cloned().unwrap_or_default()))
+        .collect()
+}
+
+/// Refuses a live node of the setup phase that draws from a seed one of `fresh` holds.
+fn check_setup_draws(low: &LowGraph, phases: &[Phase], fresh: &[Host]) -> Result<(), CompileError> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let holders = seed_holders(low);
+    for id in low.live() {
+        let node = low.node(id);
+        if phases[id.0 as usize] != Phase::Setup
+            || matches!(node.kernel, Kernel::SampleSeed)
+            || !draws_randomness(low, node)
+        {
+            continue;
+        }
+        let held = node.inputs.iter().filter_map(|v| holders.get(v)).flatten();
+        if let Some(h) = held.into_iter().find(|h| fresh.contains(h)) {
+            return Err(CompileError::Node {
+                node: node.origin.clone().unwrap_or_else(|| id.to_string()),
+                message: format!(
+                    "{id} ({}) would draw once at setup from a seed that host {h} holds, \
+                     whose inputs change with every prediction: a mask fixed across predictions",
+                    node.kernel.name()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Splits `low` (dead code removed) into its setup and per-prediction graphs; `fresh` are the
+/// hosts whose inputs change with every prediction (see the module).
+pub fn split(
+    low: &LowGraph,
+    pinned: &HashSet<ValueId>,
+    fresh: &[Host],
+) -> Result<Split, CompileError> {
     let phases = phases(low, pinned);
+    check_setup_draws(low, &phases, fresh)?;
     let mut stored = BTreeSet::new();
     for id in low.live() {
         let node = low.node(id);
@@ -267,6 +332,43 @@ mod tests {
         assert_eq!(phases(&g, &pinned), expect);
     }
 
+    /// A seed that a fresh party (host 2, a prediction's client) sampled and sent to host 0.
+    fn client_seed(g: &mut LowGraph) -> ValueId {
+        let seed = g.push(node(2, Kernel::SampleSeed, &[]));
+        let to = Kernel::Send {
+            to: 0,
+            exchange: Exchange::Seed,
+        };
+        let send = g.push(node(2, to, &[seed.0]));
+        let recv = g.push(node(0, Kernel::Recv { from: 2, send }, &[]));
+        for v in [send, recv] {
+            g.nodes[v.0 as usize].kind = ValueKind::Seed;
+        }
+        recv
+    }
+
+    #[test]
+    fn a_draw_at_setup_from_a_fresh_partys_seed_is_refused() {
+        for pin_the_draw in [false, true] {
+            let (mut g, mut pinned) = graph();
+            let seed = client_seed(&mut g);
+            pinned.extend([ValueId(seed.0 - 2), ValueId(seed.0 - 1), seed]);
+            let draw = g.push(node(0, expand(9), &[seed.0]));
+            g.push(node(0, Kernel::Output { name: "m".into() }, &[draw.0]));
+            if pin_the_draw {
+                pinned.insert(draw);
+                let e = split(&g, &pinned, &[2]).unwrap_err().to_string();
+                assert!(e.contains("fixed across predictions"), "{e}");
+                // The same draw is allowed where no party with fresh inputs holds the seed.
+                assert!(split(&g, &pinned, &[]).is_ok());
+            } else {
+                // Drawn by every prediction from the seed set up once: fine.
+                let s = split(&g, &pinned, &[2]).unwrap();
+                assert!(s.stored.contains(&seed));
+            }
+        }
+    }
+
     #[test]
     fn a_run_time_parameter_is_read_by_every_prediction() {
         let (mut g, pinned) = graph();
@@ -313,7 +415,7 @@ mod tests {
     #[test]
     fn setup_stores_what_predictions_load() {
         let (g, pinned) = graph();
-        let s = split(&g, &pinned).unwrap();
+        let s = split(&g, &pinned, &[]).unwrap();
         // The prediction reads the seed (for x's fresh mask) and w's opened product.
         assert_eq!(s.stored, [ValueId(2), ValueId(12)].into_iter().collect());
         let live = |g: &LowGraph| g.live().map(|v| v.0).collect::<Vec<_>>();
@@ -348,7 +450,7 @@ mod tests {
         let out = g.push(node(0, Kernel::Add, &[bad.0, 1]));
         g.push(node(0, Kernel::Output { name: "z".into() }, &[out.0]));
         pinned.insert(bad);
-        let e = split(&g, &pinned).unwrap_err().to_string();
+        let e = split(&g, &pinned, &[]).unwrap_err().to_string();
         assert!(e.contains("changes with every prediction"), "{e}");
     }
 }

@@ -142,7 +142,9 @@ impl ServingSession {
 /// One party of a serving session, in its own process: a [`SessionParty`] of the setup and
 /// prediction programs. Setup and the predictions run over one transport, in the same order at
 /// every party; run `k` (setup is 0) uses a session id derived from the transport's and `k`,
-/// and rounds `k * RUN_ROUNDS ..`, so runs never share randomness or batches.
+/// and rounds `k * RUN_ROUNDS ..`, so runs never share randomness or batches (one
+/// `ServingParty` per transport: the seeds set up once, the client's among them, are expanded
+/// in each run's own domain).
 #[derive(Debug)]
 pub struct ServingParty {
     party: SessionParty,

@@ -129,7 +129,9 @@ const ANNOUNCE_BYTES: usize =
 /// One party of a session in its own process: its program of each of the session's compiled
 /// graphs, their plans, and its store. The runs go over one transport in the same order at
 /// every party; run `k` has its own session id and range of rounds (as the runs of a serving
-/// party), so no two runs share randomness or batches.
+/// party), so no two runs share randomness or batches. That needs one `SessionParty` per
+/// transport: the seeds a session sets up once are expanded in every run's own domain, and
+/// a second party object on the same transport would count its runs from 0 again.
 #[derive(Debug)]
 pub struct SessionParty {
     programs: Vec<(Program, Plan)>,
