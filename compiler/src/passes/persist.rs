@@ -154,7 +154,7 @@ fn check_setup_draws(low: &LowGraph, phases: &[Phase], fresh: &[Host]) -> Result
             continue;
         }
         let held = node.inputs.iter().filter_map(|v| holders.get(v)).flatten();
-        if let Some(h) = held.into_iter().find(|h| fresh.contains(h)) {
+        if let Some(h) = held.copied().find(|h| fresh.contains(h)) {
             return Err(CompileError::Node {
                 node: node.origin.clone().unwrap_or_else(|| id.to_string()),
                 message: format!(
