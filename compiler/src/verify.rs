@@ -14,7 +14,8 @@
 //!   output of its own party.
 //!
 //! A serving graph is checked program by program, the setup's stored values carried into the
-//! prediction program's loads (a stored seed stays known to whom it was sent).
+//! prediction program's loads (a stored seed stays known to whom it was sent; a stored draw
+//! is no fresh draw for a prediction, so a prediction's value masked with it stays private).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -273,8 +274,14 @@ fn verify_program(g: &CompiledGraph, p: &Program, stored: &Stored) -> Result<Sto
             }
             Kernel::Store { key } => {
                 if let Some(v) = i.inputs.first() {
-                    if let Some(t) = taints.get(v) {
-                        kept.taint.insert(key.clone(), t.clone());
+                    // A draw made once at setup is the same in every prediction: it masks
+                    // nothing of a prediction's values (seeds, expanded afresh by every run,
+                    // are what the predictions draw from).
+                    match taints.get(v) {
+                        Some(Taint::Draw { .. }) | None => {}
+                        Some(t) => {
+                            kept.taint.insert(key.clone(), t.clone());
+                        }
                     }
                     if let Some(h) = holders.get(v) {
                         kept.holders.insert(key.clone(), h.clone());

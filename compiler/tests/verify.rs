@@ -2,7 +2,7 @@
 //! edited to send the client's image in the clear, or to reveal an output to a party the graph
 //! does not name, is refused with an error naming the instruction, the input and the peer.
 
-use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
+use shareflow_compiler::ir::{Exchange, Kernel, StoreKey, ValueId};
 use shareflow_compiler::lower::{S0, S1};
 use shareflow_compiler::{
     compile, compile_init, compile_serving, verify, verify_serving, CompileError, CompileOptions,
@@ -337,6 +337,66 @@ fn the_stored_weights_revealed_to_the_client_in_a_prediction_are_refused() {
         }
         let err = verify_serving(&g).unwrap_err();
         refused_at_server0(&g.predict, &err);
+    }
+}
+
+/// The client's masks drawn once at setup and loaded by every prediction: each prediction's
+/// `x - a` would share `a` with the others (their difference is `x1 - x2`). The load-time
+/// check refuses the client's send itself, before the recompilation would.
+#[test]
+fn the_clients_masks_fixed_at_setup_are_refused() {
+    for (kind, protocol) in [
+        (ModelKind::A, ProtocolKind::Pond),
+        (ModelKind::C, ProtocolKind::SecureNN),
+    ] {
+        let zoo = ZooModel::build(kind, 1).unwrap();
+        let clean = compile_serving(&zoo.graph, protocol, CompileOptions::default()).unwrap();
+        let client = clean.predict.host(CLIENT).unwrap();
+        let mut g = clean.clone();
+        let mut next = [&g.setup, &g.predict]
+            .iter()
+            .flat_map(|c| c.programs.iter().flat_map(|p| &p.instrs))
+            .map(|i| i.id.0)
+            .max()
+            .unwrap();
+        let draws: Vec<Instr> = g.predict.programs[client]
+            .instrs
+            .iter()
+            .filter(|i| matches!(i.kernel, Kernel::Expand { .. }))
+            .cloned()
+            .collect();
+        assert!(!draws.is_empty(), "{kind}: the client draws its masks");
+        for draw in draws {
+            // Setup draws it (the seed's id is the same there) and stores it ...
+            next += 1;
+            let store = Instr {
+                id: ValueId(next),
+                kernel: Kernel::Store {
+                    key: StoreKey::Value(draw.id),
+                },
+                inputs: vec![draw.id],
+                ..draw.clone()
+            };
+            let setup = &mut g.setup.programs[client].instrs;
+            setup.push(Instr {
+                round: 0,
+                ..draw.clone()
+            });
+            setup.push(Instr { round: 0, ..store });
+            // ... and every prediction loads it.
+            let predict = &mut g.predict.programs[client].instrs;
+            let at = predict.iter().position(|i| i.id == draw.id).unwrap();
+            predict[at].kernel = Kernel::Load {
+                key: StoreKey::Value(draw.id),
+            };
+            predict[at].inputs.clear();
+        }
+        match verify_serving(&g).unwrap_err() {
+            CompileError::InputLeak { party, input, .. } => {
+                assert_eq!((party.as_str(), input.as_str()), (CLIENT, IMAGE), "{kind}");
+            }
+            other => panic!("{kind}: {other}"),
+        }
     }
 }
 
