@@ -6,7 +6,7 @@ use shareflow_compiler::ir::{Exchange, Kernel, StoreKey, ValueId};
 use shareflow_compiler::lower::{S0, S1};
 use shareflow_compiler::{
     compile, compile_init, compile_serving, verify, verify_serving, CompileError, CompileOptions,
-    CompiledGraph, Instr, ProtocolKind,
+    CompiledGraph, Instr, ProtocolKind, ServingGraph,
 };
 use shareflow_graphs::zoo::{ModelKind, ZooModel, CLIENT, IMAGE, MODEL_OWNER};
 
@@ -313,14 +313,24 @@ fn the_weights_revealed_to_the_client_by_both_servers_are_refused() {
     }
 }
 
-#[test]
-fn the_stored_weights_revealed_to_the_client_in_a_prediction_are_refused() {
-    for (kind, protocol) in [
+/// The serving graphs of A under Pond and C under SecureNN.
+fn served() -> Vec<(ModelKind, ServingGraph)> {
+    [
         (ModelKind::A, ProtocolKind::Pond),
         (ModelKind::C, ProtocolKind::SecureNN),
-    ] {
+    ]
+    .into_iter()
+    .map(|(kind, protocol)| {
         let zoo = ZooModel::build(kind, 1).unwrap();
-        let clean = compile_serving(&zoo.graph, protocol, CompileOptions::default()).unwrap();
+        let g = compile_serving(&zoo.graph, protocol, CompileOptions::default()).unwrap();
+        (kind, g)
+    })
+    .collect()
+}
+
+#[test]
+fn the_stored_weights_revealed_to_the_client_in_a_prediction_are_refused() {
+    for (_, clean) in served() {
         let client = clean.predict.host(CLIENT).unwrap();
         let mut g = clean.clone();
         for server in [S1, S0] {
@@ -345,14 +355,8 @@ fn the_stored_weights_revealed_to_the_client_in_a_prediction_are_refused() {
 /// check refuses the client's send itself, before the recompilation would.
 #[test]
 fn the_clients_masks_fixed_at_setup_are_refused() {
-    for (kind, protocol) in [
-        (ModelKind::A, ProtocolKind::Pond),
-        (ModelKind::C, ProtocolKind::SecureNN),
-    ] {
-        let zoo = ZooModel::build(kind, 1).unwrap();
-        let clean = compile_serving(&zoo.graph, protocol, CompileOptions::default()).unwrap();
-        let client = clean.predict.host(CLIENT).unwrap();
-        let mut g = clean.clone();
+    for (kind, mut g) in served() {
+        let client = g.predict.host(CLIENT).unwrap();
         let mut next = [&g.setup, &g.predict]
             .iter()
             .flat_map(|c| c.programs.iter().flat_map(|p| &p.instrs))
