@@ -83,7 +83,8 @@ impl Session {
     }
 
     /// Runs `program` with `inputs` (by party, then name; a run-time parameter is given to
-    /// each compute party that reads it: `CompiledGraph::parameter_parties`). Every party's store is restored if the run fails.
+    /// each compute party that reads it: `CompiledGraph::parameter_parties`). Every party's
+    /// store is restored if the run fails.
     pub fn run(&mut self, program: &SessionProgram, inputs: &Inputs) -> Result<InProcessRun> {
         if program.graph.parties != self.parties {
             return Err(RuntimeError::Node {

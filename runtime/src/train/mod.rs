@@ -52,9 +52,6 @@ use crate::plain::train::{batch_inputs, learning_rate, schedule, ScheduledStep, 
 use crate::{Result, RuntimeError};
 use checkpoint::{CheckpointOptions, Checkpointer, ScheduleId};
 
-/// The servers, who are given a step's dropout masks.
-const SERVERS: [&str; 2] = ["server0", "server1"];
-
 /// The mean of a revealed loss (a scalar, or one value per example).
 pub fn mean_loss(loss: &ArrayD<f32>) -> f32 {
     if loss.is_empty() {
@@ -343,20 +340,18 @@ pub fn step_inputs(graph: &CompiledGraph, data: &Mnist, step: &ScheduledStep) ->
     step_inputs_with(graph, data, step, &HashMap::new())
 }
 
-/// [`step_inputs`] with the step's public dropout masks, which each server is given (see
-/// [`crate::plain::dropout::dropout_masks`]).
+/// [`step_inputs`] with the step's public dropout masks, run-time parameters as the learning
+/// rate (see [`crate::plain::dropout::dropout_masks`]).
 pub fn step_inputs_with(
     graph: &CompiledGraph,
     data: &Mnist,
     step: &ScheduledStep,
     masks: &HashMap<String, ArrayD<f32>>,
 ) -> Result<Inputs> {
-    let mut inputs = parameter_inputs(graph, step);
+    let mut parameters = learning_rate_input(step);
+    parameters.extend(masks.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let mut inputs = parameter_inputs(graph, &parameters);
     inputs.insert(CLIENT.to_string(), batch_inputs(data, &step.indices)?);
-    for server in SERVERS {
-        let given = inputs.entry(server.to_string()).or_default();
-        given.extend(masks.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
     Ok(inputs)
 }
 
@@ -367,7 +362,7 @@ pub fn with_learning_rate(
     mut owners: Inputs,
     step: &ScheduledStep,
 ) -> Inputs {
-    for (party, given) in parameter_inputs(graph, step) {
+    for (party, given) in parameter_inputs(graph, &learning_rate_input(step)) {
         owners.entry(party).or_default().extend(given);
     }
     owners
@@ -392,15 +387,20 @@ pub fn run_steps(
     Ok(())
 }
 
-/// The run-time parameters of one training step (the public learning rate) by party: for
-/// each party whose program of `graph` takes them (the servers, and the helper where it
-/// deals the rate's products).
-pub fn parameter_inputs(graph: &CompiledGraph, step: &ScheduledStep) -> Inputs {
-    graph
-        .parameter_parties(LEARNING_RATE)
-        .into_iter()
-        .map(|party| (party.to_string(), learning_rate_input(step)))
-        .collect()
+/// Public run-time parameters (by name) by party: each to every party whose program of
+/// `graph` takes it (the servers, and the helper where it deals a learning rate's products).
+pub fn parameter_inputs(
+    graph: &CompiledGraph,
+    parameters: &HashMap<String, ArrayD<f32>>,
+) -> Inputs {
+    let mut inputs = Inputs::new();
+    for (name, value) in parameters {
+        for party in graph.parameter_parties(name) {
+            let given = inputs.entry(party.to_string()).or_default();
+            given.insert(name.clone(), value.clone());
+        }
+    }
+    inputs
 }
 
 /// The learning rate of one training step, by its name in the training graphs.
