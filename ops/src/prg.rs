@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 
 mod ctr;
 mod draws;
-mod vaes;
+mod aes_x86;
 use ctr::CtrStream;
 use draws::{accept_draws, DrawRule};
 

@@ -1,48 +1,67 @@
-//! The keystream of [`super::ctr::CtrStream`] with VAES: AES-128 on four blocks per AVX-512
-//! instruction, eight registers in flight (32 blocks, 64 words, per step), where AES-NI
-//! encrypts one block per instruction. The words are the same, in the same order (the tests
-//! compare the two paths); the caller uses this one only on a CPU with VAES and AVX-512F.
+//! The keystream of [`super::ctr::CtrStream`] from x86 AES instructions, eight registers in
+//! flight (enough to hide the latency of `aesenc`):
+//!
+//! - with VAES (and AVX-512F), four blocks per instruction: 32 blocks, 64 words, per step;
+//! - with AES-NI alone, one block per instruction: 8 blocks, 16 words, per step, the counter
+//!   blocks built in registers and the output stored as it leaves the last round (the `aes`
+//!   crate's path builds every counter block in memory and copies every output block: on an
+//!   AVX2 machine without VAES, 2.2 GB/s on one core against 5.1 for this path).
+//!
+//! The words are the same, in the same order, on every path (the tests compare them).
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use x86::Vaes;
+pub(crate) use x86::FastAes;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
     use std::mem::MaybeUninit;
 
-    /// Registers encrypted side by side (enough to hide the latency of `vaesenc`).
+    /// Registers encrypted side by side.
     const REGS: usize = 8;
-    /// Words per step: four blocks per register, two words per block.
-    pub(crate) const STEP_WORDS: usize = REGS * 4 * 2;
 
-    /// The round keys of one AES-128 key.
+    /// The round keys of one AES-128 key, and the widest path this CPU runs.
     #[derive(Clone, Copy)]
-    pub(crate) struct Vaes {
+    pub(crate) struct FastAes {
         round_keys: [__m128i; 11],
+        /// VAES and AVX-512F: four blocks per register.
+        wide: bool,
     }
 
-    impl Vaes {
-        /// The round keys of `key`, if this CPU has VAES, AVX-512F and AES-NI.
-        pub(crate) fn new(key: [u8; 16]) -> Option<Vaes> {
-            let fast = is_x86_feature_detected!("vaes")
-                && is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("aes");
+    impl FastAes {
+        /// The round keys of `key`, if this CPU has AES-NI.
+        pub(crate) fn new(key: [u8; 16]) -> Option<FastAes> {
+            if !is_x86_feature_detected!("aes") {
+                return None;
+            }
+            let wide = is_x86_feature_detected!("vaes") && is_x86_feature_detected!("avx512f");
             // SAFETY: AES-NI is present (checked just above).
-            fast.then(|| Vaes {
+            Some(FastAes {
                 round_keys: unsafe { expand_key(key) },
+                wide,
             })
+        }
+
+        /// A copy that never takes the VAES path (for the tests).
+        #[cfg(test)]
+        pub(crate) fn narrow(self) -> FastAes {
+            FastAes {
+                wide: false,
+                ..self
+            }
         }
 
         /// Writes the words of blocks `block, block + 1, ..` (two words per block, the first
         /// eight bytes of the counter block being `nonce`) into the longest prefix of `out`
         /// that is a whole number of steps, and returns its length.
         pub(crate) fn words(&self, nonce: u64, block: u64, out: &mut [MaybeUninit<u64>]) -> usize {
-            if out.len() < STEP_WORDS {
-                return 0;
+            if self.wide {
+                // SAFETY: `new` checked the CPU's features.
+                unsafe { fill_vaes(&self.round_keys, nonce, block, out) }
+            } else {
+                // SAFETY: `new` checked the CPU's features.
+                unsafe { fill_aesni(&self.round_keys, nonce, block, out) }
             }
-            // SAFETY: `new` checked the CPU's features.
-            unsafe { fill(&self.round_keys, nonce, block, out) }
         }
     }
 
@@ -74,9 +93,9 @@ mod x86 {
         [k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10]
     }
 
-    /// See [`Vaes::words`].
+    /// [`FastAes::words`] with VAES: 32 blocks (64 words) per step.
     #[target_feature(enable = "avx512f,vaes,aes")]
-    fn fill(
+    fn fill_vaes(
         round_keys: &[__m128i; 11],
         nonce: u64,
         block: u64,
@@ -85,9 +104,9 @@ mod x86 {
         let keys = round_keys.map(|k| _mm512_broadcast_i32x4(k));
         let n = nonce as i64;
         let mut next = block;
-        let mut chunks = out.chunks_exact_mut(STEP_WORDS);
+        const STEP_WORDS: usize = REGS * 4 * 2;
         let mut written = 0;
-        for chunk in &mut chunks {
+        for chunk in out.chunks_exact_mut(STEP_WORDS) {
             let mut x = [_mm512_setzero_si512(); REGS];
             for (r, x) in x.iter_mut().enumerate() {
                 let b = next.wrapping_add(4 * r as u64);
@@ -116,6 +135,42 @@ mod x86 {
                 unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), v) };
             }
             next = next.wrapping_add((REGS * 4) as u64);
+            written += STEP_WORDS;
+        }
+        written
+    }
+
+    /// [`FastAes::words`] with AES-NI: 8 blocks (16 words) per step.
+    #[target_feature(enable = "aes,sse2")]
+    fn fill_aesni(
+        round_keys: &[__m128i; 11],
+        nonce: u64,
+        block: u64,
+        out: &mut [MaybeUninit<u64>],
+    ) -> usize {
+        const STEP_WORDS: usize = REGS * 2;
+        let n = nonce as i64;
+        let mut next = block;
+        let mut written = 0;
+        for chunk in out.chunks_exact_mut(STEP_WORDS) {
+            let mut x = [_mm_setzero_si128(); REGS];
+            for (r, x) in x.iter_mut().enumerate() {
+                // counter block b: the nonce then the block number (little-endian)
+                let ctr = _mm_set_epi64x(next.wrapping_add(r as u64) as i64, n);
+                *x = _mm_xor_si128(ctr, round_keys[0]);
+            }
+            for key in &round_keys[1..10] {
+                for x in &mut x {
+                    *x = _mm_aesenc_si128(*x, *key);
+                }
+            }
+            for (r, x) in x.iter().enumerate() {
+                let v = _mm_aesenclast_si128(*x, round_keys[10]);
+                let dst = &mut chunk[r * 2..r * 2 + 2];
+                // SAFETY: `dst` is 2 words, 16 writable bytes; the store is unaligned.
+                unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+            }
+            next = next.wrapping_add(REGS as u64);
             written += STEP_WORDS;
         }
         written
