@@ -2,12 +2,14 @@
 //! [`super::Prg::field`] and PrivateCompare's `(s, z)` pairs).
 //!
 //! A [`DrawRule`] maps an accepted draw `u < bound` to `(add + u mod d) | ((u div d) mod p) << 8`
-//! and rejects the others. The portable path looks each draw up in a 64 Ki-entry table. On a
-//! CPU with AVX-512BW and VBMI2, [`accept_draws`] computes the same entries 32 draws at a time
-//! (the two divisions by multiplication with a constant, checked exhaustively when the rule
-//! is built) and packs the accepted ones with `vpcompressw`: several times faster than the
-//! table, whose 128 KiB do not fit the first-level cache. Both paths give the same entries in
-//! the same order; the tests compare them.
+//! and rejects the others. The portable path looks each draw up in a 64 Ki-entry table. On x86
+//! [`accept_draws`] computes the same entries with vector arithmetic (the two divisions by
+//! multiplication with a constant, checked exhaustively when the rule is built): with
+//! AVX-512BW and VBMI2 32 draws at a time, the accepted ones packed by `vpcompressw`; with
+//! AVX2 16 at a time, each half's accepted ones packed by a byte shuffle from a 4 KiB table.
+//! Both are several times faster than the big table, whose 128 KiB do not fit the
+//! first-level cache. Every path gives the same entries in the same order; the tests compare
+//! them.
 
 /// The entry that marks a rejected draw in [`DrawRule`]'s table.
 pub(super) const REJECTED: u16 = u16::MAX;
@@ -95,6 +97,11 @@ pub(super) fn accept_draws(words: &[u64], rule: &DrawRule, out: &mut Vec<u16>) {
             let done = unsafe { x86::accept_draws(words, &arith, out) };
             return accept_draws_table(&words[done..], &rule.table, out);
         }
+        if x86::has_avx2() {
+            // SAFETY: AVX2 was detected at run time.
+            let done = unsafe { x86::accept_draws_avx2(words, &arith, out) };
+            return accept_draws_table(&words[done..], &rule.table, out);
+        }
     }
     accept_draws_table(words, &rule.table, out)
 }
@@ -172,6 +179,87 @@ mod x86 {
         unsafe { out.set_len(len) };
         vectors * WORDS
     }
+
+    /// Whether this CPU runs [`accept_draws_avx2`].
+    pub(super) fn has_avx2() -> bool {
+        is_x86_feature_detected!("avx2")
+    }
+
+    /// Words per AVX2 vector: 16 draws.
+    const WORDS_AVX2: usize = 4;
+
+    /// For each 8-bit mask of kept 16-bit lanes, the byte shuffle that moves the kept lanes,
+    /// in order, to the front of a 128-bit register.
+    const KEEP: [[u8; 16]; 256] = {
+        let mut table = [[0x80u8; 16]; 256];
+        let mut m = 0;
+        while m < 256 {
+            let (mut lane, mut to) = (0, 0);
+            while lane < 8 {
+                if m >> lane & 1 == 1 {
+                    table[m][2 * to] = 2 * lane as u8;
+                    table[m][2 * to + 1] = 2 * lane as u8 + 1;
+                    to += 1;
+                }
+                lane += 1;
+            }
+            m += 1;
+        }
+        table
+    };
+
+    /// The AVX2 path of [`super::accept_draws`], 16 draws at a time: the arithmetic of
+    /// [`accept_draws`], and each 128-bit half's accepted entries moved to its front by a
+    /// byte shuffle from [`KEEP`] and stored whole (the next store overwrites the rejected
+    /// ones). Returns the length of the prefix of `words` done, a whole number of vectors.
+    #[target_feature(enable = "avx2,popcnt")]
+    pub(super) fn accept_draws_avx2(words: &[u64], a: &Arith, out: &mut Vec<u16>) -> usize {
+        let vectors = words.len() / WORDS_AVX2;
+        // Each half stores 8 entries at the current length, which grows by at most 16 per
+        // vector: room for all of them and 8 past the last.
+        out.reserve(16 * vectors + 8);
+        let splat = |v: u16| _mm256_set1_epi16(v as i16);
+        let (last, d, m1, p, m2, add) = (
+            splat(a.bound.wrapping_sub(1)),
+            splat(a.d),
+            splat(a.m1),
+            splat(a.p),
+            splat(a.m2),
+            splat(a.add),
+        );
+        let (s1, s2) = (
+            _mm_cvtsi32_si128(i32::from(a.s1)),
+            _mm_cvtsi32_si128(i32::from(a.s2)),
+        );
+        let mut len = out.len();
+        for chunk in words.chunks_exact(WORDS_AVX2) {
+            // SAFETY: `chunk` is 32 bytes; each store writes 8 entries at `len`, at most the
+            // old length plus 16 per vector done, plus 8: within the capacity reserved.
+            // `set_len` below keeps only entries written here or before.
+            unsafe {
+                let u = _mm256_loadu_si256(chunk.as_ptr().cast());
+                // u < bound, as u == min(u, bound - 1) (bound >= 1).
+                let ok = _mm256_cmpeq_epi16(_mm256_min_epu16(u, last), u);
+                let q = _mm256_srl_epi16(_mm256_mulhi_epu16(u, m1), s1);
+                let lo = _mm256_add_epi16(_mm256_sub_epi16(u, _mm256_mullo_epi16(q, d)), add);
+                let qq = _mm256_srl_epi16(_mm256_mulhi_epu16(q, m2), s2);
+                let hi = _mm256_sub_epi16(q, _mm256_mullo_epi16(qq, p));
+                let e = _mm256_or_si256(lo, _mm256_slli_epi16::<8>(hi));
+                // One byte per lane (the halves' lanes in bytes 0-7 and 16-23), one bit each.
+                let bits = _mm256_movemask_epi8(_mm256_packs_epi16(ok, _mm256_setzero_si256()));
+                let halves = [_mm256_castsi256_si128(e), _mm256_extracti128_si256::<1>(e)];
+                for (half, m) in halves.into_iter().zip([bits & 0xff, (bits >> 16) & 0xff]) {
+                    let keep = _mm_loadu_si128(KEEP[m as usize].as_ptr().cast());
+                    let kept = _mm_shuffle_epi8(half, keep);
+                    _mm_storeu_si128(out.as_mut_ptr().add(len).cast(), kept);
+                    len += m.count_ones() as usize;
+                }
+            }
+        }
+        // SAFETY: every entry below `len` was written (see above), and `len <= capacity`.
+        unsafe { out.set_len(len) };
+        vectors * WORDS_AVX2
+    }
 }
 
 #[cfg(test)]
@@ -194,6 +282,14 @@ mod tests {
                 let mut fast = vec![9];
                 accept_draws(&words, &rule, &mut fast);
                 assert_eq!(fast, by_table, "p {p}, d {d}");
+                #[cfg(target_arch = "x86_64")]
+                if let (true, Some(arith)) = (x86::has_avx2(), rule.arith) {
+                    let mut avx2 = vec![9];
+                    // SAFETY: AVX2 was detected just above.
+                    let done = unsafe { x86::accept_draws_avx2(&words, &arith, &mut avx2) };
+                    accept_draws_table(&words[done..], &rule.table, &mut avx2);
+                    assert_eq!(avx2, by_table, "AVX2: p {p}, d {d}");
+                }
                 assert!(by_table.len() > 1 << 15, "p {p}");
                 assert_eq!(rule.entry(0), add as u16);
                 assert_eq!(rule.entry(u16::MAX), REJECTED);
