@@ -4,9 +4,11 @@
 //! one of `B` (`kc x NR`) and returns `sum_kk a[kk][r] * b[kk][c]` mod 2^64.
 //!
 //! - AVX-512DQ has a 64-bit lane multiply (`vpmullq`): one register holds a row of the tile.
-//! - AVX2 has only the 32x32->64 multiply `vpmuludq`. With `a = a1 2^32 + a0` and
-//!   `b = b1 2^32 + b0`, `a b mod 2^64 = a0 b0 + ((a1 b0 + a0 b1) mod 2^32) 2^32`; the two
-//!   parts are accumulated separately over `k` and combined once at the end.
+//! - AVX2 has only the 32x32->64 multiply `vpmuludq` and the 32-bit `vpmulld`. With
+//!   `a = a1 2^32 + a0` and `b = b1 2^32 + b0`, `a b mod 2^64 = a0 b0 + ((a1 b0 + a0 b1) mod
+//!   2^32) 2^32`: `vpmuludq` gives `a0 b0`, one `vpmulld` of `a` with `b`'s halves swapped
+//!   gives both cross terms mod 2^32; the parts are accumulated separately over `k` and
+//!   combined once at the end.
 //! - The portable tile is plain Rust, for other CPUs.
 
 use super::matmul::{MR, NR};
@@ -72,7 +74,9 @@ mod x86 {
     pub(crate) fn tile_avx2(a: &[u64], b: &[u64]) -> Tile {
         let mut out = [[0u64; NR]; MR];
         for half in 0..2 {
-            // `lo[r]` accumulates a0 b0, `cross[r]` accumulates a1 b0 + a0 b1.
+            // `lo[r]` accumulates a0 b0; `cross[r]` accumulates, mod 2^32 in each 32-bit
+            // half of a lane, a0 b1 (low half) and a1 b0 (high half): one `vpmulld` of `a`
+            // and `b` with its halves swapped.
             let mut lo = [_mm256_setzero_si256(); MR];
             let mut cross = [_mm256_setzero_si256(); MR];
             let (a_chunks, _) = a.as_chunks::<MR>();
@@ -80,18 +84,18 @@ mod x86 {
             for (ap, bp) in a_chunks.iter().zip(b_chunks) {
                 let bq = &bp[half * 4..half * 4 + 4];
                 // SAFETY: `bq` has 4 words, 32 readable bytes; the load is unaligned.
-                let b0 = unsafe { _mm256_loadu_si256(bq.as_ptr().cast()) };
-                let b1 = _mm256_srli_epi64::<32>(b0);
+                let bv = unsafe { _mm256_loadu_si256(bq.as_ptr().cast()) };
+                let swapped = _mm256_shuffle_epi32::<0b10_11_00_01>(bv);
                 for r in 0..MR {
-                    let a0 = _mm256_set1_epi64x(ap[r] as i64);
-                    let a1 = _mm256_set1_epi64x((ap[r] >> 32) as i64);
-                    lo[r] = _mm256_add_epi64(lo[r], _mm256_mul_epu32(a0, b0));
-                    let x = _mm256_add_epi64(_mm256_mul_epu32(a1, b0), _mm256_mul_epu32(a0, b1));
-                    cross[r] = _mm256_add_epi64(cross[r], x);
+                    let av = _mm256_set1_epi64x(ap[r] as i64);
+                    lo[r] = _mm256_add_epi64(lo[r], _mm256_mul_epu32(av, bv));
+                    cross[r] = _mm256_add_epi32(cross[r], _mm256_mullo_epi32(av, swapped));
                 }
             }
             for r in 0..MR {
-                let v = _mm256_add_epi64(lo[r], _mm256_slli_epi64::<32>(cross[r]));
+                // (a0 b1 + a1 b0) mod 2^32, moved to the high half of each lane.
+                let sum = _mm256_add_epi32(cross[r], _mm256_srli_epi64::<32>(cross[r]));
+                let v = _mm256_add_epi64(lo[r], _mm256_slli_epi64::<32>(sum));
                 let dst = &mut out[r][half * 4..half * 4 + 4];
                 // SAFETY: `dst` has 4 words, 32 writable bytes; the store is unaligned.
                 unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
