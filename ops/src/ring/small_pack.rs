@@ -53,9 +53,9 @@ fn pack_width<const BITS: u32>(values: &[u8]) -> Vec<u8> {
     let len = out.len();
     let whole = values.chunks_exact(GROUP);
     let rest = whole.remainder();
-    // Whole groups, of a length known at compile time, then the last values.
+    // Whole groups, eight bytes read as one word, then the last values.
     let words = whole
-        .map(|group| pack_group(group, BITS))
+        .map(|group| pack_word::<BITS>(u64::from_le_bytes(group.try_into().unwrap_or_default())))
         .chain((!rest.is_empty()).then(|| pack_group(rest, BITS)));
     for (g, word) in words.enumerate() {
         let word = word.to_le_bytes();
@@ -69,6 +69,31 @@ fn pack_width<const BITS: u32>(values: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Eight values, a byte each in `word` (least significant first), packed `BITS` bits each
+/// into its low `8 BITS` bits: adjacent pairs, then fours, then the eight joined by shifts
+/// within the word, three steps instead of eight.
+#[inline(always)]
+fn pack_word<const BITS: u32>(word: u64) -> u64 {
+    let b = BITS;
+    let x = word & (0x0101_0101_0101_0101 * ((1u64 << b) - 1));
+    let x = (x & 0x00ff_00ff_00ff_00ff) | (x & 0xff00_ff00_ff00_ff00) >> (8 - b);
+    let x = (x & 0x0000_ffff_0000_ffff) | (x & 0xffff_0000_ffff_0000) >> (16 - 2 * b);
+    (x & 0x0000_0000_ffff_ffff) | (x & 0xffff_ffff_0000_0000) >> (32 - 4 * b)
+}
+
+/// [`pack_word`]'s inverse: the eight values of the low `8 BITS` bits of `word` (the bits
+/// above are ignored), a byte each.
+#[inline(always)]
+fn unpack_word<const BITS: u32>(word: u64) -> u64 {
+    let b = BITS;
+    let four = (1u64 << (4 * b)) - 1;
+    let x = (word & four) | (word >> (4 * b) & four) << 32;
+    let two = 0x0000_0001_0000_0001 * ((1u64 << (2 * b)) - 1);
+    let x = (x & two) | (x >> (2 * b) & two) << 16;
+    let one = 0x0001_0001_0001_0001 * ((1u64 << b) - 1);
+    (x & one) | (x >> b & one) << 8
 }
 
 /// Up to eight values, `bits` bits each, least significant first, in one word.
@@ -127,14 +152,14 @@ fn unpack_width<const BITS: u32>(packed: &[u8], len: usize) -> Vec<u8> {
     };
     let mut out = vec![0u8; len];
     let mut whole = out.chunks_exact_mut(GROUP);
-    // Whole groups, of a length known at compile time, then the last values.
+    // Whole groups, eight values from one word, then the last values.
     for (g, group) in whole.by_ref().enumerate() {
         let at = g * width;
         let word = match packed.get(at..at + 8) {
             Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
             None => tail_word(&packed[at..]),
         };
-        unpack(group, word);
+        group.copy_from_slice(&unpack_word::<BITS>(word).to_le_bytes());
     }
     let rest = whole.into_remainder();
     if !rest.is_empty() {
@@ -192,6 +217,31 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The word steps of whole groups give the bits of packing one value at a time.
+    #[test]
+    fn whole_groups_pack_as_values_one_at_a_time() {
+        fn check<const BITS: u32>() {
+            for seed in 0..200u64 {
+                let word = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (seed << 7);
+                let group = word.to_le_bytes();
+                let packed = pack_word::<BITS>(word);
+                assert_eq!(packed, pack_group(&group, BITS), "bits {BITS}, {word:#x}");
+                let mask = 0x0101_0101_0101_0101 * ((1u64 << BITS) - 1);
+                // High bits above the group's are ignored.
+                let noisy = packed | u64::MAX.checked_shl(8 * BITS).unwrap_or(0);
+                assert_eq!(unpack_word::<BITS>(noisy), word & mask, "bits {BITS}");
+            }
+        }
+        check::<1>();
+        check::<2>();
+        check::<3>();
+        check::<4>();
+        check::<5>();
+        check::<6>();
+        check::<7>();
+        check::<8>();
     }
 
     #[test]
