@@ -4,7 +4,7 @@ use ndarray::{Array2, Array4, ArrayD};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::matmul::{gemm, Kernel};
+use super::matmul::{fastest, gemm, Kernel};
 use super::matmul_tn::gemm_tn;
 use super::pack::Tall;
 use super::*;
@@ -12,6 +12,21 @@ use crate::im2col::Padding;
 
 fn random2(rng: &mut StdRng, r: usize, c: usize) -> Array2<u64> {
     Array2::from_shape_fn((r, c), |_| rng.random::<u64>())
+}
+
+/// The kernel chosen by timing is one the CPU supports, the only one when there is one,
+/// and AVX-512 wherever the CPU has it.
+#[test]
+fn the_timed_choice_of_kernel_is_a_supported_one() {
+    let supported = Kernel::supported();
+    assert!(supported.contains(&fastest(&supported)));
+    assert!(supported.contains(&Kernel::detect()));
+    assert_eq!(fastest(&[Kernel::Portable]), Kernel::Portable);
+    assert_eq!(fastest(&[]), Kernel::Portable);
+    #[cfg(target_arch = "x86_64")]
+    if supported.first() == Some(&Kernel::Avx512) {
+        assert_eq!(Kernel::detect(), Kernel::Avx512);
+    }
 }
 
 #[test]
