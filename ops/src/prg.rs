@@ -31,9 +31,9 @@ use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
+mod aes_x86;
 mod ctr;
 mod draws;
-mod aes_x86;
 use ctr::CtrStream;
 use draws::{accept_draws, DrawRule};
 

@@ -8,7 +8,8 @@
 //!   `a = a1 2^32 + a0` and `b = b1 2^32 + b0`, `a b mod 2^64 = a0 b0 + ((a1 b0 + a0 b1) mod
 //!   2^32) 2^32`: `vpmuludq` gives `a0 b0`, one `vpmulld` of `a` with `b`'s halves swapped
 //!   gives both cross terms mod 2^32; the parts are accumulated separately over `k` and
-//!   combined once at the end.
+//!   combined once at the end. Where that is slower than the scalar multiply (some AMD
+//!   cores), `Kernel::detect` takes the portable tile instead (it times both once).
 //! - The portable tile is plain Rust, for other CPUs.
 
 use super::matmul::{MR, NR};

@@ -392,7 +392,10 @@ pub(crate) fn fastest(kernels: &[Kernel]) -> Kernel {
     let words = |len: usize, mul: u64| -> Vec<u64> {
         (0..len as u64).map(|i| i.wrapping_mul(mul)).collect()
     };
-    let (a, b) = (words(m * k, 0x9e37_79b9_7f4a_7c15), words(k * n, 0xbf58_476d_1ce4_e5b9));
+    let (a, b) = (
+        words(m * k, 0x9e37_79b9_7f4a_7c15),
+        words(k * n, 0xbf58_476d_1ce4_e5b9),
+    );
     let mut best = vec![Duration::MAX; kernels.len()];
     for _ in 0..3 {
         for (kernel, best) in kernels.iter().zip(&mut best) {
