@@ -17,6 +17,8 @@ use crate::prg::Prg;
 use crate::{OpsError, Result};
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
 fn invalid(op: &'static str, message: String) -> OpsError {
@@ -195,7 +197,8 @@ fn masked_elem(field: PrimeField, party: u8, c: u8, e: u16) -> u8 {
 
 /// [`masked_words`] on the fastest path the CPU has: AVX-512 (`avx512`: the field's 16-bit
 /// reduction, `Some` only where `avx512::available()`), AVX2 (`avx2`: only where
-/// [`has_avx2`]), or portable.
+/// [`has_avx2`]; the word-at-a-time kernel of `avx2.rs` for a field with a 16-bit reduction,
+/// else the portable loops compiled for AVX2), or portable.
 #[inline(always)]
 fn run_masked_words(w: &Words<'_, '_>, chunk: &mut [u8], avx2: bool, avx512: Option<Reduce16>) {
     #[cfg(target_arch = "x86_64")]
@@ -205,6 +208,10 @@ fn run_masked_words(w: &Words<'_, '_>, chunk: &mut [u8], avx2: bool, avx512: Opt
     }
     #[cfg(target_arch = "x86_64")]
     if avx2 {
+        if let Some(r) = w.reduce16 {
+            // SAFETY: AVX2 was detected at run time.
+            return unsafe { avx2::masked_words(w, r, chunk) };
+        }
         // SAFETY: AVX2 was detected at run time.
         return unsafe { masked_words_avx2(w, chunk) };
     }
@@ -783,6 +790,48 @@ mod tests {
                 // SAFETY: `available` was checked above.
                 unsafe { avx512::masked_words(&w, r16, &mut fast) };
                 assert_eq!(fast, portable, "n={n} party={party}");
+            }
+        }
+    }
+
+    /// The AVX2 masked words are the portable kernel's bytes, for every width, both servers,
+    /// and a block whose last word ends the operands (its loads take the padded copies).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_and_the_portable_kernels_agree() {
+        if !has_avx2() {
+            return;
+        }
+        let f = PrimeField::new(67).unwrap();
+        let r16 = f.reduce16().unwrap();
+        for n in 1..=64usize {
+            let words = 37;
+            let mut g = Prg::new(&[6; 32], Domain::new(3, n as u64, 0));
+            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
+            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |_| g.next_u64());
+            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
+            let sz = g.nonzero_and_uniform(f, words * n);
+            let rot: Vec<u64> = (0..words).map(|_| g.next_u64()).collect();
+            for party in [0u8, 1] {
+                let args = CompareArgs::new("test", party, &x, &r, &beta).unwrap();
+                // The whole tensor as one block, then its last 5 words as a block of their own.
+                for first in [0, words - 5] {
+                    let w = Words {
+                        args: &args,
+                        field: f,
+                        reduce16: Some(r16),
+                        first,
+                        sz: &sz[first * n..],
+                        rot: &rot,
+                    };
+                    let len = (words - first) * n;
+                    let mut portable = vec![0u8; len];
+                    masked_words(&w, &mut portable);
+                    let mut fast = vec![0u8; len];
+                    // SAFETY: `has_avx2` was checked above.
+                    unsafe { avx2::masked_words(&w, r16, &mut fast) };
+                    assert_eq!(fast, portable, "n={n} party={party} first={first}");
+                }
             }
         }
     }

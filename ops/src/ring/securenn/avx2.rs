@@ -1,0 +1,186 @@
+//! Each server's PrivateCompare shares ([`super::masked_words`]) on AVX2, a word of up to 64
+//! bits at a time in four registers of 16 16-bit lanes (bit `16 h + l` in lane `l` of
+//! register `h`), for CPUs without AVX-512. The same wrapping 16-bit arithmetic as
+//! [`super::CompareArgs::masked_word`] and the same bytes (the tests compare the two):
+//!
+//! - the sum of the `w_k` above each bit is a suffix scan: three byte shifts within each
+//!   128-bit half, the high half's total added to the low half, then the registers' totals
+//!   carried from the highest register down;
+//! - the rotation by `k` reads the word's bytes from a buffer that holds them twice, from
+//!   offset `n - k`.
+
+use std::arch::x86_64::*;
+
+use super::{Words, OFFSET};
+use crate::ring::field::Reduce16;
+
+/// Registers per word: 64 bits, 16 lanes each.
+const REGS: usize = 4;
+
+/// The constants of every word: the field's reduction and the party's terms.
+struct Consts {
+    p: __m256i,
+    m: __m256i,
+    l: __m128i,
+    j: __m256i,
+    j_offset: __m256i,
+    low_byte: __m256i,
+    /// Lane `l` holds `1 << l`: selects bit `l` of a 16-bit chunk.
+    bit: __m256i,
+}
+
+impl Consts {
+    #[target_feature(enable = "avx2")]
+    fn new(r: Reduce16, j: u16, p: u16) -> Consts {
+        let offset = p * (OFFSET / p + 1);
+        let bits: [u16; 16] = std::array::from_fn(|l| 1 << l);
+        Consts {
+            p: _mm256_set1_epi16(r.p as i16),
+            m: _mm256_set1_epi16(r.m as i16),
+            l: _mm_cvtsi32_si128(r.l as i32),
+            j: _mm256_set1_epi16(j as i16),
+            j_offset: _mm256_set1_epi16(j.wrapping_add(offset) as i16),
+            low_byte: _mm256_set1_epi16(0xff),
+            // SAFETY: 32 bytes read from a 32-byte array.
+            bit: unsafe { _mm256_loadu_si256(bits.as_ptr().cast()) },
+        }
+    }
+
+    /// `v mod p` in each lane.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn reduce(&self, v: __m256i) -> __m256i {
+        let q = _mm256_srl_epi16(_mm256_mulhi_epu16(v, self.m), self.l);
+        _mm256_sub_epi16(v, _mm256_mullo_epi16(q, self.p))
+    }
+}
+
+/// The inclusive suffix sums of the 16 lanes of `v`: lane `l` gets `v[l] + .. + v[15]`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn suffix_sums(v: __m256i) -> __m256i {
+    // Within each 128-bit half: lane l takes lanes l + 1, l + 2, l + 4 (zeros come in).
+    let v = _mm256_add_epi16(v, _mm256_srli_si256::<2>(v));
+    let v = _mm256_add_epi16(v, _mm256_srli_si256::<4>(v));
+    let v = _mm256_add_epi16(v, _mm256_srli_si256::<8>(v));
+    // The high half's total (its lane 0) to every lane of the low half.
+    let high = _mm256_permute2x128_si256::<0x81>(v, v);
+    let total = _mm256_unpacklo_epi64(
+        _mm256_shufflelo_epi16::<0>(high),
+        _mm256_shufflelo_epi16::<0>(high),
+    );
+    _mm256_add_epi16(v, total)
+}
+
+/// The lanes of the first `n` (0 to 64) bits, register by register: all ones where live.
+#[target_feature(enable = "avx2")]
+fn live_lanes(n: usize) -> [__m256i; REGS] {
+    std::array::from_fn(|h| {
+        let lanes: [i16; 16] = std::array::from_fn(|l| if 16 * h + l < n { -1 } else { 0 });
+        // SAFETY: 32 bytes read from a 32-byte array.
+        unsafe { _mm256_loadu_si256(lanes.as_ptr().cast()) }
+    })
+}
+
+/// [`super::masked_words`] for the words of `chunk` with the field's 16-bit reduction `r`.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u8]) {
+    let args = w.args;
+    let n = args.n;
+    let regs = n.div_ceil(16);
+    let p = u16::from(w.field.modulus());
+    let c = Consts::new(r, u16::from(args.party), p);
+    let live = live_lanes(n);
+    let neg = args.party == 1;
+    let x_all = args.x.as_slice().unwrap_or(&[]);
+    let words = chunk.len() / n;
+    // A word's bytes, and its masks, copied where a whole register's load would pass the end.
+    let mut x_pad = [0u8; 16 * REGS];
+    let mut sz_pad = [0u16; 16 * REGS];
+    // The word's output bytes twice: at 0 and at n.
+    let mut twice = [0u8; 4 * 16 * REGS];
+    for k in 0..words {
+        let i = w.first + k;
+        let x: &[u8] = match x_all.get(i * n..i * n + 16 * regs) {
+            Some(x) => x,
+            None => {
+                x_pad[..n].copy_from_slice(&x_all[i * n..(i + 1) * n]);
+                &x_pad
+            }
+        };
+        let sz: &[u16] = match w.sz.get(k * n..k * n + 16 * regs) {
+            Some(sz) => sz,
+            None => {
+                sz_pad[..n].copy_from_slice(&w.sz[k * n..(k + 1) * n]);
+                &sz_pad
+            }
+        };
+        let beta = args.beta[i];
+        let s = if beta {
+            args.r[i].wrapping_add(1)
+        } else {
+            args.r[i]
+        };
+        let mut ws = [_mm256_setzero_si256(); REGS];
+        let mut ts = [_mm256_setzero_si256(); REGS];
+        for h in 0..regs {
+            // SAFETY: `x` has at least 16 regs bytes and `sz` 16 regs entries (above); the
+            // loads are unaligned.
+            let x = unsafe { _mm256_cvtepu8_epi16(_mm_loadu_si128(x.as_ptr().add(16 * h).cast())) };
+            // Pass 1 (steps 1, 5, 6, 8, 9): w_k = x_k + s_k (j - 2 x_k) on the live lanes,
+            // t_k = +-(j s_k - x_k) + j + offset.
+            let chunk16 = _mm256_set1_epi16((s >> (16 * h)) as u16 as i16);
+            let sk = _mm256_cmpeq_epi16(_mm256_and_si256(chunk16, c.bit), c.bit);
+            let two_x = _mm256_add_epi16(x, x);
+            let wk = _mm256_add_epi16(x, _mm256_and_si256(sk, _mm256_sub_epi16(c.j, two_x)));
+            ws[h] = _mm256_and_si256(wk, live[h]);
+            let d = _mm256_sub_epi16(_mm256_and_si256(sk, c.j), x);
+            let d = if beta {
+                _mm256_sub_epi16(_mm256_setzero_si256(), d)
+            } else {
+                d
+            };
+            ts[h] = _mm256_add_epi16(d, c.j_offset);
+        }
+        // Pass 2: t_k += the sum of w over the bits above k (exclusive suffix sums, each
+        // register's total carried into the registers below it).
+        let mut carry = _mm256_setzero_si256();
+        for h in (0..regs).rev() {
+            let sums = _mm256_add_epi16(suffix_sums(ws[h]), carry);
+            ts[h] = _mm256_add_epi16(ts[h], _mm256_sub_epi16(sums, ws[h]));
+            // Lane 0 holds the sum of this register and those above: to every lane.
+            let low = _mm256_castsi256_si128(sums);
+            carry = _mm256_broadcastw_epi16(low);
+        }
+        // Pass 3: c_k = t_k mod p, then s_k c_k +- z_k mod p.
+        let mut out16 = [_mm256_setzero_si256(); REGS];
+        for h in 0..regs {
+            let ck = c.reduce(ts[h]);
+            // SAFETY: as for `x` above.
+            let e = unsafe { _mm256_loadu_si256(sz.as_ptr().add(16 * h).cast()) };
+            let z = _mm256_srli_epi16::<8>(e);
+            let z = if neg { _mm256_sub_epi16(c.p, z) } else { z };
+            let v = _mm256_add_epi16(_mm256_mullo_epi16(ck, _mm256_and_si256(e, c.low_byte)), z);
+            out16[h] = c.reduce(v);
+        }
+        // Bytes 0..32 from registers 0 and 1, 32..64 from 2 and 3 (packus interleaves the
+        // halves; the permutation puts them back in order).
+        let bytes = [
+            _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi16(out16[0], out16[1])),
+            _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packus_epi16(out16[2], out16[3])),
+        ];
+        // Step 14: byte k goes to (k + rot) mod n, i.e. byte j takes byte (j - rot) mod n,
+        // which is byte j + n - rot of the bytes written twice.
+        let rot = ((u128::from(w.rot[i]) * n as u128) >> 64) as usize;
+        // SAFETY: `twice` has 256 bytes; the stores write 64 at 0 and 64 at n <= 64.
+        unsafe {
+            for (at, v) in [0, 32, n, n + 32].into_iter().zip([0, 1, 0, 1]) {
+                _mm256_storeu_si256(twice.as_mut_ptr().add(at).cast(), bytes[v]);
+            }
+        }
+        chunk[k * n..(k + 1) * n].copy_from_slice(&twice[n - rot..2 * n - rot]);
+    }
+}
