@@ -12,8 +12,9 @@
 //! 2. `k2` = the first 32 bytes of ChaCha20 keyed by `k1`, nonce = node, block counter =
 //!    purpose;
 //! 3. the output stream is AES-128 in counter mode keyed by the first 16 bytes of `k2`, the
-//!    next 8 bytes the high half of every counter block, from block 0 (AES-NI makes it about
-//!    five times as fast as ChaCha20 on one core; see `prg/ctr.rs`).
+//!    next 8 bytes the first 8 bytes of every counter block (the block number the last 8,
+//!    little-endian), from block 0 (AES-NI makes it about five times as fast as ChaCha20 on
+//!    one core; see `prg/ctr.rs`).
 //!
 //! Distinct domains select distinct (nonce, counter) blocks of a PRF, so their keys are
 //! independent; the seed and `k1` are only ever used for derivation, never for output.

@@ -98,7 +98,7 @@ pub(super) fn accept_draws(words: &[u64], rule: &DrawRule, out: &mut Vec<u16>) {
             return accept_draws_table(&words[done..], &rule.table, out);
         }
         if x86::has_avx2() {
-            // SAFETY: AVX2 was detected at run time.
+            // SAFETY: AVX2 and POPCNT were detected at run time.
             let done = unsafe { x86::accept_draws_avx2(words, &arith, out) };
             return accept_draws_table(&words[done..], &rule.table, out);
         }
@@ -180,9 +180,10 @@ mod x86 {
         vectors * WORDS
     }
 
-    /// Whether this CPU runs [`accept_draws_avx2`].
+    /// Whether this CPU runs [`accept_draws_avx2`] (AVX2 and POPCNT, which every AVX2 CPU
+    /// has but the feature detection does not imply).
     pub(super) fn has_avx2() -> bool {
-        is_x86_feature_detected!("avx2")
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt")
     }
 
     /// Words per AVX2 vector: 16 draws.
@@ -190,7 +191,7 @@ mod x86 {
 
     /// For each 8-bit mask of kept 16-bit lanes, the byte shuffle that moves the kept lanes,
     /// in order, to the front of a 128-bit register.
-    const KEEP: [[u8; 16]; 256] = {
+    static KEEP: [[u8; 16]; 256] = {
         let mut table = [[0x80u8; 16]; 256];
         let mut m = 0;
         while m < 256 {

@@ -14,7 +14,8 @@
 //! [`par::MATMUL_MACS`] multiply-adds).
 //!
 //! There is no 64-bit SIMD multiply before AVX-512DQ, so the kernels are compiled three times
-//! (AVX-512DQ/VL, AVX2, baseline) and the best one the CPU supports is picked at run time.
+//! (AVX-512DQ/VL, AVX2, baseline): AVX-512 where the CPU has it, otherwise the faster of AVX2
+//! and baseline on this CPU, timed once per process ([`Kernel::detect`]).
 //! On a 2-vCPU Xeon with AVX-512 the tile runs at the `vpmullq` throughput: about 6.8 GMAC/s
 //! on one thread, 8-9 GMAC/s on two, against 2 GMAC/s for the naive loop and ~33 GMAC/s
 //! for single-threaded f32 `dot` (FMA) on the same shapes.
@@ -244,7 +245,7 @@ pub(crate) enum Kernel {
     /// AVX-512F, DQ and VL (64-bit lane multiply).
     #[cfg(target_arch = "x86_64")]
     Avx512,
-    /// AVX2 (32x32->64 multiplies).
+    /// AVX2 (32x32->64 and 32-bit multiplies).
     #[cfg(target_arch = "x86_64")]
     Avx2,
     /// Portable Rust.

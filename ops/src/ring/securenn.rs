@@ -257,7 +257,7 @@ fn masked_words_avx2(w: &Words<'_, '_>, chunk: &mut [u8]) {
     masked_words(w, chunk)
 }
 
-/// Whether the CPU runs [`masked_words_avx2`].
+/// Whether the CPU runs the AVX2 kernels (`avx2::masked_words`, [`masked_words_avx2`]).
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -802,8 +802,15 @@ mod tests {
         if !has_avx2() {
             return;
         }
-        let f = PrimeField::new(67).unwrap();
-        let r16 = f.reduce16().unwrap();
+        for p in [3u8, 67, 251] {
+            let f = PrimeField::new(p).unwrap();
+            let r16 = f.reduce16().unwrap();
+            avx2_and_portable_agree(f, r16);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn avx2_and_portable_agree(f: PrimeField, r16: Reduce16) {
         for n in 1..=64usize {
             let words = 37;
             let mut g = Prg::new(&[6; 32], Domain::new(3, n as u64, 0));
@@ -830,7 +837,8 @@ mod tests {
                     let mut fast = vec![0u8; len];
                     // SAFETY: `has_avx2` was checked above.
                     unsafe { avx2::masked_words(&w, r16, &mut fast) };
-                    assert_eq!(fast, portable, "n={n} party={party} first={first}");
+                    let p = f.modulus();
+                    assert_eq!(fast, portable, "p={p} n={n} party={party} first={first}");
                 }
             }
         }

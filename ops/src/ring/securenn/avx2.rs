@@ -101,7 +101,7 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
     let mut x_pad = [0u8; 16 * REGS];
     let mut sz_pad = [0u16; 16 * REGS];
     // The word's output bytes twice: at 0 and at n.
-    let mut twice = [0u8; 4 * 16 * REGS];
+    let mut twice = [0u8; 2 * 16 * REGS];
     for k in 0..words {
         let i = w.first + k;
         let x: &[u8] = match x_all.get(i * n..i * n + 16 * regs) {
@@ -175,7 +175,7 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
         // Step 14: byte k goes to (k + rot) mod n, i.e. byte j takes byte (j - rot) mod n,
         // which is byte j + n - rot of the bytes written twice.
         let rot = ((u128::from(w.rot[i]) * n as u128) >> 64) as usize;
-        // SAFETY: `twice` has 256 bytes; the stores write 64 at 0 and 64 at n <= 64.
+        // SAFETY: `twice` has 128 bytes; the stores write 64 at 0 and 64 at n <= 64.
         unsafe {
             for (at, v) in [0, 32, n, n + 32].into_iter().zip([0, 1, 0, 1]) {
                 _mm256_storeu_si256(twice.as_mut_ptr().add(at).cast(), bytes[v]);
