@@ -257,7 +257,7 @@ fn masked_words_avx2(w: &Words<'_, '_>, chunk: &mut [u8]) {
     masked_words(w, chunk)
 }
 
-/// Whether the CPU runs the AVX2 kernels (`avx2::masked_words`, [`masked_words_avx2`]).
+/// Whether the CPU runs the AVX2 kernels (those of `avx2.rs`, [`masked_words_avx2`]).
 fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -520,13 +520,20 @@ pub fn any_zero_sum(field: PrimeField, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> 
     }
     #[cfg(target_arch = "x86_64")]
     let avx512 = n <= WORD_BITS && avx512::available();
-    // Blocks of whole lanes, on AVX-512 a word at a time.
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = n <= WORD_BITS && has_avx2();
+    // Blocks of whole lanes, on AVX-512 or AVX2 a word at a time.
     let words = (4096 / n).max(1);
     let block = |(o, (a, b)): (&mut [u8], (&[u8], &[u8]))| {
         #[cfg(target_arch = "x86_64")]
         if avx512 {
             // SAFETY: AVX-512 was detected at run time.
             return unsafe { avx512::any_zero_sum_words(field.modulus(), n, a, b, o) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 was detected at run time.
+            return unsafe { avx2::any_zero_sum_words(field.modulus(), n, a, b, o) };
         }
         for (o, lanes) in o.iter_mut().zip(a.chunks(n).zip(b.chunks(n))) {
             *o = lane(lanes);
@@ -595,13 +602,20 @@ pub fn bits_minus(field: PrimeField, x: &ArrayRefD<u64>, r: &ArrayRefD<u8>) -> R
     };
     #[cfg(target_arch = "x86_64")]
     let avx512 = avx512::available();
-    // Blocks of whole words, on AVX-512 a word at a time.
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = has_avx2();
+    // Blocks of whole words, on AVX-512 or AVX2 a word at a time.
     let words = (4096 / n.max(1)).max(1);
     let block = |((o, r), x): ((&mut [u8], &[u8]), &[u64])| {
         #[cfg(target_arch = "x86_64")]
         if avx512 {
             // SAFETY: AVX-512 was detected at run time.
             return unsafe { avx512::bits_minus_words(p as u8, n, x, r, o) };
+        }
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: AVX2 was detected at run time.
+            return unsafe { avx2::bits_minus_words(p as u8, n, x, r, o) };
         }
         o.chunks_mut(n).zip(r.chunks(n)).zip(x).for_each(lane);
     };
@@ -790,6 +804,63 @@ mod tests {
                 // SAFETY: `available` was checked above.
                 unsafe { avx512::masked_words(&w, r16, &mut fast) };
                 assert_eq!(fast, portable, "n={n} party={party}");
+            }
+        }
+    }
+
+    /// The AVX2 bit shares and zero search equal their definitions for widths around whole
+    /// registers, on blocks whose last word ends the operands (padded loads), for every byte
+    /// of `r` and lanes whose sums hit 0 or `p`.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_avx2_bit_kernels_equal_their_definitions() {
+        if !has_avx2() {
+            return;
+        }
+        for p in [3u8, 67, 251] {
+            let pw = u16::from(p);
+            for n in [1usize, 7, 8, 17, 31, 32, 33, 48, 63, 64] {
+                let words = 37;
+                let mut g = Prg::new(&[7; 32], Domain::new(4, n as u64, u32::from(p)));
+                let x: Vec<u64> = (0..words).map(|_| g.next_u64()).collect();
+                let r: Vec<u8> = (0..words * n).map(|_| g.next_u64() as u8).collect();
+                let mut got = vec![0u8; words * n];
+                // SAFETY: `has_avx2` was checked above.
+                unsafe { avx2::bits_minus_words(p, n, &x, &r, &mut got) };
+                for (j, &v) in got.iter().enumerate() {
+                    let (i, k) = (j / n, j % n);
+                    let bit = ((x[i] >> k) & 1) as u16;
+                    let t = (bit + pw).wrapping_sub(u16::from(r[j]));
+                    let want = if t >= pw { (t - pw) as u8 } else { t as u8 };
+                    assert_eq!(v, want, "bits_minus p={p} n={n} word {i} bit {k}");
+                }
+                // Shares in Z_p but every fourth any byte.
+                let a: Vec<u8> = (0..words * n)
+                    .map(|j| match j % 4 {
+                        0 => g.next_u64() as u8,
+                        _ => (g.next_u64() % u64::from(p)) as u8,
+                    })
+                    .collect();
+                let b: Vec<u8> = (0..words * n)
+                    .map(|j| match g.next_u64() % (2 * n as u64) {
+                        0 => 0u8.wrapping_sub(a[j]),
+                        1 => p.wrapping_sub(a[j]),
+                        _ => g.next_u64() as u8,
+                    })
+                    .collect();
+                let mut got = vec![9u8; words];
+                // SAFETY: as above.
+                unsafe { avx2::any_zero_sum_words(p, n, &a, &b, &mut got) };
+                for (i, &v) in got.iter().enumerate() {
+                    let want = (0..n).any(|k| {
+                        let t = u16::from(a[i * n + k]) + u16::from(b[i * n + k]);
+                        t == 0 || t == pw
+                    });
+                    assert_eq!(v, u8::from(want), "any_zero_sum p={p} n={n} lane {i}");
+                }
+                if n >= 7 {
+                    assert!(got.contains(&0) && got.contains(&1), "p={p} n={n}");
+                }
             }
         }
     }

@@ -184,3 +184,100 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
         chunk[k * n..(k + 1) * n].copy_from_slice(&twice[n - rot..2 * n - rot]);
     }
 }
+
+/// The bytes of word `k` (of `n`) of `all`, or, where loading `32 * regs` bytes from its
+/// start would pass the end, a copy of them in `pad`.
+#[inline(always)]
+fn word_bytes<'a>(
+    all: &'a [u8],
+    k: usize,
+    n: usize,
+    regs: usize,
+    pad: &'a mut [u8; 64],
+) -> &'a [u8] {
+    match all.get(k * n..k * n + 32 * regs) {
+        Some(bytes) => bytes,
+        None => {
+            pad[..n].copy_from_slice(&all[k * n..(k + 1) * n]);
+            &pad[..]
+        }
+    }
+}
+
+/// [`super::bits_minus`] for whole words: `out` gets, lane by lane of `n` bits, word `w`'s
+/// low `n` bits minus `r` mod `p`, the bytes of the portable kernel for every byte of `r`
+/// (the AVX-512 kernel's byte arithmetic, 32 bits per register: each byte of the word spread
+/// over eight lanes by a byte shuffle, then its own bit selected).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn bits_minus_words(p: u8, n: usize, x: &[u64], r: &[u8], out: &mut [u8]) {
+    let regs = n.div_ceil(32);
+    let pv = _mm256_set1_epi8(p as i8);
+    let one = _mm256_set1_epi8(1);
+    // Byte k of a register takes byte k / 8 of the 32-bit chunk (each 128-bit half holds the
+    // chunk's four bytes at its start), then bit k mod 8 of it.
+    let spread = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let mut r_pad = [0u8; 64];
+    let mut o_pad = [0u8; 64];
+    for (k, &w) in x.iter().enumerate().take(out.len() / n.max(1)) {
+        let rw = word_bytes(r, k, n, regs, &mut r_pad);
+        let mut v = [_mm256_setzero_si256(); 2];
+        for (h, v) in v.iter_mut().enumerate().take(regs) {
+            // SAFETY: `rw` has at least 32 regs bytes (`word_bytes`); the load is unaligned.
+            let rv = unsafe { _mm256_loadu_si256(rw.as_ptr().add(32 * h).cast()) };
+            let chunk = _mm256_set1_epi32((w >> (32 * h)) as u32 as i32);
+            let bytes = _mm256_and_si256(_mm256_shuffle_epi8(chunk, spread), select);
+            let bits = _mm256_and_si256(_mm256_cmpeq_epi8(bytes, select), one);
+            // `bit + p - r`, less `p` where that is at least `p`: the smaller of `v` and
+            // `v - p` in bytes (as the AVX-512 kernel).
+            let d = _mm256_sub_epi8(_mm256_add_epi8(bits, pv), rv);
+            *v = _mm256_min_epu8(d, _mm256_sub_epi8(d, pv));
+        }
+        // SAFETY: `o_pad` has 64 bytes, two registers.
+        unsafe {
+            _mm256_storeu_si256(o_pad.as_mut_ptr().cast(), v[0]);
+            _mm256_storeu_si256(o_pad.as_mut_ptr().add(32).cast(), v[1]);
+        }
+        out[k * n..(k + 1) * n].copy_from_slice(&o_pad[..n]);
+    }
+}
+
+/// [`super::any_zero_sum`] for whole lanes of `n` (at most 64) shares: `out[i]` is 1 if some
+/// `a_k + b_k` of lane `i` (as integers) is 0 or `p`. A sum saturated at 255 is 0 or `p`
+/// (below 255) exactly when the integer sum is (as the AVX-512 kernel).
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn any_zero_sum_words(p: u8, n: usize, a: &[u8], b: &[u8], out: &mut [u8]) {
+    let regs = n.div_ceil(32);
+    let live = crate::ring::bits::low_bits(n);
+    let pv = _mm256_set1_epi8(p as i8);
+    let zero = _mm256_setzero_si256();
+    let (mut a_pad, mut b_pad) = ([0u8; 64], [0u8; 64]);
+    for (k, o) in out.iter_mut().enumerate() {
+        let (aw, bw) = (
+            word_bytes(a, k, n, regs, &mut a_pad),
+            word_bytes(b, k, n, regs, &mut b_pad),
+        );
+        let mut hits = 0u64;
+        for h in 0..regs {
+            // SAFETY: `aw` and `bw` have at least 32 regs bytes; the loads are unaligned.
+            let t = unsafe {
+                _mm256_adds_epu8(
+                    _mm256_loadu_si256(aw.as_ptr().add(32 * h).cast()),
+                    _mm256_loadu_si256(bw.as_ptr().add(32 * h).cast()),
+                )
+            };
+            let hit = _mm256_or_si256(_mm256_cmpeq_epi8(t, zero), _mm256_cmpeq_epi8(t, pv));
+            hits |= u64::from(_mm256_movemask_epi8(hit) as u32) << (32 * h);
+        }
+        *o = u8::from(hits & live != 0);
+    }
+}
