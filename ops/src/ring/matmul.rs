@@ -20,13 +20,13 @@
 //! on one thread, 8-9 GMAC/s on two, against 2 GMAC/s for the naive loop and ~33 GMAC/s
 //! for single-threaded f32 `dot` (FMA) on the same shapes.
 
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, Ix2};
 
 use super::kernels::{tile_portable, Tile};
 use super::pack::{pack_a, PackedB, Tall};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
-
 use crate::{par, OpsError, Result};
 
 /// Rows of the register tile.

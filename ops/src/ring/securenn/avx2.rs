@@ -1,13 +1,16 @@
-//! Each server's PrivateCompare shares ([`super::masked_words`]) on AVX2, a word of up to 64
-//! bits at a time in four registers of 16 16-bit lanes (bit `16 h + l` in lane `l` of
-//! register `h`), for CPUs without AVX-512. The same wrapping 16-bit arithmetic as
-//! [`super::CompareArgs::masked_word`] and the same bytes (the tests compare the two):
+//! SecureNN's per-word comparison kernels on AVX2, for CPUs without AVX-512: a word of up to
+//! 64 bits at a time where the portable loops go bit by bit, with the same bytes (the tests
+//! compare them). Loads that would pass the end of the operands read a padded copy.
 //!
-//! - the sum of the `w_k` above each bit is a suffix scan: three byte shifts within each
-//!   128-bit half, the high half's total added to the low half, then the registers' totals
-//!   carried from the highest register down;
-//! - the rotation by `k` reads the word's bytes from a buffer that holds them twice, from
-//!   offset `n - k`.
+//! - [`masked_words`] (each server's PrivateCompare shares): a word in four registers of 16
+//!   16-bit lanes (bit `16 h + l` in lane `l` of register `h`), the wrapping 16-bit
+//!   arithmetic of [`super::CompareArgs::masked_word`]. The sum of the `w_k` above each bit is
+//!   a suffix scan: three byte shifts within each 128-bit half, the high half's total added
+//!   to the low half, then the registers' totals carried from the highest register down. The
+//!   rotation by `k` reads the word's bytes from a buffer that holds them twice, from offset
+//!   `n - k`.
+//! - [`bits_minus_words`] (the helper's bit shares) and [`any_zero_sum_words`] (its search
+//!   for a zero): the AVX-512 kernels' byte arithmetic, 32 bytes per register.
 
 use std::arch::x86_64::*;
 
