@@ -771,41 +771,17 @@ mod tests {
     }
 
     /// The AVX-512 masked words are the portable kernel's bytes (which the oracle test
-    /// above does not reach on a CPU that has AVX-512), for every width and both servers.
+    /// above does not reach on a CPU that has AVX-512).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx512_and_the_portable_kernels_agree() {
         if !avx512::available() {
             return;
         }
-        let f = PrimeField::new(67).unwrap();
-        let r16 = f.reduce16().unwrap();
-        for n in 1..=64usize {
-            let words = 37;
-            let mut g = Prg::new(&[5; 32], Domain::new(2, n as u64, 0));
-            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
-            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |_| g.next_u64());
-            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
-            let sz = g.nonzero_and_uniform(f, words * n);
-            let rot: Vec<u64> = (0..words).map(|_| g.next_u64()).collect();
-            for party in [0u8, 1] {
-                let args = CompareArgs::new("test", party, &x, &r, &beta).unwrap();
-                let w = Words {
-                    args: &args,
-                    field: f,
-                    reduce16: Some(r16),
-                    first: 0,
-                    sz: &sz,
-                    rot: &rot,
-                };
-                let mut portable = vec![0u8; words * n];
-                masked_words(&w, &mut portable);
-                let mut fast = vec![0u8; words * n];
-                // SAFETY: `available` was checked above.
-                unsafe { avx512::masked_words(&w, r16, &mut fast) };
-                assert_eq!(fast, portable, "n={n} party={party}");
-            }
-        }
+        // SAFETY: `available` was checked above.
+        masked_words_agree("AVX-512", |w, r16, out| unsafe {
+            avx512::masked_words(w, r16, out)
+        });
     }
 
     /// The AVX2 bit shares and zero search equal their definitions for widths around whole
@@ -865,51 +841,57 @@ mod tests {
         }
     }
 
-    /// The AVX2 masked words are the portable kernel's bytes, for every width, both servers,
-    /// and a block whose last word ends the operands (its loads take the padded copies).
+    /// The AVX2 masked words are the portable kernel's bytes.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_avx2_and_the_portable_kernels_agree() {
         if !has_avx2() {
             return;
         }
+        // SAFETY: `has_avx2` was checked above.
+        masked_words_agree("AVX2", |w, r16, out| unsafe {
+            avx2::masked_words(w, r16, out)
+        });
+    }
+
+    /// `fast`'s masked words are the portable kernel's bytes for every width from 1 to 64,
+    /// both servers, p = 3, 67 and 251 (the range of the 16-bit reduction), and both the
+    /// whole tensor as one block and its last 5 words as a block of their own (whose loads
+    /// reach the operands' end).
+    #[cfg(target_arch = "x86_64")]
+    fn masked_words_agree(kernel: &str, fast: impl Fn(&Words<'_, '_>, Reduce16, &mut [u8])) {
         for p in [3u8, 67, 251] {
             let f = PrimeField::new(p).unwrap();
             let r16 = f.reduce16().unwrap();
-            avx2_and_portable_agree(f, r16);
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    fn avx2_and_portable_agree(f: PrimeField, r16: Reduce16) {
-        for n in 1..=64usize {
-            let words = 37;
-            let mut g = Prg::new(&[6; 32], Domain::new(3, n as u64, 0));
-            let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
-            let r = ArrayD::from_shape_fn(IxDyn(&[words]), |_| g.next_u64());
-            let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
-            let sz = g.nonzero_and_uniform(f, words * n);
-            let rot: Vec<u64> = (0..words).map(|_| g.next_u64()).collect();
-            for party in [0u8, 1] {
-                let args = CompareArgs::new("test", party, &x, &r, &beta).unwrap();
-                // The whole tensor as one block, then its last 5 words as a block of their own.
-                for first in [0, words - 5] {
-                    let w = Words {
-                        args: &args,
-                        field: f,
-                        reduce16: Some(r16),
-                        first,
-                        sz: &sz[first * n..],
-                        rot: &rot,
-                    };
-                    let len = (words - first) * n;
-                    let mut portable = vec![0u8; len];
-                    masked_words(&w, &mut portable);
-                    let mut fast = vec![0u8; len];
-                    // SAFETY: `has_avx2` was checked above.
-                    unsafe { avx2::masked_words(&w, r16, &mut fast) };
-                    let p = f.modulus();
-                    assert_eq!(fast, portable, "p={p} n={n} party={party} first={first}");
+            for n in 1..=64usize {
+                let words = 37;
+                let mut g = Prg::new(&[6; 32], Domain::new(3, n as u64, u32::from(p)));
+                let x = ArrayD::from_shape_fn(IxDyn(&[words, n]), |_| g.next_u64() as u8);
+                let r = ArrayD::from_shape_fn(IxDyn(&[words]), |_| g.next_u64());
+                let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
+                let sz = g.nonzero_and_uniform(f, words * n);
+                let rot: Vec<u64> = (0..words).map(|_| g.next_u64()).collect();
+                for party in [0u8, 1] {
+                    let args = CompareArgs::new("test", party, &x, &r, &beta).unwrap();
+                    for first in [0, words - 5] {
+                        let w = Words {
+                            args: &args,
+                            field: f,
+                            reduce16: Some(r16),
+                            first,
+                            sz: &sz[first * n..],
+                            rot: &rot,
+                        };
+                        let len = (words - first) * n;
+                        let mut portable = vec![0u8; len];
+                        masked_words(&w, &mut portable);
+                        let mut out = vec![0u8; len];
+                        fast(&w, r16, &mut out);
+                        assert_eq!(
+                            out, portable,
+                            "{kernel} p={p} n={n} party={party} first={first}"
+                        );
+                    }
                 }
             }
         }
