@@ -216,8 +216,9 @@ mod x86 {
     #[target_feature(enable = "avx2,popcnt")]
     pub(super) fn accept_draws_avx2(words: &[u64], a: &Arith, out: &mut Vec<u16>) -> usize {
         let vectors = words.len() / WORDS_AVX2;
-        // Each half stores 8 entries at the current length, which grows by at most 16 per
-        // vector: room for all of them and 8 past the last.
+        // Each half stores 8 entries at the current length, which grows by at most 8 per
+        // half: the last store ends at most 16 per vector past the old length (the 8 more
+        // reserved are slack).
         out.reserve(16 * vectors + 8);
         let splat = |v: u16| _mm256_set1_epi16(v as i16);
         let (last, d, m1, p, m2, add) = (
@@ -234,8 +235,9 @@ mod x86 {
         );
         let mut len = out.len();
         for chunk in words.chunks_exact(WORDS_AVX2) {
-            // SAFETY: `chunk` is 32 bytes; each store writes 8 entries at `len`, at most the
-            // old length plus 16 per vector done, plus 8: within the capacity reserved.
+            // SAFETY: `chunk` is 32 bytes; each store writes 8 entries at `len`, which is at
+            // most the old length plus 8 per half done, so it ends within 16 per vector done
+            // (this one included) of the old length: within the capacity reserved.
             // `set_len` below keeps only entries written here or before.
             unsafe {
                 let u = _mm256_loadu_si256(chunk.as_ptr().cast());
