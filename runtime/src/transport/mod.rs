@@ -27,6 +27,7 @@ mod quic_frame;
 #[cfg(test)]
 mod quic_fuzz;
 mod quic_hello;
+mod quic_socket;
 mod quic_tls;
 
 pub use inproc::{InProcNetwork, InProcTransport};

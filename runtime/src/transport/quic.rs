@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use quinn::{Endpoint, TokioRuntime, VarInt};
+use quinn::{Endpoint, Runtime, TokioRuntime, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::quic_close::{close_with, peer_failure, Close};
@@ -34,6 +34,7 @@ use super::quic_frame::Gauge;
 use super::quic_frame::{
     closed_as_done, describe, peer_err, write_error, End, Inbox, Limits, Link, CODE_DONE,
 };
+use super::quic_socket::OnePacket;
 use super::{quic_tls, Book, Transport, TransportStats};
 use crate::cluster::ClusterConfig;
 use crate::round::Round;
@@ -198,16 +199,22 @@ impl QuicTransport {
             })?;
         let endpoint = {
             let _guard = rt.enter();
-            Endpoint::new(
+            let io = |source| RuntimeError::Io {
+                context: format!("party {me}: starting the QUIC endpoint on {addr}"),
+                source,
+            };
+            let runtime = Arc::new(TokioRuntime);
+            let mut socket = runtime.wrap_udp_socket(socket).map_err(io)?;
+            if window.is_some_and(quic_tls::one_per_datagram) {
+                socket = Arc::new(OnePacket(socket));
+            }
+            Endpoint::new_with_abstract_socket(
                 configs.endpoint,
                 Some(configs.server),
                 socket,
-                Arc::new(TokioRuntime),
+                runtime,
             )
-            .map_err(|source| RuntimeError::Io {
-                context: format!("party {me}: starting the QUIC endpoint on {addr}"),
-                source,
-            })?
+            .map_err(io)?
         };
         let local = endpoint.local_addr().ok();
         let limits: Limits = (0..parties.len())

@@ -19,14 +19,38 @@ pub(crate) const ALPN: &[u8] = b"shareflow/1";
 const STREAM_WINDOW: u32 = 128 << 20;
 /// Connection receive window and send buffer.
 const CONN_WINDOW: u32 = 256 << 20;
-/// UDP payload size on loopback (MTU 65,536): larger packets than the default 1,452 bytes cut
-/// the per-packet work (encryption, acknowledgements, system calls). quinn sends up to ten
-/// packets per system call with UDP segmentation offload (GSO), whose total must stay within
-/// one 64 KiB UDP datagram: ten of 6,500 bytes do. Ten of 8 KiB do not: the first such send
-/// fails, quinn turns GSO off for good (three times the system calls) and the lost packets
-/// wait for a loss timeout, which made steps stall for hundreds of milliseconds. Against
-/// 4 KiB packets, 6,500 bytes take 27% fewer UDP datagrams (as the kernel counts them) per training step of network A.
-const LOOPBACK_MTU: u16 = 6500;
+/// Nearly the largest UDP payload on loopback (MTU 65,536: at most 65,507 bytes over IPv4 and
+/// 65,488 over IPv6), one packet per datagram.
+const LOOPBACK_LARGE_PACKET: u16 = 65_000;
+/// The largest packets of which ten fit a segmented send (one 64 KiB datagram). Ten of 8 KiB
+/// do not: quinn's first such send fails.
+const LOOPBACK_SEGMENTED_PACKET: u16 = 6_500;
+
+/// The UDP payload size on loopback for a flow-control window of `window` bytes per peer.
+/// Larger packets than the default 1,452 bytes cut the per-packet work (encryption,
+/// acknowledgements, system calls): [`LOOPBACK_LARGE_PACKET`], one per datagram without
+/// segmentation offload, where eight of them fit the window (a receiver extends the window
+/// as it reads, and a window of a packet or two would make the sender wait for every
+/// extension); otherwise [`LOOPBACK_SEGMENTED_PACKET`], ten to a segmented send. Against
+/// the latter (AMD EPYC, 2 cores, 1 MiB windows; runs in turn), 65,000 bytes took a
+/// batch-128 prediction of network B over QUIC from 547-598 to 490-542 ms (three runs each)
+/// and a batch-128 training step of D from 110-125 to 109-117 ms (four runs each).
+pub(crate) fn loopback_packet(window: u32) -> u16 {
+    if window >= 8 * u32::from(LOOPBACK_LARGE_PACKET) {
+        LOOPBACK_LARGE_PACKET
+    } else {
+        LOOPBACK_SEGMENTED_PACKET
+    }
+}
+
+/// Whether the loopback packets for `window` are too large for quinn's segmented sends (ten
+/// packets to a send, within one 64 KiB datagram), so that each must be a datagram of its
+/// own (`quic_socket.rs`). quinn would find out on its own, but only by losing the first
+/// sends: a send that fails turns segmentation off for good, and the lost packets wait for
+/// a loss timeout (steps stalled for hundreds of milliseconds).
+pub(crate) fn one_per_datagram(window: u32) -> bool {
+    10 * u32::from(loopback_packet(window)) > u32::from(u16::MAX)
+}
 
 fn tls(message: impl Into<String>) -> RuntimeError {
     RuntimeError::Tls(message.into())
@@ -43,7 +67,7 @@ pub(crate) struct Configs {
 /// crashed peer is noticed by every party well within `timeout` (before a party waiting for
 /// another peer times out on its own). Off loopback, large windows for throughput; on loopback
 /// (`Some(window)`), receive windows the UDP receive buffer holds (`loopback_window` in
-/// `quic.rs`), a small initial RTT for latency, and packets of [`LOOPBACK_MTU`] without MTU
+/// `quic.rs`), a small initial RTT for latency, and packets of [`loopback_packet`] bytes without MTU
 /// discovery.
 fn transport_config(timeout: Duration, loopback: Option<u32>) -> Result<TransportConfig> {
     let mut t = TransportConfig::default();
@@ -65,12 +89,18 @@ fn transport_config(timeout: Duration, loopback: Option<u32>) -> Result<Transpor
     t.max_idle_timeout(Some(idle));
     let keep_alive = (idle_after / 4).clamp(Duration::from_millis(25), Duration::from_secs(5));
     t.keep_alive_interval(Some(keep_alive));
-    if loopback.is_some() {
+    if let Some(window) = loopback {
+        let packet = loopback_packet(window);
         t.initial_rtt(Duration::from_millis(5));
         // Larger packets than the default 1,452 bytes cut the per-packet work (encryption,
-        // acknowledgements, system calls) that bounds QUIC's throughput; see LOOPBACK_MTU.
-        t.initial_mtu(LOOPBACK_MTU);
+        // acknowledgements, system calls) that bounds QUIC's throughput; see loopback_packet.
+        t.initial_mtu(packet);
         t.mtu_discovery_config(None);
+        // Ten packets, as for the usual MTU: the default initial window (14,720 bytes) is
+        // smaller than one packet, and nothing would ever leave.
+        let mut cubic = quinn::congestion::CubicConfig::default();
+        cubic.initial_window(10 * u64::from(packet));
+        t.congestion_controller_factory(Arc::new(cubic));
     }
     Ok(t)
 }
@@ -139,10 +169,11 @@ pub(crate) fn configs(
     client.transport_config(transport);
 
     let mut endpoint = quinn::EndpointConfig::default();
-    if loopback.is_some() {
+    if let Some(window) = loopback {
+        let packet = loopback_packet(window);
         endpoint
-            .max_udp_payload_size(LOOPBACK_MTU)
-            .map_err(|e| tls(format!("UDP payload size {LOOPBACK_MTU}: {e}")))?;
+            .max_udp_payload_size(packet)
+            .map_err(|e| tls(format!("UDP payload size {packet}: {e}")))?;
     }
     Ok(Configs {
         server,
@@ -170,4 +201,25 @@ pub(crate) fn peer_leaf(conn: &quinn::Connection) -> Option<CertificateDer<'stat
     let any = conn.peer_identity()?;
     let certs = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
     certs.first().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_packets_fit_the_window_and_the_send_path() {
+        // A window of 1 MiB per peer (an 8 MiB receive buffer, four peers): large packets,
+        // each a datagram of its own.
+        assert_eq!(loopback_packet(1 << 20), 65_000);
+        assert!(one_per_datagram(1 << 20));
+        assert_eq!(loopback_packet(8 * 65_000), 65_000);
+        // The smallest window (the kernel's default receive buffer): ten packets to a
+        // segmented send, whose total fits one 64 KiB datagram.
+        for window in [64 << 10, 8 * 65_000 - 1] {
+            assert_eq!(loopback_packet(window), 6_500);
+            assert!(!one_per_datagram(window));
+            assert!(10 * u32::from(loopback_packet(window)) <= u32::from(u16::MAX));
+        }
+    }
 }
