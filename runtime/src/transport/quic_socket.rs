@@ -2,11 +2,11 @@
 //! segmentation offload (GSO) allows: one QUIC packet per datagram.
 //!
 //! With GSO quinn hands the kernel up to ten packets per system call, whose total must fit one
-//! 64 KiB UDP datagram, so packets can be at most 6,500 bytes, and the receiver still reads,
-//! decrypts and acknowledges each of them. Packets of nearly 64 KiB, one per datagram
-//! (`quic_tls::loopback_packet`), take as few system calls to send and a tenth of the
-//! datagrams to receive for the same bytes. This socket tells quinn so from the start
-//! (`quic_tls::one_per_datagram`).
+//! 64 KiB UDP datagram, so packets can be at most about 6,500 bytes, and the receiver still
+//! decrypts, parses and acknowledges each of them. Packets of nearly 64 KiB, one per datagram
+//! (`quic_tls::loopback_packet`), take about as many system calls (on loopback a segmented
+//! send reaches a receiver with GRO whole) and a tenth of the packets for the same bytes. This
+//! socket tells quinn so from the start (`quic_tls::one_per_datagram`).
 
 use std::fmt;
 use std::io::{self, IoSliceMut};

@@ -45,9 +45,10 @@ pub(crate) fn loopback_packet(window: u32) -> u16 {
 
 /// Whether the loopback packets for `window` are too large for quinn's segmented sends (ten
 /// packets to a send, within one 64 KiB datagram), so that each must be a datagram of its
-/// own (`quic_socket.rs`). quinn would find out on its own, but only by losing the first
-/// sends: a send that fails turns segmentation off for good, and the lost packets wait for
-/// a loss timeout (steps stalled for hundreds of milliseconds).
+/// own (`quic_socket.rs`; quinn's `MAX_TRANSMIT_SEGMENTS` is ten). quinn would find out on
+/// its own, but only by losing the first sends: a send that fails turns segmentation off for
+/// good, and the lost packets wait for a loss timeout (steps stalled for hundreds of
+/// milliseconds).
 pub(crate) fn one_per_datagram(window: u32) -> bool {
     10 * u32::from(loopback_packet(window)) > u32::from(u16::MAX)
 }
@@ -67,8 +68,8 @@ pub(crate) struct Configs {
 /// crashed peer is noticed by every party well within `timeout` (before a party waiting for
 /// another peer times out on its own). Off loopback, large windows for throughput; on loopback
 /// (`Some(window)`), receive windows the UDP receive buffer holds (`loopback_window` in
-/// `quic.rs`), a small initial RTT for latency, and packets of [`loopback_packet`] bytes without MTU
-/// discovery.
+/// `quic.rs`), a small initial RTT for latency, packets of [`loopback_packet`] bytes without
+/// MTU discovery, and an initial congestion window of ten such packets.
 fn transport_config(timeout: Duration, loopback: Option<u32>) -> Result<TransportConfig> {
     let mut t = TransportConfig::default();
     // On loopback, windows that the socket buffer holds (`loopback_window` in quic.rs).
