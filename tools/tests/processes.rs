@@ -218,10 +218,10 @@ fn a_party_with_another_sessions_graph_is_refused() {
 fn killing_a_party_mid_run_stops_every_other_party_naming_it() {
     let _one = serial();
     let timeout = Duration::from_secs(5);
-    // 3,072 images: the run lasts 0.5 s on a fast machine (an AMD EPYC with AVX-512), well
-    // after the kill, and about 2 s on the slowest seen, within the timeout (the client waits
-    // for its logits for the whole run). With 768 images the fast machine finished before
-    // the kill.
+    // 3,072 images: the run lasts 0.47 s on a fast machine (an AMD EPYC with AVX-512), well
+    // after the kill, and by estimate about 2 s on the slowest seen (A's batch of 128 took
+    // 75 ms there), within the timeout (the client waits for its logits for the whole run).
+    // With 768 images the fast machine finished before the kill.
     let s = Session::new(ModelKind::A, 3072);
     let mut parties = s.spawn_all(timeout.as_secs_f64());
     let helper = parties.iter().position(|p| p.name == HELPER).unwrap();

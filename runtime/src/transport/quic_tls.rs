@@ -22,8 +22,10 @@ const CONN_WINDOW: u32 = 256 << 20;
 /// Nearly the largest UDP payload on loopback (MTU 65,536: at most 65,507 bytes over IPv4 and
 /// 65,488 over IPv6), one packet per datagram.
 const LOOPBACK_LARGE_PACKET: u16 = 65_000;
-/// The largest packets of which ten fit a segmented send (one 64 KiB datagram). Ten of 8 KiB
-/// do not: quinn's first such send fails.
+/// The most packets quinn puts in one segmented send (its `MAX_TRANSMIT_SEGMENTS`).
+const SEGMENTS_PER_SEND: u32 = 10;
+/// The largest packets of which [`SEGMENTS_PER_SEND`] fit a segmented send (one 64 KiB
+/// datagram). Ten of 8 KiB do not: quinn's first such send fails.
 const LOOPBACK_SEGMENTED_PACKET: u16 = 6_500;
 
 /// The UDP payload size on loopback for a flow-control window of `window` bytes per peer.
@@ -43,14 +45,13 @@ pub(crate) fn loopback_packet(window: u32) -> u16 {
     }
 }
 
-/// Whether the loopback packets for `window` are too large for quinn's segmented sends (ten
-/// packets to a send, within one 64 KiB datagram), so that each must be a datagram of its
-/// own (`quic_socket.rs`; quinn's `MAX_TRANSMIT_SEGMENTS` is ten). quinn would find out on
-/// its own, but only by losing the first sends: a send that fails turns segmentation off for
-/// good, and the lost packets wait for a loss timeout (steps stalled for hundreds of
-/// milliseconds).
+/// Whether the loopback packets for `window` are too large for quinn's segmented sends
+/// ([`SEGMENTS_PER_SEND`] packets within one 64 KiB datagram), so that each must be a
+/// datagram of its own (`quic_socket.rs`). quinn would find out on its own, but only by
+/// losing the first sends: a send that fails turns segmentation off for good, and the lost
+/// packets wait for a loss timeout (steps stalled for hundreds of milliseconds).
 pub(crate) fn one_per_datagram(window: u32) -> bool {
-    10 * u32::from(loopback_packet(window)) > u32::from(u16::MAX)
+    SEGMENTS_PER_SEND * u32::from(loopback_packet(window)) > u32::from(u16::MAX)
 }
 
 fn tls(message: impl Into<String>) -> RuntimeError {
@@ -98,7 +99,7 @@ fn transport_config(timeout: Duration, loopback: Option<u32>) -> Result<Transpor
         t.initial_mtu(packet);
         t.mtu_discovery_config(None);
         // Ten packets, as for the usual MTU: the default initial window (14,720 bytes) is
-        // smaller than one packet, and nothing would ever leave.
+        // smaller than one large packet, and nothing would ever leave.
         let mut cubic = quinn::congestion::CubicConfig::default();
         cubic.initial_window(10 * u64::from(packet));
         t.congestion_controller_factory(Arc::new(cubic));
@@ -220,7 +221,7 @@ mod tests {
         for window in [64 << 10, 8 * 65_000 - 1] {
             assert_eq!(loopback_packet(window), 6_500);
             assert!(!one_per_datagram(window));
-            assert!(10 * u32::from(loopback_packet(window)) <= u32::from(u16::MAX));
+            assert!(SEGMENTS_PER_SEND * u32::from(loopback_packet(window)) <= u32::from(u16::MAX));
         }
     }
 }
