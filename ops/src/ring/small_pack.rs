@@ -1,9 +1,13 @@
 //! Small values (elements of a small field Z_p) packed in the bits of `p - 1` each, for the
 //! wire: least significant first, element `i` in bits `b i .. b (i + 1)` of the bytes.
-//! On AVX-512 (BW and VBMI) 64 values at a time ([`avx512`]).
+//! On AVX-512 (BW and VBMI) 64 values at a time ([`avx512`]), on AVX2 32 ([`avx2`]).
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
+
+use std::mem::MaybeUninit;
 
 /// Bytes of `len` values packed `bits` bits each.
 pub const fn packed_small_len(len: usize, bits: u32) -> usize {
@@ -18,17 +22,46 @@ const GROUP: usize = 8;
 pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
     let bits = bits.clamp(1, 8);
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
+    if let Some(fast) = simd_pack() {
         let mut out = Vec::with_capacity(packed_small_len(values.len(), bits));
-        // SAFETY: AVX-512 was detected just above.
-        let done = unsafe { avx512::pack(values, bits, out.spare_capacity_mut()) };
-        // SAFETY: `pack` wrote the bytes of the values done.
+        // SAFETY: `simd_pack` returns a kernel only where the CPU has its instructions.
+        let done = unsafe { fast(values, bits, out.spare_capacity_mut()) };
+        // SAFETY: `fast` wrote the bytes of the values done.
         unsafe { out.set_len(packed_small_len(done, bits)) };
         // Whole steps end on whole bytes: the rest packs on its own.
         out.extend_from_slice(&pack_portable(&values[done..], bits));
         return out;
     }
     pack_portable(values, bits)
+}
+
+/// A kernel of whole steps: values (or packed bytes), the width, the output; returns the
+/// values done.
+#[cfg(target_arch = "x86_64")]
+type Steps = unsafe fn(&[u8], u32, &mut [MaybeUninit<u8>]) -> usize;
+
+/// The fastest packing kernel this CPU runs, if any: AVX-512, else AVX2.
+#[cfg(target_arch = "x86_64")]
+fn simd_pack() -> Option<Steps> {
+    if avx512::available() {
+        Some(avx512::pack)
+    } else if avx2::available() {
+        Some(avx2::pack)
+    } else {
+        None
+    }
+}
+
+/// The fastest unpacking kernel this CPU runs, if any: AVX-512, else AVX2.
+#[cfg(target_arch = "x86_64")]
+fn simd_unpack() -> Option<Steps> {
+    if avx512::available() {
+        Some(avx512::unpack)
+    } else if avx2::available() {
+        Some(avx2::unpack)
+    } else {
+        None
+    }
 }
 
 /// [`pack_small`] by shifts (`bits` from 1 to 8).
@@ -113,11 +146,11 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
-    if avx512::available() {
+    if let Some(fast) = simd_unpack() {
         let mut out = Vec::with_capacity(len);
-        // SAFETY: AVX-512 was detected just above.
-        let done = unsafe { avx512::unpack(packed, bits, &mut out.spare_capacity_mut()[..len]) };
-        // SAFETY: `unpack` wrote the values done.
+        // SAFETY: `simd_unpack` returns a kernel only where the CPU has its instructions.
+        let done = unsafe { fast(packed, bits, &mut out.spare_capacity_mut()[..len]) };
+        // SAFETY: `fast` wrote the values done.
         unsafe { out.set_len(done) };
         let at = packed_small_len(done, bits);
         out.extend_from_slice(&unpack_portable(&packed[at..], bits, len - done));
@@ -196,26 +229,53 @@ mod tests {
         assert_eq!(unpack_small(&[0; 3], 7, 2), None);
     }
 
-    /// The AVX-512 steps and the portable path give the same bytes and values, for every
-    /// width and lengths around whole steps, whatever the values' high bits.
+    /// Each SIMD kernel the CPU runs (AVX-512, AVX2) gives the portable path's bytes and
+    /// values, with the rest packed by the portable path as `pack_small` does, for every
+    /// width and lengths around whole steps and the room for their last loads and stores,
+    /// whatever the values' high bits.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_avx512_and_the_portable_paths_agree() {
-        if !avx512::available() {
-            return;
+    fn the_simd_and_the_portable_paths_agree() {
+        let kernels: [(&str, bool, Steps, Steps); 2] = [
+            ("AVX-512", avx512::available(), avx512::pack, avx512::unpack),
+            ("AVX2", avx2::available(), avx2::pack, avx2::unpack),
+        ];
+        for (name, _, pack, unpack) in kernels.into_iter().filter(|k| k.1) {
+            for bits in 1..=8u32 {
+                for len in [0usize, 1, 31, 32, 33, 63, 64, 65, 96, 127, 128, 200, 1000] {
+                    let values: Vec<u8> = (0..len).map(|i| (i * 151 + 7 * len) as u8).collect();
+                    let portable = pack_portable(&values, bits);
+                    let mut out = Vec::with_capacity(portable.len());
+                    // SAFETY: `available` was checked above.
+                    let done = unsafe { pack(&values, bits, out.spare_capacity_mut()) };
+                    assert_eq!(done % 8, 0, "{name} bits={bits} len={len}");
+                    // SAFETY: `pack` wrote the bytes of the values done.
+                    unsafe { out.set_len(packed_small_len(done, bits)) };
+                    out.extend_from_slice(&pack_portable(&values[done..], bits));
+                    assert_eq!(out, portable, "{name} bits={bits} len={len}");
+                    let mut back = Vec::with_capacity(len);
+                    // SAFETY: as above.
+                    let done =
+                        unsafe { unpack(&portable, bits, &mut back.spare_capacity_mut()[..len]) };
+                    // SAFETY: `unpack` wrote the values done.
+                    unsafe { back.set_len(done) };
+                    let at = packed_small_len(done, bits);
+                    back.extend_from_slice(&unpack_portable(&portable[at..], bits, len - done));
+                    let low = ((1u16 << bits) - 1) as u8;
+                    let want: Vec<u8> = values.iter().map(|v| v & low).collect();
+                    assert_eq!(back, want, "{name} bits={bits} len={len}");
+                    if len >= 200 {
+                        assert!(done > 0, "{name} bits={bits} len={len}: no whole step");
+                    }
+                }
+            }
         }
         for bits in 1..=8u32 {
-            for len in [0usize, 1, 63, 64, 65, 127, 128, 200, 1000] {
-                let values: Vec<u8> = (0..len).map(|i| (i * 151 + 7 * len) as u8).collect();
-                let portable = pack_portable(&values, bits);
-                assert_eq!(pack_small(&values, bits), portable, "bits={bits} len={len}");
-                let back = unpack_portable(&portable, bits, len);
-                assert_eq!(
-                    unpack_small(&portable, bits, len),
-                    Some(back),
-                    "bits={bits}"
-                );
-            }
+            let values: Vec<u8> = (0..1000).map(|i| (i * 97) as u8).collect();
+            let packed = pack_small(&values, bits);
+            assert_eq!(packed, pack_portable(&values, bits), "bits={bits}");
+            let back = unpack_small(&packed, bits, values.len());
+            assert_eq!(back, Some(unpack_portable(&packed, bits, values.len())));
         }
     }
 

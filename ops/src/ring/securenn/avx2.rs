@@ -242,12 +242,24 @@ pub(super) unsafe fn bits_minus_words(p: u8, n: usize, x: &[u64], r: &[u8], out:
             let d = _mm256_sub_epi8(_mm256_add_epi8(bits, pv), rv);
             *v = _mm256_min_epu8(d, _mm256_sub_epi8(d, pv));
         }
-        // SAFETY: `o_pad` has 64 bytes, two registers.
-        unsafe {
-            _mm256_storeu_si256(o_pad.as_mut_ptr().cast(), v[0]);
-            _mm256_storeu_si256(o_pad.as_mut_ptr().add(32).cast(), v[1]);
+        // Whole registers straight into `out` where they fit (what passes the word's end,
+        // the next word overwrites), else through `o_pad` and a copy.
+        match out.get_mut(k * n..k * n + 32 * regs) {
+            // SAFETY: `dst` has 32 regs bytes.
+            Some(dst) => unsafe {
+                for (h, v) in v.iter().enumerate().take(regs) {
+                    _mm256_storeu_si256(dst.as_mut_ptr().add(32 * h).cast(), *v);
+                }
+            },
+            None => {
+                // SAFETY: `o_pad` has 64 bytes, two registers.
+                unsafe {
+                    _mm256_storeu_si256(o_pad.as_mut_ptr().cast(), v[0]);
+                    _mm256_storeu_si256(o_pad.as_mut_ptr().add(32).cast(), v[1]);
+                }
+                out[k * n..(k + 1) * n].copy_from_slice(&o_pad[..n]);
+            }
         }
-        out[k * n..(k + 1) * n].copy_from_slice(&o_pad[..n]);
     }
 }
 
