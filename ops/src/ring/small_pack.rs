@@ -7,6 +7,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
+#[cfg(target_arch = "x86_64")]
 use std::mem::MaybeUninit;
 
 /// Bytes of `len` values packed `bits` bits each.
@@ -22,9 +23,9 @@ const GROUP: usize = 8;
 pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
     let bits = bits.clamp(1, 8);
     #[cfg(target_arch = "x86_64")]
-    if let Some(fast) = simd_pack() {
+    if let Some((fast, _)) = simd_kernels() {
         let mut out = Vec::with_capacity(packed_small_len(values.len(), bits));
-        // SAFETY: `simd_pack` returns a kernel only where the CPU has its instructions.
+        // SAFETY: `simd_kernels` returns kernels only where the CPU has their instructions.
         let done = unsafe { fast(values, bits, out.spare_capacity_mut()) };
         // SAFETY: `fast` wrote the bytes of the values done.
         unsafe { out.set_len(packed_small_len(done, bits)) };
@@ -40,25 +41,13 @@ pub fn pack_small(values: &[u8], bits: u32) -> Vec<u8> {
 #[cfg(target_arch = "x86_64")]
 type Steps = unsafe fn(&[u8], u32, &mut [MaybeUninit<u8>]) -> usize;
 
-/// The fastest packing kernel this CPU runs, if any: AVX-512, else AVX2.
+/// The fastest packing and unpacking kernels this CPU runs, if any: AVX-512, else AVX2.
 #[cfg(target_arch = "x86_64")]
-fn simd_pack() -> Option<Steps> {
+fn simd_kernels() -> Option<(Steps, Steps)> {
     if avx512::available() {
-        Some(avx512::pack)
+        Some((avx512::pack, avx512::unpack))
     } else if avx2::available() {
-        Some(avx2::pack)
-    } else {
-        None
-    }
-}
-
-/// The fastest unpacking kernel this CPU runs, if any: AVX-512, else AVX2.
-#[cfg(target_arch = "x86_64")]
-fn simd_unpack() -> Option<Steps> {
-    if avx512::available() {
-        Some(avx512::unpack)
-    } else if avx2::available() {
-        Some(avx2::unpack)
+        Some((avx2::pack, avx2::unpack))
     } else {
         None
     }
@@ -146,9 +135,9 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
         return None;
     }
     #[cfg(target_arch = "x86_64")]
-    if let Some(fast) = simd_unpack() {
+    if let Some((_, fast)) = simd_kernels() {
         let mut out = Vec::with_capacity(len);
-        // SAFETY: `simd_unpack` returns a kernel only where the CPU has its instructions.
+        // SAFETY: `simd_kernels` returns kernels only where the CPU has their instructions.
         let done = unsafe { fast(packed, bits, &mut out.spare_capacity_mut()[..len]) };
         // SAFETY: `fast` wrote the values done.
         unsafe { out.set_len(done) };
