@@ -1,7 +1,9 @@
 //! The keystream of [`super::ctr::CtrStream`] from x86 AES instructions, eight registers in
 //! flight (enough to hide the latency of `aesenc`):
 //!
-//! - with VAES (and AVX-512F), four blocks per instruction: 32 blocks, 64 words, per step;
+//! - with VAES and AVX-512F, four blocks per instruction: 32 blocks, 64 words, per step;
+//! - with VAES and AVX2 alone (AMD Zen 3, Intel Alder Lake), two blocks per instruction: 16
+//!   blocks, 32 words, per step;
 //! - with AES-NI alone, one block per instruction: 8 blocks, 16 words, per step, the counter
 //!   blocks built in registers and the output stored as it leaves the last round (the `aes`
 //!   crate's path builds every counter block in memory and copies every output block: on an
@@ -11,6 +13,8 @@
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::FastAes;
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(crate) use x86::Path;
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -20,12 +24,37 @@ mod x86 {
     /// Registers encrypted side by side.
     const REGS: usize = 8;
 
+    /// Blocks per AES instruction: the register width of the path.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum Path {
+        /// VAES on 512-bit registers (needs AVX-512F): four blocks.
+        Vaes512,
+        /// VAES on 256-bit registers (needs AVX2): two blocks.
+        Vaes256,
+        /// AES-NI: one block.
+        AesNi,
+    }
+
+    impl Path {
+        /// Whether this CPU runs the path (AES-NI is checked by [`FastAes::new`]).
+        pub(crate) fn available(self) -> bool {
+            match self {
+                Path::Vaes512 => {
+                    is_x86_feature_detected!("vaes") && is_x86_feature_detected!("avx512f")
+                }
+                Path::Vaes256 => {
+                    is_x86_feature_detected!("vaes") && is_x86_feature_detected!("avx2")
+                }
+                Path::AesNi => true,
+            }
+        }
+    }
+
     /// The round keys of one AES-128 key, and the widest path this CPU runs.
     #[derive(Clone, Copy)]
     pub(crate) struct FastAes {
         round_keys: [__m128i; 11],
-        /// VAES and AVX-512F: four blocks per register.
-        wide: bool,
+        path: Path,
     }
 
     impl FastAes {
@@ -34,33 +63,34 @@ mod x86 {
             if !is_x86_feature_detected!("aes") {
                 return None;
             }
-            let wide = is_x86_feature_detected!("vaes") && is_x86_feature_detected!("avx512f");
+            let path = [Path::Vaes512, Path::Vaes256, Path::AesNi]
+                .into_iter()
+                .find(|p| p.available())
+                .unwrap_or(Path::AesNi);
             // SAFETY: AES-NI is present (checked just above).
             Some(FastAes {
                 round_keys: unsafe { expand_key(key) },
-                wide,
+                path,
             })
         }
 
-        /// A copy that never takes the VAES path (for the tests).
+        /// A copy that takes `path`, if this CPU runs it (for the tests).
         #[cfg(test)]
-        pub(crate) fn narrow(self) -> FastAes {
-            FastAes {
-                wide: false,
-                ..self
-            }
+        pub(crate) fn on(self, path: Path) -> Option<FastAes> {
+            path.available().then_some(FastAes { path, ..self })
         }
 
         /// Writes the words of blocks `block, block + 1, ..` (two words per block, the first
         /// eight bytes of the counter block being `nonce`) into the longest prefix of `out`
         /// that is a whole number of steps, and returns its length.
         pub(crate) fn words(&self, nonce: u64, block: u64, out: &mut [MaybeUninit<u64>]) -> usize {
-            if self.wide {
-                // SAFETY: `new` checked the CPU's features.
-                unsafe { fill_vaes(&self.round_keys, nonce, block, out) }
-            } else {
-                // SAFETY: `new` checked the CPU's features.
-                unsafe { fill_aesni(&self.round_keys, nonce, block, out) }
+            // SAFETY: `new` (or `on`) checked the CPU's features for the path.
+            unsafe {
+                match self.path {
+                    Path::Vaes512 => fill_vaes(&self.round_keys, nonce, block, out),
+                    Path::Vaes256 => fill_vaes256(&self.round_keys, nonce, block, out),
+                    Path::AesNi => fill_aesni(&self.round_keys, nonce, block, out),
+                }
             }
         }
     }
@@ -135,6 +165,45 @@ mod x86 {
                 unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), v) };
             }
             next = next.wrapping_add((REGS * 4) as u64);
+            written += STEP_WORDS;
+        }
+        written
+    }
+
+    /// [`FastAes::words`] with VAES on 256-bit registers: 16 blocks (32 words) per step.
+    #[target_feature(enable = "avx2,vaes,aes")]
+    fn fill_vaes256(
+        round_keys: &[__m128i; 11],
+        nonce: u64,
+        block: u64,
+        out: &mut [MaybeUninit<u64>],
+    ) -> usize {
+        let keys = round_keys.map(|k| _mm256_broadcastsi128_si256(k));
+        let n = nonce as i64;
+        let mut next = block;
+        const STEP_WORDS: usize = REGS * 2 * 2;
+        let mut written = 0;
+        for chunk in out.chunks_exact_mut(STEP_WORDS) {
+            let mut x = [_mm256_setzero_si256(); REGS];
+            for (r, x) in x.iter_mut().enumerate() {
+                let b = next.wrapping_add(2 * r as u64);
+                // counter blocks b and b + 1, each the nonce then the block number
+                // (little-endian)
+                let ctr = _mm256_set_epi64x(b.wrapping_add(1) as i64, n, b as i64, n);
+                *x = _mm256_xor_si256(ctr, keys[0]);
+            }
+            for key in &keys[1..10] {
+                for x in &mut x {
+                    *x = _mm256_aesenc_epi128(*x, *key);
+                }
+            }
+            for (r, x) in x.iter().enumerate() {
+                let v = _mm256_aesenclast_epi128(*x, keys[10]);
+                let dst = &mut chunk[r * 4..r * 4 + 4];
+                // SAFETY: `dst` is 4 words, 32 writable bytes; the store is unaligned.
+                unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), v) };
+            }
+            next = next.wrapping_add((REGS * 2) as u64);
             written += STEP_WORDS;
         }
         written
