@@ -211,7 +211,8 @@ impl Prg {
     }
 
     /// Hands `join` the entries of the first `count` draws that `rule` accepts, in order and
-    /// a chunk at a time (four 16-bit draws per word, least significant first). Each pass
+    /// a chunk at a time (four 16-bit draws per word, least significant first), in a buffer
+    /// that `join` may take (swap with an empty one) rather than copy. Each pass
     /// takes the fewest words that could complete it (all draws accepted), which a
     /// draw-at-a-time loop would take too, so the stream goes on from the same place. A
     /// chunk's words are made and scanned a few kilobytes at a time, in the cache (a pass's
@@ -219,7 +220,7 @@ impl Prg {
     /// millions of draws: `cargo bench --bench kernels -- securenn_c_batch128`); a large
     /// pass's chunks are scanned in parallel and handed over in order: the same entries as
     /// one scan.
-    fn rule_draws(&mut self, count: usize, rule: &DrawRule, mut join: impl FnMut(&[u16])) {
+    fn rule_draws(&mut self, count: usize, rule: &DrawRule, mut join: impl FnMut(&mut Vec<u16>)) {
         let mut got = 0;
         // The accepted draws of one chunk, reused by the chunks scanned on this thread.
         let mut part = Vec::new();
@@ -238,20 +239,20 @@ impl Prg {
                     accept_draws(piece, rule, out);
                 }
             };
-            let mut hand = |entries: &[u16]| {
-                let take = entries.len().min(count - got);
-                join(&entries[..take]);
-                got += take;
+            let mut hand = |entries: &mut Vec<u16>| {
+                entries.truncate(count - got);
+                got += entries.len();
+                join(entries);
             };
             let chunks = words.div_ceil(CHUNK_WORDS);
             if words < crate::par::PRG_WORDS {
                 for i in 0..chunks {
                     part.clear();
                     scan(i, &mut part);
-                    hand(&part);
+                    hand(&mut part);
                 }
             } else {
-                let parts: Vec<Vec<u16>> = (0..chunks)
+                let mut parts: Vec<Vec<u16>> = (0..chunks)
                     .into_par_iter()
                     .map(|i| {
                         let mut part = Vec::with_capacity(4 * CHUNK_WORDS + 1);
@@ -259,7 +260,7 @@ impl Prg {
                         part
                     })
                     .collect();
-                for part in &parts {
+                for part in &mut parts {
                     hand(part);
                 }
             }
@@ -274,9 +275,15 @@ impl Prg {
     pub fn nonzero_and_uniform(&mut self, field: PrimeField, len: usize) -> Vec<u16> {
         static RULES: RuleCache = [const { OnceLock::new() }; 256];
         let p = u32::from(field.modulus());
-        let mut v = Vec::with_capacity(len);
+        let mut v = Vec::new();
+        // A single pass's entries (the usual case: a few thousand draws) are taken, not
+        // copied.
         self.rule_draws(len, cached_rule(&RULES, field, p - 1, 1), |draws| {
-            v.extend_from_slice(draws)
+            if v.is_empty() {
+                std::mem::swap(&mut v, draws);
+            } else {
+                v.extend_from_slice(draws);
+            }
         });
         v
     }
