@@ -21,6 +21,7 @@
 //! [`decode`] never panics: every length is bounds-checked and every shape product
 //! overflow-checked before anything is allocated.
 
+use bytes::Bytes;
 use ndarray::{ArrayD, IxDyn};
 use shareflow_ops::{Value, ValueKind};
 
@@ -168,6 +169,53 @@ pub fn encode_into(batch: &Batch, out: &mut Vec<u8>) -> Result<()> {
     let start = out.len();
     let total = encoded_len(batch);
     out.reserve(total);
+    put_header(batch, out);
+    for (key, value) in &batch.entries {
+        put_entry(*key, value, out);
+    }
+    debug_assert_eq!(out.len() - start, total);
+    Ok(())
+}
+
+/// Payloads from this size on go into [`encode_chunks`]'s chunks as they lie in memory.
+const OWN_CHUNK_BYTES: usize = 16 << 10;
+
+/// `prefix`, then the encoding of `batch`, as chunks to send one after the other: the payload
+/// of every contiguous ring or small tensor of at least 16 KiB is a chunk of its own that
+/// holds the tensor and reads its memory as it lies (no copy); headers and the other
+/// payloads are copied into the chunks between them.
+pub fn encode_chunks(batch: Batch, prefix: &[u8]) -> Result<Vec<Bytes>> {
+    check(&batch)?;
+    let mut chunks = Vec::new();
+    let mut head = Vec::with_capacity(prefix.len() + HEADER_LEN);
+    head.extend_from_slice(prefix);
+    put_header(&batch, &mut head);
+    for (key, value) in batch.entries {
+        if value.payload_bytes() < OWN_CHUNK_BYTES || contiguous_le_bytes(&value).is_none() {
+            put_entry(key, &value, &mut head);
+            continue;
+        }
+        put_entry_header(key, &value, &mut head);
+        chunks.push(Bytes::from(std::mem::take(&mut head)));
+        chunks.push(Bytes::from_owner(Payload(value)));
+    }
+    if !head.is_empty() {
+        chunks.push(Bytes::from(head));
+    }
+    Ok(chunks)
+}
+
+/// A tensor whose bytes are its wire payload ([`contiguous_le_bytes`] is `Some`).
+struct Payload(Value);
+
+impl AsRef<[u8]> for Payload {
+    fn as_ref(&self) -> &[u8] {
+        contiguous_le_bytes(&self.0).unwrap_or_default()
+    }
+}
+
+/// The fixed header of `batch` (checked by [`check`]).
+fn put_header(batch: &Batch, out: &mut Vec<u8>) {
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(0);
@@ -177,30 +225,35 @@ pub fn encode_into(batch: &Batch, out: &mut Vec<u8>) -> Result<()> {
     out.push(batch.from as u8);
     out.push(batch.to as u8);
     out.extend_from_slice(&(batch.entries.len() as u16).to_le_bytes());
-    for (key, value) in &batch.entries {
-        out.extend_from_slice(&(*key as u32).to_le_bytes());
-        out.push(kind_tag(value.kind()));
-        out.push(value.shape().len() as u8);
-        for &d in value.shape() {
-            put_varint(out, d as u64);
-        }
-        if let Some(bytes) = contiguous_le_bytes(value) {
-            // The payload as it lies in memory: one copy, no zeroing first.
-            out.extend_from_slice(bytes);
-            continue;
-        }
-        let at = out.len();
-        out.resize(at + value.payload_bytes(), 0);
-        let dst = &mut out[at..];
-        match value {
-            Value::Ring(a) | Value::OddRing(a) => put_words(dst, a, u64::to_le_bytes),
-            Value::Small(a) => put_words(dst, a, |x: u8| [x]),
-            Value::Float(a) => put_words(dst, a, f32::to_le_bytes),
-            Value::Seed(s) => dst.copy_from_slice(s),
-        }
+}
+
+/// An entry's header: key, kind, ndim and dims (the key checked by [`check`]).
+fn put_entry_header(key: u64, value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(key as u32).to_le_bytes());
+    out.push(kind_tag(value.kind()));
+    out.push(value.shape().len() as u8);
+    for &d in value.shape() {
+        put_varint(out, d as u64);
     }
-    debug_assert_eq!(out.len() - start, total);
-    Ok(())
+}
+
+/// An entry: its header, then its payload.
+fn put_entry(key: u64, value: &Value, out: &mut Vec<u8>) {
+    put_entry_header(key, value, out);
+    if let Some(bytes) = contiguous_le_bytes(value) {
+        // The payload as it lies in memory: one copy, no zeroing first.
+        out.extend_from_slice(bytes);
+        return;
+    }
+    let at = out.len();
+    out.resize(at + value.payload_bytes(), 0);
+    let dst = &mut out[at..];
+    match value {
+        Value::Ring(a) | Value::OddRing(a) => put_words(dst, a, u64::to_le_bytes),
+        Value::Small(a) => put_words(dst, a, |x: u8| [x]),
+        Value::Float(a) => put_words(dst, a, f32::to_le_bytes),
+        Value::Seed(s) => dst.copy_from_slice(s),
+    }
 }
 
 /// The payload of a contiguous ring or small tensor in row-major order, as its bytes lie in
@@ -445,6 +498,42 @@ mod tests {
         let bytes = encode(&b).unwrap();
         assert_eq!(bytes.len(), HEADER_LEN);
         assert_eq!(decode(&bytes).unwrap(), b);
+    }
+
+    /// The chunks are the prefix and the encoding, whichever entries own a chunk.
+    #[test]
+    fn chunks_concatenate_to_the_encoding() {
+        let big = 3 * OWN_CHUNK_BYTES / 8;
+        let ring = ArrayD::from_shape_vec(IxDyn(&[big]), (0..big as u64).collect()).unwrap();
+        let square = ArrayD::from_shape_fn(IxDyn(&[128, 64]), |i| (i[0] * 64 + i[1]) as u64);
+        let mut b = Batch::new([4; 16], 9, 2, 0);
+        b.entries
+            .push((1, Value::Small(ArrayD::from_elem(IxDyn(&[5]), 3u8))));
+        b.entries.push((2, Value::Ring(ring)));
+        // non-contiguous (transposed): copied, in logical order
+        b.entries.push((3, Value::Ring(square.reversed_axes())));
+        b.entries.push((
+            4,
+            Value::Small(ArrayD::from_elem(IxDyn(&[OWN_CHUNK_BYTES]), 7u8)),
+        ));
+        b.entries.push((5, Value::Seed([1; 32])));
+        let want = [&b"prefix"[..], &encode(&b).unwrap()].concat();
+        let chunks = encode_chunks(b.clone(), b"prefix").unwrap();
+        assert_eq!(
+            chunks.len(),
+            5,
+            "two payloads of their own and the three runs around them"
+        );
+        assert_eq!(chunks.concat(), want);
+        assert_eq!(decode(&want[6..]).unwrap(), b);
+        // nothing large: one chunk
+        let mut small = Batch::new([4; 16], 9, 2, 0);
+        small
+            .entries
+            .push((1, Value::Ring(ArrayD::zeros(IxDyn(&[3])))));
+        let chunks = encode_chunks(small.clone(), &[]).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0], encode(&small).unwrap());
     }
 
     #[test]

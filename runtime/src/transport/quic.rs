@@ -22,7 +22,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use quinn::{Endpoint, Runtime, TokioRuntime, VarInt};
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -513,19 +512,17 @@ impl Transport for QuicTransport {
     fn send(&mut self, to: usize, batch: Batch) -> Result<()> {
         let len = self.book.before_send(to, &batch)?;
         let round = Round(batch.round);
-        // A buffer per frame, which quinn then sends from as it is (`write_all` would copy it
-        // into one of its own).
-        let mut frame = Vec::with_capacity(8 + len);
-        frame.extend_from_slice(&(len as u64).to_le_bytes());
-        wire::encode_into(&batch, &mut frame)?;
-        drop(batch);
+        // The frame as chunks that quinn sends from as they are (`write_all` would copy them
+        // into a buffer of its own): the length, then the batch, its large payloads not
+        // copied at all.
+        let mut frame = wire::encode_chunks(batch, &(len as u64).to_le_bytes())?;
         let Some(rt) = self.rt.as_ref() else {
             return Err(self.closed());
         };
         let Some(link) = self.links.get_mut(to).and_then(Option::as_mut) else {
             return Err(self.book.peer_error(to, "no connection to this party"));
         };
-        let write = link.send.write_chunk(Bytes::from(frame));
+        let write = link.send.write_all_chunks(&mut frame);
         let written = rt.block_on_write(async { timeout(self.book.timeout, write).await });
         match written {
             Ok(Ok(())) => {}
