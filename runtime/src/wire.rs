@@ -22,10 +22,13 @@
 //! overflow-checked before anything is allocated.
 
 use bytes::Bytes;
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use shareflow_ops::{Value, ValueKind};
 
 use crate::{Result, RuntimeError};
+
+mod decode;
+pub use decode::{decode, Decoder};
 
 /// The first two bytes of every batch.
 pub const MAGIC: [u8; 2] = *b"SF";
@@ -289,208 +292,11 @@ fn put_words<T: Copy, const N: usize>(dst: &mut [u8], a: &ArrayD<T>, le: impl Fn
     }
 }
 
-/// A bounds-checked reader over the bytes of one batch.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &dyn Fn() -> String) -> Result<&'a [u8]> {
-        let rest = self.bytes.len() - self.pos;
-        if n > rest {
-            return Err(wire_err(
-                field(),
-                format!(
-                    "truncated: needs {n} bytes at offset {}, {rest} left",
-                    self.pos
-                ),
-            ));
-        }
-        let out = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn array<const N: usize>(&mut self, field: &dyn Fn() -> String) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, field)?);
-        Ok(a)
-    }
-
-    fn u8(&mut self, field: &dyn Fn() -> String) -> Result<u8> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    fn u16(&mut self, field: &dyn Fn() -> String) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.array(field)?))
-    }
-
-    fn u32(&mut self, field: &dyn Fn() -> String) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.array(field)?))
-    }
-
-    /// A varint of at most 64 bits, in its shortest form (so that decoding and encoding
-    /// again gives the same bytes).
-    fn varint(&mut self, field: &dyn Fn() -> String) -> Result<u64> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let byte = self.u8(field)?;
-            let bits = u64::from(byte & 0x7f);
-            if i == 9 && byte > 1 {
-                return Err(wire_err(field(), "varint exceeds 64 bits"));
-            }
-            value |= bits << (7 * i);
-            if byte & 0x80 == 0 {
-                if i > 0 && byte == 0 {
-                    return Err(wire_err(field(), "varint not in its shortest form"));
-                }
-                return Ok(value);
-            }
-        }
-        Err(wire_err(field(), "varint exceeds 64 bits"))
-    }
-}
-
-fn words<const N: usize, T>(bytes: &[u8], from_le: impl Fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|c| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(c);
-            from_le(a)
-        })
-        .collect()
-}
-
-fn array<T>(dims: &[usize], data: Vec<T>, key: u64) -> Result<ArrayD<T>> {
-    ArrayD::from_shape_vec(IxDyn(dims), data)
-        .map_err(|e| wire_err(format!("entry {key}: shape"), e.to_string()))
-}
-
-/// Decodes one batch. Errors name the field at fault; never panics on any input.
-pub fn decode(bytes: &[u8]) -> Result<Batch> {
-    if bytes.len() > MAX_MESSAGE_BYTES {
-        return Err(wire_err(
-            "length",
-            format!(
-                "{} bytes exceeds the maximum of {MAX_MESSAGE_BYTES}",
-                bytes.len()
-            ),
-        ));
-    }
-    let mut r = Reader { bytes, pos: 0 };
-    let magic: [u8; 2] = r.array(&|| "magic".into())?;
-    if magic != MAGIC {
-        return Err(wire_err("magic", format!("{magic:02x?} is not a batch")));
-    }
-    let version = r.u8(&|| "version".into())?;
-    if version != VERSION {
-        return Err(wire_err(
-            "version",
-            format!("{version} (this build speaks {VERSION})"),
-        ));
-    }
-    let flags = r.u8(&|| "flags".into())?;
-    if flags != 0 {
-        return Err(wire_err("flags", format!("unknown flags {flags:#x}")));
-    }
-    let session = r.u32(&|| "session".into())?;
-    let round = r.u32(&|| "round".into())?;
-    let from = u16::from(r.u8(&|| "from".into())?);
-    let to = u16::from(r.u8(&|| "to".into())?);
-    let count = usize::from(r.u16(&|| "entry count".into())?);
-    let rest = bytes.len() - r.pos;
-    if count > rest / ENTRY_HEADER_LEN {
-        return Err(wire_err(
-            "entry count",
-            format!("{count} entries cannot fit in {rest} bytes"),
-        ));
-    }
-    let mut entries = Vec::with_capacity(count);
-    for i in 0..count {
-        let key = u64::from(r.u32(&|| format!("entry #{i}: key"))?);
-        entries.push((key, decode_value(&mut r, key)?));
-    }
-    if r.pos != bytes.len() {
-        return Err(wire_err(
-            "length",
-            format!(
-                "{} trailing bytes after the last entry",
-                bytes.len() - r.pos
-            ),
-        ));
-    }
-    Ok(Batch {
-        session,
-        round,
-        from,
-        to,
-        entries,
-    })
-}
-
-fn decode_value(r: &mut Reader<'_>, key: u64) -> Result<Value> {
-    let tag = r.u8(&|| format!("entry {key}: kind"))?;
-    let ndim = r.u8(&|| format!("entry {key}: ndim"))? as usize;
-    if ndim > MAX_NDIM {
-        return Err(wire_err(
-            format!("entry {key}: ndim"),
-            format!("{ndim} dimensions (at most {MAX_NDIM})"),
-        ));
-    }
-    let mut dims = Vec::with_capacity(ndim);
-    let mut len: usize = 1;
-    for d in 0..ndim {
-        let field = || format!("entry {key}: dim {d}");
-        let dim = r.varint(&field)?;
-        let dim = usize::try_from(dim).map_err(|_| wire_err(field(), "does not fit usize"))?;
-        len = len
-            .checked_mul(dim)
-            .ok_or_else(|| wire_err(field(), "shape product overflows"))?;
-        dims.push(dim);
-    }
-    let width = match tag {
-        1 | 2 => 8,
-        3 => 1,
-        4 => 4,
-        5 => {
-            if ndim != 0 {
-                return Err(wire_err(
-                    format!("entry {key}: ndim"),
-                    format!("a seed has no dimensions, got {ndim}"),
-                ));
-            }
-            32
-        }
-        other => {
-            return Err(wire_err(
-                format!("entry {key}: kind"),
-                format!("unknown kind tag {other}"),
-            ))
-        }
-    };
-    let field = || format!("entry {key}: payload");
-    let nbytes = len
-        .checked_mul(width)
-        .ok_or_else(|| wire_err(field(), "payload size overflows"))?;
-    let payload = r.take(nbytes, &field)?;
-    Ok(match tag {
-        1 => Value::Ring(array(&dims, words(payload, u64::from_le_bytes), key)?),
-        2 => Value::OddRing(array(&dims, words(payload, u64::from_le_bytes), key)?),
-        3 => Value::Small(array(&dims, payload.to_vec(), key)?),
-        4 => Value::Float(array(&dims, words(payload, f32::from_le_bytes), key)?),
-        _ => {
-            let mut seed = [0u8; 32];
-            seed.copy_from_slice(payload);
-            Value::Seed(seed)
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use super::decode::Reader;
     use super::*;
+    use ndarray::IxDyn;
 
     #[test]
     fn header_len_matches_encoding_of_empty_batch() {

@@ -3,8 +3,10 @@
 //!
 //! What a peer can make a party hold is bounded: a frame longer than the largest batch the
 //! party's program receives from that peer ([`Limits`]) is refused as soon as its length is
-//! read; the buffer of a frame grows with the bytes that arrive, never with the length a peer
-//! announces; and at most [`QUEUE_PER_PEER`] batches of one peer are held read but not yet
+//! read; a batch is decoded as its bytes arrive ([`wire::Decoder`]), each payload written
+//! straight into its tensor, whose memory is reserved at the size its header announces
+//! (within the frame, so within the limit) and filled, page by page, only by the bytes that
+//! arrive; and at most [`QUEUE_PER_PEER`] batches of one peer are held read but not yet
 //! taken by the program, whatever their rounds or predictions: each holds a permit of the
 //! peer's queue ([`Held`]) until it is taken, and the reader reads the next frame only once it
 //! has a permit, so the peer's frames wait unread and QUIC's flow control holds it back. A
@@ -25,8 +27,6 @@ use crate::RuntimeError;
 /// Application close code of a party that finished normally (refusals and failures:
 /// [`super::quic_close`]).
 pub(crate) const CODE_DONE: u32 = 0;
-/// The largest receive buffer kept for the next frame.
-const KEEP_BUFFER: usize = 256 << 20;
 /// Batches read from one peer that may wait to be taken (in the inbox or buffered as early),
 /// whatever their rounds: past that, the peer's frames stay unread.
 pub(crate) const QUEUE_PER_PEER: usize = 4;
@@ -164,33 +164,87 @@ pub(crate) async fn read_frame(
     max: usize,
     buf: &mut Vec<u8>,
 ) -> std::result::Result<bool, String> {
-    let mut len = [0u8; 8];
-    match recv.read_exact(&mut len).await {
-        Ok(()) => {}
-        Err(ReadExactError::FinishedEarly(0)) => return Ok(false),
-        Err(ReadExactError::FinishedEarly(n)) => {
-            return Err(format!(
-                "stream ended inside a frame length ({n} of 8 bytes)"
-            ))
-        }
-        Err(ReadExactError::ReadError(e)) => return Err(read_error(&e)),
-    }
-    let len = frame_len(len, max)?;
+    let Some(len) = read_len(recv, max).await? else {
+        return Ok(false);
+    };
     buf.clear();
     // the buffer grows with what arrives (doubling, as a Vec does), not with what is announced
-    while buf.len() < len {
-        match recv.read_chunk(len - buf.len(), true).await {
-            Ok(Some(chunk)) => buf.extend_from_slice(&chunk.bytes),
-            Ok(None) => {
-                return Err(format!(
-                    "stream ended inside a frame ({} of {len} bytes)",
-                    buf.len()
-                ))
+    read_pieces(recv, len, |piece| {
+        buf.extend_from_slice(piece);
+        Ok::<_, String>(())
+    })
+    .await?;
+    Ok(true)
+}
+
+/// Why [`read_batch`] did not read a batch.
+enum Failure {
+    /// The stream failed or ended inside a frame.
+    Stream(String),
+    /// The frame is not a valid batch.
+    Batch(RuntimeError),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Stream(message)
+    }
+}
+
+/// Reads one frame and decodes its batch as the bytes arrive, without a buffer of the whole
+/// frame; `Ok(None)` at a clean end of stream, else the batch and the frame's length.
+async fn read_batch(
+    recv: &mut RecvStream,
+    max: usize,
+) -> std::result::Result<Option<(Batch, usize)>, Failure> {
+    let Some(len) = read_len(recv, max).await? else {
+        return Ok(None);
+    };
+    let mut decoder = wire::Decoder::new(len).map_err(Failure::Batch)?;
+    read_pieces(recv, len, |piece| {
+        decoder.feed(piece).map_err(Failure::Batch)
+    })
+    .await?;
+    let batch = decoder.finish().map_err(Failure::Batch)?;
+    Ok(Some((batch, len)))
+}
+
+/// Reads a frame's length prefix, refused above `max`; `Ok(None)` at a clean end of stream.
+async fn read_len(recv: &mut RecvStream, max: usize) -> std::result::Result<Option<usize>, String> {
+    let mut len = [0u8; 8];
+    match recv.read_exact(&mut len).await {
+        Ok(()) => frame_len(len, max).map(Some),
+        Err(ReadExactError::FinishedEarly(0)) => Ok(None),
+        Err(ReadExactError::FinishedEarly(n)) => Err(format!(
+            "stream ended inside a frame length ({n} of 8 bytes)"
+        )),
+        Err(ReadExactError::ReadError(e)) => Err(read_error(&e)),
+    }
+}
+
+/// Reads the `len` bytes of a frame, handing `take` each piece as it arrives (quinn's own
+/// buffers: nothing is copied on the way).
+async fn read_pieces<E: From<String>>(
+    recv: &mut RecvStream,
+    len: usize,
+    mut take: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    let mut got = 0;
+    while got < len {
+        match recv.read_chunk(len - got, true).await {
+            Ok(Some(chunk)) => {
+                take(&chunk.bytes)?;
+                got += chunk.bytes.len();
             }
-            Err(e) => return Err(read_error(&e)),
+            Ok(None) => {
+                return Err(E::from(format!(
+                    "stream ended inside a frame ({got} of {len} bytes)"
+                )))
+            }
+            Err(e) => return Err(E::from(read_error(&e))),
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// The length a frame's prefix announces, if at most `max`.
@@ -238,8 +292,6 @@ pub(crate) async fn reader(
     tx: UnboundedSender<(usize, Arrival)>,
     (limits, queue, gauge): (Limits, Arc<Semaphore>, Arc<Gauge>),
 ) {
-    // reused between frames: fresh pages for every large message cost more than the copy
-    let mut buf = Vec::new();
     loop {
         // A free permit wins over the close: a peer that sends its last batch and closes at
         // once must have that batch read before its end is reported.
@@ -255,19 +307,14 @@ pub(crate) async fn reader(
             }
         };
         let max = limits.get(peer).copied().unwrap_or(0);
-        let arrival = match read_frame(&mut recv, max, &mut buf).await {
-            Ok(true) => match wire::decode(&buf) {
-                Ok(batch) => Ok((batch, Held::new(permit, buf.len(), &gauge))),
-                Err(e) => Err(End::Failed(format!("sent an invalid batch: {e}"))),
-            },
-            Ok(false) => Err(End::Finished),
+        let arrival = match read_batch(&mut recv, max).await {
+            Ok(Some((batch, len))) => Ok((batch, Held::new(permit, len, &gauge))),
+            Ok(None) => Err(End::Finished),
             // all its data was read: a peer that closes as done has finished
-            Err(_) if closed_as_done(&conn) => Err(End::Finished),
-            Err(message) => Err(End::Failed(message)),
+            Err(Failure::Stream(_)) if closed_as_done(&conn) => Err(End::Finished),
+            Err(Failure::Stream(message)) => Err(End::Failed(message)),
+            Err(Failure::Batch(e)) => Err(End::Failed(format!("sent an invalid batch: {e}"))),
         };
-        if buf.capacity() > KEEP_BUFFER {
-            buf = Vec::new();
-        }
         let last = arrival.is_err();
         if tx.send((peer, arrival)).is_err() || last {
             return;

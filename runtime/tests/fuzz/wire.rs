@@ -26,9 +26,34 @@ fn valid_batch() -> Vec<u8> {
     wire::encode(&b).unwrap()
 }
 
-/// Decoding either fails with a wire error or gives a batch that encodes to `bytes`.
+/// `bytes` fed to a [`wire::Decoder`] in pieces of `piece` bytes (the last one shorter).
+fn decode_in_pieces(bytes: &[u8], piece: usize) -> shareflow_runtime::Result<Batch> {
+    let mut d = wire::Decoder::new(bytes.len())?;
+    for p in bytes.chunks(piece.max(1)) {
+        d.feed(p)?;
+    }
+    d.finish()
+}
+
+/// Decoding either fails with a wire error or gives a batch that encodes to `bytes`; in
+/// pieces of any size, the same batch or the same error.
 fn decodes_canonically(bytes: &[u8]) -> Result<(), TestCaseError> {
-    match wire::decode(bytes) {
+    let whole = wire::decode(bytes);
+    for piece in [1, 2, 3, 5, 8, 17, 64] {
+        let pieces = decode_in_pieces(bytes, piece);
+        match (&whole, &pieces) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            _ => prop_assert!(
+                false,
+                "pieces of {}: {:?} against {:?}",
+                piece,
+                pieces,
+                whole
+            ),
+        }
+    }
+    match whole {
         Ok(batch) => {
             prop_assert_eq!(wire::encoded_len(&batch), bytes.len());
             prop_assert_eq!(wire::encode(&batch).unwrap(), bytes.to_vec());
