@@ -20,6 +20,10 @@
 //! byte counters and the compiler's static cost report agree with what is measured.
 //! [`decode`] never panics: every length is bounds-checked and every shape product
 //! overflow-checked before anything is allocated.
+//!
+//! The QUIC transport copies a payload once each way: [`encode_chunks`] hands the sender's
+//! large tensors to the stream as they lie in memory, and [`Decoder`] (`wire/decode.rs`)
+//! writes each received piece straight into the tensor it belongs to.
 
 use bytes::Bytes;
 use ndarray::ArrayD;
