@@ -184,7 +184,23 @@ pub(super) unsafe fn masked_words(w: &Words<'_, '_>, r: Reduce16, chunk: &mut [u
                 _mm256_storeu_si256(twice.as_mut_ptr().add(at).cast(), bytes[v]);
             }
         }
-        chunk[k * n..(k + 1) * n].copy_from_slice(&twice[n - rot..2 * n - rot]);
+        let at = k * n;
+        if at + 64 <= chunk.len() {
+            // Two whole registers, not a call to `memcpy` of n bytes per word: the bytes past
+            // this word's n belong to the words after it, which are written next.
+            // SAFETY: `n - rot + 64 <= 128` bytes of `twice` are read, `at + 64 <= len` of
+            // `chunk` written; both unaligned.
+            unsafe {
+                let from = twice.as_ptr().add(n - rot);
+                let to = chunk.as_mut_ptr().add(at);
+                let lo = _mm256_loadu_si256(from.cast());
+                let hi = _mm256_loadu_si256(from.add(32).cast());
+                _mm256_storeu_si256(to.cast(), lo);
+                _mm256_storeu_si256(to.add(32).cast(), hi);
+            }
+        } else {
+            chunk[at..at + n].copy_from_slice(&twice[n - rot..2 * n - rot]);
+        }
     }
 }
 
