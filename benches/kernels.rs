@@ -140,6 +140,57 @@ fn securenn(c: &mut Criterion) {
     g.bench_function("field_expand", |bch| {
         bch.iter(|| black_box(Prg::new(&seed, Domain::new(1, 2, 8)).field(f53, &shape)))
     });
+    // PrivateCompare of those words as the parties run it: each server's masked shares
+    // packed for the wire, and the helper's search for a zero in the two packed messages;
+    // unpacked kernels plus the packing against the kernels that pack and unpack by block.
+    let bits = f53.bits();
+    let x = Prg::new(&seed, Domain::new(1, 2, 8))
+        .field(f53, &shape)
+        .unwrap();
+    let mut prg = Prg::new(&seed, Domain::new(1, 2, 4));
+    let r = prg.ring(&shape[..1]).unwrap();
+    let beta = prg.bits(&shape[..1]).unwrap();
+    let common = || Prg::new(&seed, Domain::new(1, 2, 9));
+    g.bench_function("compare_then_pack", |bch| {
+        bch.iter(|| {
+            let d = ring::private_compare_masked(f53, 0, &x, &r, &beta, &mut common()).unwrap();
+            black_box(ring::pack_small(d.as_slice().unwrap_or_default(), bits))
+        })
+    });
+    g.bench_function("compare_packed", |bch| {
+        bch.iter(|| {
+            black_box(ring::private_compare_packed(
+                f53,
+                0,
+                &x,
+                &r,
+                &beta,
+                &mut common(),
+            ))
+        })
+    });
+    let sent: Vec<Vec<u8>> = (0..2)
+        .map(|party| {
+            ring::private_compare_packed(f53, party, &x, &r, &beta, &mut common()).unwrap()
+        })
+        .collect();
+    g.bench_function("unpack_then_any_zero_sum", |bch| {
+        bch.iter(|| {
+            let len = shape[0] * shape[1];
+            let [a, b] = [0, 1].map(|k| {
+                let v = ring::unpack_small(&sent[k], bits, len).unwrap_or_default();
+                ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&shape), v).unwrap()
+            });
+            black_box(ring::any_zero_sum(f53, &a, &b))
+        })
+    });
+    g.bench_function("any_zero_sum_packed", |bch| {
+        bch.iter(|| {
+            black_box(ring::any_zero_sum_packed(
+                f53, shape[1], &sent[0], &sent[1], shape[0],
+            ))
+        })
+    });
     g.finish();
 }
 

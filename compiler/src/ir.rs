@@ -340,8 +340,10 @@ pub enum Kernel {
     XorPublicBitTimes,
     /// PrivateCompare steps 1-14 for server `party`: inputs (its Z_p shares of the low `n`
     /// bits of x `[.., n]`, public word r `[..]`, public bit beta `[..]`, the servers' pair
-    /// seed for their common randomness s_i, z_i, the rotations and u_i, drawn in stream `stream` when the
-    /// kernel runs), output the masked, rotated shares `d` `[.., n]` it sends the helper.
+    /// seed for their common randomness s_i, z_i, the rotations and u_i, drawn in stream
+    /// `stream` when the kernel runs), output the masked, rotated shares `d` of `[.., n]` it
+    /// sends the helper, packed in the field's bits as [`Kernel::PackSmall`] packs them (a
+    /// flat `Small` tensor of bytes).
     PrivateCompare {
         /// The server (0 or 1) running the kernel.
         party: u8,
@@ -350,11 +352,15 @@ pub enum Kernel {
         /// The stream of the pair seed the common randomness is drawn from.
         stream: u64,
     },
-    /// 1 where some element of the last axis of the sum over Z_p of two `Small` tensors is 0;
-    /// the axis is removed (PrivateCompare's steps 15-16 in one pass).
+    /// PrivateCompare's steps 15-16 in one pass: 1 for every word where some one of its `n`
+    /// lanes of the sum over Z_p of the two servers' shares is 0. The inputs are the shares
+    /// as [`Kernel::PrivateCompare`] sends them, packed in the field's bits; the output has
+    /// the words' shape.
     AnyZeroSum {
         /// The field's modulus.
         p: u8,
+        /// Lanes (bits compared) per word, 1 to 64.
+        n: u8,
     },
     /// The lowest `n` bits of ring or odd-ring words (the first input) minus a `Small` tensor
     /// `[.., n]` over Z_p (the second): the helper's share of the bits for server 1 when

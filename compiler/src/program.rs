@@ -13,8 +13,10 @@ pub const FORMAT: &str = "shareflow-compiled";
 /// The version this build writes and reads (2: session stores keyed by value or variable,
 /// run-time parameters and initialisers; 3: the logical graph each party recompiles at load,
 /// [`crate::source`]; 4: SecureNN's field elements packed in their bits before they are sent,
-/// and the comparison widths proven by [`crate::bounds`] with what they assumed).
-pub const VERSION: u32 = 4;
+/// and the comparison widths proven by [`crate::bounds`] with what they assumed; 5:
+/// PrivateCompare's masked shares packed by the kernel that makes them and read packed by the
+/// helper's `AnyZeroSum`).
+pub const VERSION: u32 = 5;
 
 /// One instruction of a party's program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

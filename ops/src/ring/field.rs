@@ -65,6 +65,12 @@ impl PrimeField {
         self.p
     }
 
+    /// Bits of an element: those of `p - 1` (how [`super::pack_small`] packs the field's
+    /// elements for the wire).
+    pub fn bits(self) -> u32 {
+        8 - (self.modulus() - 1).leading_zeros()
+    }
+
     /// `n mod p` for any 16-bit `n`.
     #[inline]
     pub fn reduce_u16(self, n: u16) -> u8 {

@@ -56,8 +56,10 @@ pub use odd::{
     odd_reduce, odd_reduce_word, odd_sub, odd_sub_words, ODD_MODULUS,
 };
 pub use securenn::{
-    any_zero, any_zero_sum, bits_minus, bits_to_words, is_zero, lsb, private_compare_masked, wrap,
-    xor_public_bit, xor_public_bit_times,
+    any_zero, any_zero_sum, any_zero_sum_packed, bits_minus, bits_to_words, is_zero, lsb,
+    private_compare_masked, private_compare_packed, wrap, xor_public_bit, xor_public_bit_times,
 };
 pub use shape::{checked_len, reshape, reshape_owned, transpose, transpose_2d};
-pub use small_pack::{pack_small, packed_small_len, unpack_small};
+pub use small_pack::{
+    pack_small, pack_small_into, packed_small_len, unpack_small, unpack_small_into,
+};

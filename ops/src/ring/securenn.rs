@@ -109,7 +109,8 @@ pub fn xor_public_bit_times(
 /// - `r` `[..]`: the public word (known to both servers), read mod `2^n`;
 /// - `beta` `[..]`: the public random bit;
 /// - `common`: the servers' common generator, so both servers draw the same: every `k` from
-///   it, then per block of whole words (`4096 / n` of them, the unit of parallel work) from
+///   it, then per block of whole words (about `4096 / n` of them, a multiple of 8: the unit
+///   of parallel work, [`block_words`]) from
 ///   the block's [`Prg::substream`], the block's `(s_i, z_i)` and then, in word order, the
 ///   `u_i` in Z_p of its words where `beta = 1` and `r = 2^n - 1`. Drawn per block, the
 ///   masks stay in the cache of the thread that uses them (drawn for the whole tensor first,
@@ -134,24 +135,61 @@ pub fn private_compare_masked(
     common: &mut Prg,
 ) -> Result<ArrayD<u8>> {
     let args = CompareArgs::new("private_compare_masked", party, x_bits, r, beta)?;
+    let out = masked_blocks(field, &args, common, None)?;
+    args.into_array("private_compare_masked", out)
+}
+
+/// [`private_compare_masked`]'s elements packed in the field's bits ([`PrimeField::bits`]),
+/// least significant first, as [`super::pack_small`] packs them: what the server sends,
+/// written block by block from the cache without the unpacked tensor. The same draws, so the
+/// same elements.
+///
+/// Errors: as [`private_compare_masked`].
+pub fn private_compare_packed(
+    field: PrimeField,
+    party: u8,
+    x_bits: &ArrayRefD<u8>,
+    r: &ArrayRefD<u64>,
+    beta: &ArrayRefD<u8>,
+    common: &mut Prg,
+) -> Result<Vec<u8>> {
+    let args = CompareArgs::new("private_compare_packed", party, x_bits, r, beta)?;
+    masked_blocks(field, &args, common, Some(field.bits()))
+}
+
+/// Words per block of [`private_compare_masked`] (the unit of parallel work and of the
+/// draws): about 4096 lanes, a multiple of 8 words so that a block of lanes packed in any
+/// width is whole bytes.
+fn block_words(n: usize) -> usize {
+    (4096 / n.max(1) / 8 * 8).max(8)
+}
+
+/// The masked, rotated shares of every word of `args`, unpacked (`bits` `None`) or packed.
+fn masked_blocks(
+    field: PrimeField,
+    args: &CompareArgs<'_>,
+    common: &mut Prg,
+    bits: Option<u32>,
+) -> Result<Vec<u8>> {
     let n = args.n;
+    let party = args.party;
     let mut rot = vec![0u64; args.r.len()];
     common.fill_u64(&mut rot);
     let common = &*common;
     // Blocks of whole words, so that word `b * words + w` has lane `w` of block `b`.
-    let words = (4096 / n).max(1);
+    let words = block_words(n);
     let avx2 = has_avx2();
     let reduce16 = field.reduce16();
     #[cfg(target_arch = "x86_64")]
     let avx512 = reduce16.filter(|_| avx512::available());
     #[cfg(not(target_arch = "x86_64"))]
     let avx512 = None;
-    let block = |(b, chunk): (usize, &mut [u8])| -> Result<()> {
+    let fill = |b: usize, chunk: &mut [u8]| -> Result<()> {
         let mut draws = common.substream(b as u64);
         // (s_i, z_i) packed as s + 256 z; server 1 subtracts z_i (in `masked_word`).
         let sz = draws.nonzero_and_uniform(field, chunk.len());
         let w = Words {
-            args: &args,
+            args,
             field,
             reduce16,
             first: b * words,
@@ -176,15 +214,42 @@ pub fn private_compare_masked(
         }
         Ok(())
     };
-    let mut out = vec![0u8; args.len()];
+    let lanes = words * n;
+    let (out_len, per_block) = match bits {
+        None => (args.len(), lanes),
+        Some(bits) => (
+            super::packed_small_len(args.len(), bits),
+            super::packed_small_len(lanes, bits),
+        ),
+    };
+    let block = |(b, out): (usize, &mut [u8])| -> Result<()> {
+        let Some(bits) = bits else {
+            return fill(b, out);
+        };
+        // The block's lanes in the cache, then packed into its whole bytes.
+        let mut unpacked = [0u8; 4096];
+        let len = lanes.min(args.len() - b * lanes);
+        let unpacked = &mut unpacked[..len];
+        fill(b, unpacked)?;
+        if !super::pack_small_into(unpacked, bits, out) {
+            return Err(invalid(
+                "private_compare_packed",
+                format!("{len} lanes do not pack into {} bytes", out.len()),
+            ));
+        }
+        Ok(())
+    };
+    let mut out = vec![0u8; out_len];
     if args.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(words * n)
+        out.par_chunks_mut(per_block.max(1))
             .enumerate()
             .try_for_each(block)?;
     } else {
-        out.chunks_mut(words * n).enumerate().try_for_each(block)?;
+        out.chunks_mut(per_block.max(1))
+            .enumerate()
+            .try_for_each(block)?;
     }
-    args.into_array("private_compare_masked", out)
+    Ok(out)
 }
 
 /// `s c + z` (server 0) or `s c - z` (server 1) mod p, with `(s, z)` packed in `e` as
@@ -508,7 +573,6 @@ pub fn any_zero_sum(field: PrimeField, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> 
     let Some((&n, outer)) = a.shape().split_last() else {
         return Err(invalid("any_zero_sum", "a scalar has no last axis".into()));
     };
-    let p = u16::from(field.modulus());
     let (a, b) = (a.as_standard_layout(), b.as_standard_layout());
     let (Some(a), Some(b)) = (a.as_slice(), b.as_slice()) else {
         return Err(invalid(
@@ -516,50 +580,107 @@ pub fn any_zero_sum(field: PrimeField, a: &ArrayRefD<u8>, b: &ArrayRefD<u8>) -> 
             "operands are not contiguous".into(),
         ));
     };
-    // Canonical shares: a sum of 0 mod p is 0 or p.
-    let lane = |(x, y): (&[u8], &[u8])| {
-        u8::from(x.iter().zip(y).any(|(&u, &v)| {
-            let t = u16::from(u) + u16::from(v);
-            t == 0 || t == p
-        }))
-    };
-    if n == 0 {
-        let out = vec![0; outer.iter().product()];
-        return ArrayD::from_shape_vec(IxDyn(outer), out)
-            .map_err(|e| invalid("any_zero_sum", e.to_string()));
-    }
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = n <= WORD_BITS && avx512::available();
-    #[cfg(target_arch = "x86_64")]
-    let avx2 = n <= WORD_BITS && has_avx2();
-    // Blocks of whole lanes, on AVX-512 or AVX2 a word at a time.
-    let words = (4096 / n).max(1);
-    let block = |(o, (a, b)): (&mut [u8], (&[u8], &[u8]))| {
-        #[cfg(target_arch = "x86_64")]
-        if avx512 {
-            // SAFETY: AVX-512 was detected at run time.
-            return unsafe { avx512::any_zero_sum_words(field.modulus(), n, a, b, o) };
+    let mut out = vec![0u8; outer.iter().product()];
+    // Blocks of whole lanes (none where the last axis is empty).
+    if let Some(words) = 4096usize.checked_div(n) {
+        let words = words.max(1);
+        let block =
+            |(o, (a, b)): (&mut [u8], (&[u8], &[u8]))| any_zero_sum_block(field, n, a, b, o);
+        if a.len() >= PAR_THRESHOLD {
+            out.par_chunks_mut(words)
+                .zip(a.par_chunks(words * n).zip(b.par_chunks(words * n)))
+                .for_each(block);
+        } else {
+            out.chunks_mut(words)
+                .zip(a.chunks(words * n).zip(b.chunks(words * n)))
+                .for_each(block);
         }
-        #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: AVX2 was detected at run time.
-            return unsafe { avx2::any_zero_sum_words(field.modulus(), n, a, b, o) };
-        }
-        for (o, lanes) in o.iter_mut().zip(a.chunks(n).zip(b.chunks(n))) {
-            *o = lane(lanes);
-        }
-    };
-    let mut out = vec![0u8; a.len() / n];
-    if a.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(words)
-            .zip(a.par_chunks(words * n).zip(b.par_chunks(words * n)))
-            .for_each(block);
-    } else {
-        out.chunks_mut(words)
-            .zip(a.chunks(words * n).zip(b.chunks(words * n)))
-            .for_each(block);
     }
     ArrayD::from_shape_vec(IxDyn(outer), out).map_err(|e| invalid("any_zero_sum", e.to_string()))
+}
+
+/// [`any_zero_sum`] of `words` words of `n` lanes (`n` from 1 to 64) whose shares come packed
+/// in the field's bits ([`private_compare_packed`]), as the servers send them: each block's
+/// lanes are unpacked in the cache, never as whole tensors.
+///
+/// Errors: [`OpsError::InvalidArgument`] if `n` is out of range, or if either operand is not
+/// exactly the packed length of `words * n` lanes.
+pub fn any_zero_sum_packed(
+    field: PrimeField,
+    n: usize,
+    a: &[u8],
+    b: &[u8],
+    words: usize,
+) -> Result<Vec<u8>> {
+    let op = "any_zero_sum_packed";
+    let bits = field.bits();
+    if !(1..=WORD_BITS).contains(&n) {
+        return Err(invalid(
+            op,
+            format!("{n} lanes per word (1 to {WORD_BITS})"),
+        ));
+    }
+    let lanes = words
+        .checked_mul(n)
+        .ok_or_else(|| invalid(op, format!("{words} words of {n} lanes")))?;
+    let want = super::packed_small_len(lanes, bits);
+    if a.len() != want || b.len() != want {
+        return Err(invalid(
+            op,
+            format!(
+                "{} and {} bytes for {words} words of {n} lanes of {bits} bits ({want} expected)",
+                a.len(),
+                b.len()
+            ),
+        ));
+    }
+    // Blocks of a multiple of 8 words: whole bytes packed.
+    let per_block = block_words(n);
+    let packed = super::packed_small_len(per_block * n, bits);
+    let block = |(o, (a, b)): (&mut [u8], (&[u8], &[u8]))| -> Result<()> {
+        let (mut ua, mut ub) = ([0u8; 4096], [0u8; 4096]);
+        let len = o.len() * n;
+        let (ua, ub) = (&mut ua[..len], &mut ub[..len]);
+        if !(super::unpack_small_into(a, bits, ua) && super::unpack_small_into(b, bits, ub)) {
+            return Err(invalid(op, format!("a block of {len} lanes is not whole")));
+        }
+        any_zero_sum_block(field, n, ua, ub, o);
+        Ok(())
+    };
+    let mut out = vec![0u8; words];
+    if lanes >= PAR_THRESHOLD {
+        out.par_chunks_mut(per_block)
+            .zip(a.par_chunks(packed).zip(b.par_chunks(packed)))
+            .try_for_each(block)?;
+    } else {
+        out.chunks_mut(per_block)
+            .zip(a.chunks(packed).zip(b.chunks(packed)))
+            .try_for_each(block)?;
+    }
+    Ok(out)
+}
+
+/// One block of [`any_zero_sum`]: `out[k]` for the `n` lanes of word `k` of `a` and `b` (on
+/// AVX-512 or AVX2 a word at a time).
+fn any_zero_sum_block(field: PrimeField, n: usize, a: &[u8], b: &[u8], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    if n <= WORD_BITS && avx512::available() {
+        // SAFETY: AVX-512 was detected at run time.
+        return unsafe { avx512::any_zero_sum_words(field.modulus(), n, a, b, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if n <= WORD_BITS && has_avx2() {
+        // SAFETY: AVX2 was detected at run time.
+        return unsafe { avx2::any_zero_sum_words(field.modulus(), n, a, b, out) };
+    }
+    // Canonical shares: a sum of 0 mod p is 0 or p.
+    let p = u16::from(field.modulus());
+    for (o, (x, y)) in out.iter_mut().zip(a.chunks(n).zip(b.chunks(n))) {
+        *o = u8::from(x.iter().zip(y).any(|(&u, &v)| {
+            let t = u16::from(u) + u16::from(v);
+            t == 0 || t == p
+        }));
+    }
 }
 
 /// The bits of every byte value, least significant first, a byte each.
@@ -695,12 +816,12 @@ mod tests {
             for party in [0u8, 1] {
                 let common = || Prg::new(&[8; 32], Domain::new(1, 2, 3));
                 let got = private_compare_masked(f, party, &x, &r, &beta, &mut common()).unwrap();
-                // The oracle: every rotation, then per block of 4096 / n words from the
+                // The oracle: every rotation, then per block of `block_words(n)` words from the
                 // block's substream every (s, z) and the all-ones words' draws.
                 let mut g = common();
                 let mut rot = vec![0u64; words];
                 g.fill_u64(&mut rot);
-                let per_block = (4096 / n).max(1);
+                let per_block = block_words(n);
                 let mut blocks: Vec<Prg> = (0..words.div_ceil(per_block))
                     .map(|b| g.substream(b as u64))
                     .collect();
@@ -736,6 +857,59 @@ mod tests {
     /// The helper's kernels equal their definitions one bit at a time, for every width, any
     /// bytes as shares (not only canonical ones), fields below and above 128, on the serial
     /// and the parallel path (and so on AVX-512 where the CPU has it).
+    /// The packed kernels are the unpacked ones followed by `pack_small` (the server's) and
+    /// preceded by `unpack_small` (the helper's), for widths 1 to 64, both servers, on the
+    /// serial and the parallel path, word counts that are not whole blocks, and fields of 2
+    /// to 8 bits; wrong lengths are refused.
+    #[test]
+    fn the_packed_kernels_equal_pack_and_unpack() {
+        for p in [3u8, 53, 67, 131] {
+            let f = PrimeField::new(p).unwrap();
+            let bits = f.bits();
+            for (n, words) in [
+                (1usize, 9usize),
+                (7, 1001),
+                (47, 3000),
+                (48, 23),
+                (63, 5000),
+                (64, 70),
+            ] {
+                let mut g = Prg::new(&[9; 32], Domain::new(4, n as u64, u32::from(p)));
+                let x = g.field(f, &[words, n]).unwrap();
+                let r = ArrayD::from_shape_fn(IxDyn(&[words]), |i| match i[0] % 7 {
+                    0 => u64::MAX,
+                    _ => g.next_u64(),
+                });
+                let beta = ArrayD::from_shape_fn(IxDyn(&[words]), |_| (g.next_u64() & 1) as u8);
+                let mut sent = Vec::new();
+                for party in [0u8, 1] {
+                    let common = || Prg::new(&[2; 32], Domain::new(5, 6, 7));
+                    let plain =
+                        private_compare_masked(f, party, &x, &r, &beta, &mut common()).unwrap();
+                    let packed =
+                        private_compare_packed(f, party, &x, &r, &beta, &mut common()).unwrap();
+                    let want = crate::ring::pack_small(plain.as_slice().unwrap(), bits);
+                    assert_eq!(packed, want, "p={p} n={n} words={words} party={party}");
+                    sent.push((plain, packed));
+                }
+                let (a, b) = (&sent[0], &sent[1]);
+                let got = any_zero_sum_packed(f, n, &a.1, &b.1, words).unwrap();
+                let want = any_zero_sum(f, &a.0, &b.0).unwrap();
+                assert_eq!(
+                    &got[..],
+                    want.as_slice().unwrap(),
+                    "p={p} n={n} words={words}"
+                );
+                assert!(any_zero_sum_packed(f, n, &a.1[1..], &b.1, words).is_err());
+                assert!(any_zero_sum_packed(f, n, &a.1, &b.1, words + 8).is_err());
+            }
+            assert_eq!(
+                bits,
+                [2, 6, 7, 8][[3, 53, 67, 131].iter().position(|&q| q == p).unwrap()]
+            );
+        }
+    }
+
     #[test]
     fn bits_minus_and_any_zero_sum_equal_their_definitions() {
         for p in [67u8, 131, 251] {

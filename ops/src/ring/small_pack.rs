@@ -55,23 +55,29 @@ fn simd_kernels() -> Option<(Steps, Steps)> {
 
 /// [`pack_small`] by shifts (`bits` from 1 to 8).
 fn pack_portable(values: &[u8], bits: u32) -> Vec<u8> {
+    let mut out = vec![0u8; packed_small_len(values.len(), bits)];
+    pack_portable_into(values, bits, &mut out);
+    out
+}
+
+/// [`pack_portable`] into `out`, [`packed_small_len`] bytes long (every byte written).
+fn pack_portable_into(values: &[u8], bits: u32, out: &mut [u8]) {
     // A width known at compile time turns each group's shifts into constants.
     match bits {
-        1 => pack_width::<1>(values),
-        2 => pack_width::<2>(values),
-        3 => pack_width::<3>(values),
-        4 => pack_width::<4>(values),
-        5 => pack_width::<5>(values),
-        6 => pack_width::<6>(values),
-        7 => pack_width::<7>(values),
-        _ => pack_width::<8>(values),
+        1 => pack_width::<1>(values, out),
+        2 => pack_width::<2>(values, out),
+        3 => pack_width::<3>(values, out),
+        4 => pack_width::<4>(values, out),
+        5 => pack_width::<5>(values, out),
+        6 => pack_width::<6>(values, out),
+        7 => pack_width::<7>(values, out),
+        _ => pack_width::<8>(values, out),
     }
 }
 
-/// [`pack_small`] for a width of `BITS`.
-fn pack_width<const BITS: u32>(values: &[u8]) -> Vec<u8> {
+/// [`pack_portable_into`] for a width of `BITS`.
+fn pack_width<const BITS: u32>(values: &[u8], out: &mut [u8]) {
     let width = BITS as usize;
-    let mut out = vec![0u8; packed_small_len(values.len(), BITS)];
     let len = out.len();
     let whole = values.chunks_exact(GROUP);
     let rest = whole.remainder();
@@ -90,7 +96,6 @@ fn pack_width<const BITS: u32>(values: &[u8]) -> Vec<u8> {
             out[at..].copy_from_slice(&word[..len - at]);
         }
     }
-    out
 }
 
 /// Eight values, a byte each in `word` (least significant first), packed `BITS` bits each
@@ -148,31 +153,87 @@ pub fn unpack_small(packed: &[u8], bits: u32, len: usize) -> Option<Vec<u8>> {
     Some(unpack_portable(packed, bits, len))
 }
 
+/// [`pack_small`] into `out`, which must be exactly [`packed_small_len`]`(values.len(), bits)`
+/// bytes long (else `false`, nothing written): for a caller that packs blocks of a larger
+/// buffer in place (whole bytes per block where each block's values times `bits` is a
+/// multiple of 8).
+pub fn pack_small_into(values: &[u8], bits: u32, out: &mut [u8]) -> bool {
+    let bits = bits.clamp(1, 8);
+    if out.len() != packed_small_len(values.len(), bits) {
+        return false;
+    }
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if let Some((fast, _)) = simd_kernels() {
+        // SAFETY: `simd_kernels` returns kernels only where the CPU has their instructions;
+        // initialised bytes are valid `MaybeUninit<u8>`, and the kernel stores only bytes.
+        done = unsafe { fast(values, bits, as_uninit(out)) };
+    }
+    let at = packed_small_len(done, bits);
+    pack_portable_into(&values[done..], bits, &mut out[at..]);
+    true
+}
+
+/// [`unpack_small`] into `out` (its length is the number of values), from exactly
+/// [`packed_small_len`]`(out.len(), bits)` bytes (else `false`, nothing written).
+pub fn unpack_small_into(packed: &[u8], bits: u32, out: &mut [u8]) -> bool {
+    let bits = bits.clamp(1, 8);
+    if packed.len() != packed_small_len(out.len(), bits) {
+        return false;
+    }
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if let Some((_, fast)) = simd_kernels() {
+        // SAFETY: as in `pack_small_into`.
+        done = unsafe { fast(packed, bits, as_uninit(out)) };
+    }
+    let at = packed_small_len(done, bits);
+    unpack_portable_into(&packed[at..], bits, &mut out[done..]);
+    true
+}
+
+/// Initialised bytes as the `MaybeUninit` bytes the SIMD kernels write.
+#[cfg(target_arch = "x86_64")]
+fn as_uninit(out: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has `u8`'s layout, and the kernels store only initialised
+    // bytes, so the slice stays initialised.
+    unsafe { &mut *(out as *mut [u8] as *mut [MaybeUninit<u8>]) }
+}
+
 /// [`unpack_small`] by shifts, on exactly [`packed_small_len`] bytes (`bits` from 1 to 8).
 fn unpack_portable(packed: &[u8], bits: u32, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    unpack_portable_into(packed, bits, &mut out);
+    out
+}
+
+/// [`unpack_portable`] into `out` (every byte written).
+fn unpack_portable_into(packed: &[u8], bits: u32, out: &mut [u8]) {
     // A width known at compile time turns each group's shifts into constants.
     match bits {
-        1 => unpack_width::<1>(packed, len),
-        2 => unpack_width::<2>(packed, len),
-        3 => unpack_width::<3>(packed, len),
-        4 => unpack_width::<4>(packed, len),
-        5 => unpack_width::<5>(packed, len),
-        6 => unpack_width::<6>(packed, len),
-        7 => unpack_width::<7>(packed, len),
-        _ => unpack_width::<8>(packed, len),
+        1 => unpack_width::<1>(packed, out),
+        2 => unpack_width::<2>(packed, out),
+        3 => unpack_width::<3>(packed, out),
+        4 => unpack_width::<4>(packed, out),
+        5 => unpack_width::<5>(packed, out),
+        6 => unpack_width::<6>(packed, out),
+        7 => unpack_width::<7>(packed, out),
+        _ => unpack_width::<8>(packed, out),
     }
 }
 
-/// [`unpack_small`] for a width of `BITS`, on exactly [`packed_small_len`] bytes.
-fn unpack_width<const BITS: u32>(packed: &[u8], len: usize) -> Vec<u8> {
+/// [`unpack_portable_into`] for a width of `BITS`, from exactly [`packed_small_len`] bytes.
+fn unpack_width<const BITS: u32>(packed: &[u8], out: &mut [u8]) {
     let width = BITS as usize;
+    let len = out.len();
     let mask = (1u64 << BITS) - 1;
     let unpack = |group: &mut [u8], word: u64| {
         for (j, v) in group.iter_mut().enumerate() {
             *v = (word >> (BITS * j as u32) & mask) as u8;
         }
     };
-    let mut out = vec![0u8; len];
     let mut whole = out.chunks_exact_mut(GROUP);
     // Whole groups, eight values from one word, then the last values.
     for (g, group) in whole.by_ref().enumerate() {
@@ -187,7 +248,6 @@ fn unpack_width<const BITS: u32>(packed: &[u8], len: usize) -> Vec<u8> {
     if !rest.is_empty() {
         unpack(rest, tail_word(&packed[(len / GROUP) * width..]));
     }
-    out
 }
 
 /// The last bytes of a packed buffer (at most eight), as a word.
@@ -211,7 +271,34 @@ mod tests {
                     .collect();
                 let packed = pack_small(&values, bits);
                 assert_eq!(packed.len(), (len * bits as usize).div_ceil(8));
+                // Into a slice of a larger buffer: the same bytes, nothing past the slice.
+                let mut room = vec![0xa5u8; packed.len() + 40];
+                assert!(pack_small_into(&values, bits, &mut room[..packed.len()]));
+                assert_eq!(&room[..packed.len()], &packed[..], "bits={bits} len={len}");
+                assert!(room[packed.len()..].iter().all(|&b| b == 0xa5));
+                let mut back = vec![0x5au8; len + 40];
+                assert!(unpack_small_into(&packed, bits, &mut back[..len]));
+                assert_eq!(&back[..len], &values[..], "bits={bits} len={len}");
+                assert!(back[len..].iter().all(|&b| b == 0x5a));
+                assert!(!pack_small_into(
+                    &values,
+                    bits,
+                    &mut room[..packed.len() + 1]
+                ));
+                assert!(!unpack_small_into(&packed, bits, &mut back[..len + 8]));
                 assert_eq!(unpack_small(&packed, bits, len), Some(values));
+            }
+        }
+        for bits in 1..=8u32 {
+            for len in [200usize, 1000, 4096] {
+                let values: Vec<u8> = (0..len).map(|i| ((i * 59) % (1 << bits)) as u8).collect();
+                let packed = pack_small(&values, bits);
+                let mut into = vec![0u8; packed.len()];
+                assert!(pack_small_into(&values, bits, &mut into));
+                assert_eq!(into, packed, "bits={bits} len={len}");
+                let mut back = vec![0u8; len];
+                assert!(unpack_small_into(&packed, bits, &mut back));
+                assert_eq!(back, values, "bits={bits} len={len}");
             }
         }
         assert_eq!(packed_small_len(63, 7), 56);

@@ -362,13 +362,31 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
                 Domain::new(cx.session, *stream, 0x300 | u32::from(*p)),
             );
             let (x, r, beta) = (small(0)?, word(1)?, small(2)?);
+            let out = ring::private_compare_packed(field(*p)?, *party, x, r, beta, &mut common)
+                .map_err(at)?;
+            let len = out.len();
             Value::Small(
-                ring::private_compare_masked(field(*p)?, *party, x, r, beta, &mut common)
-                    .map_err(at)?,
+                ArrayD::from_shape_vec(IxDyn(&[len]), out).map_err(|e| shape_err(instr, e))?,
             )
         }
-        Kernel::AnyZeroSum { p } => {
-            Value::Small(ring::any_zero_sum(field(*p)?, small(0)?, small(1)?).map_err(at)?)
+        Kernel::AnyZeroSum { p, n } => {
+            let (a, b) = (
+                small(0)?.as_standard_layout(),
+                small(1)?.as_standard_layout(),
+            );
+            let words: usize = instr.shape.iter().product();
+            let out = ring::any_zero_sum_packed(
+                field(*p)?,
+                usize::from(*n),
+                a.as_slice().unwrap_or_default(),
+                b.as_slice().unwrap_or_default(),
+                words,
+            )
+            .map_err(at)?;
+            Value::Small(
+                ArrayD::from_shape_vec(IxDyn(&instr.shape), out)
+                    .map_err(|e| shape_err(instr, e))?,
+            )
         }
         Kernel::BitsMinus { p } => {
             Value::Small(ring::bits_minus(field(*p)?, word(0)?, small(1)?).map_err(at)?)

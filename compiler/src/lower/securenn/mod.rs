@@ -194,5 +194,11 @@ mod tests {
         assert_eq!(field_bits(61), 6);
         assert_eq!(field_bits(23), 5);
         assert_eq!(field_bits(3), 2);
+        // The kernels that pack by themselves (PrivateCompare's) take the field's own width.
+        for n in 1..=64 {
+            let p = prime_for(n);
+            let field = shareflow_ops::ring::PrimeField::new(p).unwrap();
+            assert_eq!(field_bits(p), field.bits(), "p = {p}");
+        }
     }
 }

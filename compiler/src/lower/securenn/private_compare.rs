@@ -1,8 +1,9 @@
 //! Algorithm 3 of SecureNN: PrivateCompare.
 
+use shareflow_ops::ring::packed_small_len;
 use shareflow_ops::ValueKind;
 
-use super::{BitShares, Public, SERVERS};
+use super::{field_bits, BitShares, Public, SERVERS};
 use crate::ir::{Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, HELPER, S0, S1};
 
@@ -22,6 +23,8 @@ use crate::lower::{Lowerer, HELPER, S0, S1};
 pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Public) -> ValueId {
     let shape = cx.shape(r[0]).to_vec();
     let lanes = cx.shape(x_bits.s[0]).to_vec();
+    let n = lanes.last().copied().unwrap_or(0);
+    let packed = packed_small_len(lanes.iter().product(), field_bits(x_bits.p));
     // Common randomness, drawn from the servers' pair seed by the kernel that uses it, when
     // it runs (as tensors drawn up front, s_i and pi would take 16 bytes per bit): s_i in
     // Z_p^*, pi, and the u_i in Z_p (only needed where beta = 1 and r = 2^n - 1).
@@ -37,12 +40,17 @@ pub fn private_compare(cx: &mut Lowerer, x_bits: &BitShares, r: Public, beta: Pu
             p: x_bits.p,
             stream,
         };
+        // The kernel packs d in the field's bits as it makes it (no unpacked tensor).
         let inputs = [x_bits.s[j], r[j], beta[j], seed[j]];
-        let masked = cx.emit(host, compare, &inputs, ValueKind::Small, &lanes);
+        let masked = cx.emit(host, compare, &inputs, ValueKind::Small, &[packed]);
         // Step 14: P_j sends {d_i}_j to P2.
-        d[j] = cx.send_field(masked, HELPER, Exchange::MaskedOpening, x_bits.p);
+        d[j] = cx.send(masked, HELPER, Exchange::MaskedOpening);
     }
-    // Steps 15-16: P2 reconstructs every d_i and outputs beta' = 1 iff some d_i = 0.
-    let kernel = Kernel::AnyZeroSum { p: x_bits.p };
+    // Steps 15-16: P2 reconstructs every d_i and outputs beta' = 1 iff some d_i = 0, reading
+    // the packed shares as they came.
+    let kernel = Kernel::AnyZeroSum {
+        p: x_bits.p,
+        n: n as u8,
+    };
     cx.emit(HELPER, kernel, &d, ValueKind::Small, &shape)
 }
