@@ -38,6 +38,12 @@ impl Reduce16 {
     }
 }
 
+/// Bits of an element of Z_p: those of `p - 1` (the compiler sizes the packed messages with
+/// it, the kernels that pack by themselves through [`PrimeField::bits`]).
+pub const fn field_bits(p: u8) -> u32 {
+    8 - p.saturating_sub(1).leading_zeros()
+}
+
 impl PrimeField {
     /// The field Z_p.
     ///
@@ -65,10 +71,10 @@ impl PrimeField {
         self.p
     }
 
-    /// Bits of an element: those of `p - 1` (how [`super::pack_small`] packs the field's
-    /// elements for the wire).
+    /// Bits of an element ([`field_bits`]): how [`super::pack_small`] packs the field's
+    /// elements for the wire.
     pub fn bits(self) -> u32 {
-        8 - (self.modulus() - 1).leading_zeros()
+        field_bits(self.p)
     }
 
     /// `n mod p` for any 16-bit `n`.

@@ -47,7 +47,7 @@ pub use assign::{
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use conv::conv2d;
 pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
-pub use field::{PrimeField, Reduce16};
+pub use field::{field_bits, PrimeField, Reduce16};
 pub use lanes::{concat, iota, one_hot, rotate_last, strided_slice, windows, windows_add};
 pub use low_bytes::{from_low_bytes, low_bytes};
 pub use matmul::{matmul, matmul_2d, matmul_naive, KC, MC, MR, NR};

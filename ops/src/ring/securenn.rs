@@ -241,13 +241,11 @@ fn masked_blocks(
     };
     let mut out = vec![0u8; out_len];
     if args.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(per_block.max(1))
+        out.par_chunks_mut(per_block)
             .enumerate()
             .try_for_each(block)?;
     } else {
-        out.chunks_mut(per_block.max(1))
-            .enumerate()
-            .try_for_each(block)?;
+        out.chunks_mut(per_block).enumerate().try_for_each(block)?;
     }
     Ok(out)
 }

@@ -100,10 +100,8 @@ pub fn prime_for(n: usize) -> u8 {
         .map_or(PRIME, |q| q as u8)
 }
 
-/// Bits of an element of Z_p: those of `p - 1`.
-pub fn field_bits(p: u8) -> u32 {
-    8 - (p.saturating_sub(1)).leading_zeros()
-}
+/// Bits of an element of Z_p: those of `p - 1` (the one definition, shared with the kernels).
+pub use shareflow_ops::ring::field_bits;
 
 /// Bits of a ring word (the paper's `l`).
 pub const WORD_BITS: usize = 64;
@@ -194,11 +192,5 @@ mod tests {
         assert_eq!(field_bits(61), 6);
         assert_eq!(field_bits(23), 5);
         assert_eq!(field_bits(3), 2);
-        // The kernels that pack by themselves (PrivateCompare's) take the field's own width.
-        for n in 1..=64 {
-            let p = prime_for(n);
-            let field = shareflow_ops::ring::PrimeField::new(p).unwrap();
-            assert_eq!(field_bits(p), field.bits(), "p = {p}");
-        }
     }
 }
