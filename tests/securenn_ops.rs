@@ -93,8 +93,21 @@ fn run_exact_with(
     (run.float("client", "y").unwrap().clone(), expected, run)
 }
 
-/// The two ways of taking signs: the paper's, and from an opening.
-const METHODS: [Comparison; 2] = [Comparison::Paper, Comparison::Opened];
+/// Every way of taking signs: the paper's, and from an opening with PrivateCompare (small
+/// tensors by default) or with the carry circuit (large tensors by default, here every one).
+fn all_methods() -> [(&'static str, CompileOptions); 3] {
+    [
+        ("paper", with(Comparison::Paper)),
+        ("opened", with(Comparison::Opened)),
+        (
+            "opened, carry circuit",
+            CompileOptions {
+                carry_min_words: 0,
+                ..with(Comparison::Opened)
+            },
+        ),
+    ]
+}
 
 fn with(comparison: Comparison) -> CompileOptions {
     CompileOptions {
@@ -105,9 +118,9 @@ fn with(comparison: Comparison) -> CompileOptions {
 
 #[test]
 fn relu_is_exact() {
-    for method in METHODS {
-        let (got, expected, _) = run_exact_with(with(method), |x| x.relu(), &[6, 50], 1, 1.0);
-        assert_eq!(got, expected, "{method:?}");
+    for (method, options) in all_methods() {
+        let (got, expected, _) = run_exact_with(options, |x| x.relu(), &[6, 50], 1, 1.0);
+        assert_eq!(got, expected, "{method}");
     }
 }
 
@@ -126,6 +139,18 @@ fn run_sum(
 /// `f(combine(x, w))` for the client's `x` and the model owner's `w`, under the default
 /// options: secure, plaintext and the run.
 fn run_two(
+    combine: impl Fn(&Tensor, &Tensor) -> Tensor,
+    f: impl Fn(&Tensor) -> Tensor,
+    shape: &[usize],
+    x: Vec<f32>,
+    w: Vec<f32>,
+) -> (Vec<f32>, Vec<f32>, InProcessRun) {
+    run_two_with(CompileOptions::default(), combine, f, shape, x, w)
+}
+
+/// [`run_two`] with `options`.
+fn run_two_with(
+    options: CompileOptions,
     combine: impl Fn(&Tensor, &Tensor) -> Tensor,
     f: impl Fn(&Tensor) -> Tensor,
     shape: &[usize],
@@ -151,12 +176,7 @@ fn run_two(
         ),
     ]);
     let expected = plaintext(&graph, &inputs).remove("y").unwrap();
-    let (run, _) = secure(
-        &graph,
-        ProtocolKind::SecureNN,
-        CompileOptions::default(),
-        &inputs,
-    );
+    let (run, _) = secure(&graph, ProtocolKind::SecureNN, options, &inputs);
     let got = run.float("client", "y").unwrap().iter().copied().collect();
     (got, expected.iter().copied().collect(), run)
 }
@@ -198,29 +218,30 @@ fn maxpool_is_exact_for_every_window_and_padding() {
         ([1, 7, 7, 2], [3, 3], [2, 2], Padding::Same),
         ([1, 6, 6, 2], [3, 3], [2, 2], Padding::Same),
     ];
-    for method in &METHODS {
+    for (method, options) in all_methods() {
         for (i, (shape, size, stride, padding)) in cases.into_iter().enumerate() {
             let (got, expected, _) = run_exact_with(
-                with(*method),
+                options,
                 |x| x.maxpool2d(size, stride, padding),
                 &shape,
                 10 + i as u64,
                 1.0,
             );
-            let case = format!("{method:?} {shape:?} {size:?} {stride:?} {padding:?}");
+            let case = format!("{method} {shape:?} {size:?} {stride:?} {padding:?}");
             assert_eq!(got, expected, "{case}");
         }
     }
 }
 
-/// `f(x w)` (elementwise: a product and its dealer truncation), as [`run_two`].
+/// `f(x w)` (elementwise: a product and its dealer truncation), as [`run_two_with`].
 fn run_product(
+    options: CompileOptions,
     f: impl Fn(&Tensor) -> Tensor,
     shape: &[usize],
     x: Vec<f32>,
     w: Vec<f32>,
 ) -> (Vec<f32>, Vec<f32>, InProcessRun) {
-    run_two(|x, w| x.mul(w), f, shape, x, w)
+    run_two_with(options, |x, w| x.mul(w), f, shape, x, w)
 }
 
 /// Equal up to an ulp of the truncation or of the float.
@@ -251,47 +272,65 @@ fn signs_after_a_truncation_take_its_width_and_stay_exact() {
         x.push(if i % 2 == 1 { -a.abs() - ULP } else { a });
         w.push(b);
     }
-    let relu = |p: &Tensor| p.relu();
-    let (got, expected, run) = run_product(relu, &shape, x.clone(), w.clone());
-    assert_close(&got, &expected, "relu");
-    assert!(got
-        .iter()
-        .zip(&expected)
-        .all(|(g, e)| (*g > 0.0) == (*e > 0.0)));
     // The ReLU's sign reuses the truncation's opening: 2 rounds (the comparison and the
     // helper's shares) instead of 3, and 47 bits (Z_53, 6 bits each) instead of 63 (Z_67, 7
-    // bits) per element from each server.
-    let (_, _, product) = run_product(|p| p.clone(), &shape, x.clone(), w.clone());
-    assert_eq!(run.rounds(), product.rounds() + 2);
-    let per_element = (run.bytes() - product.bytes()) as f64 / n as f64;
-    assert!(per_element < 150.0, "{per_element} bytes per ReLU");
-    for (pool, padding) in [(3, Padding::Same), (2, Padding::Valid)] {
-        let pool_relu = |p: &Tensor| p.maxpool2d([pool, pool], [2, 2], padding).relu();
-        let (got, expected, _) = run_product(pool_relu, &shape, x.clone(), w.clone());
-        assert_close(&got, &expected, &format!("{pool}x{pool} {padding:?}"));
-        let pool_only = |p: &Tensor| p.maxpool2d([pool, pool], [2, 2], padding);
-        let (got, expected, pooled) = run_product(pool_only, &shape, x.clone(), w.clone());
-        // The differences' signs over 49 bits: 134-148 bytes per comparison with the headers
-        // (over 64 bits: 192-207).
-        let comparisons = if pool == 3 { 18 * 8 } else { 8 * 3 };
-        let per = (pooled.bytes() - product.bytes()) as f64 / comparisons as f64;
-        assert!(per < 170.0, "{pool}x{pool}: {per} bytes per comparison");
-        assert_close(
-            &got,
-            &expected,
-            &format!("{pool}x{pool} {padding:?}, no ReLU"),
+    // bits) per element from each server; with the carry circuit, 6 rounds more (its levels)
+    // and fewer bytes.
+    for (method, options, extra) in [
+        ("opened", CompileOptions::default(), 2),
+        (
+            "carry circuit",
+            CompileOptions {
+                carry_min_words: 0,
+                ..CompileOptions::default()
+            },
+            8,
+        ),
+    ] {
+        let relu = |p: &Tensor| p.relu();
+        let (got, expected, run) = run_product(options, relu, &shape, x.clone(), w.clone());
+        assert_close(&got, &expected, &format!("{method} relu"));
+        assert!(got
+            .iter()
+            .zip(&expected)
+            .all(|(g, e)| (*g > 0.0) == (*e > 0.0)));
+        let (_, _, product) = run_product(options, |p| p.clone(), &shape, x.clone(), w.clone());
+        assert_eq!(run.rounds(), product.rounds() + extra, "{method}");
+        // (The circuit's planes hold 64 values each: its bytes for 50 values are a block's.)
+        let per_element = (run.bytes() - product.bytes()) as f64 / n as f64;
+        assert!(
+            extra > 2 || per_element < 150.0,
+            "{method}: {per_element} bytes per ReLU"
         );
-        assert!(got.iter().skip(1).step_by(2).all(|&v| v < 0.0), "{got:?}");
+        for (pool, padding) in [(3, Padding::Same), (2, Padding::Valid)] {
+            let pool_relu = |p: &Tensor| p.maxpool2d([pool, pool], [2, 2], padding).relu();
+            let (got, expected, _) = run_product(options, pool_relu, &shape, x.clone(), w.clone());
+            let case = format!("{method} {pool}x{pool} {padding:?}");
+            assert_close(&got, &expected, &case);
+            let pool_only = |p: &Tensor| p.maxpool2d([pool, pool], [2, 2], padding);
+            let (got, expected, pooled) =
+                run_product(options, pool_only, &shape, x.clone(), w.clone());
+            // The differences' signs over 49 bits: 134-148 bytes per comparison with the
+            // headers (over 64 bits: 192-207).
+            let comparisons = if pool == 3 { 18 * 8 } else { 8 * 3 };
+            let per = (pooled.bytes() - product.bytes()) as f64 / comparisons as f64;
+            assert!(
+                extra > 2 || per < 170.0,
+                "{case}: {per} bytes per comparison"
+            );
+            assert_close(&got, &expected, &format!("{case}, no ReLU"));
+            assert!(got.iter().skip(1).step_by(2).all(|&v| v < 0.0), "{got:?}");
+        }
     }
 }
 
 #[test]
 fn argmax_is_exact_and_takes_the_first_of_ties() {
-    for method in &METHODS {
+    for (method, options) in all_methods() {
         for (shape, seed) in [([7, 10], 20), ([4, 3], 21), ([3, 1], 22)] {
             let argmax = |x: &Tensor| x.argmax();
-            let (got, expected, _) = run_exact_with(with(*method), argmax, &shape, seed, 1.0);
-            assert_eq!(got, expected, "{method:?} {shape:?}");
+            let (got, expected, _) = run_exact_with(options, argmax, &shape, seed, 1.0);
+            assert_eq!(got, expected, "{method} {shape:?}");
         }
     }
     // All equal: index 0.
@@ -310,11 +349,11 @@ fn drelu_is_exact_as_a_greater_equal_zero_comparison() {
     assert!(
         x.iter().any(|&v| v == ULP) && x.iter().any(|&v| v == -ULP) && x.iter().any(|&v| v == 0.0)
     );
-    for method in METHODS {
+    for (method, options) in all_methods() {
         let mut parties: Vec<String> = COMPUTE_PARTIES.iter().map(|p| p.to_string()).collect();
         parties.push("client".into());
         let client = 3;
-        let mut cx = Lowerer::new(parties.clone(), with(method));
+        let mut cx = Lowerer::new(parties.clone(), options);
         let input = cx.emit(
             client,
             Kernel::Input { name: "x".into() },
@@ -333,7 +372,7 @@ fn drelu_is_exact_as_a_greater_equal_zero_comparison() {
             ValueKind::Float,
             &shape,
         );
-        let g = assemble(cx.low, parties, ProtocolKind::SecureNN, with(method)).unwrap();
+        let g = assemble(cx.low, parties, ProtocolKind::SecureNN, options).unwrap();
         let plans: Vec<Plan> = g.programs.iter().map(|p| Plan::new(p).unwrap()).collect();
         let inputs = HashMap::from([(
             "client".to_string(),
@@ -341,7 +380,7 @@ fn drelu_is_exact_as_a_greater_equal_zero_comparison() {
         )]);
         let run = run_in_process(&g, &plans, &inputs, Duration::from_secs(60)).unwrap();
         let expected = x.mapv(|v| if v >= 0.0 { 1.0f32 } else { 0.0 });
-        assert_eq!(run.float("client", "y").unwrap(), &expected, "{method:?}");
+        assert_eq!(run.float("client", "y").unwrap(), &expected, "{method}");
     }
 }
 
@@ -492,35 +531,75 @@ fn communication_of_drelu_and_maxpool_next_to_the_paper() {
     // 189.4; the product with the value in the same rounds adds 2*8 (a + m) + 8 (s (a + m)).
     const OPENED_DRELU_PAYLOAD: f64 = 16.0 + small(63 + 126) + 8.0;
     const OPENED_POOL_PAYLOAD: f64 = 3.0 * (OPENED_DRELU_PAYLOAD + 24.0);
+    // By the carry circuit (63 bits, 6 levels: 6 rounds more): 2*8 (c) + 63 bits of r's planes
+    // + 118 bits of products + 2*180 bits of openings + 2 bits to the helper + 8 (s) = 91.9.
+    const CARRY_BITS: u64 = 63 + 118 + 2 * 180 + 2;
+    const CARRY_DRELU_PAYLOAD: f64 = 24.0 + CARRY_BITS as f64 / 8.0;
+    const CARRY_POOL_PAYLOAD: f64 = 3.0 * (CARRY_DRELU_PAYLOAD + 24.0);
+    let levels = shareflow_ops::ring::carry_levels(63);
+    let opened: usize = levels
+        .iter()
+        .map(|&g| shareflow_ops::ring::carry_opened(g))
+        .sum();
+    let dealt: usize = levels
+        .iter()
+        .map(|&g| shareflow_ops::ring::carry_products(g))
+        .sum();
+    assert_eq!((levels.len(), opened, dealt), (6, 180, 118));
+    let circuit = CompileOptions {
+        carry_min_words: 0,
+        ..with(Comparison::Opened)
+    };
     let cases = [
-        (Comparison::Paper, 8, DRELU_PAYLOAD, 18, POOL_PAYLOAD),
         (
-            Comparison::Opened,
+            "paper",
+            with(Comparison::Paper),
+            8,
+            DRELU_PAYLOAD,
+            18,
+            POOL_PAYLOAD,
+        ),
+        (
+            "opened",
+            with(Comparison::Opened),
             3,
             OPENED_DRELU_PAYLOAD,
             6,
             OPENED_POOL_PAYLOAD,
         ),
+        (
+            "carry circuit",
+            circuit,
+            9,
+            CARRY_DRELU_PAYLOAD,
+            18,
+            CARRY_POOL_PAYLOAD,
+        ),
     ];
-    for (method, drelu_rounds, drelu_payload, pool_rounds, pool_payload) in cases {
-        let options = with(method);
+    for (method, options, drelu_rounds, drelu_payload, pool_rounds, pool_payload) in cases {
         let (one_bytes, one_rounds) = drelu_cost(options, 1);
         let n = 4096;
         let (many_bytes, many_rounds) = drelu_cost(options, n);
         let per = many_bytes as f64 / n as f64;
         println!(
-            "{method:?} DReLU: one element {one_bytes} bytes, {one_rounds} rounds; {n} elements \
+            "{method} DReLU: one element {one_bytes} bytes, {one_rounds} rounds; {n} elements \
              {per:.1} bytes each, {many_rounds} rounds; paper: {PAPER_DRELU_BYTES} bytes, 8 rounds"
         );
-        assert_eq!(one_rounds, drelu_rounds, "{method:?}");
-        assert_eq!(many_rounds, drelu_rounds, "{method:?}");
+        assert_eq!(one_rounds, drelu_rounds, "{method}");
+        assert_eq!(many_rounds, drelu_rounds, "{method}");
         // Headers: at most 36 per message and 10 + 8 * rank per value, over 8 rounds of at
-        // most 6 links and a few dozen values.
+        // most 6 links and a few dozen values (the circuit's planes: a block of 64 values
+        // for one).
+        let one_payload = if method == "carry circuit" {
+            24.0 + (CARRY_BITS * 64) as f64 / 8.0
+        } else {
+            drelu_payload
+        };
         assert!(
-            one_bytes as f64 <= drelu_payload + (8 * 6 * 36 + 40 * 26) as f64,
-            "{method:?} {one_bytes}"
+            one_bytes as f64 <= one_payload + (9 * 6 * 36 + 60 * 26) as f64,
+            "{method} {one_bytes}"
         );
-        assert!(per <= drelu_payload + 1.0, "{method:?} {per}");
+        assert!(per <= drelu_payload + 1.0, "{method} {per}");
         assert!(per < PAPER_DRELU_BYTES);
 
         let (win_bytes, win_rounds) = pool_cost(options, [1, 2, 2, 1]);
@@ -529,28 +608,31 @@ fn communication_of_drelu_and_maxpool_next_to_the_paper() {
         let (many_bytes, many_rounds) = pool_cost(options, [1, hw, hw, c]);
         let per = many_bytes as f64 / windows as f64;
         println!(
-            "{method:?} MaxPool 2x2: one window {win_bytes} bytes, {win_rounds} rounds; \
+            "{method} MaxPool 2x2: one window {win_bytes} bytes, {win_rounds} rounds; \
              {windows} windows {per:.1} bytes each, {many_rounds} rounds; paper: \
              {PAPER_POOL_BYTES} bytes, 27 rounds"
         );
         // Two levels of comparisons.
-        assert_eq!(win_rounds, pool_rounds, "{method:?}");
-        assert_eq!(many_rounds, pool_rounds, "{method:?}");
-        assert!(per <= pool_payload + 1.0, "{method:?} {per}");
+        assert_eq!(win_rounds, pool_rounds, "{method}");
+        assert_eq!(many_rounds, pool_rounds, "{method}");
+        assert!(per <= pool_payload + 1.0, "{method} {per}");
         assert!(per < PAPER_POOL_BYTES);
     }
 }
 
 #[test]
 fn servers_receive_only_seeds_shares_and_masked_openings() {
-    for kind in [ModelKind::B, ModelKind::D] {
+    let circuit = CompileOptions {
+        carry_min_words: 0,
+        ..CompileOptions::default()
+    };
+    for (kind, options) in [
+        (ModelKind::B, CompileOptions::default()),
+        (ModelKind::D, CompileOptions::default()),
+        (ModelKind::B, circuit),
+    ] {
         let zoo = ZooModel::build(kind, 1).unwrap();
-        let g = compile(
-            &zoo.graph,
-            ProtocolKind::SecureNN,
-            CompileOptions::default(),
-        )
-        .unwrap();
+        let g = compile(&zoo.graph, ProtocolKind::SecureNN, options).unwrap();
         for p in &g.programs {
             for i in &p.instrs {
                 let Kernel::Send { to, exchange } = i.kernel else {

@@ -369,6 +369,55 @@ pub enum Kernel {
         /// The field's modulus.
         p: u8,
     },
+    /// Bitwise XOR of two ring tensors of one shape.
+    Xor,
+    /// The low `n` bit planes of the input's words, flattened, in blocks of 64 values: a ring
+    /// tensor `[blocks, n]` whose word `[b, i]` holds bit `i` of the block's values, value `v`
+    /// in bit `v` ([`shareflow_ops::ring::bit_planes`]).
+    BitPlanes {
+        /// Planes kept, 1 to 64.
+        n: u8,
+    },
+    /// The carry circuit's leaves for server `party` ([`shareflow_ops::ring::carry_leaves`]):
+    /// inputs (the public planes of `c`, the server's share of the planes of `r`, both
+    /// `[blocks, n]`), output its shares of `G` and `P`, `[blocks, 2 n]`.
+    CarryLeaves {
+        /// The server (0 or 1).
+        party: u8,
+    },
+    /// A server's openings at a level of `groups` groups
+    /// ([`shareflow_ops::ring::carry_open`]): inputs (its shares `[blocks, 2 groups]`, its
+    /// masks `[blocks, opened]`), output `[blocks, opened]`.
+    CarryOpen {
+        /// Groups at the level, at least 2.
+        groups: u8,
+    },
+    /// The helper's products of the masks for server 1 at a level of `groups` groups
+    /// ([`shareflow_ops::ring::carry_deal`]): inputs (server 0's masks, server 1's, server 0's
+    /// products), output server 1's products.
+    CarryDeal {
+        /// Groups at the level, at least 2.
+        groups: u8,
+    },
+    /// Server `party`'s shares of the next level ([`shareflow_ops::ring::carry_combine`]):
+    /// inputs (its shares, masks, products, its openings, the other server's openings).
+    CarryCombine {
+        /// The server (0 or 1).
+        party: u8,
+        /// Groups at the level, at least 2.
+        groups: u8,
+    },
+    /// Server `party`'s message to the helper from the circuit's last group
+    /// ([`shareflow_ops::ring::carry_out`]): inputs (its shares `[blocks, 2]`, the servers'
+    /// common bits `beta` (`Small`, one per value), their common words `[blocks]`), output
+    /// `[blocks]`.
+    CarryOut {
+        /// The server (0 or 1).
+        party: u8,
+    },
+    /// The bits (`Small`, of the node's shape) of the XOR of two planes `[blocks]`
+    /// ([`shareflow_ops::ring::plane_bits`]).
+    PlaneBits,
     /// The windows of an NHWC ring tensor as `[N, OH, OW, C, KH*KW]`; cells outside the
     /// input hold the word `pad`.
     Windows {
@@ -479,6 +528,14 @@ impl Kernel {
             Kernel::PrivateCompare { .. } => "private_compare",
             Kernel::AnyZeroSum { .. } => "any_zero_sum",
             Kernel::BitsMinus { .. } => "bits_minus",
+            Kernel::Xor => "xor",
+            Kernel::BitPlanes { .. } => "bit_planes",
+            Kernel::CarryLeaves { .. } => "carry_leaves",
+            Kernel::CarryOpen { .. } => "carry_open",
+            Kernel::CarryDeal { .. } => "carry_deal",
+            Kernel::CarryCombine { .. } => "carry_combine",
+            Kernel::CarryOut { .. } => "carry_out",
+            Kernel::PlaneBits => "plane_bits",
             Kernel::Windows { .. } => "windows",
             Kernel::WindowsAdd { .. } => "windows_add",
             Kernel::StridedSlice { .. } => "strided_slice",

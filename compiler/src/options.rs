@@ -95,6 +95,23 @@ pub struct CompileOptions {
     /// SecureNN's comparisons.
     #[serde(default)]
     pub comparison: Comparison,
+    /// SecureNN's opened comparisons of at least this many words at once take
+    /// PrivateCompare's result from a carry circuit on bit planes
+    /// ([`crate::lower::securenn::carry`]): about half the bytes, `ceil(log2 n)` rounds more
+    /// for `n` bits. Default [`CARRY_MIN_WORDS`]; 0: every comparison, `usize::MAX`: none.
+    #[serde(default = "default_carry_min_words")]
+    pub carry_min_words: usize,
+}
+
+/// The default [`CompileOptions::carry_min_words`]: a batch-128 training step's or
+/// prediction's convolutional layers (B's first ReLU compares 1,179,648 words, D's 92,160)
+/// take the circuit, a single image's comparisons (B: 9,216 words) and A's hidden layer at
+/// batch 128 (16,384) the one round of PrivateCompare, where the round trips would cost more
+/// than the bytes saved.
+pub const CARRY_MIN_WORDS: usize = 65_536;
+
+fn default_carry_min_words() -> usize {
+    CARRY_MIN_WORDS
 }
 
 impl Default for CompileOptions {
@@ -115,6 +132,7 @@ impl Default for CompileOptions {
                 degree: 7,
             },
             comparison: Comparison::default(),
+            carry_min_words: CARRY_MIN_WORDS,
         }
     }
 }

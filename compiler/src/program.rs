@@ -15,8 +15,8 @@ pub const FORMAT: &str = "shareflow-compiled";
 /// [`crate::source`]; 4: SecureNN's field elements packed in their bits before they are sent,
 /// and the comparison widths proven by [`crate::bounds`] with what they assumed; 5:
 /// PrivateCompare's masked shares packed by the kernel that makes them and read packed by the
-/// helper's `AnyZeroSum`).
-pub const VERSION: u32 = 5;
+/// helper's `AnyZeroSum`; 6: the carry circuit's kernels for large comparisons).
+pub const VERSION: u32 = 6;
 
 /// One instruction of a party's program.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

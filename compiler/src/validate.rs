@@ -61,6 +61,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::Lsb
         | Kernel::IsZero
         | Kernel::BitTo { .. }
+        | Kernel::BitPlanes { .. }
         | Kernel::Windows { .. }
         | Kernel::WindowsAdd { .. }
         | Kernel::StridedSlice { .. }
@@ -82,9 +83,14 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::AnyZeroSum { .. }
         | Kernel::BitsMinus { .. }
         | Kernel::Concat { .. }
-        | Kernel::RotateLast { .. } => 2,
-        Kernel::XorPublicBitTimes => 3,
+        | Kernel::RotateLast { .. }
+        | Kernel::Xor
+        | Kernel::CarryLeaves { .. }
+        | Kernel::CarryOpen { .. }
+        | Kernel::PlaneBits => 2,
+        Kernel::XorPublicBitTimes | Kernel::CarryDeal { .. } | Kernel::CarryOut { .. } => 3,
         Kernel::PrivateCompare { .. } => 4,
+        Kernel::CarryCombine { .. } => 5,
     }
 }
 

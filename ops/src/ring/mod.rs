@@ -14,6 +14,7 @@
 mod arith;
 mod assign;
 mod bits;
+mod carry;
 mod conv;
 mod conv_grad;
 mod field;
@@ -45,6 +46,10 @@ pub use assign::{
     sub_assign, zip_assign,
 };
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
+pub use carry::{
+    bit_planes, carry_combine, carry_deal, carry_leaves, carry_levels, carry_open, carry_opened,
+    carry_out, carry_products, plane_bits, plane_blocks,
+};
 pub use conv::conv2d;
 pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
 pub use field::{field_bits, PrimeField, Reduce16};

@@ -523,6 +523,11 @@ struct ProtocolArgs {
     /// `paper` (ShareConvert and ComputeMSB, 8 rounds; exact for |x| < 2^62 ring units).
     #[arg(long, default_value = "opened")]
     comparison: String,
+    /// SecureNN, opened comparisons: tensors of at least this many words compare by a carry
+    /// circuit on bit planes (about half the bytes of PrivateCompare, log2 of the bits compared
+    /// rounds more); 0 for every comparison.
+    #[arg(long, default_value_t = shareflow_compiler::options::CARRY_MIN_WORDS)]
+    carry_min_words: usize,
     /// SecureNN prediction: narrower comparisons, proven sound for client inputs in [LO, HI]
     /// (e.g. `0,1` for MNIST pixels). The model owner computes, from its weights and this
     /// range, a bound on every value whose sign is taken (interval arithmetic, with slack for
@@ -552,6 +557,7 @@ impl ProtocolArgs {
     fn options(&self) -> Result<Options, ToolError> {
         let mut o = CompileOptions {
             frac_bits: self.frac_bits,
+            carry_min_words: self.carry_min_words,
             ..Default::default()
         };
         o.truncation = match self.truncation.as_str() {

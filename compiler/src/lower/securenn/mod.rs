@@ -10,6 +10,7 @@
 //! | 1 MatMul | [`Lowerer::beaver`] | `dealer.rs` |
 //! | 2 SelectShare | [`relu::select_share`] | `relu.rs` |
 //! | 3 PrivateCompare | [`private_compare::private_compare`] | `private_compare.rs` |
+//! | PrivateCompare's result by a carry circuit (large tensors, not in the paper) | [`carry::carry_compare`] | `carry.rs` |
 //! | 4 ShareConvert | [`share_convert::share_convert`] | `share_convert.rs` |
 //! | 5 ComputeMSB | [`compute_msb::compute_msb`] | `compute_msb.rs` |
 //! | 6 DReLU | [`relu::drelu`] | `relu.rs` |
@@ -56,6 +57,7 @@
 //! windows. Networks B and C already pool first; a graph that applies ReLU first is lowered
 //! in the cheap order by the lowering driver (`lower::relu_before_maxpool`).
 
+pub mod carry;
 pub mod compute_msb;
 pub mod grads;
 pub mod maxpool;

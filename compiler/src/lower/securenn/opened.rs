@@ -57,6 +57,7 @@
 
 use shareflow_ops::ValueKind;
 
+use super::carry::carry_compare;
 use super::private_compare::private_compare;
 use super::{Public, SERVERS, WORD_BITS};
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
@@ -257,13 +258,8 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
         ValueKind::Small,
         &shape,
     );
-    let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
-    // Step 2: the helper deals the low k - 1 bits of r over Z_p.
-    let r_bits = cx.helper_share_bits(r_low, k - 1);
-    let mut c_low = c;
     let mut t = beta;
     for (j, host) in SERVERS.into_iter().enumerate() {
-        c_low[j] = cx.emit_like(Kernel::AndConst { value: low }, &[c[j]]);
         let c_top = cx.emit(
             host,
             Kernel::BitAt { bit: top },
@@ -275,9 +271,19 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
         let not = Kernel::XorBits { not: true };
         t[j] = cx.emit(host, not, &[c_top, beta[j]], ValueKind::Small, &shape);
     }
-    // Step 5: PrivateCompare on (bits of r_low, c_low, beta): the helper learns
-    // beta' = beta XOR (r_low > c_low).
-    let beta_p = private_compare(cx, &r_bits, c_low, beta);
+    // Steps 2 and 5: the helper learns beta' = beta XOR (r_low > c_low).
+    let words: usize = shape.iter().product();
+    let beta_p = if words >= cx.options.carry_min_words {
+        // By the carry circuit on bit planes (about half the bytes, more rounds).
+        carry_compare(cx, r, k - 1, c, beta)
+    } else {
+        // Step 2: the helper deals the low k - 1 bits of r over Z_p. Step 5: PrivateCompare
+        // on (bits of r_low, c_low, beta).
+        let r_low = cx.emit_like(Kernel::AndConst { value: low }, &[r]);
+        let r_bits = cx.helper_share_bits(r_low, k - 1);
+        let c_low = c.map(|c| cx.emit_like(Kernel::AndConst { value: low }, &[c]));
+        private_compare(cx, &r_bits, c_low, beta)
+    };
     // Step 6: the helper deals s = beta' XOR r_top over Z_L.
     let xor = Kernel::XorBits { not: false };
     let s = cx.emit(HELPER, xor, &[beta_p, r_top], ValueKind::Small, &shape);

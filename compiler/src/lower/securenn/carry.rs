@@ -1,0 +1,82 @@
+//! The comparison of PrivateCompare by a carry circuit on bit planes, for large tensors:
+//! about half the bytes, `ceil(log2 n)` rounds more ([`shareflow_ops::ring::carry_opened`]
+//! and the module above it say how and why it is secure).
+//!
+//! Same contract as [`super::private_compare::private_compare`]: the helper holds `r`, the
+//! servers hold a public `c` and a common random bit `beta`; the helper learns `beta' = beta
+//! XOR (r mod 2^n > c mod 2^n)` and nothing else. Per word compared at `n = 47`: server 1
+//! receives 47 bits of `r`'s planes and 86 bits of products from the helper, each server sends
+//! the other 132 bits of openings over 6 rounds and the helper one bit, 50 bytes in all where
+//! PrivateCompare sends 106 (3 x 47 elements of Z_53 at 6 bits) in one round.
+
+use shareflow_ops::ring::{carry_levels, carry_opened, carry_products, plane_blocks};
+use shareflow_ops::ValueKind;
+
+use super::{Public, SERVERS};
+use crate::ir::{Draw, Exchange, Kernel, ValueId};
+use crate::lower::{Lowerer, HELPER, S0, S1};
+
+/// `beta XOR (r > c)` on the helper (a `Small` bit per word of `c`'s shape), comparing the
+/// low `n` bits (1 to 64) of the helper's ring words `r` and the servers' public words `c`.
+pub fn carry_compare(cx: &mut Lowerer, r: ValueId, n: usize, c: Public, beta: Public) -> ValueId {
+    let shape = cx.shape(c[0]).to_vec();
+    let blocks = plane_blocks(shape.iter().product());
+    let ring = ValueKind::Ring;
+    let planes = [blocks, n];
+    let bits = Kernel::BitPlanes { n: n as u8 };
+    // The helper's planes of r, XOR-shared: server 0's the expansion of their pair seed,
+    // server 1 receives the rest.
+    let r_planes = cx.emit(HELPER, bits.clone(), &[r], ring, &planes);
+    let (h0, rho0) = cx.common_random(HELPER, S0, Draw::Ring, &planes);
+    let rest = cx.emit_like(Kernel::Xor, &[r_planes, h0]);
+    let rho = [rho0, cx.send(rest, S1, Exchange::Share)];
+    // The leaves: G and P of every bit, linear in r's shares.
+    let mut state = [r; 2];
+    for (j, host) in SERVERS.into_iter().enumerate() {
+        let c_planes = cx.emit(host, bits.clone(), &[c[j]], ring, &planes);
+        let leaves = Kernel::CarryLeaves { party: j as u8 };
+        state[j] = cx.emit(host, leaves, &[c_planes, rho[j]], ring, &[blocks, 2 * n]);
+    }
+    // One round per level: the servers open their operands under the helper's masks and
+    // combine the groups in pairs.
+    for g in carry_levels(n) {
+        let groups = g as u8;
+        let (k, z) = (carry_opened(g), carry_products(g));
+        let (h0, m0) = cx.common_random(HELPER, S0, Draw::Ring, &[blocks, k]);
+        let (h1, m1) = cx.common_random(HELPER, S1, Draw::Ring, &[blocks, k]);
+        let (hz, z0) = cx.common_random(HELPER, S0, Draw::Ring, &[blocks, z]);
+        let deal = Kernel::CarryDeal { groups };
+        let z1 = cx.emit(HELPER, deal, &[h0, h1, hz], ring, &[blocks, z]);
+        let products = [z0, cx.send(z1, S1, Exchange::Share)];
+        let masks = [m0, m1];
+        let open = SERVERS.map(|host| {
+            let j = usize::from(host != S0);
+            let kernel = Kernel::CarryOpen { groups };
+            cx.emit(host, kernel, &[state[j], masks[j]], ring, &[blocks, k])
+        });
+        let theirs = [
+            cx.send(open[1], S0, Exchange::MaskedOpening),
+            cx.send(open[0], S1, Exchange::MaskedOpening),
+        ];
+        let next = [blocks, 2 * g.div_ceil(2)];
+        state = cx.on_servers(
+            |j| Kernel::CarryCombine {
+                party: j as u8,
+                groups,
+            },
+            |j| vec![state[j], masks[j], products[j], open[j], theirs[j]],
+            ring,
+            &next,
+        );
+    }
+    // The last group's G to the helper, under the servers' common u and beta.
+    let u = cx.servers_random(Draw::Ring, &[blocks]);
+    let out = cx.on_servers(
+        |j| Kernel::CarryOut { party: j as u8 },
+        |j| vec![state[j], beta[j], u[j]],
+        ring,
+        &[blocks],
+    );
+    let at = out.map(|o| cx.send(o, HELPER, Exchange::MaskedOpening));
+    cx.emit(HELPER, Kernel::PlaneBits, &at, ValueKind::Small, &shape)
+}
