@@ -274,8 +274,8 @@ fn signs_after_a_truncation_take_its_width_and_stay_exact() {
     }
     // The ReLU's sign reuses the truncation's opening: 2 rounds (the comparison and the
     // helper's shares) instead of 3, and 47 bits (Z_53, 6 bits each) instead of 63 (Z_67, 7
-    // bits) per element from each server; with the carry circuit, 6 rounds more (its levels)
-    // and fewer bytes.
+    // bits) per element from each server; with the carry circuit, 5 rounds more (its levels
+    // after the pairs) and fewer bytes.
     for (method, options, extra) in [
         ("opened", CompileOptions::default(), 2),
         (
@@ -284,7 +284,7 @@ fn signs_after_a_truncation_take_its_width_and_stay_exact() {
                 carry_min_words: 0,
                 ..CompileOptions::default()
             },
-            8,
+            7,
         ),
     ] {
         let relu = |p: &Tensor| p.relu();
@@ -531,12 +531,13 @@ fn communication_of_drelu_and_maxpool_next_to_the_paper() {
     // 189.4; the product with the value in the same rounds adds 2*8 (a + m) + 8 (s (a + m)).
     const OPENED_DRELU_PAYLOAD: f64 = 16.0 + small(63 + 126) + 8.0;
     const OPENED_POOL_PAYLOAD: f64 = 3.0 * (OPENED_DRELU_PAYLOAD + 24.0);
-    // By the carry circuit (63 bits, 6 levels: 6 rounds more): 2*8 (c) + 63 bits of r's planes
-    // + 118 bits of products + 2*180 bits of openings + 2 bits to the helper + 8 (s) = 91.9.
-    const CARRY_BITS: u64 = 63 + 118 + 2 * 180 + 2;
+    // By the carry circuit (63 bits: pairs, then 5 levels: 5 rounds more): 2*8 (c) + 63 bits of
+    // r's planes and 31 of their pairs' products + 57 bits of the levels' products + 2*88 bits
+    // of openings + 2 bits to the helper + 8 (s) = 65.1.
+    const CARRY_BITS: u64 = 63 + 31 + 57 + 2 * 88 + 2;
     const CARRY_DRELU_PAYLOAD: f64 = 24.0 + CARRY_BITS as f64 / 8.0;
     const CARRY_POOL_PAYLOAD: f64 = 3.0 * (CARRY_DRELU_PAYLOAD + 24.0);
-    let levels = shareflow_ops::ring::carry_levels(63);
+    let levels = shareflow_ops::ring::carry_levels(32);
     let opened: usize = levels
         .iter()
         .map(|&g| shareflow_ops::ring::carry_opened(g))
@@ -545,7 +546,7 @@ fn communication_of_drelu_and_maxpool_next_to_the_paper() {
         .iter()
         .map(|&g| shareflow_ops::ring::carry_products(g))
         .sum();
-    assert_eq!((levels.len(), opened, dealt), (6, 180, 118));
+    assert_eq!((levels.len(), opened, dealt), (5, 88, 57));
     let circuit = CompileOptions {
         carry_min_words: 0,
         ..with(Comparison::Opened)
@@ -570,9 +571,9 @@ fn communication_of_drelu_and_maxpool_next_to_the_paper() {
         (
             "carry circuit",
             circuit,
-            9,
+            8,
             CARRY_DRELU_PAYLOAD,
-            18,
+            16,
             CARRY_POOL_PAYLOAD,
         ),
     ];

@@ -378,9 +378,13 @@ pub enum Kernel {
         /// Planes kept, 1 to 64.
         n: u8,
     },
-    /// The carry circuit's leaves for server `party` ([`shareflow_ops::ring::carry_leaves`]):
-    /// inputs (the public planes of `c`, the server's share of the planes of `r`, both
-    /// `[blocks, n]`), output its shares of `G` and `P`, `[blocks, 2 n]`.
+    /// The helper's planes of `r` and the products of their pairs
+    /// ([`shareflow_ops::ring::carry_pairs`]): `[blocks, n]` to `[blocks, n + n / 2]`.
+    CarryPairs,
+    /// The carry circuit's first level for server `party`
+    /// ([`shareflow_ops::ring::carry_leaves`]): inputs (the public planes of `c`, `[blocks,
+    /// n]`, the server's share of [`Kernel::CarryPairs`], `[blocks, n + n / 2]`), output its
+    /// shares of the pairs' `G` and `P`, `[blocks, 2 ceil(n / 2)]`.
     CarryLeaves {
         /// The server (0 or 1).
         party: u8,
@@ -530,6 +534,7 @@ impl Kernel {
             Kernel::BitsMinus { .. } => "bits_minus",
             Kernel::Xor => "xor",
             Kernel::BitPlanes { .. } => "bit_planes",
+            Kernel::CarryPairs => "carry_pairs",
             Kernel::CarryLeaves { .. } => "carry_leaves",
             Kernel::CarryOpen { .. } => "carry_open",
             Kernel::CarryDeal { .. } => "carry_deal",

@@ -104,11 +104,12 @@ pub struct CompileOptions {
 }
 
 /// The default [`CompileOptions::carry_min_words`]: a batch-128 training step's or
-/// prediction's convolutional layers (B's first ReLU compares 1,179,648 words, D's 92,160)
-/// take the circuit, a single image's comparisons (B: 9,216 words) and A's hidden layer at
-/// batch 128 (16,384) the one round of PrivateCompare, where the round trips would cost more
-/// than the bytes saved.
-pub const CARRY_MIN_WORDS: usize = 65_536;
+/// prediction's comparisons (B's first max pool compares 589,824 words, A's hidden ReLU
+/// 16,384) take the circuit, a single image's (B: at most 6,912 words, C 5,760) the one round
+/// of PrivateCompare, where the circuit's five or six round trips would cost more than its
+/// bytes save. Measured on A's batch-128 step over QUIC (2 cores): 61-63 ms with its ReLU
+/// by the circuit against 67-69 ms by PrivateCompare.
+pub const CARRY_MIN_WORDS: usize = 16_384;
 
 fn default_carry_min_words() -> usize {
     CARRY_MIN_WORDS

@@ -62,6 +62,7 @@ pub fn arity(kernel: &Kernel) -> usize {
         | Kernel::IsZero
         | Kernel::BitTo { .. }
         | Kernel::BitPlanes { .. }
+        | Kernel::CarryPairs
         | Kernel::Windows { .. }
         | Kernel::WindowsAdd { .. }
         | Kernel::StridedSlice { .. }

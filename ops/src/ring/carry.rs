@@ -140,24 +140,70 @@ pub fn bit_planes(words: &[u64], n: usize) -> Vec<u64> {
     out
 }
 
-/// The leaves' `G` and `P` shares (`2n` words per block: the `G`s, then the `P`s) of server
-/// `party` from the public planes of `c` and its share of `r`'s, `n` per block each.
+/// The helper's planes of `r` for sharing: its `n` bit planes followed by the `n / 2` products
+/// `r_(2m+1) AND r_(2m)` of its pairs of bits (`n + n / 2` words per block), from which the
+/// servers make the first level's groups without opening anything ([`carry_leaves`]).
+pub fn carry_pairs(planes: &[u64], n: usize) -> Result<Vec<u64>, OpsError> {
+    if n == 0 || !planes.len().is_multiple_of(n) {
+        return Err(invalid(
+            "carry_pairs",
+            format!("{} planes are not blocks of {n}", planes.len()),
+        ));
+    }
+    let width = n + n / 2;
+    let mut out = vec![0u64; planes.len() / n * width];
+    per_block(&mut out, width, [(planes, n)], |o, [r]| {
+        let (bits, pairs) = o.split_at_mut(n);
+        bits.copy_from_slice(r);
+        for (m, q) in pairs.iter_mut().enumerate() {
+            *q = r[2 * m + 1] & r[2 * m];
+        }
+    });
+    Ok(out)
+}
+
+/// The first level's `G` and `P` shares (`2 ceil(n / 2)` words per block: the `G`s, then the
+/// `P`s) of server `party`, from the public planes of `c` (`n` per block) and its shares of
+/// [`carry_pairs`] (`n + n / 2` per block): a group is a pair of bits, `hi = 2m + 1` above `lo
+/// = 2m` (the top bit alone for an odd `n`). With `x`, `y` the pair's bits of `r`, `q = x y`
+/// and `h`, `l` the complements of `c`'s (public), the leaves' `G = r AND NOT c` and `P = NOT
+/// (r XOR c)` combine into
+///
+/// `G = x h + q l + y h l`, `P = q + x l + y h + h l`,
+///
+/// linear in the shares of `x`, `y` and `q` (server 0 adds the constant `h l`).
 pub fn carry_leaves(party: u8, c: &[u64], r: &[u64], n: usize) -> Result<Vec<u64>, OpsError> {
-    check_len("carry_leaves", "the share of r's planes", r.len(), c.len())?;
     if n == 0 || !c.len().is_multiple_of(n) {
         return Err(invalid(
             "carry_leaves",
             format!("{} planes are not blocks of {n}", c.len()),
         ));
     }
-    let mut out = vec![0u64; c.len() * 2];
-    let flip = if party == 0 { u64::MAX } else { 0 };
-    per_block(&mut out, 2 * n, [(c, n), (r, n)], |o, [c, r]| {
-        let (g, p) = o.split_at_mut(n);
-        for i in 0..n {
-            g[i] = r[i] & !c[i];
-            // NOT (r XOR c) = r_0 XOR r_1 XOR NOT c: server 0 adds the public part.
-            p[i] = r[i] ^ (!c[i] & flip);
+    let blocks = c.len() / n;
+    let width = n + n / 2;
+    check_len(
+        "carry_leaves",
+        "the shares of r's planes",
+        r.len(),
+        blocks * width,
+    )?;
+    let g = n.div_ceil(2);
+    let lead = if party == 0 { u64::MAX } else { 0 };
+    let mut out = vec![0u64; blocks * 2 * g];
+    per_block(&mut out, 2 * g, [(c, n), (r, width)], |o, [c, r]| {
+        let (gs, ps) = o.split_at_mut(g);
+        let (bits, pairs) = r.split_at(n);
+        for (m, &q) in pairs.iter().enumerate() {
+            let (x, y) = (bits[2 * m + 1], bits[2 * m]);
+            let (h, l) = (!c[2 * m + 1], !c[2 * m]);
+            gs[m] = (x & h) ^ (q & l) ^ (y & h & l);
+            ps[m] = q ^ (x & l) ^ (y & h) ^ (h & l & lead);
+        }
+        if n % 2 == 1 {
+            // The top bit alone: G = x h, P = x + h.
+            let (x, h) = (bits[n - 1], !c[n - 1]);
+            gs[g - 1] = x & h;
+            ps[g - 1] = x ^ (h & lead);
         }
     });
     Ok(out)
@@ -381,14 +427,14 @@ mod tests {
         let len = r.len();
         let blocks = plane_blocks(len);
         let mut draw = |k: usize| -> Vec<u64> { (0..k).map(|_| rng.random()).collect() };
-        let rho0 = draw(blocks * n);
-        let rho1 = xor(&bit_planes(r, n), &rho0);
+        let rho0 = draw(blocks * (n + n / 2));
+        let rho1 = xor(&carry_pairs(&bit_planes(r, n), n).unwrap(), &rho0);
         let cp = bit_planes(c, n);
         let mut s = [
             carry_leaves(0, &cp, &rho0, n).unwrap(),
             carry_leaves(1, &cp, &rho1, n).unwrap(),
         ];
-        for g in carry_levels(n) {
+        for g in carry_levels(n.div_ceil(2)) {
             let (k, z) = (carry_opened(g), carry_products(g));
             let masks = [draw(blocks * k), draw(blocks * k)];
             let p0 = draw(blocks * z);
@@ -439,16 +485,17 @@ mod tests {
 
     #[test]
     fn the_levels_count_the_rounds_and_planes() {
-        assert_eq!(carry_levels(47), vec![47, 24, 12, 6, 3, 2]);
+        assert_eq!(carry_levels(24), vec![24, 12, 6, 3, 2]);
         assert_eq!(carry_levels(1), Vec::<usize>::new());
-        let opened: usize = carry_levels(47).into_iter().map(carry_opened).sum();
-        let dealt: usize = carry_levels(47).into_iter().map(carry_products).sum();
-        assert_eq!((opened, dealt), (132, 86));
+        let opened: usize = carry_levels(24).into_iter().map(carry_opened).sum();
+        let dealt: usize = carry_levels(24).into_iter().map(carry_products).sum();
+        assert_eq!((opened, dealt), (64, 41));
     }
 
     #[test]
     fn wrong_lengths_are_refused() {
-        assert!(carry_leaves(0, &[0; 4], &[0; 3], 2).is_err());
+        assert!(carry_leaves(0, &[0; 4], &[0; 4], 2).is_err());
+        assert!(carry_pairs(&[0; 5], 2).is_err());
         assert!(carry_open(&[0; 6], 3, &[0; 3]).is_err());
         assert!(carry_open(&[0; 6], 1, &[0; 3]).is_err());
         assert!(carry_deal(3, &[0; 2], &[0; 2], &[0; 2]).is_err());

@@ -48,7 +48,7 @@ pub use assign::{
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use carry::{
     bit_planes, carry_combine, carry_deal, carry_leaves, carry_levels, carry_open, carry_opened,
-    carry_out, carry_products, plane_bits, plane_blocks,
+    carry_out, carry_pairs, carry_products, plane_bits, plane_blocks,
 };
 pub use conv::conv2d;
 pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};

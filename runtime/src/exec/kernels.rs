@@ -407,6 +407,11 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
             let planes = ring::bit_planes(x.as_slice().unwrap_or_default(), usize::from(*n));
             ring_tensor(instr, planes)?
         }
+        Kernel::CarryPairs => {
+            let planes = ring_at(0)?;
+            let n = planes.shape().last().copied().unwrap_or(0);
+            ring_tensor(instr, ring::carry_pairs(&flat(planes), n).map_err(at)?)?
+        }
         Kernel::CarryLeaves { party } => {
             let (c, r) = (flat(ring_at(0)?), flat(ring_at(1)?));
             let n = ring_at(0)?.shape().last().copied().unwrap_or(0);

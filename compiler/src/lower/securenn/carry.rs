@@ -27,19 +27,23 @@ pub fn carry_compare(cx: &mut Lowerer, r: ValueId, n: usize, c: Public, beta: Pu
     // The helper's planes of r, XOR-shared: server 0's the expansion of their pair seed,
     // server 1 receives the rest.
     let r_planes = cx.emit(HELPER, bits.clone(), &[r], ring, &planes);
-    let (h0, rho0) = cx.common_random(HELPER, S0, Draw::Ring, &planes);
-    let rest = cx.emit_like(Kernel::Xor, &[r_planes, h0]);
+    let dealt = [blocks, n + n / 2];
+    let r_pairs = cx.emit(HELPER, Kernel::CarryPairs, &[r_planes], ring, &dealt);
+    let (h0, rho0) = cx.common_random(HELPER, S0, Draw::Ring, &dealt);
+    let rest = cx.emit_like(Kernel::Xor, &[r_pairs, h0]);
     let rho = [rho0, cx.send(rest, S1, Exchange::Share)];
-    // The leaves: G and P of every bit, linear in r's shares.
+    // The first level (pairs of bits), linear in the shares of r's bits and their pairs'
+    // products: no opening.
     let mut state = [r; 2];
     for (j, host) in SERVERS.into_iter().enumerate() {
         let c_planes = cx.emit(host, bits.clone(), &[c[j]], ring, &planes);
         let leaves = Kernel::CarryLeaves { party: j as u8 };
-        state[j] = cx.emit(host, leaves, &[c_planes, rho[j]], ring, &[blocks, 2 * n]);
+        let groups = [blocks, 2 * n.div_ceil(2)];
+        state[j] = cx.emit(host, leaves, &[c_planes, rho[j]], ring, &groups);
     }
     // One round per level: the servers open their operands under the helper's masks and
     // combine the groups in pairs.
-    for g in carry_levels(n) {
+    for g in carry_levels(n.div_ceil(2)) {
         let groups = g as u8;
         let (k, z) = (carry_opened(g), carry_products(g));
         let (h0, m0) = cx.common_random(HELPER, S0, Draw::Ring, &[blocks, k]);
