@@ -1,9 +1,10 @@
 //! The comparison `r > c` of a word `r` whose low `n` bits are XOR-shared between two servers
 //! with a word `c` both know, by a carry circuit on bit planes, the helper dealing the masks
 //! and their products (Beaver's AND triples over GF(2)). Where PrivateCompare sends each bit
-//! as a Z_p element from each server and from the helper (about 18 bits per compared bit at
-//! 47 bits over Z_53), the circuit sends about 8.5 (each server 2.8 for the openings, the
-//! helper 1 for `r`'s shares and 1.8 for the triples), in `ceil(log2 n)` rounds instead of one.
+//! as a Z_p element from each server and from the helper (18 bits per compared bit at 47 bits
+//! over Z_53), the circuit sends 5.1 (each server 1.4 for the openings, the helper 1.5 for
+//! `r`'s shares and its pairs' products and 0.9 for the triples), in `ceil(log2 n) - 1`
+//! rounds instead of one.
 //!
 //! **Bit planes.** Values come in blocks of 64: plane `i` of a block is one word whose bit `v`
 //! is bit `i` of the block's value `v` ([`bit_planes`]). Every gate is then a word operation
@@ -16,7 +17,10 @@
 //! `G = G_hi XOR (P_hi AND G_lo)`, `P = P_hi AND P_lo`
 //!
 //! (`G_hi` and `P_hi AND G_lo` exclude each other, so the XOR is the OR), a level halving the
-//! groups ([`carry_levels`]) until one is left, whose `G` is `r > c`. The lowest group's `P`
+//! groups ([`carry_levels`]) until one is left, whose `G` is `r > c`. The first level needs no
+//! product of shares: the helper, who knows `r`, also deals the products of its pairs of bits,
+//! and a pair's `G` and `P` are linear in those and in `r`'s bits ([`carry_pairs`],
+//! [`carry_leaves`]); the levels start at `ceil(n / 2)` groups. The lowest group's `P`
 //! is never used, so it is not computed: a level of `g` groups has `g / 2` combinations and
 //! opens `3 (g / 2) - 1` planes per block ([`carry_opened`]): `P_hi` once for both of its
 //! products (one mask `a` shared by the two triples), `G_lo` and `P_lo`.

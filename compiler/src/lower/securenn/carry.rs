@@ -1,13 +1,14 @@
 //! The comparison of PrivateCompare by a carry circuit on bit planes, for large tensors:
-//! about half the bytes, `ceil(log2 n)` rounds more ([`shareflow_ops::ring::carry_opened`]
-//! and the module above it say how and why it is secure).
+//! under a third of the bytes, `ceil(log2 n) - 1` rounds more (the module
+//! [`shareflow_ops::ring::carry_leaves`] is in says how and why it is secure).
 //!
 //! Same contract as [`super::private_compare::private_compare`]: the helper holds `r`, the
 //! servers hold a public `c` and a common random bit `beta`; the helper learns `beta' = beta
 //! XOR (r mod 2^n > c mod 2^n)` and nothing else. Per word compared at `n = 47`: server 1
-//! receives 47 bits of `r`'s planes and 86 bits of products from the helper, each server sends
-//! the other 132 bits of openings over 6 rounds and the helper one bit, 50 bytes in all where
-//! PrivateCompare sends 106 (3 x 47 elements of Z_53 at 6 bits) in one round.
+//! receives 47 bits of `r`'s planes, 23 of its pairs' products and 41 of the triples' products
+//! from the helper, each server sends the other 64 bits of openings over 5 rounds and the
+//! helper one bit, 30 bytes in all where PrivateCompare sends 106 (3 x 47 elements of Z_53 at
+//! 6 bits) in one round.
 
 use shareflow_ops::ring::{carry_levels, carry_opened, carry_products, plane_blocks};
 use shareflow_ops::ValueKind;

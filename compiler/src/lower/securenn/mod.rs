@@ -26,7 +26,10 @@
 //! pooling take the sign from one masked opening and one PrivateCompare ([`opened::sign`],
 //! [`opened::sign_times`], `opened.rs`):
 //! 3 rounds instead of 8 (9 for ReLU), one comparison of 63 bits instead of two of 64, exact
-//! on the whole ring. The paper's DReLU (ShareConvert, ComputeMSB) is `Comparison::Paper`.
+//! on the whole ring. Tensors of at least [`crate::options::CompileOptions::carry_min_words`]
+//! words take the comparison's result from a carry circuit instead of PrivateCompare
+//! ([`carry::carry_compare`]: a third of the bytes, five rounds more at 47 or 63 bits). The
+//! paper's DReLU (ShareConvert, ComputeMSB) is `Comparison::Paper`.
 //!
 //! Every function works on whole tensors: one kernel call per tensor and party, never per
 //! element. Communication of the helper's shares is halved with seeds as everywhere in the

@@ -25,6 +25,12 @@
 //!
 //! Exact for every word of Z_2^64 at the width 64, which values of unknown origin take.
 //!
+//! **Large tensors** (at least [`crate::options::CompileOptions::carry_min_words`] words)
+//! take step 5's `beta'` from a carry circuit ([`super::carry::carry_compare`]) instead of
+//! PrivateCompare, and the helper deals `r`'s bits as XOR shares of bit planes instead of
+//! step 2's Z_p shares: 30 bytes per sign of 47 bits instead of 106, in five rounds more. The
+//! rest is the same.
+//!
 //! **After a truncation** ([`Lowerer::sign_width`]). A dealer truncation by `2^f` is right
 //! for inputs `|x| < 2^62` only, and its output is then at most `2^(62-f)` in magnitude: its
 //! sign is exact over `k = 64 - f` bits (48 at `f = 16`) by default, with no bound to prove.
