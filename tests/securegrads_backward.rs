@@ -21,19 +21,37 @@ use shareflow::ops::plain::{self, Window2d};
 use common::lowered::{output, parties, reveal, run, share};
 use common::uniform;
 
-fn lowerer(comparison: Comparison) -> Lowerer {
-    let options = CompileOptions {
+fn options(comparison: Comparison) -> CompileOptions {
+    CompileOptions {
         comparison,
         ..CompileOptions::default()
-    };
-    Lowerer::new(parties(), options)
+    }
 }
 
+/// The opened comparisons with the carry circuit on every tensor.
+fn circuit() -> CompileOptions {
+    CompileOptions {
+        carry_min_words: 0,
+        ..CompileOptions::default()
+    }
+}
+
+fn lowerer(comparison: Comparison) -> Lowerer {
+    Lowerer::new(parties(), options(comparison))
+}
+
+/// The comparisons in the program: PrivateCompare's kernels and the carry circuit's last
+/// (one per server each).
 fn private_compares(cx: &Lowerer) -> usize {
     cx.low
         .nodes
         .iter()
-        .filter(|n| matches!(n.kernel, Kernel::PrivateCompare { .. }))
+        .filter(|n| {
+            matches!(
+                n.kernel,
+                Kernel::PrivateCompare { .. } | Kernel::CarryOut { .. }
+            )
+        })
         .count()
 }
 
@@ -48,8 +66,13 @@ fn relu_grad_reuses_the_forward_sign() {
     // Values away from 0, where DReLU (x >= 0) and the reference's derivative (x > 0) differ.
     let x = uniform(&[3, 7], -2.0, 2.0, 1).mapv(|v| if v.abs() < 0.01 { 0.5 } else { v });
     let dy = uniform(&[3, 7], -2.0, 2.0, 2);
-    for comparison in [Comparison::Opened, Comparison::Paper] {
-        let mut cx = lowerer(comparison);
+    let methods = [
+        ("opened", options(Comparison::Opened)),
+        ("paper", options(Comparison::Paper)),
+        ("carry circuit", circuit()),
+    ];
+    for (comparison, options) in methods {
+        let mut cx = Lowerer::new(parties(), options);
         let (xs, dys) = (share(&mut cx, &x, 3), share(&mut cx, &dy, 4));
         let y = relu(&mut cx, &xs);
         reveal(&mut cx, &y, "y");
@@ -60,16 +83,16 @@ fn relu_grad_reuses_the_forward_sign() {
         assert_eq!(
             private_compares(&cx),
             forward,
-            "{comparison:?}: a second comparison"
+            "{comparison}: a second comparison"
         );
         let (run, _) = run(cx, ProtocolKind::SecureNN);
         let expected = plain::relu_backward(x.view(), rounded(&dy).view()).unwrap();
-        assert_eq!(output(&run, "g"), expected, "{comparison:?}");
+        assert_eq!(output(&run, "g"), expected, "{comparison}");
         assert_eq!(output(&run, "y"), rounded(&x).mapv(|v| v.max(0.0)));
     }
 }
 
-fn check_maxpool(shape: [usize; 4], window: Window, comparison: Comparison) {
+fn check_maxpool(shape: [usize; 4], window: Window, options: CompileOptions) {
     let x = uniform(&shape, -4.0, 4.0, 5);
     let win = Window2d::new(
         (window.size[0], window.size[1]),
@@ -86,14 +109,17 @@ fn check_maxpool(shape: [usize; 4], window: Window, comparison: Comparison) {
     let dy4 = dy.view().into_dimensionality::<Ix4>().unwrap();
     let expected = plain::maxpool2d_backward(dy4, pooled.argmax.view(), shape).unwrap();
 
-    let mut cx = lowerer(comparison);
+    let mut cx = Lowerer::new(parties(), options);
     let (xs, dys): (Shared, Shared) = (share(&mut cx, &x, 7), share(&mut cx, &dy, 8));
     let y = maxpool2d(&mut cx, &xs, &window, &out).unwrap();
     reveal(&mut cx, &y, "y");
     let forward = private_compares(&cx);
     let g = maxpool_grad(&mut cx, &xs, &dys, &window).unwrap();
     reveal(&mut cx, &g, "g");
-    let what = format!("{shape:?} {window:?} {comparison:?}");
+    let what = format!(
+        "{shape:?} {window:?} {:?}, circuit from {} words",
+        options.comparison, options.carry_min_words
+    );
     assert_eq!(
         private_compares(&cx),
         forward,
@@ -111,11 +137,18 @@ fn maxpool_grad_reuses_the_forward_tree() {
         stride: [2, 2],
         padding,
     };
-    check_maxpool([2, 4, 4, 3], w(2, Padding::Valid), Comparison::Opened);
+    let opened = options(Comparison::Opened);
+    check_maxpool([2, 4, 4, 3], w(2, Padding::Valid), opened);
     // Overlapping windows: cells shared by two or four windows add their gradients.
-    check_maxpool([1, 5, 5, 2], w(3, Padding::Valid), Comparison::Opened);
-    check_maxpool([1, 6, 6, 2], w(3, Padding::Same), Comparison::Opened);
-    check_maxpool([1, 4, 4, 2], w(2, Padding::Valid), Comparison::Paper);
+    check_maxpool([1, 5, 5, 2], w(3, Padding::Valid), opened);
+    check_maxpool([1, 6, 6, 2], w(3, Padding::Same), opened);
+    check_maxpool(
+        [1, 4, 4, 2],
+        w(2, Padding::Valid),
+        options(Comparison::Paper),
+    );
+    check_maxpool([2, 4, 4, 3], w(2, Padding::Valid), circuit());
+    check_maxpool([1, 6, 6, 2], w(3, Padding::Same), circuit());
 }
 
 /// Without a forward max pool, the routing takes its own comparisons, once.
