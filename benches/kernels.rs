@@ -191,6 +191,54 @@ fn securenn(c: &mut Criterion) {
             ))
         })
     });
+    // The same comparisons by the carry circuit: a server's kernels (c's planes, the first
+    // level, each level's openings and combination, the message to the helper; the other
+    // server's openings stood in by its own) against `compare_packed`, and the helper's (r's
+    // planes and pairs, each level's products) against its Z_p bit shares and search.
+    let n = shape[1];
+    let words = shape[0];
+    let r_words = r.as_slice().unwrap_or_default();
+    let c_words: Vec<u64> = r_words.iter().map(|w| w.rotate_left(9)).collect();
+    let blocks = ring::plane_blocks(words);
+    let mut draw = |k: usize| prg.ring(&[k]).unwrap().into_raw_vec_and_offset().0;
+    let rho = draw(blocks * (n + n / 2));
+    let levels = ring::carry_levels(n.div_ceil(2));
+    let masks: Vec<Vec<u64>> = levels
+        .iter()
+        .map(|&g| draw(blocks * ring::carry_opened(g)))
+        .collect();
+    let products: Vec<Vec<u64>> = levels
+        .iter()
+        .map(|&g| draw(blocks * ring::carry_products(g)))
+        .collect();
+    let u = draw(blocks);
+    let beta_bits = beta.as_slice().unwrap_or_default();
+    g.bench_function("carry_server", |bch| {
+        bch.iter(|| {
+            let planes = ring::bit_planes(&c_words, n);
+            let mut state = ring::carry_leaves(0, &planes, &rho, n).unwrap();
+            for (i, &groups) in levels.iter().enumerate() {
+                let open = ring::carry_open(&state, groups, &masks[i]).unwrap();
+                state =
+                    ring::carry_combine(0, &state, groups, &masks[i], &products[i], &open, &open)
+                        .unwrap();
+            }
+            black_box(ring::carry_out(0, &state, beta_bits, &u).unwrap())
+        })
+    });
+    g.bench_function("carry_helper", |bch| {
+        bch.iter(|| {
+            let planes = ring::carry_pairs(&ring::bit_planes(r_words, n), n).unwrap();
+            let dealt: Vec<_> = levels
+                .iter()
+                .enumerate()
+                .map(|(i, &groups)| {
+                    ring::carry_deal(groups, &masks[i], &masks[i], &products[i]).unwrap()
+                })
+                .collect();
+            black_box((planes, dealt))
+        })
+    });
     g.finish();
 }
 

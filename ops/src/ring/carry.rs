@@ -108,11 +108,13 @@ fn transpose64(a: &mut [u64; 64]) {
     let mut j = 32;
     let mut m: u64 = 0x0000_0000_ffff_ffff;
     while j != 0 {
-        for k in 0..64 {
-            if k & j == 0 {
-                let t = ((a[k] >> j) ^ a[k | j]) & m;
-                a[k] ^= t << j;
-                a[k | j] ^= t;
+        // Rows k (bit j of k clear) and k + j, j at a time (vectorised).
+        for block in a.chunks_exact_mut(2 * j) {
+            let (lo, hi) = block.split_at_mut(j);
+            for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+                let t = ((*x >> j) ^ *y) & m;
+                *x ^= t << j;
+                *y ^= t;
             }
         }
         j >>= 1;
