@@ -194,7 +194,8 @@ fn securenn(c: &mut Criterion) {
     // The same comparisons by the carry circuit: a server's kernels (c's planes, the first
     // level, each level's openings and combination, the message to the helper; the other
     // server's openings stood in by its own) against `compare_packed`, and the helper's (r's
-    // planes and pairs, each level's products) against its Z_p bit shares and search.
+    // planes and pairs, each level's products; server 1's masks stood in by server 0's)
+    // against its Z_p bit shares and search.
     let n = shape[1];
     let words = shape[0];
     let r_words = r.as_slice().unwrap_or_default();
@@ -202,7 +203,7 @@ fn securenn(c: &mut Criterion) {
     let blocks = ring::plane_blocks(words);
     let mut draw = |k: usize| prg.ring(&[k]).unwrap().into_raw_vec_and_offset().0;
     let rho = draw(blocks * (n + n / 2));
-    let levels = ring::carry_levels(n.div_ceil(2));
+    let levels = ring::carry_levels(n);
     let masks: Vec<Vec<u64>> = levels
         .iter()
         .map(|&g| draw(blocks * ring::carry_opened(g)))

@@ -369,7 +369,7 @@ pub enum Kernel {
         /// The field's modulus.
         p: u8,
     },
-    /// Bitwise XOR of two ring tensors of one shape.
+    /// Bitwise XOR of two ring tensors (broadcasting as `Add`).
     Xor,
     /// The low `n` bit planes of the input's words, flattened, in blocks of 64 values: a ring
     /// tensor `[blocks, n]` whose word `[b, i]` holds bit `i` of the block's values, value `v`

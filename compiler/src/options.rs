@@ -105,7 +105,7 @@ pub struct CompileOptions {
 
 /// The default [`CompileOptions::carry_min_words`]: a batch-128 training step's or
 /// prediction's comparisons (B's first max pool compares 589,824 words, A's hidden ReLU
-/// 16,384) take the circuit, a single image's (B: at most 6,912 words, C 5,760) the one round
+/// 16,384) take the circuit, a single image's (B: at most 4,608 words, C 5,760) the one round
 /// of PrivateCompare, where the circuit's five or six round trips would cost more than its
 /// bytes save. Measured on A's batch-128 step over QUIC (2 cores): 61-63 ms with its ReLU
 /// by the circuit against 67-69 ms by PrivateCompare.

@@ -47,14 +47,28 @@ pub fn plane_blocks(words: usize) -> usize {
     words.div_ceil(BLOCK)
 }
 
-/// The groups at the start of each level of the circuit over `n` bits: `n`, `ceil(n / 2)`,
-/// ..., 2 (empty for `n <= 1`, where the single bit's `G` is the answer).
+/// The groups that pairs of `n` bits or groups make, the top one alone for an odd `n`: the
+/// first level's groups over `n` bits ([`carry_leaves`]), and the next level's after a level
+/// of `n` groups ([`carry_combine`]).
+pub fn carry_groups(n: usize) -> usize {
+    n.div_ceil(2)
+}
+
+/// Planes per block the helper shares for the circuit over `n` bits ([`carry_pairs`]): the `n`
+/// bits and the products of their `n / 2` pairs.
+pub fn carry_dealt(n: usize) -> usize {
+    n + n / 2
+}
+
+/// The groups at the start of each round of the circuit over `n` bits (after the first
+/// level, which takes none): `ceil(n / 2)`, `ceil(n / 4)`, ..., 2 (empty for `n <= 2`, where
+/// the first level's single `G` is the answer).
 pub fn carry_levels(n: usize) -> Vec<usize> {
     let mut levels = Vec::new();
-    let mut g = n;
+    let mut g = carry_groups(n);
     while g > 1 {
         levels.push(g);
-        g = g.div_ceil(2);
+        g = carry_groups(g);
     }
     levels
 }
@@ -62,12 +76,61 @@ pub fn carry_levels(n: usize) -> Vec<usize> {
 /// Planes a server opens per block at a level of `g >= 2` groups (and the masks dealt):
 /// `P_hi` and `G_lo` of every combination, `P_lo` of all but the lowest.
 pub fn carry_opened(g: usize) -> usize {
-    3 * (g / 2) - 1
+    Level::new(g).opened()
 }
 
 /// Products of masks dealt per block at a level of `g >= 2` groups.
 pub fn carry_products(g: usize) -> usize {
-    2 * (g / 2) - 1
+    Level::new(g).products()
+}
+
+/// Where a level of `g` groups keeps the words of its `c = g / 2` combinations (combination
+/// `m` joins group `2m + 1` above `2m`), per block: masks and openings `[P_hi (c); G_lo (c);
+/// P_lo (c - 1, none for m = 0)]`, the triples' products `[a b1 (c); a b2 (c - 1)]`.
+#[derive(Clone, Copy)]
+struct Level {
+    c: usize,
+}
+
+impl Level {
+    fn new(g: usize) -> Level {
+        Level { c: g / 2 }
+    }
+
+    /// `P_hi`'s word of combination `m` (also its mask `a`).
+    fn p_hi(self, m: usize) -> usize {
+        m
+    }
+
+    /// `G_lo`'s word of combination `m` (also its mask `b1`).
+    fn g_lo(self, m: usize) -> usize {
+        self.c + m
+    }
+
+    /// `P_lo`'s word of combination `m >= 1` (also its mask `b2`).
+    fn p_lo(self, m: usize) -> usize {
+        2 * self.c + m - 1
+    }
+
+    /// The product `a b1` of combination `m`.
+    fn ab1(self, m: usize) -> usize {
+        m
+    }
+
+    /// The product `a b2` of combination `m >= 1`.
+    fn ab2(self, m: usize) -> usize {
+        self.c + m - 1
+    }
+
+    /// Words opened (and masks) per block.
+    fn opened(self) -> usize {
+        3 * self.c - 1
+    }
+
+    /// Products per block.
+    fn products(self) -> usize {
+        2 * self.c - 1
+    }
 }
 
 fn invalid(op: &'static str, message: String) -> OpsError {
@@ -83,8 +146,21 @@ fn per_block<const K: usize>(
     f: impl Fn(&mut [u64], [&[u64]; K]) + Sync + Send,
 ) {
     let blocks = out.len().checked_div(width).unwrap_or(0);
-    let one = |(b, o): (usize, &mut [u64])| f(o, inputs.map(|(x, w)| &x[b * w..(b + 1) * w]));
-    if blocks * BLOCK >= PAR_THRESHOLD {
+    each_block(out, width, blocks * BLOCK, |b, o| {
+        f(o, inputs.map(|(x, w)| &x[b * w..(b + 1) * w]))
+    });
+}
+
+/// Calls `f(b, block)` on each block of `width` words of `out` (`width > 0`), in parallel
+/// where the tensor has at least [`PAR_THRESHOLD`] values.
+fn each_block(
+    out: &mut [u64],
+    width: usize,
+    values: usize,
+    f: impl Fn(usize, &mut [u64]) + Sync + Send,
+) {
+    let one = |(b, o): (usize, &mut [u64])| f(b, o);
+    if values >= PAR_THRESHOLD {
         out.par_chunks_mut(width).enumerate().for_each(one);
     } else {
         out.chunks_mut(width).enumerate().for_each(one);
@@ -128,21 +204,16 @@ fn transpose64(a: &mut [u64; 64]) {
 pub fn bit_planes(words: &[u64], n: usize) -> Vec<u64> {
     let n = n.min(64);
     let mut out = vec![0u64; plane_blocks(words.len()) * n];
-    let one = |(b, o): (usize, &mut [u64])| {
+    if n == 0 {
+        return out;
+    }
+    each_block(&mut out, n, words.len(), |b, o| {
         let mut m = [0u64; 64];
         let from = &words[b * BLOCK..words.len().min((b + 1) * BLOCK)];
         m[..from.len()].copy_from_slice(from);
         transpose64(&mut m);
         o.copy_from_slice(&m[..o.len()]);
-    };
-    if n == 0 {
-        return out;
-    }
-    if words.len() >= PAR_THRESHOLD {
-        out.par_chunks_mut(n).enumerate().for_each(one);
-    } else {
-        out.chunks_mut(n).enumerate().for_each(one);
-    }
+    });
     out
 }
 
@@ -156,7 +227,7 @@ pub fn carry_pairs(planes: &[u64], n: usize) -> Result<Vec<u64>, OpsError> {
             format!("{} planes are not blocks of {n}", planes.len()),
         ));
     }
-    let width = n + n / 2;
+    let width = carry_dealt(n);
     let mut out = vec![0u64; planes.len() / n * width];
     per_block(&mut out, width, [(planes, n)], |o, [r]| {
         let (bits, pairs) = o.split_at_mut(n);
@@ -186,14 +257,14 @@ pub fn carry_leaves(party: u8, c: &[u64], r: &[u64], n: usize) -> Result<Vec<u64
         ));
     }
     let blocks = c.len() / n;
-    let width = n + n / 2;
+    let width = carry_dealt(n);
     check_len(
         "carry_leaves",
         "the shares of r's planes",
         r.len(),
         blocks * width,
     )?;
-    let g = n.div_ceil(2);
+    let g = carry_groups(n);
     let lead = if party == 0 { u64::MAX } else { 0 };
     let mut out = vec![0u64; blocks * 2 * g];
     per_block(&mut out, 2 * g, [(c, n), (r, width)], |o, [c, r]| {
@@ -220,15 +291,17 @@ pub fn carry_leaves(party: u8, c: &[u64], r: &[u64], n: usize) -> Result<Vec<u64
 pub fn carry_open(state: &[u64], g: usize, masks: &[u64]) -> Result<Vec<u64>, OpsError> {
     let (blocks, k) = level_shape("carry_open", state, g)?;
     check_len("carry_open", "the masks", masks.len(), blocks * k)?;
-    let c = g / 2;
+    let at = Level::new(g);
     let mut out = vec![0u64; blocks * k];
     per_block(&mut out, k, [(state, 2 * g), (masks, k)], |o, [s, a]| {
         let (gs, ps) = s.split_at(g);
-        for m in 0..c {
-            o[m] = ps[2 * m + 1] ^ a[m];
-            o[c + m] = gs[2 * m] ^ a[c + m];
+        for m in 0..at.c {
+            let (p_hi, g_lo) = (at.p_hi(m), at.g_lo(m));
+            o[p_hi] = ps[2 * m + 1] ^ a[p_hi];
+            o[g_lo] = gs[2 * m] ^ a[g_lo];
             if m > 0 {
-                o[2 * c + m - 1] = ps[2 * m] ^ a[2 * c + m - 1];
+                let p_lo = at.p_lo(m);
+                o[p_lo] = ps[2 * m] ^ a[p_lo];
             }
         }
     });
@@ -275,7 +348,7 @@ pub fn carry_deal(
         products0.len(),
         blocks * z,
     )?;
-    let c = g / 2;
+    let at = Level::new(g);
     let mut out = vec![0u64; blocks * z];
     per_block(
         &mut out,
@@ -283,10 +356,11 @@ pub fn carry_deal(
         [(masks0, k), (masks1, k), (products0, z)],
         |o, [a0, a1, z0]| {
             let mask = |i: usize| a0[i] ^ a1[i];
-            for m in 0..c {
-                o[m] = (mask(m) & mask(c + m)) ^ z0[m];
+            for m in 0..at.c {
+                let a = mask(at.p_hi(m));
+                o[at.ab1(m)] = (a & mask(at.g_lo(m))) ^ z0[at.ab1(m)];
                 if m > 0 {
-                    o[c + m - 1] = (mask(m) & mask(2 * c + m - 1)) ^ z0[c + m - 1];
+                    o[at.ab2(m)] = (a & mask(at.p_lo(m))) ^ z0[at.ab2(m)];
                 }
             }
         },
@@ -321,7 +395,7 @@ pub fn carry_combine(
         theirs.len(),
         blocks * k,
     )?;
-    let (c, next) = (g / 2, g.div_ceil(2));
+    let (at, next) = (Level::new(g), carry_groups(g));
     let lead = if party == 0 { u64::MAX } else { 0 };
     let mut out = vec![0u64; blocks * 2 * next];
     per_block(
@@ -340,19 +414,20 @@ pub fn carry_combine(
             // <u v> from the opened e = u + a, f = v + b and the triple's shares.
             let and =
                 |ab: u64, e: u64, f: u64, a: u64, b: u64| ab ^ (e & b) ^ (f & a) ^ (e & f & lead);
-            for m in 0..c {
-                let e = x[m] ^ y[m];
-                let f = x[c + m] ^ y[c + m];
-                go[m] = gs[2 * m + 1] ^ and(ab[m], e, f, a[m], a[c + m]);
+            let opened = |i: usize| x[i] ^ y[i];
+            for m in 0..at.c {
+                let (p_hi, g_lo) = (at.p_hi(m), at.g_lo(m));
+                let e = opened(p_hi);
+                let f = opened(g_lo);
+                go[m] = gs[2 * m + 1] ^ and(ab[at.ab1(m)], e, f, a[p_hi], a[g_lo]);
                 if m > 0 {
-                    let at = 2 * c + m - 1;
-                    let f2 = x[at] ^ y[at];
-                    po[m] = and(ab[c + m - 1], e, f2, a[m], a[at]);
+                    let p_lo = at.p_lo(m);
+                    po[m] = and(ab[at.ab2(m)], e, opened(p_lo), a[p_hi], a[p_lo]);
                 }
             }
             if g % 2 == 1 {
-                go[c] = gs[g - 1];
-                po[c] = ps[g - 1];
+                go[at.c] = gs[g - 1];
+                po[at.c] = ps[g - 1];
             }
         },
     );
@@ -433,14 +508,14 @@ mod tests {
         let len = r.len();
         let blocks = plane_blocks(len);
         let mut draw = |k: usize| -> Vec<u64> { (0..k).map(|_| rng.random()).collect() };
-        let rho0 = draw(blocks * (n + n / 2));
+        let rho0 = draw(blocks * carry_dealt(n));
         let rho1 = xor(&carry_pairs(&bit_planes(r, n), n).unwrap(), &rho0);
         let cp = bit_planes(c, n);
         let mut s = [
             carry_leaves(0, &cp, &rho0, n).unwrap(),
             carry_leaves(1, &cp, &rho1, n).unwrap(),
         ];
-        for g in carry_levels(n.div_ceil(2)) {
+        for g in carry_levels(n) {
             let (k, z) = (carry_opened(g), carry_products(g));
             let masks = [draw(blocks * k), draw(blocks * k)];
             let p0 = draw(blocks * z);
@@ -491,10 +566,11 @@ mod tests {
 
     #[test]
     fn the_levels_count_the_rounds_and_planes() {
-        assert_eq!(carry_levels(24), vec![24, 12, 6, 3, 2]);
+        assert_eq!(carry_levels(47), vec![24, 12, 6, 3, 2]);
+        assert_eq!(carry_levels(2), Vec::<usize>::new());
         assert_eq!(carry_levels(1), Vec::<usize>::new());
-        let opened: usize = carry_levels(24).into_iter().map(carry_opened).sum();
-        let dealt: usize = carry_levels(24).into_iter().map(carry_products).sum();
+        let opened: usize = carry_levels(47).into_iter().map(carry_opened).sum();
+        let dealt: usize = carry_levels(47).into_iter().map(carry_products).sum();
         assert_eq!((opened, dealt), (64, 41));
     }
 

@@ -47,8 +47,8 @@ pub use assign::{
 };
 pub use bits::{bit_compose, bit_decompose, bit_decompose_low, WORD_BITS};
 pub use carry::{
-    bit_planes, carry_combine, carry_deal, carry_leaves, carry_levels, carry_open, carry_opened,
-    carry_out, carry_pairs, carry_products, plane_bits, plane_blocks,
+    bit_planes, carry_combine, carry_deal, carry_dealt, carry_groups, carry_leaves, carry_levels,
+    carry_open, carry_opened, carry_out, carry_pairs, carry_products, plane_bits, plane_blocks,
 };
 pub use conv::conv2d;
 pub use conv_grad::{conv2d_backprop_filter, conv2d_backprop_input};
@@ -64,7 +64,7 @@ pub use securenn::{
     any_zero, any_zero_sum, any_zero_sum_packed, bits_minus, bits_to_words, is_zero, lsb,
     private_compare_masked, private_compare_packed, wrap, xor_public_bit, xor_public_bit_times,
 };
-pub use shape::{checked_len, reshape, reshape_owned, transpose, transpose_2d};
+pub use shape::{checked_len, contiguous, reshape, reshape_owned, transpose, transpose_2d};
 pub use small_pack::{
     pack_small, pack_small_into, packed_small_len, unpack_small, unpack_small_into,
 };

@@ -13,6 +13,7 @@ use super::arith::{map_with, zip_with, PAR_THRESHOLD};
 use super::bits::WORD_BITS;
 use super::field::{PrimeField, Reduce16};
 use super::odd::odd_sub_words;
+use super::shape::contiguous;
 use crate::prg::Prg;
 use crate::{OpsError, Result};
 
@@ -532,16 +533,6 @@ impl<'a> CompareArgs<'a> {
 
     fn into_array(self, op: &'static str, c: Vec<u8>) -> Result<ArrayD<u8>> {
         ArrayD::from_shape_vec(IxDyn(&self.lanes), c).map_err(|e| invalid(op, e.to_string()))
-    }
-}
-
-/// The elements of `a` in logical order, as a slice: borrowed where `a` is in standard layout
-/// (a pass over a slice vectorises; ndarray's iterator over a dynamic shape steps one index at
-/// a time, which for a word's `r` and `beta` cost a tenth of PrivateCompare on one thread).
-fn contiguous<T: Clone>(a: &ArrayRefD<T>) -> std::borrow::Cow<'_, [T]> {
-    match a.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(a.iter().cloned().collect()),
     }
 }
 

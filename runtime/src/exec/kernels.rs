@@ -391,17 +391,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::BitsMinus { p } => {
             Value::Small(ring::bits_minus(field(*p)?, word(0)?, small(1)?).map_err(at)?)
         }
-        Kernel::Xor => {
-            let (a, b) = (r(0)?, r(1)?);
-            if a.shape() != b.shape() {
-                return Err(at(OpsError::ShapeMismatch {
-                    op: "xor",
-                    left: a.shape().to_vec(),
-                    right: b.shape().to_vec(),
-                }));
-            }
-            Value::Ring(ndarray::Zip::from(a).and(b).map_collect(|&x, &y| x ^ y))
-        }
+        Kernel::Xor => Value::Ring(ring::zip_with("xor", r(0)?, r(1)?, |x, y| x ^ y).map_err(at)?),
         Kernel::BitPlanes { n } => {
             let x = word(0)?.as_standard_layout();
             let planes = ring::bit_planes(x.as_slice().unwrap_or_default(), usize::from(*n));
@@ -410,41 +400,48 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         Kernel::CarryPairs => {
             let planes = ring_at(0)?;
             let n = planes.shape().last().copied().unwrap_or(0);
-            ring_tensor(instr, ring::carry_pairs(&flat(planes), n).map_err(at)?)?
+            ring_tensor(
+                instr,
+                ring::carry_pairs(&ring::contiguous(planes), n).map_err(at)?,
+            )?
         }
         Kernel::CarryLeaves { party } => {
-            let (c, r) = (flat(ring_at(0)?), flat(ring_at(1)?));
+            let (c, r) = (ring::contiguous(ring_at(0)?), ring::contiguous(ring_at(1)?));
             let n = ring_at(0)?.shape().last().copied().unwrap_or(0);
             ring_tensor(instr, ring::carry_leaves(*party, &c, &r, n).map_err(at)?)?
         }
         Kernel::CarryOpen { groups } => {
-            let (s, a) = (flat(ring_at(0)?), flat(ring_at(1)?));
+            let (s, a) = (ring::contiguous(ring_at(0)?), ring::contiguous(ring_at(1)?));
             ring_tensor(
                 instr,
                 ring::carry_open(&s, usize::from(*groups), &a).map_err(at)?,
             )?
         }
         Kernel::CarryDeal { groups } => {
-            let (a0, a1, z0) = (flat(ring_at(0)?), flat(ring_at(1)?), flat(ring_at(2)?));
+            let (a0, a1, z0) = (
+                ring::contiguous(ring_at(0)?),
+                ring::contiguous(ring_at(1)?),
+                ring::contiguous(ring_at(2)?),
+            );
             let g = usize::from(*groups);
             ring_tensor(instr, ring::carry_deal(g, &a0, &a1, &z0).map_err(at)?)?
         }
         Kernel::CarryCombine { party, groups } => {
             let x: Vec<_> = (0..5)
-                .map(|i| ring_at(i).map(flat))
+                .map(|i| ring_at(i).map(|a| ring::contiguous(a)))
                 .collect::<Result<_>>()?;
             let g = usize::from(*groups);
             let next = ring::carry_combine(*party, &x[0], g, &x[1], &x[2], &x[3], &x[4]);
             ring_tensor(instr, next.map_err(at)?)?
         }
         Kernel::CarryOut { party } => {
-            let (s, u) = (flat(ring_at(0)?), flat(ring_at(2)?));
+            let (s, u) = (ring::contiguous(ring_at(0)?), ring::contiguous(ring_at(2)?));
             let beta = small(1)?.as_standard_layout();
             let beta = beta.as_slice().unwrap_or_default();
             ring_tensor(instr, ring::carry_out(*party, &s, beta, &u).map_err(at)?)?
         }
         Kernel::PlaneBits => {
-            let (a, b) = (flat(ring_at(0)?), flat(ring_at(1)?));
+            let (a, b) = (ring::contiguous(ring_at(0)?), ring::contiguous(ring_at(1)?));
             let len = instr.shape.iter().product();
             let bits = ring::plane_bits(&a, &b, len).map_err(at)?;
             Value::Small(
@@ -582,14 +579,6 @@ fn shape_err(instr: &Instr, e: ndarray::ShapeError) -> RuntimeError {
     RuntimeError::Node {
         node: label(instr),
         message: e.to_string(),
-    }
-}
-
-/// The words of a ring tensor in row-major order, borrowed where they already are.
-fn flat(a: &ArrayD<u64>) -> std::borrow::Cow<'_, [u64]> {
-    match a.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(a.iter().copied().collect()),
     }
 }
 

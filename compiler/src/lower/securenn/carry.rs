@@ -10,10 +10,12 @@
 //! helper one bit, 30 bytes in all where PrivateCompare sends 106 (3 x 47 elements of Z_53 at
 //! 6 bits) in one round.
 
-use shareflow_ops::ring::{carry_levels, carry_opened, carry_products, plane_blocks};
+use shareflow_ops::ring::{
+    carry_dealt, carry_groups, carry_levels, carry_opened, carry_products, plane_blocks,
+};
 use shareflow_ops::ValueKind;
 
-use super::{Public, SERVERS};
+use super::Public;
 use crate::ir::{Draw, Exchange, Kernel, ValueId};
 use crate::lower::{Lowerer, HELPER, S0, S1};
 
@@ -28,23 +30,23 @@ pub fn carry_compare(cx: &mut Lowerer, r: ValueId, n: usize, c: Public, beta: Pu
     // The helper's planes of r, XOR-shared: server 0's the expansion of their pair seed,
     // server 1 receives the rest.
     let r_planes = cx.emit(HELPER, bits.clone(), &[r], ring, &planes);
-    let dealt = [blocks, n + n / 2];
+    let dealt = [blocks, carry_dealt(n)];
     let r_pairs = cx.emit(HELPER, Kernel::CarryPairs, &[r_planes], ring, &dealt);
     let (h0, rho0) = cx.common_random(HELPER, S0, Draw::Ring, &dealt);
     let rest = cx.emit_like(Kernel::Xor, &[r_pairs, h0]);
     let rho = [rho0, cx.send(rest, S1, Exchange::Share)];
     // The first level (pairs of bits), linear in the shares of r's bits and their pairs'
     // products: no opening.
-    let mut state = [r; 2];
-    for (j, host) in SERVERS.into_iter().enumerate() {
-        let c_planes = cx.emit(host, bits.clone(), &[c[j]], ring, &planes);
-        let leaves = Kernel::CarryLeaves { party: j as u8 };
-        let groups = [blocks, 2 * n.div_ceil(2)];
-        state[j] = cx.emit(host, leaves, &[c_planes, rho[j]], ring, &groups);
-    }
+    let c_planes = cx.on_servers(|_| bits.clone(), |j| vec![c[j]], ring, &planes);
+    let mut state = cx.on_servers(
+        |j| Kernel::CarryLeaves { party: j as u8 },
+        |j| vec![c_planes[j], rho[j]],
+        ring,
+        &[blocks, 2 * carry_groups(n)],
+    );
     // One round per level: the servers open their operands under the helper's masks and
     // combine the groups in pairs.
-    for g in carry_levels(n.div_ceil(2)) {
+    for g in carry_levels(n) {
         let groups = g as u8;
         let (k, z) = (carry_opened(g), carry_products(g));
         let (h0, m0) = cx.common_random(HELPER, S0, Draw::Ring, &[blocks, k]);
@@ -54,16 +56,17 @@ pub fn carry_compare(cx: &mut Lowerer, r: ValueId, n: usize, c: Public, beta: Pu
         let z1 = cx.emit(HELPER, deal, &[h0, h1, hz], ring, &[blocks, z]);
         let products = [z0, cx.send(z1, S1, Exchange::Share)];
         let masks = [m0, m1];
-        let open = SERVERS.map(|host| {
-            let j = usize::from(host != S0);
-            let kernel = Kernel::CarryOpen { groups };
-            cx.emit(host, kernel, &[state[j], masks[j]], ring, &[blocks, k])
-        });
+        let open = cx.on_servers(
+            |_| Kernel::CarryOpen { groups },
+            |j| vec![state[j], masks[j]],
+            ring,
+            &[blocks, k],
+        );
         let theirs = [
             cx.send(open[1], S0, Exchange::MaskedOpening),
             cx.send(open[0], S1, Exchange::MaskedOpening),
         ];
-        let next = [blocks, 2 * g.div_ceil(2)];
+        let next = [blocks, 2 * carry_groups(g)];
         state = cx.on_servers(
             |j| Kernel::CarryCombine {
                 party: j as u8,
