@@ -1,5 +1,6 @@
 //! Local kernels: u64 ring GEMM and conv2d against their f32 counterparts on the same shapes,
-//! PRG expansion, and SecureNN's comparison kernels (a server's masked PrivateCompare, the
+//! a Beaver product's two convolution terms (two convolutions and a sum, against one of the
+//! operands concatenated), PRG expansion, and SecureNN's comparison kernels (a server's masked PrivateCompare, the
 //! helper's share of bits and its zero test) on the comparisons of network C, and elementwise
 //! ring operations with a broadcast operand (a scalar, a trailing `[2, 1]`) against two
 //! operands of one shape. Throughput is in multiply-accumulates, words or Z_p elements per
@@ -68,6 +69,39 @@ fn conv2d(c: &mut Criterion) {
     });
     g.bench_function("f32_plain", |bch| {
         bch.iter(|| black_box(plain::conv2d(xf.view(), ff.view(), (1, 1), Padding::Valid)))
+    });
+    g.finish();
+}
+
+/// A Beaver product's two convolution terms on a server, `E * G + a * F`, on network B's
+/// first convolution at batch 128: two convolutions and a sum, against one convolution of the
+/// inputs and filters concatenated along the input channels.
+fn conv2d_pair(c: &mut Criterion) {
+    let mut rng = StdRng::seed_from_u64(7);
+    let (n, h, w, ci, kh, kw, co) = (128, 28, 28, 1, 5, 5, 16);
+    let r4 = |rng: &mut StdRng, s: (usize, usize, usize, usize)| {
+        Array4::from_shape_fn(s, |_| rng.random::<u64>()).into_dyn()
+    };
+    let (e, a) = (r4(&mut rng, (n, h, w, ci)), r4(&mut rng, (n, h, w, ci)));
+    let (gk, fk) = (
+        r4(&mut rng, (kh, kw, ci, co)),
+        r4(&mut rng, (kh, kw, ci, co)),
+    );
+    // The filters are concatenated once (they are small, and setup values when serving).
+    let w2 = ring::concat(&gk, &fk, 2).unwrap();
+    let mut g = c.benchmark_group("conv2d_pair_b_conv1_b128");
+    g.bench_function("two_and_add", |bch| {
+        bch.iter(|| {
+            let p = ring::conv2d(&e, &gk, (1, 1), Padding::Valid).unwrap();
+            let q = ring::conv2d(&a, &fk, (1, 1), Padding::Valid).unwrap();
+            black_box(ring::add(&p, &q).unwrap())
+        })
+    });
+    g.bench_function("concatenated", |bch| {
+        bch.iter(|| {
+            let x = ring::concat(&e, &a, 3).unwrap();
+            black_box(ring::conv2d(&x, &w2, (1, 1), Padding::Valid).unwrap())
+        })
     });
     g.finish();
 }
@@ -278,6 +312,6 @@ fn elementwise(c: &mut Criterion) {
 criterion_group! {
     name = kernels;
     config = config();
-    targets = matmul, conv2d, prg, securenn, elementwise
+    targets = matmul, conv2d, conv2d_pair, prg, securenn, elementwise
 }
 criterion_main!(kernels);

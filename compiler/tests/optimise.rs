@@ -270,3 +270,67 @@ fn a_training_step_sends_the_image_masked_once_and_opens_none_of_it() {
     assert_eq!(image_sized(S0, Exchange::MaskedOpening), 0);
     assert_eq!(image_sized(S1, Exchange::MaskedOpening), 0);
 }
+
+/// The convolutions of `program` that take `origin`'s operands: the number of input channels
+/// of each (the last axis of its first operand).
+fn conv_channels(program: &shareflow_compiler::Program, origin: &str) -> Vec<usize> {
+    let shapes: HashMap<ValueId, &[usize]> = program
+        .instrs
+        .iter()
+        .map(|i| (i.id, i.shape.as_slice()))
+        .collect();
+    program
+        .instrs
+        .iter()
+        .filter(|i| matches!(i.kernel, Kernel::Conv2d { .. }))
+        .filter(|i| i.origin.as_deref().is_some_and(|o| o.contains(origin)))
+        .map(|i| shapes[&i.inputs[0]][3])
+        .collect()
+}
+
+#[test]
+fn a_first_convolution_takes_its_two_beaver_terms_in_one_convolution() {
+    // Network B's first convolution (1 input channel, 16 outputs): each server's
+    // `conv(e, b_i) + conv(a_i, f)` is one convolution of the inputs concatenated along the
+    // channels (2) with the filters concatenated along theirs. Its second (16 -> 16, an
+    // output smaller than the operands) keeps two. The helper's dealt `conv(a, b)` is one.
+    let zoo = ZooModel::build(ModelKind::B, 2).unwrap();
+    let g = compile(
+        &zoo.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap();
+    for server in [S0, S1] {
+        assert_eq!(conv_channels(&g.programs[server], "'conv1/"), vec![2]);
+        assert_eq!(conv_channels(&g.programs[server], "'conv2/"), vec![16, 16]);
+    }
+    assert_eq!(conv_channels(&g.programs[HELPER], "'conv1/"), vec![1]);
+    // Serving: the filters (setup values) are concatenated once, at setup; a prediction
+    // concatenates its inputs only.
+    let zoo = ZooModel::build(ModelKind::B, 1).unwrap();
+    let s = compile_serving(
+        &zoo.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap();
+    for server in [S0, S1] {
+        let concats = |p: &shareflow_compiler::Program| {
+            p.instrs
+                .iter()
+                .filter(|i| matches!(i.kernel, Kernel::Concat { .. }))
+                .map(|i| i.shape.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(concats(&s.setup.programs[server]), vec![vec![5, 5, 2, 16]]);
+        assert_eq!(
+            concats(&s.predict.programs[server]),
+            vec![vec![1, 28, 28, 2]]
+        );
+        assert_eq!(
+            conv_channels(&s.predict.programs[server], "'conv1/"),
+            vec![2]
+        );
+    }
+}

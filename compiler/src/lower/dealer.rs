@@ -186,18 +186,62 @@ impl Lowerer {
             } else {
                 my.a_shared.s[1]
             };
-            let eb = self.emit(host, k.clone(), &[mx.e[i], b], ValueKind::Ring, shape);
-            let af = self.emit(
-                host,
-                k.clone(),
-                &[mx.a_shared.s[i], my.e[i]],
-                ValueKind::Ring,
-                shape,
-            );
-            let acc = self.emit(host, Kernel::Add, &[c.s[i], eb], ValueKind::Ring, shape);
-            z[i] = self.emit(host, Kernel::Add, &[acc, af], ValueKind::Ring, shape);
+            let terms = [[mx.e[i], b], [mx.a_shared.s[i], my.e[i]]];
+            z[i] = match self.joint_terms(host, &k, terms, shape) {
+                Some(both) => self.emit(host, Kernel::Add, &[c.s[i], both], ValueKind::Ring, shape),
+                None => {
+                    let [eb, af] =
+                        terms.map(|t| self.emit(host, k.clone(), &t, ValueKind::Ring, shape));
+                    let acc = self.emit(host, Kernel::Add, &[c.s[i], eb], ValueKind::Ring, shape);
+                    self.emit(host, Kernel::Add, &[acc, af], ValueKind::Ring, shape)
+                }
+            };
         }
         Shared { s: z }
+    }
+
+    /// A server's two terms `k(e, b) + k(a, f)` of a Beaver product as one product of the
+    /// operands concatenated along the axis that `k` sums over: for a convolution, the inputs
+    /// along their channels and the filters along their input channels. Where the output is
+    /// at least twice the operands (a first convolution: one or three input channels, tens of
+    /// output channels), copying the operands costs less than writing a second output and
+    /// adding the two (network B's first convolution at batch 128: 19 against 30 ms). `None`
+    /// where `k` is another kernel or the output is smaller; the filters are concatenated
+    /// once per session when both are setup values.
+    fn joint_terms(
+        &mut self,
+        host: super::Host,
+        k: &Kernel,
+        terms: [[ValueId; 2]; 2],
+        shape: &[usize],
+    ) -> Option<ValueId> {
+        let Kernel::Conv2d { .. } = k else {
+            return None;
+        };
+        let [[e, b], [a, f]] = terms;
+        let operands: usize = [e, b, a, f]
+            .iter()
+            .map(|&v| self.shape(v).iter().product::<usize>())
+            .sum();
+        if operands.saturating_mul(2) > shape.iter().product::<usize>() {
+            return None;
+        }
+        let joined = |cx: &mut Self, axis: usize, parts: [ValueId; 2]| {
+            let mut joint = cx.shape(parts[0]).to_vec();
+            joint[axis] += cx.shape(parts[1])[axis];
+            cx.emit(
+                host,
+                Kernel::Concat { axis },
+                &parts,
+                ValueKind::Ring,
+                &joint,
+            )
+        };
+        // NHWC inputs along C, HWIO filters along I.
+        let inputs = joined(self, 3, [e, a]);
+        let setup = self.all_setup(&[b, f]);
+        let filters = self.setup_if(setup, |cx| joined(cx, 2, [b, f]));
+        Some(self.emit(host, k.clone(), &[inputs, filters], ValueKind::Ring, shape))
     }
 
     /// Server 0's `b_0 + f` of a masked `y` (`f = y - b`), once per masked value (at setup if
