@@ -1,7 +1,8 @@
 //! Local kernels: u64 ring GEMM and conv2d against their f32 counterparts on the same shapes,
 //! a Beaver product's two convolution terms (two convolutions and a sum, against one of the
-//! operands concatenated), PRG expansion, and SecureNN's comparison kernels (a server's masked PrivateCompare, the
-//! helper's share of bits and its zero test) on the comparisons of network C, and elementwise
+//! operands concatenated), PRG expansion, and SecureNN's comparison kernels (a server's masked
+//! PrivateCompare, the helper's share of bits and its zero test) on the comparisons of network
+//! C, and elementwise
 //! ring operations with a broadcast operand (a scalar, a trailing `[2, 1]`) against two
 //! operands of one shape. Throughput is in multiply-accumulates, words or Z_p elements per
 //! second.

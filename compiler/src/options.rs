@@ -97,8 +97,8 @@ pub struct CompileOptions {
     pub comparison: Comparison,
     /// SecureNN's opened comparisons of at least this many words at once take
     /// PrivateCompare's result from a carry circuit on bit planes
-    /// ([`crate::lower::securenn::carry`]): about half the bytes, `ceil(log2 n)` rounds more
-    /// for `n` bits. Default [`CARRY_MIN_WORDS`]; 0: every comparison, `usize::MAX`: none.
+    /// ([`crate::lower::securenn::carry`]): about a third of the bytes, `ceil(log2 n) - 1`
+    /// rounds more for `n` bits. Default [`CARRY_MIN_WORDS`]; 0: every comparison, `usize::MAX`: none.
     #[serde(default = "default_carry_min_words")]
     pub carry_min_words: usize,
 }
@@ -106,7 +106,7 @@ pub struct CompileOptions {
 /// The default [`CompileOptions::carry_min_words`]: a batch-128 training step's or
 /// prediction's comparisons (B's first max pool compares 589,824 words, A's hidden ReLU
 /// 16,384) take the circuit, a single image's (B: at most 4,608 words, C 5,760) the one round
-/// of PrivateCompare, where the circuit's five or six round trips would cost more than its
+/// of PrivateCompare, where the circuit's five round trips would cost more than its
 /// bytes save. Measured on A's batch-128 step over QUIC (2 cores): 61-63 ms with its ReLU
 /// by the circuit against 67-69 ms by PrivateCompare.
 pub const CARRY_MIN_WORDS: usize = 16_384;

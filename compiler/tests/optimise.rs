@@ -288,6 +288,16 @@ fn conv_channels(program: &shareflow_compiler::Program, origin: &str) -> Vec<usi
         .collect()
 }
 
+/// The shapes of the concatenations in `program`.
+fn concats(program: &shareflow_compiler::Program) -> Vec<Vec<usize>> {
+    program
+        .instrs
+        .iter()
+        .filter(|i| matches!(i.kernel, Kernel::Concat { .. }))
+        .map(|i| i.shape.clone())
+        .collect()
+}
+
 #[test]
 fn a_first_convolution_takes_its_two_beaver_terms_in_one_convolution() {
     // Network B's first convolution (1 input channel, 16 outputs): each server's
@@ -316,13 +326,6 @@ fn a_first_convolution_takes_its_two_beaver_terms_in_one_convolution() {
     )
     .unwrap();
     for server in [S0, S1] {
-        let concats = |p: &shareflow_compiler::Program| {
-            p.instrs
-                .iter()
-                .filter(|i| matches!(i.kernel, Kernel::Concat { .. }))
-                .map(|i| i.shape.clone())
-                .collect::<Vec<_>>()
-        };
         assert_eq!(concats(&s.setup.programs[server]), vec![vec![5, 5, 2, 16]]);
         assert_eq!(
             concats(&s.predict.programs[server]),

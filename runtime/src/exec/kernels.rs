@@ -393,8 +393,7 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         }
         Kernel::Xor => Value::Ring(ring::zip_with("xor", r(0)?, r(1)?, |x, y| x ^ y).map_err(at)?),
         Kernel::BitPlanes { n } => {
-            let x = word(0)?.as_standard_layout();
-            let planes = ring::bit_planes(x.as_slice().unwrap_or_default(), usize::from(*n));
+            let planes = ring::bit_planes(&ring::contiguous(word(0)?), usize::from(*n));
             ring_tensor(instr, planes)?
         }
         Kernel::CarryPairs => {
@@ -436,9 +435,8 @@ pub fn run(instr: &Instr, args: &[&Value], cx: &KernelContext<'_>) -> Result<Val
         }
         Kernel::CarryOut { party } => {
             let (s, u) = (ring::contiguous(ring_at(0)?), ring::contiguous(ring_at(2)?));
-            let beta = small(1)?.as_standard_layout();
-            let beta = beta.as_slice().unwrap_or_default();
-            ring_tensor(instr, ring::carry_out(*party, &s, beta, &u).map_err(at)?)?
+            let beta = ring::contiguous(small(1)?);
+            ring_tensor(instr, ring::carry_out(*party, &s, &beta, &u).map_err(at)?)?
         }
         Kernel::PlaneBits => {
             let (a, b) = (ring::contiguous(ring_at(0)?), ring::contiguous(ring_at(1)?));

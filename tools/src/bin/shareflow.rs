@@ -524,8 +524,8 @@ struct ProtocolArgs {
     #[arg(long, default_value = "opened")]
     comparison: String,
     /// SecureNN, opened comparisons: tensors of at least this many words compare by a carry
-    /// circuit on bit planes (about half the bytes of PrivateCompare, log2 of the bits compared
-    /// rounds more); 0 for every comparison.
+    /// circuit on bit planes (about a third of PrivateCompare's bytes, ceil(log2 n) - 1 rounds
+    /// more for n bits compared: 5 at 47 and 63); 0 for every comparison.
     #[arg(long, default_value_t = shareflow_compiler::options::CARRY_MIN_WORDS)]
     carry_min_words: usize,
     /// SecureNN prediction: narrower comparisons, proven sound for client inputs in [LO, HI]

@@ -280,7 +280,7 @@ fn steps_1_to_6(cx: &mut Lowerer, a: &Shared, whole_to_p0: bool) -> Dealt {
     // Steps 2 and 5: the helper learns beta' = beta XOR (r_low > c_low).
     let words: usize = shape.iter().product();
     let beta_p = if words >= cx.options.carry_min_words {
-        // By the carry circuit on bit planes (about half the bytes, more rounds).
+        // By the carry circuit on bit planes (a third of the bytes, five rounds more).
         carry_compare(cx, r, k - 1, c, beta)
     } else {
         // Step 2: the helper deals the low k - 1 bits of r over Z_p. Step 5: PrivateCompare
