@@ -9,7 +9,7 @@
 //!
 //! So one product is 4 rounds, and every product that depends on another adds 2.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use shareflow_compiler::ir::{Exchange, Kernel, ValueId};
 use shareflow_compiler::lower::{HELPER, S0, S1};
@@ -49,7 +49,8 @@ fn sends(g: &CompiledGraph, host: usize, exchange: Exchange) -> Vec<(u32, Vec<us
 
 /// Checks that every instruction runs in the earliest round its inputs allow: a local kernel
 /// in the last round of its inputs, a send in the round its value is ready, and a receive is
-/// ready the round after its send. Returns the communication depth.
+/// ready the round after its send (no batch of these small graphs is split, see
+/// `passes::schedule`). Returns the communication depth.
 fn assert_earliest(g: &CompiledGraph) -> u32 {
     let mut ready: HashMap<ValueId, u32> = HashMap::new();
     let mut sent: HashMap<ValueId, u32> = HashMap::new();
@@ -336,4 +337,47 @@ fn a_first_convolution_takes_its_two_beaver_terms_in_one_convolution() {
             vec![2]
         );
     }
+}
+
+/// The last round in which `program` runs a convolution's gradient, per layer (the earlier ones
+/// compute terms of the masks alone).
+fn gradient_rounds(program: &shareflow_compiler::Program) -> BTreeMap<String, u32> {
+    let mut rounds = BTreeMap::new();
+    for i in &program.instrs {
+        if matches!(
+            i.kernel,
+            Kernel::Conv2dBackpropInput { .. } | Kernel::Conv2dBackpropFilter { .. }
+        ) {
+            let last = rounds
+                .entry(i.origin.clone().unwrap_or_default())
+                .or_insert(0);
+            *last = i.round.max(*last);
+        }
+    }
+    rounds
+}
+
+#[test]
+fn the_servers_compute_a_training_steps_convolution_gradients_in_the_same_round() {
+    // In B's backward pass each server's share of an output gradient's opening is cheap, and
+    // the share of the next opening needs the server's convolutions. Sent in one batch, the
+    // cheap share would wait for the convolutions and the two servers would compute one after
+    // the other; it leaves alone, a round before, and both compute at the same time.
+    let spec = shareflow_graphs::zoo_train::TrainSpec {
+        seed: 1,
+        momentum: 0.9,
+        reveal_loss: false,
+    };
+    let training = ZooModel::build_training(ModelKind::B, 128, &spec)
+        .unwrap()
+        .graph;
+    let g = compile(&training, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let (s0, s1) = (
+        gradient_rounds(&g.programs[S0]),
+        gradient_rounds(&g.programs[S1]),
+    );
+    // the two gradients of the second convolution, the filter's of the first
+    assert_eq!(s0.len(), 3, "{s0:?}");
+    assert_eq!(s0, s1);
+    assert_eq!(g.rounds, 101);
 }
