@@ -42,25 +42,32 @@ pub fn schedule(low: &LowGraph) -> Vec<u32> {
     let links = Links::of(low);
     let mut delayed = vec![false; low.nodes.len()];
     let mut rounds = earliest(low, &delayed);
+    // Delays only move nodes to later rounds: the batches of the rounds up to a split stay
+    // as they were, and the search goes on after it (a batch is split once: the values that
+    // leave first stay together).
+    let mut from = 0;
     for _ in 0..MAX_PASSES {
-        if !split_first_batch(low, &links, &rounds, &mut delayed) {
-            break;
+        match split_first_batch(low, &links, &rounds, from, &mut delayed) {
+            Some(round) => from = round + 1,
+            None => break,
         }
         rounds = earliest(low, &delayed);
     }
     rounds
 }
 
-/// The users of every node, and the receive of every send.
+/// The users of every node, the receive of every send, and every node's [`work`].
 struct Links {
     users: Vec<Vec<ValueId>>,
     recv_of: HashMap<ValueId, ValueId>,
+    work: Vec<u64>,
 }
 
 impl Links {
     fn of(low: &LowGraph) -> Links {
         let mut users = vec![Vec::new(); low.nodes.len()];
         let mut recv_of = HashMap::new();
+        let mut work_of = vec![0; low.nodes.len()];
         for id in low.live() {
             let node = low.node(id);
             for v in &node.inputs {
@@ -69,8 +76,21 @@ impl Links {
             if let Kernel::Recv { send, .. } = node.kernel {
                 recv_of.insert(send, id);
             }
+            work_of[id.0 as usize] = work(low, node);
         }
-        Links { users, recv_of }
+        Links {
+            users,
+            recv_of,
+            work: work_of,
+        }
+    }
+
+    /// The work of a set of nodes.
+    fn work_of(&self, nodes: &HashSet<ValueId>) -> u64 {
+        nodes
+            .iter()
+            .map(|v| self.work[v.0 as usize])
+            .fold(0, u64::saturating_add)
     }
 }
 
@@ -109,18 +129,24 @@ fn earliest(low: &LowGraph, delayed: &[bool]) -> Vec<u32> {
     round
 }
 
-/// Finds the earliest round with a batch worth splitting and delays the later values of every
-/// such batch of that round; false if there is none.
-fn split_first_batch(low: &LowGraph, links: &Links, rounds: &[u32], delayed: &mut [bool]) -> bool {
+/// Finds the earliest round from `from` on with a batch worth splitting, delays the later
+/// values of every such batch of that round and returns the round; `None` if there is none.
+fn split_first_batch(
+    low: &LowGraph,
+    links: &Links,
+    rounds: &[u32],
+    from: u32,
+    delayed: &mut [bool],
+) -> Option<u32> {
     // The sends of every batch: (round, sender, receiver).
     let mut batches: BTreeMap<(u32, Host, Host), Vec<ValueId>> = BTreeMap::new();
     for id in low.live() {
         let node = low.node(id);
+        let round = rounds[id.0 as usize];
         if let Kernel::Send { to, .. } = node.kernel {
-            batches
-                .entry((rounds[id.0 as usize], node.host, to))
-                .or_default()
-                .push(id);
+            if round >= from {
+                batches.entry((round, node.host, to)).or_default().push(id);
+            }
         }
     }
     let mut split_round = None;
@@ -144,7 +170,7 @@ fn split_first_batch(low: &LowGraph, links: &Links, rounds: &[u32], delayed: &mu
             split_round = Some(round);
         }
     }
-    split_round.is_some()
+    split_round
 }
 
 /// The sends of one party to another in one round.
@@ -165,7 +191,7 @@ impl Batch<'_> {
             .iter()
             .map(|&s| {
                 let deps = round_dependencies(low, rounds, self.round, self.host, s);
-                (work_of(low, &deps), s, deps)
+                (links.work_of(&deps), s, deps)
             })
             .collect();
         needs.sort_by_key(|&(w, s, _)| (w, s));
@@ -179,8 +205,8 @@ impl Batch<'_> {
                 .flat_map(|(_, _, d)| d.iter().copied())
                 .filter(|v| !first.contains(v))
                 .collect();
-            let extra = work_of(low, &rest);
-            let cheap = work_of(low, &first);
+            let extra = links.work_of(&rest);
+            let cheap = links.work_of(&first);
             if extra >= MIN_OVERLAP_WORK && cheap.saturating_mul(CHEAP_RATIO) <= extra {
                 best = Some(k);
             }
@@ -226,7 +252,7 @@ impl Batch<'_> {
         };
         let waits = reach(later);
         let free: HashSet<ValueId> = reach(early).difference(&waits).copied().collect();
-        work_of(low, &free)
+        links.work_of(&free)
     }
 }
 
@@ -248,14 +274,6 @@ fn round_dependencies(
         }
     }
     seen
-}
-
-/// The work of a set of nodes (see [`work`]).
-fn work_of(low: &LowGraph, nodes: &HashSet<ValueId>) -> u64 {
-    nodes
-        .iter()
-        .map(|&v| work(low, low.node(v)))
-        .fold(0, u64::saturating_add)
 }
 
 /// A node's work: multiply-adds for the products (matrix products and convolutions, their
