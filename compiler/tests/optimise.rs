@@ -243,20 +243,23 @@ fn constants_are_emitted_once_per_party() {
     }
 }
 
-#[test]
-fn a_training_step_sends_the_image_masked_once_and_opens_none_of_it() {
-    // Network A's first layer takes the image in `x.W` and, transposed, in `x^T.dy`: the
-    // transpose is done on the shares, so the client sends the image masked once and nothing
-    // of it is shared or opened again.
+/// The training step of network `kind` at `batch`, compiled for SecureNN.
+fn training_step(kind: ModelKind, batch: usize) -> CompiledGraph {
     let spec = shareflow_graphs::zoo_train::TrainSpec {
         seed: 1,
         momentum: 0.9,
         reveal_loss: false,
     };
-    let training = ZooModel::build_training(ModelKind::A, 4, &spec)
-        .unwrap()
-        .graph;
-    let g = compile(&training, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let training = ZooModel::build_training(kind, batch, &spec).unwrap().graph;
+    compile(&training, ProtocolKind::SecureNN, CompileOptions::default()).unwrap()
+}
+
+#[test]
+fn a_training_step_sends_the_image_masked_once_and_opens_none_of_it() {
+    // Network A's first layer takes the image in `x.W` and, transposed, in `x^T.dy`: the
+    // transpose is done on the shares, so the client sends the image masked once and nothing
+    // of it is shared or opened again.
+    let g = training_step(ModelKind::A, 4);
     let client = g.parties.iter().position(|p| p == "client").unwrap();
     let image_sized = |host: usize, exchange: Exchange| {
         sends(&g, host, exchange)
@@ -363,15 +366,7 @@ fn the_servers_compute_a_training_steps_convolution_gradients_in_the_same_round(
     // the share of the next opening needs the server's convolutions. Sent in one batch, the
     // cheap share would wait for the convolutions and the two servers would compute one after
     // the other; it leaves alone, a round before, and both compute at the same time.
-    let spec = shareflow_graphs::zoo_train::TrainSpec {
-        seed: 1,
-        momentum: 0.9,
-        reveal_loss: false,
-    };
-    let training = ZooModel::build_training(ModelKind::B, 128, &spec)
-        .unwrap()
-        .graph;
-    let g = compile(&training, ProtocolKind::SecureNN, CompileOptions::default()).unwrap();
+    let g = training_step(ModelKind::B, 128);
     let (s0, s1) = (
         gradient_rounds(&g.programs[S0]),
         gradient_rounds(&g.programs[S1]),
