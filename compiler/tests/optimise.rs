@@ -192,6 +192,20 @@ fn networks_a_and_d_send_everything_at_the_earliest_round() {
 }
 
 #[test]
+fn a_single_prediction_of_every_network_sends_everything_at_the_earliest_round() {
+    // No batch of a single prediction holds enough work to be split (`passes::schedule`):
+    // SecureNN's programs, single and serving, keep every exchange at its earliest round.
+    for kind in [ModelKind::A, ModelKind::B, ModelKind::C, ModelKind::D] {
+        let zoo = ZooModel::build(kind, 1).unwrap();
+        let options = CompileOptions::default();
+        assert_earliest(&compile(&zoo.graph, ProtocolKind::SecureNN, options).unwrap());
+        let s = compile_serving(&zoo.graph, ProtocolKind::SecureNN, options).unwrap();
+        assert_earliest(&s.setup);
+        assert_earliest(&s.predict);
+    }
+}
+
+#[test]
 fn a_value_in_two_products_is_shared_and_opened_once() {
     let g = pond(|_, x, w1, w2| vec![x.matmul(w1), x.matmul(w2)]);
     // The servers open the two truncations only: x, w1 and w2 come masked from their owners.

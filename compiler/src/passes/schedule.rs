@@ -13,12 +13,16 @@
 //! convolutions, and the share of a value that needs this server's convolutions first), the
 //! cheap value would wait for the heavy work, and the two servers would compute one after the
 //! other. Such a batch is split: the values that need the heavy work leave one round later,
-//! the heavy work runs while the cheap values travel, and the peer computes at the same time.
+//! the heavy work runs after the round's sends, and the peer, once the cheap values arrive,
+//! computes at the same time.
 //! A split is made only where the work it lets the sender defer and the work it lets the
-//! receiver start are each at least [`MIN_OVERLAP_WORK`] (never in a single prediction of the
-//! zoo's networks, whose largest product is 1.6 million multiply-adds), and is kept only if
-//! the graph needs no more rounds with it: on a slow network a round costs more than any
-//! overlap gains.
+//! receiver start with the cheap values are each at least [`MIN_OVERLAP_WORK`], and the cheap
+//! values wait for at most a quarter as much (their own work and that of the sender's other
+//! batches of the round, which all run before any batch leaves). It is kept only if the graph
+//! needs no more rounds with it: on a slow network a round costs more than any overlap gains.
+//! Each split is tried alone, in round order, at most [`MAX_TRIALS`] of them. No batch of the
+//! zoo's single predictions qualifies (a test checks that their programs are scheduled at the
+//! earliest rounds).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -28,14 +32,14 @@ use crate::ir::{Host, Kernel, LowGraph, LowNode, ValueId};
 /// later values must need beyond its cheap ones for the batch to be split, and that the
 /// receiver must be able to start with the cheap ones alone: about 2 ms of a ring product on
 /// one core.
-pub const MIN_OVERLAP_WORK: u64 = 1 << 22;
+pub(crate) const MIN_OVERLAP_WORK: u64 = 1 << 22;
 
 /// How many times cheaper the values that leave first must be than the work they no longer
 /// wait for.
 const CHEAP_RATIO: u64 = 4;
 
-/// Scheduling passes at most: each tries the splits of the earliest round that has one.
-const MAX_PASSES: usize = 64;
+/// Splits tried at most (kept or not); the batches after the last one tried stay whole.
+const MAX_TRIALS: usize = 256;
 
 /// The round of every node: for a local node the round it runs in, for a send and its receive
 /// the round the message travels in. Dead nodes get 0.
@@ -44,16 +48,19 @@ pub fn schedule(low: &LowGraph) -> Vec<u32> {
     let mut delayed = vec![false; low.nodes.len()];
     let mut rounds = earliest(low, &delayed);
     let mut count = round_count(low, &rounds);
-    // Delays only move nodes to later rounds: the batches of the rounds up to a split stay
-    // as they were, and the search goes on after it (a batch is split once: the values that
-    // leave first stay together).
-    let mut from = 0;
-    for _ in 0..MAX_PASSES {
-        let mut trial = delayed.clone();
-        let Some(round) = split_first_batch(low, &links, &rounds, from, &mut trial) else {
+    // Delays only move nodes to later rounds: the batches before a split stay as they were,
+    // and the search goes on after it (a batch is split once: the values that leave first
+    // stay together). Each split is tried alone and kept if the rounds do not grow.
+    let mut after = None;
+    for _ in 0..MAX_TRIALS {
+        let Some((key, later)) = next_split(low, &links, &rounds, after) else {
             break;
         };
-        from = round + 1;
+        after = Some(key);
+        let mut trial = delayed.clone();
+        for s in later {
+            trial[s.0 as usize] = true;
+        }
         let split = earliest(low, &trial);
         let split_count = round_count(low, &split);
         if split_count <= count {
@@ -62,6 +69,9 @@ pub fn schedule(low: &LowGraph) -> Vec<u32> {
     }
     rounds
 }
+
+/// A batch's key: (round, sender, receiver).
+type BatchKey = (u32, Host, Host);
 
 /// The users of every node, the receive of every send, and every node's [`work`].
 struct Links {
@@ -74,7 +84,7 @@ impl Links {
     fn of(low: &LowGraph) -> Links {
         let mut users = vec![Vec::new(); low.nodes.len()];
         let mut recv_of = HashMap::new();
-        let mut work_of = vec![0; low.nodes.len()];
+        let mut node_work = vec![0; low.nodes.len()];
         for id in low.live() {
             let node = low.node(id);
             for v in &node.inputs {
@@ -83,22 +93,27 @@ impl Links {
             if let Kernel::Recv { send, .. } = node.kernel {
                 recv_of.insert(send, id);
             }
-            work_of[id.0 as usize] = work(low, node);
+            node_work[id.0 as usize] = work(low, node);
         }
         Links {
             users,
             recv_of,
-            work: work_of,
+            work: node_work,
         }
     }
 
     /// The work of a set of nodes.
-    fn work_of(&self, nodes: &HashSet<ValueId>) -> u64 {
+    fn work_of<'a>(&self, nodes: impl IntoIterator<Item = &'a ValueId>) -> u64 {
         nodes
-            .iter()
+            .into_iter()
             .map(|v| self.work[v.0 as usize])
             .fold(0, u64::saturating_add)
     }
+}
+
+/// Whether a node is local work (not one half of an exchange).
+fn is_local(node: &LowNode) -> bool {
+    !matches!(node.kernel, Kernel::Send { .. } | Kernel::Recv { .. })
 }
 
 /// The earliest rounds, with each send in `delayed` one round after its input is ready.
@@ -136,48 +151,47 @@ fn earliest(low: &LowGraph, delayed: &[bool]) -> Vec<u32> {
     round
 }
 
-/// Finds the earliest round from `from` on with a batch worth splitting, delays the later
-/// values of every such batch of that round and returns the round; `None` if there is none.
-fn split_first_batch(
+/// The first batch after `after` (in round, sender, receiver order) worth splitting, and the
+/// sends that would leave a round later; `None` if there is none.
+fn next_split(
     low: &LowGraph,
     links: &Links,
     rounds: &[u32],
-    from: u32,
-    delayed: &mut [bool],
-) -> Option<u32> {
-    // The sends of every batch: (round, sender, receiver).
-    let mut batches: BTreeMap<(u32, Host, Host), Vec<ValueId>> = BTreeMap::new();
+    after: Option<BatchKey>,
+) -> Option<(BatchKey, Vec<ValueId>)> {
+    let mut batches: BTreeMap<BatchKey, Vec<ValueId>> = BTreeMap::new();
     for id in low.live() {
         let node = low.node(id);
-        let round = rounds[id.0 as usize];
         if let Kernel::Send { to, .. } = node.kernel {
-            if round >= from {
-                batches.entry((round, node.host, to)).or_default().push(id);
-            }
+            batches
+                .entry((rounds[id.0 as usize], node.host, to))
+                .or_default()
+                .push(id);
         }
     }
-    let mut split_round = None;
-    for ((round, host, to), sends) in batches {
-        if split_round.is_some_and(|r| r != round) {
-            break;
-        }
-        if sends.len() < 2 {
+    for (&key, sends) in &batches {
+        if after.is_some_and(|a| key <= a) || sends.len() < 2 {
             continue;
         }
+        let (round, host, to) = key;
+        // What the sender's other batches of the round need runs before any batch leaves.
+        let others: HashSet<ValueId> = batches
+            .range((round, host, 0)..=(round, host, Host::MAX))
+            .filter(|(k, _)| k.2 != to)
+            .flat_map(|(_, s)| s.iter())
+            .flat_map(|&s| round_dependencies(low, rounds, round, host, s))
+            .collect();
         let batch = Batch {
             round,
             host,
             to,
-            sends: &sends,
+            sends,
         };
-        if let Some(later) = batch.later_values(low, links, rounds) {
-            for s in later {
-                delayed[s.0 as usize] = true;
-            }
-            split_round = Some(round);
+        if let Some(later) = batch.later_values(low, links, rounds, &others) {
+            return Some((key, later));
         }
     }
-    split_round
+    None
 }
 
 /// The sends of one party to another in one round.
@@ -190,9 +204,16 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     /// The sends that should leave a round later: those whose local work in the round is the
-    /// heavy part, if the others are cheap beside it and let the receiver start heavy work of
-    /// its own.
-    fn later_values(&self, low: &LowGraph, links: &Links, rounds: &[u32]) -> Option<Vec<ValueId>> {
+    /// heavy part, if the others (with the work of `others`, the sender's other batches of the
+    /// round) are cheap beside it and let the receiver start heavy work of its own. The most
+    /// values that can leave first are taken.
+    fn later_values(
+        &self,
+        low: &LowGraph,
+        links: &Links,
+        rounds: &[u32],
+        others: &HashSet<ValueId>,
+    ) -> Option<Vec<ValueId>> {
         let mut needs: Vec<(u64, ValueId, HashSet<ValueId>)> = self
             .sends
             .iter()
@@ -201,30 +222,26 @@ impl Batch<'_> {
                 (links.work_of(&deps), s, deps)
             })
             .collect();
-        needs.sort_by_key(|&(w, s, _)| (w, s));
-        // The most values that can leave first, with enough work left behind them.
-        let mut best = None;
-        let mut first: HashSet<ValueId> = HashSet::new();
-        for k in 1..needs.len() {
-            first.extend(needs[k - 1].2.iter().copied());
-            let rest: HashSet<ValueId> = needs[k..]
-                .iter()
-                .flat_map(|(_, _, d)| d.iter().copied())
-                .filter(|v| !first.contains(v))
-                .collect();
-            let extra = links.work_of(&rest);
-            let cheap = links.work_of(&first);
-            if extra >= MIN_OVERLAP_WORK && cheap.saturating_mul(CHEAP_RATIO) <= extra {
-                best = Some(k);
-            }
+        let all: HashSet<ValueId> = needs
+            .iter()
+            .flat_map(|(_, _, d)| d.iter().copied())
+            .collect();
+        if links.work_of(all.difference(others)) < MIN_OVERLAP_WORK {
+            return None;
         }
-        let k = best?;
-        let (early, later): (Vec<ValueId>, Vec<ValueId>) = (
-            needs[..k].iter().map(|&(_, s, _)| s).collect(),
-            needs[k..].iter().map(|&(_, s, _)| s).collect(),
-        );
-        (self.receiver_work(low, links, rounds, &early, &later) >= MIN_OVERLAP_WORK)
-            .then_some(later)
+        needs.sort_by_key(|&(w, s, _)| (w, s));
+        let deps: Vec<&HashSet<ValueId>> = needs.iter().map(|(_, _, d)| d).collect();
+        split_points(links, &deps, others)
+            .into_iter()
+            .rev()
+            .find(|&k| {
+                let sends = |range: &[(u64, ValueId, HashSet<ValueId>)]| -> Vec<ValueId> {
+                    range.iter().map(|&(_, s, _)| s).collect()
+                };
+                let (early, later) = (sends(&needs[..k]), sends(&needs[k..]));
+                self.receiver_work(low, links, rounds, &early, &later) >= MIN_OVERLAP_WORK
+            })
+            .map(|k| needs[k..].iter().map(|&(_, s, _)| s).collect())
     }
 
     /// The work the receiver can do in the next round with the values of `early` alone.
@@ -245,8 +262,7 @@ impl Batch<'_> {
             while let Some(v) = stack.pop() {
                 for &u in &links.users[v.0 as usize] {
                     let node = low.node(u);
-                    let local = !matches!(node.kernel, Kernel::Send { .. } | Kernel::Recv { .. });
-                    if local
+                    if is_local(node)
                         && node.host == self.to
                         && rounds[u.0 as usize] == self.round + 1
                         && seen.insert(u)
@@ -258,9 +274,47 @@ impl Batch<'_> {
             seen
         };
         let waits = reach(later);
-        let free: HashSet<ValueId> = reach(early).difference(&waits).copied().collect();
-        links.work_of(&free)
+        links.work_of(reach(early).difference(&waits))
     }
+}
+
+/// The split points `k` (the first `k` sends leave first) where the work only the later
+/// sends need is at least [`MIN_OVERLAP_WORK`] and [`CHEAP_RATIO`] times the work the first
+/// ones wait for (theirs and `others`), for sends whose round dependencies are `deps`, in
+/// increasing order. Linear in the dependencies: each node's count of later sends that need
+/// it is kept as the split point moves.
+fn split_points(
+    links: &Links,
+    deps: &[&HashSet<ValueId>],
+    others: &HashSet<ValueId>,
+) -> Vec<usize> {
+    let mut later_users: HashMap<ValueId, usize> = HashMap::new();
+    for d in deps {
+        for &v in d.iter() {
+            *later_users.entry(v).or_default() += 1;
+        }
+    }
+    let mut first: HashSet<ValueId> = others.clone();
+    let mut cheap = links.work_of(&first);
+    let mut extra = links.work_of(later_users.keys().filter(|v| !first.contains(v)));
+    let mut points = Vec::new();
+    for k in 1..deps.len() {
+        for &v in deps[k - 1].iter() {
+            if let Some(n) = later_users.get_mut(&v) {
+                *n -= 1;
+            }
+            if first.insert(v) {
+                let w = links.work[v.0 as usize];
+                cheap = cheap.saturating_add(w);
+                // it was needed by a later send (this one), and is now waited for
+                extra = extra.saturating_sub(w);
+            }
+        }
+        if extra >= MIN_OVERLAP_WORK && cheap.saturating_mul(CHEAP_RATIO) <= extra {
+            points.push(k);
+        }
+    }
+    points
 }
 
 /// The local nodes of `host` in `round` that `send` needs, directly or through each other.
@@ -275,8 +329,7 @@ fn round_dependencies(
     let mut stack: Vec<ValueId> = low.node(send).inputs.clone();
     while let Some(v) = stack.pop() {
         let node = low.node(v);
-        let local = !matches!(node.kernel, Kernel::Send { .. } | Kernel::Recv { .. });
-        if local && node.host == host && rounds[v.0 as usize] == round && seen.insert(v) {
+        if is_local(node) && node.host == host && rounds[v.0 as usize] == round && seen.insert(v) {
             stack.extend(node.inputs.iter().copied());
         }
     }
@@ -284,9 +337,10 @@ fn round_dependencies(
 }
 
 /// A node's work: multiply-adds for the products (matrix products and convolutions, their
-/// gradients included), elements of its value for any other kernel.
-pub fn work(low: &LowGraph, node: &LowNode) -> u64 {
-    let elements = |shape: &[usize]| shape.iter().map(|&d| d as u64).product::<u64>();
+/// gradients included), elements of its value for any other kernel (saturating: shapes are
+/// checked against the limits only after scheduling).
+pub(crate) fn work(low: &LowGraph, node: &LowNode) -> u64 {
+    let elements = |shape: &[usize]| shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
     let input_shape = |i: usize| {
         node.inputs
             .get(i)
@@ -295,15 +349,18 @@ pub fn work(low: &LowGraph, node: &LowNode) -> u64 {
     // multiply-adds per element of a convolution's output: the filter's elements per output
     // channel
     let per_output = |filter: &[usize]| match filter {
-        [h, w, i, _] => (h * w * i) as u64,
+        [h, w, i, _] => elements(&[*h, *w, *i]),
         _ => 1,
     };
+    let inner = || input_shape(0).get(1).map_or(1, |&k| k as u64);
     match &node.kernel {
-        Kernel::MatMul => elements(&node.shape) * input_shape(0).get(1).map_or(1, |&k| k as u64),
-        Kernel::Conv2d { .. } => elements(&node.shape) * per_output(input_shape(1)),
-        Kernel::Conv2dBackpropInput { .. } => elements(input_shape(0)) * per_output(input_shape(1)),
+        Kernel::MatMul => elements(&node.shape).saturating_mul(inner()),
+        Kernel::Conv2d { .. } => elements(&node.shape).saturating_mul(per_output(input_shape(1))),
+        Kernel::Conv2dBackpropInput { .. } => {
+            elements(input_shape(0)).saturating_mul(per_output(input_shape(1)))
+        }
         Kernel::Conv2dBackpropFilter { filter_shape, .. } => {
-            elements(input_shape(1)) * per_output(filter_shape)
+            elements(input_shape(1)).saturating_mul(per_output(filter_shape))
         }
         Kernel::Send { .. } | Kernel::Recv { .. } => 0,
         _ => elements(&node.shape),
@@ -368,35 +425,51 @@ mod tests {
         }
     }
 
+    /// The graph of [`cheap_and_heavy`].
+    #[derive(Clone, Copy)]
+    struct Case {
+        /// Party 1 computes a large product from `x` (else a cheap kernel).
+        peer_works: bool,
+        /// `x` is sent before `y` in program order.
+        cheap_first: bool,
+        /// Party 1 needs `y` only two rounds later (else at once).
+        y_waits: bool,
+        /// Party 0 also sends `y` to party 2 in the same round.
+        y_to_third: bool,
+    }
+
     /// Party 0 sends party 1 a cheap value `x` and a value `y` that needs a large product
-    /// (round 0); party 1 computes `z` from `x` (a large product, or a cheap kernel) and sends
-    /// it back (round 1); party 0 answers with `u` (round 2), and party 1 adds `u` and `y`.
-    /// Returns the rounds of the sends of `x` and `y` and the round count.
-    fn cheap_and_heavy(peer_works: bool, cheap_first: bool, y_waits: bool) -> (u32, u32, u32) {
+    /// (round 0); party 1 computes `z` from `x` and sends it back (round 1); party 0 answers
+    /// with `u` (round 2), and party 1 adds `u` and `y`. Returns the rounds of the sends of
+    /// `x` and `y` to party 1 and the round count.
+    fn cheap_and_heavy(case: Case) -> (u32, u32, u32) {
         let mut b = Build::default();
         let x0 = b.input(0, &[256, 256]);
         let x = b.node(0, Kernel::Neg, &[x0], &[256, 256]);
         let y = b.product(0, x0, 256);
-        let (first, second) = if cheap_first { (x, y) } else { (y, x) };
+        let (first, second) = if case.cheap_first { (x, y) } else { (y, x) };
         let (s1, r1) = b.send(0, 1, first);
         let (s2, r2) = b.send(0, 1, second);
-        let (send_x, recv_x, send_y, recv_y) = if cheap_first {
+        let (send_x, recv_x, send_y, recv_y) = if case.cheap_first {
             (s1, r1, s2, r2)
         } else {
             (s2, r2, s1, r1)
         };
-        let z = if peer_works {
+        if case.y_to_third {
+            let (_, at_third) = b.send(0, 2, y);
+            b.node(2, Kernel::Neg, &[at_third], &[256, 256]);
+        }
+        let z = if case.peer_works {
             b.product(1, recv_x, 256)
         } else {
             b.node(1, Kernel::Neg, &[recv_x], &[256, 256])
         };
-        if y_waits {
+        if case.y_waits {
             let (_, recv_z) = b.send(1, 0, z);
             let u = b.node(0, Kernel::Neg, &[recv_z], &[256, 256]);
             let (_, recv_u) = b.send(0, 1, u);
             b.node(1, Kernel::Add, &[recv_u, recv_y], &[256, 256]);
         } else {
-            // `y` is needed at once: a split would cost a round
             b.node(1, Kernel::Add, &[z, recv_y], &[256, 256]);
         }
         let rounds = schedule(&b.0);
@@ -406,14 +479,34 @@ mod tests {
 
     /// `x` leaves alone, a round before `y`, whatever the order of the sends, where party 1 can
     /// start a large product with `x` alone and `y` is not needed before: the graph keeps its
-    /// three rounds. If party 1 had nothing heavy to do with `x` alone, or needed `y` at once
-    /// (a split would add a round), the batch would stay whole.
+    /// three rounds. The batch stays whole if party 1 has nothing heavy to do with `x` alone,
+    /// if it needs `y` at once (a split would add a round), or if party 0's batch to party 2
+    /// needs the product too (it runs before any batch leaves).
     #[test]
     fn a_cheap_value_leaves_before_heavy_work_the_peer_can_overlap() {
         for cheap_first in [true, false] {
-            assert_eq!(cheap_and_heavy(true, cheap_first, true), (0, 1, 3));
-            assert_eq!(cheap_and_heavy(false, cheap_first, true), (0, 0, 3));
-            assert_eq!(cheap_and_heavy(true, cheap_first, false), (0, 0, 1));
+            let split = Case {
+                peer_works: true,
+                cheap_first,
+                y_waits: true,
+                y_to_third: false,
+            };
+            assert_eq!(cheap_and_heavy(split), (0, 1, 3));
+            let idle_peer = Case {
+                peer_works: false,
+                ..split
+            };
+            assert_eq!(cheap_and_heavy(idle_peer), (0, 0, 3));
+            let y_at_once = Case {
+                y_waits: false,
+                ..split
+            };
+            assert_eq!(cheap_and_heavy(y_at_once), (0, 0, 1));
+            let y_to_third = Case {
+                y_to_third: true,
+                ..split
+            };
+            assert_eq!(cheap_and_heavy(y_to_third), (0, 0, 3));
         }
     }
 
