@@ -2,10 +2,9 @@
 //! a Beaver product's two convolution terms (two convolutions and a sum, against one of the
 //! operands concatenated), PRG expansion, and SecureNN's comparison kernels (a server's masked
 //! PrivateCompare, the helper's share of bits and its zero test) on the comparisons of network
-//! C, and elementwise
-//! ring operations with a broadcast operand (a scalar, a trailing `[2, 1]`) against two
-//! operands of one shape. Throughput is in multiply-accumulates, words or Z_p elements per
-//! second.
+//! C, and elementwise ring operations with a broadcast operand (a scalar, a trailing
+//! `[2, 1]`) against two operands of one shape. Throughput is in multiply-accumulates, words
+//! or Z_p elements per second.
 //!
 //! `cargo bench --bench kernels` (about half a minute).
 

@@ -551,6 +551,11 @@ impl Kernel {
         }
     }
 
+    /// Whether the node is one half of an exchange (a send or a receive), not local work.
+    pub fn is_exchange(&self) -> bool {
+        matches!(self, Kernel::Send { .. } | Kernel::Recv { .. })
+    }
+
     /// Whether the node has effects or results outside its value (kept by dead-code removal).
     pub fn is_root(&self) -> bool {
         matches!(self, Kernel::Output { .. } | Kernel::Store { .. })

@@ -98,7 +98,8 @@ pub struct CompileOptions {
     /// SecureNN's opened comparisons of at least this many words at once take
     /// PrivateCompare's result from a carry circuit on bit planes
     /// ([`crate::lower::securenn::carry`]): about a third of the bytes, `ceil(log2 n) - 1`
-    /// rounds more for `n` bits. Default [`CARRY_MIN_WORDS`]; 0: every comparison, `usize::MAX`: none.
+    /// rounds more for `n` bits. Default [`CARRY_MIN_WORDS`]; 0: every comparison,
+    /// `usize::MAX`: none.
     #[serde(default = "default_carry_min_words")]
     pub carry_min_words: usize,
 }

@@ -47,6 +47,28 @@ fn sends(g: &CompiledGraph, host: usize, exchange: Exchange) -> Vec<(u32, Vec<us
         .collect()
 }
 
+/// The prediction of `batch` images by network `kind`, compiled for SecureNN.
+fn securenn(kind: ModelKind, batch: usize) -> CompiledGraph {
+    let zoo = ZooModel::build(kind, batch).unwrap();
+    compile(
+        &zoo.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap()
+}
+
+/// [`securenn`]'s serving programs: setup and prediction.
+fn securenn_serving(kind: ModelKind, batch: usize) -> shareflow_compiler::ServingGraph {
+    let zoo = ZooModel::build(kind, batch).unwrap();
+    compile_serving(
+        &zoo.graph,
+        ProtocolKind::SecureNN,
+        CompileOptions::default(),
+    )
+    .unwrap()
+}
+
 /// Checks that every instruction runs in the earliest round its inputs allow: a local kernel
 /// in the last round of its inputs, a send in the round its value is ready, and a receive is
 /// ready the round after its send (no batch of these small graphs is split, see
@@ -196,10 +218,8 @@ fn a_single_prediction_of_every_network_sends_everything_at_the_earliest_round()
     // No batch of a single prediction holds enough work to be split (`passes::schedule`):
     // SecureNN's programs, single and serving, keep every exchange at its earliest round.
     for kind in [ModelKind::A, ModelKind::B, ModelKind::C, ModelKind::D] {
-        let zoo = ZooModel::build(kind, 1).unwrap();
-        let options = CompileOptions::default();
-        assert_earliest(&compile(&zoo.graph, ProtocolKind::SecureNN, options).unwrap());
-        let s = compile_serving(&zoo.graph, ProtocolKind::SecureNN, options).unwrap();
+        assert_earliest(&securenn(kind, 1));
+        let s = securenn_serving(kind, 1);
         assert_earliest(&s.setup);
         assert_earliest(&s.predict);
     }
@@ -322,13 +342,7 @@ fn a_first_convolution_takes_its_two_beaver_terms_in_one_convolution() {
     // `conv(e, b_i) + conv(a_i, f)` is one convolution of the inputs concatenated along the
     // channels (2) with the filters concatenated along theirs. Its second (16 -> 16, an
     // output smaller than the operands) keeps two. The helper's dealt `conv(a, b)` is one.
-    let zoo = ZooModel::build(ModelKind::B, 2).unwrap();
-    let g = compile(
-        &zoo.graph,
-        ProtocolKind::SecureNN,
-        CompileOptions::default(),
-    )
-    .unwrap();
+    let g = securenn(ModelKind::B, 2);
     for server in [S0, S1] {
         assert_eq!(conv_channels(&g.programs[server], "'conv1/"), vec![2]);
         assert_eq!(conv_channels(&g.programs[server], "'conv2/"), vec![16, 16]);
@@ -336,13 +350,7 @@ fn a_first_convolution_takes_its_two_beaver_terms_in_one_convolution() {
     assert_eq!(conv_channels(&g.programs[HELPER], "'conv1/"), vec![1]);
     // Serving: the filters (setup values) are concatenated once, at setup; a prediction
     // concatenates its inputs only.
-    let zoo = ZooModel::build(ModelKind::B, 1).unwrap();
-    let s = compile_serving(
-        &zoo.graph,
-        ProtocolKind::SecureNN,
-        CompileOptions::default(),
-    )
-    .unwrap();
+    let s = securenn_serving(ModelKind::B, 1);
     for server in [S0, S1] {
         assert_eq!(concats(&s.setup.programs[server]), vec![vec![5, 5, 2, 16]]);
         assert_eq!(

@@ -15,6 +15,7 @@
 //! other. Such a batch is split: the values that need the heavy work leave one round later,
 //! the heavy work runs after the round's sends, and the peer, once the cheap values arrive,
 //! computes at the same time.
+//!
 //! A split is made only where the work it lets the sender defer and the work it lets the
 //! receiver start with the cheap values are each at least [`MIN_OVERLAP_WORK`], and the cheap
 //! values wait for at most a quarter as much (their own work and that of the sender's other
@@ -30,8 +31,8 @@ use crate::ir::{Host, Kernel, LowGraph, LowNode, ValueId};
 
 /// The least work (multiply-adds of a product, or elements of any other kernel) a batch's
 /// later values must need beyond its cheap ones for the batch to be split, and that the
-/// receiver must be able to start with the cheap ones alone: about 2 ms of a ring product on
-/// one core.
+/// receiver must be able to start with the cheap ones alone: 1-2 ms of a ring product on one
+/// core.
 pub(crate) const MIN_OVERLAP_WORK: u64 = 1 << 22;
 
 /// How many times cheaper the values that leave first must be than the work they no longer
@@ -51,9 +52,10 @@ pub fn schedule(low: &LowGraph) -> Vec<u32> {
     // Delays only move nodes to later rounds: the batches before a split stay as they were,
     // and the search goes on after it (a batch is split once: the values that leave first
     // stay together). Each split is tried alone and kept if the rounds do not grow.
+    let mut batches = batches_of(low, &rounds);
     let mut after = None;
     for _ in 0..MAX_TRIALS {
-        let Some((key, later)) = next_split(low, &links, &rounds, after) else {
+        let Some((key, later)) = next_split(low, &links, &rounds, &batches, after) else {
             break;
         };
         after = Some(key);
@@ -65,6 +67,7 @@ pub fn schedule(low: &LowGraph) -> Vec<u32> {
         let split_count = round_count(low, &split);
         if split_count <= count {
             (delayed, rounds, count) = (trial, split, split_count);
+            batches = batches_of(low, &rounds);
         }
     }
     rounds
@@ -111,11 +114,6 @@ impl Links {
     }
 }
 
-/// Whether a node is local work (not one half of an exchange).
-fn is_local(node: &LowNode) -> bool {
-    !matches!(node.kernel, Kernel::Send { .. } | Kernel::Recv { .. })
-}
-
 /// The earliest rounds, with each send in `delayed` one round after its input is ready.
 fn earliest(low: &LowGraph, delayed: &[bool]) -> Vec<u32> {
     let n = low.nodes.len();
@@ -151,14 +149,8 @@ fn earliest(low: &LowGraph, delayed: &[bool]) -> Vec<u32> {
     round
 }
 
-/// The first batch after `after` (in round, sender, receiver order) worth splitting, and the
-/// sends that would leave a round later; `None` if there is none.
-fn next_split(
-    low: &LowGraph,
-    links: &Links,
-    rounds: &[u32],
-    after: Option<BatchKey>,
-) -> Option<(BatchKey, Vec<ValueId>)> {
+/// The sends of every batch under `rounds`.
+fn batches_of(low: &LowGraph, rounds: &[u32]) -> BTreeMap<BatchKey, Vec<ValueId>> {
     let mut batches: BTreeMap<BatchKey, Vec<ValueId>> = BTreeMap::new();
     for id in low.live() {
         let node = low.node(id);
@@ -169,7 +161,19 @@ fn next_split(
                 .push(id);
         }
     }
-    for (&key, sends) in &batches {
+    batches
+}
+
+/// The first of `batches` after `after` (in round, sender, receiver order) worth splitting,
+/// and the sends that would leave a round later; `None` if there is none.
+fn next_split(
+    low: &LowGraph,
+    links: &Links,
+    rounds: &[u32],
+    batches: &BTreeMap<BatchKey, Vec<ValueId>>,
+    after: Option<BatchKey>,
+) -> Option<(BatchKey, Vec<ValueId>)> {
+    for (&key, sends) in batches {
         if after.is_some_and(|a| key <= a) || sends.len() < 2 {
             continue;
         }
@@ -222,26 +226,17 @@ impl Batch<'_> {
                 (links.work_of(&deps), s, deps)
             })
             .collect();
-        let all: HashSet<ValueId> = needs
-            .iter()
-            .flat_map(|(_, _, d)| d.iter().copied())
-            .collect();
-        if links.work_of(all.difference(others)) < MIN_OVERLAP_WORK {
-            return None;
-        }
         needs.sort_by_key(|&(w, s, _)| (w, s));
-        let deps: Vec<&HashSet<ValueId>> = needs.iter().map(|(_, _, d)| d).collect();
+        let (order, deps): (Vec<ValueId>, Vec<HashSet<ValueId>>) =
+            needs.into_iter().map(|(_, s, d)| (s, d)).unzip();
         split_points(links, &deps, others)
             .into_iter()
             .rev()
             .find(|&k| {
-                let sends = |range: &[(u64, ValueId, HashSet<ValueId>)]| -> Vec<ValueId> {
-                    range.iter().map(|&(_, s, _)| s).collect()
-                };
-                let (early, later) = (sends(&needs[..k]), sends(&needs[k..]));
-                self.receiver_work(low, links, rounds, &early, &later) >= MIN_OVERLAP_WORK
+                let (early, later) = order.split_at(k);
+                self.receiver_work(low, links, rounds, early, later) >= MIN_OVERLAP_WORK
             })
-            .map(|k| needs[k..].iter().map(|&(_, s, _)| s).collect())
+            .map(|k| order[k..].to_vec())
     }
 
     /// The work the receiver can do in the next round with the values of `early` alone.
@@ -262,7 +257,7 @@ impl Batch<'_> {
             while let Some(v) = stack.pop() {
                 for &u in &links.users[v.0 as usize] {
                     let node = low.node(u);
-                    if is_local(node)
+                    if !node.kernel.is_exchange()
                         && node.host == self.to
                         && rounds[u.0 as usize] == self.round + 1
                         && seen.insert(u)
@@ -281,32 +276,24 @@ impl Batch<'_> {
 /// The split points `k` (the first `k` sends leave first) where the work only the later
 /// sends need is at least [`MIN_OVERLAP_WORK`] and [`CHEAP_RATIO`] times the work the first
 /// ones wait for (theirs and `others`), for sends whose round dependencies are `deps`, in
-/// increasing order. Linear in the dependencies: each node's count of later sends that need
-/// it is kept as the split point moves.
-fn split_points(
-    links: &Links,
-    deps: &[&HashSet<ValueId>],
-    others: &HashSet<ValueId>,
-) -> Vec<usize> {
-    let mut later_users: HashMap<ValueId, usize> = HashMap::new();
-    for d in deps {
-        for &v in d.iter() {
-            *later_users.entry(v).or_default() += 1;
-        }
-    }
+/// increasing order. Linear in the dependencies: a node outside what the first sends wait
+/// for is needed by a later one, so moving a send into the first moves its new nodes' work
+/// from one sum to the other.
+fn split_points(links: &Links, deps: &[HashSet<ValueId>], others: &HashSet<ValueId>) -> Vec<usize> {
     let mut first: HashSet<ValueId> = others.clone();
     let mut cheap = links.work_of(&first);
-    let mut extra = links.work_of(later_users.keys().filter(|v| !first.contains(v)));
+    let all: HashSet<ValueId> = deps.iter().flatten().copied().collect();
+    let mut extra = links.work_of(all.difference(&first));
     let mut points = Vec::new();
+    if extra < MIN_OVERLAP_WORK {
+        // the later sends' work only shrinks as the split point moves
+        return points;
+    }
     for k in 1..deps.len() {
-        for &v in deps[k - 1].iter() {
-            if let Some(n) = later_users.get_mut(&v) {
-                *n -= 1;
-            }
+        for &v in &deps[k - 1] {
             if first.insert(v) {
                 let w = links.work[v.0 as usize];
                 cheap = cheap.saturating_add(w);
-                // it was needed by a later send (this one), and is now waited for
                 extra = extra.saturating_sub(w);
             }
         }
@@ -329,7 +316,11 @@ fn round_dependencies(
     let mut stack: Vec<ValueId> = low.node(send).inputs.clone();
     while let Some(v) = stack.pop() {
         let node = low.node(v);
-        if is_local(node) && node.host == host && rounds[v.0 as usize] == round && seen.insert(v) {
+        if !node.kernel.is_exchange()
+            && node.host == host
+            && rounds[v.0 as usize] == round
+            && seen.insert(v)
+        {
             stack.extend(node.inputs.iter().copied());
         }
     }
@@ -362,7 +353,7 @@ pub(crate) fn work(low: &LowGraph, node: &LowNode) -> u64 {
         Kernel::Conv2dBackpropFilter { filter_shape, .. } => {
             elements(input_shape(1)).saturating_mul(per_output(filter_shape))
         }
-        Kernel::Send { .. } | Kernel::Recv { .. } => 0,
+        k if k.is_exchange() => 0,
         _ => elements(&node.shape),
     }
 }

@@ -191,10 +191,7 @@ mod tests {
                 let mut need_set = std::collections::HashSet::new();
                 while let Some(v) = needed.pop() {
                     if let Some(i) = p.instrs.iter().position(|i| i.id == v) {
-                        let local = !matches!(
-                            p.instrs[i].kernel,
-                            Kernel::Send { .. } | Kernel::Recv { .. }
-                        );
+                        let local = !p.instrs[i].kernel.is_exchange();
                         if local && p.instrs[i].round as usize == r && need_set.insert(i) {
                             needed.extend(p.instrs[i].inputs.iter().copied());
                         }
