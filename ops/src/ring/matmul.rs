@@ -1,10 +1,13 @@
 //! Matrix product over Z_2^64: a blocked, packed, rayon-parallel GEMM with wrapping arithmetic.
 //!
-//! The product `C = A · B` (`m x k` times `k x n`) is cut into tasks of at most [`MC`] rows and a
-//! group of columns; each task runs on one rayon worker (on the calling thread below
-//! [`par::MATMUL_MACS`] multiply-adds) and writes its own buffer, which is then copied into
-//! `C`. `B` is packed once into panels of [`NR`] columns, `KC` deep, so that a
-//! panel stays in L1; each task packs its rows of `A` into panels of [`MR`] rows. The
+//! The product `C = A · B` (`m x k` times `k x n`) is cut into tasks of at most [`MC`] rows;
+//! each task runs on one rayon worker (on the calling thread below [`par::MATMUL_MACS`]
+//! multiply-adds) and accumulates straight into its rows of `C`, with blocks of fewer rows
+//! where that gives every worker two tasks. Only a parallel product whose blocks would have
+//! fewer than `MIN_TASK_ROWS` rows cuts the columns into groups instead, each task into a
+//! buffer of its own that is then copied into `C`. `B` is packed once into panels of [`NR`]
+//! columns, `KC` deep, so that a panel stays in L1; each task packs its rows of `A` into
+//! panels of [`MR`] rows. The
 //! micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k` once.
 //! `A` may be a convolution's `im2col` matrix ([`Tall::Im2col`]): each task then makes only
 //! its own rows of it, and the whole matrix is never in memory.
@@ -24,6 +27,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, ArrayD, ArrayRefD, ArrayView2, Ix2};
+use rayon::prelude::*;
 
 use super::kernels::{tile_portable, Tile};
 use super::pack::{pack_a, PackedB, Tall};
@@ -118,6 +122,13 @@ struct Task {
     p1: usize,
 }
 
+impl Task {
+    /// The task's columns of an `n`-column product.
+    fn width(&self, n: usize) -> usize {
+        (self.p1 * NR).min(n) - self.p0 * NR
+    }
+}
+
 /// Columns `j0..j0+w` of a product of `m x k` and `k x n` matrices.
 #[derive(Clone, Copy)]
 struct Cols {
@@ -130,6 +141,9 @@ struct Cols {
 
 /// Below this many rows of `A`, packing `B` does not pay: [`gemm`] multiplies row by row.
 const FEW_ROWS: usize = 2 * MR;
+/// The fewest rows of a task that owns whole rows of `C`: below, tasks split the columns
+/// instead (each would otherwise read all of `B` for a few rows).
+const MIN_TASK_ROWS: usize = 4 * MR;
 /// Column block of the row-by-row path.
 const ROW_PATH_COLS: usize = 256;
 
@@ -148,9 +162,40 @@ pub(crate) fn gemm(
     }
     let packed = PackedB::new(b, k, n);
     let panels = packed.n_pad / NR;
-    let threads = rayon::current_num_threads().max(1);
+    let parallel = m.saturating_mul(k).saturating_mul(n) >= par::MATMUL_MACS;
+    let threads = if parallel {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
+    let mut c = vec![0u64; m * n];
+    // Enough tasks to keep every worker busy: blocks of fewer rows, down to
+    // `MIN_TASK_ROWS`, before groups of columns.
+    let rows = if threads == 1 {
+        MC
+    } else {
+        m.div_ceil(2 * threads).next_multiple_of(MR).min(MC)
+    };
+    if threads == 1 || rows >= MIN_TASK_ROWS {
+        // Each task owns whole rows of `C` and accumulates into them in place.
+        let run = |(i, out): (usize, &mut [u64])| {
+            let t = Task {
+                i0: i * rows,
+                mc: out.len() / n,
+                p0: 0,
+                p1: panels,
+            };
+            kernel.run(a, &packed, t, out, n);
+        };
+        if parallel {
+            c.par_chunks_mut(rows * n).enumerate().for_each(run);
+        } else {
+            c.chunks_mut(rows * n).enumerate().for_each(run);
+        }
+        return c;
+    }
+    // Few rows: each task a block of rows and a group of columns, into a buffer of its own.
     let row_blocks = m.div_ceil(MC);
-    // Enough tasks to keep every worker busy: split the columns when there are few row blocks.
     let col_groups = (2 * threads).div_ceil(row_blocks).clamp(1, panels);
     let panels_per_group = panels.div_ceil(col_groups);
     let mut tasks = Vec::with_capacity(row_blocks * col_groups);
@@ -168,12 +213,15 @@ pub(crate) fn gemm(
             p0 = p1;
         }
     }
-    let parallel = m.saturating_mul(k).saturating_mul(n) >= par::MATMUL_MACS;
-    let results = par::map_vec(tasks, parallel, |t| (t, kernel.run(a, &packed, t)));
-    let mut c = vec![0u64; m * n];
+    let results = par::map_vec(tasks, parallel, |t| {
+        let w = t.width(n);
+        let mut buf = vec![0u64; t.mc * w];
+        kernel.run(a, &packed, t, &mut buf, w);
+        (t, buf)
+    });
     for (t, buf) in results {
         let j0 = t.p0 * NR;
-        let w = (t.p1 * NR).min(n) - j0;
+        let w = t.width(n);
         for r in 0..t.mc {
             let dst = (t.i0 + r) * n + j0;
             c[dst..dst + w].copy_from_slice(&buf[r * w..r * w + w]);
@@ -191,16 +239,15 @@ pub(crate) fn gemm_rows(
     i0: usize,
     mc: usize,
 ) -> Vec<u64> {
-    kernel.run(
-        a,
-        b,
-        Task {
-            i0,
-            mc,
-            p0: 0,
-            p1: b.n_pad / NR,
-        },
-    )
+    let mut out = vec![0u64; mc * b.n];
+    let t = Task {
+        i0,
+        mc,
+        p0: 0,
+        p1: b.n_pad / NR,
+    };
+    kernel.run(a, b, t, &mut out, b.n);
+    out
 }
 
 /// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, over blocks of
@@ -283,16 +330,18 @@ impl Kernel {
         v
     }
 
-    fn run(self, a: Tall<'_>, b: &PackedB, t: Task) -> Vec<u64> {
+    /// Adds the task's block of `A B` into `out`: its `mc` rows, `ld` words apart, from
+    /// the task's first column.
+    fn run(self, a: Tall<'_>, b: &PackedB, t: Task, out: &mut [u64], ld: usize) {
         match self {
             // SAFETY: `supported` lists this variant only after checking at run time that the
             // CPU has the target features the function is compiled with.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { task_avx512(a, b, t) },
+            Kernel::Avx512 => unsafe { task_avx512(a, b, t, out, ld) },
             // SAFETY: as above, AVX2 was detected.
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { task_avx2(a, b, t) },
-            Kernel::Portable => task_generic(a, b, t, tile_portable),
+            Kernel::Avx2 => unsafe { task_avx2(a, b, t, out, ld) },
+            Kernel::Portable => task_generic(a, b, t, out, ld, tile_portable),
         }
     }
 
@@ -311,14 +360,14 @@ impl Kernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-fn task_avx512(a: Tall<'_>, b: &PackedB, t: Task) -> Vec<u64> {
-    task_generic(a, b, t, |x, y| super::kernels::tile_avx512(x, y))
+fn task_avx512(a: Tall<'_>, b: &PackedB, t: Task, out: &mut [u64], ld: usize) {
+    task_generic(a, b, t, out, ld, |x, y| super::kernels::tile_avx512(x, y))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn task_avx2(a: Tall<'_>, b: &PackedB, t: Task) -> Vec<u64> {
-    task_generic(a, b, t, |x, y| super::kernels::tile_avx2(x, y))
+fn task_avx2(a: Tall<'_>, b: &PackedB, t: Task, out: &mut [u64], ld: usize) {
+    task_generic(a, b, t, out, ld, |x, y| super::kernels::tile_avx2(x, y))
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -333,18 +382,19 @@ fn rows_avx2(a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
     rows_generic(a, b, c)
 }
 
-/// Computes the rows and panels of one task into a `mc x w` row-major buffer.
+/// Adds the rows and panels of one task into `out` (`mc` rows, `ld` words apart, from the
+/// task's first column).
 #[inline(always)]
 fn task_generic(
     a: Tall<'_>,
     b: &PackedB,
     t: Task,
+    out: &mut [u64],
+    ld: usize,
     tile: impl Fn(&[u64], &[u64]) -> Tile,
-) -> Vec<u64> {
-    let (k, n) = (b.k, b.n);
-    let j0 = t.p0 * NR;
-    let w = (t.p1 * NR).min(n) - j0;
-    let mut out = vec![0u64; t.mc * w];
+) {
+    let k = b.k;
+    let w = t.width(b.n);
     let m_panels = t.mc.div_ceil(MR);
     let mut a_pack = vec![0u64; m_panels * MR * KC.min(k)];
     let mut a_buf = a.buffer(t.mc, k);
@@ -362,7 +412,7 @@ fn task_generic(
                 let acc = tile(a_panel, b_panel);
                 let rows = MR.min(t.mc - mp * MR);
                 for (r, acc_row) in acc.iter().enumerate().take(rows) {
-                    let dst = &mut out[(mp * MR + r) * w + jj..][..cols];
+                    let dst = &mut out[(mp * MR + r) * ld + jj..][..cols];
                     for (d, s) in dst.iter_mut().zip(acc_row) {
                         *d = d.wrapping_add(*s);
                     }
@@ -371,7 +421,6 @@ fn task_generic(
         }
         k0 += kc;
     }
-    out
 }
 
 /// The first of `kernels` (best first) if it is AVX-512; otherwise the one that computes a

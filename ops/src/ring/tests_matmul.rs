@@ -43,6 +43,10 @@ fn ring_matmul_matches_naive_on_odd_shapes() {
         (2 * MC, 784, 128),
         (17, 9, 130),
         (200, 33, 5),
+        // Parallel (at least `par::MATMUL_MACS`): tasks of whole rows, the last one short;
+        // and too few rows for that, so groups of columns.
+        (130, 300, 120),
+        (20, 600, 400),
     ];
     for &(m, k, n) in &shapes {
         let a = random2(&mut rng, m, k);
