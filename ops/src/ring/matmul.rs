@@ -2,13 +2,14 @@
 //!
 //! The product `C = A · B` (`m x k` times `k x n`) is cut into tasks of at most [`MC`] rows;
 //! each task runs on one rayon worker (on the calling thread below [`par::MATMUL_MACS`]
-//! multiply-adds) and accumulates straight into its rows of `C`, with blocks of fewer rows
-//! where that gives every worker two tasks. Only a parallel product whose blocks would have
-//! fewer than `MIN_TASK_ROWS` rows cuts the columns into groups instead, each task into a
-//! buffer of its own that is then copied into `C`. `B` is packed once into panels of [`NR`]
-//! columns, `KC` deep, so that a panel stays in L1; each task packs its rows of `A` into
-//! panels of [`MR`] rows. The
-//! micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k` once.
+//! multiply-adds) and writes straight into its rows of `C`, which are never zeroed first (the
+//! first step of `k` stores, the others add), with blocks of fewer rows where that gives
+//! every worker two tasks. Only a parallel product whose blocks would have fewer than
+//! `MIN_TASK_ROWS` rows cuts the columns into groups instead, each task into a buffer of its
+//! own that is then copied into `C`. `B` is packed once into panels of [`NR`] columns, `KC`
+//! deep, so that a panel stays in L1; each task packs its rows of `A` into panels of [`MR`]
+//! rows. The micro-kernel keeps an `MR x NR` tile of accumulators in registers and walks `k`
+//! once.
 //! `A` may be a convolution's `im2col` matrix ([`Tall::Im2col`]): each task then makes only
 //! its own rows of it, and the whole matrix is never in memory.
 //!
@@ -23,6 +24,7 @@
 //! on one thread, 8-9 GMAC/s on two, against 2 GMAC/s for the naive loop and ~33 GMAC/s
 //! for single-threaded f32 `dot` (FMA) on the same shapes.
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -156,6 +158,9 @@ pub(crate) fn gemm(
     k: usize,
     n: usize,
 ) -> Vec<u64> {
+    if k == 0 {
+        return vec![0u64; m * n];
+    }
     if m < FEW_ROWS {
         let mut buf = a.buffer(m, k);
         return gemm_few_rows(kernel, a.block(0, m, k, &mut buf), b, m, k, n);
@@ -168,7 +173,6 @@ pub(crate) fn gemm(
     } else {
         1
     };
-    let mut c = vec![0u64; m * n];
     // Enough tasks to keep every worker busy: blocks of fewer rows, down to
     // `MIN_TASK_ROWS`, before groups of columns.
     let rows = if threads == 1 {
@@ -177,8 +181,8 @@ pub(crate) fn gemm(
         m.div_ceil(2 * threads).next_multiple_of(MR).min(MC)
     };
     if threads == 1 || rows >= MIN_TASK_ROWS {
-        // Each task owns whole rows of `C` and accumulates into them in place.
-        let run = |(i, out): (usize, &mut [u64])| {
+        // Each task owns whole rows of `C`, all columns, and writes them in place.
+        let run = |(i, out): (usize, &mut [MaybeUninit<u64>])| {
             let t = Task {
                 i0: i * rows,
                 mc: out.len() / n,
@@ -187,12 +191,13 @@ pub(crate) fn gemm(
             };
             kernel.run(a, &packed, t, out, n);
         };
-        if parallel {
-            c.par_chunks_mut(rows * n).enumerate().for_each(run);
-        } else {
-            c.chunks_mut(rows * n).enumerate().for_each(run);
-        }
-        return c;
+        return written(m * n, |c| {
+            if parallel {
+                c.par_chunks_mut(rows * n).enumerate().for_each(run);
+            } else {
+                c.chunks_mut(rows * n).enumerate().for_each(run);
+            }
+        });
     }
     // Few rows: each task a block of rows and a group of columns, into a buffer of its own.
     let row_blocks = m.div_ceil(MC);
@@ -215,10 +220,12 @@ pub(crate) fn gemm(
     }
     let results = par::map_vec(tasks, parallel, |t| {
         let w = t.width(n);
-        let mut buf = vec![0u64; t.mc * w];
-        kernel.run(a, &packed, t, &mut buf, w);
-        (t, buf)
+        (
+            t,
+            written(t.mc * w, |buf| kernel.run(a, &packed, t, buf, w)),
+        )
     });
+    let mut c = vec![0u64; m * n];
     for (t, buf) in results {
         let j0 = t.p0 * NR;
         let w = t.width(n);
@@ -239,15 +246,28 @@ pub(crate) fn gemm_rows(
     i0: usize,
     mc: usize,
 ) -> Vec<u64> {
-    let mut out = vec![0u64; mc * b.n];
+    if b.k == 0 {
+        return vec![0u64; mc * b.n];
+    }
     let t = Task {
         i0,
         mc,
         p0: 0,
         p1: b.n_pad / NR,
     };
-    kernel.run(a, b, t, &mut out, b.n);
-    out
+    written(mc * b.n, |out| kernel.run(a, b, t, out, b.n))
+}
+
+/// A vector of `len` words made by `write`, which must write every one of them: the blocks
+/// of tasks that cover the product whole, with at least one step of `k` (each task stores
+/// its block at the first step; see [`task_generic`]). The words are never zeroed first.
+fn written(len: usize, write: impl FnOnce(&mut [MaybeUninit<u64>])) -> Vec<u64> {
+    let mut v = Vec::with_capacity(len);
+    write(&mut v.spare_capacity_mut()[..len]);
+    // SAFETY: `write` initialised the first `len` elements (this function's contract, which
+    // its three callers keep: their tasks' blocks tile the buffer and `k > 0`).
+    unsafe { v.set_len(len) };
+    v
 }
 
 /// A few rows: `c[i, :] += a[i, p] * b[p, :]`, vectorised along the columns, over blocks of
@@ -330,9 +350,9 @@ impl Kernel {
         v
     }
 
-    /// Adds the task's block of `A B` into `out`: its `mc` rows, `ld` words apart, from
-    /// the task's first column.
-    fn run(self, a: Tall<'_>, b: &PackedB, t: Task, out: &mut [u64], ld: usize) {
+    /// Writes the task's block of `A B` into `out`: its `mc` rows, `ld` words apart, from
+    /// the task's first column (every word of the block, when `k > 0`).
+    fn run(self, a: Tall<'_>, b: &PackedB, t: Task, out: &mut [MaybeUninit<u64>], ld: usize) {
         match self {
             // SAFETY: `supported` lists this variant only after checking at run time that the
             // CPU has the target features the function is compiled with.
@@ -360,13 +380,13 @@ impl Kernel {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
-fn task_avx512(a: Tall<'_>, b: &PackedB, t: Task, out: &mut [u64], ld: usize) {
+fn task_avx512(a: Tall<'_>, b: &PackedB, t: Task, out: &mut [MaybeUninit<u64>], ld: usize) {
     task_generic(a, b, t, out, ld, |x, y| super::kernels::tile_avx512(x, y))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn task_avx2(a: Tall<'_>, b: &PackedB, t: Task, out: &mut [u64], ld: usize) {
+fn task_avx2(a: Tall<'_>, b: &PackedB, t: Task, out: &mut [MaybeUninit<u64>], ld: usize) {
     task_generic(a, b, t, out, ld, |x, y| super::kernels::tile_avx2(x, y))
 }
 
@@ -382,14 +402,16 @@ fn rows_avx2(a: &[u64], b: &[u64], c: Cols) -> Vec<u64> {
     rows_generic(a, b, c)
 }
 
-/// Adds the rows and panels of one task into `out` (`mc` rows, `ld` words apart, from the
-/// task's first column).
+/// Writes the rows and panels of one task into `out` (`mc` rows, `ld` words apart, from the
+/// task's first column): the first step of `k` stores every word of the block (the tiles of
+/// its row panels and column panels cover it), the later ones add to them, so `out` need not
+/// be initialised.
 #[inline(always)]
 fn task_generic(
     a: Tall<'_>,
     b: &PackedB,
     t: Task,
-    out: &mut [u64],
+    out: &mut [MaybeUninit<u64>],
     ld: usize,
     tile: impl Fn(&[u64], &[u64]) -> Tile,
 ) {
@@ -413,8 +435,16 @@ fn task_generic(
                 let rows = MR.min(t.mc - mp * MR);
                 for (r, acc_row) in acc.iter().enumerate().take(rows) {
                     let dst = &mut out[(mp * MR + r) * ld + jj..][..cols];
-                    for (d, s) in dst.iter_mut().zip(acc_row) {
-                        *d = d.wrapping_add(*s);
+                    if k0 == 0 {
+                        for (d, s) in dst.iter_mut().zip(acc_row) {
+                            d.write(*s);
+                        }
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(acc_row) {
+                            // SAFETY: the first step of `k` (`k0 == 0`) wrote this word.
+                            let v = unsafe { d.assume_init_mut() };
+                            *v = v.wrapping_add(*s);
+                        }
                     }
                 }
             }

@@ -62,6 +62,18 @@ fn ring_matmul_matches_naive_on_odd_shapes() {
     }
 }
 
+/// With no inner dimension the product is zero: the GEMM, which writes its result without
+/// zeroing it first, writes zeros (a task with no step of `k` would write nothing).
+#[test]
+fn a_product_over_an_empty_inner_dimension_is_zero() {
+    for (m, n) in [(3, 5), (2 * MR, 5), (MC + 1, 2 * NR + 1)] {
+        for kernel in Kernel::supported() {
+            let c = gemm(kernel, Tall::Matrix(&[]), &[], m, 0, n);
+            assert_eq!(c, vec![0u64; m * n], "{kernel:?} {m}x0x{n}");
+        }
+    }
+}
+
 /// `P^T Q` with many rows: one block and several, ragged panels on both sides, and enough
 /// work to be split across threads.
 #[test]
